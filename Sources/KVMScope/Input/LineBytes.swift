@@ -1,0 +1,175 @@
+import Foundation
+
+/// A borrowed line of bytes with the small set of scanning operations every text reader
+/// needs: find a literal, read a decimal or hex number, take a field. Nothing here allocates
+/// except `string(_:)`, which readers call only for the few fields they keep.
+public struct LineBytes {
+    public let bytes: UnsafeBufferPointer<UInt8>
+    @inlinable public init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+    @inlinable public var count: Int { bytes.count }
+    @inlinable public var isEmpty: Bool { bytes.isEmpty }
+    @inlinable public subscript(i: Int) -> UInt8 { bytes[i] }
+
+    /// Index of the first occurrence of `needle` at or after `from`, or nil.
+    @inlinable
+    public func find(_ needle: StaticString, from: Int = 0) -> Int? {
+        guard from <= count else { return nil }
+        let n = needle.utf8CodeUnitCount
+        if n == 0 { return from }
+        guard count - from >= n, let base = bytes.baseAddress else { return nil }
+        guard let hit = byteSearch(base + from, count - from, needle.utf8Start, n) else { return nil }
+        return hit - base
+    }
+
+    /// Index of the first occurrence of the byte string `needle` at or after `from`.
+    public func find(bytes needle: [UInt8], from: Int = 0) -> Int? {
+        guard from <= count, !needle.isEmpty, count - from >= needle.count,
+              let base = bytes.baseAddress else { return nil }
+        return needle.withUnsafeBytes { n -> Int? in
+            let p = n.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            guard let hit = byteSearch(base + from, count - from, p, n.count) else { return nil }
+            return hit - base
+        }
+    }
+
+    /// Index of the first `byte` at or after `from`.
+    @inlinable
+    public func find(byte: UInt8, from: Int = 0) -> Int? {
+        guard from < count, let base = bytes.baseAddress,
+              let hit = memchr(base + from, Int32(byte), count - from) else { return nil }
+        return UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+    }
+
+    /// Whether `literal` stands at `at`.
+    @inlinable
+    public func matches(_ literal: StaticString, at: Int) -> Bool {
+        let n = literal.utf8CodeUnitCount
+        guard at >= 0, count - at >= n, let base = bytes.baseAddress else { return false }
+        return memcmp(base + at, literal.utf8Start, n) == 0
+    }
+
+    @inlinable public func hasPrefix(_ literal: StaticString) -> Bool { matches(literal, at: 0) }
+
+    /// Index after the spaces and tabs starting at `at`.
+    @inlinable
+    public func skipBlanks(_ at: Int) -> Int {
+        var i = at
+        while i < count, bytes[i] == 0x20 || bytes[i] == 0x09 { i += 1 }
+        return i
+    }
+
+    /// An unsigned decimal number at `at` (no sign, no blanks): value and the index after it.
+    /// Nil when there is no digit or the number overflows.
+    @inlinable
+    public func decimal(at: Int) -> (value: UInt64, end: Int)? {
+        var i = at
+        var v: UInt64 = 0
+        while i < count {
+            let d = bytes[i] &- 0x30
+            if d > 9 { break }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(d))
+            if o1 || o2 { return nil }
+            v = a
+            i += 1
+        }
+        return i == at ? nil : (v, i)
+    }
+
+    /// A signed decimal (`-5`, `+3`, `42`) at `at`.
+    @inlinable
+    public func signedDecimal(at: Int) -> (value: Int64, end: Int)? {
+        var i = at
+        var negative = false
+        if i < count, bytes[i] == 0x2D || bytes[i] == 0x2B { negative = bytes[i] == 0x2D; i += 1 }
+        guard let (u, end) = decimal(at: i), u <= UInt64(Int64.max) else { return nil }
+        return (negative ? -Int64(u) : Int64(u), end)
+    }
+
+    /// A hexadecimal number at `at`, with or without `0x`. Up to 16 digits.
+    @inlinable
+    public func hex(at: Int) -> (value: UInt64, end: Int)? {
+        var i = at
+        if matches("0x", at: i) || matches("0X", at: i) { i += 2 }
+        let start = i
+        var v: UInt64 = 0
+        while i < count, i - start < 16 {
+            let c = bytes[i]
+            let d: UInt8
+            switch c {
+            case 0x30...0x39: d = c - 0x30
+            case 0x61...0x66: d = c - 0x61 + 10
+            case 0x41...0x46: d = c - 0x41 + 10
+            default: return i == start ? nil : (v, i)
+            }
+            v = v << 4 | UInt64(d)
+            i += 1
+        }
+        if i < count, isHexDigit(bytes[i]) { return nil }   // more than 64 bits
+        return i == start ? nil : (v, i)
+    }
+
+    @inlinable func isHexDigit(_ c: UInt8) -> Bool {
+        (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
+    }
+
+    /// A decimal with a fractional part (`439.490934`) as seconds, at `at`.
+    @inlinable
+    public func seconds(at: Int) -> (value: Double, end: Int)? {
+        guard let (whole, afterWhole) = decimal(at: at) else { return nil }
+        guard afterWhole < count, bytes[afterWhole] == 0x2E else { return (Double(whole), afterWhole) }
+        var i = afterWhole + 1
+        var frac: UInt64 = 0
+        var scale: Double = 1
+        while i < count, bytes[i] >= 0x30, bytes[i] <= 0x39, scale < 1e18 {
+            frac = frac * 10 + UInt64(bytes[i] - 0x30)
+            scale *= 10
+            i += 1
+        }
+        while i < count, bytes[i] >= 0x30, bytes[i] <= 0x39 { i += 1 }
+        return (Double(whole) + Double(frac) / scale, i)
+    }
+
+    /// The bytes from `at` up to (not including) the next space, tab or `stop` byte.
+    @inlinable
+    public func token(at: Int, stop: UInt8 = 0x20) -> Range<Int> {
+        var i = at
+        while i < count, bytes[i] != 0x20, bytes[i] != 0x09, bytes[i] != stop { i += 1 }
+        return at..<i
+    }
+
+    /// Decodes a range as UTF-8 (invalid bytes become U+FFFD, never a crash).
+    public func string(_ range: Range<Int>) -> String {
+        let r = range.clamped(to: 0..<count)
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[r]), as: UTF8.self)
+    }
+
+    public func string(from: Int) -> String { string(from..<count) }
+    public var string: String { string(0..<count) }
+
+    /// True when the line contains bytes no text log has (NUL, most control bytes):
+    /// binary junk is skipped and counted by readers, not parsed.
+    public var looksBinary: Bool {
+        for c in bytes where c < 0x20 && c != 0x09 && c != 0x1B { return true }
+        return false
+    }
+}
+
+/// First occurrence of `needle` in `hay`: memchr to the needle's first byte, memcmp for the
+/// rest. (glibc's memmem is not exported to Swift; this is as fast for short needles.)
+@inlinable
+func byteSearch(_ hay: UnsafePointer<UInt8>, _ hayCount: Int,
+                _ needle: UnsafePointer<UInt8>, _ needleCount: Int) -> UnsafePointer<UInt8>? {
+    guard needleCount > 0, hayCount >= needleCount else { return nil }
+    let first = Int32(needle[0])
+    var p = hay
+    let last = hay + (hayCount - needleCount)   // last possible start
+    while p <= last {
+        guard let hit = memchr(p, first, last - p + 1) else { return nil }
+        let q = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self)
+        if needleCount == 1 || memcmp(q + 1, needle + 1, needleCount - 1) == 0 { return q }
+        p = q + 1
+    }
+    return nil
+}

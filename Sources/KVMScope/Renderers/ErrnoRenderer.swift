@@ -1,0 +1,23 @@
+/// Text and JSON for `kvmscope errno`. The text line has moreutils errno's shape:
+/// `NAME NUMBER MESSAGE`.
+public enum ErrnoRenderer {
+    public static func line(_ e: ErrnoEntry) -> String {
+        "\(e.name) \(e.number) \(e.message)"
+    }
+
+    /// JSON keys: `name`, `number`, `aliases`, `message`, `architecture`.
+    public struct JSONEntry: Encodable {
+        public let name: String
+        public let number: Int32
+        public let aliases: [String]
+        public let message: String
+        public let architecture: String
+    }
+
+    public static func json(_ entries: [ErrnoEntry], architecture: ErrnoArchitecture) throws -> String {
+        try JSONReport.encode(entries.map {
+            JSONEntry(name: $0.name, number: $0.number, aliases: $0.aliases, message: $0.message,
+                      architecture: architecture.rawValue)
+        })
+    }
+}

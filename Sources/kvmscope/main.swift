@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import KVMScope
+
+/// kvmscope's root command: only the subcommand list and the help text live here.
+struct Kvmscope: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kvmscope",
+        abstract: "Why did my QEMU/KVM guest see I/O errors? Answers from guest logs, QEMU traces and QMP events.",
+        discussion: """
+        Exit status: 0 ok, 1 findings or failure, 2 usage error.
+
+        Examples:
+          kvmscope errno -5                  # EIO 5 Input/output error
+          kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
+          kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
+        """,
+        version: KVMScopeVersion.string,
+        subcommands: [ErrnoCommand.self]
+    )
+}
+
+/// Runs the parsed command and maps every outcome onto kvmscope's exit statuses
+/// (0 ok, 1 findings or failure, 2 usage), so a user never sees a stack trace or
+/// ArgumentParser's own exit code 64.
+func runMain() -> Never {
+    do {
+        var command = try Kvmscope.parseAsRoot()
+        try command.run()
+        exit(0)
+    } catch let error as KVMScopeError {
+        CLIOutput.error(error.description)
+        exit(1)
+    } catch let code as ExitCode {
+        exit(code.rawValue)          // the command already said what went wrong
+    } catch {
+        // Help and --version exit 0; everything else ArgumentParser throws is a usage error.
+        let message = Kvmscope.fullMessage(for: error)
+        if Kvmscope.exitCode(for: error) == .success {
+            print(message)
+            exit(0)
+        }
+        if !message.isEmpty { CLIOutput.error(message, prefix: false) }
+        exit(2)
+    }
+}
+
+runMain()
