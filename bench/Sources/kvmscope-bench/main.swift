@@ -1,2 +1,22 @@
-// Benchmarks live here; see bench/README.md. Filled in by the reader issues.
-print("kvmscope-bench: no benchmarks registered yet")
+// kvmscope's benchmarks: `swift run -c release kvmscope-bench NAME [ARGS...]`.
+// Each benchmark lives in its own file and is listed once here. They print MB/s, lines/s and
+// peak memory (ru_maxrss) so figures can go in the README beside the reference tools'.
+import Foundation
+import KVMScope
+
+let benchmarks: [(name: String, usage: String, run: ([String]) throws -> Void)] = [
+    ("lines", "FILE — raw LineSplitter throughput (the floor every text reader sits on)", benchLines),
+]
+
+let args = Array(CommandLine.arguments.dropFirst())
+guard let name = args.first, let bench = benchmarks.first(where: { $0.name == name }) else {
+    print("usage: kvmscope-bench NAME [ARGS...]\n")
+    for b in benchmarks { print("  \(b.name) \(b.usage)") }
+    exit(2)
+}
+do {
+    try bench.run(Array(args.dropFirst()))
+} catch {
+    FileHandle.standardError.write(Data("kvmscope-bench: \(error)\n".utf8))
+    exit(1)
+}
