@@ -7,7 +7,7 @@ func measure(_ body: () throws -> Void) rethrows -> (seconds: Double, peakRSSMiB
     try body()
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return (seconds, Double(usage.ru_maxrss) / 1024)   // ru_maxrss is KiB on Linux
 }
 
