@@ -81,3 +81,35 @@ import Testing
         #expect(FormatRegistry.named("qmp")?.kind == .qmpEvents)
     }
 }
+
+/// Every QMP capture of the lab, as QEMU 7.2 sent it.
+@Suite struct QMPLabCaptureTests {
+    func events(_ scenario: String) throws -> [QMPEvent] {
+        let (events, skipped) = try QMPEventReader.readAll(FileByteSource(path: LabFixtures.path(scenario, "qmp.jsonl")))
+        #expect(skipped == 0, "\(scenario): every line of a real QMP stream is understood")
+        return events
+    }
+
+    @Test func allCapturesParseCleanly() throws {
+        let names = LabFixtures.scenarios(with: "qmp.jsonl")
+        #expect(names.count >= 7)
+        for n in names { _ = try events(n) }
+    }
+
+    @Test func writeEIOReportsToTheGuest() throws {
+        let errors = try events("write-eio").compactMap(\.blockIOError)
+        #expect(!errors.isEmpty)
+        #expect(errors.allSatisfy { $0.operation == "write" && $0.action == "report" && $0.reason == "Input/output error" && !$0.nospace })
+    }
+
+    @Test func enospcPausesThenResumes() throws {
+        let e = try events("enospc-pause")
+        let i = try #require(e.firstIndex { $0.blockIOError?.nospace == true })
+        #expect(e[i].blockIOError?.action == "stop")
+        #expect(e[i].blockIOError?.reason == "No space left on device")
+        let stop = try #require(e[i...].firstIndex { $0.name == "STOP" })
+        let resume = try #require(e[stop...].firstIndex { $0.name == "RESUME" })
+        let paused = try #require(e[resume].time) - (try #require(e[stop].time))
+        #expect(paused > 0.5 && paused < 30)   // the lab's client sends `cont` about 1 s later
+    }
+}
