@@ -125,7 +125,7 @@ public final class KernelSymbolTable: @unchecked Sendable {
         while next < addresses.count, addresses[next] == addresses[lo] { next += 1 }
         let offset = address - addresses[i]
         let size = next < addresses.count ? addresses[next] - addresses[i] : nil
-        if offset > Self.maxPlausibleOffset && (size == nil || offset >= size!) { return nil }
+        if offset > Self.maxPlausibleOffset { return nil }
         let m = Int(moduleIndex[i])
         return KernelSymbol(name: symbolName(i), address: addresses[i], offset: offset, size: size,
                             module: m == 0 ? nil : modules[m])
