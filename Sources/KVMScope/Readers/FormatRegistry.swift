@@ -26,7 +26,12 @@ public enum FormatRegistry {
 
     public static var all: [any InputFormat] {
         // Each reader adds its formats here, in detection order.
-        let formats: [any InputFormat] = []
+        let formats: [any InputFormat] = [
+            PerfScriptKVMFormat(),
+            TraceCmdRawKVMFormat(),
+            TraceCmdKVMFormat(),
+            FtraceKVMFormat(),
+        ]
         return formats
     }
 
