@@ -151,6 +151,12 @@ public enum StopSignals {
         sa.sa_flags = 0        // no SA_RESTART: poll() returns EINTR at once
         sigaction(SIGINT, &sa, nil)
         sigaction(SIGTERM, &sa, nil)
+        // A parent may have blocked them (Foundation's Process spawns children with its mask).
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
         atexit { StopSignals.removeAll() }
     }
 
