@@ -142,7 +142,7 @@ public final class ExitLatencyAnalyzer {
         heatmap.add(timeNs: exitNs, latencyNs: ns)
         if options.reasonHeatmaps > 0 {
             reasonHeatmapsByID[reason, default: LatencyHeatmap(initialWidthNs: options.intervalNs ?? 1_000_000,
-                                                                columnCapacity: 256)].add(timeNs: exitNs, latencyNs: ns)
+                                                                columnCapacity: 256, startNs: heatmap.startNs)].add(timeNs: exitNs, latencyNs: ns)
         }
     }
 

@@ -17,7 +17,9 @@ public struct LatencyHeatmap: Sendable {
     /// - Parameters:
     ///   - initialWidthNs: the first bucket width (`--interval`, or 1 ms); it only ever doubles.
     ///   - columnCapacity: fixed number of columns kept (memory = capacity × 48 × 4 bytes).
-    public init(initialWidthNs: UInt64 = 1_000_000, columnCapacity: Int = 1024) {
+    ///   - startNs: time of column 0 (default: the first sample's), to align several heatmaps.
+    public init(initialWidthNs: UInt64 = 1_000_000, columnCapacity: Int = 1024, startNs: UInt64? = nil) {
+        self.startNs = startNs
         self.bucketWidthNs = max(1, initialWidthNs)
         self.columnCapacity = max(2, columnCapacity)
         counts = [UInt32](repeating: 0, count: self.columnCapacity * Self.rows)

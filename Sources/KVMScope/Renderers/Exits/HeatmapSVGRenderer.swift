@@ -19,16 +19,21 @@ public enum HeatmapSVGRenderer {
 
     public static func render(panels: [Panel], subtitle: String) -> String {
         let plotW = 760.0, rowH = 16.0
-        let left = 86.0, right = 150.0, top = 58.0
+        let left = 86.0, right = 150.0, top = 84.0
         let width = left + plotW + right
         let maxCount = panels.flatMap { $0.heatmap.counts.flatMap { $0 } }.max() ?? 1
+        // One time scale for every panel, so that the same instant is at the same x everywhere.
+        let starts = panels.compactMap { $0.heatmap.startNs }
+        let start = starts.min() ?? 0
+        let end = panels.compactMap { p in p.heatmap.startNs.map { $0 + UInt64(p.heatmap.counts.count) * p.heatmap.bucketWidthNs } }.max() ?? start + 1
+        let scale = TimeScale(startNs: start, spanNs: Double(max(end - start, 1)))
         var y = top
         var body = ""
         for panel in panels {
             let h = panel.heatmap
             let rows = max(h.rowCount, 1)
             let plotH = Double(rows) * rowH
-            body += renderPanel(panel, x: left, y: y, w: plotW, rowH: rowH, maxCount: maxCount)
+            body += renderPanel(panel, x: left, y: y, w: plotW, rowH: rowH, maxCount: maxCount, scale: scale)
             y += plotH + 96
         }
         let height = max(y - 40, top + 260)
@@ -46,23 +51,28 @@ public enum HeatmapSVGRenderer {
         return svg
     }
 
-    static func renderPanel(_ panel: Panel, x: Double, y: Double, w: Double, rowH: Double, maxCount: UInt64) -> String {
+    struct TimeScale { var startNs: UInt64; var spanNs: Double }
+
+    static func renderPanel(_ panel: Panel, x: Double, y: Double, w: Double, rowH: Double, maxCount: UInt64,
+                            scale: TimeScale) -> String {
         let h = panel.heatmap
         var s = "<g>\n"
         s += "<text x=\"\(f(x))\" y=\"\(f(y - 8))\" font-size=\"13\" font-weight=\"bold\">\(escape(panel.title))</text>\n"
         let rows = max(h.rowCount, 1)
         let plotH = Double(rows) * rowH
-        s += "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(w))\" height=\"\(f(plotH))\" fill=\"#f4f4f4\" stroke=\"#888\"/>\n"
+        s += "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(w))\" height=\"\(f(plotH))\" fill=\"#e6e6e6\" stroke=\"#888\"/>\n"
         guard h.total > 0, !h.counts.isEmpty else {
             s += "<text x=\"\(f(x + 10))\" y=\"\(f(y + 14))\" font-size=\"12\">no exit→entry pairs</text>\n</g>\n"
             return s
         }
         let grid = HeatmapTerminalRenderer.regroup(h, maxColumns: 380)
-        let cw = w / Double(grid.columns.count)
+        let offset = Double((h.startNs ?? scale.startNs) - scale.startNs)
+        let cw = Double(grid.widthNs) / scale.spanNs * w
         for (c, col) in grid.columns.enumerated() {
+            let cx = x + (offset + Double(c) * Double(grid.widthNs)) / scale.spanNs * w
             for (r, v) in col.enumerated() where v > 0 {
                 let cy = y + plotH - Double(r + 1) * rowH
-                s += "<rect x=\"\(f(x + Double(c) * cw))\" y=\"\(f(cy))\" width=\"\(f(cw + 0.4))\" height=\"\(f(rowH))\" "
+                s += "<rect x=\"\(f(cx))\" y=\"\(f(cy))\" width=\"\(f(min(cw + 0.4, x + w - cx)))\" height=\"\(f(rowH))\" "
                 s += "fill=\"\(color(v, max: maxCount))\"><title>\(v) exits</title></rect>\n"
             }
         }
@@ -78,7 +88,7 @@ public enum HeatmapSVGRenderer {
         s += "<text transform=\"translate(\(f(x - 62)),\(f(y + plotH / 2))) rotate(-90)\" font-size=\"12\" "
         s += "text-anchor=\"middle\">exit→entry latency</text>\n"
         // X axis: ~8 ticks at round times.
-        let spanNs = Double(grid.columns.count) * Double(grid.widthNs)
+        let spanNs = scale.spanNs
         let step = niceStep(spanNs / 8)
         var t = 0.0
         while t <= spanNs + 1 {
@@ -88,7 +98,7 @@ public enum HeatmapSVGRenderer {
             s += "\(DurationFormat.seconds(t))</text>\n"
             t += step
         }
-        let start = h.startNs.map(DurationFormat.timestamp) ?? "?"
+        let start = DurationFormat.timestamp(scale.startNs)
         s += "<text x=\"\(f(x + w / 2))\" y=\"\(f(y + plotH + 36))\" font-size=\"12\" text-anchor=\"middle\">"
         s += "time since first exit (trace time \(start) s; \(DurationFormat.short(grid.widthNs)) per column)</text>\n"
         s += "</g>\n"
