@@ -30,11 +30,16 @@ public final class ExitLatencyAnalyzer {
         var rip: UInt64 = 0, info1: UInt64 = 0, info2: UInt64 = 0
         var intrInfo: UInt32 = 0, errorCode: UInt32 = 0
         var exitSeq: UInt64 = 0
+        // Accumulator indices cached per thread, so a pair costs no dictionary lookup.
+        var vcpuSlot = -1, slotVCPU: Int32 = .min
+        var pairSlots: [Int32] = []        // reason id → pairAccumulators index, for slotVCPU
     }
 
     public let options: ExitAnalysisOptions
     public let reasons: ExitReasonInterner
-    private var threads: [Int32: ThreadState] = [:]
+    private var threadIndex: [Int32: Int] = [:]
+    private var threadStates: [ThreadState] = []
+    private var lastTid: Int32 = .min, lastIndex = 0
     private var total = LatencyAccumulator(digits: .three)
     private var byReason: [LatencyAccumulator] = []
     private var byVCPU: [Int32: Int] = [:]
@@ -81,62 +86,71 @@ public final class ExitLatencyAnalyzer {
     }
 
     @inline(__always)
+    private func threadSlot(_ tid: Int32) -> Int {
+        if tid == lastTid { return lastIndex }
+        let i: Int
+        if let known = threadIndex[tid] { i = known } else {
+            i = threadStates.count
+            threadStates.append(ThreadState())
+            threadIndex[tid] = i
+        }
+        lastTid = tid; lastIndex = i
+        return i
+    }
+
+    @inline(__always)
     private func exit(_ r: KVMTraceRecord) {
-        var t = threads[r.tid] ?? ThreadState()
-        if t.pending { pairing.exitsFollowedByExit += 1 }
-        t.pending = true
-        t.exitNs = r.timestampNs
-        t.reason = r.reason
-        if r.vcpu >= 0 { t.vcpu = r.vcpu }
-        t.cpu = r.cpu
-        t.rip = r.rip; t.info1 = r.info1; t.info2 = r.info2
-        t.intrInfo = r.intrInfo; t.errorCode = r.errorCode
-        t.exitSeq = seq
-        threads[r.tid] = t
+        let i = threadSlot(r.tid)
+        if threadStates[i].pending { pairing.exitsFollowedByExit += 1 }
+        threadStates[i].pending = true
+        threadStates[i].exitNs = r.timestampNs
+        threadStates[i].reason = r.reason
+        if r.vcpu >= 0 { threadStates[i].vcpu = r.vcpu }
+        threadStates[i].cpu = r.cpu
+        threadStates[i].rip = r.rip; threadStates[i].info1 = r.info1; threadStates[i].info2 = r.info2
+        threadStates[i].intrInfo = r.intrInfo; threadStates[i].errorCode = r.errorCode
+        threadStates[i].exitSeq = seq
     }
 
     @inline(__always)
     private func entry(_ r: KVMTraceRecord, line: LineBytes) {
-        guard var t = threads[r.tid], t.pending else {
-            pairing.entriesWithoutExit += 1
-            var s = threads[r.tid] ?? ThreadState()
-            if r.vcpu >= 0 { s.vcpu = r.vcpu }
-            threads[r.tid] = s
-            return
-        }
-        t.pending = false
-        if r.vcpu >= 0 { t.vcpu = r.vcpu }
-        threads[r.tid] = t
-        guard r.timestampNs >= t.exitNs else { pairing.outOfOrder += 1; return }
-        if let only = options.vcpu, only != t.vcpu { pairing.filteredOut += 1; return }
-        let ns = r.timestampNs - t.exitNs
+        let i = threadSlot(r.tid)
+        if r.vcpu >= 0 { threadStates[i].vcpu = r.vcpu }
+        guard threadStates[i].pending else { pairing.entriesWithoutExit += 1; return }
+        threadStates[i].pending = false
+        let exitNs = threadStates[i].exitNs
+        guard r.timestampNs >= exitNs else { pairing.outOfOrder += 1; return }
+        let vcpu = threadStates[i].vcpu
+        if let only = options.vcpu, only != vcpu { pairing.filteredOut += 1; return }
+        let ns = r.timestampNs - exitNs
         pairing.pairs += 1
-        record(ns, reason: t.reason, vcpu: t.vcpu, tid: r.tid, exitNs: t.exitNs)
+        record(ns, thread: i, tid: r.tid)
         if slow.limit > 0, ns > slow.threshold || slow.heap.count < slow.limit {
-            logSlow(ns, t, r, line: line)
+            logSlow(ns, threadStates[i], r, line: line)
         }
     }
 
     @inline(__always)
-    private func record(_ ns: UInt64, reason: Int32, vcpu: Int32, tid: Int32, exitNs: UInt64) {
+    private func record(_ ns: UInt64, thread i: Int, tid: Int32) {
+        let reason = threadStates[i].reason, vcpu = threadStates[i].vcpu, exitNs = threadStates[i].exitNs
         total.add(ns)
         let rid = Int(reason)
         while byReason.count <= rid { byReason.append(LatencyAccumulator(digits: .three)) }
         byReason[rid].add(ns)
-        let vi: Int
-        if let i = byVCPU[vcpu] { vi = i } else {
-            vi = vcpuAccumulators.count
-            vcpuAccumulators.append(LatencyAccumulator(digits: .three))
-            byVCPU[vcpu] = vi
+        if threadStates[i].slotVCPU != vcpu {      // first pair, or the thread ran another vCPU
+            threadStates[i].slotVCPU = vcpu
+            threadStates[i].vcpuSlot = vcpuSlot(vcpu)
+            threadStates[i].pairSlots = []
+            vcpuThreads[vcpu, default: []].insert(tid)
         }
-        vcpuAccumulators[vi].add(ns)
-        if !(vcpuThreads[vcpu]?.contains(tid) ?? false) { vcpuThreads[vcpu, default: []].insert(tid) }
-        let key = Int64(reason) << 32 | Int64(UInt32(bitPattern: vcpu))
-        let pi: Int
-        if let i = byPair[key] { pi = i } else {
-            pi = pairAccumulators.count
-            pairAccumulators.append(LatencyAccumulator(digits: .two))
-            byPair[key] = pi
+        vcpuAccumulators[threadStates[i].vcpuSlot].add(ns)
+        if threadStates[i].pairSlots.count <= rid {
+            threadStates[i].pairSlots += [Int32](repeating: -1, count: rid + 1 - threadStates[i].pairSlots.count)
+        }
+        var pi = Int(threadStates[i].pairSlots[rid])
+        if pi < 0 {
+            pi = pairSlot(reason: reason, vcpu: vcpu)
+            threadStates[i].pairSlots[rid] = Int32(pi)
         }
         pairAccumulators[pi].add(ns)
         heatmap.add(timeNs: exitNs, latencyNs: ns)
@@ -144,6 +158,21 @@ public final class ExitLatencyAnalyzer {
             reasonHeatmapsByID[reason, default: LatencyHeatmap(initialWidthNs: options.intervalNs ?? 1_000_000,
                                                                 columnCapacity: 256, startNs: heatmap.startNs)].add(timeNs: exitNs, latencyNs: ns)
         }
+    }
+
+    private func vcpuSlot(_ vcpu: Int32) -> Int {
+        if let i = byVCPU[vcpu] { return i }
+        vcpuAccumulators.append(LatencyAccumulator(digits: .three))
+        byVCPU[vcpu] = vcpuAccumulators.count - 1
+        return vcpuAccumulators.count - 1
+    }
+
+    private func pairSlot(reason: Int32, vcpu: Int32) -> Int {
+        let key = Int64(reason) << 32 | Int64(UInt32(bitPattern: vcpu))
+        if let i = byPair[key] { return i }
+        pairAccumulators.append(LatencyAccumulator(digits: .two))
+        byPair[key] = pairAccumulators.count - 1
+        return pairAccumulators.count - 1
     }
 
     private func logSlow(_ ns: UInt64, _ t: ThreadState, _ r: KVMTraceRecord, line: LineBytes) {
@@ -173,7 +202,7 @@ public final class ExitLatencyAnalyzer {
 
     public func report(input: String, format: String, lines: LineAccounting) -> ExitsReport {
         var pairing = self.pairing
-        pairing.exitsWithoutEntryAtEnd = UInt64(threads.values.filter(\.pending).count)
+        pairing.exitsWithoutEntryAtEnd = UInt64(threadStates.filter(\.pending).count)
         let totalTime = total.sumNs
         func stats(_ a: LatencyAccumulator, precision: Double) -> ExitStats {
             ExitStats(count: a.count,

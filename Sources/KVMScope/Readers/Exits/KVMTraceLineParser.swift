@@ -114,12 +114,15 @@ public struct KVMTraceLineParser {
         }
         guard line.matches("reason ", at: i) else { return false }
         let reasonStart = i + 7
-        guard let ripAt = line.find(" rip 0x", from: reasonStart), ripAt > reasonStart,
-              let (rip, ripEnd) = line.hex(at: ripAt + 5) else { return false }
+        // Needles start with a letter, not a space: memchr then stops far less often.
+        guard let ripWord = line.find("rip 0x", from: reasonStart), ripWord > reasonStart + 1,
+              line[ripWord - 1] == 0x20, let (rip, ripEnd) = line.hex(at: ripWord + 4) else { return false }
+        let ripAt = ripWord - 1
         r.rip = rip
         r.reason = reasonID(line, reasonStart..<ripAt)
         // ≥5.10: ` info1 0x%016llx info2 0x%016llx intr_info 0x%08x error_code 0x%08x`
-        if let at = line.find(" info1 0x", from: ripEnd) {
+        if line.matches(" info1 0x", at: ripEnd) || line.find("info1 0x", from: ripEnd) != nil {
+            let at = line.matches(" info1 0x", at: ripEnd) ? ripEnd : line.find("info1 0x", from: ripEnd)! - 1
             if let (v, e) = line.hex(at: at + 7) {
                 r.info1 = v
                 if line.matches(" info2 ", at: e), let (v2, e2) = line.hex(at: e + 7) {
@@ -132,8 +135,8 @@ public struct KVMTraceLineParser {
                     }
                 }
             }
-        } else if let at = line.find(" info ", from: ripEnd) {   // ≤5.9 and plugin: `info %llx %llx`
-            if let (v, e) = line.hex(at: at + 6) {
+        } else if let word = line.find("info ", from: ripEnd) {   // ≤5.9 and plugin: `info %llx %llx`
+            if let (v, e) = line.hex(at: word + 5) {
                 r.info1 = v
                 if let (v2, _) = line.hex(at: line.skipBlanks(e)) { r.info2 = v2 }
             }
