@@ -27,6 +27,7 @@ public enum FormatRegistry {
     public static var all: [any InputFormat] {
         // Each reader adds its formats here, in detection order.
         let formats: [any InputFormat] = [
+            QMPEventFormat(),
             PerfScriptKVMFormat(),
             TraceCmdRawKVMFormat(),
             TraceCmdKVMFormat(),
