@@ -59,6 +59,14 @@ import Testing
         #expect(events[0].blockIOError?.device == "")
     }
 
+    /// The first virsh release (libvirt 1.2.2, 2014) printed the domain unquoted and NULL as `(null)`.
+    @Test func virshFirstReleaseShape() throws {
+        let (events, skipped) = try QMPEventReader.readAll(MemoryByteSource("event SHUTDOWN at 1391212552.026544 for domain f18-live: (null)\nevents received: 1\n"))
+        #expect(events.map(\.name) == ["SHUTDOWN"])
+        #expect(events[0].time == 1391212552.026544)
+        #expect(skipped == 1)
+    }
+
     @Test func garbageIsSkippedAndCountedNeverFatal() throws {
         let text = "not qmp\n{\"broken json\n\u{0}\u{1}binary\n{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}\n2026-13-99 99:99: event X for domain 'v': {\n"
         let (events, skipped) = try QMPEventReader.readAll(MemoryByteSource(text))

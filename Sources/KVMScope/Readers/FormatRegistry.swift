@@ -28,6 +28,10 @@ public enum FormatRegistry {
         // Each reader adds its formats here, in detection order.
         let formats: [any InputFormat] = [
             QMPEventFormat(),
+            PerfScriptKVMFormat(),
+            TraceCmdRawKVMFormat(),
+            TraceCmdKVMFormat(),
+            FtraceKVMFormat(),
             PerfScriptDropFormat(),
             TraceCmdDropFormat(),
             FtraceDropFormat(),
