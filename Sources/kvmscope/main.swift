@@ -15,9 +15,10 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
           kvmscope exits trace.txt           # vm-exit latency per reason and vCPU, slowest exits, heatmap
+          sudo kvmscope drops                # where and why the kernel drops packets, every second
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self, ExitsCommand.self]
+        subcommands: [ErrnoCommand.self, ExitsCommand.self, DropsCommand.self]
     )
 }
 

@@ -115,6 +115,13 @@ public struct DropAggregator: Sendable {
         current.lostUnknown = current.lostUnknown || unknown
     }
 
+    /// Adds drops counted elsewhere (events that arrived ahead of their interval) to the
+    /// current interval.
+    public mutating func absorb(_ other: DropAggregator) {
+        for (k, v) in other.current.counts { current.add(k, count: v) }
+        filteredOut += other.filteredOut
+    }
+
     /// Ends the current interval at `end` and starts the next one there.
     public mutating func closeInterval(end: Double?) -> DropTally {
         var closed = current

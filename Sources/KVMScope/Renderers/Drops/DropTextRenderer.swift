@@ -119,7 +119,7 @@ public struct DropTextRenderer {
         var out = [style.bold(head)]
         out += lines(t)
         let reasons = t.byReason
-        if !reasons.isEmpty, !(reasons.count == 1 && reasons[0].label == nil) {
+        if grouping != .reason, !reasons.isEmpty, !(reasons.count == 1 && reasons[0].label == nil) {
             out.append("by reason:")
             for (r, n) in reasons {
                 let name = r?.displayName ?? "none"
@@ -129,7 +129,7 @@ public struct DropTextRenderer {
             }
         }
         let protocols = t.byProtocol
-        if !protocols.isEmpty, !(protocols.count == 1 && protocols[0].label == nil) {
+        if grouping != .protocol, !protocols.isEmpty, !(protocols.count == 1 && protocols[0].label == nil) {
             out.append("by protocol: " + protocols.map { p, n in
                 (p.map { "\(EtherType.name($0)) (\(EtherType.hex($0)))" } ?? "unknown") + " \(n)"
             }.joined(separator: ", "))

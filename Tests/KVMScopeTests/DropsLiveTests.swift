@@ -1,0 +1,298 @@
+import Foundation
+import Testing
+@testable import KVMScope
+
+/// `kvmscope drops` against real drops made on this machine: the test creates its own network
+/// namespace (loopback only), sends a known number of UDP datagrams to a closed port
+/// (NO_SOCKET at __udp4_lib_rcv) and a known number an nftables rule drops (NETFILTER_DROP),
+/// and checks the counts exactly — against kvmscope's report and against the namespace's own
+/// counters (Udp NoPorts, the rule's counter). `--netns` keeps the host's background drops out.
+/// Needs root, tracefs with skb:kfree_skb, `ip` and `nft`; otherwise the tests say why and pass.
+@Suite(.serialized) struct DropsLiveTests {
+    static let tracefsRoot = Tracefs.defaultRoot
+
+    static func usable() -> Bool {
+        guard geteuid() == 0 else { print("NOTE: not root: live drops tests cannot run here"); return false }
+        guard (try? Tracefs.locate()) != nil, Tracefs(root: tracefsRoot).hasEvent("skb", "kfree_skb") else {
+            print("NOTE: no tracefs with skb:kfree_skb: live drops tests cannot run here"); return false
+        }
+        for tool in ["/usr/sbin/ip", "/usr/sbin/nft"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            print("NOTE: \(tool) missing (apt-get install iproute2 nftables): live drops tests cannot run here"); return false
+        }
+        return true
+    }
+
+    static func instances() -> Set<String> {
+        Set((try? FileManager.default.contentsOfDirectory(atPath: tracefsRoot + "/instances")) ?? [])
+    }
+
+    /// Runs a command to completion with a time limit; returns status and stdout.
+    @discardableResult
+    static func sh(_ command: String, timeout: Double = 30) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", command]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        final class Box: @unchecked Sendable { var data = Data() }
+        let box = Box()
+        let reader = Thread { box.data = out.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        p.waitUntilExit()
+        while !reader.isFinished { usleep(5_000) }
+        return (p.terminationStatus, String(decoding: box.data, as: UTF8.self))
+    }
+
+    /// A network namespace with loopback up and an nftables rule dropping UDP to port 9999
+    /// (with a counter). Deleted by `remove()`, which every test defers.
+    final class Namespace {
+        let name: String
+        init(_ tag: String) throws {
+            name = "kvs-\(tag)-\(getpid())"
+            try? DropsLiveTests.sh("ip netns del \(name)")
+            let setup = """
+            set -e
+            ip netns add \(name)
+            ip -n \(name) link set lo up
+            ip netns exec \(name) nft add table inet kvmscope_test
+            ip netns exec \(name) nft add chain inet kvmscope_test input '{ type filter hook input priority 0; policy accept; }'
+            ip netns exec \(name) nft add rule inet kvmscope_test input udp dport 9999 counter drop
+            """
+            let (rc, _) = try DropsLiveTests.sh(setup)
+            guard rc == 0 else { remove(); throw KVMScopeError.invalidInput("cannot set up namespace \(name)") }
+        }
+        func remove() { _ = try? DropsLiveTests.sh("ip netns del \(name)") }
+
+        /// Sends `closed` datagrams to 127.0.0.1:9 and `filtered` to 127.0.0.1:9999 from a
+        /// task inside the namespace, which then stays alive `linger` seconds (so kvmscope
+        /// can still read its namespace when it drains the buffers).
+        func send(closed: Int, filtered: Int, linger: Double = 1.5) throws {
+            let script = """
+            ip netns exec \(name) bash -c 'for i in $(seq \(closed)); do echo x > /dev/udp/127.0.0.1/9; done; \
+            for i in $(seq \(filtered)); do echo y > /dev/udp/127.0.0.1/9999; done; sleep \(linger)'
+            """
+            try DropsLiveTests.sh(script)
+        }
+
+        /// The namespace's own counters: UDP datagrams to no port, and the nft rule's packets.
+        func counters() throws -> (noPorts: Int, nftDropped: Int) {
+            let (_, snmp) = try DropsLiveTests.sh("ip netns exec \(name) cat /proc/net/snmp")
+            let udp = snmp.split(separator: "\n").filter { $0.hasPrefix("Udp:") }
+            var noPorts = -1
+            if udp.count == 2 {
+                let keys = udp[0].split(separator: " "), values = udp[1].split(separator: " ")
+                if let i = keys.firstIndex(of: "NoPorts") { noPorts = Int(values[i]) ?? -1 }
+            }
+            let (_, rules) = try DropsLiveTests.sh("ip netns exec \(name) nft list chain inet kvmscope_test input")
+            var dropped = -1
+            if let r = rules.range(of: "counter packets ") {
+                dropped = Int(rules[r.upperBound...].prefix { $0.isNumber }) ?? -1
+            }
+            return (noPorts, dropped)
+        }
+    }
+
+    /// kvmscope running in the background; its stderr is watched for the "watching" line.
+    final class Watcher {
+        let process = Process()
+        private let out = Pipe(), err = Pipe()
+        private let lock = NSLock()
+        private var stdoutData = Data(), stderrData = Data()
+        private var readers: [Thread] = []
+
+        init(_ args: [String]) throws {
+            process.executableURL = CLIRunner.binary
+            process.arguments = args
+            var env = ProcessInfo.processInfo.environment
+            env["NO_COLOR"] = "1"
+            process.environment = env
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            for (pipe, isOut) in [(out, true), (err, false)] {
+                let t = Thread { [weak self] in
+                    let h = pipe.fileHandleForReading
+                    while true {
+                        let d = h.availableData
+                        if d.isEmpty { break }
+                        guard let self else { break }
+                        self.lock.lock()
+                        if isOut { self.stdoutData += d } else { self.stderrData += d }
+                        self.lock.unlock()
+                    }
+                }
+                t.start()
+                readers.append(t)
+            }
+        }
+
+        var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: stderrData, as: UTF8.self) }
+        var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: stdoutData, as: UTF8.self) }
+
+        /// Waits until kvmscope says it is watching; returns its instance name.
+        func waitUntilWatching(timeout: Double = 60) -> String? {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let e = stderr
+                if let r = e.range(of: "tracefs instance ") {
+                    return String(e[r.upperBound...].prefix { $0 != " " })
+                }
+                if !process.isRunning { return nil }
+                usleep(20_000)
+            }
+            return nil
+        }
+
+        /// Waits for exit (killing it after `timeout`); returns the status.
+        func finish(timeout: Double = 60) -> Int32 {
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { process.terminate(); usleep(500_000) }
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            for t in readers { while !t.isFinished { usleep(5_000) } }
+            return process.terminationStatus
+        }
+
+        func kill() { if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) } }
+
+        /// The final JSON summary line.
+        func summary() throws -> [String: Any] {
+            let line = try #require(stdout.split(separator: "\n").last(where: { $0.contains("\"type\":\"summary\"") }))
+            return try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+    }
+
+    /// Counts per (symbol, reason) in a summary's groups.
+    static func counts(_ summary: [String: Any]) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for g in summary["groups"] as? [[String: Any]] ?? [] {
+            let key = "\(g["symbol"] as? String ?? "?") \(g["reason"] as? String ?? "?")"
+            out[key, default: 0] += g["count"] as? Int ?? 0
+        }
+        return out
+    }
+
+    @Test(.timeLimit(.minutes(2))) func exactCountsInOwnNamespace() throws {
+        guard Self.usable() else { return }
+        let ns = try Namespace("exact")
+        defer { ns.remove() }
+        let before = Self.instances()
+        let w = try Watcher(["drops", "--json", "--duration", "6s", "--netns", ns.name])
+        defer { w.kill() }
+        let instance = try #require(w.waitUntilWatching(), "kvmscope never started watching: \(w.stderr)")
+        #expect(Self.instances().contains(instance))
+        try ns.send(closed: 37, filtered: 23)
+        let status = w.finish()
+        #expect(status == 1, "drops were seen in a bounded run: exit 1; stderr: \(w.stderr)")
+        let summary = try w.summary()
+        #expect(summary["source"] as? String == "tracefs")
+        #expect(summary["drops"] as? Int == 60)
+        #expect(summary["lost"] as? Int == 0)
+        #expect(Self.counts(summary) == ["__udp4_lib_rcv NO_SOCKET": 37, "nft_do_chain NETFILTER_DROP": 23])
+        let protocols = summary["protocols"] as? [[String: Any]]
+        #expect(protocols?.count == 1 && protocols?.first?["protocol"] as? String == "IPv4")
+        // The kernel's own counters in that namespace agree.
+        let c = try ns.counters()
+        #expect(c.noPorts == 37)
+        #expect(c.nftDropped == 23)
+        // Intervals were printed as JSON lines before the summary, and they add up.
+        let intervals = w.stdout.split(separator: "\n").filter { $0.contains("\"type\":\"interval\"") }
+        #expect(intervals.count >= 5)
+        let sum = intervals.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .reduce(0) { $0 + ($1["drops"] as? Int ?? 0) }
+        #expect(sum == 60)
+        // The instance is gone, and nothing else was left behind.
+        #expect(!Self.instances().contains(instance))
+        #expect(Self.instances().subtracting(before).isEmpty)
+    }
+
+    @Test(.timeLimit(.minutes(2))) func filtersAreAppliedInTheKernel() throws {
+        guard Self.usable() else { return }
+        let ns = try Namespace("filter")
+        defer { ns.remove() }
+        let w = try Watcher(["drops", "--json", "--duration", "5s", "--netns", ns.name, "--reason", "NETFILTER_DROP",
+                             "--protocol", "ipv4"])
+        defer { w.kill() }
+        #expect(w.waitUntilWatching() != nil, "\(w.stderr)")
+        try ns.send(closed: 11, filtered: 7)
+        #expect(w.finish() == 1)
+        let summary = try w.summary()
+        #expect(Self.counts(summary) == ["nft_do_chain NETFILTER_DROP": 7])
+        let reasons = summary["reasons"] as? [[String: Any]]
+        #expect(reasons?.first?["explanation"] as? String == "a firewall rule (nftables, iptables, ebtables) dropped it")
+    }
+
+    @Test(.timeLimit(.minutes(2))) func twoConcurrentWatchersDoNotDisturbEachOther() throws {
+        guard Self.usable() else { return }
+        let ns = try Namespace("pair")
+        defer { ns.remove() }
+        let long = try Watcher(["drops", "--json", "--duration", "9s", "--netns", ns.name])
+        defer { long.kill() }
+        let longInstance = try #require(long.waitUntilWatching(), "\(long.stderr)")
+        let short = try Watcher(["drops", "--json", "--duration", "3s", "--netns", ns.name, "--source", "tracefs-text"])
+        defer { short.kill() }
+        let shortInstance = try #require(short.waitUntilWatching(), "\(short.stderr)")
+        #expect(longInstance != shortInstance)
+        try ns.send(closed: 5, filtered: 3, linger: 0.5)
+        // The short one ends and removes its instance while the long one keeps watching.
+        #expect(short.finish() == 1)
+        #expect(!Self.instances().contains(shortInstance))
+        #expect(Self.instances().contains(longInstance))
+        try ns.send(closed: 4, filtered: 2, linger: 1.5)
+        #expect(long.finish() == 1)
+        #expect(Self.counts(try short.summary()) == ["__udp4_lib_rcv NO_SOCKET": 5, "nft_do_chain NETFILTER_DROP": 3])
+        #expect(try short.summary()["source"] as? String == "tracefs-text")
+        #expect(Self.counts(try long.summary()) == ["__udp4_lib_rcv NO_SOCKET": 9, "nft_do_chain NETFILTER_DROP": 5])
+        #expect(!Self.instances().contains(longInstance))
+    }
+
+    @Test(.timeLimit(.minutes(2))) func ctrlCPrintsTheSummaryRemovesTheInstanceAndExits0() throws {
+        guard Self.usable() else { return }
+        let ns = try Namespace("sigint")
+        defer { ns.remove() }
+        let w = try Watcher(["drops", "--netns", ns.name])
+        defer { w.kill() }
+        let instance = try #require(w.waitUntilWatching(), "\(w.stderr)")
+        try ns.send(closed: 3, filtered: 0, linger: 0.3)
+        usleep(300_000)
+        kill(w.process.processIdentifier, SIGINT)
+        #expect(w.finish() == 0)
+        #expect(w.stdout.contains("3 drops at __udp4_lib_rcv+0x"))
+        #expect(w.stdout.contains("[software] reason NO_SOCKET"))
+        #expect(w.stdout.contains("=== 3 drops in "))
+        #expect(w.stdout.contains("3 NO_SOCKET: nothing was listening on that port"))
+        #expect(!Self.instances().contains(instance))
+
+        // SIGTERM too.
+        let t = try Watcher(["drops", "--netns", ns.name])
+        defer { t.kill() }
+        let tInstance = try #require(t.waitUntilWatching(), "\(t.stderr)")
+        kill(t.process.processIdentifier, SIGTERM)
+        #expect(t.finish() == 0)
+        #expect(t.stdout.contains("=== 0 drops in "))
+        #expect(!Self.instances().contains(tInstance))
+    }
+
+    @Test func nothingUsableIsOneClearLine() throws {
+        // No tracefs at that root, and this kernel has no NET_DM: say both, exit 1.
+        let r = try CLIRunner.run(["drops", "--duration", "1s", "--tracefs", "/nonexistent/kvmscope-tracefs"])
+        #expect(r.status == 1)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(r.stderr.hasPrefix("kvmscope: cannot watch drops: no tracefs at /nonexistent/kvmscope-tracefs"))
+        if case .absent = NetDropMonitorSource.probe() {
+            #expect(r.stderr.contains("NET_DM drop-monitor family"))
+        }
+        let netdm = try CLIRunner.run(["drops", "--source", "netdm", "--duration", "1s"])
+        if case let .absent(why) = NetDropMonitorSource.probe() {
+            #expect(netdm.status == 1)
+            #expect(netdm.stderr == "kvmscope: \(why)\n")
+        }
+    }
+}
