@@ -54,7 +54,7 @@ import Testing
         let name: String
         init(_ tag: String) throws {
             name = "kvs-\(tag)-\(getpid())"
-            try? DropsLiveTests.sh("ip netns del \(name)")
+            _ = try? DropsLiveTests.sh("ip netns del \(name)")
             let setup = """
             set -e
             ip netns add \(name)
