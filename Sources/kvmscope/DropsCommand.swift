@@ -21,18 +21,17 @@ struct DropsCommand: ParsableCommand {
         CPU or in a task that has exited cannot be attributed and are reported separately.
 
         Examples:
-          $ sudo kvmscope drops                          # one block per second until Ctrl-C
-          --- 16:14:04 (1.0 s) ---
-          3 drops at __udp4_lib_rcv+0x4bc (0xffffffff82046f4c) [software] reason NO_SOCKET
-          2 drops at nft_do_chain+0x3e8 (0xffffffff81f63638) [software] reason NETFILTER_DROP
-          by reason: NO_SOCKET 3, NETFILTER_DROP 2
-          total: 5 drops
+          $ kvmscope drops trace.txt                 # a capture from any host
+          === 7 drops in 0.5 s (13.9/s) — ftrace-drops from trace.txt ===
+          3 drops at __udp4_lib_rcv+0x4bc [software] reason NO_SOCKET
+          2 drops at __udp6_lib_rcv+0xe1 [software] reason NO_SOCKET
+          2 drops at nft_do_chain+0x3e8 [software] reason NETFILTER_DROP
+          $ sudo kvmscope drops                      # live, a block per second
           $ sudo kvmscope drops --duration 10s --by reason
           $ sudo kvmscope drops --netns vm1 --reason NETFILTER_DROP --json
           $ sudo kvmscope drops --location __udp4_lib_rcv --protocol ipv6
-          $ kvmscope drops trace.txt                     # a capture from elsewhere
           $ perf script | kvmscope drops --kallsyms kallsyms.txt -
-          $ trace-cmd report -R trace.dat | kvmscope drops --format-file kfree_skb.format -
+          $ trace-cmd report -R trace.dat | kvmscope drops --format-file fmt -
         Exit status: 0 no drops (or stopped by Ctrl-C/SIGTERM), 1 drops were seen in a bounded run \
         (a file or --duration) or failure, 2 usage error.
         """
@@ -157,9 +156,9 @@ struct DropsCommand: ParsableCommand {
             if output.json { CLIOutput.write(try DropJSONRenderer.interval(tally)) }
             else { CLIOutput.write(renderer.interval(tally, label: Self.traceClockLabel(tally))) }
         }
-        if result.summary.input?.drops == 0 && result.formatName == nil && (result.summary.input?.lines ?? 0) > 0 {
+        if let i = result.summary.input, i.drops == 0, i.consumed == 0, i.otherEvents == 0, i.lines > i.headerLines {
             throw KVMScopeError.unsupportedFormat(path: stream.name, detail:
-                "no skb:kfree_skb drops in \(result.summary.input!.lines) lines (expected ftrace trace text, trace-cmd report or perf script of skb:kfree_skb)")
+                "no skb:kfree_skb events in \(i.lines) lines (expected ftrace trace text, trace-cmd report or perf script of skb:kfree_skb)")
         }
         return result.summary
     }

@@ -90,7 +90,7 @@ public struct DropTextRenderer {
     func reasonsLine(_ t: DropTally) -> String? {
         let r = t.byReason
         guard !(r.count == 1 && r[0].label == nil) else { return nil }
-        return "by reason: " + r.map { "\($0.label?.displayName ?? "none") \($0.count)" }.joined(separator: ", ")
+        return "by reason: " + r.map { "\($0.label?.displayName ?? "(no reason)") \($0.count)" }.joined(separator: ", ")
     }
 
     func lostLine(_ t: DropTally) -> String? {
@@ -112,7 +112,7 @@ public struct DropTextRenderer {
     public func summary(_ s: DropRunSummary) -> String {
         let t = s.tally
         var head = "=== \(Self.drops(t.total))"
-        if let secs = s.seconds, secs > 0 {
+        if let secs = s.seconds, secs >= 0.1 {
             head += String(format: " in %.1f s (%.1f/s)", secs, Double(t.total) / secs)
         }
         head += " — \(s.sourceDetail) ==="
@@ -122,7 +122,7 @@ public struct DropTextRenderer {
         if grouping != .reason, !reasons.isEmpty, !(reasons.count == 1 && reasons[0].label == nil) {
             out.append("by reason:")
             for (r, n) in reasons {
-                let name = r?.displayName ?? "none"
+                let name = r?.displayName ?? "(no reason)"
                 var line = "  \(n) \(style.yellow(name))"
                 if let e = r?.name.flatMap(DropReasonExplanations.explanation(for:)) { line += ": " + e }
                 out.append(line)
