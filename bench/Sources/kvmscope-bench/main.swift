@@ -7,6 +7,8 @@ import KVMScope
 let benchmarks: [(name: String, usage: String, run: ([String]) throws -> Void)] = [
     ("lines", "FILE — raw LineSplitter throughput (the floor every text reader sits on)", benchLines),
     ("exits", "FILE — kvmscope exits over a kvm_exit/kvm_entry trace (bench/make-exits.sh makes 1 GB)", benchExits),
+    ("drops", "FILE — kfree_skb text capture (bench/make-drops.sh) read and counted", benchDrops),
+    ("drops-pages", "[MB] — ring-buffer pages of kfree_skb records decoded and counted (the live reader's path)", benchDropPages),
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -88,7 +88,12 @@ public struct DropAggregator: Sendable {
     public let filter: DropFilter
     /// Keep the task's command name in keys (only when grouping by it: it multiplies rows).
     public let keepComm: Bool
-    public private(set) var current: DropTally
+    private var tally: DropTally
+    /// The last few keys with their not-yet-added counts: floods repeat a handful of keys,
+    /// and comparing interned strings is cheaper than hashing them for every drop.
+    private var recentKeys: [DropKey] = []
+    private var recentCounts: [Int] = []
+    static let recentCapacity = 8
     public private(set) var total = DropTally()
     /// Drops the filters excluded.
     public private(set) var filteredOut = 0
@@ -96,8 +101,21 @@ public struct DropAggregator: Sendable {
     public init(filter: DropFilter = DropFilter(), keepComm: Bool = false, start: Double? = nil) {
         self.filter = filter
         self.keepComm = keepComm
-        current = DropTally(start: start)
+        tally = DropTally(start: start)
         total.start = start
+    }
+
+    /// The interval being counted.
+    public var current: DropTally {
+        var t = tally
+        for (k, n) in zip(recentKeys, recentCounts) { t.add(k, count: n) }
+        return t
+    }
+
+    private mutating func flushRecent() {
+        for (k, n) in zip(recentKeys, recentCounts) { tally.add(k, count: n) }
+        recentKeys.removeAll(keepingCapacity: true)
+        recentCounts.removeAll(keepingCapacity: true)
     }
 
     /// Counts a drop if the filter accepts it; returns whether it did.
@@ -106,28 +124,36 @@ public struct DropAggregator: Sendable {
         guard filter.accepts(e) else { filteredOut += e.count; return false }
         let key = DropKey(location: e.location, reason: e.reason, protocolNumber: e.protocolNumber,
                           origin: e.origin, comm: keepComm ? e.comm : nil, hardwareTrap: e.hardwareTrap)
-        current.add(key, count: e.count)
+        for i in recentKeys.indices where recentKeys[i] == key {
+            recentCounts[i] += e.count
+            return true
+        }
+        if recentKeys.count == Self.recentCapacity { flushRecent() }
+        recentKeys.append(key)
+        recentCounts.append(e.count)
         return true
     }
 
     public mutating func noteLost(_ n: UInt64, unknown: Bool = false) {
-        current.lost += n
-        current.lostUnknown = current.lostUnknown || unknown
+        tally.lost += n
+        tally.lostUnknown = tally.lostUnknown || unknown
     }
 
     /// Adds drops counted elsewhere (events that arrived ahead of their interval) to the
     /// current interval.
     public mutating func absorb(_ other: DropAggregator) {
-        for (k, v) in other.current.counts { current.add(k, count: v) }
+        flushRecent()
+        for (k, v) in other.current.counts { tally.add(k, count: v) }
         filteredOut += other.filteredOut
     }
 
     /// Ends the current interval at `end` and starts the next one there.
     public mutating func closeInterval(end: Double?) -> DropTally {
-        var closed = current
+        flushRecent()
+        var closed = tally
         closed.end = end
         total.merge(closed)
-        current = DropTally(start: end)
+        tally = DropTally(start: end)
         return closed
     }
 }

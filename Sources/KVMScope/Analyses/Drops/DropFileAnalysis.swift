@@ -23,7 +23,7 @@ public struct DropFileAnalysis {
         let peek = PeekableByteStream(stream)
         let sample = try peek.peek()
         let format = sample.withUnsafeBytes { FormatRegistry.detect(.packetDrops, sample: $0) }
-        var reader = DropTraceReader(parser: KfreeSkbLineParser(reasonNames: reasonNames))
+        var reader = DropTraceReader(parser: KfreeSkbLineParser(reasonNames: reasonNames, wantComm: grouping == .comm))
         let symbolizer = LocationSymbolizer(table: symbols)
         var aggregator = DropAggregator(filter: filter, keepComm: grouping == .comm)
         var intervalStart: Double?

@@ -73,8 +73,16 @@ public struct DropReason: Hashable, Sendable {
         self.name = name.map(DropReason.canonicalName)
     }
 
+    /// A name exactly as the kernel prints it (already canonical): no conversion.
+    init(code: UInt32?, kernelName: String?) {
+        self.code = code
+        self.name = kernelName
+    }
+
     /// `NO_SOCKET` for `SKB_DROP_REASON_NO_SOCKET` or `no_socket`.
     public static func canonicalName(_ s: String) -> String {
+        // Fast path: names as the kernel prints them are already canonical.
+        if !s.utf8.contains(where: { $0 >= 0x61 && $0 <= 0x7A }), !s.hasPrefix("SKB_DROP_REASON_") { return s }
         var n = s.uppercased()
         if n.hasPrefix("SKB_DROP_REASON_") { n.removeFirst("SKB_DROP_REASON_".count) }
         return n

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Parses one text line of the `skb:kfree_skb` tracepoint in every form it has been printed:
 ///
 /// ftrace `trace`/`trace_pipe` (flags column since 4.x, `(tgid)` with record-tgid):
@@ -26,8 +28,15 @@ public struct KfreeSkbLineParser: Sendable {
     /// Names of numeric reasons (`reason=3` from `trace-cmd report -R`), from the format file
     /// of the kernel that recorded the trace.
     public var reasonNames: [UInt64: String]
+    /// Whether to make the task's command name (only `--by comm` needs it; it costs a String a line).
+    public var wantComm: Bool
+    /// Symbol and reason names repeat on every line: each distinct one becomes a String once.
+    let interner = ByteInterner()
 
-    public init(reasonNames: [UInt64: String] = [:]) { self.reasonNames = reasonNames }
+    public init(reasonNames: [UInt64: String] = [:], wantComm: Bool = true) {
+        self.reasonNames = reasonNames
+        self.wantComm = wantComm
+    }
 
     public func parse(_ line: LineBytes) -> Result {
         let first = line.skipBlanks(0)
@@ -75,7 +84,7 @@ public struct KfreeSkbLineParser: Sendable {
                     // `%pS` of a module symbol: `nft_do_chain+0x3e8/0x610 [nf_tables]`.
                     let next = line.skipBlanks(end)
                     if next < line.count, line[next] == 0x5B, let close = line.find(byte: 0x5D, from: next) {
-                        location?.module = line.string(next + 1..<close)
+                        location?.module = interner.string(line, next + 1..<close)
                         end = close + 1
                     }
                     i = end
@@ -124,7 +133,7 @@ public struct KfreeSkbLineParser: Sendable {
         var nameEnd = r.upperBound
         if let plus = line.find(byte: 0x2B, from: r.lowerBound), plus < r.upperBound { nameEnd = plus }
         guard nameEnd > r.lowerBound else { return nil }
-        var loc = DropLocation(symbol: line.string(r.lowerBound..<nameEnd))
+        var loc = DropLocation(symbol: interner.string(line, r.lowerBound..<nameEnd))
         if nameEnd < r.upperBound, let (off, afterOff) = line.hex(at: nameEnd + 1) {
             loc.offset = off
             if afterOff < r.upperBound, line[afterOff] == 0x2F, let (size, _) = line.hex(at: afterOff + 1) {
@@ -141,31 +150,32 @@ public struct KfreeSkbLineParser: Sendable {
             // A number: `reason=3` (trace-cmd -R) or `0x10005` (a value __print_symbolic did not know).
             let parsed = line.matches("0x", at: r.lowerBound) ? line.hex(at: r.lowerBound) : line.decimal(at: r.lowerBound)
             guard let (v, _) = parsed, v <= UInt64(UInt32.max) else { return nil }
-            return DropReason(code: UInt32(v), name: reasonNames[v])
+            return DropReason(code: UInt32(v), kernelName: reasonNames[v])
         }
-        return DropReason(name: line.string(r))
+        return DropReason(code: nil, kernelName: interner.string(line, r))
     }
 
     // MARK: header
 
-    /// Fills time, cpu, pid and comm from the text before the event name.
+    /// Fills time, cpu, pid and comm from the text before the event name, reading tokens
+    /// from the right (the comm, leftmost, may contain blanks).
     func parseHeader(_ line: LineBytes, end: Int, into e: inout DropEvent) {
-        // Tokens (start, end) of the header, left to right.
-        var tokens: [Range<Int>] = []
-        var i = 0
-        while i < end {
-            i = line.skipBlanks(i)
-            guard i < end else { break }
-            var j = i
-            while j < end, line[j] != 0x20, line[j] != 0x09 { j += 1 }
-            tokens.append(i..<j)
-            i = j
+        var cursor = end
+        func blank(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
+        func previous() -> Range<Int>? {
+            var j = cursor
+            while j > 0, blank(line[j - 1]) { j -= 1 }
+            guard j > 0 else { return nil }
+            var k = j
+            while k > 0, !blank(line[k - 1]) { k -= 1 }
+            cursor = k
+            return k..<j
         }
-        guard var last = tokens.popLast() else { return }
+        guard var last = previous() else { return }
         // Timestamp `1359.456250:`.
         if line[last.upperBound - 1] == 0x3A, let (t, tEnd) = line.seconds(at: last.lowerBound), tEnd == last.upperBound - 1 {
             e.time = t
-            guard let next = tokens.popLast() else { return }
+            guard let next = previous() else { return }
             last = next
         }
         // Flags column (`..s1.`, `d.h2`), or in latency format CPU digits then flags (`1..s1.`).
@@ -175,41 +185,48 @@ public struct KfreeSkbLineParser: Sendable {
             if k > last.lowerBound, k < last.upperBound, let (cpu, _) = line.decimal(at: last.lowerBound) {
                 e.cpu = Int32(truncatingIfNeeded: cpu)
             }
-            guard let next = tokens.popLast() else { return }
+            guard let next = previous() else { return }
             last = next
         }
         if isCPUToken(line, last) {
             if let (cpu, _) = line.decimal(at: last.lowerBound + 1) { e.cpu = Int32(truncatingIfNeeded: cpu) }
-            guard let next = tokens.popLast() else { return }
+            guard let next = previous() else { return }
             last = next
         }
         // ftrace record-tgid: `(   3910)` or `(-------)`.
         if line[last.upperBound - 1] == 0x29 {
-            while !tokens.isEmpty, line[last.lowerBound] != 0x28 { last = tokens.popLast()! }
-            guard let next = tokens.popLast() else { return }
+            while line[last.lowerBound] != 0x28 {
+                guard let p = previous() else { return }
+                last = p
+            }
+            guard let next = previous() else { return }
             last = next
         }
-        tokens.append(last)
-        // trace-cmd's `instance:` prefix.
-        if tokens.count > 1, let f = tokens.first, line[f.upperBound - 1] == 0x3A { tokens.removeFirst() }
-        guard let lastTok = tokens.last, let firstTok = tokens.first else { return }
+        // The comm region starts at the first token, after trace-cmd's `instance:` prefix.
+        var regionStart = line.skipBlanks(0)
+        let firstEnd = line.token(at: regionStart).upperBound
+        if firstEnd < last.lowerBound, line[firstEnd - 1] == 0x3A { regionStart = line.skipBlanks(firstEnd) }
         // perf: `comm pid` or `comm pid/tid`.
-        if tokens.count > 1, let (pid, pidEnd) = line.decimal(at: lastTok.lowerBound),
-           pidEnd == lastTok.upperBound || line[pidEnd] == 0x2F {
-            if pidEnd < lastTok.upperBound, let (tid, _) = line.decimal(at: pidEnd + 1) {
+        if last.lowerBound > regionStart, let (pid, pidEnd) = line.decimal(at: last.lowerBound),
+           pidEnd == last.upperBound || line[pidEnd] == 0x2F {
+            if pidEnd < last.upperBound, let (tid, _) = line.decimal(at: pidEnd + 1) {
                 e.pid = Int32(truncatingIfNeeded: tid)   // the thread is what ran the drop
             } else {
                 e.pid = Int32(truncatingIfNeeded: pid)
             }
-            e.comm = line.string(firstTok.lowerBound..<tokens[tokens.count - 2].upperBound)
+            if wantComm {
+                var commEnd = last.lowerBound
+                while commEnd > regionStart, blank(line[commEnd - 1]) { commEnd -= 1 }
+                e.comm = interner.string(line, regionStart..<commEnd)
+            }
             return
         }
-        // ftrace / trace-cmd: `comm-pid` (the comm may contain spaces and dashes).
-        var dash = lastTok.upperBound - 1
-        while dash > firstTok.lowerBound, line[dash] != 0x2D { dash -= 1 }
-        if line[dash] == 0x2D, let (pid, pidEnd) = line.decimal(at: dash + 1), pidEnd == lastTok.upperBound {
+        // ftrace / trace-cmd: `comm-pid` (the comm may contain blanks and dashes).
+        var dash = last.upperBound - 1
+        while dash > regionStart, line[dash] != 0x2D { dash -= 1 }
+        if line[dash] == 0x2D, let (pid, pidEnd) = line.decimal(at: dash + 1), pidEnd == last.upperBound {
             e.pid = Int32(truncatingIfNeeded: pid)
-            if dash > firstTok.lowerBound { e.comm = line.string(firstTok.lowerBound..<dash) }
+            if wantComm, dash > regionStart { e.comm = interner.string(line, regionStart..<dash) }
         }
     }
 
@@ -241,5 +258,24 @@ public struct KfreeSkbLineParser: Sendable {
         var k = colon - 1
         while k >= 0, (line[k] >= 0x30 && line[k] <= 0x39) || line[k] == 0x2E { k -= 1 }
         return k < colon - 1 && line.find(": ", from: colon + 2) != nil
+    }
+}
+
+/// Turns repeated byte strings (symbol names, reasons, comms) into one shared String each, so a
+/// reader makes no allocation per line for them. Used by one reader at a time.
+final class ByteInterner: @unchecked Sendable {
+    private var table: [UInt64: String] = [:]
+
+    func string(_ line: LineBytes, _ r: Range<Int>) -> String {
+        var h: UInt64 = 0xcbf29ce484222325                 // FNV-1a
+        for i in r { h = (h ^ UInt64(line[i])) &* 0x100000001b3 }
+        h ^= UInt64(r.count)
+        if let s = table[h], s.utf8.count == r.count,
+           s.utf8.withContiguousStorageIfAvailable({ memcmp($0.baseAddress!, line.bytes.baseAddress! + r.lowerBound, r.count) == 0 }) == true {
+            return s
+        }
+        let s = line.string(r)
+        if table.count < 4096 { table[h] = s }
+        return s
     }
 }

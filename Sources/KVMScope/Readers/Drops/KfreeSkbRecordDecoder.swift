@@ -87,6 +87,6 @@ public struct KfreeSkbRecordDecoder: Sendable {
     /// The reason as the kernel names it, or with its number only when the table lacks it.
     public func dropReason(_ code: UInt32?) -> DropReason? {
         guard let code else { return nil }
-        return DropReason(code: code, name: reasonNames[UInt64(code)])
+        return DropReason(code: code, kernelName: reasonNames[UInt64(code)])
     }
 }

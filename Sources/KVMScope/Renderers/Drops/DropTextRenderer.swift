@@ -112,8 +112,9 @@ public struct DropTextRenderer {
     public func summary(_ s: DropRunSummary) -> String {
         let t = s.tally
         var head = "=== \(Self.drops(t.total))"
-        if let secs = s.seconds, secs >= 0.1 {
-            head += String(format: " in %.1f s (%.1f/s)", secs, Double(t.total) / secs)
+        if let secs = s.seconds, secs > 0 {
+            head += String(format: " in %.1f s", secs)
+            if secs >= 0.1 { head += String(format: " (%.1f/s)", Double(t.total) / secs) }
         }
         head += " — \(s.sourceDetail) ==="
         var out = [style.bold(head)]
