@@ -43,17 +43,18 @@ cpu_of() { tail -1 "$1" | awk '{ printf "cpu %.2f s (user %.2f + sys %.2f), peak
 echo "== flood alone (no tracing), $senders senders, $secs s"
 before=$(noports); flood; echo "kernel NoPorts: $(( $(noports) - before ))"
 
-echo "== kvmscope drops (binary per-CPU buffers)"
-before=$(noports)
-/usr/bin/time -f "%U %S %M" -o "$tmp/time.kvmscope" \
-  "$kvmscope" drops --json --duration $((secs + 3))s > "$tmp/kvmscope.json" 2> "$tmp/kvmscope.err" &
-kpid=$!
-for _ in $(seq 600); do grep -q "watching drops" "$tmp/kvmscope.err" && break; sleep 0.05; done
-sleep 0.5
-flood
-wait $kpid || true
-made=$(( $(noports) - before ))
-tail -1 "$tmp/kvmscope.json" | python3 -c '
+run_kvmscope() {  # $1: label, $2: --source value
+  echo "== kvmscope drops --source $2 ($1)"
+  before=$(noports)
+  /usr/bin/time -f "%U %S %M" -o "$tmp/time.kvmscope" \
+    "$kvmscope" drops --source "$2" --json --duration $((secs + 3))s > "$tmp/kvmscope.json" 2> "$tmp/kvmscope.err" &
+  kpid=$!
+  for _ in $(seq 600); do grep -q "watching drops" "$tmp/kvmscope.err" && break; sleep 0.05; done
+  sleep 0.5
+  flood
+  wait $kpid || true
+  made=$(( $(noports) - before ))
+  tail -1 "$tmp/kvmscope.json" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)
 made, secs = int(sys.argv[1]), float(sys.argv[2])
@@ -62,7 +63,11 @@ total, lost = s["drops"], s["lost"]
 unknown = " + unknown" if s["lost_unknown"] else ""
 print(f"kernel NoPorts: {made}; kvmscope counted {udp} NO_SOCKET at __udp4_lib_rcv ({total} drops in all) = {udp / secs:.0f} events/s; lost (ring overruns): {lost}{unknown}")
 ' "$made" "$secs"
-echo "kvmscope: $(cpu_of "$tmp/time.kvmscope")"
+  echo "kvmscope: $(cpu_of "$tmp/time.kvmscope")"
+}
+
+run_kvmscope "binary per-CPU buffers" tracefs
+[ "${TEXT:-1}" = 1 ] && run_kvmscope "trace_pipe text, for comparison" tracefs-text
 
 if command -v perf >/dev/null; then
   echo "== perf record -e skb:kfree_skb -a, then perf script"
