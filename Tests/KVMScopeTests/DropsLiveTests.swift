@@ -74,7 +74,7 @@ import Testing
         func send(closed: Int, filtered: Int, linger: Double = 1.5) throws {
             let script = """
             ip netns exec \(name) bash -c 'for i in $(seq \(closed)); do echo x > /dev/udp/127.0.0.1/9; done; \
-            for i in $(seq \(filtered)); do echo y > /dev/udp/127.0.0.1/9999; done; sleep \(linger)'
+            for i in $(seq \(filtered)); do echo y > /dev/udp/127.0.0.1/9999; done; sleep \(linger); true'
             """
             try DropsLiveTests.sh(script)
         }
@@ -218,7 +218,7 @@ import Testing
         let ns = try Namespace("filter")
         defer { ns.remove() }
         let w = try Watcher(["drops", "--json", "--duration", "5s", "--netns", ns.name, "--reason", "NETFILTER_DROP",
-                             "--protocol", "ipv4"])
+                             "--protocol", "ipv4", "--by", "comm"])
         defer { w.kill() }
         #expect(w.waitUntilWatching() != nil, "\(w.stderr)")
         try ns.send(closed: 11, filtered: 7)
@@ -227,6 +227,10 @@ import Testing
         #expect(Self.counts(summary) == ["nft_do_chain NETFILTER_DROP": 7])
         let reasons = summary["reasons"] as? [[String: Any]]
         #expect(reasons?.first?["explanation"] as? String == "a firewall rule (nftables, iptables, ebtables) dropped it")
+        // --by comm: the task that was running when the kernel dropped them (the sender).
+        #expect((summary["groups"] as? [[String: Any]])?.map { $0["comm"] as? String } == ["bash"])
+        // The 11 NO_SOCKET drops were filtered in the kernel: never seen, not counted.
+        #expect(summary["filtered_out"] as? Int == 0)
     }
 
     @Test(.timeLimit(.minutes(2))) func twoConcurrentWatchersDoNotDisturbEachOther() throws {
@@ -278,6 +282,24 @@ import Testing
         #expect(t.finish() == 0)
         #expect(t.stdout.contains("=== 0 drops in "))
         #expect(!Self.instances().contains(tInstance))
+    }
+
+    @Test func unknownNamespaceAndReasonAreOneLine() throws {
+        guard Self.usable() else { return }
+        let ns = try CLIRunner.run(["drops", "--duration", "1s", "--netns", "kvs-no-such-namespace"])
+        #expect(ns.status == 1)
+        #expect(ns.stderr.hasPrefix("kvmscope: no network namespace 'kvs-no-such-namespace' (/run/netns/kvs-no-such-namespace: No such file or directory)"))
+        let reason = try CLIRunner.run(["drops", "--duration", "1s", "--reason", "NO_SUCH_REASON"])
+        #expect(reason.status == 2)
+        #expect(reason.stderr.contains("--reason 'NO_SUCH_REASON' is not one of this kernel's drop reasons"))
+        let location = try CLIRunner.run(["drops", "--duration", "1s", "--location", "no_such_function_xyz"])
+        #expect(location.status == 2)
+        #expect(location.stderr.contains("no kernel function 'no_such_function_xyz'"))
+        let r = TaskContextResolver()
+        #expect(r.netnsInode(0) == nil)
+        #expect(r.netnsInode(getpid()) == (try TaskContextResolver.resolveNamespace("pid:\(getpid())")).inode)
+        #expect(r.comm(0) == "<idle>")
+        #expect(r.comm(getpid()) != nil)
     }
 
     @Test func nothingUsableIsOneClearLine() throws {

@@ -37,7 +37,11 @@ public final class LiveDropMonitor {
         self.source = source
         self.options = options
         symbolizer = LocationSymbolizer(table: symbols)
-        tasks = TaskContextResolver(procRoot: procRoot)
+        if case let .tracefs(t) = source {
+            tasks = TaskContextResolver(procRoot: procRoot, savedCmdlinesPath: t.tracefs.path("saved_cmdlines"))
+        } else {
+            tasks = TaskContextResolver(procRoot: procRoot)
+        }
     }
 
     static func monotonicNow() -> Double {

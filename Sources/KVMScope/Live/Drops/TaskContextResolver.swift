@@ -10,16 +10,37 @@ import Foundation
 /// task's namespace; for a packet crossing a veth pair it is the sender's side, not the
 /// receiver's; drops processed on an idle CPU (pid 0), in ksoftirqd or in an interrupted
 /// unrelated task cannot be attributed and are counted separately.
+///
+/// Command names come first from tracefs's `saved_cmdlines` (the comm the kernel recorded with
+/// the task's events, as trace text prints it: a task that exec'd since keeps the name it had
+/// when it dropped), then from /proc/PID/comm.
 public final class TaskContextResolver {
     public let procRoot: String
+    public let savedCmdlinesPath: String?
     private var netns: [Int32: UInt64?] = [:]
     private var comms: [Int32: String?] = [:]
+    private var savedCmdlines: [Int32: String] = [:]
+    private var savedCmdlinesLoaded = false
 
-    public init(procRoot: String = "/proc") { self.procRoot = procRoot }
+    public init(procRoot: String = "/proc", savedCmdlinesPath: String? = nil) {
+        self.procRoot = procRoot
+        self.savedCmdlinesPath = savedCmdlinesPath
+    }
 
     public func clear() {
         netns.removeAll(keepingCapacity: true)
         comms.removeAll(keepingCapacity: true)
+        savedCmdlinesLoaded = false
+    }
+
+    /// `PID COMM` lines of tracefs's saved_cmdlines.
+    static func parseSavedCmdlines(_ text: String) -> [Int32: String] {
+        var out: [Int32: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let space = line.firstIndex(of: " "), let pid = Int32(line[..<space]) else { continue }
+            out[pid] = String(line[line.index(after: space)...])
+        }
+        return out
     }
 
     /// The namespace inode of `pid`'s network namespace; nil for pid 0 or a task gone.
@@ -34,7 +55,11 @@ public final class TaskContextResolver {
     public func comm(_ pid: Int32) -> String? {
         if pid == 0 { return "<idle>" }
         if let hit = comms[pid] { return hit }
-        let v = (try? String(contentsOfFile: "\(procRoot)/\(pid)/comm", encoding: .utf8))?
+        if let path = savedCmdlinesPath, !savedCmdlinesLoaded {
+            savedCmdlines = Self.parseSavedCmdlines((try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
+            savedCmdlinesLoaded = true
+        }
+        let v = savedCmdlines[pid] ?? (try? String(contentsOfFile: "\(procRoot)/\(pid)/comm", encoding: .utf8))?
             .trimmingCharacters(in: .newlines)
         comms[pid] = v
         return v
