@@ -18,7 +18,9 @@ struct DropsCommand: ParsableCommand {
         --netns is not exact: the tracepoint has no namespace field, so kvmscope counts drops that \
         happened while a task of that namespace was running (the sender, for loopback and veth traffic \
         received in its softirq; for a packet crossing a veth pair, the sending side). Drops on an idle \
-        CPU or in a task that has exited cannot be attributed and are reported separately.
+        CPU or in a task that has exited cannot be attributed and are reported separately. --by comm \
+        names the task as the kernel recorded it (tracefs saved_cmdlines, else /proc): a task that \
+        exec'd since shows its new name.
 
         Examples:
           $ kvmscope drops trace.txt                 # a capture from any host
