@@ -139,6 +139,12 @@ public struct DropAggregator: Sendable {
         tally.lostUnknown = tally.lostUnknown || unknown
     }
 
+    /// Sets when the current interval (and, if unset, the run) began.
+    public mutating func begin(at start: Double) {
+        tally.start = start
+        if total.start == nil { total.start = start }
+    }
+
     /// Adds drops counted elsewhere (events that arrived ahead of their interval) to the
     /// current interval.
     public mutating func absorb(_ other: DropAggregator) {

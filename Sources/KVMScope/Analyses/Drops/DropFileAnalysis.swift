@@ -36,7 +36,7 @@ public struct DropFileAnalysis {
                 if first == nil { first = t }
                 last = t
                 if let interval {
-                    if intervalStart == nil { intervalStart = t; aggregator = DropAggregator(filter: filter, keepComm: grouping == .comm, start: t) }
+                    if intervalStart == nil { intervalStart = t; aggregator.begin(at: t) }
                     while let s = intervalStart, t >= s + interval {
                         let closed = aggregator.closeInterval(end: s + interval)
                         if closed.total > 0 { try onInterval(closed) }
