@@ -14,9 +14,10 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno -5                  # EIO 5 Input/output error
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
+          dmesg | kvmscope guest -           # which guest disks failed, where, and what was lost
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self]
+        subcommands: [ErrnoCommand.self, GuestCommand.self]
     )
 }
 

@@ -148,6 +148,69 @@ public struct LineBytes {
     public func string(from: Int) -> String { string(from..<count) }
     public var string: String { string(0..<count) }
 
+    /// Index of the first `byte` inside `range` (clamped to the line): a bounded memchr, so a
+    /// reader can look for a delimiter near the start of a long line without scanning all of it.
+    @inlinable
+    public func find(byte: UInt8, in range: Range<Int>) -> Int? {
+        let lo = max(0, range.lowerBound), hi = min(count, range.upperBound)
+        guard lo < hi, let base = bytes.baseAddress,
+              let hit = memchr(base + lo, Int32(byte), hi - lo) else { return nil }
+        return UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+    }
+
+    /// A decimal with an optional fraction as a fixed-point integer scaled by 10^`fractionDigits`:
+    /// `439.490934` with 6 digits is 439490934. Extra fraction digits are dropped, missing ones
+    /// padded, so printk's microsecond stamps stay exact (a Double would not round-trip).
+    @inlinable
+    public func fixedPoint(at: Int, fractionDigits: Int) -> (value: Int64, end: Int)? {
+        guard let (whole, afterWhole) = decimal(at: at), whole <= UInt64(Int64.max / 1_000_000_000_000) else { return nil }
+        var scale: Int64 = 1
+        for _ in 0..<fractionDigits { scale *= 10 }
+        var value = Int64(whole) * scale
+        var i = afterWhole
+        guard i < count, bytes[i] == 0x2E || bytes[i] == 0x2C else { return (value, i) }   // '.' or ','
+        i += 1
+        var digits = 0
+        var frac: Int64 = 0
+        while i < count, bytes[i] >= 0x30, bytes[i] <= 0x39 {
+            if digits < fractionDigits { frac = frac * 10 + Int64(bytes[i] - 0x30); digits += 1 }
+            i += 1
+        }
+        while digits < fractionDigits { frac *= 10; digits += 1 }
+        value += frac
+        return (value, i)
+    }
+
+    /// The identifier (`[A-Za-z0-9_]`) starting at `at`; empty when there is none.
+    @inlinable
+    public func identifier(at: Int) -> Range<Int> {
+        var i = at
+        while i < count {
+            let c = bytes[i]
+            let isIdent = (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x5F
+            if !isIdent { break }
+            i += 1
+        }
+        return at..<i
+    }
+
+    /// Whether `at` holds an ASCII digit.
+    @inlinable
+    public func isDigit(at: Int) -> Bool {
+        at >= 0 && at < count && bytes[at] &- 0x30 <= 9
+    }
+
+    /// 64-bit FNV-1a of a range, for recognising repeated lines without keeping them.
+    public func hash(_ range: Range<Int>, seed: UInt64 = 0xcbf29ce484222325) -> UInt64 {
+        let r = range.clamped(to: 0..<count)
+        var h = seed
+        for i in r {
+            h ^= UInt64(bytes[i])
+            h = h &* 0x100000001b3
+        }
+        return h
+    }
+
     /// True when the line contains bytes no text log has (NUL, most control bytes):
     /// binary junk is skipped and counted by readers, not parsed.
     public var looksBinary: Bool {
