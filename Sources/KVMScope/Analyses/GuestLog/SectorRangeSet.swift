@@ -1,16 +1,16 @@
-/// A set of operations as a bit mask (one bit per BlockOperation case).
-public struct BlockOperationSet: Equatable, Hashable, Sendable {
+/// A set of operations as a bit mask (one bit per BlockIOOperation case).
+public struct BlockIOOperationSet: Equatable, Hashable, Sendable {
     public var bits: UInt32
     public init(bits: UInt32 = 0) { self.bits = bits }
-    public init(_ op: BlockOperation?) { bits = op.map { 1 << Self.index($0) } ?? 0 }
+    public init(_ op: BlockIOOperation?) { bits = op.map { 1 << Self.index($0) } ?? 0 }
 
-    static func index(_ op: BlockOperation) -> UInt32 {
-        UInt32(BlockOperation.allCases.firstIndex(of: op)!)
+    static func index(_ op: BlockIOOperation) -> UInt32 {
+        UInt32(BlockIOOperation.allCases.firstIndex(of: op)!)
     }
 
-    public mutating func formUnion(_ other: BlockOperationSet) { bits |= other.bits }
-    public var operations: [BlockOperation] {
-        BlockOperation.allCases.enumerated().filter { bits & (1 << UInt32($0.offset)) != 0 }.map(\.element)
+    public mutating func formUnion(_ other: BlockIOOperationSet) { bits |= other.bits }
+    public var operations: [BlockIOOperation] {
+        BlockIOOperation.allCases.enumerated().filter { bits & (1 << UInt32($0.offset)) != 0 }.map(\.element)
     }
 }
 
@@ -21,9 +21,9 @@ public struct SectorRange: Equatable, Sendable {
     public var first: UInt64
     public var last: UInt64
     public var errors: Int
-    public var operations: BlockOperationSet
+    public var operations: BlockIOOperationSet
 
-    public init(first: UInt64, last: UInt64, errors: Int, operations: BlockOperationSet) {
+    public init(first: UInt64, last: UInt64, errors: Int, operations: BlockIOOperationSet) {
         self.first = first; self.last = last; self.errors = errors; self.operations = operations
     }
 }
@@ -46,8 +46,8 @@ public struct SectorRangeSet: Sendable {
         self.batch = max(1, batch)
     }
 
-    public mutating func insert(_ sector: UInt64, operation: BlockOperation?, count: Int = 1) {
-        let ops = BlockOperationSet(operation)
+    public mutating func insert(_ sector: UInt64, operation: BlockIOOperation?, count: Int = 1) {
+        let ops = BlockIOOperationSet(operation)
         // A sector that fails again and again (the common case) costs an increment.
         if let last = pending.indices.last, pending[last].first == sector {
             pending[last].errors += count

@@ -13,7 +13,7 @@ public struct BlockErrorEvent: Equatable, Sendable {
     public var sector: UInt64
     public var errorType: BlockErrorType
     /// The operation the line names (`op 0x1:(WRITE)`), or decodes from a bare op number.
-    public var reportedOperation: BlockOperation?
+    public var reportedOperation: BlockIOOperation?
     public var opCode: UInt32?
     public var flags: UInt32?
     public var physSegments: UInt32?
@@ -24,7 +24,7 @@ public struct BlockErrorEvent: Equatable, Sendable {
     public var shape: BlockErrorShape
     public var location: GuestLogLocation
 
-    public init(device: String, sector: UInt64, errorType: BlockErrorType, reportedOperation: BlockOperation? = nil,
+    public init(device: String, sector: UInt64, errorType: BlockErrorType, reportedOperation: BlockIOOperation? = nil,
                 opCode: UInt32? = nil, flags: UInt32? = nil, physSegments: UInt32? = nil, prioClass: UInt32? = nil,
                 caller: String? = nil, shape: BlockErrorShape, location: GuestLogLocation) {
         self.device = device; self.sector = sector; self.errorType = errorType
@@ -40,7 +40,7 @@ public struct BlockErrorEvent: Equatable, Sendable {
     }
 
     /// What failed: the reported operation, with empty preflush writes shown as `flush`.
-    public var operation: BlockOperation? { isCacheFlush ? .flush : reportedOperation }
+    public var operation: BlockIOOperation? { isCacheFlush ? .flush : reportedOperation }
 }
 
 /// Which kernel printed a block error line, told apart by its shape.
@@ -66,7 +66,7 @@ public enum BlockErrorShape: String, CaseIterable, Sendable, Codable {
 }
 
 /// The request operation (REQ_OP_*), lower-case for reports.
-public enum BlockOperation: String, CaseIterable, Sendable, Codable {
+public enum BlockIOOperation: String, CaseIterable, Sendable, Codable {
     case read, write, flush, discard
     case secureErase = "secure-erase"
     case writeSame = "write-same"

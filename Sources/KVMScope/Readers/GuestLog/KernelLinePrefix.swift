@@ -60,6 +60,10 @@ public enum KernelLinePrefixParser {
            let colon = line.find(byte: UInt8(ascii: ":"), in: (i + 7)..<(i + 16)), line.matches(": ", at: colon) {
             i = colon + 2
         }
+        // An excerpt pasted from journalctl or syslog with the date cut off: "kernel: [  439.490934] msg".
+        if i < n, line[i] == UInt8(ascii: "k"), line.matches("kernel: ", at: i) {
+            i = line.skipBlanks(i + 8)
+        }
         guard i < n else { return .kernel(KernelLinePrefix(style: .bare, messageStart: i)) }
         let c = line[i]
         if c == UInt8(ascii: "[") {
@@ -143,13 +147,14 @@ public enum KernelLinePrefixParser {
         var offset: Int? = nil
         if i < line.count, line[i] == UInt8(ascii: "Z") { offset = 0; i += 1 }
         else if i < line.count, line[i] == UInt8(ascii: "+") || line[i] == UInt8(ascii: "-") {
+            // "+01:00" (RFC 3339) or "+0100" (journalctl short-iso)
             let negative = line[i] == UInt8(ascii: "-")
-            guard let (hh, he) = line.decimal(at: i + 1), he - i == 3 else { return nil }
-            var mm: UInt64 = 0
-            var end = he
-            if line.matches(":", at: he), let (v, e) = line.decimal(at: he + 1), e - he == 3 { mm = v; end = e }
-            else if let (v, e) = line.decimal(at: he), e - he == 2 { mm = v; end = e }
-            offset = (negative ? -1 : 1) * Int(hh * 60 + mm)
+            guard let hh = twoDigits(line, i + 1) else { return nil }
+            var end = i + 3
+            var mm = 0
+            if line.matches(":", at: end), let v = twoDigits(line, end + 1) { mm = v; end += 3 }
+            else if let v = twoDigits(line, end) { mm = v; end += 2 }
+            offset = (negative ? -1 : 1) * (hh * 60 + mm)
             i = end
         }
         guard i < line.count, line[i] == 0x20 else { return nil }
@@ -205,6 +210,8 @@ public enum KernelLinePrefixParser {
     /// "host kernel: " (or "host kernel[0]: ") starting at `start`: index after it, or nil.
     @inline(__always)
     static func kernelTag(_ line: LineBytes, _ start: Int) -> Int? {
+        // journalctl --no-hostname
+        if line.matches("kernel: ", at: start) { return start + 8 }
         let host = line.token(at: start)
         guard !host.isEmpty, host.upperBound < line.count, line[host.upperBound] == 0x20 else { return nil }
         let t = host.upperBound + 1
@@ -216,6 +223,12 @@ public enum KernelLinePrefixParser {
     }
 
     // MARK: - pieces
+
+    @inline(__always)
+    static func twoDigits(_ line: LineBytes, _ at: Int) -> Int? {
+        guard line.isDigit(at: at), line.isDigit(at: at + 1) else { return nil }
+        return Int(line[at] - 0x30) * 10 + Int(line[at + 1] - 0x30)
+    }
 
     /// "Jan".."Dec" at `at` → 1...12.
     @inline(__always)

@@ -35,33 +35,39 @@ public enum BlockErrorMatcher {
                                     caller: caller.map { line.string($0) }, shape: .op, location: ctx.location)
         var i = sectorEnd
         var sawOp = false, sawFlags = false
-        if line.matches(" op 0x", at: i), let (op, e) = line.hex(at: i + 4), op <= UInt64(UInt32.max) {
+        if line.matches(" op 0x", at: i) {
+            // Everything after " op " is printed in one go since 5.3; a line that stops part
+            // way was cut off (end of a file, a console glitch) and is skipped, not guessed.
+            guard let (op, e) = line.hex(at: i + 4), op <= UInt64(UInt32.max) else { return .malformed }
             sawOp = true
             event.opCode = UInt32(op)
             i = e
-            if line.matches(":(", at: i), let close = line.find(byte: UInt8(ascii: ")"), in: (i + 2)..<(i + 24)) {
-                event.reportedOperation = BlockOperation(kernelName: line.string((i + 2)..<close)) ?? .unknown
+            var named = false
+            if line.matches(":(", at: i) {
+                guard let close = line.find(byte: UInt8(ascii: ")"), in: (i + 2)..<(i + 24)) else { return .malformed }
+                event.reportedOperation = BlockIOOperation(kernelName: line.string((i + 2)..<close)) ?? .unknown
                 i = close + 1
+                named = true
             } else {
-                event.reportedOperation = BlockOperation(stableOpCode: UInt32(op))
+                event.reportedOperation = BlockIOOperation(stableOpCode: UInt32(op))
             }
-            if line.matches(" flags 0x", at: i), let (f, fe) = line.hex(at: i + 7), f <= UInt64(UInt32.max) {
-                event.flags = UInt32(f)
-                i = fe
-                if line.matches(" phys_seg ", at: i), let (ps, pe) = line.decimal(at: i + 10), ps <= UInt64(UInt32.max) {
-                    event.physSegments = UInt32(ps)
-                    i = pe
-                    if line.matches(" prio class ", at: i), let (pc, _) = line.decimal(at: i + 12), pc <= UInt64(UInt32.max) {
-                        event.prioClass = UInt32(pc)
-                    }
-                }
+            guard line.matches(" flags 0x", at: i), let (f, fe) = line.hex(at: i + 7), f <= UInt64(UInt32.max)
+            else { return .malformed }
+            event.flags = UInt32(f)
+            i = fe
+            if named {
+                guard line.matches(" phys_seg ", at: i), let (ps, pe) = line.decimal(at: i + 10), ps <= UInt64(UInt32.max),
+                      line.matches(" prio class ", at: pe), let (pc, _) = line.decimal(at: pe + 12), pc <= UInt64(UInt32.max)
+                else { return .malformed }
+                event.physSegments = UInt32(ps)
+                event.prioClass = UInt32(pc)
             }
         } else if line.matches(" flags ", at: i), let (f, _) = line.hex(at: i + 7), f <= UInt64(UInt32.max) {
             // 5.0–5.2 print the whole cmd_flags; the operation is in its low 8 bits (REQ_OP_BITS).
             sawFlags = true
             event.flags = UInt32(f)
             event.opCode = UInt32(f) & 0xFF
-            event.reportedOperation = BlockOperation(stableOpCode: UInt32(f) & 0xFF)
+            event.reportedOperation = BlockIOOperation(stableOpCode: UInt32(f) & 0xFF)
         }
 
         if let caller {
