@@ -26,7 +26,9 @@ public enum FormatRegistry {
 
     public static var all: [any InputFormat] {
         // Each reader adds its formats here, in detection order.
-        let formats: [any InputFormat] = []
+        let formats: [any InputFormat] = [
+            QMPEventFormat(),
+        ]
         return formats
     }
 
