@@ -163,9 +163,9 @@ public struct LineBytes {
     /// padded, so printk's microsecond stamps stay exact (a Double would not round-trip).
     @inlinable
     public func fixedPoint(at: Int, fractionDigits: Int) -> (value: Int64, end: Int)? {
-        guard let (whole, afterWhole) = decimal(at: at), whole <= UInt64(Int64.max / 1_000_000_000_000) else { return nil }
         var scale: Int64 = 1
-        for _ in 0..<fractionDigits { scale *= 10 }
+        for _ in 0..<min(fractionDigits, 18) { scale *= 10 }
+        guard let (whole, afterWhole) = decimal(at: at), whole < UInt64(Int64.max / scale) else { return nil }
         var value = Int64(whole) * scale
         var i = afterWhole
         guard i < count, bytes[i] == 0x2E || bytes[i] == 0x2C else { return (value, i) }   // '.' or ','
@@ -200,14 +200,33 @@ public struct LineBytes {
         at >= 0 && at < count && bytes[at] &- 0x30 <= 9
     }
 
-    /// 64-bit FNV-1a of a range, for recognising repeated lines without keeping them.
+    /// A 64-bit hash of a range, for recognising repeated lines without keeping them: eight
+    /// bytes per step (multiply-rotate) and a murmur3 finaliser. Not cryptographic; good enough
+    /// that two different lines agree with probability about 2^-64.
     public func hash(_ range: Range<Int>, seed: UInt64 = 0xcbf29ce484222325) -> UInt64 {
         let r = range.clamped(to: 0..<count)
-        var h = seed
-        for i in r {
-            h ^= UInt64(bytes[i])
-            h = h &* 0x100000001b3
+        guard let base = bytes.baseAddress else { return seed }
+        let p = UnsafeRawPointer(base + r.lowerBound)
+        let n = r.count
+        var h = seed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+        var i = 0
+        while i + 8 <= n {
+            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            h = ((h ^ w) &* 0x87C3_7B91_1142_53D5)
+            h = (h << 31) | (h >> 33)
+            i += 8
         }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < n {
+            tail |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0x4CF5_AD43_2745_937F
+        h ^= h >> 33; h = h &* 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33; h = h &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
         return h
     }
 

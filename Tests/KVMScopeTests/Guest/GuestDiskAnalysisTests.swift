@@ -297,3 +297,30 @@ import Testing
         }
     }
 }
+
+@Suite struct RecentKeyWindowTests {
+    @Test func remembersAtLeastOneGenerationAndForgetsOlderOnes() {
+        var w = RecentKeyWindow(capacity: 100)
+        for k in 1...150 as ClosedRange<UInt64> { #expect(w.insert(k &* 0x9E3779B97F4A7C15)) }
+        // The last 100 are certainly remembered.
+        for k in 51...150 as ClosedRange<UInt64> { #expect(!w.insert(k &* 0x9E3779B97F4A7C15)) }
+        // After two more generations the first keys are gone.
+        for k in 1000...1300 as ClosedRange<UInt64> { _ = w.insert(k &* 0x9E3779B97F4A7C15) }
+        #expect(w.insert(1 &* 0x9E3779B97F4A7C15))
+        // Key 0 is a valid key too.
+        #expect(w.insert(0))
+        #expect(!w.insert(0))
+    }
+
+    @Test func insertNewThenLookup() {
+        var w = RecentKeyWindow(capacity: 8)
+        for k in 1...8 as ClosedRange<UInt64> { w.insertNew(k << 40) }
+        for k in 1...8 as ClosedRange<UInt64> { #expect(!w.insert(k << 40)) }
+    }
+
+    @Test func operationIndexFollowsDeclarationOrder() {
+        for (i, op) in BlockIOOperation.allCases.enumerated() {
+            #expect(BlockIOOperationSet.index(op) == i, "\(op)")
+        }
+    }
+}

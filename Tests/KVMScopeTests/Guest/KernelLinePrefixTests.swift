@@ -21,6 +21,19 @@ import Testing
         #expect(GuestLogTime.formatUptime(r.prefix.time.uptimeMicroseconds!) == "439.490934")
     }
 
+    @Test func uptimesOfYears() throws {
+        // Real: a host up 250 days (kern.log), and far beyond.
+        let r = try #require(kernel("[21675145.601891] blk_update_request: critical target error, dev sdau, sector 0"))
+        #expect(r.prefix.style == .printk)
+        #expect(r.prefix.time.uptimeMicroseconds == 21_675_145_601_891)
+        let far = try #require(kernel("[142880005.000001] I/O error, dev vdj, sector 56"))
+        #expect(far.prefix.time.uptimeMicroseconds == 142_880_005_000_001)
+        #expect(GuestLogTime.formatUptime(142_880_005_000_001) == "142880005.000001")
+        // Beyond what microseconds in 64 bits can hold: not a stamp, so the line is bare.
+        let absurd = try #require(kernel("[99999999999999.000000] x"))
+        #expect(absurd.prefix.style == .bare)
+    }
+
     @Test func printkCallerOnConsoleAndInDmesg() throws {
         // Console: "[%5lu.%06lu][%6s] " (kernel/printk/printk.c print_time + print_caller).
         let console = try #require(kernel("[    0.770587][    C0] blk_update_request: I/O error, dev vdc, sector 0"))

@@ -6,6 +6,7 @@ import KVMScope
 
 let benchmarks: [(name: String, usage: String, run: ([String]) throws -> Void)] = [
     ("lines", "FILE — raw LineSplitter throughput (the floor every text reader sits on)", benchLines),
+    ("guest", "FILE — kvmscope guest: read, recognise and analyse a guest kernel log (bench/make-guest-log.sh)", benchGuest),
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

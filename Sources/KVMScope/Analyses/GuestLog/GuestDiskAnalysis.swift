@@ -13,8 +13,11 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
     private var blockDetail = 0
     private var bufferDetail = 0
     private var suppressed = SuppressedSummary()
-    private var pendingSuppressed: [SuppressedFamily: [String: Int]] = [:]
-    private var lastDeviceFor: [SuppressedFamily: Int] = [:]
+    /// Per family (block, buffer): counts waiting for the next message that names a device,
+    /// and the device of the last such message. Arrays: touched on every error event.
+    private var pendingSuppressed: [[String: Int]] = [[:], [:]]
+    private var hasPendingSuppressed = [false, false]
+    private var lastDeviceFor = [-1, -1]
     /// Set once a line shape that only kernels ≥4.1 print has been seen.
     private var modernKernel = false
     private var scsiAddresses: [String: String] = [:]
@@ -40,11 +43,16 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
 
     // MARK: - devices
 
+    private var lastDevice = -1
+
     private mutating func device(_ name: String) -> Int? {
-        if let i = deviceIndex[name] { return i }
+        // Consecutive events are nearly always about the same device: compare before hashing.
+        if lastDevice >= 0, devices[lastDevice].report.name == name { return lastDevice }
+        if let i = deviceIndex[name] { lastDevice = i; return i }
         guard devices.count < deviceLimit else { eventsOverDeviceLimit += 1; return nil }
         devices.append(DeviceState(name: name, rangeLimit: rangeLimit))
         deviceIndex[name] = devices.count - 1
+        lastDevice = devices.count - 1
         return devices.count - 1
     }
 
@@ -52,13 +60,15 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         devices[d].noteError(location)
     }
 
-    private mutating func attributeSuppressed(_ family: SuppressedFamily, to d: Int) {
+    private mutating func attributeSuppressed(_ family: Int, to d: Int) {
         lastDeviceFor[family] = d
-        guard let pending = pendingSuppressed.removeValue(forKey: family) else { return }
-        for (function, n) in pending {
+        guard hasPendingSuppressed[family] else { return }
+        for (function, n) in pendingSuppressed[family] {
             devices[d].report.suppressed += n
             devices[d].report.suppressedByFunction[function, default: 0] += n
         }
+        pendingSuppressed[family] = [:]
+        hasPendingSuppressed[family] = false
     }
 
     // MARK: - block errors
@@ -66,22 +76,12 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
     private mutating func addBlockError(_ e: BlockErrorEvent) {
         if e.shape != .endRequest && e.shape != .blkUpdateRequest { modernKernel = true }
         guard let d = device(e.device) else { return }
-        attributeSuppressed(.blockErrors, to: d)
-        noteError(d, e.location)
-        var dev = devices[d]
-        dev.report.totalBlockErrors += 1
-        if blockDetail < detailLimit {
-            dev.report.blockErrors.append(e)
-            blockDetail += 1
-        }
-        let op = e.operation
-        dev.report.operations[op?.rawValue ?? "unreported", default: 0] += 1
-        dev.report.errorTypes[e.errorType.text, default: 0] += 1
-        if op?.touchesSectors ?? true {
-            dev.ranges.insert(e.sector, operation: op)
-        }
-        dev.lastBlockError = (e.sector, e.location.line)
-        devices[d] = dev
+        attributeSuppressed(0, to: d)
+        let keep = blockDetail < detailLimit
+        if keep { blockDetail += 1 }
+        // Mutate in place (devices[d].…): copying the element out and back would copy its
+        // detail arrays on every append.
+        devices[d].addBlockError(e, keepDetail: keep)
     }
 
     // MARK: - buffer errors
@@ -89,145 +89,16 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
     private mutating func addBufferError(_ e: BufferErrorEvent) {
         if e.shape == .onDev { modernKernel = true }
         guard let d = device(e.device) else { return }
-        attributeSuppressed(.bufferErrors, to: d)
-        noteError(d, e.location)
-        var dev = devices[d]
-        defer { devices[d] = dev }
-
-        if e.shape == .lostPageWrite {
-            // ≤4.0 printed this right after the `Buffer I/O error on device` line of the same
-            // buffer: it tells that line's kind rather than being a second lost block.
-            if dev.unpairedOnDevice {
-                dev.unpairedOnDevice = false
-                dev.report.lostBlocks.unknown -= 1
-                dev.report.lostBlocks.write += 1
-                if let i = dev.lastOnDeviceDetail {
-                    dev.report.bufferErrors[i].loss = .write
-                    dev.report.bufferErrors[i].lossInferred = "lost-page-write-line"
-                }
-                dev.lastOnDeviceDetail = nil
-                return
-            }
-            dev.report.totalBufferErrors += 1
-            dev.report.lostBlocks.write += 1
-            if bufferDetail < detailLimit {
-                dev.report.bufferErrors.append(BufferErrorRecord(event: e, loss: .write))
-                bufferDetail += 1
-            }
-            return
-        }
-
-        dev.report.totalBufferErrors += 1
-        switch e.loss {
-        case .syncWrite?: dev.report.lostBlocks.syncWrite += 1
-        case .asyncWrite?: dev.report.lostBlocks.asyncWrite += 1
-        case .asyncRead?: dev.report.lostBlocks.asyncRead += 1
-        case .write?: dev.report.lostBlocks.write += 1
-        case nil: dev.report.lostBlocks.unknown += 1
-        }
-        dev.unpairedOnDevice = e.shape == .onDevice && e.loss == nil
-        dev.lastOnDeviceDetail = nil
-        if bufferDetail < detailLimit {
-            dev.report.bufferErrors.append(BufferErrorRecord(event: e, loss: e.loss))
-            bufferDetail += 1
-            if dev.unpairedOnDevice { dev.lastOnDeviceDetail = dev.report.bufferErrors.count - 1 }
-        }
-        // Block size: a buffer error for block B right after a block error at sector S on the
-        // same device means S = B × (block size / 512).
-        if let block = e.logicalBlock, block > 0, let (sector, line) = dev.lastBlockError, sector > 0,
-           e.location.line - line <= 64 {
-            var k: UInt64 = 1
-            while k <= 128 {
-                if block.multipliedReportingOverflow(by: k) == (sector, false) {
-                    dev.blockSizeVotes[Int(k) * 512, default: 0] += 1
-                    break
-                }
-                k *= 2
-            }
-        }
+        attributeSuppressed(1, to: d)
+        let keep = bufferDetail < detailLimit
+        if devices[d].addBufferError(e, keepDetail: keep) { bufferDetail += 1 }
     }
 
     // MARK: - filesystems
 
     private mutating func addFilesystem(_ e: FilesystemEvent) {
         guard let d = device(e.device) else { return }
-        let group: String
-        switch e.filesystem {
-        case .xfs: group = "xfs"
-        case .f2fs: group = "f2fs"
-        default: group = "ext"
-        }
-        var dev = devices[d]
-        defer { devices[d] = dev }
-        var fs = dev.filesystems[group] ?? FilesystemState(report: FilesystemReport(type: e.filesystem.rawValue, device: e.device))
-        if fs.report.type == "jbd2" || fs.report.type == "jbd", !e.filesystem.isJournal {
-            fs.report.type = e.filesystem.rawValue
-        }
-        var r = fs.report
-        let l = e.location
-        var problem: String? = nil
-        var alsoAborted = false
-        switch e.kind {
-        case .mounted:
-            r.mounted = true
-        case .error(let function, let aborted):
-            r.errors += 1
-            if let function, r.errorFunctions.count < 16 || r.errorFunctions[function] != nil {
-                r.errorFunctions[function, default: 0] += 1
-            }
-            problem = "error"
-            if aborted {
-                if !r.journalAborted { r.journalAborted = true; r.journalAbortedAt = l }
-                alsoAborted = true
-            }
-        case .journalAborted:
-            if !r.journalAborted { r.journalAborted = true; r.journalAbortedAt = l }
-            problem = "journal-aborted"
-        case .remountedReadOnly:
-            if !r.readOnly { r.readOnly = true; r.readOnlyAt = l }
-            problem = "read-only"
-        case .superblockWriteError:
-            r.superblockWriteErrors += 1
-            problem = "superblock"
-        case .journalSuperblockWriteError:
-            r.journalSuperblockErrors += 1
-            problem = "journal-superblock"
-        case .journalDataFlushError:
-            r.journalDataFlushErrors += 1
-            problem = "journal-data-flush"
-        case .inodeWriteError(let inode, _, let status):
-            r.inodeWriteErrors += 1
-            if r.inodesWithWriteErrors.count < 16, !r.inodesWithWriteErrors.contains(inode) {
-                r.inodesWithWriteErrors.append(inode)
-            }
-            r.inodeWriteStatuses[Self.describeStatus(status), default: 0] += 1
-            dev.ext4WritebackErrors = true
-            problem = "inode-write"
-        case .dataLoss:
-            r.dataLossMessages += 1
-            problem = "data-loss"
-        case .metadataIOError:
-            r.metadataIOErrors += 1
-            problem = "metadata"
-        case .logIOError:
-            r.logIOErrors += 1
-            problem = "log"
-        case .shutdown:
-            if !r.shutdown { r.shutdown = true; r.shutdownAt = l }
-            problem = "shutdown"
-        }
-        if let problem {
-            r.firstProblem = GuestLogLocation.earlier(r.firstProblem, l)
-            r.lastProblem = GuestLogLocation.later(r.lastProblem, l)
-            fs.report = r
-            fs.note(problem, e)
-            if alsoAborted { fs.note("journal-aborted", e) }
-            dev.noteError(l)
-        } else {
-            fs.report = r
-        }
-        dev.filesystems[group] = fs
-        if dev.filesystemOrder.last != group, !dev.filesystemOrder.contains(group) { dev.filesystemOrder.append(group) }
+        devices[d].addFilesystem(e)
     }
 
     /// ext4's `I/O error %d`: a blk_status_t since 4.13 (positive), an errno before (negative).
@@ -272,12 +143,14 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         } else {
             suppressed.byFunction["other", default: 0] += n
         }
+        let family: Int
         switch e.family {
-        case .blockErrors: suppressed.blockErrors += n
-        case .bufferErrors: suppressed.bufferErrors += n
+        case .blockErrors: suppressed.blockErrors += n; family = 0
+        case .bufferErrors: suppressed.bufferErrors += n; family = 1
         case .other: suppressed.other += n; return
         }
-        pendingSuppressed[e.family, default: [:]][e.function, default: 0] += n
+        pendingSuppressed[family][e.function, default: 0] += n
+        hasPendingSuppressed[family] = true
     }
 
     // MARK: - report
@@ -285,8 +158,9 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
     public func report(source: String, input: GuestLogInputStats) -> GuestDiskReport {
         var copy = self
         // Suppressed counts with no later message of their kind go to the previous one's device.
-        for (family, pending) in copy.pendingSuppressed {
-            if let d = copy.lastDeviceFor[family] {
+        for (family, pending) in copy.pendingSuppressed.enumerated() where copy.hasPendingSuppressed[family] {
+            let d = copy.lastDeviceFor[family]
+            if d >= 0 {
                 for (function, n) in pending {
                     copy.devices[d].report.suppressed += n
                     copy.devices[d].report.suppressedByFunction[function, default: 0] += n
@@ -306,12 +180,17 @@ struct DeviceState {
     var report: GuestDeviceReport
     var ranges: SectorRangeSet
     var lastBlockError: (sector: UInt64, line: Int)?
+    /// Index 0: operation not reported; i + 1: BlockIOOperation.allCases[i]. Arrays, not
+    /// dictionaries: this runs once per error line.
+    var operationCounts = [Int](repeating: 0, count: BlockIOOperation.allCases.count + 1)
+    var errorTypeCounts: [(type: BlockErrorType, count: Int)] = []
     var blockSizeVotes: [Int: Int] = [:]
     var unpairedOnDevice = false
     var lastOnDeviceDetail: Int?
     var ext4WritebackErrors = false
-    var filesystems: [String: FilesystemState] = [:]
-    var filesystemOrder: [String] = []
+    /// In order of first appearance; `filesystemSlot` maps a group (ext, xfs, f2fs) to its index.
+    var filesystems: [FilesystemState] = []
+    var filesystemSlot = [-1, -1, -1]
 
     init(name: String, rangeLimit: Int) {
         report = GuestDeviceReport(name: name)
@@ -320,6 +199,95 @@ struct DeviceState {
 
     /// First and last by uptime when both lines have one (a dmesg replayed after a console
     /// capture comes later in the file but not later in time), by position otherwise.
+    mutating func addBlockError(_ e: BlockErrorEvent, keepDetail: Bool) {
+        noteError(e.location)
+        report.totalBlockErrors += 1
+        if keepDetail { report.blockErrors.append(e) }
+        let op = e.operation
+        operationCounts[op.map { BlockIOOperationSet.index($0) + 1 } ?? 0] += 1
+        if let i = errorTypeCounts.firstIndex(where: { $0.type == e.errorType }) {
+            errorTypeCounts[i].count += 1
+        } else if errorTypeCounts.count < 32 {
+            errorTypeCounts.append((e.errorType, 1))
+        } else {
+            errorTypeCounts[errorTypeCounts.count - 1].count += 1   // past 32 distinct names: lumped with the last
+        }
+        if op?.touchesSectors ?? true {
+            ranges.insert(e.sector, operation: op)
+        }
+        lastBlockError = (e.sector, e.location.line)
+    }
+
+    /// Returns whether the event was kept in the detail list.
+    mutating func addBufferError(_ e: BufferErrorEvent, keepDetail: Bool) -> Bool {
+        noteError(e.location)
+        if e.shape == .lostPageWrite {
+            // ≤4.0 printed this right after the `Buffer I/O error on device` line of the same
+            // buffer: it tells that line's kind rather than being a second lost block.
+            if unpairedOnDevice {
+                unpairedOnDevice = false
+                report.lostBlocks.unknown -= 1
+                report.lostBlocks.write += 1
+                if let i = lastOnDeviceDetail {
+                    report.bufferErrors[i].loss = .write
+                    report.bufferErrors[i].lossInferred = "lost-page-write-line"
+                }
+                lastOnDeviceDetail = nil
+                return false
+            }
+            report.totalBufferErrors += 1
+            report.lostBlocks.write += 1
+            if keepDetail { report.bufferErrors.append(BufferErrorRecord(event: e, loss: .write)) }
+            return keepDetail
+        }
+
+        report.totalBufferErrors += 1
+        switch e.loss {
+        case .syncWrite?: report.lostBlocks.syncWrite += 1
+        case .asyncWrite?: report.lostBlocks.asyncWrite += 1
+        case .asyncRead?: report.lostBlocks.asyncRead += 1
+        case .write?: report.lostBlocks.write += 1
+        case nil: report.lostBlocks.unknown += 1
+        }
+        unpairedOnDevice = e.shape == .onDevice && e.loss == nil
+        lastOnDeviceDetail = nil
+        if keepDetail {
+            report.bufferErrors.append(BufferErrorRecord(event: e, loss: e.loss))
+            if unpairedOnDevice { lastOnDeviceDetail = report.bufferErrors.count - 1 }
+        }
+        // Block size: a buffer error for block B right after a block error at sector S on the
+        // same device means S = B × (block size / 512).
+        if let block = e.logicalBlock, block > 0, let (sector, line) = lastBlockError, sector > 0,
+           e.location.line - line <= 64 {
+            var k: UInt64 = 1
+            while k <= 128 {
+                let (product, overflow) = block.multipliedReportingOverflow(by: k)
+                if !overflow && product == sector {
+                    blockSizeVotes[Int(k) * 512, default: 0] += 1
+                    break
+                }
+                k *= 2
+            }
+        }
+        return keepDetail
+    }
+
+    mutating func addFilesystem(_ e: FilesystemEvent) {
+        // ext2/3/4 share their jbd/jbd2 journal's records; XFS and f2fs stand alone.
+        let group: Int
+        switch e.filesystem {
+        case .xfs: group = 1
+        case .f2fs: group = 2
+        default: group = 0
+        }
+        if filesystemSlot[group] < 0 {
+            filesystemSlot[group] = filesystems.count
+            filesystems.append(FilesystemState(report: FilesystemReport(type: e.filesystem.rawValue, device: e.device)))
+        }
+        if case .inodeWriteError = e.kind { ext4WritebackErrors = true }
+        if filesystems[filesystemSlot[group]].add(e) != nil { noteError(e.location) }
+    }
+
     mutating func noteError(_ l: GuestLogLocation) {
         report.firstError = GuestLogLocation.earlier(report.firstError, l)
         report.lastError = GuestLogLocation.later(report.lastError, l)
@@ -327,6 +295,10 @@ struct DeviceState {
 
     func finished(modernKernel: Bool) -> GuestDeviceReport {
         var r = report
+        for (i, n) in operationCounts.enumerated() where n > 0 {
+            r.operations[i == 0 ? "unreported" : BlockIOOperation.allCases[i - 1].rawValue] = n
+        }
+        for (type, n) in errorTypeCounts { r.errorTypes[type.text, default: 0] += n }
         var set = ranges
         r.sectorRanges = set.ranges
         set = ranges
@@ -343,7 +315,7 @@ struct DeviceState {
                 r.bufferErrors[i].lossInferred = "ext4-writeback"
             }
         }
-        r.filesystems = filesystemOrder.compactMap { filesystems[$0]?.finished() }
+        r.filesystems = filesystems.map { $0.finished() }
         return r
     }
 }
@@ -351,6 +323,70 @@ struct DeviceState {
 struct FilesystemState {
     var report: FilesystemReport
     var evidenceKinds: Set<String> = []
+
+    /// Adds an event; returns the problem kind when it is one (nil for `mounted`).
+    mutating func add(_ e: FilesystemEvent) -> String? {
+        if report.type == "jbd2" || report.type == "jbd", !e.filesystem.isJournal {
+            report.type = e.filesystem.rawValue
+        }
+        let l = e.location
+        var problem: String? = nil
+        var alsoAborted = false
+        switch e.kind {
+        case .mounted:
+            report.mounted = true
+        case .error(let function, let aborted):
+            report.errors += 1
+            if let function, report.errorFunctions.count < 16 || report.errorFunctions[function] != nil {
+                report.errorFunctions[function, default: 0] += 1
+            }
+            problem = "error"
+            if aborted {
+                if !report.journalAborted { report.journalAborted = true; report.journalAbortedAt = l }
+                alsoAborted = true
+            }
+        case .journalAborted:
+            if !report.journalAborted { report.journalAborted = true; report.journalAbortedAt = l }
+            problem = "journal-aborted"
+        case .remountedReadOnly:
+            if !report.readOnly { report.readOnly = true; report.readOnlyAt = l }
+            problem = "read-only"
+        case .superblockWriteError:
+            report.superblockWriteErrors += 1
+            problem = "superblock"
+        case .journalSuperblockWriteError:
+            report.journalSuperblockErrors += 1
+            problem = "journal-superblock"
+        case .journalDataFlushError:
+            report.journalDataFlushErrors += 1
+            problem = "journal-data-flush"
+        case .inodeWriteError(let inode, _, let status):
+            report.inodeWriteErrors += 1
+            if report.inodesWithWriteErrors.count < 16, !report.inodesWithWriteErrors.contains(inode) {
+                report.inodesWithWriteErrors.append(inode)
+            }
+            report.inodeWriteStatuses[GuestDiskAnalysis.describeStatus(status), default: 0] += 1
+            problem = "inode-write"
+        case .dataLoss:
+            report.dataLossMessages += 1
+            problem = "data-loss"
+        case .metadataIOError:
+            report.metadataIOErrors += 1
+            problem = "metadata"
+        case .logIOError:
+            report.logIOErrors += 1
+            problem = "log"
+        case .shutdown:
+            if !report.shutdown { report.shutdown = true; report.shutdownAt = l }
+            problem = "shutdown"
+        }
+        guard let problem else { return nil }
+        report.firstProblem = GuestLogLocation.earlier(report.firstProblem, l)
+        report.lastProblem = GuestLogLocation.later(report.lastProblem, l)
+        note(problem, e)
+        if alsoAborted { note("journal-aborted", e) }
+        return problem
+    }
 
     mutating func note(_ kind: String, _ e: FilesystemEvent) {
         guard report.evidence.count < 12, evidenceKinds.insert(kind).inserted else { return }

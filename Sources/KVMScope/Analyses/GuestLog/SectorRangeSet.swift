@@ -2,10 +2,30 @@
 public struct BlockIOOperationSet: Equatable, Hashable, Sendable {
     public var bits: UInt32
     public init(bits: UInt32 = 0) { self.bits = bits }
-    public init(_ op: BlockIOOperation?) { bits = op.map { 1 << Self.index($0) } ?? 0 }
+    public init(_ op: BlockIOOperation?) { bits = op.map { 1 << UInt32(Self.index($0)) } ?? 0 }
 
-    static func index(_ op: BlockIOOperation) -> UInt32 {
-        UInt32(BlockIOOperation.allCases.firstIndex(of: op)!)
+    static func index(_ op: BlockIOOperation) -> Int {
+        switch op {
+        case .read: return 0
+        case .write: return 1
+        case .flush: return 2
+        case .discard: return 3
+        case .secureErase: return 4
+        case .writeSame: return 5
+        case .writeZeroes: return 6
+        case .zoneReport: return 7
+        case .zoneReset: return 8
+        case .zoneResetAll: return 9
+        case .zoneOpen: return 10
+        case .zoneClose: return 11
+        case .zoneFinish: return 12
+        case .zoneAppend: return 13
+        case .scsiIn: return 14
+        case .scsiOut: return 15
+        case .driverIn: return 16
+        case .driverOut: return 17
+        case .unknown: return 18
+        }
     }
 
     public mutating func formUnion(_ other: BlockIOOperationSet) { bits |= other.bits }

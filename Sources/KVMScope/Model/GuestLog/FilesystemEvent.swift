@@ -151,8 +151,10 @@ public enum SuppressedFamily: String, CaseIterable, Sendable, Codable {
     case other
 }
 
-/// Everything the guest-log reader recognises, in input order.
-public enum GuestLogEvent: Equatable, Sendable {
+/// Everything the guest-log reader recognises, in input order. Indirect: the payloads are
+/// boxed, so the reader's per-line verdict stays one word for the 95+% of lines that match
+/// nothing instead of carrying (and copying) the largest event's bytes.
+public indirect enum GuestLogEvent: Equatable, Sendable {
     case blockError(BlockErrorEvent)
     case bufferError(BufferErrorEvent)
     case filesystem(FilesystemEvent)

@@ -5,12 +5,24 @@
 /// inside the message). Uptime is kept in microseconds because that is what printk prints:
 /// a Double parsed from "439.490934" would not always print back the same digits.
 public struct GuestLogTime: Equatable, Hashable, Sendable {
-    public var uptimeMicroseconds: Int64?
-    public var wallClock: WallClockTime?
+    // Stored packed (24 bytes): the reader makes one for every line, and copies of a large
+    // struct of optionals were a measurable share of the time per line.
+    private var uptime: Int64 = .min
+    private var wall = WallClockTime.none
+
+    public var uptimeMicroseconds: Int64? {
+        get { uptime == .min ? nil : uptime }
+        set { uptime = newValue ?? .min }
+    }
+
+    public var wallClock: WallClockTime? {
+        get { wall.isNone ? nil : wall }
+        set { wall = newValue ?? .none }
+    }
 
     public init(uptimeMicroseconds: Int64? = nil, wallClock: WallClockTime? = nil) {
-        self.uptimeMicroseconds = uptimeMicroseconds
-        self.wallClock = wallClock
+        self.uptime = uptimeMicroseconds ?? .min
+        self.wall = wallClock ?? .none
     }
 
     public static let unknown = GuestLogTime()
@@ -39,22 +51,38 @@ public struct GuestLogTime: Equatable, Hashable, Sendable {
 /// year and no zone; dmesg -T prints a year but no zone; ISO stamps print both. Nothing is
 /// guessed: missing parts stay nil.
 public struct WallClockTime: Equatable, Hashable, Sendable, CustomStringConvertible {
-    public var year: Int?
-    public var month: Int          // 1...12
-    public var day: Int
-    public var hour: Int
-    public var minute: Int
-    public var second: Int
-    public var microsecond: Int?
+    // Packed into 16 bytes; the optional parts use sentinels (year 0, microsecond -1,
+    // offset Int16.min) and month 0 marks "no wall clock" inside GuestLogTime.
+    private var y: Int16
+    private var mo: UInt8, d: UInt8, h: UInt8, mi: UInt8, s: UInt8
+    private var us: Int32
+    private var off: Int16
+
+    public var year: Int? { get { y == 0 ? nil : Int(y) } set { y = Int16(clamping: newValue ?? 0) } }
+    /// 1...12
+    public var month: Int { get { Int(mo) } set { mo = UInt8(clamping: newValue) } }
+    public var day: Int { get { Int(d) } set { d = UInt8(clamping: newValue) } }
+    public var hour: Int { get { Int(h) } set { h = UInt8(clamping: newValue) } }
+    public var minute: Int { get { Int(mi) } set { mi = UInt8(clamping: newValue) } }
+    public var second: Int { get { Int(s) } set { s = UInt8(clamping: newValue) } }
+    public var microsecond: Int? { get { us < 0 ? nil : Int(us) } set { us = Int32(clamping: newValue ?? -1) } }
     /// Offset from UTC in minutes, when the stamp had a zone (`Z`, `+01:00`, `+0100`).
-    public var utcOffsetMinutes: Int?
+    public var utcOffsetMinutes: Int? {
+        get { off == .min ? nil : Int(off) }
+        set { off = newValue.map { Int16(clamping: $0) } ?? .min }
+    }
 
     public init(year: Int?, month: Int, day: Int, hour: Int, minute: Int, second: Int,
                 microsecond: Int? = nil, utcOffsetMinutes: Int? = nil) {
-        self.year = year; self.month = month; self.day = day
-        self.hour = hour; self.minute = minute; self.second = second
-        self.microsecond = microsecond; self.utcOffsetMinutes = utcOffsetMinutes
+        y = Int16(clamping: year ?? 0)
+        mo = UInt8(clamping: month); d = UInt8(clamping: day)
+        h = UInt8(clamping: hour); mi = UInt8(clamping: minute); s = UInt8(clamping: second)
+        us = Int32(clamping: microsecond ?? -1)
+        off = utcOffsetMinutes.map { Int16(clamping: $0) } ?? .min
     }
+
+    static let none = WallClockTime(year: nil, month: 0, day: 0, hour: 0, minute: 0, second: 0)
+    var isNone: Bool { mo == 0 }
 
     static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 

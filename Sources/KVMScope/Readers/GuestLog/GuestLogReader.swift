@@ -44,11 +44,12 @@ public struct GuestLogInputStats: Equatable, Sendable {
 /// line splitter's buffer and a fixed window of recent event keys for de-duplication.
 public struct GuestLogReader {
     public private(set) var stats = GuestLogInputStats()
-    /// Drop events whose line repeats an earlier one with the same uptime stamp.
+    /// Drop events whose line repeats one of the last 32 768–65 536 events with the same uptime stamp.
     public var deduplicate: Bool
-    private var recent = RecentKeyWindow(capacity: 1 << 16)
+    private var recent = RecentKeyWindow(capacity: 1 << 15)
     private var styleCounts = [Int](repeating: 0, count: KernelLogStyle.allCases.count)
     private var previousWasKmsg = false
+    private var latestEventUptime = Int64.min
 
     public init(deduplicate: Bool = true) {
         self.deduplicate = deduplicate
@@ -99,9 +100,16 @@ public struct GuestLogReader {
             styleCounts[prefix.style.index] += 1
             if deduplicate, let us = prefix.time.uptimeMicroseconds {
                 let key = line.hash(prefix.messageStart..<line.count, seed: 0xcbf29ce484222325 ^ UInt64(bitPattern: us))
-                if !recent.insert(key) {
-                    stats.duplicateEvents += 1
-                    return
+                // A repeat has the stamp of a line already seen, so it cannot be later than all
+                // of them: events moving forward in time (nearly all) skip the lookup.
+                if us <= latestEventUptime {
+                    if !recent.insert(key) {
+                        stats.duplicateEvents += 1
+                        return
+                    }
+                } else {
+                    recent.insertNew(key)
+                    latestEventUptime = us
                 }
             }
             sink.consume(event)
@@ -133,28 +141,70 @@ extension KernelLogStyle {
     }
 }
 
-/// The last `capacity` keys, as a set with FIFO eviction. A replayed dmesg can only repeat
-/// what fits in the kernel's ring buffer (128 KiB–1 MiB by default, a few thousand lines of
-/// errors), so a window of 65536 events finds every repeat while memory stays fixed.
+/// Recently seen keys in fixed memory. A replayed dmesg can only repeat what fits in the
+/// kernel's ring buffer (128 KiB–1 MiB by default: at most ~10 000 lines), so it is enough to
+/// remember the last `generation`–2×`generation` events (32 768–65 536 here, 1 MiB of tables): two open-addressing tables
+/// of already-hashed keys, the older one dropped wholesale when the newer fills. No per-key
+/// deletion, no rehashing of keys that are hashes already.
 struct RecentKeyWindow {
-    private var set: Set<UInt64> = []
-    private var ring: [UInt64]
-    private var next = 0
-    private var filled = false
+    private var current: [UInt64]
+    private var previous: [UInt64]
+    private var count = 0
+    private let generation: Int
+    private let mask: Int
 
-    init(capacity: Int) {
-        ring = [UInt64](repeating: 0, count: capacity)
-        set.reserveCapacity(capacity)
+    init(capacity generation: Int) {
+        self.generation = max(1, generation)
+        var slots = 1
+        while slots < self.generation * 2 { slots <<= 1 }   // load factor ≤ 0.5
+        mask = slots - 1
+        current = [UInt64](repeating: 0, count: slots)
+        previous = current
     }
 
     /// Adds `key`; false when it was already there.
-    mutating func insert(_ key: UInt64) -> Bool {
-        if set.contains(key) { return false }
-        if filled { set.remove(ring[next]) }
-        ring[next] = key
-        set.insert(key)
-        next += 1
-        if next == ring.count { next = 0; filled = true }
+    mutating func insert(_ rawKey: UInt64) -> Bool {
+        let key = rawKey == 0 ? 1 : rawKey       // 0 marks an empty slot
+        if Self.contains(previous, key, mask) { return false }
+        var i = Int(truncatingIfNeeded: key) & mask
+        while current[i] != 0 {
+            if current[i] == key { return false }
+            i = (i + 1) & mask
+        }
+        if count == generation {
+            swap(&current, &previous)
+            for j in current.indices { current[j] = 0 }
+            count = 0
+            i = Int(truncatingIfNeeded: key) & mask
+        }
+        current[i] = key
+        count += 1
         return true
+    }
+
+    /// Adds a key known not to be present (skips looking in the older table).
+    mutating func insertNew(_ rawKey: UInt64) {
+        let key = rawKey == 0 ? 1 : rawKey
+        if count == generation {
+            swap(&current, &previous)
+            for j in current.indices { current[j] = 0 }
+            count = 0
+        }
+        var i = Int(truncatingIfNeeded: key) & mask
+        while current[i] != 0 {
+            if current[i] == key { return }
+            i = (i + 1) & mask
+        }
+        current[i] = key
+        count += 1
+    }
+
+    private static func contains(_ table: [UInt64], _ key: UInt64, _ mask: Int) -> Bool {
+        var i = Int(truncatingIfNeeded: key) & mask
+        while table[i] != 0 {
+            if table[i] == key { return true }
+            i = (i + 1) & mask
+        }
+        return false
     }
 }

@@ -17,7 +17,8 @@ public enum GuestLogMatchers {
         case UInt8(ascii: "v"): outcome = CapacityMatcher.match(ctx)
         default: break
         }
-        if outcome != .noMatch { return outcome }
+        // Pattern match, not `!=`: Equatable would compare whole event payloads.
+        if case .noMatch = outcome {} else { return outcome }
 
         // "name: ..." — a block error with its caller (≤5.15) or a rate-limit report.
         let id = line.identifier(at: s)
