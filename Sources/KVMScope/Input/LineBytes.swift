@@ -41,12 +41,27 @@ public struct LineBytes {
         return UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
     }
 
-    /// Whether `literal` stands at `at`.
+    /// Whether `literal` stands at `at`. Compares eight bytes at a time inline: readers call
+    /// this several times per line with short literals, where a memcmp call costs more than
+    /// the comparison.
     @inlinable
     public func matches(_ literal: StaticString, at: Int) -> Bool {
         let n = literal.utf8CodeUnitCount
         guard at >= 0, count - at >= n, let base = bytes.baseAddress else { return false }
-        return memcmp(base + at, literal.utf8Start, n) == 0
+        let a = UnsafeRawPointer(base + at)
+        let b = UnsafeRawPointer(literal.utf8Start)
+        var i = 0
+        while i + 8 <= n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i += 8
+        }
+        while i < n {
+            if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+            i += 1
+        }
+        return true
     }
 
     @inlinable public func hasPrefix(_ literal: StaticString) -> Bool { matches(literal, at: 0) }

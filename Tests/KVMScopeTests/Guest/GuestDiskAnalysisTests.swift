@@ -321,6 +321,17 @@ import Testing
         #expect(!zeroAgain)
     }
 
+    @Test func copiesDoNotShareState() {
+        var a = RecentKeyWindow(capacity: 8)
+        _ = a.insert(42)
+        var b = a
+        _ = b.insert(43)
+        let aSaw43 = !a.insert(43)
+        let bSaw42 = !b.insert(42)
+        #expect(!aSaw43)
+        #expect(bSaw42)
+    }
+
     @Test func insertNewThenLookup() {
         var w = RecentKeyWindow(capacity: 8)
         for k in 1...8 as ClosedRange<UInt64> { w.insertNew(k << 40) }

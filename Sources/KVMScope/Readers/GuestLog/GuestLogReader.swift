@@ -147,64 +147,91 @@ extension KernelLogStyle {
 /// of already-hashed keys, the older one dropped wholesale when the newer fills. No per-key
 /// deletion, no rehashing of keys that are hashes already.
 struct RecentKeyWindow {
-    private var current: [UInt64]
-    private var previous: [UInt64]
+    private var tables: KeyTables
     private var count = 0
     private let generation: Int
-    private let mask: Int
 
     init(capacity generation: Int) {
         self.generation = max(1, generation)
         var slots = 1
         while slots < self.generation * 2 { slots <<= 1 }   // load factor ≤ 0.5
-        mask = slots - 1
-        current = [UInt64](repeating: 0, count: slots)
-        previous = current
+        tables = KeyTables(slots: slots)
     }
 
     /// Adds `key`; false when it was already there.
     mutating func insert(_ rawKey: UInt64) -> Bool {
         let key = rawKey == 0 ? 1 : rawKey       // 0 marks an empty slot
-        if Self.contains(previous, key, mask) { return false }
-        var i = Int(truncatingIfNeeded: key) & mask
-        while current[i] != 0 {
-            if current[i] == key { return false }
-            i = (i + 1) & mask
-        }
-        if count == generation {
-            swap(&current, &previous)
-            for j in current.indices { current[j] = 0 }
-            count = 0
-            i = Int(truncatingIfNeeded: key) & mask
-        }
-        current[i] = key
-        count += 1
+        let (found, slot) = tables.probe(tables.current, key)
+        if found || tables.contains(tables.previous, key) { return false }
+        add(key, at: slot)
         return true
     }
 
     /// Adds a key known not to be present (skips looking in the older table).
     mutating func insertNew(_ rawKey: UInt64) {
         let key = rawKey == 0 ? 1 : rawKey
-        if count == generation {
-            swap(&current, &previous)
-            for j in current.indices { current[j] = 0 }
-            count = 0
-        }
-        var i = Int(truncatingIfNeeded: key) & mask
-        while current[i] != 0 {
-            if current[i] == key { return }
-            i = (i + 1) & mask
-        }
-        current[i] = key
-        count += 1
+        let (found, slot) = tables.probe(tables.current, key)
+        if !found { add(key, at: slot) }
     }
 
-    private static func contains(_ table: [UInt64], _ key: UInt64, _ mask: Int) -> Bool {
+    private mutating func add(_ key: UInt64, at slot: Int) {
+        // Value semantics: a copied reader must not share its window.
+        if !isKnownUniquelyReferenced(&tables) { tables = tables.copy() }
+        if count == generation {
+            tables.rotate()
+            count = 0
+            tables.current[tables.probe(tables.current, key).slot] = key
+        } else {
+            tables.current[slot] = key
+        }
+        count += 1
+    }
+}
+
+/// Two open-addressing tables of hashed keys in one allocation; `current` and `previous`
+/// swap roles when the current one holds a full generation. Raw memory: this sits on the
+/// per-event path, where array uniqueness and bounds checks showed up in profiles.
+final class KeyTables {
+    private(set) var current: UnsafeMutablePointer<UInt64>
+    private(set) var previous: UnsafeMutablePointer<UInt64>
+    let mask: Int
+    private let storage: UnsafeMutablePointer<UInt64>
+
+    init(slots: Int) {
+        mask = slots - 1
+        storage = UnsafeMutablePointer<UInt64>.allocate(capacity: slots * 2)
+        storage.initialize(repeating: 0, count: slots * 2)
+        current = storage
+        previous = storage + slots
+    }
+
+    deinit { storage.deallocate() }
+
+    func copy() -> KeyTables {
+        let c = KeyTables(slots: mask + 1)
+        c.current.update(from: current, count: mask + 1)
+        c.previous.update(from: previous, count: mask + 1)
+        return c
+    }
+
+    /// Whether `key` is in `table`, and the slot where it is or would go.
+    @inline(__always)
+    func probe(_ table: UnsafeMutablePointer<UInt64>, _ key: UInt64) -> (found: Bool, slot: Int) {
         var i = Int(truncatingIfNeeded: key) & mask
-        while table[i] != 0 {
-            if table[i] == key { return true }
+        while true {
+            let v = table[i]
+            if v == key { return (true, i) }
+            if v == 0 { return (false, i) }
             i = (i + 1) & mask
         }
-        return false
+    }
+
+    @inline(__always)
+    func contains(_ table: UnsafeMutablePointer<UInt64>, _ key: UInt64) -> Bool { probe(table, key).found }
+
+    /// The current table becomes the previous one; the old previous is emptied for reuse.
+    func rotate() {
+        swap(&current, &previous)
+        current.update(repeating: 0, count: mask + 1)
     }
 }
