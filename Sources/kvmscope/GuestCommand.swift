@@ -7,22 +7,26 @@ struct GuestCommand: ParsableCommand {
         commandName: "guest",
         abstract: "Read a guest's kernel log and say what went wrong with its disks.",
         discussion: """
-        Reads dmesg, dmesg -T, journalctl -k, /var/log/kern.log, /dev/kmsg records or a serial
-        console capture (the stamp style is recognised per line, so a file may mix them) and
-        reports per device: failed requests by operation and error type, the sectors hit, lost
-        writes (sync or async), filesystems that aborted their journal, went read-only or shut
-        down, and messages the kernel's rate limiter dropped. Lines repeated with the same
-        uptime stamp (a console capture followed by dmesg) are counted once.
+        Reads dmesg, dmesg -T, journalctl -k, /var/log/kern.log, /dev/kmsg records
+        or a serial console capture; the stamp style is recognised per line, so a
+        file may mix them. Reports per device: failed requests by operation and
+        error type, the sectors hit, lost writes (sync or async), filesystems that
+        aborted their journal, went read-only or shut down, and messages the
+        kernel's rate limiter dropped. A line repeated with the same uptime stamp
+        (a console capture followed by dmesg) is counted once.
 
         Examples:
-          $ kvmscope guest lab/scenarios/write-eio/console.log
-          Disk errors in lab/scenarios/write-eio/console.log: vda (376 lines; ...)
+          $ kvmscope guest console.log
+          Disk errors in console.log: vda (394 lines; ...)
           vda — virtio disk, 64 MiB (131072 × 512-byte blocks)
-            1 failed request: all write; "I/O" = EIO 1
+            2 failed requests: all write; all "I/O" errors (errno EIO)
+              sectors (start sectors of failed requests; ...):
+                6144  2× write
+            8 buffer errors: 8 lost async writes
           $ dmesg | kvmscope guest -
           $ journalctl -k -b -1 | kvmscope guest --json -
           $ kvmscope guest --top 20 /var/log/kern.log
-        Exit status: 0 no disk errors, 1 disk errors found or the input could not be read,
+        Exit status: 0 no disk errors, 1 disk errors found or unreadable input,
         2 usage error.
         """
     )

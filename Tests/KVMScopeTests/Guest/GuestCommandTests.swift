@@ -9,7 +9,7 @@ import Testing
         #expect(r.status == 1)
         #expect(r.stderr.isEmpty)
         #expect(r.stdout.contains("vda — virtio disk, 64 MiB (131072 × 512-byte blocks)"))
-        #expect(r.stdout.contains("1 failed request: all write; all \"I/O\" errors, the program saw EIO"))
+        #expect(r.stdout.contains("1 failed request: all write; all \"I/O\" errors (errno EIO)"))
         #expect(r.stdout.contains("2048  1× write"))
         #expect(!r.stdout.contains("\u{1B}["))      // not a terminal: no colour
     }
@@ -113,7 +113,8 @@ import Testing
         let r = try CLIRunner.run(["guest", "--help"])
         #expect(r.status == 0)
         #expect(r.stdout.contains("dmesg | kvmscope guest -"))
-        #expect(r.stdout.contains("1 failed request: all write"))
+        #expect(r.stdout.contains("2 failed requests: all write; all \"I/O\" errors (errno EIO)"))
+        #expect(r.stdout.contains("8 buffer errors: 8 lost async writes"))
         let root = try CLIRunner.run(["--help"])
         #expect(root.stdout.contains("guest"))
     }

@@ -34,7 +34,7 @@ import Testing
         let text = GuestReportRenderer.text(r)
         #expect(text.contains("dm-0 is a device-mapper device"))
         #expect(text.contains("not disk sectors"))
-        #expect(text.contains("logical blocks 6419939 (filesystem blocks on dm-0, size not stated in the log)"))
+        #expect(text.contains("logical block 6419939 (filesystem blocks on dm-0, size not stated in the log)"))
         #expect(text.contains("printed by a ≤3.17 kernel"))
     }
 

@@ -55,11 +55,16 @@ public enum GuestReportRenderer {
         var out: [String] = ["\(style.bold(d.name)) — \(deviceDescription(d))"]
         if d.totalBlockErrors > 0 {
             let ops = d.operations.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            let opText = ops.count == 1 ? "all \(ops[0].key)" : ops.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            let opText: String
+            if ops.count == 1 {
+                opText = ops[0].key == "unreported" ? "operation not printed by this kernel" : "all \(ops[0].key)"
+            } else {
+                opText = ops.map { "\($0.key == "unreported" ? "not stated" : $0.key) \($0.value)" }.joined(separator: ", ")
+            }
             let types = d.errorTypes.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             let typeText: String
             if types.count == 1 {
-                let errno = BlockErrorType(text: types[0].key).errnoName.map { ", the program saw \($0)" } ?? ""
+                let errno = BlockErrorType(text: types[0].key).errnoName.map { " (errno \($0))" } ?? ""
                 typeText = "all \"\(types[0].key)\" errors\(errno)"
             } else {
                 typeText = types.map { t in
@@ -127,7 +132,7 @@ public enum GuestReportRenderer {
         for r in top {
             let text = rangeText(r)
             let ops = r.operations.operations.map(\.rawValue).joined(separator: "+")
-            out.append("      \(text)\(String(repeating: " ", count: width - text.count))  \(r.errors)× \(ops.isEmpty ? "unreported op" : ops)")
+            out.append("      \(text)\(String(repeating: " ", count: width - text.count))  \(r.errors)×" + (ops.isEmpty ? "" : " \(ops)"))
         }
         if d.sectorRanges.count > top.count {
             out.append("      … and \(d.sectorRanges.count - top.count) more range\(d.sectorRanges.count - top.count == 1 ? "" : "s") (--json lists all)")
@@ -153,14 +158,14 @@ public enum GuestReportRenderer {
         if l.unknown > 0 { kinds.append("\(l.unknown) of unstated kind") }
         out.append("  " + style.red("\(d.totalBufferErrors) buffer error\(d.totalBufferErrors == 1 ? "" : "s")") + ": " + kinds.joined(separator: ", "))
         if l.asyncWrite > 0 {
-            out.append("    async: write() had already returned; the program learns of the loss only from a later fsync() (`sync` reports nothing)")
+            out.append("    async: write() had already returned; the program learns of the loss only from a later fsync() (`sync` without arguments reports nothing)")
         }
         if l.syncWrite > 0 {
             out.append("    sync: the waiting writer (fsync, O_SYNC, the journal) got the error")
         }
         let blocks = d.bufferErrors.compactMap { $0.event.logicalBlock }
         if let lo = blocks.min(), let hi = blocks.max() {
-            var line = "    logical blocks \(lo == hi ? "\(lo)" : "\(lo)–\(hi)")"
+            var line = "    logical block\(lo == hi ? " \(lo)" : "s \(lo)–\(hi)")"
             if let size = d.inferredBlockSize {
                 line += " of \(formatSize(UInt64(size))) (block size inferred from a block error at the matching sector)"
             } else {
@@ -208,12 +213,11 @@ public enum GuestReportRenderer {
     }
 
     static func scsiLines(_ s: SCSISummary) -> [String] {
-        var out: [String] = []
         func list(_ d: [String: Int]) -> String {
             d.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: "; ")
         }
-        let addr = s.address.map { " (\($0))" } ?? ""
-        if !s.results.isEmpty { out.append("  SCSI\(addr) results: " + list(s.results)) }
+        var out = ["  SCSI" + (s.address.map { " target \($0)" } ?? "") + ":"]
+        if !s.results.isEmpty { out.append("    results: " + list(s.results)) }
         if !s.senseKeys.isEmpty { out.append("    sense keys: " + list(s.senseKeys)) }
         if !s.additionalSense.isEmpty { out.append("    additional sense: " + list(s.additionalSense)) }
         if s.unhandled > 0 { out.append("    \(s.unhandled) unhandled error code\(s.unhandled == 1 ? "" : "s")") }
