@@ -15,9 +15,10 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
           dmesg | kvmscope guest -           # which guest disks failed, where, and what was lost
+          kvmscope exits trace.txt           # vm-exit latency per reason and vCPU, slowest exits, heatmap
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self, GuestCommand.self]
+        subcommands: [ErrnoCommand.self, GuestCommand.self, ExitsCommand.self]
     )
 }
 

@@ -36,6 +36,10 @@ public enum FormatRegistry {
             GuestKernelLogFormat(style: .printkCaller),
             GuestKernelLogFormat(style: .printk),
             GuestKernelLogFormat(style: .bare),
+            PerfScriptKVMFormat(),
+            TraceCmdRawKVMFormat(),
+            TraceCmdKVMFormat(),
+            FtraceKVMFormat(),
         ]
         return formats
     }
