@@ -40,6 +40,11 @@ import Testing
         #expect(console.prefix.style == .printkCaller)
         #expect(console.prefix.time.uptimeMicroseconds == 770_587)
         #expect(console.message == "blk_update_request: I/O error, dev vdc, sector 0")
+        // The example, with a one-digit fraction.
+        let short = try #require(kernel("[  4.1][   T123] EXT4-fs (vda): Remounting filesystem read-only"))
+        #expect(short.prefix.style == .printkCaller)
+        #expect(short.prefix.time.uptimeMicroseconds == 4_100_000)
+        #expect(short.message == "EXT4-fs (vda): Remounting filesystem read-only")
         // dmesg(1) prints the caller after a space.
         let dmesg = try #require(kernel("[    3.100000] [  T123] I/O error, dev vdb, sector 4096"))
         #expect(dmesg.prefix.style == .printkCaller)

@@ -158,7 +158,7 @@ public enum GuestReportRenderer {
         if l.unknown > 0 { kinds.append("\(l.unknown) of unstated kind") }
         out.append("  " + style.red("\(d.totalBufferErrors) buffer error\(d.totalBufferErrors == 1 ? "" : "s")") + ": " + kinds.joined(separator: ", "))
         if l.asyncWrite > 0 {
-            out.append("    async: write() had already returned; the program learns of the loss only from a later fsync() (`sync` without arguments reports nothing)")
+            out.append("    async: the program that wrote this data was probably never told: write() had already returned, and only a later fsync() reports the loss (`sync` without arguments reports nothing)")
         }
         if l.syncWrite > 0 {
             out.append("    sync: the waiting writer (fsync, O_SYNC, the journal) got the error")
