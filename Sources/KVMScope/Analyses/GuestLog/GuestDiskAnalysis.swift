@@ -9,6 +9,7 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
 
     private var devices: [DeviceState] = []
     private var deviceIndex: [String: Int] = [:]
+    private var lastDevice = -1
     private var eventsOverDeviceLimit = 0
     private var blockDetail = 0
     private var bufferDetail = 0
@@ -42,8 +43,6 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
     }
 
     // MARK: - devices
-
-    private var lastDevice = -1
 
     private mutating func device(_ name: String) -> Int? {
         // Consecutive events are nearly always about the same device: compare before hashing.
