@@ -43,8 +43,8 @@ public struct LineBytes {
 
     /// Whether `literal` stands at `at`. Compares eight bytes at a time inline: readers call
     /// this several times per line with short literals, where a memcmp call costs more than
-    /// the comparison.
-    @inlinable
+    /// the comparison. Always inlined, so that the literal's length is a constant.
+    @inlinable @inline(__always)
     public func matches(_ literal: StaticString, at: Int) -> Bool {
         let n = literal.utf8CodeUnitCount
         guard at >= 0, count - at >= n, let base = bytes.baseAddress else { return false }

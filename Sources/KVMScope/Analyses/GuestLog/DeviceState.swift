@@ -145,15 +145,21 @@ struct DeviceState {
 
 struct FilesystemState {
     var report: FilesystemReport
-    var evidenceKinds: Set<String> = []
+    /// Kinds of problem already quoted as evidence, one bit each.
+    var evidenceKinds: UInt32 = 0
+
+    enum Problem: UInt32 {
+        case error = 1, journalAborted = 2, readOnly = 4, superblock = 8, journalSuperblock = 16
+        case journalDataFlush = 32, inodeWrite = 64, dataLoss = 128, metadata = 256, log = 512, shutdown = 1024
+    }
 
     /// Adds an event; returns the problem kind when it is one (nil for `mounted`).
-    mutating func add(_ e: FilesystemEvent) -> String? {
+    mutating func add(_ e: FilesystemEvent) -> Problem? {
         if report.type == "jbd2" || report.type == "jbd", !e.filesystem.isJournal {
             report.type = e.filesystem.rawValue
         }
         let l = e.location
-        var problem: String? = nil
+        var problem: Problem? = nil
         var alsoAborted = false
         switch e.kind {
         case .mounted:
@@ -163,56 +169,57 @@ struct FilesystemState {
             if let function, report.errorFunctions.count < 16 || report.errorFunctions[function] != nil {
                 report.errorFunctions[function, default: 0] += 1
             }
-            problem = "error"
+            problem = .error
             if aborted {
                 if !report.journalAborted { report.journalAborted = true; report.journalAbortedAt = l }
                 alsoAborted = true
             }
         case .journalAborted:
             if !report.journalAborted { report.journalAborted = true; report.journalAbortedAt = l }
-            problem = "journal-aborted"
+            problem = .journalAborted
         case .remountedReadOnly:
             if !report.readOnly { report.readOnly = true; report.readOnlyAt = l }
-            problem = "read-only"
+            problem = .readOnly
         case .superblockWriteError:
             report.superblockWriteErrors += 1
-            problem = "superblock"
+            problem = .superblock
         case .journalSuperblockWriteError:
             report.journalSuperblockErrors += 1
-            problem = "journal-superblock"
+            problem = .journalSuperblock
         case .journalDataFlushError:
             report.journalDataFlushErrors += 1
-            problem = "journal-data-flush"
+            problem = .journalDataFlush
         case .inodeWriteError(let inode, _, let status):
             report.inodeWriteErrors += 1
             if report.inodesWithWriteErrors.count < 16, !report.inodesWithWriteErrors.contains(inode) {
                 report.inodesWithWriteErrors.append(inode)
             }
             report.inodeWriteStatuses[GuestDiskAnalysis.describeStatus(status), default: 0] += 1
-            problem = "inode-write"
+            problem = .inodeWrite
         case .dataLoss:
             report.dataLossMessages += 1
-            problem = "data-loss"
+            problem = .dataLoss
         case .metadataIOError:
             report.metadataIOErrors += 1
-            problem = "metadata"
+            problem = .metadata
         case .logIOError:
             report.logIOErrors += 1
-            problem = "log"
+            problem = .log
         case .shutdown:
             if !report.shutdown { report.shutdown = true; report.shutdownAt = l }
-            problem = "shutdown"
+            problem = .shutdown
         }
         guard let problem else { return nil }
         report.firstProblem = GuestLogLocation.earlier(report.firstProblem, l)
         report.lastProblem = GuestLogLocation.later(report.lastProblem, l)
         note(problem, e)
-        if alsoAborted { note("journal-aborted", e) }
+        if alsoAborted { note(.journalAborted, e) }
         return problem
     }
 
-    mutating func note(_ kind: String, _ e: FilesystemEvent) {
-        guard report.evidence.count < 12, evidenceKinds.insert(kind).inserted else { return }
+    mutating func note(_ kind: Problem, _ e: FilesystemEvent) {
+        guard evidenceKinds & kind.rawValue == 0, report.evidence.count < 12 else { return }
+        evidenceKinds |= kind.rawValue
         report.evidence.append(EvidenceLine(location: e.location, message: e.message))
     }
 

@@ -74,6 +74,18 @@ public struct SectorRangeSet: Sendable {
             pending[last].operations.formUnion(ops)
             return
         }
+        // A sector inside an already merged range changes no boundary: count it in place
+        // instead of buffering and sorting it again.
+        var lo = 0, hi = merged.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if merged[mid].last < sector { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < merged.count, merged[lo].first <= sector {
+            merged[lo].errors += count
+            merged[lo].operations.formUnion(ops)
+            return
+        }
         pending.append(SectorRange(first: sector, last: sector, errors: count, operations: ops))
         if pending.count >= batch { flush() }
     }
