@@ -55,7 +55,8 @@ public struct GuestLogReader {
         self.deduplicate = deduplicate
     }
 
-    /// Reads all of `stream`, calling `sink` for every event.
+    /// Reads all of `stream`, calling `sink` for every event. Reading several streams with one
+    /// reader adds up the statistics (line numbers restart with each stream).
     public mutating func read<Sink: GuestLogEventSink>(_ stream: ByteStream, into sink: inout Sink,
                                                        progress: ((Int64) -> Void)? = nil) throws {
         var splitter = LineSplitter()
@@ -63,10 +64,10 @@ public struct GuestLogReader {
         try splitter.forEachLine(in: stream) { line, number in
             consume(line: line, number: number, into: &sink)
         }
-        stats.bytes = splitter.stats.bytes
-        stats.lines = splitter.stats.lines
-        stats.overlongLines = splitter.stats.overlongLines
-        stats.endedMidLine = splitter.stats.endedMidLine
+        stats.bytes += splitter.stats.bytes
+        stats.lines += splitter.stats.lines
+        stats.overlongLines += splitter.stats.overlongLines
+        stats.endedMidLine = stats.endedMidLine || splitter.stats.endedMidLine
         finishStyles()
     }
 
