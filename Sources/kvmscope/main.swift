@@ -14,9 +14,10 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno -5                  # EIO 5 Input/output error
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
+          kvmscope nbd serve disk.img --rules rules.cfg   # qemu-io -f raw nbd://127.0.0.1:10809 -c 'write 1M 4k'
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self]
+        subcommands: [ErrnoCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
 }
 
