@@ -87,6 +87,11 @@ public struct BlkdebugChecker {
                 out.append(RuleDiagnostic(.warning, "errno-unknown", at: here,
                     "errno \(rule.errno) is not a Linux errno number; strerror prints 'Unknown error \(rule.errno)'"))
             }
+            if rule.errno == 95 && rule.iotypeMask & (BlkdebugIOType.discard.bit | BlkdebugIOType.writeZeroes.bit) != 0 {
+                out.append(RuleDiagnostic(.warning, "enotsup-swallowed", at: here,
+                    "errno 95 (ENOTSUP) never fails a discard or write-zeroes: QEMU's block layer treats it as 'not supported here' (discard succeeds, write-zeroes falls back to writing zeroes)",
+                    hint: "use errno 5 to make them fail"))
+            }
             if let sector = rule.sector, let size = imageSize, sector * 512 >= size {
                 out.append(RuleDiagnostic(.warning, "sector-beyond-image", at: here,
                     "sector \(sector) (byte \(sector * 512)) is beyond the end of the image (\(size / 512) sectors): no request can cover it"))

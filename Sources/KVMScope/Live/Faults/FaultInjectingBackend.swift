@@ -111,7 +111,15 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([.pwritevZero], .writeZeroes, offset: offset, length: length)
         var result: BlockCompletion
-        if let fault, fault.errno != 0 {
+        if let fault, fault.errno == EOPNOTSUPP {
+            // QEMU's block layer answers ENOTSUP from write-zeroes by writing a zeroed buffer,
+            // which blkdebug then checks as a write.
+            let again = decide([], .write, offset: offset, length: length)
+            let e: Int32
+            if let again, again.errno != 0 { e = again.errno } else { e = image.writeZeroes(offset: offset, length: length, mayUnmap: false) }
+            result = BlockCompletion(errno: e, delayNanoseconds: fault.delayNanoseconds + (again?.delayNanoseconds ?? 0),
+                                     faults: [fault] + (again.map { [$0] } ?? []))
+        } else if let fault, fault.errno != 0 {
             result = completion(fault)
         } else {
             result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap))
@@ -125,6 +133,8 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([], .discard, offset: offset, length: length)
         lock.lock(); writeGeneration &+= 1; lock.unlock()
+        // QEMU's block layer treats ENOTSUP from a discard as success (discard is advisory).
+        if let fault, fault.errno == EOPNOTSUPP { return BlockCompletion(delayNanoseconds: fault.delayNanoseconds, faults: [fault]) }
         if let fault, fault.errno != 0 { return completion(fault) }
         return completion(fault, ioErrno: image.discard(offset: offset, length: length))
     }

@@ -319,8 +319,8 @@ public struct BlkdebugConfigReader {
     }
 
     private func buildInjectError(_ section: Section, file: String, diags: inout [RuleDiagnostic]) -> InjectErrorRule? {
-        let map = values(section, known: Self.injectErrorKeys.union(Self.extensionKeys), file: file, diags: &diags)
         let before = diags.filter { $0.severity == .error }.count
+        let map = values(section, known: Self.injectErrorKeys.union(Self.extensionKeys), file: file, diags: &diags)
         let ev = event(map, section: section, file: file, diags: &diags)
         let state = number(map, "state", file: file, diags: &diags)
         let errno = number(map, "errno", file: file, diags: &diags)
@@ -360,8 +360,8 @@ public struct BlkdebugConfigReader {
     }
 
     private func buildSetState(_ section: Section, file: String, diags: inout [RuleDiagnostic]) -> SetStateRule? {
-        let map = values(section, known: Self.setStateKeys, file: file, diags: &diags)
         let before = diags.filter { $0.severity == .error }.count
+        let map = values(section, known: Self.setStateKeys, file: file, diags: &diags)
         let ev = event(map, section: section, file: file, diags: &diags)
         let state = number(map, "state", file: file, diags: &diags)
         let newState = number(map, "new_state", file: file, diags: &diags)
