@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# bench/nbd-bench.sh — kvmscope nbd serve against qemu-nbd on the same raw image, with the same
+# client (qemu-img bench over TCP on 127.0.0.1): 4 KiB reads spread over the disk and 1 MiB
+# sequential writes, kvmscope with no rules and with 10 000 rules loaded that match none of the
+# requests. One run of each (the machine is shared); prints a table for the README.
+# Usage: bench/nbd-bench.sh [IMAGE_MiB]   (needs qemu-utils; builds kvmscope in release mode)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SIZE_MIB=${1:-256}
+READS=${READS:-200000}      # 4 KiB reads, queue depth 32
+WRITES=${WRITES:-1000}      # 1 MiB writes, queue depth 8
+for t in qemu-img qemu-nbd; do
+    command -v "$t" >/dev/null || { echo "nbd-bench: $t not found (apt-get install -y qemu-utils)" >&2; exit 1; }
+done
+[[ -x .build/release/kvmscope ]] || swift build -c release --product kvmscope >&2
+KVMSCOPE=$PWD/.build/release/kvmscope
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nbd-bench.XXXXXX")
+SERVER=""
+cleanup() { [[ -n "$SERVER" ]] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+dd if=/dev/urandom of="$WORK/disk.img" bs=1M count="$SIZE_MIB" status=none
+# 10 000 rules armed from the start, spread over the whole disk, for discards only: every read
+# and write is looked up in the sector index, none matches.
+for ((i = 0; i < 10000; i++)); do
+    printf '[inject-error]\nevent = "none"\niotype = "discard"\nsector = "%d"\n' $((i * SIZE_MIB * 2048 / 10000))
+done >"$WORK/rules-10000.cfg"
+
+wait_port() {
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+    echo "nbd-bench: nothing listens on port $1" >&2; exit 1
+}
+
+# qemu-img bench steps by -S and wraps at the end of the disk; a stride of 7919 blocks visits
+# the 4 KiB blocks in a scattered order.
+bench() {  # NAME URI
+    local r w
+    r=$(qemu-img bench -f raw -c "$READS" -d 32 -s 4k -S $((4096 * 7919)) "$2" | sed -n 's/^Run completed in \([0-9.]*\) seconds\./\1/p')
+    w=$(qemu-img bench -f raw -w -c "$WRITES" -d 8 -s 1M -S 1M "$2" | sed -n 's/^Run completed in \([0-9.]*\) seconds\./\1/p')
+    awk -v n="$1" -v r="$r" -v w="$w" -v rc="$READS" -v wc="$WRITES" 'BEGIN {
+        printf "%-32s %10.0f IOPS %8.1f MiB/s   %8.1f MiB/s %6.0f IOPS\n", n, rc / r, rc * 4 / 1024 / r, wc / w, wc / w }'
+}
+
+printf '%-32s %-30s %s\n' "server" "4 KiB reads (qd 32)" "1 MiB sequential writes (qd 8)"
+qemu-nbd -f raw -t -b 127.0.0.1 -p 10901 "$WORK/disk.img" & SERVER=$!
+wait_port 10901
+bench "qemu-nbd $(qemu-nbd --version | head -n1 | awk '{print $2}')" nbd://127.0.0.1:10901
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
+
+"$KVMSCOPE" nbd serve "$WORK/disk.img" --port 10902 --quiet >/dev/null 2>"$WORK/k1.err" & SERVER=$!
+wait_port 10902
+bench "kvmscope nbd serve (no rules)" nbd://127.0.0.1:10902
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
+
+"$KVMSCOPE" nbd serve "$WORK/disk.img" --port 10903 --quiet --rules "$WORK/rules-10000.cfg" >/dev/null 2>"$WORK/k2.err" & SERVER=$!
+wait_port 10903
+bench "kvmscope nbd serve (10000 rules)" nbd://127.0.0.1:10903
+kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
+echo "image ${SIZE_MIB} MiB raw (page cache), $(nproc) cores; client qemu-img bench over TCP 127.0.0.1"
