@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SIZE_MIB=${1:-256}
-READS=${READS:-200000}      # 4 KiB reads, queue depth 32
-WRITES=${WRITES:-1000}      # 1 MiB writes, queue depth 8
+READS=${READS:-50000}            # 4 KiB reads at queue depth 1
+READS_QD32=${READS_QD32:-20000}  # 4 KiB reads at queue depth 32
+WRITES=${WRITES:-1000}           # 1 MiB writes at queue depth 1 and 8
 for t in qemu-img qemu-nbd; do
     command -v "$t" >/dev/null || { echo "nbd-bench: $t not found (apt-get install -y qemu-utils)" >&2; exit 1; }
 done
@@ -33,16 +34,23 @@ wait_port() {
 }
 
 # qemu-img bench steps by -S and wraps at the end of the disk; a stride of 7919 blocks visits
-# the 4 KiB blocks in a scattered order.
+# the 4 KiB blocks in a scattered order. Each case runs once.
+run() {  # COUNT ARGS... → seconds
+    local n=$1; shift
+    qemu-img bench -f raw -c "$n" "$@" | sed -n 's/^Run completed in \([0-9.]*\) seconds\./\1/p'
+}
 bench() {  # NAME URI
-    local r w
-    r=$(qemu-img bench -f raw -c "$READS" -d 32 -s 4k -S $((4096 * 7919)) "$2" | sed -n 's/^Run completed in \([0-9.]*\) seconds\./\1/p')
-    w=$(qemu-img bench -f raw -w -c "$WRITES" -d 8 -s 1M -S 1M "$2" | sed -n 's/^Run completed in \([0-9.]*\) seconds\./\1/p')
-    awk -v n="$1" -v r="$r" -v w="$w" -v rc="$READS" -v wc="$WRITES" 'BEGIN {
-        printf "%-32s %10.0f IOPS %8.1f MiB/s   %8.1f MiB/s %6.0f IOPS\n", n, rc / r, rc * 4 / 1024 / r, wc / w, wc / w }'
+    local r1 r32 w1 w8
+    r1=$(run "$READS" -d 1 -s 4k -S $((4096 * 7919)) "$2")
+    r32=$(run "$READS_QD32" -d 32 -s 4k -S $((4096 * 7919)) "$2")
+    w1=$(run "$WRITES" -w -d 1 -s 1M -S 1M "$2")
+    w8=$(run "$WRITES" -w -d 8 -s 1M -S 1M "$2")
+    awk -v n="$1" -v r1="$r1" -v r32="$r32" -v w1="$w1" -v w8="$w8" -v rc="$READS" -v rc32="$READS_QD32" -v wc="$WRITES" 'BEGIN {
+        printf "| %s | %.0f | %.0f | %.0f | %.0f |\n", n, rc / r1, rc32 / r32, wc / w1, wc / w8 }'
 }
 
-printf '%-32s %-30s %s\n' "server" "4 KiB reads (qd 32)" "1 MiB sequential writes (qd 8)"
+echo "| server | 4 KiB reads/s, qd 1 | 4 KiB reads/s, qd 32 | 1 MiB writes/s (MiB/s), qd 1 | 1 MiB writes/s (MiB/s), qd 8 |"
+echo "|---|---|---|---|---|"
 qemu-nbd -f raw -t -b 127.0.0.1 -p 10901 "$WORK/disk.img" & SERVER=$!
 wait_port 10901
 bench "qemu-nbd $(qemu-nbd --version | head -n1 | awk '{print $2}')" nbd://127.0.0.1:10901
