@@ -133,3 +133,42 @@ import Testing
         #expect(d?.ruleIndex == 1234 && d?.errno == 5)
     }
 }
+
+@Suite struct BlkdebugEventTableTests {
+    @Test func fortyEightEventsInQEMUsOrderAndIndexMatchesIt() {
+        #expect(BlkdebugEvent.allCases.count == 48)
+        #expect(BlkdebugEvent.allCases.first == .l1Update && BlkdebugEvent.allCases.last == BlkdebugEvent.none)
+        for (i, e) in BlkdebugEvent.allCases.enumerated() { #expect(e.index == i) }
+        #expect(MemoryLayout<BlkdebugEvent>.size == 1)
+    }
+}
+
+@Suite struct FaultRuleEngineIndexTests {
+    /// The index (buckets for small requests, binary search for large ones) agrees with a plain
+    /// scan of the rules in file order, as blkdebug's rule_check does it.
+    @Test func indexAgreesWithALinearScan() {
+        var rng = SplitMix64(seed: 42)
+        var rules: [InjectErrorRule] = []
+        let types: [BlkdebugIOType] = [.read, .write, .discard]
+        for i in 0..<3000 {
+            let sector = Int64(rng.next() % 40_000)
+            rules.append(InjectErrorRule(event: .none, iotypeMask: i % 7 == 0 ? BlkdebugIOType.defaultMask : types[i % 3].bit,
+                                         errno: Int32(1 + i % 100), sector: i >= 2990 ? nil : sector,
+                                         location: RuleLocation(file: "r", line: i)))
+        }
+        let engine = FaultRuleEngine(config: BlkdebugConfig(injectErrors: rules))
+        var sectorHits = 0
+        for _ in 0..<5000 {
+            let offset = Int64(rng.next() % (40_000 * 512))
+            let lengths: [Int64] = [512, 4096, 65536, 65537, 1 << 20, 8 << 20]
+            let bytes = lengths[Int(rng.next() % UInt64(lengths.count))]
+            let t = types[Int(rng.next() % 3)]
+            let expected = rules.firstIndex { r in
+                (r.byteOffset == nil || (r.byteOffset! >= offset && r.byteOffset! < offset + bytes)) && r.iotypeMask & t.bit != 0
+            }
+            #expect(engine.check(offset: offset, bytes: bytes, iotype: t)?.ruleIndex == expected)
+            if let e = expected, e < 2990 { sectorHits += 1 }
+        }
+        #expect(sectorHits > 1000)   // most answers come from the sector index, not the catch-all rules
+    }
+}

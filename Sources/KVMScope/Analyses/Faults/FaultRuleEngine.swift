@@ -14,8 +14,9 @@ import Foundation
 /// match is a hit; a rule that lets a request pass makes the next matching rule eligible.
 ///
 /// Cost: rules are indexed by event and state; inside each group, rules with a sector sit in an
-/// array sorted by byte offset (binary search) and rules without one in per-iotype lists, so a
-/// request that matches nothing costs O(log n) whatever the number of rules. Not thread-safe:
+/// array sorted by byte offset, bucketed by 4 KiB (hash lookup for requests up to 64 KiB, binary
+/// search for larger ones), and rules without one in per-iotype lists: a request that matches
+/// nothing costs the same whatever the number of rules. Not thread-safe:
 /// callers serialise access (`FaultInjectingBackend` holds a lock).
 public final class FaultRuleEngine {
     public let config: BlkdebugConfig
@@ -32,8 +33,15 @@ public final class FaultRuleEngine {
         /// Sector rules sorted by (offset, index).
         var offsets: [Int64] = []
         var sectorRules: [Int] = []
+        /// 4 KiB bucket → the contiguous slice of `offsets` inside it: a small request looks up
+        /// one or two buckets (hashing, O(1)) instead of binary-searching all sector rules.
+        var buckets: [Int64: Range<Int>] = [:]
         var alive = 0
     }
+
+    static let bucketShift: Int64 = 12
+    /// Requests spanning more buckets than this use binary search instead.
+    static let maxBucketProbes: Int64 = 16
 
     private var anyState: [Group]                 // per event
     private var byState: [[Int: Group]]          // per event → state → group
@@ -89,6 +97,14 @@ public final class FaultRuleEngine {
         let order = g.offsets.indices.sorted { (g.offsets[$0], g.sectorRules[$0]) < (g.offsets[$1], g.sectorRules[$1]) }
         g.offsets = order.map { g.offsets[$0] }
         g.sectorRules = order.map { g.sectorRules[$0] }
+        var k = 0
+        while k < g.offsets.count {
+            let b = g.offsets[k] >> bucketShift
+            var end = k + 1
+            while end < g.offsets.count, g.offsets[end] >> bucketShift == b { end += 1 }
+            g.buckets[b] = k..<end
+            k = end
+        }
     }
 
     public static func monotonicSeconds() -> Double {
@@ -115,7 +131,7 @@ public final class FaultRuleEngine {
     public func fire(_ event: BlkdebugEvent) {
         let e = event.index
         let s = state
-        let armedCount = anyState[e].alive + (byState[e][s]?.alive ?? 0)
+        let armedCount = anyState[e].alive + (byState[e].isEmpty ? 0 : byState[e][s]?.alive ?? 0)
         if armedCount > 0 { armed = (e, s) }
         for i in setStateRules[e] {
             let r = config.setStates[i]
@@ -131,7 +147,7 @@ public final class FaultRuleEngine {
         guard let a = armed else { return nil }
         var candidates: [Int] = []
         collect(&anyState[a.event], offset: offset, bytes: bytes, iotype: iotype, into: &candidates)
-        if byState[a.event][a.state] != nil {
+        if !byState[a.event].isEmpty, byState[a.event][a.state] != nil {
             collect(&byState[a.event][a.state]!, offset: offset, bytes: bytes, iotype: iotype, into: &candidates)
         }
         guard !candidates.isEmpty else { return nil }
@@ -167,6 +183,20 @@ public final class FaultRuleEngine {
         }
         guard bytes > 0, !g.offsets.isEmpty else { return }
         let end = offset &+ bytes
+        let first = offset >> Self.bucketShift, last = (end &- 1) >> Self.bucketShift
+        if last &- first < Self.maxBucketProbes {
+            var b = first
+            while b <= last {
+                if let range = g.buckets[b] {
+                    for k in range where g.offsets[k] >= offset && g.offsets[k] < end {
+                        let i = g.sectorRules[k]
+                        if !deleted[i] && config.injectErrors[i].iotypeMask & iotype.bit != 0 { out.append(i) }
+                    }
+                }
+                b += 1
+            }
+            return
+        }
         var lo = 0, hi = g.offsets.count
         while lo < hi {
             let mid = (lo + hi) / 2
@@ -238,9 +268,9 @@ struct SplitMix64 {
 }
 
 extension BlkdebugEvent {
-    /// Position in QEMU's enum (array index for the engine's tables).
-    var index: Int { Self.indexTable[self]! }
-    private static let indexTable: [BlkdebugEvent: Int] = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+    /// Position in QEMU's enum (array index for the engine's tables). A payload-free enum is
+    /// stored as its case number in declaration order (checked by a test against allCases).
+    @inline(__always) var index: Int { Int(unsafeBitCast(self, to: UInt8.self)) }
 }
 
 extension BlkdebugIOType {
