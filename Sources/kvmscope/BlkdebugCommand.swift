@@ -17,10 +17,7 @@ struct BlkdebugCheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Report every problem QEMU would reject in a blkdebug config, and the mistakes it accepts silently.",
         discussion: """
-        Errors are what QEMU refuses (unknown section, key or event, missing event, non-numbers);
-        warnings are what QEMU accepts but never does (a state no set-state reaches, a sector rule
-        on a flush, an errno the guest only sees as "I/O error", qcow2 events on a raw image, rules
-        armed by different events replacing each other). Notes mark kvmscope-only keys.
+        Errors are what QEMU refuses (unknown section, key or event, missing event, non-numbers); warnings are what QEMU accepts but never does (a state no set-state reaches, a sector rule on a flush, an errno the guest only sees as "I/O error", qcow2 events on a raw image, rules armed by different events replacing each other). Notes mark kvmscope-only keys.
 
         Examples:
           $ kvmscope blkdebug check rules.cfg

@@ -7,12 +7,7 @@ struct IoCommand: ParsableCommand {
         commandName: "io",
         abstract: "qemu-io's job on a raw image, with blkdebug rules applied in-process.",
         discussion: """
-        Prints exactly what qemu-io prints, so scripts and habits carry over. Commands: read [-Cqv]
-        [-P pattern [-s off] [-l len]] off len; write [-Cfquz] [-P pattern] off len; flush; discard
-        [-Cq] off len; info; help [command]; quit. Sizes take k/M/G/T suffixes. Without -c, commands
-        are read from standard input (with a prompt on a terminal). The rules fire the events QEMU's
-        raw driver and block layer fire (read_aio, write_aio, pwritev, pwritev_zero, pwritev_done,
-        flush_to_os, flush_to_disk, none); qcow2 metadata events are refused.
+        Prints exactly what qemu-io prints, so scripts and habits carry over. Commands: read [-Cqv] [-P pattern [-s off] [-l len]] off len; write [-Cfquz] [-P pattern] off len; flush; discard [-Cq] off len; info; help [command]; quit. Sizes take k/M/G/T suffixes. Without -c, commands are read from standard input (with a prompt on a terminal). The rules fire the events QEMU's raw driver and block layer fire (read_aio, write_aio, pwritev, pwritev_zero, pwritev_done, flush_to_os, flush_to_disk, none); qcow2 metadata events are refused.
 
         Examples:
           $ kvmscope io disk.img -c 'write -P 0xab 0 4k' -c 'read -P 0xab 0 4k'

@@ -17,10 +17,7 @@ struct NbdServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve a raw image over NBD with blkdebug rules in front of it.",
         discussion: """
-        Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies); READ, WRITE
-        (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Flushes and FUA writes fsync the image. Injected
-        errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to
-        re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
+        Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
 
         Examples:
           $ kvmscope nbd serve disk.img --rules write-eio.cfg --log faults.jsonl
@@ -28,7 +25,8 @@ struct NbdServeCommand: ParsableCommand {
           nbd://127.0.0.1:10809
           $ qemu-io -f raw nbd://127.0.0.1:10809 -c 'write 1M 4k'
           write failed: Input/output error
-          $ kvmscope nbd serve disk.img --socket /tmp/nbd.sock      # qemu: file=nbd:unix:/tmp/nbd.sock
+          $ kvmscope nbd serve disk.img --socket /tmp/nbd.sock
+          (QEMU: -drive file=nbd:unix:/tmp/nbd.sock,format=raw)
         Exit status: 0 stopped by a signal, 1 failure (rules, image, address), 2 usage error.
         """
     )
