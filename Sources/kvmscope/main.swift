@@ -15,9 +15,10 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
           kvmscope exits trace.txt           # vm-exit latency per reason and vCPU, slowest exits, heatmap
+          kvmscope nbd serve disk.img --rules rules.cfg   # qemu-io -f raw nbd://127.0.0.1:10809 -c 'write 1M 4k'
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self, ExitsCommand.self]
+        subcommands: [ErrnoCommand.self, ExitsCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
 }
 
