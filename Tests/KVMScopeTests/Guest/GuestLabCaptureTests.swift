@@ -95,6 +95,15 @@ import Testing
         #expect(text.contains("journal aborted at 2.332061 s"))
     }
 
+    @Test func nbdServerErrors() throws {
+        // kvmscope's own NBD server failed a write at 2048 and a read covering 8200 (ESRCH sent as EIO).
+        let (r, vda) = try vda("nbd-eio")
+        #expect(vda.operations == ["write": 1, "read": 1])
+        #expect(vda.sectorRanges.map(\.first) == [2048, 8192])
+        #expect(vda.errorTypes == ["I/O": 2])
+        #expect(r.input.duplicateEvents == 2)
+    }
+
     @Test func enospcPauseLeavesTheGuestUnaware() throws {
         // werror=enospc paused the VM and `cont` retried the write: the guest saw nothing.
         let (r, vda) = try vda("enospc-pause")
