@@ -274,7 +274,14 @@ struct DropsCommand: ParsableCommand {
         if source != .netdm {
             do {
                 let fs = try TracefsDropSource.preflight(tracefsOptions)
-                tracefsOptions.kernelFilter = try kernelFilter(format: try TracefsDropSource.readFormat(fs), symbols: symbols)
+                let format = try TracefsDropSource.readFormat(fs)
+                tracefsOptions.kernelFilter = try kernelFilter(format: format, symbols: symbols)
+                // Without kallsyms addresses binary records cannot be named, but a kernel whose
+                // tracepoint prints `location=%pS` names them itself in trace_pipe text.
+                if source == .auto, symbols?.addressesHidden ?? true, format.printFormat.contains("location=%pS") {
+                    tracefsOptions.binary = false
+                    CLIOutput.warning("\(symbols == nil ? "/proc/kallsyms is not readable" : "/proc/kallsyms hides addresses (kernel.kptr_restrict)"): reading trace_pipe text, whose %pS locations the kernel names itself")
+                }
                 return .tracefs(try TracefsDropSource(options: tracefsOptions))
             } catch let e as TracefsError {
                 tracefsProblem = e.description

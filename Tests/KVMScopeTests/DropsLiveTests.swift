@@ -284,6 +284,25 @@ import Testing
         #expect(!Self.instances().contains(tInstance))
     }
 
+    @Test(.timeLimit(.minutes(2))) func hiddenKallsymsFallsBackToTheKernelsOwnSymbolText() throws {
+        guard Self.usable() else { return }
+        // A kallsyms as kptr_restrict shows it: every address zero.
+        let zeros = NSTemporaryDirectory() + "kvs-kallsyms-zero-\(getpid())"
+        try "0000000000000000 T _stext\n0000000000000000 t __udp4_lib_rcv\n".write(toFile: zeros, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: zeros) }
+        let ns = try Namespace("kptr")
+        defer { ns.remove() }
+        let w = try Watcher(["drops", "--json", "--duration", "4s", "--netns", ns.name, "--kallsyms", zeros])
+        defer { w.kill() }
+        #expect(w.waitUntilWatching() != nil, "\(w.stderr)")
+        try ns.send(closed: 6, filtered: 0)
+        #expect(w.finish() == 1)
+        #expect(w.stderr.contains("hides addresses (kernel.kptr_restrict): reading trace_pipe text"))
+        let s = try w.summary()
+        #expect(s["source"] as? String == "tracefs-text")
+        #expect(Self.counts(s) == ["__udp4_lib_rcv NO_SOCKET": 6])
+    }
+
     @Test func unknownNamespaceAndReasonAreOneLine() throws {
         guard Self.usable() else { return }
         let ns = try CLIRunner.run(["drops", "--duration", "1s", "--netns", "kvs-no-such-namespace"])
