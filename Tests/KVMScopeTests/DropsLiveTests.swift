@@ -7,7 +7,8 @@ import Testing
 /// (NO_SOCKET at __udp4_lib_rcv) and a known number an nftables rule drops (NETFILTER_DROP),
 /// and checks the counts exactly — against kvmscope's report and against the namespace's own
 /// counters (Udp NoPorts, the rule's counter). `--netns` keeps the host's background drops out.
-/// Needs root, tracefs with skb:kfree_skb, `ip` and `nft`; otherwise the tests say why and pass.
+/// Needs root, tracefs with skb:kfree_skb and `ip`; the firewall drops need `nft` (or `iptables`),
+/// without which only that part is left out, with a note. Otherwise the tests say why and pass.
 @Suite(.serialized) struct DropsLiveTests {
     static let tracefsRoot = Tracefs.defaultRoot
 
@@ -16,10 +17,45 @@ import Testing
         guard (try? Tracefs.locate()) != nil, Tracefs(root: tracefsRoot).hasEvent("skb", "kfree_skb") else {
             print("NOTE: no tracefs with skb:kfree_skb: live drops tests cannot run here"); return false
         }
-        for tool in ["/usr/sbin/ip", "/usr/sbin/nft"] where !FileManager.default.isExecutableFile(atPath: tool) {
-            print("NOTE: \(tool) missing (apt-get install iproute2 nftables): live drops tests cannot run here"); return false
+        guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") else {
+            print("NOTE: /usr/sbin/ip missing (apt-get install iproute2): live drops tests cannot run here"); return false
+        }
+        if Firewall.available == .none {
+            print("NOTE: neither nft nor iptables is installed (apt-get install nftables): the NETFILTER_DROP part of the live drops tests is left out")
         }
         return true
+    }
+
+    /// The firewall tool that makes NETFILTER_DROP drops in the test namespace.
+    enum Firewall {
+        case nft, iptables, none
+        static let available: Firewall = {
+            // KVMSCOPE_TEST_FIREWALL=none|iptables|nft checks the other paths on a machine that has nft.
+            switch ProcessInfo.processInfo.environment["KVMSCOPE_TEST_FIREWALL"] {
+            case "none"?: return .none
+            case "iptables"?: return .iptables
+            case "nft"?: return .nft
+            default: break
+            }
+            for dir in ["/usr/sbin", "/sbin", "/usr/bin"] {
+                if FileManager.default.isExecutableFile(atPath: dir + "/nft") { return .nft }
+            }
+            for dir in ["/usr/sbin", "/sbin", "/usr/bin"] {
+                if FileManager.default.isExecutableFile(atPath: dir + "/iptables") { return .iptables }
+            }
+            return .none
+        }()
+        /// `n` when the firewall can drop, else 0.
+        func drops(_ n: Int) -> Int { self == .none ? 0 : n }
+    }
+
+    /// Expected counts by "symbol reason", without zero entries. With iptables (legacy) the
+    /// NETFILTER_DROP location is not nft_do_chain, so it is compared by reason only.
+    static func expected(noSocket: Int, netfilter: Int) -> [String: Int] {
+        var e: [String: Int] = [:]
+        if noSocket > 0 { e["__udp4_lib_rcv NO_SOCKET"] = noSocket }
+        if netfilter > 0 { e[Firewall.available == .nft ? "nft_do_chain NETFILTER_DROP" : "* NETFILTER_DROP"] = netfilter }
+        return e
     }
 
     static func instances() -> Set<String> {
@@ -48,21 +84,28 @@ import Testing
         return (p.terminationStatus, String(decoding: box.data, as: UTF8.self))
     }
 
-    /// A network namespace with loopback up and an nftables rule dropping UDP to port 9999
+    /// A network namespace with loopback up and a firewall rule dropping UDP to port 9999
     /// (with a counter). Deleted by `remove()`, which every test defers.
     final class Namespace {
         let name: String
         init(_ tag: String) throws {
             name = "kvs-\(tag)-\(getpid())"
             _ = try? DropsLiveTests.sh("ip netns del \(name)")
-            let setup = """
+            var setup = """
             set -e
             ip netns add \(name)
             ip -n \(name) link set lo up
-            ip netns exec \(name) nft add table inet kvmscope_test
-            ip netns exec \(name) nft add chain inet kvmscope_test input '{ type filter hook input priority 0; policy accept; }'
-            ip netns exec \(name) nft add rule inet kvmscope_test input udp dport 9999 counter drop
+
             """
+            switch Firewall.available {
+            case .nft: setup += """
+                ip netns exec \(name) nft add table inet kvmscope_test
+                ip netns exec \(name) nft add chain inet kvmscope_test input '{ type filter hook input priority 0; policy accept; }'
+                ip netns exec \(name) nft add rule inet kvmscope_test input udp dport 9999 counter drop
+                """
+            case .iptables: setup += "ip netns exec \(name) iptables -A INPUT -p udp --dport 9999 -j DROP\n"
+            case .none: break
+            }
             let (rc, _) = try DropsLiveTests.sh(setup)
             guard rc == 0 else { remove(); throw KVMScopeError.invalidInput("cannot set up namespace \(name)") }
         }
@@ -72,6 +115,7 @@ import Testing
         /// task inside the namespace, which then stays alive `linger` seconds (so kvmscope
         /// can still read its namespace when it drains the buffers).
         func send(closed: Int, filtered: Int, linger: Double = 1.5) throws {
+            let filtered = Firewall.available.drops(filtered)
             let script = """
             ip netns exec \(name) bash -c 'for i in $(seq \(closed)); do echo x > /dev/udp/127.0.0.1/9; done; \
             for i in $(seq \(filtered)); do echo y > /dev/udp/127.0.0.1/9999; done; sleep \(linger); true'
@@ -88,10 +132,18 @@ import Testing
                 let keys = udp[0].split(separator: " "), values = udp[1].split(separator: " ")
                 if let i = keys.firstIndex(of: "NoPorts") { noPorts = Int(values[i]) ?? -1 }
             }
-            let (_, rules) = try DropsLiveTests.sh("ip netns exec \(name) nft list chain inet kvmscope_test input")
             var dropped = -1
-            if let r = rules.range(of: "counter packets ") {
-                dropped = Int(rules[r.upperBound...].prefix { $0.isNumber }) ?? -1
+            switch Firewall.available {
+            case .nft:
+                let (_, rules) = try DropsLiveTests.sh("ip netns exec \(name) nft list chain inet kvmscope_test input")
+                if let r = rules.range(of: "counter packets ") {
+                    dropped = Int(rules[r.upperBound...].prefix { $0.isNumber }) ?? -1
+                }
+            case .iptables:
+                let (_, rules) = try DropsLiveTests.sh("ip netns exec \(name) iptables -L INPUT -v -x -n | awk 'NR == 3 { print $1 }'")
+                dropped = Int(rules.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+            case .none:
+                dropped = 0
             }
             return (noPorts, dropped)
         }
@@ -172,7 +224,9 @@ import Testing
     static func counts(_ summary: [String: Any]) -> [String: Int] {
         var out: [String: Int] = [:]
         for g in summary["groups"] as? [[String: Any]] ?? [] {
-            let key = "\(g["symbol"] as? String ?? "?") \(g["reason"] as? String ?? "?")"
+            let reason = g["reason"] as? String ?? "?"
+            let symbol = reason == "NETFILTER_DROP" && Firewall.available == .iptables ? "*" : g["symbol"] as? String ?? "?"
+            let key = "\(symbol) \(reason)"
             out[key, default: 0] += g["count"] as? Int ?? 0
         }
         return out
@@ -192,21 +246,22 @@ import Testing
         #expect(status == 1, "drops were seen in a bounded run: exit 1; stderr: \(w.stderr)")
         let summary = try w.summary()
         #expect(summary["source"] as? String == "tracefs")
-        #expect(summary["drops"] as? Int == 60)
+        let fw = Firewall.available
+        #expect(summary["drops"] as? Int == 37 + fw.drops(23))
         #expect(summary["lost"] as? Int == 0)
-        #expect(Self.counts(summary) == ["__udp4_lib_rcv NO_SOCKET": 37, "nft_do_chain NETFILTER_DROP": 23])
+        #expect(Self.counts(summary) == Self.expected(noSocket: 37, netfilter: fw.drops(23)))
         let protocols = summary["protocols"] as? [[String: Any]]
         #expect(protocols?.count == 1 && protocols?.first?["protocol"] as? String == "IPv4")
         // The kernel's own counters in that namespace agree.
         let c = try ns.counters()
         #expect(c.noPorts == 37)
-        #expect(c.nftDropped == 23)
+        #expect(c.nftDropped == fw.drops(23))
         // Intervals were printed as JSON lines before the summary, and they add up.
         let intervals = w.stdout.split(separator: "\n").filter { $0.contains("\"type\":\"interval\"") }
         #expect(intervals.count >= 5)
         let sum = intervals.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .reduce(0) { $0 + ($1["drops"] as? Int ?? 0) }
-        #expect(sum == 60)
+        #expect(sum == 37 + fw.drops(23))
         // The instance is gone. (Other suites may create their own instances meanwhile, so
         // only ours is checked.)
         #expect(!Self.instances().contains(instance))
@@ -217,16 +272,19 @@ import Testing
         guard Self.usable() else { return }
         let ns = try Namespace("filter")
         defer { ns.remove() }
-        let w = try Watcher(["drops", "--json", "--duration", "5s", "--netns", ns.name, "--reason", "NETFILTER_DROP",
+        let fw = Firewall.available
+        let reason = fw == .none ? "NO_SOCKET" : "NETFILTER_DROP"
+        let w = try Watcher(["drops", "--json", "--duration", "5s", "--netns", ns.name, "--reason", reason,
                              "--protocol", "ipv4", "--by", "comm"])
         defer { w.kill() }
         #expect(w.waitUntilWatching() != nil, "\(w.stderr)")
         try ns.send(closed: 11, filtered: 7)
         #expect(w.finish() == 1)
         let summary = try w.summary()
-        #expect(Self.counts(summary) == ["nft_do_chain NETFILTER_DROP": 7])
+        #expect(Self.counts(summary) == (fw == .none ? Self.expected(noSocket: 11, netfilter: 0) : Self.expected(noSocket: 0, netfilter: 7)))
         let reasons = summary["reasons"] as? [[String: Any]]
-        #expect(reasons?.first?["explanation"] as? String == "a firewall rule (nftables, iptables, ebtables) dropped it")
+        #expect(reasons?.first?["explanation"] as? String == (fw == .none ? "nothing was listening on that port (no socket matched the destination)"
+                                                              : "a firewall rule (nftables, iptables, ebtables) dropped it"))
         // --by comm: the task that was running when the kernel dropped them (the sender).
         #expect((summary["groups"] as? [[String: Any]])?.map { $0["comm"] as? String } == ["bash"])
         // The 11 NO_SOCKET drops were filtered in the kernel: never seen, not counted.
@@ -251,9 +309,10 @@ import Testing
         #expect(Self.instances().contains(longInstance))
         try ns.send(closed: 4, filtered: 2, linger: 1.5)
         #expect(long.finish() == 1)
-        #expect(Self.counts(try short.summary()) == ["__udp4_lib_rcv NO_SOCKET": 5, "nft_do_chain NETFILTER_DROP": 3])
+        let fw = Firewall.available
+        #expect(Self.counts(try short.summary()) == Self.expected(noSocket: 5, netfilter: fw.drops(3)))
         #expect(try short.summary()["source"] as? String == "tracefs-text")
-        #expect(Self.counts(try long.summary()) == ["__udp4_lib_rcv NO_SOCKET": 9, "nft_do_chain NETFILTER_DROP": 5])
+        #expect(Self.counts(try long.summary()) == Self.expected(noSocket: 9, netfilter: fw.drops(5)))
         #expect(!Self.instances().contains(longInstance))
     }
 
