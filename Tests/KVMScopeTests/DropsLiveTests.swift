@@ -90,6 +90,7 @@ import Testing
         let name: String
         init(_ tag: String) throws {
             name = "kvs-\(tag)-\(getpid())"
+            Self.removeStale()
             _ = try? DropsLiveTests.sh("ip netns del \(name)")
             var setup = """
             set -e
@@ -109,7 +110,21 @@ import Testing
             let (rc, _) = try DropsLiveTests.sh(setup)
             guard rc == 0 else { remove(); throw KVMScopeError.invalidInput("cannot set up namespace \(name)") }
         }
-        func remove() { _ = try? DropsLiveTests.sh("ip netns del \(name)") }
+        func remove() {
+            for _ in 0..<3 where FileManager.default.fileExists(atPath: "/run/netns/\(name)") {
+                _ = try? DropsLiveTests.sh("ip netns del \(name)")
+            }
+        }
+
+        /// Namespaces of earlier test runs that were killed before their cleanup ran.
+        static func removeStale() {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []
+            for n in names where n.hasPrefix("kvs-") {
+                guard let pid = Int32(n.split(separator: "-").last ?? ""), pid != getpid(),
+                      kill(pid, 0) != 0, errno == ESRCH else { continue }
+                _ = try? DropsLiveTests.sh("ip netns del \(n)")
+            }
+        }
 
         /// Sends `closed` datagrams to 127.0.0.1:9 and `filtered` to 127.0.0.1:9999 from a
         /// task inside the namespace, which then stays alive `linger` seconds (so kvmscope
