@@ -28,6 +28,9 @@ public enum FormatRegistry {
         // Each reader adds its formats here, in detection order.
         let formats: [any InputFormat] = [
             QMPEventFormat(),
+            SimpleTraceFormat(),
+            SystemTapLogTraceFormat(),
+            LogBackendTraceFormat(),
         ]
         return formats
     }
