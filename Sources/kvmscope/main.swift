@@ -14,9 +14,10 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno -5                  # EIO 5 Input/output error
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
+          kvmscope trace qemu-trace.log      # every virtio-blk request: failures and why, stuck requests, latency
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self]
+        subcommands: [ErrnoCommand.self, TraceCommand.self]
     )
 }
 

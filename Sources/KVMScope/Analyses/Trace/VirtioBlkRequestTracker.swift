@@ -1,0 +1,401 @@
+/// Rebuilds every virtio-blk request from QEMU's trace events, streaming, in memory bounded by
+/// the requests in flight:
+///
+///     virtqueue_pop(vq, elem)                 the guest handed a request to QEMU
+///     virtio_blk_handle_read/write(req, …)    QEMU submits it to storage (again after `cont`)
+///     virtio_blk_rw_complete(req, ret)        storage answered: 0 or -errno
+///     virtio_blk_req_complete(req, status)    status sent to the guest: 0 OK, 1 IOERR, 2 UNSUPP
+///     virtqueue_fill(vq, elem)                returned to the guest
+///
+/// Requests are keyed the way QEMU keys them: by element pointer, which is the `req` pointer
+/// in current QEMU (VirtIOBlockReq starts with its VirtQueueElement) and `req + 8` in old
+/// qemu-kvm; pointers are reused as soon as a request completes. `virtio_set_status … val 0`
+/// (device reset) discards what is outstanding on that device; `runstate_set … (io-error)`
+/// marks the VM stops of werror/rerror=stop and enospc.
+public struct VirtioBlkRequestTracker {
+    public struct Options: Sendable {
+        /// Failures kept in detail; the total and the groups stay exact.
+        public var maxFailuresKept = 1000
+        public var maxInFlightListed = 1000
+        /// A request still in flight at the end of the trace counts as leaked when older than this.
+        public var leakAgeSeconds = 1.0
+        public var errnoTable = ErrnoTable.standard
+        public init() {}
+    }
+
+    /// Things worth telling a `--follow` user the moment they happen.
+    public enum Notice {
+        case failure(VirtioBlkFailure)
+        /// The VM stopped on an I/O error; `waiting` are the requests QEMU parked for a retry.
+        case vmPaused(at: Double?, waiting: [VirtioBlkInFlightRequest])
+        case vmResumed(at: Double?, pausedSeconds: Double?)
+    }
+
+    /// Every event the tracker reads (all QEMU signatures of each name are understood).
+    public static let eventNames: Set<String> = [
+        "virtqueue_pop", "virtqueue_fill", "virtio_blk_handle_read", "virtio_blk_handle_write",
+        "virtio_blk_rw_complete", "virtio_blk_req_complete", "virtio_set_status",
+        "virtio_queue_notify", "runstate_set",
+    ]
+
+    enum Role { case pop, fill, handleRead, handleWrite, rwComplete, reqComplete, setStatus, queueNotify, runstate }
+
+    /// Where a definition keeps the arguments its role needs (-1: absent).
+    struct Binding {
+        var role: Role
+        var vdev = -1, req = -1, vq = -1, elem = -1, sector = -1, nsectors = -1
+        var value = -1, inNum = -1, outNum = -1, stateName = -1
+        /// No `vdev` argument: QEMU before 2.10, where old qemu-kvm's `req` is `elem - 8`.
+        var legacy = false
+    }
+
+    public var options: Options
+    public var onNotice: ((Notice) -> Void)?
+
+    let bindings: [Binding?]
+    var requests: [UInt64: VirtioBlkRequestState] = [:]
+    var vqToVdev: [UInt64: UInt64] = [:]
+    /// Queues and devices named by virtio_blk events (other virtio devices share pop/fill).
+    var blockQueues: Set<UInt64> = []
+    var blockDevices: Set<UInt64> = []
+    var devices: [UInt64: DeviceCounters] = [:]
+    var deviceOrder: [UInt64] = []
+    var firstNs: Int64?
+    var lastNs: Int64?
+    var clock: TraceClock?
+    var fillsSeen = false
+    var completedAwaitingFill = 0
+    var fillNotTraced = false
+    /// 0 or 8: learned when an old qemu-kvm `req` matches `elem - 8`.
+    var legacyOffset: UInt64 = 0
+
+    var counts = TraceReport.Requests()
+    var failuresTotal = 0
+    var failures: [VirtioBlkFailure] = []
+    var groups: [GroupKey: VirtioBlkFailureGroup] = [:]
+    var groupOrder: [GroupKey] = []
+    var pauses: [VMPause] = []
+    var pausesTotal = 0
+    var pausedSinceNs: Int64?
+    var latencies: [VirtioBlkOperation: OperationAccumulator] = [:]
+    var notes = Notes()
+
+    struct DeviceCounters {
+        var queues: [UInt64] = []
+        var completed = 0, failed = 0, discarded = 0
+    }
+
+    struct GroupKey: Hashable {
+        var device: String, operation: VirtioBlkOperation, cause: VirtioBlkFailureCause
+        var errno: Int?, guestStatus: String?, retrySucceeded: Bool?
+    }
+
+    struct OperationAccumulator {
+        var requests = 0
+        var bytes: UInt64 = 0
+        var popToFill = LatencyAccumulator()
+        var handleToComplete = LatencyAccumulator()
+    }
+
+    struct Notes {
+        var droppedEvents: UInt64 = 0
+        var pops = 0, fills = 0, blockEvents = 0, resets = 0
+        var fillsWithoutPop = 0
+        var otherVirtioElements = 0
+        var eventsWithoutTime = 0
+        var timeWentBack = 0
+        var endedWithoutStatus = 0
+    }
+
+    public init(catalog: TraceEventCatalog, options: Options = Options()) {
+        self.options = options
+        bindings = catalog.definitions.map(Self.binding)
+    }
+
+    static func binding(_ d: TraceEventDefinition) -> Binding? {
+        func at(_ n: String) -> Int { d.argumentIndex(n) ?? -1 }
+        let role: Role
+        switch d.name {
+        case "virtqueue_pop": role = .pop
+        case "virtqueue_fill": role = .fill
+        case "virtio_blk_handle_read": role = .handleRead
+        case "virtio_blk_handle_write": role = .handleWrite
+        case "virtio_blk_rw_complete": role = .rwComplete
+        case "virtio_blk_req_complete": role = .reqComplete
+        case "virtio_set_status": role = .setStatus
+        case "virtio_queue_notify": role = .queueNotify
+        case "runstate_set": role = .runstate
+        default: return nil
+        }
+        var b = Binding(role: role)
+        b.vdev = at("vdev"); b.req = at("req"); b.vq = at("vq"); b.elem = at("elem")
+        b.sector = at("sector"); b.nsectors = at("nsectors")
+        b.inNum = at("in_num"); b.outNum = at("out_num")
+        switch role {
+        case .rwComplete: b.value = at("ret")
+        case .reqComplete: b.value = at("status")
+        case .setStatus: b.value = at("val")
+        case .runstate: b.value = at("new_state"); b.stateName = at("new_state_str")
+        default: break
+        }
+        b.legacy = b.vdev < 0
+        // A definition missing what its role needs is not one the tracker understands.
+        switch role {
+        case .pop, .fill: if b.vq < 0 || b.elem < 0 { return nil }
+        case .handleRead, .handleWrite: if b.req < 0 || b.sector < 0 || b.nsectors < 0 { return nil }
+        case .rwComplete, .reqComplete: if b.req < 0 || b.value < 0 { return nil }
+        case .setStatus: if b.vdev < 0 || b.value < 0 { return nil }
+        case .queueNotify: if b.vdev < 0 || b.vq < 0 { return nil }
+        case .runstate: if b.value < 0 { return nil }
+        }
+        return b
+    }
+
+    // MARK: - Events
+
+    public mutating func consume(_ event: TraceEvent) {
+        let id = event.definition.id
+        if id < 0 {
+            if event.definition === TraceEventDefinition.droppedEvents { notes.droppedEvents &+= event.bits[0] }
+            return
+        }
+        guard id < bindings.count, let b = bindings[id] else { return }
+        let t = event.timestamp?.nanoseconds
+        if let t {
+            if firstNs == nil { firstNs = t; clock = event.timestamp?.clock }
+            if let last = lastNs, t < last { notes.timeWentBack += 1 }
+            lastNs = max(lastNs ?? t, t)
+        } else {
+            notes.eventsWithoutTime += 1
+        }
+        switch b.role {
+        case .pop:
+            notes.pops += 1
+            pop(vq: event.unsigned(b.vq), elem: event.unsigned(b.elem),
+                inNum: b.inNum >= 0 ? UInt32(truncatingIfNeeded: event.unsigned(b.inNum)) : .max,
+                outNum: b.outNum >= 0 ? UInt32(truncatingIfNeeded: event.unsigned(b.outNum)) : .max, at: t)
+        case .fill:
+            notes.fills += 1
+            fill(elem: event.unsigned(b.elem), at: t)
+        case .handleRead, .handleWrite:
+            notes.blockEvents += 1
+            handle(b.role == .handleRead ? .read : .write, vdev: b.vdev >= 0 ? event.unsigned(b.vdev) : 0,
+                   req: event.unsigned(b.req), legacy: b.legacy,
+                   sector: event.unsigned(b.sector), sectors: event.unsigned(b.nsectors), at: t)
+        case .rwComplete:
+            notes.blockEvents += 1
+            rwComplete(vdev: b.vdev >= 0 ? event.unsigned(b.vdev) : 0, req: event.unsigned(b.req),
+                       legacy: b.legacy, ret: event.signed(b.value), at: t)
+        case .reqComplete:
+            notes.blockEvents += 1
+            reqComplete(vdev: b.vdev >= 0 ? event.unsigned(b.vdev) : 0, req: event.unsigned(b.req),
+                        legacy: b.legacy, status: event.signed(b.value), at: t)
+        case .setStatus:
+            if event.unsigned(b.value) == 0 { reset(vdev: event.unsigned(b.vdev), at: t) }
+        case .queueNotify:
+            learn(vq: event.unsigned(b.vq), vdev: event.unsigned(b.vdev))
+        case .runstate:
+            let name = b.stateName >= 0 ? (event.string(b.stateName) ?? "") : Self.runStateName(event.signed(b.value))
+            runstate(name, at: t)
+        }
+    }
+
+    /// QEMU's RunState numbering (qapi/run-state.json; stable, new states appended), for the
+    /// old `runstate_set(int new_state)` that printed only the number.
+    static func runStateName(_ n: Int64) -> String {
+        let names = ["debug", "inmigrate", "internal-error", "io-error", "paused", "postmigrate",
+                     "prelaunch", "finish-migrate", "restore-vm", "running", "save-vm", "shutdown",
+                     "suspended", "watchdog", "guest-panicked", "colo"]
+        return n >= 0 && n < names.count ? names[Int(n)] : "state \(n)"
+    }
+
+    /// A virtio_blk event named this request: it, its queue and its device are block ones.
+    mutating func markBlock(_ r: inout VirtioBlkRequestState, vdev: UInt64) {
+        if vdev != 0 && r.vdev != vdev {
+            r.vdev = vdev
+            learn(vq: r.vq, vdev: vdev)
+            blockDevices.insert(vdev)
+        }
+        if !r.isBlock {
+            r.isBlock = true
+            if r.vq != 0 { blockQueues.insert(r.vq) }
+            if r.vdev == 0, let known = vqToVdev[r.vq] { r.vdev = known; blockDevices.insert(known) }
+        }
+    }
+
+    mutating func learn(vq: UInt64, vdev: UInt64) {
+        guard vq != 0, vdev != 0 else { return }
+        if vqToVdev[vq] == nil {
+            vqToVdev[vq] = vdev
+            self[device: vdev].queues.append(vq)
+        }
+    }
+
+    subscript(device vdev: UInt64) -> DeviceCounters {
+        get { devices[vdev] ?? DeviceCounters() }
+        set {
+            if devices[vdev] == nil { deviceOrder.append(vdev) }
+            devices[vdev] = newValue
+        }
+    }
+
+    /// The request `req` names: itself, or (old qemu-kvm) the element 8 bytes further.
+    mutating func index(ofRequest req: UInt64, legacy: Bool) -> Dictionary<UInt64, VirtioBlkRequestState>.Index? {
+        if legacyOffset == 0, let i = requests.index(forKey: req) { return i }
+        if legacy {
+            if let i = requests.index(forKey: req &+ 8) { legacyOffset = 8; return i }
+            if legacyOffset != 0, let i = requests.index(forKey: req) { return i }
+        }
+        return nil
+    }
+
+    /// The request `req` names, created when the trace shows it for the first time here
+    /// (pop not traced, or the trace started mid-request).
+    mutating func requestIndex(_ req: UInt64, legacy: Bool, at t: Int64?) -> Dictionary<UInt64, VirtioBlkRequestState>.Index {
+        if let i = index(ofRequest: req, legacy: legacy) { return i }
+        let key = legacy ? req &+ legacyOffset : req
+        requests[key] = VirtioBlkRequestState(elem: key, at: t)
+        return requests.index(forKey: key)!
+    }
+
+    mutating func pop(vq: UInt64, elem: UInt64, inNum: UInt32, outNum: UInt32, at t: Int64?) {
+        if let i = requests.index(forKey: elem) {
+            // The pointer is back while we still hold it: its completion was not traced.
+            finalize(requests.remove(at: i).value, at: t)
+        }
+        var r = VirtioBlkRequestState(elem: elem, at: t)
+        r.vq = vq
+        r.vdev = vqToVdev[vq] ?? 0
+        r.popNs = t
+        r.inNum = inNum
+        r.outNum = outNum
+        requests[elem] = r
+    }
+
+    mutating func handle(_ op: VirtioBlkOperation, vdev: UInt64, req: UInt64, legacy: Bool,
+                         sector: UInt64, sectors: UInt64, at t: Int64?) {
+        var i = requestIndex(req, legacy: legacy, at: t)
+        if requests.values[i].status != nil {
+            // Completed and not filled, now handled again: a new request on a reused pointer.
+            let old = requests.remove(at: i).value
+            finalize(old, at: t)
+            i = requestIndex(req, legacy: legacy, at: t)
+        }
+        var r = requests.values[i]
+        markBlock(&r, vdev: vdev)
+        if r.isWaitingForRetry {
+            r.retries += 1
+            if let failedAt = r.lastRwNs, let t { r.waitedNs += t - failedAt }
+        }
+        r.attempts += 1
+        r.handled = op
+        r.sector = sector
+        r.sectors = sectors
+        r.lastHandleNs = t
+        requests.values[i] = r
+    }
+
+    mutating func rwComplete(vdev: UInt64, req: UInt64, legacy: Bool, ret: Int64, at t: Int64?) {
+        let i = requestIndex(req, legacy: legacy, at: t)
+        var r = requests.values[i]
+        markBlock(&r, vdev: vdev)
+        if r.handled == nil && r.attempts == 0 {
+            r.attempts = 1
+            r.legacyUnhandledRead = legacy
+        }
+        if let h = r.lastHandleNs, let t, r.handled != nil || r.legacyUnhandledRead {
+            latencies[r.operation, default: OperationAccumulator()].handleToComplete.record(t - h)
+        }
+        r.lastHandleNs = nil
+        r.lastRet = ret
+        r.lastRwNs = t
+        if ret < 0 && r.firstErrorRet == nil {
+            r.firstErrorRet = ret
+            r.firstErrorNs = t
+        }
+        requests.values[i] = r
+    }
+
+    mutating func reqComplete(vdev: UInt64, req: UInt64, legacy: Bool, status: Int64, at t: Int64?) {
+        let i = requestIndex(req, legacy: legacy, at: t)
+        var r = requests.values[i]
+        markBlock(&r, vdev: vdev)
+        r.status = status
+        r.statusNs = t
+        if fillNotTraced {
+            requests.remove(at: i)
+            finalize(r, at: t)
+            return
+        }
+        if !r.awaitingFill {
+            r.awaitingFill = true
+            completedAwaitingFill += 1
+        }
+        requests.values[i] = r
+        // Without virtqueue_fill in the trace, completed requests would wait forever: after
+        // enough of them and no fill at all, complete requests at req_complete instead.
+        if !fillsSeen && completedAwaitingFill > 4096 {
+            fillNotTraced = true
+            let done = requests.filter { $0.value.status != nil }
+            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0) < ($1.value.statusNs ?? 0) }) {
+                requests.removeValue(forKey: key)
+                finalize(r, at: r.statusNs)
+            }
+        }
+    }
+
+    mutating func fill(elem: UInt64, at t: Int64?) {
+        fillsSeen = true
+        guard let i = requests.index(forKey: elem) else { notes.fillsWithoutPop += 1; return }
+        var r = requests.remove(at: i).value
+        r.fillNs = t
+        finalize(r, at: t)
+    }
+
+    mutating func reset(vdev: UInt64, at t: Int64?) {
+        notes.resets += 1
+        let outstanding = requests.filter { _, r in
+            r.vdev == vdev || (r.vq != 0 && vqToVdev[r.vq] == vdev)
+        }
+        for (key, r) in outstanding {
+            requests.removeValue(forKey: key)
+            if r.status != nil {
+                finalize(r, at: t)              // completed; its fill is just not in the trace
+                continue
+            }
+            counts.discardedAtReset += 1
+            self[device: vdev].discarded += 1
+            if r.isWaitingForRetry {
+                recordFailure(r, cause: r.retries > 0 ? .pausedRetried : .backendError,
+                              guestStatus: nil, retrySucceeded: r.retries > 0 ? false : nil,
+                              note: "discarded by a device reset while waiting for a retry")
+            }
+        }
+    }
+
+    mutating func runstate(_ name: String, at t: Int64?) {
+        if name == "io-error" {
+            guard pausedSinceNs == nil else { return }
+            pausedSinceNs = t ?? lastNs ?? 0
+            pausesTotal += 1
+            if pauses.count < options.maxInFlightListed {
+                pauses.append(VMPause(start: seconds(t), end: nil, seconds: nil, reason: "io-error"))
+            }
+            if onNotice != nil {
+                let waiting = requests.values.filter(\.isWaitingForRetry).map { inFlightRecord($0, endNs: t) }
+                onNotice?(.vmPaused(at: t.map(seconds), waiting: waiting))
+            }
+        } else if let since = pausedSinceNs, name != "paused", name != "io-error" {
+            pausedSinceNs = nil
+            let duration = t.map { Double($0 - since) / 1e9 }
+            if pauses.count == pausesTotal, var last = pauses.popLast() {
+                last.end = t.map(seconds)
+                last.seconds = duration
+                pauses.append(last)
+            }
+            onNotice?(.vmResumed(at: t.map(seconds), pausedSeconds: duration))
+        }
+    }
+
+    func seconds(_ ns: Int64?) -> Double { Double(ns ?? 0) / 1e9 }
+}
