@@ -20,11 +20,11 @@ struct TraceCommand: ParsableCommand {
         Examples:
           $ kvmscope trace lab/scenarios/write-eio/trace.log
           FAILURES: 1
-            22:02:43.112151  write sector 2048+8  device 0x563d7cf873d0  [backend-error, EIO, guest: IOERR]
+            16:06:32.754736  write sector 2048+8  device 0x564184f66810  [backend-error, EIO, guest: IOERR]
               the storage under QEMU failed the write with EIO (Input/output error); QEMU passed it to the guest as IOERR (werror=report)
           $ kvmscope trace --json trace.log | jq '.failures[] | {operation, sector, errnoName, cause}'
-          $ kvmscope trace --events-only --filter 'virtio_blk_*' --grep ret=-5 trace.log
-          virtio_blk_rw_complete 12.000 tid=15051 vdev=0x563d7cf873d0 req=0x563d7d179000 ret=0xfffffffffffffffb
+          $ kvmscope trace --events-only --filter 'virtio_blk_*' --grep ret=-5 lab/scenarios/write-eio/trace.log
+          virtio_blk_rw_complete 0.000 tid=21601 vdev=0x564184f66810 req=0x56418437e2c0 ret=0xfffffffffffffffb
           $ tail -f qemu.log | kvmscope trace --follow -
         Exit status: 0 no failures and nothing stuck, 1 failures or leaked requests (or an input error), 2 usage error.
         """

@@ -48,7 +48,7 @@ struct VirtioBlkRequestState {
         }
         if inNum != .max && outNum != .max {
             if inNum == 1 && outNum == 1 { return .flush }
-            return outNum > 1 ? .discardOrWriteZeroes : .other
+            return inNum == 1 ? .discardOrWriteZeroes : .other
         }
         return .flushOrOther
     }

@@ -9,8 +9,12 @@ extension VirtioBlkRequestTracker {
             return
         }
         if r.vq != 0 { blockQueues.insert(r.vq) }
-        let vdev = r.vdev != 0 ? r.vdev : (vqToVdev[r.vq] ?? 0)
-        if vdev != 0 { blockDevices.insert(vdev) }
+        let vdev = deviceKey(r)
+        if vdev != 0 {
+            if blockDevices.insert(vdev).inserted, vdev & Self.queueKeyFlag != 0 {
+                self[device: vdev].queues = [r.vq]
+            }
+        }
         guard let statusValue = r.status else {
             // Gone without a status (its pointer came back): only a parked failure is news.
             if r.isWaitingForRetry {
@@ -57,12 +61,23 @@ extension VirtioBlkRequestTracker {
         latencies[op] = acc
     }
 
-    func deviceLabel(_ r: VirtioBlkRequestState) -> String {
-        let vdev = r.vdev != 0 ? r.vdev : (vqToVdev[r.vq] ?? 0)
-        if vdev != 0 { return Self.hex(vdev) }
-        if r.vq != 0 { return "vq:" + Self.hex(r.vq) }
-        return "unknown"
+    /// Devices are keyed by vdev; without one (QEMU before 2.10 traced no vdev) by their
+    /// queue, flagged with bit 63 (never set in a user-space pointer).
+    static let queueKeyFlag: UInt64 = 1 << 63
+
+    func deviceKey(_ r: VirtioBlkRequestState) -> UInt64 {
+        if r.vdev != 0 { return r.vdev }
+        if let vdev = vqToVdev[r.vq] { return vdev }
+        return r.vq != 0 ? r.vq | Self.queueKeyFlag : 0
     }
+
+    static func deviceLabel(key: UInt64) -> String {
+        if key == 0 { return "unknown" }
+        if key & queueKeyFlag != 0 { return "vq:" + hex(key & ~queueKeyFlag) }
+        return hex(key)
+    }
+
+    func deviceLabel(_ r: VirtioBlkRequestState) -> String { Self.deviceLabel(key: deviceKey(r)) }
 
     static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
@@ -77,9 +92,9 @@ extension VirtioBlkRequestTracker {
             errno: errnoNumber, errnoName: entry?.name ?? errnoNumber.map { "errno \($0)" },
             errnoMessage: entry?.message,
             guestStatus: guestStatus, cause: cause, retrySucceeded: retrySucceeded, attempts: r.attempts,
-            waitedSeconds: r.retries > 0 ? Double(r.waitedNs) / 1e9 : nil,
-            time: timeNs.map { Double($0) / 1e9 },
-            sinceStart: timeNs.flatMap { t in firstNs.map { Double(t - $0) / 1e9 } },
+            waitedSeconds: r.retries > 0 ? TraceTimestamp.decimalSeconds(r.waitedNs) : nil,
+            time: timeNs.map(TraceTimestamp.decimalSeconds),
+            sinceStart: timeNs.flatMap { t in firstNs.map { TraceTimestamp.decimalSeconds(t - $0) } },
             explanation: "")
         f.explanation = Self.explain(f, retries: r.retries, note: note)
         failuresTotal += 1
@@ -160,14 +175,14 @@ extension VirtioBlkRequestTracker {
             state = "popped, not yet handled"
         }
         let start = r.popNs ?? r.firstSeenNs
-        let age: Double? = start.flatMap { s in endNs.map { Double($0 - s) / 1e9 } }
+        let age: Double? = start.flatMap { s in endNs.map { TraceTimestamp.decimalSeconds($0 - s) } }
         let errnoNumber = r.firstErrorRet.flatMap { $0 < 0 ? Int(-$0) : nil }
         return VirtioBlkInFlightRequest(
             device: deviceLabel(r), queue: r.vq != 0 ? Self.hex(r.vq) : nil, request: Self.hex(r.elem),
             operation: r.isBlock ? r.operation : nil, sector: r.sector, sectors: r.sectors, state: state,
             attempts: r.attempts, errno: errnoNumber,
             errnoName: r.firstErrorRet.flatMap { options.errnoTable.entry(number: $0)?.name },
-            ageSeconds: age, since: start.map { Double($0) / 1e9 },
+            ageSeconds: age, since: start.map(TraceTimestamp.decimalSeconds),
             leaked: r.isWaitingForRetry || age.map { $0 >= options.leakAgeSeconds } ?? true)
     }
 
@@ -180,6 +195,7 @@ extension VirtioBlkRequestTracker {
         let open = requests.values.sorted { ($0.popNs ?? $0.firstSeenNs ?? 0, $0.elem) < ($1.popNs ?? $1.firstSeenNs ?? 0, $1.elem) }
         for r in open where r.isBlock || blockQueues.contains(r.vq) {
             if r.isWaitingForRetry {
+                if r.retries > 0 { counts.pausedAndRetried += 1 }
                 recordFailure(r, cause: r.retries > 0 ? .pausedRetried : .backendError, guestStatus: nil,
                               retrySucceeded: r.retries > 0 ? false : nil, note: "still in flight when the trace ended")
             }
@@ -192,9 +208,9 @@ extension VirtioBlkRequestTracker {
         counts.inFlightAtEnd = inFlightTotal
 
         var deviceSummaries: [VirtioBlkDeviceSummary] = []
-        for vdev in deviceOrder where blockDevices.contains(vdev) {
-            let d = devices[vdev]!
-            let label = Self.hex(vdev)
+        for vdev in deviceOrder where blockDevices.contains(vdev) || perDeviceInFlight[Self.deviceLabel(key: vdev)] != nil {
+            let d = devices[vdev] ?? DeviceCounters()
+            let label = Self.deviceLabel(key: vdev)
             deviceSummaries.append(VirtioBlkDeviceSummary(
                 device: label, queues: d.queues.filter { blockQueues.contains($0) }.map(Self.hex),
                 completed: d.completed, failed: d.failed, inFlightAtEnd: perDeviceInFlight[label] ?? 0,
@@ -212,7 +228,8 @@ extension VirtioBlkRequestTracker {
         var throughput: TraceReport.Throughput?
         if let first = firstNs, let last = lastNs, let clock {
             let seconds = Double(last - first) / 1e9
-            span = TraceReport.TimeSpan(start: Double(first) / 1e9, end: Double(last) / 1e9, seconds: seconds, clock: clock)
+            span = TraceReport.TimeSpan(start: TraceTimestamp.decimalSeconds(first), end: TraceTimestamp.decimalSeconds(last),
+                                        seconds: TraceTimestamp.decimalSeconds(last - first), clock: clock)
             if seconds > 0 {
                 throughput = TraceReport.Throughput(
                     seconds: seconds, requestsPerSecond: Double(counts.completed + counts.failed) / seconds,

@@ -359,6 +359,10 @@ public struct VirtioBlkRequestTracker {
         }
         for (key, r) in outstanding {
             requests.removeValue(forKey: key)
+            guard r.isBlock || blockQueues.contains(r.vq) else {
+                notes.otherVirtioElements += 1          // another virtio device's buffer
+                continue
+            }
             if r.status != nil {
                 finalize(r, at: t)              // completed; its fill is just not in the trace
                 continue
@@ -387,7 +391,7 @@ public struct VirtioBlkRequestTracker {
             }
         } else if let since = pausedSinceNs, name != "paused", name != "io-error" {
             pausedSinceNs = nil
-            let duration = t.map { Double($0 - since) / 1e9 }
+            let duration = t.map { TraceTimestamp.decimalSeconds($0 - since) }
             if pauses.count == pausesTotal, var last = pauses.popLast() {
                 last.end = t.map(seconds)
                 last.seconds = duration
@@ -397,5 +401,5 @@ public struct VirtioBlkRequestTracker {
         }
     }
 
-    func seconds(_ ns: Int64?) -> Double { Double(ns ?? 0) / 1e9 }
+    func seconds(_ ns: Int64?) -> Double { TraceTimestamp.decimalSeconds(ns ?? 0) }
 }

@@ -15,7 +15,17 @@ public struct TraceTimestamp: Sendable, Hashable, Comparable {
         self.clock = clock
     }
 
-    public var seconds: Double { Double(nanoseconds) / 1e9 }
+    public var seconds: Double { Self.decimalSeconds(nanoseconds) }
+
+    /// Nanoseconds as the Double nearest to the exact decimal `S.NNNNNNNNN`, so that reports
+    /// print `1795363562.458993`, not the `…4589930001` that `Double(ns) / 1e9` can give.
+    public static func decimalSeconds(_ ns: Int64) -> Double {
+        let m = ns.magnitude
+        let frac = String(m % 1_000_000_000)
+        let text = (ns < 0 ? "-" : "") + String(m / 1_000_000_000) + "."
+            + String(repeating: "0", count: 9 - frac.count) + frac
+        return Double(text) ?? Double(ns) / 1e9
+    }
 
     public static func < (a: TraceTimestamp, b: TraceTimestamp) -> Bool { a.nanoseconds < b.nanoseconds }
 }

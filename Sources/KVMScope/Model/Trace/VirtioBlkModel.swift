@@ -2,7 +2,7 @@
 /// write`) but not flushes, discards, write-zeroes or get-id; those are told apart by the
 /// descriptor counts `virtqueue_pop` printed when it was traced: a flush carries only the
 /// header and the status byte (out 1, in 1); discard and write-zeroes send a segment list
-/// (out 2, in 1); get-id receives the serial (out 1, in 2).
+/// (out 2, in 1); get-id and the rest receive data (in 2 or more).
 public enum VirtioBlkOperation: String, Sendable, Codable, CaseIterable {
     case read
     case write
