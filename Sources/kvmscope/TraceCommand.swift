@@ -88,35 +88,44 @@ struct TraceCommand: ParsableCommand {
         let meter = ProgressMeter(label: stream.name, total: stream.knownSize, enabled: !follow && isatty(STDERR_FILENO) == 1)
         defer { meter.finish() }
 
-        if dumping {
-            let out = BufferedOutput()
-            do {
+        // All output goes through one buffer that treats a closed pipe (`| head`) as the end.
+        let out = BufferedOutput()
+        do {
+            if dumping {
                 _ = try TraceSession.dump(stream, catalog: catalog, format: format,
                                           selection: .patterns(filter), matches: grep.compactMap(TraceFieldMatch.init),
                                           style: output.json ? .jsonLines : .simpletrace, output: out,
                                           flushEachLine: follow, onProgress: meter.update)
-            } catch is BufferedOutput.BrokenPipe {
                 return
             }
+            let style = output.style
+            var options = VirtioBlkRequestTracker.Options()
+            options.maxFailuresKept = maxFailures
+            options.leakAgeSeconds = leakAge
+            // --follow: a line the moment something fails, flushed at once (line-buffered).
+            var noticeError: Error?
+            let onNotice: ((VirtioBlkRequestTracker.Notice) -> Void)? = follow && !output.json ? { notice in
+                guard noticeError == nil else { return }
+                do {
+                    out.buffer += TraceReportRenderer.followLine(notice, style: style).utf8
+                    try out.flush()
+                } catch { noticeError = error }
+            } : nil
+            let report = try TraceSession.analyse(stream, catalog: catalog, format: format, options: options,
+                                                  onNotice: onNotice, onProgress: meter.update)
+            if let noticeError { throw noticeError }
+            meter.finish()
+            if output.json {
+                try out.write(try TraceReportRenderer.json(report))
+            } else {
+                if follow { try out.write("\n") }
+                try out.write(TraceReportRenderer.text(report, style: style))
+            }
+            try out.flush()
+            if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
+        } catch is BufferedOutput.BrokenPipe {
             return
         }
-
-        let style = output.style
-        var options = VirtioBlkRequestTracker.Options()
-        options.maxFailuresKept = maxFailures
-        options.leakAgeSeconds = leakAge
-        let onNotice: ((VirtioBlkRequestTracker.Notice) -> Void)? = follow && !output.json
-            ? { CLIOutput.write(TraceReportRenderer.followLine($0, style: style)) } : nil
-        let report = try TraceSession.analyse(stream, catalog: catalog, format: format, options: options,
-                                              onNotice: onNotice, onProgress: meter.update)
-        meter.finish()
-        if output.json {
-            CLIOutput.write(try TraceReportRenderer.json(report))
-        } else {
-            if follow { CLIOutput.write("\n") }
-            CLIOutput.write(TraceReportRenderer.text(report, style: style))
-        }
-        if report.exitStatus != 0 { throw ExitCode(report.exitStatus) }
     }
 
     private func installInterruptHandler() {

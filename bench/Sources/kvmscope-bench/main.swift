@@ -6,6 +6,7 @@ import KVMScope
 
 let benchmarks: [(name: String, usage: String, run: ([String]) throws -> Void)] = [
     ("lines", "FILE — raw LineSplitter throughput (the floor every text reader sits on)", benchLines),
+    ("trace", "FILE [--bundled] — kvmscope trace's whole analysis (bench/make-trace.sh builds FILE)", benchTrace),
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -26,12 +26,13 @@ extension VirtioBlkRequestTracker {
             return
         }
         let op = r.operation
-        var acc = latencies[op] ?? OperationAccumulator()
-        acc.requests += 1
-        if let p = r.popNs, let end = r.fillNs ?? r.statusNs { acc.popToFill.record(end - p) }
         let status = VirtioBlkStatus(statusValue)
+        var waited: Int64?
+        if let p = r.popNs, let end = r.fillNs ?? r.statusNs { waited = end - p }
+        let bytes: UInt64 = status == .ok && (op == .read || op == .write) ? (r.sectors ?? 0) &* 512 : 0
+        // In place: copying an accumulator out would copy its histograms on every request.
+        latencies[op, default: OperationAccumulator()].note(popToFill: waited, bytes: bytes)
         if status == .ok {
-            if op == .read || op == .write { acc.bytes &+= (r.sectors ?? 0) &* 512 }
             counts.completed += 1
             self[device: vdev].completed += 1
             if r.firstErrorRet != nil {
@@ -58,7 +59,6 @@ extension VirtioBlkRequestTracker {
             recordFailure(r, cause: cause, guestStatus: status.name,
                           retrySucceeded: cause == .pausedRetried ? false : nil)
         }
-        latencies[op] = acc
     }
 
     /// Devices are keyed by vdev; without one (QEMU before 2.10 traced no vdev) by their

@@ -95,6 +95,12 @@ public struct VirtioBlkRequestTracker {
         var bytes: UInt64 = 0
         var popToFill = LatencyAccumulator()
         var handleToComplete = LatencyAccumulator()
+
+        mutating func note(popToFill ns: Int64?, bytes b: UInt64) {
+            requests += 1
+            bytes &+= b
+            if let ns { popToFill.record(ns) }
+        }
     }
 
     struct Notes {
