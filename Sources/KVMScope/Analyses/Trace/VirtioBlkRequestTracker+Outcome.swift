@@ -81,11 +81,27 @@ extension VirtioBlkRequestTracker {
 
     static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
+    /// Counts a failure in its exact group (cheap: integers only) and builds the detailed
+    /// record only when it is kept or someone is listening, so that traces with millions of
+    /// failures stay fast.
     mutating func recordFailure(_ r: VirtioBlkRequestState, cause: VirtioBlkFailureCause, guestStatus: String?,
                                 retrySucceeded: Bool?, note: String? = nil) {
+        failuresTotal += 1
+        let timeNs = r.firstErrorNs ?? r.statusNs ?? r.popNs ?? r.firstSeenNs
+        let key = GroupKey(device: deviceKey(r), operation: r.operation, cause: cause, errno: r.firstErrorRet,
+                           guestStatus: guestStatus, retrySucceeded: retrySucceeded)
+        if let i = groups.index(forKey: key) {
+            groups.values[i].add(timeNs: timeNs, sector: r.sector, sectors: r.sectors)
+        } else {
+            groupOrder.append(key)
+            var g = GroupCounter()
+            g.add(timeNs: timeNs, sector: r.sector, sectors: r.sectors)
+            groups[key] = g
+        }
+        let keep = failures.count < options.maxFailuresKept
+        guard keep || onNotice != nil else { return }
         let errnoNumber = r.firstErrorRet.flatMap { $0 < 0 ? Int(-$0) : nil }
         let entry = r.firstErrorRet.flatMap { options.errnoTable.entry(number: $0) }
-        let timeNs = r.firstErrorNs ?? r.statusNs ?? r.popNs ?? r.firstSeenNs
         var f = VirtioBlkFailure(
             device: deviceLabel(r), queue: r.vq != 0 ? Self.hex(r.vq) : nil, request: Self.hex(r.elem),
             operation: r.operation, sector: r.sector, sectors: r.sectors,
@@ -97,27 +113,18 @@ extension VirtioBlkRequestTracker {
             sinceStart: timeNs.flatMap { t in firstNs.map { TraceTimestamp.decimalSeconds(t - $0) } },
             explanation: "")
         f.explanation = Self.explain(f, retries: r.retries, note: note)
-        failuresTotal += 1
-        if failures.count < options.maxFailuresKept { failures.append(f) }
-        let key = GroupKey(device: f.device, operation: f.operation, cause: f.cause, errno: f.errno,
-                           guestStatus: f.guestStatus, retrySucceeded: f.retrySucceeded)
-        if var g = groups[key] {
-            g.count += 1
-            g.lastTime = f.time ?? g.lastTime
-            if let s = f.sector {
-                g.sectorMin = min(g.sectorMin ?? s, s)
-                g.sectorEnd = max(g.sectorEnd ?? 0, s &+ (f.sectors ?? 0))
-            }
-            groups[key] = g
-        } else {
-            groupOrder.append(key)
-            groups[key] = VirtioBlkFailureGroup(
-                device: f.device, operation: f.operation, cause: f.cause, errno: f.errno, errnoName: f.errnoName,
-                guestStatus: f.guestStatus, retrySucceeded: f.retrySucceeded, count: 1,
-                firstTime: f.time, lastTime: f.time,
-                sectorMin: f.sector, sectorEnd: f.sector.map { $0 &+ (f.sectors ?? 0) })
-        }
+        if keep { failures.append(f) }
         onNotice?(.failure(f))
+    }
+
+    func failureGroup(_ key: GroupKey, _ g: GroupCounter) -> VirtioBlkFailureGroup {
+        let errnoNumber = key.errno.flatMap { $0 < 0 ? Int(-$0) : nil }
+        return VirtioBlkFailureGroup(
+            device: Self.deviceLabel(key: key.device), operation: key.operation, cause: key.cause, errno: errnoNumber,
+            errnoName: key.errno.flatMap { options.errnoTable.entry(number: $0)?.name } ?? errnoNumber.map { "errno \($0)" },
+            guestStatus: key.guestStatus, retrySucceeded: key.retrySucceeded, count: g.count,
+            firstTime: g.firstNs.map(TraceTimestamp.decimalSeconds), lastTime: g.lastNs.map(TraceTimestamp.decimalSeconds),
+            sectorMin: g.sectorMin, sectorEnd: g.sectorEnd)
     }
 
     /// One sentence saying what happened, in QEMU's terms.
@@ -240,7 +247,7 @@ extension VirtioBlkRequestTracker {
         return TraceReport(
             input: input, timeSpan: span, devices: deviceSummaries, requests: counts,
             failuresTotal: failuresTotal, failuresShown: failures.count, failures: failures,
-            failureGroups: groupOrder.map { groups[$0]! },
+            failureGroups: groupOrder.map { failureGroup($0, groups[$0]!) },
             inFlightTotal: inFlightTotal, inFlight: inFlight, leakedTotal: leaked,
             vmPauses: pauses, latency: latency, throughput: throughput,
             warnings: warnings(input.stats))

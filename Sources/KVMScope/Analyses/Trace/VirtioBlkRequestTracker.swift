@@ -72,7 +72,7 @@ public struct VirtioBlkRequestTracker {
     var counts = TraceReport.Requests()
     var failuresTotal = 0
     var failures: [VirtioBlkFailure] = []
-    var groups: [GroupKey: VirtioBlkFailureGroup] = [:]
+    var groups: [GroupKey: GroupCounter] = [:]
     var groupOrder: [GroupKey] = []
     var pauses: [VMPause] = []
     var pausesTotal = 0
@@ -86,8 +86,24 @@ public struct VirtioBlkRequestTracker {
     }
 
     struct GroupKey: Hashable {
-        var device: String, operation: VirtioBlkOperation, cause: VirtioBlkFailureCause
-        var errno: Int?, guestStatus: String?, retrySucceeded: Bool?
+        var device: UInt64, operation: VirtioBlkOperation, cause: VirtioBlkFailureCause
+        var errno: Int64?, guestStatus: String?, retrySucceeded: Bool?
+    }
+
+    struct GroupCounter {
+        var count = 0
+        var firstNs: Int64?, lastNs: Int64?
+        var sectorMin: UInt64?, sectorEnd: UInt64?
+
+        mutating func add(timeNs: Int64?, sector: UInt64?, sectors: UInt64?) {
+            count += 1
+            if firstNs == nil { firstNs = timeNs }
+            if let timeNs { lastNs = timeNs }
+            if let s = sector {
+                sectorMin = min(sectorMin ?? s, s)
+                sectorEnd = max(sectorEnd ?? 0, s &+ (sectors ?? 0))
+            }
+        }
     }
 
     struct OperationAccumulator {

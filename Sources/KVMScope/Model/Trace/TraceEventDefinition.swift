@@ -19,10 +19,10 @@ public struct TraceArgument: Sendable, Equatable, Codable {
     public init(type: String, name: String) {
         self.type = type
         self.name = name
-        let t = type.trimmingCharacters(in: .whitespaces)
-        let stars = t.filter { $0 == "*" }.count
-        let base = t.replacingOccurrences(of: "*", with: " ")
-            .split(separator: " ").filter { $0 != "const" && $0 != "volatile" }
+        let t = Substring(type).trimmedBlanks
+        let stars = t.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "*") ? 1 : 0) }
+        let base = t.split(whereSeparator: { $0 == "*" || $0 == " " || $0 == "\t" })
+            .filter { $0 != "const" && $0 != "volatile" }
             .joined(separator: " ")
         // Exactly tracetool's is_string(), so that simpletrace payloads decode as QEMU wrote them.
         let stringPrefixes = ["const char*", "char*", "const char *", "char *"]
@@ -150,4 +150,18 @@ public final class TraceEventDefinition: Sendable, CustomStringConvertible {
         id: -1, name: "Dropped_Event",
         properties: [], arguments: [TraceArgument(type: "uint64_t", name: "num_events_dropped")],
         rawFormat: "", origin: "simpletrace")
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs (no Foundation: catalogs parse thousands of lines).
+    var trimmedBlanks: Substring {
+        var start = startIndex, end = endIndex
+        while start < end, self[start] == " " || self[start] == "\t" || self[start] == "\r" { start = index(after: start) }
+        while end > start {
+            let before = index(before: end)
+            guard self[before] == " " || self[before] == "\t" || self[before] == "\r" else { break }
+            end = before
+        }
+        return self[start..<end]
+    }
 }

@@ -101,7 +101,7 @@ public struct SimpleTraceReader: TraceReader {
                 continue
             }
             decoder.seenByName[index] += 1
-            guard decoder.selected[index] else { skipped += 1; continue }
+            guard decoder.isSelected[index] else { skipped += 1; continue }
             var decoded: TraceEvent?
             buffer.withBytes(32, payloadLength) { payload in
                 decoded = Self.decode(payload, payloadLength, swapped, decoder.definitionsByName[index], stamp, pid)

@@ -50,18 +50,20 @@ public struct TextTraceReader: TraceReader {
             }
             styleCounts[Int(prefix.style.rawValue)] += 1
             decoder.seenByName[index] += 1
-            guard decoder.selected[index] else { skipped += 1; return }
+            guard decoder.isSelected[index] else { skipped += 1; return }
             let argsStart = e < n ? e + 1 : n
-            let defs = decoder.definitionsByName[index]
-            let scanners = decoder.scannersByName[index]
-            for k in 0..<defs.count {
-                guard let scanner = scanners[k] else { continue }
-                var event = TraceEvent(definition: defs[k], timestamp: prefix.timestamp, thread: prefix.thread)
-                if scanner.scan(p, argsStart, n, into: &event) {
+            // Try the name's definitions in order (today's signature first, then older ones).
+            var candidate = decoder.firstScanner[index]
+            while let current = candidate {
+                let matched = try current._withUnsafeGuaranteedRef { scanner -> Bool in
+                    var event = TraceEvent(definition: scanner.definition, timestamp: prefix.timestamp, thread: prefix.thread)
+                    guard scanner.scan(p, argsStart, n, into: &event) else { return false }
                     events += 1
                     try body(event)
-                    return
+                    return true
                 }
+                if matched { return }
+                candidate = current._withUnsafeGuaranteedRef { $0.next }
             }
             decoder.malformedByName[index] += 1
         }

@@ -13,9 +13,16 @@ final class TraceArgumentScanner {
         var leftJustified: Bool
         var offset: Int32         // literal bytes in `literals`
         var length: Int32
+        /// How the argument's C type normalises a scanned integer (as TraceEvent.setInteger):
+        /// 0 keep, 1 sign-extend from 64 - `shift` bits, 2 truncate to them.
+        var normalize: UInt8 = 0
+        var shift: UInt8 = 0
     }
 
     let definition: TraceEventDefinition
+    /// The next definition of the same name to try when this one does not match (unowned:
+    /// the decoder keeps every scanner alive).
+    var next: Unmanaged<TraceArgumentScanner>?
     private let steps: UnsafeMutablePointer<Step>
     private let stepCount: Int
     private let literals: UnsafeMutablePointer<UInt8>
@@ -33,8 +40,14 @@ final class TraceArgumentScanner {
                                   offset: Int32(bytes.count), length: Int32(l.count)))
                 bytes += l
             case let .conversion(c):
-                built.append(Step(style: c.style.rawValue, argument: Int8(c.argument), alternate: c.alternate,
-                                  leftJustified: c.leftJustified, offset: 0, length: 0))
+                var step = Step(style: c.style.rawValue, argument: Int8(c.argument), alternate: c.alternate,
+                                leftJustified: c.leftJustified, offset: 0, length: 0)
+                let a = definition.arguments[c.argument]
+                if a.bitWidth < 64 {
+                    step.shift = UInt8(64 - a.bitWidth)
+                    step.normalize = a.kind == .signed ? 1 : a.kind == .unsigned ? 2 : 0
+                }
+                built.append(step)
             }
         }
         stepCount = built.count
@@ -71,14 +84,14 @@ final class TraceArgumentScanner {
                 if i < end, p[i] == 0x2D || p[i] == 0x2B { negative = p[i] == 0x2D; i += 1 }
                 guard let (v, e) = Self.decimal(p, i, end) else { return false }
                 i = e
-                event.setInteger(arg, bits: negative ? 0 &- v : v)
+                event.bits[arg] = Self.normalized(negative ? 0 &- v : v, step)
             case .unsignedDecimal:
                 while i < end, p[i] == 0x20 { i += 1 }
                 var negative = false                              // `%u` of a negative int never prints `-`,
                 if i < end, p[i] == 0x2D { negative = true; i += 1 }  // but `%d` of an unsigned one can
                 guard let (v, e) = Self.decimal(p, i, end) else { return false }
                 i = e
-                event.setInteger(arg, bits: negative ? 0 &- v : v)
+                event.bits[arg] = Self.normalized(negative ? 0 &- v : v, step)
             case .hex:
                 while i < end, p[i] == 0x20 { i += 1 }
                 // `%#x` prints `0x` (never for zero); plain `%x` has it in the literal before.
@@ -87,7 +100,7 @@ final class TraceArgumentScanner {
                 }
                 guard let (v, e) = Self.hex(p, i, end) else { return false }
                 i = e
-                event.setInteger(arg, bits: v)
+                event.bits[arg] = Self.normalized(v, step)
             case .octal:
                 while i < end, p[i] == 0x20 { i += 1 }
                 var v: UInt64 = 0
@@ -98,7 +111,7 @@ final class TraceArgumentScanner {
                     i += 1
                 }
                 guard i > from else { return false }
-                event.setInteger(arg, bits: v)
+                event.bits[arg] = Self.normalized(v, step)
             case .pointer:
                 // glibc prints NULL as `(nil)`; SystemTap always as `0x` + 16 digits.
                 if end - i >= 5, memcmp(p + i, "(nil)", 5) == 0 {
@@ -112,7 +125,7 @@ final class TraceArgumentScanner {
                 }
             case .character:
                 guard i < end else { return false }
-                event.setInteger(arg, bits: UInt64(p[i]))
+                event.bits[arg] = Self.normalized(UInt64(p[i]), step)
                 i += 1
             case .string:
                 var stop = end
@@ -139,6 +152,16 @@ final class TraceArgumentScanner {
         }
         while i < end, p[i] == 0x20 || p[i] == 0x09 { i += 1 }
         return i == end
+    }
+
+    /// `(uint64_t)value` of the argument's C type: sign-extended or truncated to its width.
+    @inline(__always)
+    private static func normalized(_ raw: UInt64, _ step: Step) -> UInt64 {
+        switch step.normalize {
+        case 1: return UInt64(bitPattern: Int64(bitPattern: raw << UInt64(step.shift)) >> UInt64(step.shift))
+        case 2: return (raw << UInt64(step.shift)) >> UInt64(step.shift)
+        default: return raw
+        }
     }
 
     @inline(__always)

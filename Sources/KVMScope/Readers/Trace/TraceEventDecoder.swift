@@ -30,9 +30,14 @@ public final class TraceEventDecoder {
     let table: TraceEventNameTable
     let selected: [Bool]
     let definitionsByName: [[TraceEventDefinition]]
-    let scannersByName: [[TraceArgumentScanner?]]
-    var seenByName: [Int]
-    var malformedByName: [Int]
+    /// Owns every scanner; the hot path goes through `firstScanner` and `next` without ARC.
+    let scanners: [TraceArgumentScanner]
+    /// Per name (index from `nameIndex`), raw buffers so that the per-line path does no
+    /// reference counting: the first scanner to try, selected or not, counters.
+    let firstScanner: UnsafeMutablePointer<Unmanaged<TraceArgumentScanner>?>
+    let isSelected: UnsafeMutablePointer<Bool>
+    let seenByName: UnsafeMutablePointer<Int>
+    let malformedByName: UnsafeMutablePointer<Int>
     private var unknown = UnknownNameCounter()
 
     public init(catalog: TraceEventCatalog, selection: TraceEventSelection = .all) {
@@ -42,9 +47,31 @@ public final class TraceEventDecoder {
         table = TraceEventNameTable(names)
         selected = names.map { selection.contains($0) }
         definitionsByName = names.map { catalog.definitions(named: $0) }
-        scannersByName = definitionsByName.map { defs in defs.map { TraceArgumentScanner($0) } }
-        seenByName = Array(repeating: 0, count: names.count)
-        malformedByName = Array(repeating: 0, count: names.count)
+        let n = max(names.count, 1)
+        firstScanner = .allocate(capacity: n)
+        firstScanner.initialize(repeating: nil, count: n)
+        isSelected = .allocate(capacity: n)
+        isSelected.initialize(repeating: false, count: n)
+        seenByName = .allocate(capacity: n)
+        seenByName.initialize(repeating: 0, count: n)
+        malformedByName = .allocate(capacity: n)
+        malformedByName.initialize(repeating: 0, count: n)
+        var all: [TraceArgumentScanner] = []
+        for (i, defs) in definitionsByName.enumerated() {
+            isSelected[i] = selected[i]
+            let chain = defs.compactMap(TraceArgumentScanner.init)
+            for k in chain.indices.dropLast() { chain[k].next = Unmanaged.passUnretained(chain[k + 1]) }
+            firstScanner[i] = chain.first.map { Unmanaged.passUnretained($0) }
+            all += chain
+        }
+        scanners = all
+    }
+
+    deinit {
+        firstScanner.deallocate()
+        isSelected.deallocate()
+        seenByName.deallocate()
+        malformedByName.deallocate()
     }
 
     /// Index of the event name in `bytes`, or -1.
@@ -60,9 +87,14 @@ public final class TraceEventDecoder {
 
     /// Copies the per-name counters into `stats`.
     func finish(into stats: inout TraceReadStats) {
-        for (i, n) in seenByName.enumerated() where n > 0 { stats.eventCounts[names[i]] = n }
-        for (i, n) in malformedByName.enumerated() where n > 0 { stats.malformedEventNames[names[i]] = n }
-        stats.malformedEvents = malformedByName.reduce(0, +)
+        stats.malformedEvents = 0
+        for i in names.indices {
+            if seenByName[i] > 0 { stats.eventCounts[names[i]] = seenByName[i] }
+            if malformedByName[i] > 0 {
+                stats.malformedEventNames[names[i]] = malformedByName[i]
+                stats.malformedEvents += malformedByName[i]
+            }
+        }
         stats.unknownEvents = unknown.total
         stats.unknownEventNames = unknown.namesAndCounts
     }

@@ -22,13 +22,13 @@ public struct TraceEventsFileParser {
         var lineNumber = 0
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
-            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            let line = rawLine.trimmedBlanks
             if line.isEmpty || line.hasPrefix("#") { continue }
             if let entry = Self.parse(line, line: lineNumber) { entries.append(entry) } else { badLines.append(lineNumber) }
         }
     }
 
-    static func parse(_ line: String, line number: Int) -> Entry? {
+    static func parse(_ line: Substring, line number: Int) -> Entry? {
         guard let open = line.firstIndex(of: "("),
               let close = line[open...].firstIndex(of: ")") else { return nil }
         let head = line[..<open].split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -38,23 +38,23 @@ public struct TraceEventsFileParser {
         var arguments: [TraceArgument] = []
         let argText = line[line.index(after: open)..<close]
         for part in argText.split(separator: ",", omittingEmptySubsequences: false) {
-            let arg = part.trimmingCharacters(in: .whitespaces)
+            let arg = part.trimmedBlanks
             if arg.isEmpty { return nil }                    // tracetool: "Empty argument"
             if arg == "void" { continue }
             let type: String, name: String
             if let star = arg.lastIndex(of: "*") {
                 type = String(arg[...star])
-                name = arg[arg.index(after: star)...].trimmingCharacters(in: .whitespaces)
+                name = String(arg[arg.index(after: star)...].trimmedBlanks)
             } else {
                 guard let space = arg.lastIndex(where: { $0 == " " || $0 == "\t" }) else { return nil }
-                type = arg[..<space].trimmingCharacters(in: .whitespaces)
+                type = String(arg[..<space].trimmedBlanks)
                 name = String(arg[arg.index(after: space)...])
             }
             guard isIdentifier(Substring(name)), !type.isEmpty else { return nil }
             arguments.append(TraceArgument(type: type, name: name))
         }
         guard arguments.count <= TraceEvent.maxArguments else { return nil }
-        let rawFormat = line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
+        let rawFormat = String(line[line.index(after: close)...].trimmedBlanks)
         if !rawFormat.isEmpty && !rawFormat.hasPrefix("\"") { return nil }
         return Entry(name: String(nameSub), properties: properties, arguments: arguments,
                      rawFormat: rawFormat, line: number)
