@@ -112,7 +112,7 @@ struct TraceCommand: ParsableCommand {
                 } catch { noticeError = error }
             } : nil
             let report = try TraceSession.analyse(stream, catalog: catalog, format: format, options: options,
-                                                  onNotice: onNotice, onProgress: meter.update)
+                                                  onNotice: onNotice, onProgress: meter.update, live: follow)
             if let noticeError { throw noticeError }
             meter.finish()
             if output.json {

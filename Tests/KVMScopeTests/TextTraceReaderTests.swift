@@ -116,6 +116,27 @@ import Testing
         #expect(stats.eventCounts == ["virtqueue_pop": 2, "virtio_set_status": 1])
     }
 
+    /// qemu-trace-stap's log tapset (scripts/tracetool/format/log_stap.py): `PID@NS name fmt`
+    /// with size qualifiers stripped; SystemTap passes arguments as 64-bit values, so an `int`
+    /// may come out unsign-extended (`ret 4294967291`): the C type brings it back to -5.
+    @Test func systemTapLogOutputIsAnalysed() throws {
+        let text = """
+        4242@1753123408000000000 virtqueue_pop vq 0x00007f0907674010 elem 0x000055d0c8a1c000 in_num 1 out_num 2
+        4242@1753123408000010000 virtio_blk_handle_write vdev 0x000055d0c8a1b2c0 req 0x000055d0c8a1c000 sector 2048 nsectors 8
+        4242@1753123408000150000 virtio_blk_rw_complete vdev 0x000055d0c8a1b2c0 req 0x000055d0c8a1c000 ret 4294967291
+        4242@1753123408000152000 virtio_blk_req_complete vdev 0x55d0c8a1b2c0 req 0x55d0c8a1c000 status 1
+        4242@1753123408000154000 virtqueue_fill vq 0x7f0907674010 elem 0x55d0c8a1c000 len 1 idx 0
+
+        """
+        let r = try TraceSession.analyse(MemoryByteSource(text, name: "stap.log"), catalog: .bundled)
+        #expect(r.input.stats.format == "qemu-stap-log")
+        #expect(r.input.stats.events == 5)
+        let f = try #require(r.failures.first)
+        #expect(f.errnoName == "EIO" && f.sector == 2048 && f.cause == .backendError && f.guestStatus == "IOERR")
+        #expect(f.time == 1753123408.00015)
+        #expect(r.latency["write"]?.popToFill?.minUs == 154)
+    }
+
     @Test func formatDetection() throws {
         func detect(_ bytes: [UInt8]) -> String? {
             bytes.withUnsafeBytes { raw in FormatRegistry.detect(.qemuTrace, sample: raw)?.name }

@@ -7,8 +7,8 @@ public enum TraceSession {
     public static func analyse(_ stream: ByteStream, catalog: TraceEventCatalog, format: String? = nil,
                                options: VirtioBlkRequestTracker.Options = .init(),
                                onNotice: ((VirtioBlkRequestTracker.Notice) -> Void)? = nil,
-                               onProgress: ((Int64) -> Void)? = nil) throws -> TraceReport {
-        let (detected, input) = try TraceInput.open(stream, format: format)
+                               onProgress: ((Int64) -> Void)? = nil, live: Bool = false) throws -> TraceReport {
+        let (detected, input) = try TraceInput.open(stream, format: format, live: live)
         var reader = detected.makeReader()
         reader.onProgress = onProgress
         let decoder = TraceEventDecoder(catalog: catalog, selection: .names(VirtioBlkRequestTracker.eventNames))
@@ -25,7 +25,7 @@ public enum TraceSession {
                             selection: TraceEventSelection = .all, matches: [TraceFieldMatch] = [],
                             style: TraceEventDumpRenderer.Style, output: BufferedOutput,
                             flushEachLine: Bool = false, onProgress: ((Int64) -> Void)? = nil) throws -> (stats: TraceReadStats, printed: Int) {
-        let (detected, input) = try TraceInput.open(stream, format: format)
+        let (detected, input) = try TraceInput.open(stream, format: format, live: flushEachLine)
         var reader = detected.makeReader()
         reader.onProgress = onProgress
         let decoder = TraceEventDecoder(catalog: catalog, selection: selection)

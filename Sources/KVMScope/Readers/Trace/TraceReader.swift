@@ -16,7 +16,9 @@ public protocol TraceInputFormat: InputFormat {
 /// Opens a trace input: detects its format (or uses the one named) and returns the stream to
 /// read (the detection bytes are replayed, so `-` works for stdin).
 public enum TraceInput {
-    public static func open(_ stream: ByteStream, format name: String? = nil) throws
+    /// `live`: the input may stay open without data for a long time (`--follow`, a pipe from
+    /// `tail -f`): detect from the first line instead of waiting for 64 KiB.
+    public static func open(_ stream: ByteStream, format name: String? = nil, live: Bool = false) throws
         -> (format: any TraceInputFormat, stream: ByteStream) {
         let traceFormats = FormatRegistry.formats(of: .qemuTrace).compactMap { $0 as? any TraceInputFormat }
         if let name {
@@ -26,7 +28,17 @@ public enum TraceInput {
             return (f, stream)
         }
         let peekable = PeekableByteStream(stream)
-        let sample = try peekable.peek()
+        var sample: [UInt8]
+        if live {
+            sample = try peekable.peek(1)
+            while !sample.contains(0x0A) && sample.count < 4096 {
+                let more = try peekable.peek(sample.count + 1)
+                if more.count == sample.count { break }        // end of input
+                sample = more
+            }
+        } else {
+            sample = try peekable.peek()
+        }
         let detected = sample.withUnsafeBytes { raw in
             traceFormats.first { $0.recognizes(raw) }
         }
