@@ -59,8 +59,9 @@ import Testing
         let r = try CLIRunner.run(["trace", "--json", TraceTestData.lab("werror-stop").path])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let failure = try #require((json["failures"] as? [[String: Any]])?.first)
-        // JSONEncoder omits nil optionals: a guest status never sent is absent, i.e. null.
-        #expect(failure["guestStatus"] == nil)
+        // Documented keys are always present: a guest status never sent is null.
+        #expect(failure["guestStatus"] is NSNull)
+        #expect(failure.keys.contains("errnoMessage"))
         #expect(failure["retrySucceeded"] as? Bool == false)
         let inFlight = try #require((json["inFlight"] as? [[String: Any]])?.first)
         #expect(inFlight["leaked"] as? Bool == true)

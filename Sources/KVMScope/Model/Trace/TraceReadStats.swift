@@ -46,3 +46,27 @@ public struct TraceReadStats: Sendable, Equatable, Codable {
         }
     }
 }
+
+extension TraceReadStats {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(format, forKey: .format)
+        try c.encode(bytes, forKey: .bytes)
+        try c.encode(lines, forKey: .lines)
+        try c.encode(events, forKey: .events)
+        try c.encode(skippedEvents, forKey: .skippedEvents)
+        try c.encode(eventCounts, forKey: .eventCounts)
+        try c.encode(unknownEvents, forKey: .unknownEvents)
+        try c.encode(unknownEventNames, forKey: .unknownEventNames)
+        try c.encode(malformedEvents, forKey: .malformedEvents)
+        try c.encode(malformedEventNames, forKey: .malformedEventNames)
+        try c.encode(otherLines, forKey: .otherLines)
+        try c.encode(binaryLines, forKey: .binaryLines)
+        try c.encode(overlongLines, forKey: .overlongLines)
+        try c.encode(unmappedEvents, forKey: .unmappedEvents)
+        try c.encode(droppedEventRecords, forKey: .droppedEventRecords)
+        try c.encode(droppedEvents, forKey: .droppedEvents)
+        try c.encode(truncatedRecords, forKey: .truncatedRecords)
+        try c.encode(corruptAtOffset, forKey: .corruptAtOffset)
+    }
+}

@@ -62,3 +62,25 @@ public struct TraceReport: Sendable, Equatable, Codable {
     /// 1 when failures or leaked requests were found, else 0 (the command's exit status).
     public var exitStatus: Int32 { failuresTotal > 0 || leakedTotal > 0 ? 1 : 0 }
 }
+
+extension TraceReport {
+    /// Every key always present (`timeSpan`/`throughput` are null for traces without timestamps).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(input, forKey: .input)
+        try c.encode(timeSpan, forKey: .timeSpan)
+        try c.encode(devices, forKey: .devices)
+        try c.encode(requests, forKey: .requests)
+        try c.encode(failuresTotal, forKey: .failuresTotal)
+        try c.encode(failuresShown, forKey: .failuresShown)
+        try c.encode(failures, forKey: .failures)
+        try c.encode(failureGroups, forKey: .failureGroups)
+        try c.encode(inFlightTotal, forKey: .inFlightTotal)
+        try c.encode(inFlight, forKey: .inFlight)
+        try c.encode(leakedTotal, forKey: .leakedTotal)
+        try c.encode(vmPauses, forKey: .vmPauses)
+        try c.encode(latency, forKey: .latency)
+        try c.encode(throughput, forKey: .throughput)
+        try c.encode(warnings, forKey: .warnings)
+    }
+}

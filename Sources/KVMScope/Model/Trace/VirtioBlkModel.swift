@@ -181,3 +181,86 @@ public struct VMPause: Sendable, Equatable, Codable {
     public var seconds: Double?
     public var reason: String
 }
+
+// JSON: every documented key is always present; what is unknown or never happened is `null`
+// (the synthesized encoders would leave such keys out).
+
+extension VirtioBlkFailure {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(device, forKey: .device)
+        try c.encode(queue, forKey: .queue)
+        try c.encode(request, forKey: .request)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(sector, forKey: .sector)
+        try c.encode(sectors, forKey: .sectors)
+        try c.encode(errno, forKey: .errno)
+        try c.encode(errnoName, forKey: .errnoName)
+        try c.encode(errnoMessage, forKey: .errnoMessage)
+        try c.encode(guestStatus, forKey: .guestStatus)
+        try c.encode(cause, forKey: .cause)
+        try c.encode(retrySucceeded, forKey: .retrySucceeded)
+        try c.encode(attempts, forKey: .attempts)
+        try c.encode(waitedSeconds, forKey: .waitedSeconds)
+        try c.encode(time, forKey: .time)
+        try c.encode(sinceStart, forKey: .sinceStart)
+        try c.encode(explanation, forKey: .explanation)
+    }
+}
+
+extension VirtioBlkInFlightRequest {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(device, forKey: .device)
+        try c.encode(queue, forKey: .queue)
+        try c.encode(request, forKey: .request)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(sector, forKey: .sector)
+        try c.encode(sectors, forKey: .sectors)
+        try c.encode(state, forKey: .state)
+        try c.encode(attempts, forKey: .attempts)
+        try c.encode(errno, forKey: .errno)
+        try c.encode(errnoName, forKey: .errnoName)
+        try c.encode(ageSeconds, forKey: .ageSeconds)
+        try c.encode(since, forKey: .since)
+        try c.encode(leaked, forKey: .leaked)
+    }
+}
+
+extension VirtioBlkFailureGroup {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(device, forKey: .device)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(cause, forKey: .cause)
+        try c.encode(errno, forKey: .errno)
+        try c.encode(errnoName, forKey: .errnoName)
+        try c.encode(guestStatus, forKey: .guestStatus)
+        try c.encode(retrySucceeded, forKey: .retrySucceeded)
+        try c.encode(count, forKey: .count)
+        try c.encode(firstTime, forKey: .firstTime)
+        try c.encode(lastTime, forKey: .lastTime)
+        try c.encode(sectorMin, forKey: .sectorMin)
+        try c.encode(sectorEnd, forKey: .sectorEnd)
+    }
+}
+
+extension OperationLatency {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(requests, forKey: .requests)
+        try c.encode(popToFill, forKey: .popToFill)
+        try c.encode(handleToComplete, forKey: .handleToComplete)
+        try c.encode(bytes, forKey: .bytes)
+    }
+}
+
+extension VMPause {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(start, forKey: .start)
+        try c.encode(end, forKey: .end)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(reason, forKey: .reason)
+    }
+}
