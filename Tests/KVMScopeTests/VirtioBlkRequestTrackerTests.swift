@@ -334,6 +334,23 @@ struct SyntheticTrace {
         #expect(notices == ["paused [4096]", "resumed 1.003476", "failure paused-retried"])
     }
 
+    @Test func elementsThatNeverReturnDoNotGrowMemoryWithoutBound() throws {
+        // Only virtqueue_pop traced, every element a new address: the tracker sheds what no
+        // virtio_blk event named instead of holding 150 000 elements.
+        var tracker = VirtioBlkRequestTracker(catalog: .bundled)
+        let pop = try #require(TraceEventCatalog.bundled.definition(named: "virtqueue_pop"))
+        for i in 0..<150_000 {
+            var e = TraceEvent(definition: pop, timestamp: TraceTimestamp(nanoseconds: Int64(i) * 1000, clock: .wall))
+            e.bits[0] = 0x7e00
+            e.bits[1] = 0x10_0000 + UInt64(i) * 0x100
+            e.bits[2] = 1
+            tracker.consume(e)
+        }
+        #expect(tracker.requests.count < VirtioBlkRequestTracker.maxTrackedElements)
+        let r = tracker.report(input: TraceReport.Input(name: "pops", stats: TraceReadStats(format: "test"), definitions: []))
+        #expect(r.inFlightTotal == 0 && r.exitStatus == 0)
+    }
+
     @Test func noBlockEventsMeansAWarningNotAFailure() throws {
         var t = SyntheticTrace()
         t.at(10, "virtqueue_pop vq 0x7e00 elem 0x9000 in_num 1 out_num 0")

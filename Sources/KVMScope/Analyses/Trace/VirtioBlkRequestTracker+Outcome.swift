@@ -272,6 +272,9 @@ extension VirtioBlkRequestTracker {
         if notes.fillsWithoutPop > 0 {
             w.append("\(notes.fillsWithoutPop) virtqueue_fill for elements never popped in this trace (it started mid-request)")
         }
+        if notes.untrackedPops > 0 {
+            w.append("\(notes.untrackedPops) popped elements were not tracked: over \(Self.maxTrackedElements) open at once (virtqueue_fill not traced?)")
+        }
         if notes.timeWentBack > 0 {
             w.append("timestamps went backwards \(notes.timeWentBack) times (events from several threads, or a wall-clock step)")
         }

@@ -127,6 +127,7 @@ public struct VirtioBlkRequestTracker {
         var eventsWithoutTime = 0
         var timeWentBack = 0
         var endedWithoutStatus = 0
+        var untrackedPops = 0
     }
 
     public init(catalog: TraceEventCatalog, options: Options = Options()) {
@@ -285,6 +286,8 @@ public struct VirtioBlkRequestTracker {
             // The pointer is back while we still hold it: its completion was not traced.
             finalize(requests.remove(at: i).value, at: t)
         }
+        if requests.count >= Self.maxTrackedElements { shedUntrackableElements() }
+        if requests.count >= Self.maxTrackedElements { notes.untrackedPops += 1; return }
         var r = VirtioBlkRequestState(elem: elem, at: t)
         r.vq = vq
         r.vdev = vqToVdev[vq] ?? 0
@@ -292,6 +295,17 @@ public struct VirtioBlkRequestTracker {
         r.inNum = inNum
         r.outNum = outNum
         requests[elem] = r
+    }
+
+    /// A virtqueue holds at most 1024 elements, so this many open elements means fills are
+    /// not in the trace (or another device never returns its buffers): memory must stay bounded.
+    static let maxTrackedElements = 100_000
+
+    /// Forgets popped elements no virtio_blk event ever named and that sit on no block queue.
+    mutating func shedUntrackableElements() {
+        let before = requests.count
+        requests = requests.filter { $0.value.isBlock || blockQueues.contains($0.value.vq) }
+        notes.otherVirtioElements += before - requests.count
     }
 
     mutating func handle(_ op: VirtioBlkOperation, vdev: UInt64, req: UInt64, legacy: Bool,
