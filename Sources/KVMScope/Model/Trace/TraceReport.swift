@@ -7,6 +7,12 @@ public struct TraceReport: Sendable, Equatable, Codable {
         public var stats: TraceReadStats
         /// Where the event definitions came from.
         public var definitions: [String]
+
+        public init(name: String, stats: TraceReadStats, definitions: [String]) {
+            self.name = name
+            self.stats = stats
+            self.definitions = definitions
+        }
     }
 
     public struct Requests: Sendable, Equatable, Codable {
