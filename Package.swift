@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(
             name: "KVMScopeTests",
             dependencies: ["KVMScope", "kvmscope"],
+            exclude: ["Fixtures"],   // read by path (#filePath), not compiled or bundled
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]

@@ -15,9 +15,10 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
           kvmscope trace qemu-trace.log      # every virtio-blk request: failures and why, stuck requests, latency
+          kvmscope exits trace.txt           # vm-exit latency per reason and vCPU, slowest exits, heatmap
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self, TraceCommand.self]
+        subcommands: [ErrnoCommand.self, TraceCommand.self, ExitsCommand.self]
     )
 }
 

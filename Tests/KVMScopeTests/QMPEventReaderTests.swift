@@ -59,6 +59,14 @@ import Testing
         #expect(events[0].blockIOError?.device == "")
     }
 
+    /// The first virsh release (libvirt 1.2.2, 2014) printed the domain unquoted and NULL as `(null)`.
+    @Test func virshFirstReleaseShape() throws {
+        let (events, skipped) = try QMPEventReader.readAll(MemoryByteSource("event SHUTDOWN at 1391212552.026544 for domain f18-live: (null)\nevents received: 1\n"))
+        #expect(events.map(\.name) == ["SHUTDOWN"])
+        #expect(events[0].time == 1391212552.026544)
+        #expect(skipped == 1)
+    }
+
     @Test func garbageIsSkippedAndCountedNeverFatal() throws {
         let text = "not qmp\n{\"broken json\n\u{0}\u{1}binary\n{\"event\": \"STOP\", \"timestamp\": {\"seconds\": 1, \"microseconds\": 0}}\n2026-13-99 99:99: event X for domain 'v': {\n"
         let (events, skipped) = try QMPEventReader.readAll(MemoryByteSource(text))
@@ -79,5 +87,37 @@ import Testing
         #expect(yes.withUnsafeBytes { QMPEventFormat().recognizes($0) })
         #expect(!no.withUnsafeBytes { QMPEventFormat().recognizes($0) })
         #expect(FormatRegistry.named("qmp")?.kind == .qmpEvents)
+    }
+}
+
+/// Every QMP capture of the lab, as QEMU 7.2 sent it.
+@Suite struct QMPLabCaptureTests {
+    func events(_ scenario: String) throws -> [QMPEvent] {
+        let (events, skipped) = try QMPEventReader.readAll(FileByteSource(path: LabFixtures.path(scenario, "qmp.jsonl")))
+        #expect(skipped == 0, "\(scenario): every line of a real QMP stream is understood")
+        return events
+    }
+
+    @Test func allCapturesParseCleanly() throws {
+        let names = LabFixtures.scenarios(with: "qmp.jsonl")
+        #expect(names.count >= 7)
+        for n in names { _ = try events(n) }
+    }
+
+    @Test func writeEIOReportsToTheGuest() throws {
+        let errors = try events("write-eio").compactMap(\.blockIOError)
+        #expect(!errors.isEmpty)
+        #expect(errors.allSatisfy { $0.operation == "write" && $0.action == "report" && $0.reason == "Input/output error" && !$0.nospace })
+    }
+
+    @Test func enospcPausesThenResumes() throws {
+        let e = try events("enospc-pause")
+        let i = try #require(e.firstIndex { $0.blockIOError?.nospace == true })
+        #expect(e[i].blockIOError?.action == "stop")
+        #expect(e[i].blockIOError?.reason == "No space left on device")
+        let stop = try #require(e[i...].firstIndex { $0.name == "STOP" })
+        let resume = try #require(e[stop...].firstIndex { $0.name == "RESUME" })
+        let paused = try #require(e[resume].time) - (try #require(e[stop].time))
+        #expect(paused > 0.5 && paused < 30)   // the lab's client sends `cont` about 1 s later
     }
 }

@@ -131,6 +131,26 @@ public struct LineBytes {
         return (Double(whole) + Double(frac) / scale, i)
     }
 
+    /// A timestamp like `1404.389448` (µs) or `1404.389448123` (ns) as integer nanoseconds, at
+    /// `at`: exact, unlike `seconds`, so differences of timestamps carry no rounding error.
+    /// Digits past the ninth decimal are ignored.
+    @inlinable
+    public func nanoseconds(at: Int) -> (value: UInt64, end: Int)? {
+        guard let (whole, afterWhole) = decimal(at: at), whole < 18_000_000_000 else { return nil }
+        var ns = whole &* 1_000_000_000
+        guard afterWhole < count, bytes[afterWhole] == 0x2E else { return (ns, afterWhole) }
+        var i = afterWhole + 1
+        var scale: UInt64 = 100_000_000
+        while i < count {
+            let d = bytes[i] &- 0x30
+            if d > 9 { break }
+            ns &+= UInt64(d) &* scale
+            scale /= 10
+            i += 1
+        }
+        return (ns, i)
+    }
+
     /// The bytes from `at` up to (not including) the next space, tab or `stop` byte.
     @inlinable
     public func token(at: Int, stop: UInt8 = 0x20) -> Range<Int> {

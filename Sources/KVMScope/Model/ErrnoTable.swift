@@ -134,6 +134,13 @@ public struct ErrnoTable: Sendable {
         return entry(name: q)
     }
 
+    /// The entry whose glibc message is exactly `message` (QMP's BLOCK_IO_ERROR `reason` is
+    /// strerror() text: "No space left on device" → ENOSPC). Case-insensitive.
+    public func entry(message: String) -> ErrnoEntry? {
+        let m = message.lowercased()
+        return entries.first { $0.message.lowercased() == m }
+    }
+
     /// Entries whose name, aliases or message contain every word (case-insensitive).
     public func search(_ words: [String]) -> [ErrnoEntry] {
         let needles = words.flatMap { $0.split(separator: " ") }.map { $0.lowercased() }.filter { !$0.isEmpty }

@@ -31,6 +31,10 @@ public enum FormatRegistry {
             SimpleTraceFormat(),
             SystemTapLogTraceFormat(),
             LogBackendTraceFormat(),
+            PerfScriptKVMFormat(),
+            TraceCmdRawKVMFormat(),
+            TraceCmdKVMFormat(),
+            FtraceKVMFormat(),
         ]
         return formats
     }

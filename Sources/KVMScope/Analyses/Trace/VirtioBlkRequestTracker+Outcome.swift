@@ -227,8 +227,8 @@ extension VirtioBlkRequestTracker {
         var latency: [String: OperationLatency] = [:]
         var totalBytes: UInt64 = 0
         for (op, acc) in latencies where acc.requests > 0 || acc.handleToComplete.count > 0 {
-            latency[op.rawValue] = OperationLatency(requests: acc.requests, popToFill: acc.popToFill.summary,
-                                                    handleToComplete: acc.handleToComplete.summary, bytes: acc.bytes)
+            latency[op.rawValue] = OperationLatency(requests: acc.requests, popToFill: acc.popToFill.latencySummary,
+                                                    handleToComplete: acc.handleToComplete.latencySummary, bytes: acc.bytes)
             totalBytes &+= acc.bytes
         }
         var span: TraceReport.TimeSpan?

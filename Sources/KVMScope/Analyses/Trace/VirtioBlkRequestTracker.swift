@@ -115,7 +115,7 @@ public struct VirtioBlkRequestTracker {
         mutating func note(popToFill ns: Int64?, bytes b: UInt64) {
             requests += 1
             bytes &+= b
-            if let ns { popToFill.record(ns) }
+            if let ns { popToFill.add(UInt64(max(ns, 0))) }
         }
     }
 
@@ -340,7 +340,7 @@ public struct VirtioBlkRequestTracker {
             r.legacyUnhandledRead = legacy
         }
         if let h = r.lastHandleNs, let t, r.handled != nil || r.legacyUnhandledRead {
-            latencies[r.operation, default: OperationAccumulator()].handleToComplete.record(t - h)
+            latencies[r.operation, default: OperationAccumulator()].handleToComplete.add(UInt64(max(t - h, 0)))
         }
         r.lastHandleNs = nil
         r.lastRet = ret

@@ -6,7 +6,8 @@ import Foundation
 /// - libvirt's `virsh qemu-monitor-event [--pretty] [--timestamp]`, whose records are
 ///   `event NAME at SECS.MICROS for domain 'D': DETAILS` or, with --timestamp,
 ///   `YYYY-MM-DD HH:MM:SS.mmm+0000: event NAME for domain 'D': DETAILS`, where DETAILS is
-///   the event's data as JSON (several lines with --pretty) or `<null>`.
+///   the event's data as JSON (several lines with --pretty) or `<null>` (`(null)` and an
+///   unquoted domain name in the first, 2014, release).
 /// Anything else is skipped and counted.
 public struct QMPEventReader {
     public private(set) var skippedLines = 0
@@ -108,10 +109,15 @@ struct PendingVirshRecord {
             guard time != nil else { return nil }
             rest = rest.dropFirst(3 + value.count).drop(while: { $0 == " " })
         }
-        guard rest.hasPrefix("for domain '"), let sep = rest.range(of: "': ") else { return nil }
+        // libvirt ≥ 1.2.x quotes the domain ('vm1'); the first release (2014) did not.
+        guard rest.hasPrefix("for domain ") else { return nil }
+        rest = rest.dropFirst("for domain ".count)
+        let separator = rest.hasPrefix("'") ? "': " : ": "
+        guard let sep = rest.range(of: separator) else { return nil }
         self.time = time
         self.line = line
         json = String(rest[sep.upperBound...])
+        if json == "(null)" { json = "<null>" }   // glibc's printf of a NULL details string
     }
 
     /// `<null>` (no data) or a JSON object whose braces balance.

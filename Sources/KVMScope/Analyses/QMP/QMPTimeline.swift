@@ -1,0 +1,124 @@
+/// What a QMP event stream says about disk errors: every BLOCK_IO_ERROR, and every pause the
+/// VM took because of one (werror/rerror=stop or enospc), with how long it lasted and whether
+/// the retried request failed again.
+///
+/// QMP's STOP and RESUME carry no reason; a STOP is an I/O-error pause when a BLOCK_IO_ERROR
+/// with `action: stop` came just before it (QEMU emits the error, then stops the VM).
+public struct QMPTimeline: Sendable, Encodable {
+    public struct IOError: Sendable, Encodable, Equatable {
+        public let time: Double?
+        public let line: Int
+        public let device: String
+        public let nodeName: String?
+        public let operation: String
+        public let action: String
+        public let nospace: Bool
+        /// strerror() text as QEMU sent it.
+        public let reason: String?
+        /// The errno behind `reason`, decoded with the errno table ("No such process" → ESRCH).
+        public let errnoName: String?
+        public let errno: Int32?
+    }
+
+    public struct Pause: Sendable, Encodable, Equatable {
+        /// When the VM stopped (QMP wall clock, seconds since the epoch).
+        public let start: Double?
+        /// How long it stayed paused; nil when the stream ends while paused.
+        public let seconds: Double?
+        public let device: String
+        public let operation: String
+        public let reason: String?
+        public let nospace: Bool
+        /// False when the retried request failed again right after RESUME (another
+        /// BLOCK_IO_ERROR with action stop before anything else); true when the VM ran on;
+        /// nil when the stream ends before it can tell.
+        public let retrySucceeded: Bool?
+        public let stopLine: Int
+        public let resumeLine: Int?
+    }
+
+    public struct Lifecycle: Sendable, Encodable, Equatable {
+        public let time: Double?
+        public let line: Int
+        public let event: String
+    }
+
+    public var ioErrors: [IOError] = []
+    public var pauses: [Pause] = []
+    /// STOPs with no BLOCK_IO_ERROR before them (a user or management pause), and SHUTDOWN,
+    /// RESET, DEVICE_DELETED: context for the verdict.
+    public var otherEvents: [Lifecycle] = []
+
+    /// How close a STOP must follow its BLOCK_IO_ERROR to be caused by it, in seconds.
+    static let stopWindow = 1.0
+
+    public init() {}
+
+    public init(events: [QMPEvent], errnoTable: ErrnoTable = .standard) {
+        var pendingStopCause: (IOError, Int)?     // last error with action stop, and its index
+        var openPause: (stop: QMPEvent, cause: IOError)?
+        var closedAwaitingVerdict: [(pauseIndex: Int, resumeTime: Double?)] = []
+
+        func close(_ index: Int, succeeded: Bool?) {
+            let p = pauses[index]
+            pauses[index] = Pause(start: p.start, seconds: p.seconds, device: p.device, operation: p.operation,
+                                  reason: p.reason, nospace: p.nospace, retrySucceeded: succeeded,
+                                  stopLine: p.stopLine, resumeLine: p.resumeLine)
+        }
+
+        for (i, event) in events.enumerated() {
+            switch event.name {
+            case "BLOCK_IO_ERROR":
+                guard let e = event.blockIOError else { continue }
+                let decoded = e.reason.flatMap { errnoTable.entry(message: $0) }
+                let record = IOError(time: event.time, line: event.line, device: e.device, nodeName: e.nodeName,
+                                     operation: e.operation, action: e.action, nospace: e.nospace, reason: e.reason,
+                                     errnoName: decoded?.name, errno: decoded?.number)
+                ioErrors.append(record)
+                // A stop-error right after a RESUME means the retry failed again.
+                for pending in closedAwaitingVerdict where pauses[pending.pauseIndex].device == e.device {
+                    close(pending.pauseIndex, succeeded: e.action != "stop" ? nil : false)
+                }
+                closedAwaitingVerdict.removeAll { pauses[$0.pauseIndex].device == e.device }
+                if e.action == "stop" { pendingStopCause = (record, i) }
+            case "STOP":
+                if let (cause, _) = pendingStopCause,
+                   Self.within(cause.time, event.time, Self.stopWindow) {
+                    openPause = (event, cause)
+                } else {
+                    otherEvents.append(Lifecycle(time: event.time, line: event.line, event: "STOP"))
+                }
+                pendingStopCause = nil
+            case "RESUME":
+                if let (stop, cause) = openPause {
+                    let seconds = (stop.time != nil && event.time != nil) ? event.time! - stop.time! : nil
+                    pauses.append(Pause(start: stop.time, seconds: seconds, device: cause.device,
+                                        operation: cause.operation, reason: cause.reason, nospace: cause.nospace,
+                                        retrySucceeded: nil, stopLine: stop.line, resumeLine: event.line))
+                    closedAwaitingVerdict.append((pauses.count - 1, event.time))
+                    openPause = nil
+                } else {
+                    otherEvents.append(Lifecycle(time: event.time, line: event.line, event: "RESUME"))
+                }
+            case "SHUTDOWN", "RESET", "DEVICE_DELETED", "POWERDOWN", "GUEST_PANICKED":
+                // The VM ran on past the resume without the error coming back.
+                for pending in closedAwaitingVerdict { close(pending.pauseIndex, succeeded: true) }
+                closedAwaitingVerdict.removeAll()
+                otherEvents.append(Lifecycle(time: event.time, line: event.line, event: event.name))
+            default:
+                continue
+            }
+        }
+        // A pause still open at the end: the VM was still stopped when the capture ended.
+        if let (stop, cause) = openPause {
+            pauses.append(Pause(start: stop.time, seconds: nil, device: cause.device, operation: cause.operation,
+                                reason: cause.reason, nospace: cause.nospace, retrySucceeded: nil,
+                                stopLine: stop.line, resumeLine: nil))
+        }
+    }
+
+    static func within(_ a: Double?, _ b: Double?, _ window: Double) -> Bool {
+        guard let a, let b else { return true }   // no clock: trust the order
+        return b >= a && b - a <= window
+    }
+}
