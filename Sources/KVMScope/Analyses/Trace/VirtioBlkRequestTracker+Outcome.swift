@@ -134,6 +134,8 @@ extension VirtioBlkRequestTracker {
             f.errnoMessage.map { "\(name) (\($0))" } ?? name
         } ?? "an error"
         let policy = f.operation == .read ? "rerror" : "werror"
+        // Only werror has `enospc` (stop on ENOSPC, report the rest); it is also the default.
+        let stopPolicy = "\(policy)=stop" + (f.errno == 28 && f.operation != .read ? " or enospc" : "")
         var s: String
         switch f.cause {
         case .backendError:
@@ -141,13 +143,13 @@ extension VirtioBlkRequestTracker {
             case "OK"?:
                 s = "the storage under QEMU failed the \(op) with \(what), but the guest was told it succeeded (\(policy)=ignore)"
             case nil:
-                s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(policy)=stop\(f.errno == 28 ? " or enospc" : "")) and the request was never retried"
+                s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stopPolicy)) and the request was never retried"
             case let status?:
                 s = "the storage under QEMU failed the \(op) with \(what); QEMU passed it to the guest as \(status) (\(policy)=report)"
             }
         case .pausedRetried:
             let waited = f.waitedSeconds.map { String(format: " %.2f s later", $0) } ?? ""
-            let stop = "\(policy)=stop\(f.errno == 28 ? " or enospc" : "")"
+            let stop = stopPolicy
             if f.retrySucceeded == true {
                 s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stop)) and the retry\(waited) succeeded: the guest saw no error"
             } else if let status = f.guestStatus {
