@@ -15,11 +15,12 @@ struct Kvmscope: ParsableCommand {
           kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
           kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
           dmesg | kvmscope guest -           # which guest disks failed, where, and what was lost
+          kvmscope trace qemu-trace.log      # every virtio-blk request: failures and why, stuck requests, latency
           kvmscope exits trace.txt           # vm-exit latency per reason and vCPU, slowest exits, heatmap
           kvmscope nbd serve disk.img --rules rules.cfg   # qemu-io -f raw nbd://127.0.0.1:10809 -c 'write 1M 4k'
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self, GuestCommand.self, ExitsCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
+        subcommands: [ErrnoCommand.self, GuestCommand.self, TraceCommand.self, ExitsCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
 }
 
