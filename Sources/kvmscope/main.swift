@@ -20,7 +20,7 @@ struct Kvmscope: ParsableCommand {
           kvmscope nbd serve disk.img --rules rules.cfg   # qemu-io -f raw nbd://127.0.0.1:10809 -c 'write 1M 4k'
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ErrnoCommand.self, GuestCommand.self, TraceCommand.self, ExitsCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
+        subcommands: [ExplainCommand.self, ErrnoCommand.self, GuestCommand.self, TraceCommand.self, ExitsCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
 }
 

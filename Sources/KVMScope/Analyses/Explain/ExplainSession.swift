@@ -1,0 +1,96 @@
+import Foundation
+
+/// Reads `explain`'s inputs — named by role, or just given, in which case each one's kind is
+/// detected by the format registry — runs each through its own reader and analysis (the
+/// same calls `kvmscope guest`, `trace` and the QMP reader make), and explains the result.
+public enum ExplainSession {
+    public struct Inputs {
+        public var guest: ByteStream?
+        public var trace: ByteStream?
+        public var qmp: ByteStream?
+        public init(guest: ByteStream? = nil, trace: ByteStream? = nil, qmp: ByteStream? = nil) {
+            self.guest = guest; self.trace = trace; self.qmp = qmp
+        }
+        public var isEmpty: Bool { guest == nil && trace == nil && qmp == nil }
+    }
+
+    /// Sorts unnamed inputs by what they are. Throws one clear error for an input that is
+    /// none of the three, or a second input of a kind already given.
+    public static func classify(_ streams: [ByteStream], into inputs: inout Inputs) throws {
+        for s in streams {
+            let peekable = PeekableByteStream(s)
+            let sample = try peekable.peek()
+            let kind = sample.withUnsafeBytes { buf -> InputKind? in
+                for k in [InputKind.qmpEvents, .qemuTrace, .guestLog] where FormatRegistry.detect(k, sample: buf) != nil { return k }
+                return nil
+            }
+            switch kind {
+            case .qmpEvents?:
+                guard inputs.qmp == nil else { throw duplicate(s, "QMP event") }
+                inputs.qmp = peekable
+            case .qemuTrace?:
+                guard inputs.trace == nil else { throw duplicate(s, "QEMU trace") }
+                inputs.trace = peekable
+            case .guestLog?:
+                guard inputs.guest == nil else { throw duplicate(s, "guest log") }
+                inputs.guest = peekable
+            default:
+                throw KVMScopeError.unsupportedFormat(path: s.name, detail: "neither a guest kernel log, a QEMU trace nor QMP events (name its role with --guest, --trace or --qmp)")
+            }
+        }
+    }
+
+    static func duplicate(_ s: ByteStream, _ what: String) -> KVMScopeError {
+        .invalidInput("'\(s.name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp)")
+    }
+
+    /// The files of a capture directory (e.g. a lab scenario: console.log, trace.log, qmp.jsonl),
+    /// skipping those that are none of the three kinds.
+    public static func streams(inDirectory path: String) throws -> [ByteStream] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        var out: [ByteStream] = []
+        for n in names.sorted() where !n.hasPrefix(".") {
+            let p = (path as NSString).appendingPathComponent(n)
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
+            let s = PeekableByteStream(try FileByteSource(path: p))
+            let sample = try s.peek()
+            let known = sample.withUnsafeBytes { buf in
+                [InputKind.qmpEvents, .qemuTrace, .guestLog].contains { FormatRegistry.detect($0, sample: buf) != nil }
+            }
+            if known { out.append(s) }
+        }
+        if out.isEmpty { throw KVMScopeError.invalidInput("'\(path)' holds no guest log, QEMU trace or QMP events") }
+        return out
+    }
+
+    /// Reads every given input once and explains.
+    public static func run(_ inputs: Inputs, events: String? = nil, detailLimit: Int = 10_000,
+                           onProgress: ((Int64) -> Void)? = nil) throws -> ExplainReport {
+        var guestReport: GuestDiskReport?
+        if let g = inputs.guest {
+            var reader = GuestLogReader()
+            var analysis = GuestDiskAnalysis(detailLimit: detailLimit)
+            try reader.read(g, into: &analysis, progress: onProgress)
+            guestReport = analysis.report(source: g.name, input: reader.stats)
+        }
+        var traceReport: TraceReport?
+        if let t = inputs.trace {
+            var options = VirtioBlkRequestTracker.Options()
+            options.maxFailuresKept = detailLimit
+            traceReport = try TraceSession.analyse(t, catalog: try TraceEventCatalog.load(eventsFile: events),
+                                                   options: options, onProgress: onProgress)
+        }
+        var timeline: QMPTimeline?
+        if let q = inputs.qmp {
+            timeline = QMPTimeline(events: try QMPEventReader.readAll(q).events)
+        }
+        return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline,
+                                       inputs: .init(guest: inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name))
+    }
+
+    /// A bundled lab capture as inputs.
+    public static func inputs(example: BundledExample) -> Inputs {
+        Inputs(guest: example.stream("console.log"), trace: example.stream("trace.log"), qmp: example.stream("qmp.jsonl"))
+    }
+}
