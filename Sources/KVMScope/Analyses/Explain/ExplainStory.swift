@@ -65,6 +65,12 @@ struct ExplainStory {
             default:
                 if guest == nil { reason = "no guest log to compare with" }
                 else if suppressed > 0 { reason = "probably among the \(suppressed) guest messages the kernel's rate limiter suppressed" }
+                else if let gt = guestTime(f.time),
+                        guestErrors.filter({ ($0.uptime ?? -100) > gt - 5 && ($0.uptime ?? .infinity) <= gt + 0.01 }).count >= 10 {
+                    // blk_print_req_error() uses printk_ratelimited(): 10 messages per 5 s. The
+                    // count of dropped ones is printed only with the next message after that.
+                    reason = "the guest had just printed 10 I/O errors: its kernel prints at most 10 per 5 s (printk_ratelimited) and drops the rest until a later message reports them as 'callbacks suppressed'"
+                }
                 else if let gt = guestTime(f.time), let last = guestErrors.compactMap(\.uptime).max(), gt > last + 1 {
                     reason = "after the guest log ends"
                 } else {
