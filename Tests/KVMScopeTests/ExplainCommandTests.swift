@@ -45,6 +45,10 @@ import Testing
         }
         #expect(try matches(byFiles.stdout) == 1)
         #expect(try matches(byDir.stdout) == 1)
+        // run.txt holds QEMU's command line with its -trace options: not a trace.
+        let withRunTxt = try CLIRunner.run(["explain", "--json", LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/write-eio").path])
+        #expect(withRunTxt.stderr.isEmpty)
+        #expect(try matches(withRunTxt.stdout) == 1)
     }
 
     @Test func guestLogFromStdin() throws {

@@ -14,17 +14,34 @@ public enum ExplainSession {
         public var isEmpty: Bool { guest == nil && trace == nil && qmp == nil }
     }
 
+    /// What an input is, and how sure: 1 for formats with a signature; for log-backend
+    /// traces, the share of the sample's lines that are trace lines.
+    static func kind(of sample: [UInt8]) -> (kind: InputKind, score: Double)? {
+        sample.withUnsafeBytes { buf -> (InputKind, Double)? in
+            if FormatRegistry.detect(.qmpEvents, sample: buf) != nil { return (.qmpEvents, 1) }
+            if let f = FormatRegistry.detect(.qemuTrace, sample: buf) {
+                if let text = f as? LogBackendTraceFormat {
+                    let share = text.traceLineShare(buf)
+                    if share >= minimumTraceShare { return (.qemuTrace, share) }
+                } else {
+                    return (.qemuTrace, 1)
+                }
+            }
+            if FormatRegistry.detect(.guestLog, sample: buf) != nil { return (.guestLog, 1) }
+            return nil
+        }
+    }
+
+    /// Below this share of trace lines a text file is not taken for a trace when unnamed
+    /// (QEMU's stderr mixes warnings into its trace; a command line mentioning events does not count).
+    static let minimumTraceShare = 0.2
+
     /// Sorts unnamed inputs by what they are. Throws one clear error for an input that is
     /// none of the three, or a second input of a kind already given.
     public static func classify(_ streams: [ByteStream], into inputs: inout Inputs) throws {
         for s in streams {
             let peekable = PeekableByteStream(s)
-            let sample = try peekable.peek()
-            let kind = sample.withUnsafeBytes { buf -> InputKind? in
-                for k in [InputKind.qmpEvents, .qemuTrace, .guestLog] where FormatRegistry.detect(k, sample: buf) != nil { return k }
-                return nil
-            }
-            switch kind {
+            switch kind(of: try peekable.peek())?.kind {
             case .qmpEvents?:
                 guard inputs.qmp == nil else { throw duplicate(s, "QMP event") }
                 inputs.qmp = peekable
@@ -44,24 +61,21 @@ public enum ExplainSession {
         .invalidInput("'\(s.name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp)")
     }
 
-    /// The files of a capture directory (e.g. a lab scenario: console.log, trace.log, qmp.jsonl),
-    /// skipping those that are none of the three kinds.
+    /// The best file of each kind in a capture directory (e.g. a lab scenario: console.log,
+    /// trace.log, qmp.jsonl); files of no kind (scripts, notes) are skipped.
     public static func streams(inDirectory path: String) throws -> [ByteStream] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        var out: [ByteStream] = []
+        var best: [InputKind: (stream: ByteStream, score: Double)] = [:]
         for n in names.sorted() where !n.hasPrefix(".") {
             let p = (path as NSString).appendingPathComponent(n)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
             let s = PeekableByteStream(try FileByteSource(path: p))
-            let sample = try s.peek()
-            let known = sample.withUnsafeBytes { buf in
-                [InputKind.qmpEvents, .qemuTrace, .guestLog].contains { FormatRegistry.detect($0, sample: buf) != nil }
-            }
-            if known { out.append(s) }
+            guard let (k, score) = kind(of: try s.peek()) else { continue }
+            if (best[k]?.score ?? -1) < score { best[k] = (s, score) }
         }
-        if out.isEmpty { throw KVMScopeError.invalidInput("'\(path)' holds no guest log, QEMU trace or QMP events") }
-        return out
+        if best.isEmpty { throw KVMScopeError.invalidInput("'\(path)' holds no guest log, QEMU trace or QMP events") }
+        return [InputKind.guestLog, .qemuTrace, .qmpEvents].compactMap { best[$0]?.stream }
     }
 
     /// Reads every given input once and explains.
