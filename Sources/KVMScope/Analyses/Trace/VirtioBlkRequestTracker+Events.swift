@@ -1,0 +1,207 @@
+/// How each event changes the requests in flight.
+extension VirtioBlkRequestTracker {
+    /// A virtio_blk event named this request: it, its queue and its device are block ones.
+    mutating func markBlock(_ r: inout VirtioBlkRequestState, vdev: UInt64) {
+        if vdev != 0 && r.vdev != vdev {
+            r.vdev = vdev
+            learn(vq: r.vq, vdev: vdev)
+            blockDevices.insert(vdev)
+        }
+        if !r.isBlock {
+            r.isBlock = true
+            if r.vq != 0 { blockQueues.insert(r.vq) }
+            if r.vdev == 0, let known = vqToVdev[r.vq] { r.vdev = known; blockDevices.insert(known) }
+        }
+    }
+
+    mutating func learn(vq: UInt64, vdev: UInt64) {
+        guard vq != 0, vdev != 0 else { return }
+        if vqToVdev[vq] == nil {
+            vqToVdev[vq] = vdev
+            self[device: vdev].queues.append(vq)
+        }
+    }
+
+    subscript(device vdev: UInt64) -> DeviceCounters {
+        get { devices[vdev] ?? DeviceCounters() }
+        set {
+            if devices[vdev] == nil { deviceOrder.append(vdev) }
+            devices[vdev] = newValue
+        }
+    }
+
+    /// The request `req` names: itself, or (old qemu-kvm) the element 8 bytes further.
+    mutating func index(ofRequest req: UInt64, legacy: Bool) -> Dictionary<UInt64, VirtioBlkRequestState>.Index? {
+        if legacyOffset == 0, let i = requests.index(forKey: req) { return i }
+        if legacy {
+            if let i = requests.index(forKey: req &+ 8) { legacyOffset = 8; return i }
+            if legacyOffset != 0, let i = requests.index(forKey: req) { return i }
+        }
+        return nil
+    }
+
+    /// The request `req` names, created when the trace shows it for the first time here
+    /// (pop not traced, or the trace started mid-request).
+    mutating func requestIndex(_ req: UInt64, legacy: Bool, at t: Int64?) -> Dictionary<UInt64, VirtioBlkRequestState>.Index {
+        if let i = index(ofRequest: req, legacy: legacy) { return i }
+        let key = legacy ? req &+ legacyOffset : req
+        requests[key] = VirtioBlkRequestState(elem: key, at: t)
+        return requests.index(forKey: key)!
+    }
+
+    mutating func pop(vq: UInt64, elem: UInt64, inNum: UInt32, outNum: UInt32, at t: Int64?) {
+        if let i = requests.index(forKey: elem) {
+            // The pointer is back while we still hold it: its completion was not traced.
+            finalize(requests.remove(at: i).value, at: t)
+        }
+        if requests.count >= Self.maxTrackedElements { shedUntrackableElements() }
+        if requests.count >= Self.maxTrackedElements { notes.untrackedPops += 1; return }
+        var r = VirtioBlkRequestState(elem: elem, at: t)
+        r.vq = vq
+        r.vdev = vqToVdev[vq] ?? 0
+        r.popNs = t
+        r.inNum = inNum
+        r.outNum = outNum
+        requests[elem] = r
+    }
+
+    /// A virtqueue holds at most 1024 elements, so this many open elements means fills are
+    /// not in the trace (or another device never returns its buffers): memory must stay bounded.
+    static let maxTrackedElements = 100_000
+
+    /// Forgets popped elements no virtio_blk event ever named and that sit on no block queue.
+    mutating func shedUntrackableElements() {
+        let before = requests.count
+        requests = requests.filter { $0.value.isBlock || blockQueues.contains($0.value.vq) }
+        notes.otherVirtioElements += before - requests.count
+    }
+
+    mutating func handle(_ op: VirtioBlkOperation, vdev: UInt64, req: UInt64, legacy: Bool,
+                         sector: UInt64, sectors: UInt64, at t: Int64?) {
+        var i = requestIndex(req, legacy: legacy, at: t)
+        if requests.values[i].status != nil {
+            // Completed and not filled, now handled again: a new request on a reused pointer.
+            let old = requests.remove(at: i).value
+            finalize(old, at: t)
+            i = requestIndex(req, legacy: legacy, at: t)
+        }
+        var r = requests.values[i]
+        markBlock(&r, vdev: vdev)
+        if r.isWaitingForRetry {
+            r.retries += 1
+            if let failedAt = r.lastRwNs, let t { r.waitedNs += t - failedAt }
+        }
+        r.attempts += 1
+        r.handled = op
+        r.sector = sector
+        r.sectors = sectors
+        r.lastHandleNs = t
+        requests.values[i] = r
+    }
+
+    mutating func rwComplete(vdev: UInt64, req: UInt64, legacy: Bool, ret: Int64, at t: Int64?) {
+        let i = requestIndex(req, legacy: legacy, at: t)
+        var r = requests.values[i]
+        markBlock(&r, vdev: vdev)
+        if r.handled == nil && r.attempts == 0 {
+            r.attempts = 1
+            r.legacyUnhandledRead = legacy
+        }
+        if let h = r.lastHandleNs, let t, r.handled != nil || r.legacyUnhandledRead {
+            latencies[r.operation, default: OperationAccumulator()].handleToComplete.add(UInt64(max(t - h, 0)))
+        }
+        r.lastHandleNs = nil
+        r.lastRet = ret
+        r.lastRwNs = t
+        if ret < 0 && r.firstErrorRet == nil {
+            r.firstErrorRet = ret
+            r.firstErrorNs = t
+        }
+        requests.values[i] = r
+    }
+
+    mutating func reqComplete(vdev: UInt64, req: UInt64, legacy: Bool, status: Int64, at t: Int64?) {
+        let i = requestIndex(req, legacy: legacy, at: t)
+        var r = requests.values[i]
+        markBlock(&r, vdev: vdev)
+        r.status = status
+        r.statusNs = t
+        if fillNotTraced {
+            requests.remove(at: i)
+            finalize(r, at: t)
+            return
+        }
+        if !r.awaitingFill {
+            r.awaitingFill = true
+            completedAwaitingFill += 1
+        }
+        requests.values[i] = r
+        // Without virtqueue_fill in the trace, completed requests would wait forever: after
+        // enough of them and no fill at all, complete requests at req_complete instead.
+        if !fillsSeen && completedAwaitingFill > 4096 {
+            fillNotTraced = true
+            let done = requests.filter { $0.value.status != nil }
+            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0) < ($1.value.statusNs ?? 0) }) {
+                requests.removeValue(forKey: key)
+                finalize(r, at: r.statusNs)
+            }
+        }
+    }
+
+    mutating func fill(elem: UInt64, at t: Int64?) {
+        fillsSeen = true
+        guard let i = requests.index(forKey: elem) else { notes.fillsWithoutPop += 1; return }
+        var r = requests.remove(at: i).value
+        r.fillNs = t
+        finalize(r, at: t)
+    }
+
+    mutating func reset(vdev: UInt64, at t: Int64?) {
+        notes.resets += 1
+        let outstanding = requests.filter { _, r in
+            r.vdev == vdev || (r.vq != 0 && vqToVdev[r.vq] == vdev)
+        }
+        for (key, r) in outstanding {
+            requests.removeValue(forKey: key)
+            guard r.isBlock || blockQueues.contains(r.vq) else {
+                notes.otherVirtioElements += 1          // another virtio device's buffer
+                continue
+            }
+            if r.status != nil {
+                finalize(r, at: t)              // completed; its fill is just not in the trace
+                continue
+            }
+            counts.discardedAtReset += 1
+            self[device: vdev].discarded += 1
+            if r.isWaitingForRetry {
+                recordFailure(r, cause: r.retries > 0 ? .pausedRetried : .backendError,
+                              guestStatus: nil, retrySucceeded: r.retries > 0 ? false : nil,
+                              note: "discarded by a device reset while waiting for a retry")
+            }
+        }
+    }
+
+    mutating func runstate(_ name: String, at t: Int64?) {
+        if name == "io-error" {
+            guard pausedSinceNs == nil else { return }
+            pausedSinceNs = t ?? lastNs ?? 0
+            pausesTotal += 1
+            if pauses.count < options.maxInFlightListed {
+                pauses.append(VMPause(start: seconds(t), end: nil, seconds: nil, reason: "io-error"))
+            }
+            if onNotice != nil {
+                let waiting = requests.values.filter(\.isWaitingForRetry).map { inFlightRecord($0, endNs: t) }
+                onNotice?(.vmPaused(at: t.map(seconds), waiting: waiting))
+            }
+        } else if let since = pausedSinceNs, name != "paused", name != "io-error" {
+            pausedSinceNs = nil
+            let duration = t.map { TraceTimestamp.decimalSeconds($0 - since) }
+            if pauses.count == pausesTotal, var last = pauses.popLast() {
+                last.end = t.map(seconds)
+                last.seconds = duration
+                pauses.append(last)
+            }
+            onNotice?(.vmResumed(at: t.map(seconds), pausedSeconds: duration))
+        }
+    }
+}

@@ -1,0 +1,289 @@
+/// How a request ended, and the report once the trace is over.
+extension VirtioBlkRequestTracker {
+    /// A request left the tracker (returned to the guest, or its pointer was reused): count it,
+    /// time it and, when it failed, say why.
+    mutating func finalize(_ r: VirtioBlkRequestState, at t: Int64?) {
+        if r.awaitingFill { completedAwaitingFill -= 1 }
+        guard r.isBlock else {
+            if !blockQueues.contains(r.vq) { notes.otherVirtioElements += 1 }
+            return
+        }
+        if r.vq != 0 { blockQueues.insert(r.vq) }
+        let vdev = deviceKey(r)
+        if vdev != 0 {
+            if blockDevices.insert(vdev).inserted, vdev & Self.queueKeyFlag != 0 {
+                self[device: vdev].queues = [r.vq]
+            }
+        }
+        guard let statusValue = r.status else {
+            // Gone without a status (its pointer came back): only a parked failure is news.
+            if r.isWaitingForRetry {
+                recordFailure(r, cause: r.retries > 0 ? .pausedRetried : .backendError, guestStatus: nil,
+                              retrySucceeded: r.retries > 0 ? false : nil, note: "its pointer was reused before any status was traced")
+            } else {
+                notes.endedWithoutStatus += 1
+            }
+            return
+        }
+        let op = r.operation
+        let status = VirtioBlkStatus(statusValue)
+        var waited: Int64?
+        if let p = r.popNs, let end = r.fillNs ?? r.statusNs { waited = end - p }
+        let bytes: UInt64 = status == .ok && (op == .read || op == .write) ? (r.sectors ?? 0) &* 512 : 0
+        // In place: copying an accumulator out would copy its histograms on every request.
+        latencies[op, default: OperationAccumulator()].note(popToFill: waited, bytes: bytes)
+        if status == .ok {
+            counts.completed += 1
+            self[device: vdev].completed += 1
+            if r.firstErrorRet != nil {
+                if r.retries > 0 {
+                    counts.pausedAndRetried += 1
+                    recordFailure(r, cause: .pausedRetried, guestStatus: status.name, retrySucceeded: true)
+                } else {
+                    counts.backendErrorsIgnored += 1
+                    recordFailure(r, cause: .backendError, guestStatus: status.name, retrySucceeded: nil)
+                }
+            }
+        } else {
+            counts.failed += 1
+            self[device: vdev].failed += 1
+            let cause: VirtioBlkFailureCause
+            if r.firstErrorRet != nil {
+                cause = r.retries > 0 ? .pausedRetried : .backendError
+            } else if r.handled != nil || r.attempts > 0 || status == .unsupported {
+                cause = .rejected
+            } else {
+                cause = .otherRequest
+            }
+            if cause == .pausedRetried { counts.pausedAndRetried += 1 }
+            recordFailure(r, cause: cause, guestStatus: status.name,
+                          retrySucceeded: cause == .pausedRetried ? false : nil)
+        }
+    }
+
+    /// Devices are keyed by vdev; without one (QEMU before 2.10 traced no vdev) by their
+    /// queue, flagged with bit 63 (never set in a user-space pointer).
+    static let queueKeyFlag: UInt64 = 1 << 63
+
+    func deviceKey(_ r: VirtioBlkRequestState) -> UInt64 {
+        if r.vdev != 0 { return r.vdev }
+        if let vdev = vqToVdev[r.vq] { return vdev }
+        return r.vq != 0 ? r.vq | Self.queueKeyFlag : 0
+    }
+
+    static func deviceLabel(key: UInt64) -> String {
+        if key == 0 { return "unknown" }
+        if key & queueKeyFlag != 0 { return "vq:" + hex(key & ~queueKeyFlag) }
+        return hex(key)
+    }
+
+    func deviceLabel(_ r: VirtioBlkRequestState) -> String { Self.deviceLabel(key: deviceKey(r)) }
+
+    static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+    /// Counts a failure in its exact group (cheap: integers only) and builds the detailed
+    /// record only when it is kept or someone is listening, so that traces with millions of
+    /// failures stay fast.
+    mutating func recordFailure(_ r: VirtioBlkRequestState, cause: VirtioBlkFailureCause, guestStatus: String?,
+                                retrySucceeded: Bool?, note: String? = nil) {
+        failuresTotal += 1
+        let timeNs = r.firstErrorNs ?? r.statusNs ?? r.popNs ?? r.firstSeenNs
+        let key = GroupKey(device: deviceKey(r), operation: r.operation, cause: cause, errno: r.firstErrorRet,
+                           guestStatus: guestStatus, retrySucceeded: retrySucceeded)
+        if let i = groups.index(forKey: key) {
+            groups.values[i].add(timeNs: timeNs, sector: r.sector, sectors: r.sectors)
+        } else {
+            groupOrder.append(key)
+            var g = GroupCounter()
+            g.add(timeNs: timeNs, sector: r.sector, sectors: r.sectors)
+            groups[key] = g
+        }
+        let keep = failures.count < options.maxFailuresKept
+        guard keep || onNotice != nil else { return }
+        let errnoNumber = r.firstErrorRet.flatMap { $0 < 0 ? Int(-$0) : nil }
+        let entry = r.firstErrorRet.flatMap { options.errnoTable.entry(number: $0) }
+        var f = VirtioBlkFailure(
+            device: deviceLabel(r), queue: r.vq != 0 ? Self.hex(r.vq) : nil, request: Self.hex(r.elem),
+            operation: r.operation, sector: r.sector, sectors: r.sectors,
+            errno: errnoNumber, errnoName: entry?.name ?? errnoNumber.map { "errno \($0)" },
+            errnoMessage: entry?.message,
+            guestStatus: guestStatus, cause: cause, retrySucceeded: retrySucceeded, attempts: r.attempts,
+            waitedSeconds: r.retries > 0 ? TraceTimestamp.decimalSeconds(r.waitedNs) : nil,
+            time: timeNs.map(TraceTimestamp.decimalSeconds),
+            sinceStart: timeNs.flatMap { t in firstNs.map { TraceTimestamp.decimalSeconds(t - $0) } },
+            explanation: "")
+        f.explanation = Self.explain(f, retries: r.retries, note: note)
+        if keep { failures.append(f) }
+        onNotice?(.failure(f))
+    }
+
+    func failureGroup(_ key: GroupKey, _ g: GroupCounter) -> VirtioBlkFailureGroup {
+        let errnoNumber = key.errno.flatMap { $0 < 0 ? Int(-$0) : nil }
+        return VirtioBlkFailureGroup(
+            device: Self.deviceLabel(key: key.device), operation: key.operation, cause: key.cause, errno: errnoNumber,
+            errnoName: key.errno.flatMap { options.errnoTable.entry(number: $0)?.name } ?? errnoNumber.map { "errno \($0)" },
+            guestStatus: key.guestStatus, retrySucceeded: key.retrySucceeded, count: g.count,
+            firstTime: g.firstNs.map(TraceTimestamp.decimalSeconds), lastTime: g.lastNs.map(TraceTimestamp.decimalSeconds),
+            sectorMin: g.sectorMin, sectorEnd: g.sectorEnd)
+    }
+
+    /// One sentence saying what happened, in QEMU's terms.
+    static func explain(_ f: VirtioBlkFailure, retries: Int, note: String?) -> String {
+        let op = f.operation.words
+        let what = f.errnoName.map { name in
+            f.errnoMessage.map { "\(name) (\($0))" } ?? name
+        } ?? "an error"
+        let policy = f.operation == .read ? "rerror" : "werror"
+        // Only werror has `enospc` (stop on ENOSPC, report the rest); it is also the default.
+        let stopPolicy = "\(policy)=stop" + (f.errno == 28 && f.operation != .read ? " or enospc" : "")
+        var s: String
+        switch f.cause {
+        case .backendError:
+            switch f.guestStatus {
+            case "OK"?:
+                s = "the storage under QEMU failed the \(op) with \(what), but the guest was told it succeeded (\(policy)=ignore)"
+            case nil:
+                s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stopPolicy)) and the request was never retried"
+            case let status?:
+                s = "the storage under QEMU failed the \(op) with \(what); QEMU passed it to the guest as \(status) (\(policy)=report)"
+            }
+        case .pausedRetried:
+            let waited = f.waitedSeconds.map { String(format: " %.2f s later", $0) } ?? ""
+            let stop = stopPolicy
+            if f.retrySucceeded == true {
+                s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stop)) and the retry\(waited) succeeded: the guest saw no error"
+            } else if let status = f.guestStatus {
+                s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stop)), \(retries) retr\(retries == 1 ? "y" : "ies") failed and the guest got \(status)"
+            } else {
+                s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stop)) and \(retries == 1 ? "the retry" : "each of \(retries) retries") failed again: the guest is still waiting"
+            }
+        case .rejected:
+            if f.guestStatus == "UNSUPP" || f.sector == nil {
+                s = "QEMU rejected the request without touching storage: unsupported request type (guest got \(f.guestStatus ?? "no status"))"
+            } else {
+                s = "QEMU rejected the \(op) without touching storage: sector \(f.sector!)+\(f.sectors ?? 0) is out of range or not aligned to the logical block size (guest got \(f.guestStatus ?? "no status"))"
+            }
+        case .otherRequest:
+            s = "a \(op) request failed (guest got \(f.guestStatus ?? "no status")); QEMU traces no error number for flush, discard or write-zeroes"
+        }
+        if let note { s += "; \(note)" }
+        return s
+    }
+
+    func inFlightRecord(_ r: VirtioBlkRequestState, endNs: Int64?) -> VirtioBlkInFlightRequest {
+        let state: String
+        if let status = r.status {
+            state = "completed (\(VirtioBlkStatus(status).name)), not returned to the guest (no virtqueue_fill)"
+        } else if r.isWaitingForRetry {
+            state = "waiting for a retry after a backend error (VM paused by werror/rerror=stop or enospc)"
+        } else if r.lastHandleNs != nil {
+            state = "submitted to storage, no completion"
+        } else if r.isBlock {
+            state = "handled, not completed"
+        } else {
+            state = "popped, not yet handled"
+        }
+        let start = r.popNs ?? r.firstSeenNs
+        let age: Double? = start.flatMap { s in endNs.map { TraceTimestamp.decimalSeconds($0 - s) } }
+        let errnoNumber = r.firstErrorRet.flatMap { $0 < 0 ? Int(-$0) : nil }
+        return VirtioBlkInFlightRequest(
+            device: deviceLabel(r), queue: r.vq != 0 ? Self.hex(r.vq) : nil, request: Self.hex(r.elem),
+            operation: r.isBlock ? r.operation : nil, sector: r.sector, sectors: r.sectors, state: state,
+            attempts: r.attempts, errno: errnoNumber,
+            errnoName: r.firstErrorRet.flatMap { options.errnoTable.entry(number: $0)?.name },
+            ageSeconds: age, since: start.map(TraceTimestamp.decimalSeconds),
+            leaked: r.isWaitingForRetry || age.map { $0 >= options.leakAgeSeconds } ?? true)
+    }
+
+    /// The whole report. Call once, after the last event.
+    public mutating func report(input: TraceReport.Input) -> TraceReport {
+        // Requests still open: the block ones are in flight; a parked failure is also a failure.
+        var inFlight: [VirtioBlkInFlightRequest] = []
+        var inFlightTotal = 0, leaked = 0
+        var perDeviceInFlight: [String: Int] = [:]
+        let open = requests.values.sorted { ($0.popNs ?? $0.firstSeenNs ?? 0, $0.elem) < ($1.popNs ?? $1.firstSeenNs ?? 0, $1.elem) }
+        for r in open where r.isBlock || blockQueues.contains(r.vq) {
+            if r.isWaitingForRetry {
+                if r.retries > 0 { counts.pausedAndRetried += 1 }
+                recordFailure(r, cause: r.retries > 0 ? .pausedRetried : .backendError, guestStatus: nil,
+                              retrySucceeded: r.retries > 0 ? false : nil, note: "still in flight when the trace ended")
+            }
+            let record = inFlightRecord(r, endNs: lastNs)
+            inFlightTotal += 1
+            if record.leaked { leaked += 1 }
+            perDeviceInFlight[record.device, default: 0] += 1
+            if inFlight.count < options.maxInFlightListed { inFlight.append(record) }
+        }
+        counts.inFlightAtEnd = inFlightTotal
+
+        var deviceSummaries: [VirtioBlkDeviceSummary] = []
+        for vdev in deviceOrder where blockDevices.contains(vdev) || perDeviceInFlight[Self.deviceLabel(key: vdev)] != nil {
+            let d = devices[vdev] ?? DeviceCounters()
+            let label = Self.deviceLabel(key: vdev)
+            deviceSummaries.append(VirtioBlkDeviceSummary(
+                device: label, queues: d.queues.filter { blockQueues.contains($0) }.map(Self.hex),
+                completed: d.completed, failed: d.failed, inFlightAtEnd: perDeviceInFlight[label] ?? 0,
+                discardedAtReset: d.discarded))
+        }
+
+        var latency: [String: OperationLatency] = [:]
+        var totalBytes: UInt64 = 0
+        for (op, acc) in latencies where acc.requests > 0 || acc.handleToComplete.count > 0 {
+            latency[op.rawValue] = OperationLatency(requests: acc.requests, popToFill: acc.popToFill.latencySummary,
+                                                    handleToComplete: acc.handleToComplete.latencySummary, bytes: acc.bytes)
+            totalBytes &+= acc.bytes
+        }
+        var span: TraceReport.TimeSpan?
+        var throughput: TraceReport.Throughput?
+        if let first = firstNs, let last = lastNs, let clock {
+            let seconds = Double(last - first) / 1e9
+            span = TraceReport.TimeSpan(start: TraceTimestamp.decimalSeconds(first), end: TraceTimestamp.decimalSeconds(last),
+                                        seconds: TraceTimestamp.decimalSeconds(last - first), clock: clock)
+            if seconds > 0 {
+                throughput = TraceReport.Throughput(
+                    seconds: seconds, requestsPerSecond: Double(counts.completed + counts.failed) / seconds,
+                    bytesPerSecond: Double(totalBytes) / seconds)
+            }
+        }
+
+        return TraceReport(
+            input: input, timeSpan: span, devices: deviceSummaries, requests: counts,
+            failuresTotal: failuresTotal, failuresShown: failures.count, failures: failures,
+            failureGroups: groupOrder.map { failureGroup($0, groups[$0]!) },
+            inFlightTotal: inFlightTotal, inFlight: inFlight, leakedTotal: leaked,
+            vmPauses: pauses, latency: latency, throughput: throughput,
+            warnings: warnings(input.stats))
+    }
+
+    func warnings(_ stats: TraceReadStats) -> [String] {
+        var w: [String] = []
+        if notes.droppedEvents > 0 {
+            w.append("QEMU dropped \(notes.droppedEvents) events (simpletrace buffer full): some requests may look incomplete")
+        }
+        if notes.blockEvents == 0 {
+            w.append("no virtio_blk_* events in this trace: enable them with -trace 'virtio_blk_*' (or QMP trace-event-set-state)")
+        } else if notes.pops == 0 {
+            w.append("virtqueue_pop/virtqueue_fill not traced: requests are seen from handle to req_complete only (add -trace virtqueue_pop -trace virtqueue_fill)")
+        }
+        if notes.eventsWithoutTime > 0 && firstNs == nil {
+            w.append("the trace has no timestamps (QEMU's -msg timestamp=on adds them): no latency or ages")
+        }
+        if legacyOffset != 0 {
+            w.append("old qemu-kvm request layout: req pointers are elem - 8")
+        }
+        if notes.fillsWithoutPop > 0 {
+            w.append("\(notes.fillsWithoutPop) virtqueue_fill for elements never popped in this trace (it started mid-request)")
+        }
+        if notes.untrackedPops > 0 {
+            w.append("\(notes.untrackedPops) popped elements were not tracked: over \(Self.maxTrackedElements) open at once (virtqueue_fill not traced?)")
+        }
+        if notes.timeWentBack > 0 {
+            w.append("timestamps went backwards \(notes.timeWentBack) times (events from several threads, or a wall-clock step)")
+        }
+        if stats.malformedEvents > 0 {
+            let names = stats.malformedEventNames.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) \($0.value)" }
+            w.append("\(stats.malformedEvents) events did not match their definition (\(names.joined(separator: ", "))): wrong --events file for this QEMU?")
+        }
+        return w
+    }
+}
