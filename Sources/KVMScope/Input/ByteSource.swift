@@ -20,28 +20,13 @@ public final class FileByteSource: ByteStream {
 
     /// Opens `path`, or standard input for `-`. Fails with one clear, user-facing message.
     public init(path: String) throws {
-        if path == "-" {
-            name = "<stdin>"
-            fd = STDIN_FILENO
-            ownsDescriptor = false
-            knownSize = nil
-            return
-        }
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
-        }
-        if (st.st_mode & S_IFMT) == S_IFDIR { throw KVMScopeError.isDirectory(path: path) }
-        let opened = open(path, O_RDONLY | O_CLOEXEC)
-        guard opened >= 0 else {
-            throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
-        }
-        name = path
-        fd = opened
-        ownsDescriptor = true
-        knownSize = (st.st_mode & S_IFMT) == S_IFREG ? Int64(st.st_size) : nil
+        let opened = try OpenedInput(path: path)
+        name = opened.name
+        fd = opened.fd
+        ownsDescriptor = opened.ownsDescriptor
+        knownSize = opened.isRegularFile ? opened.size : nil
         #if os(Linux)
-        _ = posix_fadvise(opened, 0, 0, Int32(POSIX_FADV_SEQUENTIAL))
+        if opened.isRegularFile { _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL)) }
         #endif
     }
 
@@ -84,5 +69,40 @@ public final class MemoryByteSource: ByteStream {
         }
         offset += n
         return n
+    }
+}
+
+/// A path opened for reading the way every kvmscope input is: `-` is standard input; a
+/// missing file, a directory or a permission problem is one clear, user-facing error.
+struct OpenedInput {
+    let name: String
+    let fd: Int32
+    let ownsDescriptor: Bool
+    let isRegularFile: Bool
+    let size: Int64
+
+    init(path: String) throws {
+        if path == "-" {
+            name = "<stdin>"
+            fd = STDIN_FILENO
+            ownsDescriptor = false
+        } else {
+            var st = stat()
+            guard stat(path, &st) == 0 else {
+                throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
+            }
+            if (st.st_mode & S_IFMT) == S_IFDIR { throw KVMScopeError.isDirectory(path: path) }
+            let opened = open(path, O_RDONLY | O_CLOEXEC)
+            guard opened >= 0 else {
+                throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
+            }
+            name = path
+            fd = opened
+            ownsDescriptor = true
+        }
+        var st = stat()
+        let ok = fstat(fd, &st) == 0
+        isRegularFile = ok && (st.st_mode & S_IFMT) == S_IFREG
+        size = ok ? Int64(st.st_size) : 0
     }
 }

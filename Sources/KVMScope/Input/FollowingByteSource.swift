@@ -15,26 +15,11 @@ public final class FollowingByteSource: ByteStream {
     public init(path: String, pollMilliseconds: Int32 = 200, shouldStop: @escaping () -> Bool) throws {
         self.shouldStop = shouldStop
         self.pollMilliseconds = pollMilliseconds
-        if path == "-" {
-            name = "<stdin>"
-            fd = STDIN_FILENO
-            ownsDescriptor = false
-        } else {
-            var st = stat()
-            guard stat(path, &st) == 0 else {
-                throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
-            }
-            if (st.st_mode & S_IFMT) == S_IFDIR { throw KVMScopeError.isDirectory(path: path) }
-            let opened = open(path, O_RDONLY | O_CLOEXEC)
-            guard opened >= 0 else {
-                throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
-            }
-            name = path
-            fd = opened
-            ownsDescriptor = true
-        }
-        var st = stat()
-        isRegularFile = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
+        let opened = try OpenedInput(path: path)
+        name = opened.name
+        fd = opened.fd
+        ownsDescriptor = opened.ownsDescriptor
+        isRegularFile = opened.isRegularFile
     }
 
     deinit { if ownsDescriptor { close(fd) } }

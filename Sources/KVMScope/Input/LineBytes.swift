@@ -78,18 +78,9 @@ public struct LineBytes {
     /// Nil when there is no digit or the number overflows.
     @inlinable
     public func decimal(at: Int) -> (value: UInt64, end: Int)? {
-        var i = at
-        var v: UInt64 = 0
-        while i < count {
-            let d = bytes[i] &- 0x30
-            if d > 9 { break }
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(UInt64(d))
-            if o1 || o2 { return nil }
-            v = a
-            i += 1
-        }
-        return i == at ? nil : (v, i)
+        guard at >= 0, at < count, let base = bytes.baseAddress else { return nil }
+        guard let (v, end) = ByteParsing.decimal(base, at, count) else { return nil }
+        return (v, end)
     }
 
     /// A signed decimal (`-5`, `+3`, `42`) at `at`.
@@ -289,4 +280,26 @@ func byteSearch(_ hay: UnsafePointer<UInt8>, _ hayCount: Int,
         p = q + 1
     }
     return nil
+}
+
+/// Number parsing over raw bytes, shared by `LineBytes` and the readers that scan pointers
+/// directly on their hot path (the trace argument scanner).
+public enum ByteParsing {
+    /// An unsigned decimal in `p[start..<end]`: value and the index after it; nil when there
+    /// is no digit or it overflows 64 bits.
+    @inlinable @inline(__always)
+    public static func decimal(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, Int)? {
+        var i = start
+        var v: UInt64 = 0
+        while i < end {
+            let d = p[i] &- 0x30
+            if d > 9 { break }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(d))
+            if o1 || o2 { return nil }
+            v = a
+            i += 1
+        }
+        return i == start ? nil : (v, i)
+    }
 }

@@ -166,18 +166,7 @@ final class TraceArgumentScanner {
 
     @inline(__always)
     static func decimal(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, Int)? {
-        var i = start
-        var v: UInt64 = 0
-        while i < end {
-            let d = p[i] &- 0x30
-            if d > 9 { break }
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(UInt64(d))
-            if o1 || o2 { return nil }
-            v = a
-            i += 1
-        }
-        return i == start ? nil : (v, i)
+        ByteParsing.decimal(p, start, end)
     }
 
     @inline(__always)
