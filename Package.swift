@@ -14,11 +14,13 @@ let package = Package(
     products: [
         .executable(name: "kvmscope", targets: ["kvmscope"]),
         .library(name: "KVMScope", targets: ["KVMScope"]),
+        .library(name: "KVMScopeNBD", targets: ["KVMScopeNBD"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         .target(
@@ -29,10 +31,22 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
+        // The NBD server: SwiftNIO codecs + handler over KVMScope's BlockBackend. A separate
+        // target so that the main library (readers, analyses) stays free of NIO.
+        .target(
+            name: "KVMScopeNBD",
+            dependencies: [
+                "KVMScope",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v5)]
+        ),
         .executableTarget(
             name: "kvmscope",
             dependencies: [
                 "KVMScope",
+                "KVMScopeNBD",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.swiftLanguageMode(.v5)]
@@ -45,7 +59,11 @@ let package = Package(
         ),
         .testTarget(
             name: "KVMScopeTests",
-            dependencies: ["KVMScope", "kvmscope"],
+            dependencies: [
+                "KVMScope", "KVMScopeNBD", "kvmscope",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             exclude: ["Fixtures"],   // read by path (#filePath), not compiled or bundled
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),

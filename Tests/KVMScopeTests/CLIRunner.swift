@@ -1,9 +1,54 @@
 import Foundation
 
-/// Runs the built `kvmscope` binary as a user would, capturing stdout, stderr and the exit status.
-struct CLIRunner {
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
+struct ProcessResult { let status: Int32; let stdout: String; let stderr: String }
 
+/// Collects a pipe's bytes on another thread (so two full pipes can never dead-lock).
+private final class PipeDrain: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+    init(_ pipe: Pipe) {
+        DispatchQueue.global().async {
+            self.data = pipe.fileHandleForReading.readDataToEndOfFile()
+            self.done.signal()
+        }
+    }
+    func wait() -> String { done.wait(); return String(decoding: data, as: UTF8.self) }
+}
+
+/// Runs a program with a time limit (terminated after `timeout` seconds), capturing stdout,
+/// stderr and the exit status.
+func runProcess(_ executable: String, _ args: [String], stdin: String? = nil,
+                environment: [String: String] = [:], timeout: Double = 60, cwd: String? = nil) throws -> ProcessResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: executable)
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    if !environment.isEmpty {
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+    }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    let input = stdin.map { _ in Pipe() }
+    p.standardInput = input ?? FileHandle.nullDevice
+    try p.run()
+    let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+    let stdoutDrain = PipeDrain(out), stderrDrain = PipeDrain(err)
+    if let input, let stdin {
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+    }
+    let stdoutText = stdoutDrain.wait(), stderrText = stderrDrain.wait()
+    p.waitUntilExit()
+    killer.cancel()
+    return ProcessResult(status: p.terminationStatus, stdout: stdoutText, stderr: stderrText)
+}
+
+/// Runs the built `kvmscope` binary as a user would.
+enum CLIRunner {
     static var binary: URL {
         // Tests run from <build>/debug/<package>PackageTests.xctest; the CLI sits beside it.
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -14,30 +59,8 @@ struct CLIRunner {
         return here.appendingPathComponent("kvmscope")
     }
 
-    static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        p.environment = env
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = inp
-        try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try inp.fileHandleForWriting.close()
-        // Read both pipes before waiting so a large report cannot dead-lock on a full pipe.
-        var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+    static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:],
+                    timeout: Double = 120) throws -> ProcessResult {
+        try runProcess(binary.path, args, stdin: stdin ?? "", environment: environment, timeout: timeout)
     }
 }

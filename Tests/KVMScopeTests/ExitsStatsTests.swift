@@ -9,7 +9,7 @@ import Testing
 
     /// A trace of `n` pairs on 4 vCPU threads; latencies log-uniform 200 ns ... 20 ms.
     static func makeTrace(_ form: ExitsTraceBuilder.Form, n: Int = 4000, seed: UInt64 = 7) -> (String, [Sample]) {
-        var rng = SplitMix64(state: seed)
+        var rng = SplitMix64(seed: seed)
         let b = ExitsTraceBuilder(form: form)
         let codes: [UInt32] = form == .traceCmdPlugin ? [0x400, 0x07b, 0x078, 0x060] : [48, 30, 12, 1, 32]
         var clock: [UInt64] = [1_000_000_000_000, 1_000_000_000_000, 1_000_000_000_000, 1_000_000_000_000]
@@ -146,7 +146,7 @@ import Testing
     @Test func heatmapDoublesWidthAndKeepsEveryCount() {
         var h = LatencyHeatmap(initialWidthNs: 1000, columnCapacity: 8)
         var expected: [UInt64: [Int: UInt64]] = [:]   // independent: absolute time → row counts
-        var rng = SplitMix64(state: 3)
+        var rng = SplitMix64(seed: 3)
         var times: [(UInt64, UInt64)] = []
         for _ in 0..<5000 {
             let t = 1_000_000 + rng.below(100_000)

@@ -141,15 +141,3 @@ enum TestTables {
     static func pluginSVMName(_ c: UInt32) -> String { pluginSVM[c] ?? "UNKNOWN (\(c))" }
 }
 
-/// A deterministic pseudo-random source (tests must not depend on the run).
-struct SplitMix64 {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: UInt64) -> UInt64 { next() % n }
-}

@@ -41,12 +41,27 @@ public struct LineBytes {
         return UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
     }
 
-    /// Whether `literal` stands at `at`.
-    @inlinable
+    /// Whether `literal` stands at `at`. Compares eight bytes at a time inline: readers call
+    /// this several times per line with short literals, where a memcmp call costs more than
+    /// the comparison. Always inlined, so that the literal's length is a constant.
+    @inlinable @inline(__always)
     public func matches(_ literal: StaticString, at: Int) -> Bool {
         let n = literal.utf8CodeUnitCount
         guard at >= 0, count - at >= n, let base = bytes.baseAddress else { return false }
-        return memcmp(base + at, literal.utf8Start, n) == 0
+        let a = UnsafeRawPointer(base + at)
+        let b = UnsafeRawPointer(literal.utf8Start)
+        var i = 0
+        while i + 8 <= n {
+            if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                return false
+            }
+            i += 8
+        }
+        while i < n {
+            if a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+            i += 1
+        }
+        return true
     }
 
     @inlinable public func hasPrefix(_ literal: StaticString) -> Bool { matches(literal, at: 0) }
@@ -167,6 +182,88 @@ public struct LineBytes {
 
     public func string(from: Int) -> String { string(from..<count) }
     public var string: String { string(0..<count) }
+
+    /// Index of the first `byte` inside `range` (clamped to the line): a bounded memchr, so a
+    /// reader can look for a delimiter near the start of a long line without scanning all of it.
+    @inlinable
+    public func find(byte: UInt8, in range: Range<Int>) -> Int? {
+        let lo = max(0, range.lowerBound), hi = min(count, range.upperBound)
+        guard lo < hi, let base = bytes.baseAddress,
+              let hit = memchr(base + lo, Int32(byte), hi - lo) else { return nil }
+        return UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - base
+    }
+
+    /// A decimal with an optional fraction as a fixed-point integer scaled by 10^`fractionDigits`:
+    /// `439.490934` with 6 digits is 439490934. Extra fraction digits are dropped, missing ones
+    /// padded, so printk's microsecond stamps stay exact (a Double would not round-trip).
+    @inlinable
+    public func fixedPoint(at: Int, fractionDigits: Int) -> (value: Int64, end: Int)? {
+        var scale: Int64 = 1
+        for _ in 0..<min(fractionDigits, 18) { scale *= 10 }
+        guard let (whole, afterWhole) = decimal(at: at), whole < UInt64(Int64.max / scale) else { return nil }
+        var value = Int64(whole) * scale
+        var i = afterWhole
+        guard i < count, bytes[i] == 0x2E || bytes[i] == 0x2C else { return (value, i) }   // '.' or ','
+        i += 1
+        var digits = 0
+        var frac: Int64 = 0
+        while i < count, bytes[i] >= 0x30, bytes[i] <= 0x39 {
+            if digits < fractionDigits { frac = frac * 10 + Int64(bytes[i] - 0x30); digits += 1 }
+            i += 1
+        }
+        while digits < fractionDigits { frac *= 10; digits += 1 }
+        value += frac
+        return (value, i)
+    }
+
+    /// The identifier (`[A-Za-z0-9_]`) starting at `at`; empty when there is none.
+    @inlinable
+    public func identifier(at: Int) -> Range<Int> {
+        var i = at
+        while i < count {
+            let c = bytes[i]
+            let isIdent = (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x5F
+            if !isIdent { break }
+            i += 1
+        }
+        return at..<i
+    }
+
+    /// Whether `at` holds an ASCII digit.
+    @inlinable
+    public func isDigit(at: Int) -> Bool {
+        at >= 0 && at < count && bytes[at] &- 0x30 <= 9
+    }
+
+    /// A 64-bit hash of a range, for recognising repeated lines without keeping them: eight
+    /// bytes per step (multiply-rotate) and a murmur3 finaliser. Not cryptographic; good enough
+    /// that two different lines agree with probability about 2^-64.
+    public func hash(_ range: Range<Int>, seed: UInt64 = 0xcbf29ce484222325) -> UInt64 {
+        let r = range.clamped(to: 0..<count)
+        guard let base = bytes.baseAddress else { return seed }
+        let p = UnsafeRawPointer(base + r.lowerBound)
+        let n = r.count
+        var h = seed ^ (UInt64(n) &* 0x9E37_79B9_7F4A_7C15)
+        var i = 0
+        while i + 8 <= n {
+            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            h = ((h ^ w) &* 0x87C3_7B91_1142_53D5)
+            h = (h << 31) | (h >> 33)
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < n {
+            tail |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << shift
+            shift += 8
+            i += 1
+        }
+        h = (h ^ tail) &* 0x4CF5_AD43_2745_937F
+        h ^= h >> 33; h = h &* 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33; h = h &* 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return h
+    }
 
     /// True when the line contains bytes no text log has (NUL, most control bytes):
     /// binary junk is skipped and counted by readers, not parsed.

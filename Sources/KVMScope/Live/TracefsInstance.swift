@@ -11,8 +11,26 @@ public final class TracefsInstance {
     public private(set) var enabledEvents: [String] = []
     public private(set) var removed = false
 
-    /// `kvmscope-<pid>`: the name every kvmscope instance has, so stale ones can be recognised.
-    public static func defaultName(pid: Int32 = getpid()) -> String { "kvmscope-\(pid)" }
+    /// `kvmscope-<pid>` for a process's first instance, `kvmscope-<pid>-<n>` for the next ones
+    /// (one process may record kvm exits and packet drops at once, and tests do): every
+    /// kvmscope instance carries its owner's pid, so stale ones can be recognised.
+    public static func defaultName(pid: Int32 = getpid()) -> String {
+        instanceCounterLock.lock()
+        defer { instanceCounterLock.unlock() }
+        instanceCounter += 1
+        return instanceCounter == 1 ? "kvmscope-\(pid)" : "kvmscope-\(pid)-\(instanceCounter)"
+    }
+    nonisolated(unsafe) private static var instanceCounter = 0
+    private static let instanceCounterLock = NSLock()
+
+    /// The owning pid in an instance name made by `defaultName` (nil for anyone else's).
+    static func ownerPID(ofInstanceNamed n: String) -> Int32? {
+        guard n.hasPrefix("kvmscope-") else { return nil }
+        let parts = n.dropFirst("kvmscope-".count).split(separator: "-", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let pid = Int32(parts[0]), pid > 0,
+              parts.count == 1 || Int(parts[1]) != nil else { return nil }
+        return pid
+    }
 
     /// Creates the instance directory (the kernel populates it).
     public init(in tracefs: Tracefs, name: String = TracefsInstance.defaultName()) throws {
@@ -117,12 +135,12 @@ public final class TracefsInstance {
         StopSignals.unregister(self)
     }
 
-    /// Names of leftover `kvmscope-<pid>` instances whose process is gone (killed with SIGKILL):
+    /// Names of leftover `kvmscope-<pid>[-<n>]` instances whose process is gone (killed with SIGKILL):
     /// the only instances kvmscope ever removes besides its own.
     public static func staleInstances(in tracefs: Tracefs, procRoot: String = "/proc") -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: tracefs.path("instances")) else { return [] }
         return names.filter { n in
-            guard n.hasPrefix("kvmscope-"), let pid = Int32(n.dropFirst("kvmscope-".count)), pid > 0 else { return false }
+            guard let pid = ownerPID(ofInstanceNamed: n) else { return false }
             return pid != getpid() && !FileManager.default.fileExists(atPath: "\(procRoot)/\(pid)")
         }.sorted()
     }

@@ -28,6 +28,14 @@ public enum FormatRegistry {
         // Each reader adds its formats here, in detection order.
         let formats: [any InputFormat] = [
             QMPEventFormat(),
+            GuestKernelLogFormat(style: .kmsg),
+            GuestKernelLogFormat(style: .dmesgISO),
+            GuestKernelLogFormat(style: .syslog),
+            GuestKernelLogFormat(style: .journal),
+            GuestKernelLogFormat(style: .dmesgWallClock),
+            GuestKernelLogFormat(style: .printkCaller),
+            GuestKernelLogFormat(style: .printk),
+            GuestKernelLogFormat(style: .bare),
             SimpleTraceFormat(),
             SystemTapLogTraceFormat(),
             LogBackendTraceFormat(),
@@ -35,6 +43,9 @@ public enum FormatRegistry {
             TraceCmdRawKVMFormat(),
             TraceCmdKVMFormat(),
             FtraceKVMFormat(),
+            PerfScriptDropFormat(),
+            TraceCmdDropFormat(),
+            FtraceDropFormat(),
         ]
         return formats
     }

@@ -122,3 +122,37 @@ public struct QMPTimeline: Sendable, Encodable {
         return b >= a && b - a <= window
     }
 }
+
+// JSON: every documented key is always present, `null` where unknown (synthesized encoders
+// would leave such keys out).
+extension QMPTimeline.IOError {
+    enum CodingKeys: String, CodingKey { case time, line, device, nodeName, operation, action, nospace, reason, errnoName, errno }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(time, forKey: .time); try c.encode(line, forKey: .line)
+        try c.encode(device, forKey: .device); try c.encode(nodeName, forKey: .nodeName)
+        try c.encode(operation, forKey: .operation); try c.encode(action, forKey: .action)
+        try c.encode(nospace, forKey: .nospace); try c.encode(reason, forKey: .reason)
+        try c.encode(errnoName, forKey: .errnoName); try c.encode(errno, forKey: .errno)
+    }
+}
+
+extension QMPTimeline.Pause {
+    enum CodingKeys: String, CodingKey { case start, seconds, device, operation, reason, nospace, retrySucceeded, stopLine, resumeLine }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(start, forKey: .start); try c.encode(seconds, forKey: .seconds)
+        try c.encode(device, forKey: .device); try c.encode(operation, forKey: .operation)
+        try c.encode(reason, forKey: .reason); try c.encode(nospace, forKey: .nospace)
+        try c.encode(retrySucceeded, forKey: .retrySucceeded)
+        try c.encode(stopLine, forKey: .stopLine); try c.encode(resumeLine, forKey: .resumeLine)
+    }
+}
+
+extension QMPTimeline.Lifecycle {
+    enum CodingKeys: String, CodingKey { case time, line, event }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(time, forKey: .time); try c.encode(line, forKey: .line); try c.encode(event, forKey: .event)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// Joins what the guest logged, what QEMU traced and what QMP reported into one account.
+/// Pure: it takes the three models (any may be missing) and returns the report.
+public enum ExplainAnalysis {
+    public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?,
+                               inputs: ExplainReport.Inputs) -> ExplainReport {
+        // The guest's block errors, flattened in report order.
+        var guestRefs: [ExplainReport.GuestBlockErrorRef] = []
+        var guestErrors: [GuestHostCorrelator.GuestError] = []
+        for d in guest?.devices ?? [] {
+            for e in d.blockErrors {
+                let op = e.operation
+                guestRefs.append(.init(device: e.device, sector: e.sector, operation: op?.rawValue,
+                                       uptime: e.location.time.uptimeSeconds, line: e.location.line))
+                guestErrors.append(.init(device: e.device, sector: e.sector, operation: op,
+                                         uptime: e.location.time.uptimeSeconds, line: e.location.line))
+            }
+        }
+        let failures = host?.failures ?? []
+        let hostWallClock = host?.timeSpan?.clock == .wall
+        let hostFailures = failures.map {
+            GuestHostCorrelator.HostFailure(device: $0.device, sector: $0.sector, sectors: $0.sectors,
+                                            operation: $0.operation, time: $0.time)
+        }
+        var matches: [ExplainReport.Match] = []
+        var offset: Double?
+        var spread: Double?
+        var deviceMap: [String: String] = [:]
+
+        // QMP BLOCK_IO_ERRORs belong to host failures when both are on the wall clock.
+        var qmpForHost: [Int: Int] = [:]
+        if let qmp, hostWallClock {
+            var usedQMP = Set<Int>()
+            for (hi, f) in failures.enumerated() where f.cause != .rejected {
+                guard let t = f.time else { continue }
+                let want = f.operation == .read ? "read" : "write"
+                let best = qmp.ioErrors.indices.filter { !usedQMP.contains($0) && qmp.ioErrors[$0].operation == want }
+                    .compactMap { i -> (Int, Double)? in qmp.ioErrors[i].time.map { (i, abs($0 - t)) } }
+                    .filter { $0.1 <= 1.0 }.min { $0.1 < $1.1 }
+                if let (qi, _) = best { qmpForHost[hi] = qi; usedQMP.insert(qi) }
+            }
+        }
+
+        if host != nil {
+            let r = GuestHostCorrelator.correlate(guest: guestErrors, host: hostFailures)
+            offset = r.clockOffset
+            spread = r.clockOffsetSpread
+            deviceMap = r.deviceMap
+            for p in r.pairs {
+                matches.append(.init(guest: p.guest, host: p.host, qmp: qmpForHost[p.host],
+                                     guestDevice: guestErrors[p.guest].device, hostDevice: failures[p.host].device,
+                                     operation: failures[p.host].operation.rawValue, timeDeltaSeconds: p.delta))
+            }
+        } else if let qmp {
+            // No trace: pair guest errors with BLOCK_IO_ERRORs of the same kind, in order.
+            let (pairs, o, s) = pairWithQMP(guestErrors, qmp.ioErrors)
+            offset = o
+            spread = s
+            for (gi, qi, delta) in pairs {
+                matches.append(.init(guest: gi, host: nil, qmp: qi, guestDevice: guestErrors[gi].device,
+                                     hostDevice: qmp.ioErrors[qi].device, operation: qmp.ioErrors[qi].operation,
+                                     timeDeltaSeconds: delta))
+            }
+        }
+
+        var story = ExplainStory(guest: guest, host: host, qmp: qmp, guestErrors: guestErrors, failures: failures,
+                          matches: matches, offset: offset, spread: spread, deviceMap: deviceMap,
+                          qmpForHost: qmpForHost)
+        story.account()
+        return ExplainReport(
+            inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
+            unmatched: story.unmatched, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
+            verdict: story.verdict(), evidence: story.evidence(), nextSteps: story.nextSteps(),
+            missing: story.missing(), disagreements: story.disagreements)
+    }
+
+    /// Guest errors ↔ QMP I/O errors of the same kind (read ↔ read, everything else ↔ write),
+    /// the k-th with the k-th; the offset is the median of their differences.
+    static func pairWithQMP(_ guest: [GuestHostCorrelator.GuestError], _ errors: [QMPTimeline.IOError])
+        -> ([(Int, Int, Double?)], Double?, Double?) {
+        func kind(_ op: BlockIOOperation?) -> String { op == .read ? "read" : "write" }
+        var pairs: [(Int, Int)] = []
+        for k in ["read", "write"] {
+            let g = guest.indices.filter { kind(guest[$0].operation) == k }
+            let q = errors.indices.filter { errors[$0].operation == k && errors[$0].action != "stop" }
+            for (a, b) in zip(g, q) { pairs.append((a, b)) }
+        }
+        let diffs = pairs.compactMap { p -> Double? in
+            guard let u = guest[p.0].uptime, let t = errors[p.1].time else { return nil }
+            return t - u
+        }.sorted()
+        let offset = diffs.isEmpty ? nil : diffs[diffs.count / 2]
+        let spread = diffs.isEmpty ? nil : diffs.last! - diffs.first!
+        let result = pairs.sorted { $0.0 < $1.0 }.map { p -> (Int, Int, Double?) in
+            let d: Double? = {
+                guard let offset, let u = guest[p.0].uptime, let t = errors[p.1].time else { return nil }
+                return t - (u + offset)
+            }()
+            return (p.0, p.1, d)
+        }
+        return (result, offset, spread)
+    }
+}

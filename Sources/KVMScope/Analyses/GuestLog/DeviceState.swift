@@ -1,0 +1,249 @@
+/// Per-device accumulation state; `report` fills as events arrive.
+struct DeviceState {
+    var report: GuestDeviceReport
+    var ranges: SectorRangeSet
+    var lastBlockError: (sector: UInt64, line: Int)?
+    /// Index 0: operation not reported; i + 1: BlockIOOperation.allCases[i]. Arrays, not
+    /// dictionaries: this runs once per error line.
+    var operationCounts = [Int](repeating: 0, count: BlockIOOperation.allCases.count + 1)
+    var errorTypeCounts: [(type: BlockErrorType, count: Int)] = []
+    var blockSizeVotes: [Int: Int] = [:]
+    var unpairedOnDevice = false
+    var lastOnDeviceDetail: Int?
+    var ext4WritebackErrors = false
+    /// In order of first appearance; `filesystemSlot` maps a group (ext, xfs, f2fs) to its index.
+    var filesystems: [FilesystemState] = []
+    var filesystemSlot = [-1, -1, -1]
+
+    init(name: String, rangeLimit: Int) {
+        report = GuestDeviceReport(name: name)
+        ranges = SectorRangeSet(limit: rangeLimit)
+    }
+
+    /// First and last by uptime when both lines have one (a dmesg replayed after a console
+    /// capture comes later in the file but not later in time), by position otherwise.
+    mutating func addBlockError(_ e: BlockErrorEvent, keepDetail: Bool) {
+        noteError(e.location)
+        report.totalBlockErrors += 1
+        if keepDetail { report.blockErrors.append(e) }
+        let op = e.operation
+        operationCounts[op.map { BlockIOOperationSet.index($0) + 1 } ?? 0] += 1
+        if let i = errorTypeCounts.firstIndex(where: { $0.type == e.errorType }) {
+            errorTypeCounts[i].count += 1
+        } else if errorTypeCounts.count < 32 {
+            errorTypeCounts.append((e.errorType, 1))
+        } else {
+            errorTypeCounts[errorTypeCounts.count - 1].count += 1   // past 32 distinct names: lumped with the last
+        }
+        if op?.touchesSectors ?? true {
+            ranges.insert(e.sector, operation: op)
+        }
+        lastBlockError = (e.sector, e.location.line)
+    }
+
+    /// Returns whether the event was kept in the detail list.
+    mutating func addBufferError(_ e: BufferErrorEvent, keepDetail: Bool) -> Bool {
+        noteError(e.location)
+        if e.shape == .lostPageWrite {
+            // ≤4.0 printed this right after the `Buffer I/O error on device` line of the same
+            // buffer: it tells that line's kind rather than being a second lost block.
+            if unpairedOnDevice {
+                unpairedOnDevice = false
+                report.lostBlocks.unknown -= 1
+                report.lostBlocks.write += 1
+                if let i = lastOnDeviceDetail {
+                    report.bufferErrors[i].loss = .write
+                    report.bufferErrors[i].lossInferred = "lost-page-write-line"
+                }
+                lastOnDeviceDetail = nil
+                return false
+            }
+            report.totalBufferErrors += 1
+            report.lostBlocks.write += 1
+            if keepDetail { report.bufferErrors.append(BufferErrorRecord(event: e, loss: .write)) }
+            return keepDetail
+        }
+
+        report.totalBufferErrors += 1
+        switch e.loss {
+        case .syncWrite?: report.lostBlocks.syncWrite += 1
+        case .asyncWrite?: report.lostBlocks.asyncWrite += 1
+        case .asyncRead?: report.lostBlocks.asyncRead += 1
+        case .write?: report.lostBlocks.write += 1
+        case nil: report.lostBlocks.unknown += 1
+        }
+        unpairedOnDevice = e.shape == .onDevice && e.loss == nil
+        lastOnDeviceDetail = nil
+        if keepDetail {
+            report.bufferErrors.append(BufferErrorRecord(event: e, loss: e.loss))
+            if unpairedOnDevice { lastOnDeviceDetail = report.bufferErrors.count - 1 }
+        }
+        // Block size: a buffer error for block B right after a block error at sector S on the
+        // same device means S = B × (block size / 512).
+        if let block = e.logicalBlock, block > 0, let (sector, line) = lastBlockError, sector > 0,
+           e.location.line - line <= 64 {
+            var k: UInt64 = 1
+            while k <= 128 {
+                let (product, overflow) = block.multipliedReportingOverflow(by: k)
+                if !overflow && product == sector {
+                    blockSizeVotes[Int(k) * 512, default: 0] += 1
+                    break
+                }
+                k *= 2
+            }
+        }
+        return keepDetail
+    }
+
+    mutating func addFilesystem(_ e: FilesystemEvent) {
+        // ext2/3/4 share their jbd/jbd2 journal's records; XFS and f2fs stand alone.
+        let group: Int
+        switch e.filesystem {
+        case .xfs: group = 1
+        case .f2fs: group = 2
+        default: group = 0
+        }
+        if filesystemSlot[group] < 0 {
+            filesystemSlot[group] = filesystems.count
+            filesystems.append(FilesystemState(report: FilesystemReport(type: e.filesystem.rawValue, device: e.device)))
+        }
+        if case .inodeWriteError = e.kind { ext4WritebackErrors = true }
+        if filesystems[filesystemSlot[group]].add(e) != nil { noteError(e.location) }
+    }
+
+    mutating func noteError(_ l: GuestLogLocation) {
+        report.firstError = GuestLogLocation.earlier(report.firstError, l)
+        report.lastError = GuestLogLocation.later(report.lastError, l)
+    }
+
+    func finished(modernKernel: Bool) -> GuestDeviceReport {
+        var r = report
+        for (i, n) in operationCounts.enumerated() where n > 0 {
+            r.operations[i == 0 ? "unreported" : BlockIOOperation.allCases[i - 1].rawValue] = n
+        }
+        for (type, n) in errorTypeCounts { r.errorTypes[type.text, default: 0] += n }
+        var set = ranges
+        r.sectorRanges = set.ranges
+        set = ranges
+        r.sectorRangesCoalesced = set.coalesced
+        r.sectorMergeGap = set.mergeGap
+        if blockSizeVotes.count == 1, let (size, _) = blockSizeVotes.first { r.inferredBlockSize = size }
+        // `Buffer I/O error on device` without a `lost page write` line: in a kernel that prints
+        // the 4.1+ buffer shapes, only ext4's writeback path still prints it.
+        if r.lostBlocks.unknown > 0, modernKernel || ext4WritebackErrors {
+            r.lostBlocks.asyncWrite += r.lostBlocks.unknown
+            r.lostBlocks.unknown = 0
+            for i in r.bufferErrors.indices where r.bufferErrors[i].loss == nil && r.bufferErrors[i].event.shape == .onDevice {
+                r.bufferErrors[i].loss = .asyncWrite
+                r.bufferErrors[i].lossInferred = "ext4-writeback"
+            }
+        }
+        r.filesystems = filesystems.map { $0.finished() }
+        return r
+    }
+}
+
+struct FilesystemState {
+    var report: FilesystemReport
+    /// Kinds of problem already quoted as evidence, one bit each.
+    var evidenceKinds: UInt32 = 0
+
+    enum Problem: UInt32 {
+        case error = 1, journalAborted = 2, readOnly = 4, superblock = 8, journalSuperblock = 16
+        case journalDataFlush = 32, inodeWrite = 64, dataLoss = 128, metadata = 256, log = 512, shutdown = 1024
+    }
+
+    /// Adds an event; returns the problem kind when it is one (nil for `mounted`).
+    mutating func add(_ e: FilesystemEvent) -> Problem? {
+        if report.type == "jbd2" || report.type == "jbd", !e.filesystem.isJournal {
+            report.type = e.filesystem.rawValue
+        }
+        let l = e.location
+        var problem: Problem? = nil
+        var alsoAborted = false
+        switch e.kind {
+        case .mounted:
+            report.mounted = true
+        case .error(let function, let aborted):
+            report.errors += 1
+            if let function, report.errorFunctions.count < 16 || report.errorFunctions[function] != nil {
+                report.errorFunctions[function, default: 0] += 1
+            }
+            problem = .error
+            if aborted {
+                if !report.journalAborted { report.journalAborted = true; report.journalAbortedAt = l }
+                alsoAborted = true
+            }
+        case .journalAborted:
+            if !report.journalAborted { report.journalAborted = true; report.journalAbortedAt = l }
+            problem = .journalAborted
+        case .remountedReadOnly:
+            if !report.readOnly { report.readOnly = true; report.readOnlyAt = l }
+            problem = .readOnly
+        case .superblockWriteError:
+            report.superblockWriteErrors += 1
+            problem = .superblock
+        case .journalSuperblockWriteError:
+            report.journalSuperblockErrors += 1
+            problem = .journalSuperblock
+        case .journalDataFlushError:
+            report.journalDataFlushErrors += 1
+            problem = .journalDataFlush
+        case .inodeWriteError(let inode, _, let status):
+            report.inodeWriteErrors += 1
+            if report.inodesWithWriteErrors.count < 16, !report.inodesWithWriteErrors.contains(inode) {
+                report.inodesWithWriteErrors.append(inode)
+            }
+            report.inodeWriteStatuses[GuestDiskAnalysis.describeStatus(status), default: 0] += 1
+            problem = .inodeWrite
+        case .dataLoss:
+            report.dataLossMessages += 1
+            problem = .dataLoss
+        case .metadataIOError:
+            report.metadataIOErrors += 1
+            problem = .metadata
+        case .logIOError:
+            report.logIOErrors += 1
+            problem = .log
+        case .shutdown:
+            if !report.shutdown { report.shutdown = true; report.shutdownAt = l }
+            problem = .shutdown
+        }
+        guard let problem else { return nil }
+        report.firstProblem = GuestLogLocation.earlier(report.firstProblem, l)
+        report.lastProblem = GuestLogLocation.later(report.lastProblem, l)
+        note(problem, e)
+        if alsoAborted { note(.journalAborted, e) }
+        return problem
+    }
+
+    mutating func note(_ kind: Problem, _ e: FilesystemEvent) {
+        guard evidenceKinds & kind.rawValue == 0, report.evidence.count < 12 else { return }
+        evidenceKinds |= kind.rawValue
+        report.evidence.append(EvidenceLine(location: e.location, message: e.message))
+    }
+
+    func finished() -> FilesystemReport {
+        var r = report
+        r.evidence.sort { GuestLogLocation.ordered($0.location, $1.location) }
+        return r
+    }
+}
+
+extension GuestLogLocation {
+    /// Time order when both have an uptime, line order otherwise.
+    static func ordered(_ a: GuestLogLocation, _ b: GuestLogLocation) -> Bool {
+        if let ta = a.time.uptimeMicroseconds, let tb = b.time.uptimeMicroseconds, ta != tb { return ta < tb }
+        return a.line < b.line
+    }
+
+    static func earlier(_ current: GuestLogLocation?, _ new: GuestLogLocation) -> GuestLogLocation {
+        guard let current else { return new }
+        return ordered(new, current) ? new : current
+    }
+
+    static func later(_ current: GuestLogLocation?, _ new: GuestLogLocation) -> GuestLogLocation {
+        guard let current else { return new }
+        return ordered(current, new) ? new : current
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// A raw image with blkdebug's rule engine in front, firing the events QEMU's block layer fires
+/// for a raw image under blkdebug (`-drive file=blkdebug:rules.cfg:disk.img,format=raw`):
+///
+/// | request      | events, in order                                   | checked as   |
+/// |--------------|----------------------------------------------------|--------------|
+/// | read         | read_aio                                           | read         |
+/// | write        | write_aio, pwritev, (I/O), pwritev_done            | write        |
+/// | write zeroes | pwritev_zero, (I/O), pwritev_done                  | write-zeroes |
+/// | discard      | —                                                  | discard      |
+/// | flush        | flush_to_os; if anything was written since the last successful flush: flush_to_disk, (fsync) | flush |
+///
+/// A FUA write (or any write with `writethrough`, qemu-io's default cache mode) is the write
+/// followed by a flush, as QEMU emulates FUA on files. Like blkdebug, an injected error skips the
+/// I/O; a flush with nothing written since the last successful one does nothing and cannot fail.
+public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
+    public let image: RawImageFile
+    /// qemu-io's default (`-t writethrough`): every write carries FUA.
+    public let writethrough: Bool
+    private var engine: FaultRuleEngine?
+    private let lock = NSLock()
+    /// QEMU's write_gen / flushed_gen: a flush only reaches the disk if something was written since.
+    private var writeGeneration: UInt64 = 0
+    private var flushedGeneration: UInt64 = 0
+
+    public init(image: RawImageFile, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
+                clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds) {
+        self.image = image
+        self.writethrough = writethrough
+        if let rules, !rules.isEmpty { engine = FaultRuleEngine(config: rules, seed: seed, clock: clock) }
+    }
+
+    public var size: Int64 { image.size }
+    public var isReadOnly: Bool { image.isReadOnly }
+
+    /// Swaps in new rules (SIGHUP): a fresh engine, as if blkdebug were reopened (state 1, `none` fired).
+    public func replaceRules(_ rules: BlkdebugConfig?, seed: UInt64 = 1) {
+        let fresh = (rules?.isEmpty ?? true) ? nil : FaultRuleEngine(config: rules!, seed: seed)
+        lock.lock(); engine = fresh; lock.unlock()
+    }
+
+    /// The engine's hit counters (copy), for reports.
+    public func ruleHits() -> [Int] {
+        lock.lock(); defer { lock.unlock() }
+        return engine?.hits ?? []
+    }
+
+    public var currentState: Int {
+        lock.lock(); defer { lock.unlock() }
+        return engine?.state ?? 1
+    }
+
+    // MARK: - rule plumbing
+
+    /// Fires `events` and checks the request, under the lock.
+    private func decide(_ events: [BlkdebugEvent], _ op: BlockOperation, offset: Int64, length: Int64) -> InjectedFault? {
+        lock.lock(); defer { lock.unlock() }
+        guard let engine else { return nil }
+        for e in events { engine.fire(e) }
+        guard let d = engine.check(offset: offset, bytes: op == .flush ? 0 : length, iotype: op.iotype),
+              d.errno != 0 || d.delayNanoseconds != 0 else { return nil }
+        return InjectedFault(rule: d.rule, ruleIndex: d.ruleIndex, operation: op, offset: offset, length: length,
+                             errno: d.errno, delayNanoseconds: d.delayNanoseconds)
+    }
+
+    private func fire(_ event: BlkdebugEvent) {
+        lock.lock(); defer { lock.unlock() }
+        engine?.fire(event)
+        if event == .pwritevDone { writeGeneration &+= 1 }
+    }
+
+    private func completion(_ fault: InjectedFault?, ioErrno: Int32 = 0) -> BlockCompletion {
+        guard let fault else { return BlockCompletion(errno: ioErrno) }
+        return BlockCompletion(errno: fault.errno != 0 ? fault.errno : ioErrno, delayNanoseconds: fault.delayNanoseconds, faults: [fault])
+    }
+
+    private func merge(_ a: BlockCompletion, _ b: BlockCompletion) -> BlockCompletion {
+        BlockCompletion(errno: a.errno != 0 ? a.errno : b.errno, delayNanoseconds: a.delayNanoseconds + b.delayNanoseconds,
+                        faults: a.faults + b.faults)
+    }
+
+    private func flushedGenerationLocked() -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        return flushedGeneration
+    }
+
+    // MARK: - BlockBackend
+
+    public func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> BlockCompletion {
+        let fault = decide([.readAIO], .read, offset: offset, length: Int64(buffer.count))
+        if let fault, fault.errno != 0 { return completion(fault) }
+        return completion(fault, ioErrno: image.read(offset: offset, into: buffer))
+    }
+
+    public func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> BlockCompletion {
+        if isReadOnly { return BlockCompletion(errno: EPERM) }
+        let fault = decide([.writeAIO, .pwritev], .write, offset: offset, length: Int64(buffer.count))
+        var result: BlockCompletion
+        if let fault, fault.errno != 0 {
+            result = completion(fault)
+        } else {
+            result = completion(fault, ioErrno: image.write(offset: offset, from: buffer))
+        }
+        fire(.pwritevDone)
+        if result.succeeded && (fua || writethrough) { result = merge(result, flush()) }
+        return result
+    }
+
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion {
+        if isReadOnly { return BlockCompletion(errno: EPERM) }
+        let fault = decide([.pwritevZero], .writeZeroes, offset: offset, length: length)
+        var result: BlockCompletion
+        if let fault, fault.errno == EOPNOTSUPP {
+            // QEMU's block layer answers ENOTSUP from write-zeroes by writing a zeroed buffer,
+            // which blkdebug then checks as a write.
+            let again = decide([], .write, offset: offset, length: length)
+            let e: Int32
+            if let again, again.errno != 0 { e = again.errno } else { e = image.writeZeroes(offset: offset, length: length, mayUnmap: false) }
+            result = BlockCompletion(errno: e, delayNanoseconds: fault.delayNanoseconds + (again?.delayNanoseconds ?? 0),
+                                     faults: [fault] + (again.map { [$0] } ?? []))
+        } else if let fault, fault.errno != 0 {
+            result = completion(fault)
+        } else {
+            result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap))
+        }
+        fire(.pwritevDone)
+        if result.succeeded && (fua || writethrough) { result = merge(result, flush()) }
+        return result
+    }
+
+    public func discard(offset: Int64, length: Int64) -> BlockCompletion {
+        if isReadOnly { return BlockCompletion(errno: EPERM) }
+        let fault = decide([], .discard, offset: offset, length: length)
+        lock.lock(); writeGeneration &+= 1; lock.unlock()
+        // QEMU's block layer treats ENOTSUP from a discard as success (discard is advisory).
+        if let fault, fault.errno == EOPNOTSUPP { return BlockCompletion(delayNanoseconds: fault.delayNanoseconds, faults: [fault]) }
+        if let fault, fault.errno != 0 { return completion(fault) }
+        return completion(fault, ioErrno: image.discard(offset: offset, length: length))
+    }
+
+    public func flush() -> BlockCompletion {
+        lock.lock()
+        engine?.fire(.flushToOS)
+        let generation = writeGeneration
+        lock.unlock()
+        guard generation != flushedGenerationLocked() else { return .ok }
+        let fault = decide([.flushToDisk], .flush, offset: 0, length: 0)
+        if let fault, fault.errno != 0 { return completion(fault) }
+        let e = image.sync()
+        if e == 0 {
+            lock.lock()
+            if generation > flushedGeneration { flushedGeneration = generation }
+            lock.unlock()
+        }
+        return completion(fault, ioErrno: e)
+    }
+}

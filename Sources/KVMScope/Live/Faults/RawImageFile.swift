@@ -1,0 +1,118 @@
+import Foundation
+
+/// A raw disk image opened for positioned I/O. Every call loops over short transfers and EINTR
+/// and returns an errno (0 = ok) instead of throwing, because errors are data for a block device.
+public final class RawImageFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int64
+    public let isReadOnly: Bool
+    private let fd: Int32
+
+    public init(path: String, readOnly: Bool = false) throws {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw KVMScopeError.isDirectory(path: path) }
+        let fd = open(path, (readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        guard fd >= 0 else { throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno)) }
+        let end = lseek(fd, 0, SEEK_END)
+        guard end >= 0 else {
+            let e = errno
+            close(fd)
+            throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(e))
+        }
+        self.path = path
+        self.fd = fd
+        self.size = Int64(end)
+        self.isReadOnly = readOnly
+    }
+
+    deinit { close(fd) }
+
+    /// Whether the first bytes are a qcow2 header ("QFI\xfb"), which kvmscope does not interpret.
+    public func looksLikeQcow2() -> Bool {
+        var magic = [UInt8](repeating: 0, count: 4)
+        let n = magic.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 4, 0) }
+        return n == 4 && magic == [0x51, 0x46, 0x49, 0xfb]
+    }
+
+    public func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int32 {
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            if n == 0 {   // beyond the end of a file that shrank: reads as zeroes, like QEMU's file driver
+                memset(buffer.baseAddress! + done, 0, buffer.count - done)
+                break
+            }
+            done += n
+        }
+        return 0
+    }
+
+    public func write(offset: Int64, from buffer: UnsafeRawBufferPointer) -> Int32 {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                return errno
+            }
+            done += n
+        }
+        return 0
+    }
+
+    /// Zeroes a range: hole punching (when allowed) or Falloc.zeroRange, else written zeroes.
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
+        guard length > 0 else { return 0 }
+        if mayUnmap && linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) == 0 { return 0 }
+        if linuxFallocate(fd, Falloc.zeroRange, Int64(offset), Int64(length)) == 0 { return 0 }
+        let chunk = Int(min(length, 1 << 20))
+        let zeroes = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+        defer { zeroes.deallocate() }
+        memset(zeroes.baseAddress!, 0, chunk)
+        var done: Int64 = 0
+        while done < length {
+            let n = Int(min(Int64(chunk), length - done))
+            let e = write(offset: offset + done, from: UnsafeRawBufferPointer(rebasing: zeroes[0..<n]))
+            if e != 0 { return e }
+            done += Int64(n)
+        }
+        return 0
+    }
+
+    /// Discard is advisory: a file system without hole punching simply keeps the data.
+    public func discard(offset: Int64, length: Int64) -> Int32 {
+        guard length > 0 else { return 0 }
+        if linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) != 0 {
+            let e = errno
+            if e == EOPNOTSUPP || e == ENOSYS || e == EINVAL { return 0 }
+            return e
+        }
+        return 0
+    }
+
+    public func sync() -> Int32 {
+        while fdatasync(fd) != 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        return 0
+    }
+}
+
+/// glibc's fallocate(2) is declared only under _GNU_SOURCE, which the Glibc module does not set.
+@_silgen_name("fallocate64")
+private func linuxFallocate(_ fd: Int32, _ mode: Int32, _ offset: Int64, _ length: Int64) -> Int32
+
+/// <linux/falloc.h>
+private enum Falloc {
+    static let keepSize: Int32 = 0x01
+    static let punchHole: Int32 = 0x02
+    static let zeroRange: Int32 = 0x10
+}

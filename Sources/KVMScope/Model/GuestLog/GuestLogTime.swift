@@ -1,0 +1,121 @@
+/// When a guest kernel message was logged, as far as its line says.
+///
+/// A line can carry the kernel's own uptime stamp (`[  439.490934]`, `/dev/kmsg`'s microseconds),
+/// a wall-clock time added by dmesg -T, journald or syslog, or both (kern.log keeps the uptime
+/// inside the message). Uptime is kept in microseconds because that is what printk prints:
+/// a Double parsed from "439.490934" would not always print back the same digits.
+public struct GuestLogTime: Equatable, Hashable, Sendable {
+    // Stored packed (24 bytes): the reader makes one for every line, and copies of a large
+    // struct of optionals were a measurable share of the time per line.
+    private var uptime: Int64 = .min
+    private var wall = WallClockTime.none
+
+    public var uptimeMicroseconds: Int64? {
+        get { uptime == .min ? nil : uptime }
+        set { uptime = newValue ?? .min }
+    }
+
+    public var wallClock: WallClockTime? {
+        get { wall.isNone ? nil : wall }
+        set { wall = newValue ?? .none }
+    }
+
+    public init(uptimeMicroseconds: Int64? = nil, wallClock: WallClockTime? = nil) {
+        self.uptime = uptimeMicroseconds ?? .min
+        self.wall = wallClock ?? .none
+    }
+
+    public static let unknown = GuestLogTime()
+
+    /// Seconds since the guest booted, when the line says.
+    public var uptimeSeconds: Double? { uptimeMicroseconds.map { Double($0) / 1_000_000 } }
+
+    /// "439.490934 s", "Nov 22 14:42:17", both, or "time unknown".
+    public var description: String {
+        var parts: [String] = []
+        if let us = uptimeMicroseconds { parts.append(Self.formatUptime(us) + " s") }
+        if let wc = wallClock { parts.append(wc.description) }
+        return parts.isEmpty ? "time unknown" : parts.joined(separator: ", ")
+    }
+
+    /// Uptime the way printk prints it, without padding: 439.490934.
+    public static func formatUptime(_ us: Int64) -> String {
+        let sign = us < 0 ? "-" : ""
+        let a = us.magnitude
+        let frac = String(a % 1_000_000)
+        return sign + String(a / 1_000_000) + "." + String(repeating: "0", count: 6 - frac.count) + frac
+    }
+}
+
+/// A wall-clock time as a log line printed it. Syslog and journalctl's short format print no
+/// year and no zone; dmesg -T prints a year but no zone; ISO stamps print both. Nothing is
+/// guessed: missing parts stay nil.
+public struct WallClockTime: Equatable, Hashable, Sendable, CustomStringConvertible {
+    // Packed into 16 bytes; the optional parts use sentinels (year 0, microsecond -1,
+    // offset Int16.min) and month 0 marks "no wall clock" inside GuestLogTime.
+    private var y: Int16
+    private var mo: UInt8, d: UInt8, h: UInt8, mi: UInt8, s: UInt8
+    private var us: Int32
+    private var off: Int16
+
+    public var year: Int? { get { y == 0 ? nil : Int(y) } set { y = Int16(clamping: newValue ?? 0) } }
+    /// 1...12
+    public var month: Int { get { Int(mo) } set { mo = UInt8(clamping: newValue) } }
+    public var day: Int { get { Int(d) } set { d = UInt8(clamping: newValue) } }
+    public var hour: Int { get { Int(h) } set { h = UInt8(clamping: newValue) } }
+    public var minute: Int { get { Int(mi) } set { mi = UInt8(clamping: newValue) } }
+    public var second: Int { get { Int(s) } set { s = UInt8(clamping: newValue) } }
+    public var microsecond: Int? { get { us < 0 ? nil : Int(us) } set { us = Int32(clamping: newValue ?? -1) } }
+    /// Offset from UTC in minutes, when the stamp had a zone (`Z`, `+01:00`, `+0100`).
+    public var utcOffsetMinutes: Int? {
+        get { off == .min ? nil : Int(off) }
+        set { off = newValue.map { Int16(clamping: $0) } ?? .min }
+    }
+
+    public init(year: Int?, month: Int, day: Int, hour: Int, minute: Int, second: Int,
+                microsecond: Int? = nil, utcOffsetMinutes: Int? = nil) {
+        y = Int16(clamping: year ?? 0)
+        mo = UInt8(clamping: month); d = UInt8(clamping: day)
+        h = UInt8(clamping: hour); mi = UInt8(clamping: minute); s = UInt8(clamping: second)
+        us = Int32(clamping: microsecond ?? -1)
+        off = utcOffsetMinutes.map { Int16(clamping: $0) } ?? .min
+    }
+
+    static let none = WallClockTime(year: nil, month: 0, day: 0, hour: 0, minute: 0, second: 0)
+    var isNone: Bool { mo == 0 }
+
+    static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// `2026-11-22T14:42:17.123456+01:00` when the year is known, `Nov 22 14:42:17` otherwise.
+    public var description: String {
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        var s: String
+        if let year {
+            s = "\(year)-\(two(month))-\(two(day))T\(two(hour)):\(two(minute)):\(two(second))"
+        } else {
+            s = "\(Self.monthNames[max(0, min(11, month - 1))]) \(two(day)) \(two(hour)):\(two(minute)):\(two(second))"
+        }
+        if let us = microsecond {
+            let f = String(us)
+            s += "." + String(repeating: "0", count: max(0, 6 - f.count)) + f
+        }
+        if let off = utcOffsetMinutes {
+            if off == 0 { s += "Z" } else {
+                let a = abs(off)
+                s += (off < 0 ? "-" : "+") + two(a / 60) + ":" + two(a % 60)
+            }
+        }
+        return s
+    }
+}
+
+/// Where an event came from: the 1-based line number in the input and the line's time.
+public struct GuestLogLocation: Equatable, Hashable, Sendable {
+    public var line: Int
+    public var time: GuestLogTime
+
+    public init(line: Int, time: GuestLogTime = .unknown) {
+        self.line = line
+        self.time = time
+    }
+}

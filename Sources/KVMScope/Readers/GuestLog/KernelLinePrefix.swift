@@ -1,0 +1,275 @@
+/// How a line of a guest kernel log was stamped. Detected per line, so a file may mix them
+/// (a serial console capture followed by a `dmesg`, a kern.log with lines from other programs).
+public enum KernelLogStyle: String, CaseIterable, Sendable, Codable {
+    /// `[  439.490934] msg` — printk's own stamp (`[%5lu.%06lu]`): console, dmesg, dmesg -x, dmesg -r.
+    case printk = "dmesg"
+    /// `[    4.100000][   T123] msg` (console) or `[    4.100000] [  T123] msg` (dmesg):
+    /// CONFIG_PRINTK_CALLER adds the thread (T) or CPU (C) that printed.
+    case printkCaller = "printk-caller"
+    /// `[Sat Nov 22 14:42:17 2026] msg` — dmesg -T.
+    case dmesgWallClock = "dmesg-T"
+    /// `2026-11-22T14:42:17,123456+00:00 msg` — dmesg --time-format=iso.
+    case dmesgISO = "dmesg-iso"
+    /// `6,339,5140900,-;msg` — /dev/kmsg records (prio,seq,usec,flags;message).
+    case kmsg = "kmsg"
+    /// `Nov 22 14:42:17 host kernel: msg` — journalctl -k (short, short-precise, short-iso,
+    /// short-monotonic `[  439.490934] host kernel: msg`).
+    case journal = "journal"
+    /// `Nov 22 14:42:17 host kernel: [  439.490934] msg` — syslog/kern.log (RFC 3164 or
+    /// RFC 3339 stamps) with printk's stamp still inside the message.
+    case syslog = "syslog"
+    /// No recognised stamp: dmesg -t, a pasted excerpt, or serial-console text that is not a
+    /// kernel message at all. Matchers still look at it; nothing about it is assumed.
+    case bare = "bare"
+}
+
+/// Where the kernel message starts on a line and what the prefix said about time.
+public struct KernelLinePrefix: Equatable, Sendable {
+    public var style: KernelLogStyle
+    /// Index of the first byte of the kernel message.
+    public var messageStart: Int
+    public var time: GuestLogTime
+
+    public init(style: KernelLogStyle, messageStart: Int, time: GuestLogTime = .unknown) {
+        self.style = style; self.messageStart = messageStart; self.time = time
+    }
+}
+
+/// The per-line prefix parser. Each style is tried only when the line's first byte allows it,
+/// so a line costs a few byte comparisons before its message is looked at.
+public enum KernelLinePrefixParser {
+    public enum Result: Equatable {
+        /// A kernel message (possibly `bare`).
+        case kernel(KernelLinePrefix)
+        /// A line that is positively not a kernel message: a syslog/journal line from another
+        /// program, a /dev/kmsg record from user space or a kmsg continuation line.
+        case notKernel
+    }
+
+    /// `previousWasKmsg`: /dev/kmsg continuation lines (` SUBSYSTEM=block`) start with a space.
+    public static func parse(_ line: LineBytes, previousWasKmsg: Bool = false) -> Result {
+        let n = line.count
+        guard n > 0 else { return .kernel(KernelLinePrefix(style: .bare, messageStart: 0)) }
+        var i = 0
+        // dmesg -r: "<3>[  439.490934] msg"
+        if line[0] == UInt8(ascii: "<"), let (_, end) = line.decimal(at: 1), end < n, line[end] == UInt8(ascii: ">") {
+            i = end + 1
+        }
+        // dmesg -x: "kern  :err   : [  439.490934] msg" (facility and level padded to 6)
+        if i < n, line[i] == UInt8(ascii: "k"), line.matches("kern  :", at: i),
+           let colon = line.find(byte: UInt8(ascii: ":"), in: (i + 7)..<(i + 16)), line.matches(": ", at: colon) {
+            i = colon + 2
+        }
+        // An excerpt pasted from journalctl or syslog with the date cut off: "kernel: [  439.490934] msg".
+        if i < n, line[i] == UInt8(ascii: "k"), line.matches("kernel: ", at: i) {
+            i = line.skipBlanks(i + 8)
+        }
+        guard i < n else { return .kernel(KernelLinePrefix(style: .bare, messageStart: i)) }
+        let c = line[i]
+        if c == UInt8(ascii: "[") {
+            if let p = bracketed(line, i) { return .kernel(p) }
+        } else if c &- 0x30 <= 9 {
+            if let r = kmsg(line, i) { return r }
+            if let r = iso(line, i) { return r }
+        } else if c >= 0x41 && c <= 0x5A {       // 'A'...'Z': "Nov 22 14:42:17 host kernel: "
+            if let r = rfc3164(line, i) { return r }
+        } else if c == 0x20 && previousWasKmsg {
+            return .notKernel
+        }
+        return .kernel(KernelLinePrefix(style: .bare, messageStart: i))
+    }
+
+    // MARK: - [uptime], [uptime][caller], [wall clock]
+
+    static func bracketed(_ line: LineBytes, _ start: Int) -> KernelLinePrefix? {
+        let j = line.skipBlanks(start + 1)
+        if line.isDigit(at: j) {
+            guard let (us, end) = line.fixedPoint(at: j, fractionDigits: 6), end < line.count,
+                  line[end] == UInt8(ascii: "]") else { return nil }
+            var i = end + 1
+            var style = KernelLogStyle.printk
+            // CONFIG_PRINTK_CALLER: "[   T123]" right after, or after one space (dmesg).
+            let k = line.skipBlanks(i)
+            if k < line.count, line[k] == UInt8(ascii: "["), k - i <= 1 {
+                let m = line.skipBlanks(k + 1)
+                if m < line.count, line[m] == UInt8(ascii: "T") || line[m] == UInt8(ascii: "C"),
+                   let (_, e) = line.decimal(at: m + 1), e < line.count, line[e] == UInt8(ascii: "]") {
+                    i = e + 1
+                    style = .printkCaller
+                }
+            }
+            if i < line.count, line[i] == 0x20 { i += 1 }
+            // journalctl -o short-monotonic: "[  439.490934] host kernel: msg"
+            if let after = kernelTag(line, i) { i = after; style = .journal }
+            return KernelLinePrefix(style: style, messageStart: i, time: GuestLogTime(uptimeMicroseconds: us))
+        }
+        // dmesg -T: "[Sat Nov 22 14:42:17 2026] "
+        guard j + 24 <= line.count, line[j + 3] == 0x20,
+              let month = monthNumber(line, j + 4), line[j + 7] == 0x20 else { return nil }
+        var d = line.skipBlanks(j + 8)
+        guard let (day, dayEnd) = line.decimal(at: d), line.matches(" ", at: dayEnd),
+              let (h, m, s, _, afterTime) = clock(line, dayEnd + 1), line.matches(" ", at: afterTime),
+              let (year, yearEnd) = line.decimal(at: afterTime + 1), yearEnd < line.count,
+              line[yearEnd] == UInt8(ascii: "]") else { return nil }
+        d = yearEnd + 1
+        if d < line.count, line[d] == 0x20 { d += 1 }
+        let wc = WallClockTime(year: Int(year), month: month, day: Int(day), hour: h, minute: m, second: s)
+        return KernelLinePrefix(style: .dmesgWallClock, messageStart: d, time: GuestLogTime(wallClock: wc))
+    }
+
+    // MARK: - /dev/kmsg "prio,seq,usec,flags[,...];msg"
+
+    static func kmsg(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let (prio, e1) = line.decimal(at: start), line.matches(",", at: e1),
+              let (_, e2) = line.decimal(at: e1 + 1), line.matches(",", at: e2),
+              let (usec, e3) = line.decimal(at: e2 + 1), line.matches(",", at: e3),
+              let semi = line.find(byte: UInt8(ascii: ";"), in: (e3 + 1)..<(e3 + 64)) else { return nil }
+        // Facility 0 is the kernel; user space writes to /dev/kmsg with its own facility.
+        if prio >> 3 != 0 { return .notKernel }
+        guard usec <= UInt64(Int64.max) else { return nil }
+        return .kernel(KernelLinePrefix(style: .kmsg, messageStart: semi + 1,
+                                        time: GuestLogTime(uptimeMicroseconds: Int64(usec))))
+    }
+
+    // MARK: - ISO 8601: dmesg --time-format=iso, journalctl -o short-iso, rsyslog RFC 3339
+
+    static func iso(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let (year, ye) = line.decimal(at: start), ye - start == 4, line.matches("-", at: ye),
+              let (month, me) = line.decimal(at: ye + 1), me - ye == 3, line.matches("-", at: me),
+              let (day, de) = line.decimal(at: me + 1), de - me == 3, de < line.count,
+              line[de] == UInt8(ascii: "T") || line[de] == 0x20,
+              (1...12).contains(month),
+              let (h, m, s, fraction, afterTime) = clock(line, de + 1) else { return nil }
+        var i = afterTime
+        var commaFraction = false
+        var micro: Int? = nil
+        if let f = fraction { micro = f.value; commaFraction = f.comma }
+        var offset: Int? = nil
+        if i < line.count, line[i] == UInt8(ascii: "Z") { offset = 0; i += 1 }
+        else if i < line.count, line[i] == UInt8(ascii: "+") || line[i] == UInt8(ascii: "-") {
+            // "+01:00" (RFC 3339) or "+0100" (journalctl short-iso)
+            let negative = line[i] == UInt8(ascii: "-")
+            guard let hh = twoDigits(line, i + 1) else { return nil }
+            var end = i + 3
+            var mm = 0
+            if line.matches(":", at: end), let v = twoDigits(line, end + 1) { mm = v; end += 3 }
+            else if let v = twoDigits(line, end) { mm = v; end += 2 }
+            offset = (negative ? -1 : 1) * (hh * 60 + mm)
+            i = end
+        }
+        guard i < line.count, line[i] == 0x20 else { return nil }
+        i += 1
+        let wc = WallClockTime(year: Int(year), month: Int(month), day: Int(day), hour: h, minute: m, second: s,
+                               microsecond: micro, utcOffsetMinutes: offset)
+        // dmesg's ISO stamp uses a comma before the fraction and is followed by the message itself;
+        // journald and rsyslog use a dot (or no fraction) and are followed by "host tag: ".
+        if commaFraction {
+            return .kernel(KernelLinePrefix(style: .dmesgISO, messageStart: i, time: GuestLogTime(wallClock: wc)))
+        }
+        return hostAndTag(line, i, wallClock: wc)
+    }
+
+    // MARK: - RFC 3164: "Nov 22 14:42:17 host kernel: "
+
+    static func rfc3164(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let month = monthNumber(line, start), line.matches(" ", at: start + 3) else { return nil }
+        let d = line.skipBlanks(start + 4)
+        guard let (day, de) = line.decimal(at: d), de - d <= 2, line.matches(" ", at: de),
+              let (h, m, s, fraction, afterTime) = clock(line, de + 1), line.matches(" ", at: afterTime)
+        else { return nil }
+        let wc = WallClockTime(year: nil, month: month, day: Int(day), hour: h, minute: m, second: s,
+                               microsecond: fraction?.value)
+        return hostAndTag(line, afterTime + 1, wallClock: wc)
+    }
+
+    /// After a syslog/journal time: "host kernel: msg" is a kernel line (with printk's stamp
+    /// possibly inside, as kern.log keeps it); "host other[123]: msg" is not.
+    static func hostAndTag(_ line: LineBytes, _ start: Int, wallClock: WallClockTime) -> KernelLinePrefixParser.Result? {
+        guard let afterTag = kernelTag(line, start) else {
+            // A well-formed "host tag: " from another program.
+            let host = line.token(at: start)
+            if !host.isEmpty, host.upperBound < line.count {
+                let tag = line.token(at: host.upperBound + 1, stop: UInt8(ascii: ":"))
+                if !tag.isEmpty, line.matches(": ", at: tag.upperBound) || line.matches(":", at: tag.upperBound) {
+                    return .notKernel
+                }
+            }
+            return nil
+        }
+        var time = GuestLogTime(wallClock: wallClock)
+        var i = afterTag
+        var style = KernelLogStyle.journal
+        if i < line.count, line[i] == UInt8(ascii: "["), let inner = bracketed(line, i), inner.time.uptimeMicroseconds != nil {
+            time.uptimeMicroseconds = inner.time.uptimeMicroseconds
+            i = inner.messageStart
+            style = .syslog
+        }
+        return .kernel(KernelLinePrefix(style: style, messageStart: i, time: time))
+    }
+
+    /// "host kernel: " (or "host kernel[0]: ") starting at `start`: index after it, or nil.
+    @inline(__always)
+    static func kernelTag(_ line: LineBytes, _ start: Int) -> Int? {
+        // journalctl --no-hostname
+        if line.matches("kernel: ", at: start) { return start + 8 }
+        let host = line.token(at: start)
+        guard !host.isEmpty, host.upperBound < line.count, line[host.upperBound] == 0x20 else { return nil }
+        let t = host.upperBound + 1
+        if line.matches("kernel: ", at: t) { return t + 8 }
+        if line.matches("kernel:", at: t), t + 7 == line.count { return t + 7 }
+        if line.matches("kernel[", at: t), let close = line.find(byte: UInt8(ascii: "]"), in: (t + 7)..<(t + 20)),
+           line.matches("]: ", at: close) { return close + 3 }
+        return nil
+    }
+
+    // MARK: - pieces
+
+    @inline(__always)
+    static func twoDigits(_ line: LineBytes, _ at: Int) -> Int? {
+        guard line.isDigit(at: at), line.isDigit(at: at + 1) else { return nil }
+        return Int(line[at] - 0x30) * 10 + Int(line[at + 1] - 0x30)
+    }
+
+    /// "Jan".."Dec" at `at` → 1...12.
+    @inline(__always)
+    static func monthNumber(_ line: LineBytes, _ at: Int) -> Int? {
+        guard at + 3 <= line.count else { return nil }
+        let a = line[at], b = line[at + 1], c = line[at + 2]
+        switch (a, b, c) {
+        case (0x4A, 0x61, 0x6E): return 1   // Jan
+        case (0x46, 0x65, 0x62): return 2   // Feb
+        case (0x4D, 0x61, 0x72): return 3   // Mar
+        case (0x41, 0x70, 0x72): return 4   // Apr
+        case (0x4D, 0x61, 0x79): return 5   // May
+        case (0x4A, 0x75, 0x6E): return 6   // Jun
+        case (0x4A, 0x75, 0x6C): return 7   // Jul
+        case (0x41, 0x75, 0x67): return 8   // Aug
+        case (0x53, 0x65, 0x70): return 9   // Sep
+        case (0x4F, 0x63, 0x74): return 10  // Oct
+        case (0x4E, 0x6F, 0x76): return 11  // Nov
+        case (0x44, 0x65, 0x63): return 12  // Dec
+        default: return nil
+        }
+    }
+
+    /// "hh:mm:ss" with an optional ".ffffff" or ",ffffff" fraction.
+    static func clock(_ line: LineBytes, _ at: Int)
+        -> (h: Int, m: Int, s: Int, fraction: (value: Int, comma: Bool)?, end: Int)? {
+        guard let (h, he) = line.decimal(at: at), he - at == 2, h < 24, line.matches(":", at: he),
+              let (m, me) = line.decimal(at: he + 1), me - he == 3, m < 60, line.matches(":", at: me),
+              let (s, se) = line.decimal(at: me + 1), se - me == 3, s <= 60 else { return nil }
+        var fraction: (value: Int, comma: Bool)? = nil
+        var end = se
+        if se < line.count, line[se] == UInt8(ascii: ".") || line[se] == UInt8(ascii: ","), line.isDigit(at: se + 1) {
+            var v = 0, digits = 0, i = se + 1
+            while i < line.count, line.isDigit(at: i) {
+                if digits < 6 { v = v * 10 + Int(line[i] - 0x30); digits += 1 }
+                i += 1
+            }
+            while digits < 6 { v *= 10; digits += 1 }
+            fraction = (v, line[se] == UInt8(ascii: ","))
+            end = i
+        }
+        return (Int(h), Int(m), Int(s), fraction, end)
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+
+/// `kvmscope blkdebug check` output: one line per problem, `file:line: severity: message`
+/// (the compiler shape editors jump to), an indented hint, and a summary line.
+public struct BlkdebugCheckReport: Encodable, Sendable {
+    public struct Item: Encodable, Sendable {
+        public var severity: String
+        public var code: String
+        public var file: String?
+        public var line: Int?
+        public var message: String
+        public var hint: String?
+    }
+    public var file: String
+    public var injectErrorRules: Int
+    public var setStateRules: Int
+    public var errors: Int
+    public var warnings: Int
+    public var notes: Int
+    public var diagnostics: [Item]
+    public var blockdev: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case file, errors, warnings, notes, diagnostics, blockdev
+        case injectErrorRules = "inject_error_rules"
+        case setStateRules = "set_state_rules"
+    }
+
+    public init(file: String, config: BlkdebugConfig, diagnostics: [RuleDiagnostic], blockdev: [String]? = nil) {
+        self.file = file
+        injectErrorRules = config.injectErrors.count
+        setStateRules = config.setStates.count
+        errors = diagnostics.filter { $0.severity == .error }.count
+        warnings = diagnostics.filter { $0.severity == .warning }.count
+        notes = diagnostics.filter { $0.severity == .note }.count
+        self.diagnostics = diagnostics.map {
+            Item(severity: $0.severity.rawValue, code: $0.code, file: $0.location?.file, line: $0.location?.line,
+                 message: $0.message, hint: $0.hint)
+        }
+        self.blockdev = blockdev
+    }
+}
+
+public enum BlkdebugCheckRenderer {
+    public static func line(_ d: RuleDiagnostic, style: TerminalStyle) -> String {
+        let sev: String
+        switch d.severity {
+        case .error: sev = style.red("error")
+        case .warning: sev = style.yellow("warning")
+        case .note: sev = style.dim("note")
+        }
+        var s = "\(d.location.map { "\($0): " } ?? "")\(sev): \(d.message)\n"
+        if let hint = d.hint { s += "    hint: \(hint)\n" }
+        return s
+    }
+
+    public static func text(_ report: BlkdebugCheckReport, diagnostics: [RuleDiagnostic], style: TerminalStyle) -> String {
+        var s = diagnostics.map { line($0, style: style) }.joined()
+        func plural(_ n: Int, _ w: String) -> String { "\(n) \(w)\(n == 1 ? "" : "s")" }
+        s += "\(report.file): \(plural(report.injectErrorRules, "inject-error rule")), \(plural(report.setStateRules, "set-state rule")): "
+        s += "\(plural(report.errors, "error")), \(plural(report.warnings, "warning")), \(plural(report.notes, "note"))\n"
+        if let b = report.blockdev { s += b.joined(separator: " \\\n  ") + "\n" }
+        return s
+    }
+}
+
+/// One JSON line per injected fault (`--log FILE`), so a test can prove that a fault fired.
+/// Keys: time, client, command, offset, length, rule, event, errno, errno_name, nbd_error, delay_ms, state.
+public struct FaultLogRecord: Encodable, Sendable {
+    public var time: String
+    public var client: String
+    public var command: String
+    public var offset: Int64
+    public var length: Int64
+    public var rule: String
+    public var event: String
+    public var errno: Int32
+    public var errnoName: String
+    /// The error value sent on the wire (NBD only; nil for `kvmscope io`).
+    public var nbdError: String?
+    public var delayMs: Double
+
+    enum CodingKeys: String, CodingKey {
+        case time, client, command, offset, length, rule, event, errno
+        case errnoName = "errno_name"
+        case nbdError = "nbd_error"
+        case delayMs = "delay_ms"
+    }
+
+    public init(fault: InjectedFault, client: String, command: String, nbdError: String?, date: Date = Date()) {
+        time = Self.timestamp(date)
+        self.client = client
+        self.command = command
+        offset = fault.offset
+        length = fault.length
+        rule = fault.rule.location.description
+        event = fault.rule.event.rawValue
+        errno = fault.errno
+        errnoName = fault.errno == 0 ? "" : (ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")
+        self.nbdError = nbdError
+        delayMs = Double(fault.delayNanoseconds) / 1e6
+    }
+
+    static func timestamp(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: d)
+    }
+
+    public func jsonLine() -> String {
+        (try? JSONReport.encode(self, pretty: false)) ?? "{}\n"
+    }
+}
+
+/// Appends fault records to a file, one line each, flushed as they happen (thread-safe).
+public final class FaultLogWriter: @unchecked Sendable {
+    private let handle: FileHandle
+    private let lock = NSLock()
+
+    public init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
+            }
+        }
+        guard let h = FileHandle(forWritingAtPath: path) else {
+            throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(errno))
+        }
+        h.seekToEndOfFile()
+        handle = h
+    }
+
+    public func write(_ record: FaultLogRecord) {
+        let data = Data(record.jsonLine().utf8)
+        lock.lock(); defer { lock.unlock() }
+        handle.write(data)
+    }
+}

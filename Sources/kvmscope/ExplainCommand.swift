@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import KVMScope
+
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Say why a guest saw I/O errors: join its kernel log with QEMU's trace and QMP events.",
+        discussion: """
+        Give any of: the guest's kernel log (dmesg, journalctl -k, kern.log, serial console), QEMU's
+        trace (log backend, simpletrace, SystemTap log), QMP events (raw, or virsh
+        qemu-monitor-event). Files are recognised by their content, or name them with --guest,
+        --trace, --qmp; a directory stands for the files in it. With fewer inputs, the report says
+        what the missing ones would have told.
+
+        Examples:
+          $ kvmscope explain --example write-eio
+          VERDICT: the host's storage failed
+            The host's storage under QEMU failed 1 write request with EIO (Input/output error); QEMU
+            reported it to the guest (werror=report). The guest logged it as "I/O error" on vda at sector 2048.
+          $ kvmscope explain --example list
+          $ kvmscope explain console.log qemu-trace.log qmp-events.log
+          $ kvmscope explain --guest dmesg.txt --qmp events.log --json
+          $ kvmscope explain lab/scenarios/ext4-readonly
+        Exit status: 0 no errors found, 1 errors explained (or unreadable input), 2 usage error.
+        """
+    )
+
+    @Argument(help: "Input files (kinds detected), or a directory of them.")
+    var files: [String] = []
+
+    @Option(name: .long, help: "The guest's kernel log ('-' for stdin).")
+    var guest: String?
+
+    @Option(name: .long, help: "QEMU's trace ('-' for stdin).")
+    var trace: String?
+
+    @Option(name: .long, help: "QMP events ('-' for stdin).")
+    var qmp: String?
+
+    @Option(name: .long, help: "Run on a lab capture built into kvmscope; 'list' lists them.")
+    var example: String?
+
+    @Option(name: .long, help: "QEMU trace-events definitions to read the trace with (default: installed, then bundled).")
+    var events: String?
+
+    @Option(name: .long, help: "Errors kept in detail per input (counts stay exact).")
+    var detailLimit: Int = 10_000
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        let stdinUses = ([guest, trace, qmp].compactMap { $0 } + files).filter { $0 == "-" }.count
+        if stdinUses > 1 { throw ValidationError("only one input can be standard input ('-')") }
+        if example != nil && (!files.isEmpty || guest != nil || trace != nil || qmp != nil) {
+            throw ValidationError("--example runs on a bundled capture: give no other inputs")
+        }
+        if example == nil && files.isEmpty && guest == nil && trace == nil && qmp == nil {
+            throw ValidationError("give a guest log, a QEMU trace and/or QMP events (or --example NAME; --example list)")
+        }
+        if detailLimit < 1 { throw ValidationError("--detail-limit must be at least 1") }
+    }
+
+    func run() throws {
+        var inputs = ExplainSession.Inputs()
+        if let example {
+            if example == "list" {
+                for e in BundledExample.all { CLIOutput.write("\(e.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(e.summary)\n") }
+                return
+            }
+            guard let e = BundledExample.named(example) else {
+                throw KVMScopeError.invalidInput("no example named '\(example)' (kvmscope explain --example list)")
+            }
+            inputs = ExplainSession.inputs(example: e)
+        } else {
+            inputs.guest = try guest.map(FileByteSource.init(path:))
+            inputs.trace = try trace.map(FileByteSource.init(path:))
+            inputs.qmp = try qmp.map(FileByteSource.init(path:))
+            var unnamed: [ByteStream] = []
+            for f in files {
+                var isDir: ObjCBool = false
+                if f != "-", FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue {
+                    unnamed += try ExplainSession.streams(inDirectory: f)
+                } else {
+                    unnamed.append(try FileByteSource(path: f))
+                }
+            }
+            try ExplainSession.classify(unnamed, into: &inputs)
+        }
+        let meter = ProgressMeter(label: "inputs", total: nil)
+        let report = try ExplainSession.run(inputs, events: events, detailLimit: detailLimit, onProgress: meter.update)
+        meter.finish()
+        if output.json {
+            CLIOutput.write(try ExplainRenderer.json(report))
+        } else {
+            let width = Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 100
+            CLIOutput.write(ExplainRenderer.text(report, style: output.style, width: max(60, width)))
+        }
+        if report.hasFindings { throw ExitCode.failure }
+    }
+}

@@ -1,0 +1,191 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import KVMScope
+import KVMScopeNBD
+
+struct NbdCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nbd",
+        abstract: "A fault-injecting NBD server that QEMU, qemu-io, qemu-img and the Linux NBD client use.",
+        subcommands: [NbdServeCommand.self]
+    )
+}
+
+struct NbdServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a raw image over NBD with blkdebug rules in front of it.",
+        discussion: """
+        Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
+
+        Examples:
+          $ kvmscope nbd serve disk.img --rules write-eio.cfg --log faults.jsonl
+          kvmscope: serving disk.img (64 MiB) with 1 rule from write-eio.cfg
+          nbd://127.0.0.1:10809
+          $ qemu-io -f raw nbd://127.0.0.1:10809 -c 'write 1M 4k'
+          write failed: Input/output error
+          $ kvmscope nbd serve disk.img --socket /tmp/nbd.sock
+          (QEMU: -drive file=nbd:unix:/tmp/nbd.sock,format=raw)
+        Exit status: 0 stopped by a signal, 1 failure (rules, image, address), 2 usage error.
+        """
+    )
+
+    @Argument(help: "Raw disk image to serve.")
+    var image: String
+
+    @Option(help: "blkdebug rules file (kvmscope blkdebug check explains problems).")
+    var rules: String?
+
+    @Option(help: "Address to listen on (default 127.0.0.1; other addresses get a warning: NBD has no authentication).")
+    var listen: String?
+
+    @Option(help: "TCP port (0: any free port; the URI printed on stdout has the real one).")
+    var port: Int?
+
+    @Option(help: "Also (or, without --listen/--port, only) listen on this UNIX socket.")
+    var socket: String?
+
+    @Option(help: "Export name (clients may also ask for the default export \"\").")
+    var exportName: String = ""
+
+    @Flag(help: "Refuse writes, trims and write-zeroes (EPERM) and announce a read-only export.")
+    var readOnly = false
+
+    @Option(help: "Append one JSON line per injected fault to this file.")
+    var log: String?
+
+    @Option(help: "Seed for the rules' probability key.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Event-loop threads (default: one per core).")
+    var threads: Int?
+
+    @Flag(help: "Do not print connections and injected faults on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let file = try RawImageFile(path: image, readOnly: readOnly)
+        if file.looksLikeQcow2() {
+            CLIOutput.warning("\(image) is a qcow2 file: it is served as raw bytes (a client may open it with format=qcow2, but qcow2 metadata events never fire here)")
+        }
+        let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
+        let backend = FaultInjectingBackend(image: file, rules: config, seed: seed)
+        let writer = try log.map { try FaultLogWriter(path: $0) }
+        let observer = ServeObserver(writer: writer, quiet: quiet)
+        if let config { observer.warnUnmappable(config) }
+
+        var addresses: [NBDServer.Listen] = []
+        if socket == nil || listen != nil || port != nil {
+            let host = listen ?? "127.0.0.1"
+            if !Self.isLoopback(host) {
+                CLIOutput.warning("listening on \(host): anyone who can reach it can read and write \(image) (NBD has no authentication)")
+            }
+            addresses.append(.tcp(host: host, port: port ?? 10809))
+        }
+        if let socket { addresses.append(.unix(path: socket)) }
+
+        let server = NBDServer(export: NBDExport(name: exportName, description: "kvmscope: \(image)", backend: backend),
+                               listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let uris = try server.start()
+        let ruleText = config.map { " with \($0.injectErrors.count + $0.setStates.count) rule\($0.injectErrors.count + $0.setStates.count == 1 ? "" : "s") from \(rules!)" } ?? " without rules"
+        CLIOutput.error("serving \(image) (\(QemuIOFormat.size(Double(file.size))))\(ruleText)")
+        CLIOutput.write(uris.joined(separator: "\n") + "\n")
+
+        let signals = DispatchQueue(label: "kvmscope.signals")
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: signals)
+            s.setEventHandler { server.shutdown() }
+            s.resume()
+            sources.append(s)
+        }
+        signal(SIGHUP, SIG_IGN)
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signals)
+        let rulesPath = rules
+        hup.setEventHandler {
+            guard let rulesPath else {
+                CLIOutput.warning("SIGHUP: no --rules file to re-read")
+                return
+            }
+            do {
+                let fresh = try RulesLoading.load(rulesPath, imageSize: file.size)
+                backend.replaceRules(fresh, seed: seed)
+                observer.warnUnmappable(fresh)
+                CLIOutput.error("SIGHUP: re-read \(rulesPath): \(fresh.injectErrors.count + fresh.setStates.count) rules, state machine back to state 1")
+            } catch {
+                CLIOutput.error("SIGHUP: \(error); keeping the previous rules")
+            }
+        }
+        hup.resume()
+        sources.append(hup)
+        server.wait()
+        server.shutdown()
+        CLIOutput.error("stopped; \(observer.faultCount) fault\(observer.faultCount == 1 ? "" : "s") injected")
+        _ = sources
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.") || host == "[::1]"
+    }
+}
+
+/// Prints what the server does on stderr and writes the JSON fault log.
+final class ServeObserver: NBDServerObserver, @unchecked Sendable {
+    private let writer: FaultLogWriter?
+    private let quiet: Bool
+    private let lock = NSLock()
+    private var mappingsReported: Set<String> = []
+    private(set) var faultCount = 0
+
+    init(writer: FaultLogWriter?, quiet: Bool) {
+        self.writer = writer
+        self.quiet = quiet
+    }
+
+    func warnUnmappable(_ config: BlkdebugConfig) {
+        for r in config.injectErrors where r.errno != 0 {
+            let wire = NBD.WireError(hostErrno: r.errno)
+            if wire.rawValue != UInt32(r.errno) { reportMapping(r, wire) }
+        }
+    }
+
+    private func reportMapping(_ r: InjectErrorRule, _ wire: NBD.WireError) {
+        let key = "\(r.location)/\(r.errno)"
+        lock.lock()
+        let fresh = mappingsReported.insert(key).inserted
+        lock.unlock()
+        guard fresh else { return }
+        let name = ErrnoTable.standard.entry(number: Int64(r.errno))?.name ?? "errno \(r.errno)"
+        CLIOutput.warning("\(r.location): errno \(r.errno) (\(name)) has no NBD error value; clients get \(wire.name) (NBD carries only EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP, ESHUTDOWN)")
+    }
+
+    func clientConnected(_ client: String) {
+        if !quiet { CLIOutput.error("client \(client) connected") }
+    }
+
+    func clientDisconnected(_ client: String, requests: Int) {
+        if !quiet { CLIOutput.error("client \(client) disconnected after \(requests) request\(requests == 1 ? "" : "s")") }
+    }
+
+    func protocolViolation(_ client: String, _ message: String) {
+        CLIOutput.warning("client \(client): \(message); connection closed")
+    }
+
+    func faultInjected(_ fault: InjectedFault, client: String, command: String, wireError: NBD.WireError?) {
+        lock.lock(); faultCount += 1; lock.unlock()
+        writer?.write(FaultLogRecord(fault: fault, client: client, command: command, nbdError: wireError?.name))
+        if let wireError, wireError.rawValue != UInt32(fault.errno) { reportMapping(fault.rule, wireError) }
+        guard !quiet else { return }
+        let what = fault.errno == 0
+            ? "delayed \(command) \(fault.offset)+\(fault.length) by \(Double(fault.delayNanoseconds) / 1e6) ms"
+            : "failed \(command) \(fault.offset)+\(fault.length) with \(ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")"
+        CLIOutput.error("\(fault.rule.location) (\(fault.rule.event.rawValue)) \(what) from \(client)")
+    }
+}

@@ -1,0 +1,21 @@
+import Foundation
+import KVMScope
+
+/// Reads a rules file for kvmscope's own use (io, nbd serve): QEMU's errors and events that
+/// never fire on a raw image stop the command; warnings are printed and the rules are used.
+enum RulesLoading {
+    static func load(_ path: String, imageSize: Int64?) throws -> BlkdebugConfig {
+        let parsed = try BlkdebugConfigReader().read(path: path)
+        let checked = BlkdebugChecker(target: .kvmscope, imageSize: imageSize).check(parsed.config)
+        let all = parsed.diagnostics + checked
+        let style = TerminalStyle.detect(fd: STDERR_FILENO)
+        let errors = all.filter { $0.severity == .error }
+        for d in all where d.severity != .note {
+            FileHandle.standardError.write(Data(("kvmscope: " + BlkdebugCheckRenderer.line(d, style: style)).utf8))
+        }
+        if !errors.isEmpty {
+            throw KVMScopeError.invalidInput("\(path): \(errors.count) error\(errors.count == 1 ? "" : "s") in the rules (kvmscope blkdebug check \(path) explains them)")
+        }
+        return parsed.config
+    }
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench/make-guest-log.sh OUT [MEGABYTES] [--errors-only]
+#
+# Builds a large guest kernel log for `kvmscope-bench guest` and the README's comparison with
+# grep and wc: the real lab console captures (6.1 guest: boot noise, then the injected disk
+# errors, then the full dmesg) and the fixtures' real kernel lines from other kernels and
+# stamp styles, repeated until the file reaches MEGABYTES (default 1024, i.e. ~1 GB).
+#
+# Each copy moves every uptime stamp ([  2.327010], kmsg's microseconds) forward by 10 000 s,
+# so repeated errors are new events rather than the same lines replayed (which kvmscope would
+# rightly count once). Nothing else is changed.
+#
+# --errors-only keeps only the seed lines that report trouble (I/O errors, buffer errors,
+# filesystem and journal errors, SCSI results, rate-limit counts): the worst case, where
+# every line is an event.
+set -euo pipefail
+out=${1:?usage: bench/make-guest-log.sh OUT [MEGABYTES] [--errors-only]}
+megabytes=${2:-1024}
+filter='.'
+if [[ ${3:-} == --errors-only ]]; then
+    filter='I/O error|IO error|Buffer I/O|EXT[234]-fs (error|warning)|Remounting|Aborting journal|JBD2?:|XFS .*(error|shut)|Result: hostbyte|Sense|callbacks suppressed|lost page write'
+elif [[ -n ${3:-} ]]; then
+    echo "usage: bench/make-guest-log.sh OUT [MEGABYTES] [--errors-only]" >&2; exit 2
+fi
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+seeds=("$root"/lab/scenarios/*/console.log "$root"/Tests/KVMScopeTests/Fixtures/guest/*.log)
+for f in "${seeds[@]}"; do [[ -f $f ]] || { echo "missing seed $f" >&2; exit 1; }; done
+
+cat "${seeds[@]}" | LC_ALL=C grep -aE "$filter" | LC_ALL=C awk -v target=$((megabytes * 1000 * 1000)) '
+    { seed[n++] = $0 }
+    END {
+        written = 0
+        for (copy = 0; written < target; copy++) {
+            shift = copy * 10000
+            for (i = 0; i < n; i++) {
+                line = seed[i]
+                if (match(line, /\[ *[0-9]+\.[0-9][0-9][0-9][0-9][0-9][0-9]\]/)) {
+                    stamp = substr(line, RSTART + 1, RLENGTH - 2)
+                    sub(/^ +/, "", stamp)
+                    split(stamp, part, ".")
+                    line = substr(line, 1, RSTART - 1) sprintf("[%5d.%s]", part[1] + shift, part[2]) substr(line, RSTART + RLENGTH)
+                } else if (match(line, /^[0-9]+,[0-9]+,[0-9]+,/)) {
+                    split(substr(line, 1, RLENGTH), f, ",")
+                    line = f[1] "," f[2] "," sprintf("%.0f", f[3] + shift * 1000000) "," substr(line, RLENGTH + 1)
+                }
+                print line
+                written += length(line) + 1
+            }
+        }
+    }' > "$out"
+ls -l "$out"
