@@ -136,5 +136,11 @@ struct TraceCommand: ParsableCommand {
         action.sa_flags = 0          // no SA_RESTART: a blocked poll/read returns EINTR
         sigaction(SIGINT, &action, nil)
         sigaction(SIGTERM, &action, nil)
+        // A parent may have started us with these blocked (they are inherited): unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 }

@@ -155,3 +155,40 @@ import Testing
         #expect(r.stdout.contains("kvmscope trace --events-only --filter 'virtio_blk_*' --grep ret=-5"))
     }
 }
+
+@Suite struct TraceFollowInterruptTests {
+    /// `--follow` on a file: lines appended later are read, and Ctrl-C (SIGINT) ends the
+    /// input so that the summary is still printed.
+    @Test func ctrlCPrintsTheSummary() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("kvmscope-follow-\(getpid()).log").path
+        let lines = try String(contentsOfFile: TraceTestData.lab("write-eio").path, encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false)
+        try (lines.prefix(30).joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+
+        let p = Process()
+        p.executableURL = CLIRunner.binary
+        p.arguments = ["trace", "--follow", "--color", "never", path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = Pipe()
+        try p.run()
+        Thread.sleep(forTimeInterval: 0.8)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data((lines.dropFirst(30).joined(separator: "\n")).utf8))
+        try handle.close()
+        Thread.sleep(forTimeInterval: 0.8)
+        p.interrupt()
+        // Never hang the suite: if SIGINT did not end it within 10 s, kill it (the test fails).
+        let pid = p.processIdentifier
+        DispatchQueue.global().asyncAfter(deadline: .now() + 10) { if p.isRunning { kill(pid, SIGKILL) } }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(p.terminationStatus == 1)
+        #expect(text.hasPrefix("1795363592.754736 FAILURE write sector 2048+8"))
+        #expect(text.contains("\(path): QEMU log backend, 70 lines"))
+        #expect(text.contains("FAILURES: 1\n"))
+    }
+}
