@@ -73,7 +73,7 @@ struct TraceCommand: ParsableCommand {
     }
 
     func run() throws {
-        signal(SIGPIPE, SIG_IGN)
+        // SIGPIPE is ignored for every command in main.swift
         let catalog = try TraceEventCatalog.load(eventsFile: events)
         for name in filter where catalog.names(matching: name).isEmpty {
             CLIOutput.warning("--filter '\(name)' matches no event in the definitions (\(catalog.sources.first ?? "bundled"))")

@@ -32,6 +32,8 @@ struct Kvmscope: ParsableCommand {
 /// (0 ok, 1 findings or failure, 2 usage), so a user never sees a stack trace or
 /// ArgumentParser's own exit code 64.
 func runMain() -> Never {
+    // A closed stdout (`| head`) shows up as EPIPE in CLIOutput, which ends quietly.
+    signal(SIGPIPE, SIG_IGN)
     do {
         var command = try Kvmscope.parseAsRoot()
         try command.run()
