@@ -18,7 +18,7 @@ import Testing
         let r = try CLIRunner.run(["explain", "--example", "enospc-pause", "--json"])
         let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         for k in ["inputs", "guest", "host", "qmp", "guestBlockErrors", "matches", "unmatched", "clockOffsetSeconds",
-                  "clockOffsetSpreadSeconds", "verdict", "evidence", "nextSteps", "missing", "disagreements"] {
+                  "clockOffsetSpreadSeconds", "verdict", "evidence", "timeline", "nextSteps", "missing", "disagreements"] {
             #expect(o.keys.contains(k), "missing key \(k)")
         }
         let verdict = try #require(o["verdict"] as? [String: Any])

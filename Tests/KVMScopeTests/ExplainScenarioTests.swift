@@ -34,6 +34,22 @@ import Testing
         #expect(failureTime - offset > 1 && failureTime - offset < 10)
     }
 
+    /// The three inputs merged in time order (k-way merge over the leftist heap).
+    @Test func timelineMergesAllThreeInputsInOrder() throws {
+        let r = try explain("ext4-readonly")
+        #expect(r.timeline.count > 20)
+        #expect(zip(r.timeline, r.timeline.dropFirst()).allSatisfy { $0.time <= $1.time })
+        #expect(Set(r.timeline.map(\.source)) == ["guest", "host", "qmp"])
+        let ro = try #require(r.timeline.firstIndex { $0.what == "ext4 on vda: remounted read-only" })
+        let abort = try #require(r.timeline.firstIndex { $0.what == "ext4 on vda: journal aborted" })
+        let firstHost = try #require(r.timeline.firstIndex { $0.source == "host" })
+        #expect(firstHost < abort && abort < ro)
+        // Without a clock offset the guest's events cannot be placed: host and QMP only.
+        let noGuestClock = try explain("enospc-pause")
+        #expect(noGuestClock.timeline.map(\.what).contains("VM paused (STOP)"))
+        #expect(noGuestClock.timeline.map(\.what).contains("VM resumed (RESUME)"))
+    }
+
     @Test func readFailedInsideALargerRequest() throws {
         let r = try explain("read-once")
         #expect(r.verdict.origin == .hostStorage)

@@ -71,7 +71,9 @@ public enum ExplainAnalysis {
         return ExplainReport(
             inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
             unmatched: story.unmatched, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
-            verdict: story.verdict(), evidence: story.evidence(), nextSteps: story.nextSteps(),
+            verdict: story.verdict(), evidence: story.evidence(),
+            timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, failures: failures, qmp: qmp, offset: offset),
+            nextSteps: story.nextSteps(),
             missing: story.missing(), disagreements: story.disagreements)
     }
 

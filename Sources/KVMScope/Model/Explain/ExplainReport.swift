@@ -73,6 +73,8 @@ public struct ExplainReport: Sendable, Encodable {
     public var verdict: Verdict
     /// The matched story, one line per guest error ↔ host request ↔ QMP event.
     public var evidence: [String]
+    /// Guest, host and QMP events merged in time order on the host's clock (first 200).
+    public var timeline: [ExplainTimelineEntry]
     public var nextSteps: [String]
     /// What each input that was not given would have told.
     public var missing: [String]
@@ -87,7 +89,7 @@ public struct ExplainReport: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, clockOffsetSeconds
-        case clockOffsetSpreadSeconds, verdict, evidence, nextSteps, missing, disagreements
+        case clockOffsetSpreadSeconds, verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
     /// Every documented key is always present (`null` when an input was not given).
@@ -104,6 +106,7 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(clockOffsetSpreadSeconds, forKey: .clockOffsetSpreadSeconds)
         try c.encode(verdict, forKey: .verdict)
         try c.encode(evidence, forKey: .evidence)
+        try c.encode(timeline, forKey: .timeline)
         try c.encode(nextSteps, forKey: .nextSteps)
         try c.encode(missing, forKey: .missing)
         try c.encode(disagreements, forKey: .disagreements)

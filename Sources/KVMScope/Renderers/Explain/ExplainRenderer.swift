@@ -23,6 +23,13 @@ public enum ExplainRenderer {
             for e in r.evidence.prefix(50) { line("  " + e) }
             if r.evidence.count > 50 { line("  ... \(r.evidence.count - 50) more in --json") }
         }
+        if r.timeline.count > 1 {
+            section("TIMELINE (host clock; guest times converted with the estimated offset)")
+            for t in r.timeline.prefix(30) {
+                line("  " + ExplainStory.clock(t.time) + "  " + t.source.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + t.what)
+            }
+            if r.timeline.count > 30 { line("  ... \(r.timeline.count - 30) more in --json") }
+        }
         if !r.unmatched.isEmpty {
             section("NOT MATCHED ONE-TO-ONE")
             var seen: [String: Int] = [:]
