@@ -99,6 +99,11 @@ import Testing
         #expect(r.verdict.summary.contains("The guest cannot see the host's ESRCH"))
         #expect(r.verdict.summary.contains("lost asynchronously"))
         #expect(r.nextSteps.contains { $0.hasPrefix("ESRCH is not what a local disk returns") })
+        // Both errors are at sector 6144 (no single-candidate error): the offset comes from the
+        // pairs made in order, and puts each guest line just after its host failure.
+        #expect(r.clockOffsetSeconds != nil)
+        #expect(r.matches.allSatisfy { abs($0.timeDeltaSeconds ?? 1) < 0.01 })
+        #expect(r.timeline.contains { $0.source == "guest" })
     }
 
     @Test func failedCacheFlush() throws {

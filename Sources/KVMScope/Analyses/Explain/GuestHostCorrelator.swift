@@ -128,6 +128,23 @@ public struct GuestHostCorrelator {
             used[best] = g.uptime
             pairs.append((gi, best, delta(best)))
         }
+        // Every error had several candidates (the same sector failing again and again): the pairs
+        // made in order still tell the offset.
+        if offset == nil {
+            let fromPairs = pairs.compactMap { p -> Double? in
+                guard let u = guest[p.guest].uptime, let t = host[p.host].time else { return nil }
+                return t - u
+            }.sorted()
+            if !fromPairs.isEmpty {
+                let o = fromPairs[fromPairs.count / 2]
+                offset = o
+                spread = fromPairs.last! - fromPairs.first!
+                pairs = pairs.map { p in
+                    let d: Double? = guest[p.guest].uptime.flatMap { u in host[p.host].time.map { $0 - (u + o) } }
+                    return (p.guest, p.host, d)
+                }
+            }
+        }
         pairs.sort { $0.guest < $1.guest }
         return Result(pairs: pairs, deviceMap: deviceMap, clockOffset: offset, clockOffsetSpread: spread)
     }
