@@ -11,16 +11,15 @@ struct Kvmscope: ParsableCommand {
         Exit status: 0 ok, 1 findings or failure, 2 usage error.
 
         Examples:
-          kvmscope explain --example write-eio            # the main job, on a bundled real capture
-          kvmscope explain console.log trace.log qmp.log  # why did this guest see I/O errors?
-          kvmscope errno -5                  # EIO 5 Input/output error
-          kvmscope errno --search quota      # EDQUOT 122 Disk quota exceeded
-          kvmscope errno --arch mips 1133    # EDQUOT on a MIPS host
-          dmesg | kvmscope guest -           # which guest disks failed, where, and what was lost
-          kvmscope trace qemu-trace.log      # every virtio-blk request: failures and why, stuck requests, latency
-          kvmscope exits trace.txt           # vm-exit latency per reason and vCPU, slowest exits, heatmap
-          sudo kvmscope drops                # where and why the kernel drops packets, every second
-          kvmscope nbd serve disk.img --rules rules.cfg   # qemu-io -f raw nbd://127.0.0.1:10809 -c 'write 1M 4k'
+          kvmscope explain --example write-eio    # the main job, on a bundled capture
+          kvmscope explain dmesg.txt trace.log qmp.log  # why did the guest see errors?
+          kvmscope errno -5                       # EIO 5 Input/output error
+          dmesg | kvmscope guest -                # which guest disks failed, and where
+          kvmscope trace qemu-trace.log           # every virtio-blk request, failures
+          kvmscope exits trace.txt                # vm-exit latency, slowest exits
+          sudo kvmscope drops                     # where the kernel drops packets
+          kvmscope blkdebug check rules.cfg       # check QEMU blkdebug rules
+          kvmscope nbd serve disk.img --rules rules.cfg   # fault-injecting NBD server
         """,
         version: KVMScopeVersion.string,
         subcommands: [ExplainCommand.self, ErrnoCommand.self, GuestCommand.self, TraceCommand.self, ExitsCommand.self,
