@@ -19,7 +19,7 @@ struct ErrnoCommand: ParsableCommand {
           EIO 5 Input/output error
           $ kvmscope errno ewouldblock
           EAGAIN 11 Resource temporarily unavailable
-          $ kvmscope errno --search space
+          $ kvmscope errno --search space left
           ENOSPC 28 No space left on device
           $ kvmscope errno --arch sparc 69
           EDQUOT 69 Disk quota exceeded

@@ -39,6 +39,7 @@ func runMain() -> Never {
         exit(0)
     } catch let error as KVMScopeError {
         CLIOutput.error(error.description)
+        if case .usage = error { exit(2) }
         exit(1)
     } catch let code as ExitCode {
         exit(code.rawValue)          // the command already said what went wrong

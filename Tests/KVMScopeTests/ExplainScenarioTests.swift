@@ -183,7 +183,10 @@ import Testing
         var again = inputs
         #expect(throws: KVMScopeError.self) { try ExplainSession.classify([e.stream("console.log")!], into: &again) }
         var none = ExplainSession.Inputs()
-        #expect(throws: KVMScopeError.self) { try ExplainSession.classify([MemoryByteSource("hello\nworld\n", name: "x")], into: &none) }
+        #expect(throws: KVMScopeError.self) { try ExplainSession.classify([MemoryByteSource([0, 1, 2, 0xFF, 0x0A], name: "x")], into: &none) }
+        // Text that no reader claims, given on purpose, is read as a (possibly empty) guest log.
+        try ExplainSession.classify([MemoryByteSource("hello\nworld\n", name: "y")], into: &none)
+        #expect(none.guest != nil)
     }
 }
 

@@ -7,6 +7,8 @@ public enum KVMScopeError: Error, CustomStringConvertible, Equatable {
     case readFailed(path: String, reason: String)
     case unsupportedFormat(path: String, detail: String)
     case invalidInput(String)
+    /// The inputs were given the wrong way (exit status 2, like a bad flag).
+    case usage(String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum KVMScopeError: Error, CustomStringConvertible, Equatable {
         case let .readFailed(path, reason): return "error reading '\(path)': \(reason)"
         case let .unsupportedFormat(path, detail): return "'\(path)': \(detail)"
         case let .invalidInput(message): return message
+        case let .usage(message): return message
         }
     }
 

@@ -5,16 +5,25 @@ import Foundation
 public enum ExplainAnalysis {
     public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?,
                                inputs: ExplainReport.Inputs) -> ExplainReport {
-        // The guest's block errors, flattened in report order.
+        // The guest's block errors, flattened in report order. Their time is the kernel's uptime
+        // stamp, or, for logs stamped only with a wall clock (journalctl, dmesg -T), that clock
+        // read as UTC: the estimated offset then absorbs the time zone (and a missing year).
+        let hostYear = ClockReading.year(of: host?.timeSpan?.start ?? qmp?.ioErrors.compactMap(\.time).first)
         var guestRefs: [ExplainReport.GuestBlockErrorRef] = []
         var guestErrors: [GuestHostCorrelator.GuestError] = []
+        var guestClock: ExplainReport.GuestClock?
         for d in guest?.devices ?? [] {
             for e in d.blockErrors {
                 let op = e.operation
+                var t = e.location.time.uptimeSeconds
+                if t != nil { guestClock = .uptime }
+                else if let w = e.location.time.wallClock, let s = ClockReading.seconds(w, defaultYear: hostYear) {
+                    t = s
+                    if guestClock == nil { guestClock = .wall(zoneKnown: w.utcOffsetMinutes != nil) }
+                }
                 guestRefs.append(.init(device: e.device, sector: e.sector, operation: op?.rawValue,
                                        uptime: e.location.time.uptimeSeconds, line: e.location.line))
-                guestErrors.append(.init(device: e.device, sector: e.sector, operation: op,
-                                         uptime: e.location.time.uptimeSeconds, line: e.location.line))
+                guestErrors.append(.init(device: e.device, sector: e.sector, operation: op, uptime: t, line: e.location.line))
             }
         }
         let failures = host?.failures ?? []
@@ -27,6 +36,8 @@ public enum ExplainAnalysis {
         var offset: Double?
         var spread: Double?
         var deviceMap: [String: String] = [:]
+        var candidateCounts: [Int] = []
+        var unmatchedQMP: [Int] = []
 
         // QMP BLOCK_IO_ERRORs belong to host failures when both are on the wall clock.
         var qmpForHost: [Int: Int] = [:]
@@ -47,6 +58,7 @@ public enum ExplainAnalysis {
             offset = r.clockOffset
             spread = r.clockOffsetSpread
             deviceMap = r.deviceMap
+            candidateCounts = r.candidateCounts
             for p in r.pairs {
                 matches.append(.init(guest: p.guest, host: p.host, qmp: qmpForHost[p.host],
                                      guestDevice: guestErrors[p.guest].device, hostDevice: failures[p.host].device,
@@ -62,15 +74,23 @@ public enum ExplainAnalysis {
                                      hostDevice: qmp.ioErrors[qi].device, operation: qmp.ioErrors[qi].operation,
                                      timeDeltaSeconds: delta))
             }
+            let paired = Set(pairs.map(\.1))
+            unmatchedQMP = qmp.ioErrors.indices.filter { !paired.contains($0) && qmp.ioErrors[$0].action == "report" }
         }
 
         var story = ExplainStory(guest: guest, host: host, qmp: qmp, guestErrors: guestErrors, failures: failures,
                           matches: matches, offset: offset, spread: spread, deviceMap: deviceMap,
                           qmpForHost: qmpForHost)
+        story.guestClock = guestClock
+        story.candidateCounts = candidateCounts
+        story.unmatchedQMP = unmatchedQMP
+        story.guestCoverage = guest.flatMap { g in
+            g.input.firstUptimeMicroseconds.flatMap { a in g.input.lastUptimeMicroseconds.map { Double(a) / 1e6...Double($0) / 1e6 } }
+        }
         story.account()
         return ExplainReport(
             inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
-            unmatched: story.unmatched, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
+            unmatched: story.unmatched, guestClock: guestClock?.label, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
             verdict: story.verdict(), evidence: story.evidence(),
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, failures: failures, qmp: qmp, offset: offset),
             nextSteps: story.nextSteps(),
@@ -102,5 +122,26 @@ public enum ExplainAnalysis {
             return (p.0, p.1, d)
         }
         return (result, offset, spread)
+    }
+}
+
+/// Reading a guest log's wall-clock stamps as seconds since the epoch.
+enum ClockReading {
+    static var utc: Calendar = {
+        var c = Calendar(identifier: .gregorian)
+        c.timeZone = TimeZone(identifier: "UTC")!
+        return c
+    }()
+
+    static func year(of t: Double?) -> Int? {
+        t.map { utc.component(.year, from: Date(timeIntervalSince1970: $0)) }
+    }
+
+    /// The stamp as UTC seconds (its own zone when it has one); a missing year is the host's.
+    static func seconds(_ w: WallClockTime, defaultYear: Int?) -> Double? {
+        let c = DateComponents(year: w.year ?? defaultYear ?? 2000, month: w.month, day: w.day,
+                               hour: w.hour, minute: w.minute, second: w.second)
+        guard let d = utc.date(from: c) else { return nil }
+        return d.timeIntervalSince1970 + Double(w.microsecond ?? 0) / 1e6 - Double((w.utcOffsetMinutes ?? 0) * 60)
     }
 }

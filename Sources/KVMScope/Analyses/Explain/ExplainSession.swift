@@ -32,6 +32,14 @@ public enum ExplainSession {
         }
     }
 
+    /// File names that say "guest kernel log" in a capture directory.
+    static let guestLogNames = ["console", "dmesg", "kern", "messages", "syslog", "journal", "serial", "guest"]
+
+    /// No NUL or other control bytes (tab, CR, LF and ESC aside) in the sample.
+    static func looksLikeText(_ sample: [UInt8]) -> Bool {
+        !sample.isEmpty && !sample.contains { $0 < 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D && $0 != 0x1B }
+    }
+
     /// Below this share of trace lines a text file is not taken for a trace when unnamed
     /// (QEMU's stderr mixes warnings into its trace; a command line mentioning events does not count).
     static let minimumTraceShare = 0.2
@@ -41,7 +49,11 @@ public enum ExplainSession {
     public static func classify(_ streams: [ByteStream], into inputs: inout Inputs) throws {
         for s in streams {
             let peekable = PeekableByteStream(s)
-            switch kind(of: try peekable.peek())?.kind {
+            let sample = try peekable.peek()
+            // A text file the user gave that no reader claims is taken as a guest log: a serial
+            // console can hold no kernel line at all (a guest that hung before printing any).
+            let detected = kind(of: sample)?.kind ?? (looksLikeText(sample) ? .guestLog : nil)
+            switch detected {
             case .qmpEvents?:
                 guard inputs.qmp == nil else { throw duplicate(s, "QMP event") }
                 inputs.qmp = peekable
@@ -58,7 +70,7 @@ public enum ExplainSession {
     }
 
     static func duplicate(_ s: ByteStream, _ what: String) -> KVMScopeError {
-        .invalidInput("'\(s.name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp)")
+        .usage("'\(s.name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp)")
     }
 
     /// The best file of each kind in a capture directory (e.g. a lab scenario: console.log,
@@ -71,7 +83,12 @@ public enum ExplainSession {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
             let s = PeekableByteStream(try FileByteSource(path: p))
-            guard let (k, score) = kind(of: try s.peek()) else { continue }
+            let sample = try s.peek()
+            var found = kind(of: sample)
+            if found == nil, looksLikeText(sample), guestLogNames.contains(where: { n.lowercased().hasPrefix($0) }) {
+                found = (.guestLog, 0.1)   // named like a guest log, holding no kernel line
+            }
+            guard let (k, score) = found else { continue }
             if (best[k]?.score ?? -1) < score { best[k] = (s, score) }
         }
         if best.isEmpty { throw KVMScopeError.invalidInput("'\(path)' holds no guest log, QEMU trace or QMP events") }

@@ -15,6 +15,13 @@ struct ExplainStory {
     let qmpForHost: [Int: Int]
     var unmatched: [ExplainReport.Unmatched] = []
     var disagreements: [String] = []
+    var guestClock: ExplainReport.GuestClock?
+    /// Per guest error, how many host failures could have been it (trace inputs only).
+    var candidateCounts: [Int] = []
+    /// QMP errors reported to the guest that no guest error paired with (no trace given).
+    var unmatchedQMP: [Int] = []
+    /// The guest uptimes the log covers, when it has uptime stamps.
+    var guestCoverage: ClosedRange<Double>?
 
     init(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?, guestErrors: [GuestHostCorrelator.GuestError],
          failures: [VirtioBlkFailure], matches: [ExplainReport.Match], offset: Double?, spread: Double?,
@@ -41,6 +48,8 @@ struct ExplainStory {
                 reason = "no host-side input to compare with"
             } else if host == nil {
                 reason = "no BLOCK_IO_ERROR of this kind is left to pair it with (QMP only reports errors QEMU saw in its storage)"
+            } else if i < candidateCounts.count, candidateCounts[i] > 0 {
+                reason = "a failed host request covers sector \(g.sector), but it is already paired with another guest line: a repeated report of one failure, or a failure the trace did not record"
             } else if deviceMap[g.device] == nil && !(host?.devices.isEmpty ?? true) && !matches.isEmpty {
                 reason = "the trace shows no failure on the device that matched \(g.device)'s other errors"
             } else if let span = traceSpan, span.clock == .wall, let offset, let ut = g.uptime,
@@ -79,7 +88,37 @@ struct ExplainStory {
             }
             unmatched.append(.init(side: "host", index: i, reason: reason))
         }
+        for q in unmatchedQMP {
+            unmatched.append(.init(side: "qmp", index: q, reason: guest == nil ? "no guest log to compare with"
+                : "QEMU reported this error to the guest, but the guest log has no I/O error left to pair with it"))
+        }
         // Inputs that disagree: say so instead of inventing matches.
+        // Host failures the guest was told about, at a time its log covers, that it never logged
+        // (and not explained by its rate limit): the inputs are probably from different runs.
+        if let coverage = guestCoverage, guestClock == .uptime, !matches.isEmpty {
+            let unexplained = unmatched.filter { u in
+                guard u.side == "host", u.reason == "the guest log has no error for this request" else { return false }
+                let f = failures[u.index]
+                guard f.guestStatus == "IOERR" || f.guestStatus == "UNSUPP", let gt = guestTime(f.time) else { return false }
+                return gt >= coverage.lowerBound - 0.5 && gt <= coverage.upperBound + 0.5
+            }.count
+            if unexplained > 0 {
+                disagreements.append("The trace has \(count(unexplained, "failure")) the guest was told about, at a time its log covers, that the guest never logged: the trace and the guest log may come from different runs or VMs.")
+            }
+        }
+        if host == nil, qmp != nil, guest != nil {
+            let g = unmatched.filter { $0.side == "guest" }.count
+            let q = unmatchedQMP.count
+            if (g > 0 && !(qmp?.ioErrors.isEmpty ?? true)) || (q > 0 && !guestErrors.isEmpty) {
+                disagreements.append("The guest log and the QMP events do not line up one-to-one (\(count(g, "guest error")) without a BLOCK_IO_ERROR, \(count(q, "reported BLOCK_IO_ERROR")) without a guest error): they may come from different runs, or part of one was not captured.")
+            }
+        }
+        if case .wall(let zoneKnown)? = guestClock, let offset {
+            let allowed = zoneKnown ? 120.0 : 14 * 3600 + 120.0
+            if abs(offset) > allowed {
+                disagreements.append(String(format: "The guest log's wall clock and the host's differ by %.1f h, more than any time zone: they come from different times, or one of the clocks is wrong.", abs(offset) / 3600))
+            }
+        }
         if !guestErrors.isEmpty, !failures.isEmpty, matches.isEmpty {
             let gd = Set(guestErrors.map(\.device)).sorted().joined(separator: ", ")
             disagreements.append("The guest's errors (\(gd)) and the trace's \(failures.count) failure(s) match in neither sector nor operation: is the trace from this VM and this disk, and from the same time?")
@@ -93,7 +132,7 @@ struct ExplainStory {
                 disagreements.append("The QMP events are from another time than the trace (more than a minute apart): they may come from another run.")
             }
         }
-        if let offset, let ut = guestErrors.compactMap(\.uptime).min(), offset + ut < 946_684_800, host?.timeSpan?.clock == .wall {
+        if guestClock == .uptime, let offset, let ut = guestErrors.compactMap(\.uptime).min(), offset + ut < 946_684_800, host?.timeSpan?.clock == .wall {
             disagreements.append("The estimated guest boot time is before the year 2000: the guest log and the host trace do not share a time.")
         }
     }

@@ -29,7 +29,10 @@ public struct GuestHostCorrelator {
         /// guest device → host device, for the pairs of devices whose errors lined up.
         public var deviceMap: [String: String]
         public var clockOffset: Double?
+        /// Largest minus smallest time difference of the final pairs (after the offset).
         public var clockOffsetSpread: Double?
+        /// Per guest error: how many failed host requests could have been it.
+        public var candidateCounts: [Int] = []
 
         public static func == (a: Result, b: Result) -> Bool {
             a.pairs.map { [$0.guest, $0.host] } == b.pairs.map { [$0.guest, $0.host] }
@@ -146,7 +149,10 @@ public struct GuestHostCorrelator {
             }
         }
         pairs.sort { $0.guest < $1.guest }
-        return Result(pairs: pairs, deviceMap: deviceMap, clockOffset: offset, clockOffsetSpread: spread)
+        let deltas = pairs.compactMap(\.delta)
+        if let lo = deltas.min(), let hi = deltas.max() { spread = hi - lo }
+        return Result(pairs: pairs, deviceMap: deviceMap, clockOffset: offset, clockOffsetSpread: spread,
+                      candidateCounts: candidateLists.map(\.count))
     }
 
     /// Whether a guest operation can be the host's: flushes with flushes, reads with reads...

@@ -281,7 +281,7 @@ extension VirtioBlkRequestTracker {
             w.append("timestamps went backwards \(notes.timeWentBack) times (events from several threads, or a wall-clock step)")
         }
         if stats.malformedEvents > 0 {
-            let names = stats.malformedEventNames.sorted { $0.value > $1.value }.prefix(3).map { "\($0.key) \($0.value)" }
+            let names = stats.malformedEventNames.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(3).map { "\($0.key) \($0.value)" }
             w.append("\(stats.malformedEvents) events did not match their definition (\(names.joined(separator: ", "))): wrong --events file for this QEMU?")
         }
         return w

@@ -46,10 +46,19 @@ public struct ExplainReport: Sendable, Encodable {
 
     /// Something that does not match one-to-one, and why.
     public struct Unmatched: Sendable, Encodable, Equatable {
-        /// `guest` (index into guestBlockErrors) or `host` (index into host.failures).
+        /// `guest` (index into guestBlockErrors), `host` (index into host.failures) or `qmp`
+        /// (index into qmp.ioErrors).
         public var side: String
         public var index: Int
         public var reason: String
+    }
+
+    /// What the guest's times are: its uptime, or a wall clock (journalctl, dmesg -T) whose
+    /// zone may be unknown.
+    public enum GuestClock: Equatable, Sendable {
+        case uptime
+        case wall(zoneKnown: Bool)
+        public var label: String { if case .uptime = self { return "uptime" }; return "wall-clock" }
     }
 
     public struct Inputs: Sendable, Encodable {
@@ -65,6 +74,8 @@ public struct ExplainReport: Sendable, Encodable {
     public var guestBlockErrors: [GuestBlockErrorRef]
     public var matches: [Match]
     public var unmatched: [Unmatched]
+    /// `uptime` or `wall-clock`: what the guest log's times are (null without guest times).
+    public var guestClock: String?
     /// Host wall clock minus guest uptime (≈ when the guest booted, seconds since the epoch),
     /// estimated from the matches; nil when nothing matched in time.
     public var clockOffsetSeconds: Double?
@@ -88,7 +99,7 @@ public struct ExplainReport: Sendable, Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, clockOffsetSeconds
+        case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
         case clockOffsetSpreadSeconds, verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
@@ -102,6 +113,7 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(guestBlockErrors, forKey: .guestBlockErrors)
         try c.encode(matches, forKey: .matches)
         try c.encode(unmatched, forKey: .unmatched)
+        try c.encode(guestClock, forKey: .guestClock)
         try c.encode(clockOffsetSeconds, forKey: .clockOffsetSeconds)
         try c.encode(clockOffsetSpreadSeconds, forKey: .clockOffsetSpreadSeconds)
         try c.encode(verdict, forKey: .verdict)

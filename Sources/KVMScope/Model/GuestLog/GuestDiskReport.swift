@@ -371,7 +371,7 @@ extension SectorRange: Encodable {
 extension GuestLogInputStats: Encodable {
     enum CodingKeys: String, CodingKey {
         case bytes, lines, styles, stampedLines, notKernelLines, binaryLines, overlongLines, malformedLines
-        case firstMalformedLine, duplicateEvents, endedMidLine
+        case firstMalformedLine, duplicateEvents, endedMidLine, firstUptime, lastUptime
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -387,5 +387,7 @@ extension GuestLogInputStats: Encodable {
         try c.encode(firstMalformedLine, forKey: .firstMalformedLine)
         try c.encode(duplicateEvents, forKey: .duplicateEvents)
         try c.encode(endedMidLine, forKey: .endedMidLine)
+        try c.encode(firstUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .firstUptime)
+        try c.encode(lastUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .lastUptime)
     }
 }

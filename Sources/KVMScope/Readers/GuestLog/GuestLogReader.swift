@@ -32,6 +32,10 @@ public struct GuestLogInputStats: Equatable, Sendable {
     public var duplicateEvents = 0
     /// The input ended in the middle of a line (that line was still read).
     public var endedMidLine = false
+    /// Uptime of the first and last kernel message that had one (µs): the period the log
+    /// covers, which `explain` needs to tell "the guest did not log it" from "not in this log".
+    public var firstUptimeMicroseconds: Int64?
+    public var lastUptimeMicroseconds: Int64?
 
     public init() {}
 
@@ -82,6 +86,10 @@ public struct GuestLogReader {
             return
         case .kernel(let p):
             prefix = p
+        }
+        if let us = prefix.time.uptimeMicroseconds {
+            if stats.firstUptimeMicroseconds == nil { stats.firstUptimeMicroseconds = us }
+            if us > (stats.lastUptimeMicroseconds ?? .min) { stats.lastUptimeMicroseconds = us }
         }
         previousWasKmsg = prefix.style == .kmsg
         let ctx = MatchContext(line: line, start: prefix.messageStart, lineNumber: number, time: prefix.time)

@@ -48,7 +48,15 @@ public enum ExplainRenderer {
         }
         if let offset = r.clockOffsetSeconds {
             section("CLOCKS")
-            let boot = offset > 946_684_800 ? "the guest booted at \(wallClock(offset)) UTC by the host's clock" : String(format: "host clock − guest uptime = %.6f s", offset)
+            let boot: String
+            if r.guestClock == "wall-clock" {
+                boot = abs(offset) < 1 ? "the guest's clock agrees with the host's (within a second)"
+                    : String(format: "the guest's clock reads %.3f s %@ the host's (time zone, or clock drift)", abs(offset), offset > 0 ? "behind" : "ahead of")
+            } else if offset > 946_684_800 {
+                boot = "the guest booted at \(wallClock(offset)) UTC by the host's clock"
+            } else {
+                boot = String(format: "host clock − guest uptime = %.6f s", offset)
+            }
             let agree = r.clockOffsetSpreadSeconds.map { $0 < 0.001 ? "" : String(format: "; matched pairs agree within %.3f s", $0) } ?? ""
             line("  " + boot + agree)
         }

@@ -246,7 +246,7 @@ public enum GuestReportRenderer {
     // MARK: - input
 
     static func inputSummary(_ s: GuestLogInputStats) -> String {
-        let styles = s.styles.filter { $0.key != .bare }.sorted { $0.value > $1.value }.map { "\($0.key.rawValue) \($0.value)" }
+        let styles = s.styles.filter { $0.key != .bare }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
         var text = "(\(s.lines) line\(s.lines == 1 ? "" : "s")"
         if !styles.isEmpty { text += "; kernel messages by stamp: " + styles.joined(separator: ", ") }
         if s.duplicateEvents > 0 { text += "; \(s.duplicateEvents) repeated event\(s.duplicateEvents == 1 ? "" : "s") counted once" }

@@ -143,7 +143,7 @@ public enum TraceReportRenderer {
         let s = report.input.stats
         var parts: [String] = ["\(s.events) events decoded"]
         let skipped = s.eventCounts.filter { !VirtioBlkRequestTracker.eventNames.contains($0.key) }
-            .sorted { $0.value > $1.value }
+            .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }   // ties by name: stable output
         if s.skippedEvents > 0 {
             parts.append("\(s.skippedEvents) other known events counted ("
                 + skipped.prefix(4).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
