@@ -42,15 +42,7 @@ public enum ExplainAnalysis {
         // QMP BLOCK_IO_ERRORs belong to host failures when both are on the wall clock.
         var qmpForHost: [Int: Int] = [:]
         if let qmp, hostWallClock {
-            var usedQMP = Set<Int>()
-            for (hi, f) in failures.enumerated() where f.cause != .rejected {
-                guard let t = f.time else { continue }
-                let want = f.operation == .read ? "read" : "write"
-                let best = qmp.ioErrors.indices.filter { !usedQMP.contains($0) && qmp.ioErrors[$0].operation == want }
-                    .compactMap { i -> (Int, Double)? in qmp.ioErrors[i].time.map { (i, abs($0 - t)) } }
-                    .filter { $0.1 <= 1.0 }.min { $0.1 < $1.1 }
-                if let (qi, _) = best { qmpForHost[hi] = qi; usedQMP.insert(qi) }
-            }
+            qmpForHost = joinQMP(failures, qmp.ioErrors)
         }
 
         if host != nil {
@@ -95,6 +87,31 @@ public enum ExplainAnalysis {
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, failures: failures, qmp: qmp, offset: offset),
             nextSteps: story.nextSteps(),
             missing: story.missing(), disagreements: story.disagreements)
+    }
+
+    /// Each host failure (but QEMU's own rejections) ↔ the nearest unused BLOCK_IO_ERROR of the
+    /// same kind within 1 s, in failure order (ties: the earlier event). QMP errors are sorted by
+    /// time per kind, so each lookup is a binary search plus the 2-second window, not a scan.
+    static func joinQMP(_ failures: [VirtioBlkFailure], _ errors: [QMPTimeline.IOError]) -> [Int: Int] {
+        var byKind: [String: [(time: Double, index: Int)]] = [:]
+        for (i, e) in errors.enumerated() { if let t = e.time { byKind[e.operation, default: []].append((t, i)) } }
+        for k in byKind.keys { byKind[k]!.sort { ($0.time, $0.index) < ($1.time, $1.index) } }
+        var used = Set<Int>()
+        var result: [Int: Int] = [:]
+        for (hi, f) in failures.enumerated() where f.cause != .rejected {
+            guard let t = f.time, let list = byKind[f.operation == .read ? "read" : "write"] else { continue }
+            var lo = 0, hiB = list.count              // first entry with time >= t - 1
+            while lo < hiB { let mid = (lo + hiB) / 2; if list[mid].time < t - 1 { lo = mid + 1 } else { hiB = mid } }
+            var best: (distance: Double, index: Int)?
+            var k = lo
+            while k < list.count, list[k].time <= t + 1 {
+                let c = (abs(list[k].time - t), list[k].index)
+                if !used.contains(c.1), best == nil || c < best! { best = c }
+                k += 1
+            }
+            if let b = best { result[hi] = b.index; used.insert(b.index) }
+        }
+        return result
     }
 
     /// Guest errors ↔ QMP I/O errors of the same kind (read ↔ read, everything else ↔ write),

@@ -32,6 +32,16 @@ struct ExplainStory {
     }
 
     var matchedGuest: Set<Int> { Set(matches.map(\.guest)) }
+
+    /// Guest error times, sorted, for "how many errors did the guest print in this window".
+    var sortedGuestTimes: [Double] { guestErrors.compactMap(\.uptime).sorted() }
+
+    /// Number of `times` that are ≤ `x` (binary search).
+    static func countAtMost(_ times: [Double], _ x: Double) -> Int {
+        var lo = 0, hi = times.count
+        while lo < hi { let mid = (lo + hi) / 2; if times[mid] <= x { lo = mid + 1 } else { hi = mid } }
+        return lo
+    }
     var matchedHost: Set<Int> { Set(matches.compactMap(\.host)) }
     var suppressed: Int { guest?.suppressed.total ?? 0 }
 
@@ -42,6 +52,7 @@ struct ExplainStory {
 
     mutating func account() {
         let traceSpan = host?.timeSpan
+        let guestTimes = sortedGuestTimes
         for (i, g) in guestErrors.enumerated() where !matchedGuest.contains(i) {
             let reason: String
             if host == nil && qmp == nil {
@@ -75,12 +86,12 @@ struct ExplainStory {
                 if guest == nil { reason = "no guest log to compare with" }
                 else if suppressed > 0 { reason = "probably among the \(suppressed) guest messages the kernel's rate limiter suppressed" }
                 else if let gt = guestTime(f.time),
-                        guestErrors.filter({ ($0.uptime ?? -100) > gt - 5 && ($0.uptime ?? .infinity) <= gt + 0.01 }).count >= 10 {
+                        Self.countAtMost(guestTimes, gt + 0.01) - Self.countAtMost(guestTimes, gt - 5) >= 10 {
                     // blk_print_req_error() uses printk_ratelimited(): 10 messages per 5 s. The
                     // count of dropped ones is printed only with the next message after that.
                     reason = "the guest had just printed 10 I/O errors: its kernel prints at most 10 per 5 s (printk_ratelimited) and drops the rest until a later message reports them as 'callbacks suppressed'"
                 }
-                else if let gt = guestTime(f.time), let last = guestErrors.compactMap(\.uptime).max(), gt > last + 1 {
+                else if let gt = guestTime(f.time), let last = guestTimes.last, gt > last + 1 {
                     reason = "after the guest log ends"
                 } else {
                     reason = "the guest log has no error for this request"
