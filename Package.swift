@@ -3,11 +3,19 @@ import PackageDescription
 
 // kvmscope: why did my QEMU/KVM guest see I/O errors?
 //
-// Shape of the code (see README "Architecture"):
-//   KVMScope   — the library: Input (byte streams) → Readers (one per format) → Model (value types)
-//                → Analyses (pure, streaming) → Renderers (text, JSON, SVG); Live sources at the edge.
-//   kvmscope   — the thin CLI: arguments in, one library call, output.
-//   kvmscope-bench — benchmarks (`swift run -c release kvmscope-bench`), never timed assertions in tests.
+// One target per domain over a small core; the compiler holds the boundaries (README
+// "Architecture" has the map, .ci/check-target-graph checks it):
+//   KVMScopeCore      byte streams, line splitting, errno table, output helpers, latency accumulator
+//   KVMScopeTracefs   tracefs instances, trace_pipe, tracepoint formats, ring-buffer pages, kallsyms
+//   KVMScopeGuestLog  guest kernel logs          KVMScopeTrace   QEMU trace events
+//   KVMScopeQMP       QMP events                 KVMScopeExits   kvm_exit/kvm_entry
+//   KVMScopeDrops     skb:kfree_skb, NET_DM      KVMScopeFaults  blkdebug rules, block backends, qemu-io
+//   KVMScopeExplain   correlation of guest log, trace and QMP into a verdict
+//   KVMScopeExamples  the bundled lab captures   KVMScopeNBD     the NBD server (SwiftNIO)
+//   KVMScope          umbrella: re-exports the domains, composes the format registry
+//   kvmscope          the CLI: parses arguments, calls one domain, prints
+let v5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
 let package = Package(
     name: "kvmscope",
     platforms: [.macOS(.v13)],
@@ -18,54 +26,59 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
-        .target(
-            name: "KVMScope",
-            dependencies: [
-                .product(name: "Collections", package: "swift-collections"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
-        ),
-        // The NBD server: SwiftNIO codecs + handler over KVMScope's BlockBackend. A separate
-        // target so that the main library (readers, analyses) stays free of NIO.
+        .target(name: "KVMScopeCore",
+                dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: v5),
+        .target(name: "KVMScopeTracefs", dependencies: ["KVMScopeCore"], swiftSettings: v5),
+        .target(name: "KVMScopeGuestLog", dependencies: ["KVMScopeCore"], swiftSettings: v5),
+        .target(name: "KVMScopeTrace", dependencies: ["KVMScopeCore"], swiftSettings: v5),
+        .target(name: "KVMScopeQMP", dependencies: ["KVMScopeCore"], swiftSettings: v5),
+        .target(name: "KVMScopeExits", dependencies: ["KVMScopeCore", "KVMScopeTracefs"], swiftSettings: v5),
+        .target(name: "KVMScopeDrops", dependencies: ["KVMScopeCore", "KVMScopeTracefs"], swiftSettings: v5),
+        .target(name: "KVMScopeFaults", dependencies: ["KVMScopeCore"], swiftSettings: v5),
+        .target(name: "KVMScopeExplain",
+                dependencies: ["KVMScopeCore", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP"], swiftSettings: v5),
+        .target(name: "KVMScopeExamples", dependencies: ["KVMScopeCore"], swiftSettings: v5),
+        .target(name: "KVMScope",
+                dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP",
+                               "KVMScopeExits", "KVMScopeDrops", "KVMScopeFaults", "KVMScopeExplain", "KVMScopeExamples"],
+                swiftSettings: v5),
+        // The NBD server: SwiftNIO codecs + handler over the faults domain's block backends.
         .target(
             name: "KVMScopeNBD",
             dependencies: [
-                "KVMScope",
+                "KVMScopeFaults",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: v5
         ),
         .executableTarget(
             name: "kvmscope",
             dependencies: [
-                "KVMScope",
-                "KVMScopeNBD",
+                "KVMScope", "KVMScopeNBD", "KVMScopeExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: v5
         ),
         .executableTarget(
             name: "kvmscope-bench",
             dependencies: ["KVMScope"],
             path: "bench/Sources/kvmscope-bench",
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: v5
         ),
         .testTarget(
             name: "KVMScopeTests",
             dependencies: [
-                "KVMScope", "KVMScopeNBD", "kvmscope",
+                "KVMScope", "KVMScopeNBD", "KVMScopeExamples", "kvmscope",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             exclude: ["Fixtures"],   // read by path (#filePath), not compiled or bundled
-            swiftSettings: [.swiftLanguageMode(.v5)]
+            swiftSettings: v5
         ),
     ]
 )

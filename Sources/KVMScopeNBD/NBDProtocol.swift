@@ -1,4 +1,4 @@
-import KVMScope
+import KVMScopeFaults
 
 /// Numbers of the NBD protocol (NetworkBlockDevice/nbd doc/proto.md), fixed-newstyle only.
 public enum NBD {

@@ -1,5 +1,5 @@
 import Foundation
-import KVMScope
+import KVMScopeFaults
 import NIOCore
 import NIOPosix
 

@@ -1,5 +1,5 @@
 import Foundation
-import KVMScope
+import KVMScopeFaults
 import NIOCore
 
 /// What the server reports while it runs (the CLI prints it and writes the JSON fault log).

@@ -1,5 +1,15 @@
 import Testing
-@testable import KVMScope
+import KVMScope
+@testable import KVMScopeCore
+@testable import KVMScopeTracefs
+@testable import KVMScopeGuestLog
+@testable import KVMScopeTrace
+@testable import KVMScopeQMP
+@testable import KVMScopeExits
+@testable import KVMScopeDrops
+@testable import KVMScopeFaults
+@testable import KVMScopeExplain
+@testable import KVMScopeExamples
 
 @Suite struct IntervalTreeTests {
     /// Every query answer equals a linear scan over all ranges, for trees built in random,

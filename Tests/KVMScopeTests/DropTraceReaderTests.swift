@@ -1,6 +1,16 @@
 import Foundation
 import Testing
-@testable import KVMScope
+import KVMScope
+@testable import KVMScopeCore
+@testable import KVMScopeTracefs
+@testable import KVMScopeGuestLog
+@testable import KVMScopeTrace
+@testable import KVMScopeQMP
+@testable import KVMScopeExits
+@testable import KVMScopeDrops
+@testable import KVMScopeFaults
+@testable import KVMScopeExplain
+@testable import KVMScopeExamples
 
 /// Fixtures of `kvmscope drops`: real captures made on the 6.18 VM by
 /// Fixtures/drops/capture-real.sh (3 UDP/IPv4 NO_SOCKET, 2 NETFILTER_DROP, 2 UDP/IPv6 NO_SOCKET),

@@ -1,6 +1,16 @@
 import Foundation
 import Testing
-@testable import KVMScope
+import KVMScope
+@testable import KVMScopeCore
+@testable import KVMScopeTracefs
+@testable import KVMScopeGuestLog
+@testable import KVMScopeTrace
+@testable import KVMScopeQMP
+@testable import KVMScopeExits
+@testable import KVMScopeDrops
+@testable import KVMScopeFaults
+@testable import KVMScopeExplain
+@testable import KVMScopeExamples
 
 /// Cases a review found: guest logs in other stamp styles, inputs from different runs,
 /// classification of files no reader claims.

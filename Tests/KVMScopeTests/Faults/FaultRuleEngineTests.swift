@@ -1,5 +1,15 @@
 import Testing
-@testable import KVMScope
+import KVMScope
+@testable import KVMScopeCore
+@testable import KVMScopeTracefs
+@testable import KVMScopeGuestLog
+@testable import KVMScopeTrace
+@testable import KVMScopeQMP
+@testable import KVMScopeExits
+@testable import KVMScopeDrops
+@testable import KVMScopeFaults
+@testable import KVMScopeExplain
+@testable import KVMScopeExamples
 
 @Suite struct FaultRuleEngineTests {
     func engine(_ text: String, seed: UInt64 = 1, clock: @escaping () -> Double = { 0 }) -> FaultRuleEngine {

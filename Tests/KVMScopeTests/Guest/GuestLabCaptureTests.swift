@@ -1,6 +1,16 @@
 import Foundation
 import Testing
-@testable import KVMScope
+import KVMScope
+@testable import KVMScopeCore
+@testable import KVMScopeTracefs
+@testable import KVMScopeGuestLog
+@testable import KVMScopeTrace
+@testable import KVMScopeQMP
+@testable import KVMScopeExits
+@testable import KVMScopeDrops
+@testable import KVMScopeFaults
+@testable import KVMScopeExplain
+@testable import KVMScopeExamples
 
 /// The real lab captures (6.1 guest under QEMU 7.2, blkdebug-injected errors): serial console
 /// output followed by the guest's full dmesg, so every error line appears twice.
@@ -119,7 +129,7 @@ import Testing
     }
 
     @Test func registryDetectsTheConsoleAsPrintk() throws {
-        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: F.lab("write-eio"))).prefix(FormatRegistry.sampleSize))
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: F.lab("write-eio"))).prefix(InputSample.size))
         let format = bytes.withUnsafeBytes { FormatRegistry.detect(.guestLog, sample: $0) }
         #expect(format?.name == "kernel-log/dmesg")
         let kmsg = try Array(Data(contentsOf: URL(fileURLWithPath: F.fixture("kmsg-4.13-scsi-ext4.log"))))

@@ -1,6 +1,16 @@
 import Foundation
 import Testing
-@testable import KVMScope
+import KVMScope
+@testable import KVMScopeCore
+@testable import KVMScopeTracefs
+@testable import KVMScopeGuestLog
+@testable import KVMScopeTrace
+@testable import KVMScopeQMP
+@testable import KVMScopeExits
+@testable import KVMScopeDrops
+@testable import KVMScopeFaults
+@testable import KVMScopeExplain
+@testable import KVMScopeExamples
 
 /// Every prefix of every real line, and random byte edits of them, through the prefix parser
 /// and all matchers. Debug builds check every buffer index, so a read past the end of a line

@@ -1,0 +1,94 @@
+import Foundation
+import KVMScopeQMP
+import KVMScopeTrace
+import KVMScopeGuestLog
+
+/// The evidence lines, the next steps and the notes on missing inputs.
+extension ExplainStory {
+    /// One line per match: guest line ↔ host request ↔ QMP event.
+    func evidence() -> [String] {
+        var lines: [String] = []
+        for m in matches {
+            let g = guestErrors[m.guest]
+            var l = "guest line \(g.line)" + (g.uptime.map { String(format: " [%.6f]", $0) } ?? "")
+                + " \(g.device) sector \(g.sector) \(g.operation?.rawValue ?? "(operation not logged)")"
+            if let h = m.host {
+                let f = failures[h]
+                l += "  ↔  host " + (f.time.map(Self.clock) ?? "") + " \(f.operation.rawValue)"
+                if let s = f.sector { l += " sector \(s)" + (f.sectors.map { "+\($0)" } ?? "") }
+                if let e = f.errnoName { l += " \(e)" }
+                l += " → guest \(f.guestStatus ?? "no answer") [\(f.cause.rawValue)]"
+            }
+            if let q = m.qmp, let e = qmp?.ioErrors[q] {
+                l += "  ↔  QMP line \(e.line) BLOCK_IO_ERROR \(e.operation) \(e.action) \"\(e.reason ?? "")\""
+            }
+            lines.append(l)
+        }
+        for p in qmp?.pauses ?? [] {
+            lines.append("QMP line \(p.stopLine): VM paused (\(p.operation) error, \(p.reason ?? "no reason given"))"
+                + (p.seconds.map { String(format: " for %.3f s", $0) } ?? ", still paused at the end")
+                + (p.retrySucceeded.map { $0 ? "; retry succeeded" : "; retry failed again" } ?? ""))
+        }
+        return lines
+    }
+
+    static func clock(_ t: Double) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "HH:mm:ss"
+        // Round to the microsecond the trace printed (a Double can hold 0.754735999...).
+        let totalMicros = Int64((t * 1_000_000).rounded())
+        let seconds = Double(totalMicros / 1_000_000)
+        return f.string(from: Date(timeIntervalSince1970: seconds)) + String(format: ".%06lld", totalMicros % 1_000_000)
+    }
+
+    /// What to look at next, most useful first.
+    func nextSteps() -> [String] {
+        var steps: [String] = []
+        let errnos = Set(backendFailures.compactMap(\.errnoName) + (qmp?.ioErrors.compactMap(\.errnoName) ?? []))
+        switch origin {
+        case .hostStorage:
+            if errnos.contains("ENOSPC") || errnos.contains("EDQUOT") {
+                steps.append("Free space where the image lives: `df -h` on the host filesystem (and quotas), `qemu-img info IMAGE` for its allocation; then resume the VM (`virsh resume VM` or QMP `{\"execute\": \"cont\"}`).")
+            }
+            if errnos.contains("EIO") || errnos.isEmpty {
+                steps.append("Look under the image: the host's own kernel log (`dmesg -T` on the host), the disk's health (`smartctl -a`), RAID/SAN/NFS status; for qcow2 images `qemu-img check IMAGE`.")
+            }
+            let unusual = errnos.subtracting(["EIO", "ENOSPC", "EDQUOT"]).sorted()
+            if !unusual.isEmpty {
+                steps.append("\(unusual.joined(separator: "/")) is not what a local disk returns: it comes from a network or special block driver (NBD, RBD, iSCSI, gluster) or from an injected fault (blkdebug, `kvmscope nbd serve`). Check that layer's logs.")
+            }
+            if failures.contains(where: { $0.cause == .backendError && $0.guestStatus == "IOERR" }) || (host == nil && (qmp?.ioErrors.contains { $0.action == "report" } ?? false)) {
+                steps.append("To keep the guest from seeing such errors while you investigate, set `werror=stop,rerror=stop` on the drive (libvirt: `<driver ... error_policy='stop' rerror_policy='stop'/>`): QEMU then pauses the VM instead of failing the request, and `cont` retries it.")
+            }
+        case .qemuRejected:
+            steps.append("Compare the disk size and block size the guest sees (`blockdev --getsize64 --getss /dev/vdX` in the guest) with the image (`qemu-img info IMAGE`) and the device's logical_block_size/physical_block_size properties.")
+        case .guestInternal:
+            steps.append("Look inside the guest: device-mapper, md or dm-crypt layers above the disk (`lsblk`, `dmsetup table`), I/O timeouts (`/sys/block/vdX/queue/io_timeout`), and the guest kernel's own messages around the errors.")
+        case .unknown:
+            break
+        }
+        for d in guest?.devices ?? [] {
+            if d.filesystems.contains(where: { $0.readOnly || $0.journalAborted || $0.shutdown }) {
+                steps.append("After the host side is fixed: unmount and check the filesystem on \(d.name) in the guest (`e2fsck -f` / `xfs_repair`), then remount it read-write; data of lost writes must come back from the applications or backups.")
+            }
+        }
+        return steps
+    }
+
+    /// What each input that was not given would have added, and how to get it.
+    func missing() -> [String] {
+        var m: [String] = []
+        if host == nil {
+            m.append("A QEMU trace would show the host errno behind each guest error and which layer failed. Start QEMU with `-trace 'virtio_blk_*' -trace virtqueue_pop -trace virtqueue_fill -trace virtio_set_status -trace runstate_set -D /var/log/qemu-trace.log -msg timestamp=on`, or turn the events on in a running VM: `virsh qemu-monitor-command VM --hmp 'trace-event virtio_blk_* on'` (QMP: `{\"execute\": \"trace-event-set-state\", \"arguments\": {\"name\": \"virtio_blk_*\", \"enable\": true}}`); the log backend writes to QEMU's stderr (under libvirt: /var/log/libvirt/qemu/VM.log).")
+        }
+        if qmp == nil {
+            m.append("QMP events would show every host I/O error with its errno text (BLOCK_IO_ERROR) and every pause it caused: `virsh qemu-monitor-event VM --loop --pretty --timestamp > qmp-events.log`, or QEMU's `-qmp unix:/run/qmp.sock,server=on,wait=off` with any QMP client.")
+        }
+        if guest == nil {
+            m.append("The guest's kernel log would show what the guest made of it (which requests failed, lost writes, filesystems going read-only): `dmesg -T` or `journalctl -k -b` in the guest, or its serial console.")
+        }
+        return m
+    }
+}

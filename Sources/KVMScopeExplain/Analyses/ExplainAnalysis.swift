@@ -1,0 +1,167 @@
+import Foundation
+import KVMScopeQMP
+import KVMScopeTrace
+import KVMScopeGuestLog
+
+/// Joins what the guest logged, what QEMU traced and what QMP reported into one account.
+/// Pure: it takes the three models (any may be missing) and returns the report.
+public enum ExplainAnalysis {
+    public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?,
+                               inputs: ExplainReport.Inputs) -> ExplainReport {
+        // The guest's block errors, flattened in report order. Their time is the kernel's uptime
+        // stamp, or, for logs stamped only with a wall clock (journalctl, dmesg -T), that clock
+        // read as UTC: the estimated offset then absorbs the time zone (and a missing year).
+        let hostYear = ClockReading.year(of: host?.timeSpan?.start ?? qmp?.ioErrors.compactMap(\.time).first)
+        var guestRefs: [ExplainReport.GuestBlockErrorRef] = []
+        var guestErrors: [GuestHostCorrelator.GuestError] = []
+        var guestClock: ExplainReport.GuestClock?
+        for d in guest?.devices ?? [] {
+            for e in d.blockErrors {
+                let op = e.operation
+                var t = e.location.time.uptimeSeconds
+                if t != nil { guestClock = .uptime }
+                else if let w = e.location.time.wallClock, let s = ClockReading.seconds(w, defaultYear: hostYear) {
+                    t = s
+                    if guestClock == nil { guestClock = .wall(zoneKnown: w.utcOffsetMinutes != nil) }
+                }
+                guestRefs.append(.init(device: e.device, sector: e.sector, operation: op?.rawValue,
+                                       uptime: e.location.time.uptimeSeconds, line: e.location.line))
+                guestErrors.append(.init(device: e.device, sector: e.sector, operation: op, uptime: t, line: e.location.line))
+            }
+        }
+        let failures = host?.failures ?? []
+        let hostWallClock = host?.timeSpan?.clock == .wall
+        let hostFailures = failures.map {
+            GuestHostCorrelator.HostFailure(device: $0.device, sector: $0.sector, sectors: $0.sectors,
+                                            operation: $0.operation, time: $0.time)
+        }
+        var matches: [ExplainReport.Match] = []
+        var offset: Double?
+        var spread: Double?
+        var deviceMap: [String: String] = [:]
+        var candidateCounts: [Int] = []
+        var unmatchedQMP: [Int] = []
+
+        // QMP BLOCK_IO_ERRORs belong to host failures when both are on the wall clock.
+        var qmpForHost: [Int: Int] = [:]
+        if let qmp, hostWallClock {
+            qmpForHost = joinQMP(failures, qmp.ioErrors)
+        }
+
+        if host != nil {
+            let r = GuestHostCorrelator.correlate(guest: guestErrors, host: hostFailures)
+            offset = r.clockOffset
+            spread = r.clockOffsetSpread
+            deviceMap = r.deviceMap
+            candidateCounts = r.candidateCounts
+            for p in r.pairs {
+                matches.append(.init(guest: p.guest, host: p.host, qmp: qmpForHost[p.host],
+                                     guestDevice: guestErrors[p.guest].device, hostDevice: failures[p.host].device,
+                                     operation: failures[p.host].operation.rawValue, timeDeltaSeconds: p.delta))
+            }
+        } else if let qmp {
+            // No trace: pair guest errors with BLOCK_IO_ERRORs of the same kind, in order.
+            let (pairs, o, s) = pairWithQMP(guestErrors, qmp.ioErrors)
+            offset = o
+            spread = s
+            for (gi, qi, delta) in pairs {
+                matches.append(.init(guest: gi, host: nil, qmp: qi, guestDevice: guestErrors[gi].device,
+                                     hostDevice: qmp.ioErrors[qi].device, operation: qmp.ioErrors[qi].operation,
+                                     timeDeltaSeconds: delta))
+            }
+            let paired = Set(pairs.map(\.1))
+            unmatchedQMP = qmp.ioErrors.indices.filter { !paired.contains($0) && qmp.ioErrors[$0].action == "report" }
+        }
+
+        var story = ExplainStory(guest: guest, host: host, qmp: qmp, guestErrors: guestErrors, failures: failures,
+                          matches: matches, offset: offset, spread: spread, deviceMap: deviceMap,
+                          qmpForHost: qmpForHost)
+        story.guestClock = guestClock
+        story.candidateCounts = candidateCounts
+        story.unmatchedQMP = unmatchedQMP
+        story.guestCoverage = guest.flatMap { g in
+            g.input.firstUptimeMicroseconds.flatMap { a in g.input.lastUptimeMicroseconds.map { Double(a) / 1e6...Double($0) / 1e6 } }
+        }
+        story.account()
+        return ExplainReport(
+            inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
+            unmatched: story.unmatched, guestClock: guestClock?.label, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
+            verdict: story.verdict(), evidence: story.evidence(),
+            timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, failures: failures, qmp: qmp, offset: offset),
+            nextSteps: story.nextSteps(),
+            missing: story.missing(), disagreements: story.disagreements)
+    }
+
+    /// Each host failure (but QEMU's own rejections) ↔ the nearest unused BLOCK_IO_ERROR of the
+    /// same kind within 1 s, in failure order (ties: the earlier event). QMP errors are sorted by
+    /// time per kind, so each lookup is a binary search plus the 2-second window, not a scan.
+    static func joinQMP(_ failures: [VirtioBlkFailure], _ errors: [QMPTimeline.IOError]) -> [Int: Int] {
+        var byKind: [String: [(time: Double, index: Int)]] = [:]
+        for (i, e) in errors.enumerated() { if let t = e.time { byKind[e.operation, default: []].append((t, i)) } }
+        for k in byKind.keys { byKind[k]!.sort { ($0.time, $0.index) < ($1.time, $1.index) } }
+        var used = Set<Int>()
+        var result: [Int: Int] = [:]
+        for (hi, f) in failures.enumerated() where f.cause != .rejected {
+            guard let t = f.time, let list = byKind[f.operation == .read ? "read" : "write"] else { continue }
+            var lo = 0, hiB = list.count              // first entry with time >= t - 1
+            while lo < hiB { let mid = (lo + hiB) / 2; if list[mid].time < t - 1 { lo = mid + 1 } else { hiB = mid } }
+            var best: (distance: Double, index: Int)?
+            var k = lo
+            while k < list.count, list[k].time <= t + 1 {
+                let c = (abs(list[k].time - t), list[k].index)
+                if !used.contains(c.1), best == nil || c < best! { best = c }
+                k += 1
+            }
+            if let b = best { result[hi] = b.index; used.insert(b.index) }
+        }
+        return result
+    }
+
+    /// Guest errors ↔ QMP I/O errors of the same kind (read ↔ read, everything else ↔ write),
+    /// the k-th with the k-th; the offset is the median of their differences.
+    static func pairWithQMP(_ guest: [GuestHostCorrelator.GuestError], _ errors: [QMPTimeline.IOError])
+        -> ([(Int, Int, Double?)], Double?, Double?) {
+        func kind(_ op: BlockIOOperation?) -> String { op == .read ? "read" : "write" }
+        var pairs: [(Int, Int)] = []
+        for k in ["read", "write"] {
+            let g = guest.indices.filter { kind(guest[$0].operation) == k }
+            let q = errors.indices.filter { errors[$0].operation == k && errors[$0].action != "stop" }
+            for (a, b) in zip(g, q) { pairs.append((a, b)) }
+        }
+        let diffs = pairs.compactMap { p -> Double? in
+            guard let u = guest[p.0].uptime, let t = errors[p.1].time else { return nil }
+            return t - u
+        }.sorted()
+        let offset = diffs.isEmpty ? nil : diffs[diffs.count / 2]
+        let spread = diffs.isEmpty ? nil : diffs.last! - diffs.first!
+        let result = pairs.sorted { $0.0 < $1.0 }.map { p -> (Int, Int, Double?) in
+            let d: Double? = {
+                guard let offset, let u = guest[p.0].uptime, let t = errors[p.1].time else { return nil }
+                return t - (u + offset)
+            }()
+            return (p.0, p.1, d)
+        }
+        return (result, offset, spread)
+    }
+}
+
+/// Reading a guest log's wall-clock stamps as seconds since the epoch.
+enum ClockReading {
+    static var utc: Calendar = {
+        var c = Calendar(identifier: .gregorian)
+        c.timeZone = TimeZone(identifier: "UTC")!
+        return c
+    }()
+
+    static func year(of t: Double?) -> Int? {
+        t.map { utc.component(.year, from: Date(timeIntervalSince1970: $0)) }
+    }
+
+    /// The stamp as UTC seconds (its own zone when it has one); a missing year is the host's.
+    static func seconds(_ w: WallClockTime, defaultYear: Int?) -> Double? {
+        let c = DateComponents(year: w.year ?? defaultYear ?? 2000, month: w.month, day: w.day,
+                               hour: w.hour, minute: w.minute, second: w.second)
+        guard let d = utc.date(from: c) else { return nil }
+        return d.timeIntervalSince1970 + Double(w.microsecond ?? 0) / 1e6 - Double((w.utcOffsetMinutes ?? 0) * 60)
+    }
+}

@@ -1,0 +1,307 @@
+import Foundation
+import KVMScopeQMP
+import KVMScopeTrace
+import KVMScopeGuestLog
+
+/// Turns the joined evidence into words: the verdict, the matched evidence lines, what does
+/// not match one-to-one and why, what to do next, and what a missing input would have told.
+struct ExplainStory {
+    let guest: GuestDiskReport?
+    let host: TraceReport?
+    let qmp: QMPTimeline?
+    let guestErrors: [GuestHostCorrelator.GuestError]
+    let failures: [VirtioBlkFailure]
+    let matches: [ExplainReport.Match]
+    let offset: Double?
+    let spread: Double?
+    let deviceMap: [String: String]
+    let qmpForHost: [Int: Int]
+    var unmatched: [ExplainReport.Unmatched] = []
+    var disagreements: [String] = []
+    var guestClock: ExplainReport.GuestClock?
+    /// Per guest error, how many host failures could have been it (trace inputs only).
+    var candidateCounts: [Int] = []
+    /// QMP errors reported to the guest that no guest error paired with (no trace given).
+    var unmatchedQMP: [Int] = []
+    /// The guest uptimes the log covers, when it has uptime stamps.
+    var guestCoverage: ClosedRange<Double>?
+
+    init(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?, guestErrors: [GuestHostCorrelator.GuestError],
+         failures: [VirtioBlkFailure], matches: [ExplainReport.Match], offset: Double?, spread: Double?,
+         deviceMap: [String: String], qmpForHost: [Int: Int]) {
+        self.guest = guest; self.host = host; self.qmp = qmp; self.guestErrors = guestErrors
+        self.failures = failures; self.matches = matches; self.offset = offset; self.spread = spread
+        self.deviceMap = deviceMap; self.qmpForHost = qmpForHost
+    }
+
+    var matchedGuest: Set<Int> { Set(matches.map(\.guest)) }
+
+    /// Guest error times, sorted, for "how many errors did the guest print in this window".
+    var sortedGuestTimes: [Double] { guestErrors.compactMap(\.uptime).sorted() }
+
+    /// Number of `times` that are ≤ `x` (binary search).
+    static func countAtMost(_ times: [Double], _ x: Double) -> Int {
+        var lo = 0, hi = times.count
+        while lo < hi { let mid = (lo + hi) / 2; if times[mid] <= x { lo = mid + 1 } else { hi = mid } }
+        return lo
+    }
+    var matchedHost: Set<Int> { Set(matches.compactMap(\.host)) }
+    var suppressed: Int { guest?.suppressed.total ?? 0 }
+
+    /// Host time → guest uptime, when the offset is known.
+    func guestTime(_ hostTime: Double?) -> Double? { hostTime.flatMap { t in offset.map { t - $0 } } }
+
+    // MARK: accounting for what does not match one-to-one
+
+    mutating func account() {
+        let traceSpan = host?.timeSpan
+        let guestTimes = sortedGuestTimes
+        for (i, g) in guestErrors.enumerated() where !matchedGuest.contains(i) {
+            let reason: String
+            if host == nil && qmp == nil {
+                reason = "no host-side input to compare with"
+            } else if host == nil {
+                reason = "no BLOCK_IO_ERROR of this kind is left to pair it with (QMP only reports errors QEMU saw in its storage)"
+            } else if i < candidateCounts.count, candidateCounts[i] > 0 {
+                reason = "a failed host request covers sector \(g.sector), but it is already paired with another guest line: a repeated report of one failure, or a failure the trace did not record"
+            } else if deviceMap[g.device] == nil && !(host?.devices.isEmpty ?? true) && !matches.isEmpty {
+                reason = "the trace shows no failure on the device that matched \(g.device)'s other errors"
+            } else if let span = traceSpan, span.clock == .wall, let offset, let ut = g.uptime,
+                      ut + offset < span.start - 1 || ut + offset > span.end + 1 {
+                reason = "logged at a time the trace does not cover"
+            } else {
+                reason = "no failed host request covers sector \(g.sector): the error arose inside the guest, or in a layer the trace does not show"
+            }
+            unmatched.append(.init(side: "guest", index: i, reason: reason))
+        }
+        for (i, f) in failures.enumerated() where !matchedHost.contains(i) {
+            var reason: String
+            switch (f.cause, f.guestStatus) {
+            case (.pausedRetried, _) where f.retrySucceeded == true:
+                reason = "the VM was paused and the retry succeeded: the guest never saw an error"
+            case (.pausedRetried, _):
+                reason = "the VM was paused and the request never completed: the guest is still waiting"
+            case (_, "OK"):
+                reason = "QEMU ignored the error and told the guest the request succeeded (werror/rerror=ignore)"
+            case (_, nil):
+                reason = "the guest was never told (still in flight at the end of the trace)"
+            default:
+                if guest == nil { reason = "no guest log to compare with" }
+                else if suppressed > 0 { reason = "probably among the \(suppressed) guest messages the kernel's rate limiter suppressed" }
+                else if let gt = guestTime(f.time),
+                        Self.countAtMost(guestTimes, gt + 0.01) - Self.countAtMost(guestTimes, gt - 5) >= 10 {
+                    // blk_print_req_error() uses printk_ratelimited(): 10 messages per 5 s. The
+                    // count of dropped ones is printed only with the next message after that.
+                    reason = "the guest had just printed 10 I/O errors: its kernel prints at most 10 per 5 s (printk_ratelimited) and drops the rest until a later message reports them as 'callbacks suppressed'"
+                }
+                else if let gt = guestTime(f.time), let last = guestTimes.last, gt > last + 1 {
+                    reason = "after the guest log ends"
+                } else {
+                    reason = "the guest log has no error for this request"
+                }
+            }
+            unmatched.append(.init(side: "host", index: i, reason: reason))
+        }
+        for q in unmatchedQMP {
+            unmatched.append(.init(side: "qmp", index: q, reason: guest == nil ? "no guest log to compare with"
+                : "QEMU reported this error to the guest, but the guest log has no I/O error left to pair with it"))
+        }
+        // Inputs that disagree: say so instead of inventing matches.
+        // Host failures the guest was told about, at a time its log covers, that it never logged
+        // (and not explained by its rate limit): the inputs are probably from different runs.
+        if let coverage = guestCoverage, guestClock == .uptime, !matches.isEmpty {
+            let unexplained = unmatched.filter { u in
+                guard u.side == "host", u.reason == "the guest log has no error for this request" else { return false }
+                let f = failures[u.index]
+                guard f.guestStatus == "IOERR" || f.guestStatus == "UNSUPP", let gt = guestTime(f.time) else { return false }
+                return gt >= coverage.lowerBound - 0.5 && gt <= coverage.upperBound + 0.5
+            }.count
+            if unexplained > 0 {
+                disagreements.append("The trace has \(count(unexplained, "failure")) the guest was told about, at a time its log covers, that the guest never logged: the trace and the guest log may come from different runs or VMs.")
+            }
+        }
+        if host == nil, qmp != nil, guest != nil {
+            let g = unmatched.filter { $0.side == "guest" }.count
+            let q = unmatchedQMP.count
+            if (g > 0 && !(qmp?.ioErrors.isEmpty ?? true)) || (q > 0 && !guestErrors.isEmpty) {
+                disagreements.append("The guest log and the QMP events do not line up one-to-one (\(count(g, "guest error")) without a BLOCK_IO_ERROR, \(count(q, "reported BLOCK_IO_ERROR")) without a guest error): they may come from different runs, or part of one was not captured.")
+            }
+        }
+        if case .wall(let zoneKnown)? = guestClock, let offset {
+            let allowed = zoneKnown ? 120.0 : 14 * 3600 + 120.0
+            if abs(offset) > allowed {
+                disagreements.append(String(format: "The guest log's wall clock and the host's differ by %.1f h, more than any time zone: they come from different times, or one of the clocks is wrong.", abs(offset) / 3600))
+            }
+        }
+        if !guestErrors.isEmpty, !failures.isEmpty, matches.isEmpty {
+            let gd = Set(guestErrors.map(\.device)).sorted().joined(separator: ", ")
+            disagreements.append("The guest's errors (\(gd)) and the trace's \(failures.count) failure(s) match in neither sector nor operation: is the trace from this VM and this disk, and from the same time?")
+        }
+        if let spread, spread > 2 {
+            disagreements.append(String(format: "The matched pairs disagree on the clock offset by %.1f s: some matches may be wrong, or the logs come from different runs.", spread))
+        }
+        if let qmp, let span = host?.timeSpan, span.clock == .wall {
+            let times = qmp.ioErrors.compactMap(\.time)
+            if let first = times.min(), let last = times.max(), last < span.start - 60 || first > span.end + 60 {
+                disagreements.append("The QMP events are from another time than the trace (more than a minute apart): they may come from another run.")
+            }
+        }
+        if guestClock == .uptime, let offset, let ut = guestErrors.compactMap(\.uptime).min(), offset + ut < 946_684_800, host?.timeSpan?.clock == .wall {
+            disagreements.append("The estimated guest boot time is before the year 2000: the guest log and the host trace do not share a time.")
+        }
+    }
+
+    // MARK: verdict
+
+    var backendFailures: [VirtioBlkFailure] { failures.filter { $0.cause == .backendError || $0.cause == .pausedRetried } }
+    var rejected: [VirtioBlkFailure] { failures.filter { $0.cause == .rejected } }
+    var otherRequests: [VirtioBlkFailure] { failures.filter { $0.cause == .otherRequest } }
+
+    var origin: ExplainReport.Origin {
+        if !backendFailures.isEmpty || !otherRequests.isEmpty { return .hostStorage }
+        if !rejected.isEmpty { return .qemuRejected }
+        if host == nil, let qmp, !qmp.ioErrors.isEmpty { return .hostStorage }
+        if host != nil, failures.isEmpty, !guestErrors.isEmpty {
+            return (host?.timeSpan != nil || offset == nil) ? .guestInternal : .unknown
+        }
+        return .unknown
+    }
+
+    func verdict() -> ExplainReport.Verdict {
+        var s: [String] = []
+        let hostErrnos = Set(backendFailures.compactMap(\.errnoName) + (qmp?.ioErrors.compactMap(\.errnoName) ?? []))
+        switch origin {
+        case .hostStorage:
+            s += hostSentences()
+        case .qemuRejected:
+            let ops = Set(rejected.map { $0.operation.rawValue }).sorted().joined(separator: "/")
+            s.append("QEMU rejected \(count(rejected.count, "\(ops) request")) before touching storage (the guest got \(rejected.first?.guestStatus ?? "an error")): the sector was out of range or misaligned, or the request type is not supported.")
+        case .guestInternal:
+            s.append("The guest logged \(count(guestErrors.count, "I/O error")), but QEMU's trace shows no failed request: the error arose inside the guest (a layer above the virtio disk, or a timeout) or in a request the trace did not cover.")
+        case .unknown:
+            if guestErrors.isEmpty && !(guest?.hasDiskErrors ?? false) && failures.isEmpty && (qmp?.ioErrors.isEmpty ?? true) {
+                s.append("No disk errors: the inputs show no failed request.")
+            } else {
+                let devs = Set(guestErrors.map(\.device)).sorted().joined(separator: ", ")
+                s.append("The guest logged \(count(guestErrors.count, "I/O error"))\(devs.isEmpty ? "" : " on \(devs)"); without a QEMU trace or QMP events kvmscope cannot tell whether the host's storage, QEMU or a layer inside the guest failed.")
+            }
+        }
+        s += guestSentences(hostErrnos: hostErrnos)
+        return .init(origin: origin, summary: s.joined(separator: " "))
+    }
+
+    /// What the host side did, one sentence per kind of failure.
+    func hostSentences() -> [String] {
+        var out: [String] = []
+        struct Key: Hashable { let cause: VirtioBlkFailureCause; let op: VirtioBlkOperation; let errno: String?; let status: String? }
+        var groups: [Key: [Int]] = [:]
+        var order: [Key] = []
+        for (i, f) in failures.enumerated() {
+            let k = Key(cause: f.cause, op: f.operation, errno: f.errnoName, status: f.guestStatus)
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(i)
+        }
+        for k in order {
+            let idx = groups[k]!
+            let f = failures[idx[0]]
+            let what = count(idx.count, "\(f.operation.rawValue) request")
+            let errnoText = f.errnoName.map { "\($0) (\(f.errnoMessage ?? ""))" } ?? qmpReason(idx)
+            let policy = f.operation == .read ? "rerror" : "werror"
+            switch k.cause {
+            case .backendError where k.status == "OK":
+                out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error"); QEMU ignored it (\(policy)=ignore) and told the guest it succeeded: that data may be silently lost.")
+            case .backendError:
+                out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error"); QEMU reported \(idx.count == 1 ? "it" : "them") to the guest (\(policy)=report).")
+            case .pausedRetried:
+                let waited = idx.compactMap { failures[$0].waitedSeconds }.reduce(0, +)
+                let ok = idx.allSatisfy { failures[$0].retrySucceeded == true }
+                let why = f.errno == 28 ? "\(policy)=enospc or stop" : "\(policy)=stop"
+                out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error")\(f.errno == 28 ? ": the host ran out of space" : ""); QEMU paused the VM (\(why))\(waited > 0 ? String(format: " for %.1f s", waited) : "") and retried after `cont`: " + (ok ? "the retry succeeded, so the guest saw no error." : "the retry failed again."))
+            case .otherRequest:
+                let label = f.operation == .flush || f.operation == .flushOrOther ? "cache flush" : f.operation.rawValue
+                out.append("\(count(idx.count, "\(label) request")) failed on the host (the guest got \(f.guestStatus ?? "no answer"))\(errnoText.map { " with \($0)" } ?? ""); QEMU traces no errno for flushes, discards and write-zeroes\(errnoText != nil ? ", so this comes from QMP" : "").")
+            case .rejected:
+                out.append("QEMU rejected \(what) before touching storage (the guest got \(f.guestStatus ?? "an error")).")
+            }
+        }
+        if host == nil, let qmp {
+            for e in qmp.ioErrors.prefix(1) {
+                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(qmp.ioErrors.count > 1 ? ", and \(qmp.ioErrors.count - 1) more" : "").")
+            }
+            for p in qmp.pauses {
+                out.append("The VM was paused" + (p.seconds.map { String(format: " for %.1f s", $0) } ?? " until the end of the capture") + " because \(p.nospace ? "the host ran out of space" : "of a \(p.operation) error")" + (p.retrySucceeded == true ? "; the retry succeeded." : p.retrySucceeded == false ? "; the retry failed again." : "."))
+            }
+        }
+        if let trace = host, trace.leakedTotal > 0 {
+            out.append("\(count(trace.leakedTotal, "request")) never came back from QEMU by the end of the trace (see in-flight requests).")
+        }
+        return out
+    }
+
+    func qmpReason(_ hostIndices: [Int]) -> String? {
+        for i in hostIndices {
+            if let q = qmpForHost[i], let e = qmp?.ioErrors[q] { return e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason }
+        }
+        return nil
+    }
+
+    /// What the guest made of it: where it logged the errors, what it cannot see, what it lost.
+    func guestSentences(hostErrnos: Set<String>) -> [String] {
+        var out: [String] = []
+        if !matches.isEmpty {
+            var byDevice: [String: [UInt64]] = [:]
+            for m in matches.sorted(by: { $0.guest < $1.guest }) {
+                let sector = guestErrors[m.guest].sector
+                if !(byDevice[m.guestDevice]?.contains(sector) ?? false) { byDevice[m.guestDevice, default: []].append(sector) }
+            }
+            let parts = byDevice.keys.sorted().map { d -> String in
+                let sectors = byDevice[d]!
+                let shown = sectors.prefix(5).map(String.init).joined(separator: ", ")
+                return "\(d) at sector\(sectors.count == 1 ? "" : "s") \(shown)\(sectors.count > 5 ? " and \(sectors.count - 5) more" : "")"
+            }
+            out.append("The guest logged \(matches.count == 1 ? "it" : "them") as \"I/O error\" on \(parts.joined(separator: "; ")).")
+        }
+        let hidden = hostErrnos.subtracting(["EIO"]).sorted()
+        if !hidden.isEmpty && !guestErrors.isEmpty {
+            out.append("The guest cannot see the host's \(hidden.joined(separator: "/")): virtio-blk hands every storage failure to the guest as a plain I/O error.")
+        }
+        // A read that failed inside a larger request.
+        for m in matches {
+            guard let h = m.host else { continue }
+            let f = failures[h]
+            if f.operation == .read, let s = f.sectors, s > 8, let start = f.sector {
+                out.append("The failed read covered sectors \(start)–\(start + s - 1) (\(s / 2) KiB): the sector that actually failed can be anywhere in it; the guest only logs where its request started.")
+                break
+            }
+        }
+        for d in guest?.devices ?? [] {
+            for fs in d.filesystems where fs.readOnly || fs.journalAborted || fs.shutdown {
+                var t = "\(fs.type) on \(fs.device)"
+                var events: [String] = []
+                if fs.journalAborted { events.append("aborted its journal" + at(fs.journalAbortedAt)) }
+                if fs.readOnly { events.append("went read-only" + at(fs.readOnlyAt)) }
+                if fs.shutdown { events.append("shut down" + at(fs.shutdownAt)) }
+                t += " " + events.joined(separator: " and ")
+                if let first = guestErrors.enumerated().filter({ $0.element.device == d.name && $0.element.operation == .write })
+                    .min(by: { ($0.element.uptime ?? 0, $0.element.line) < ($1.element.uptime ?? 0, $1.element.line) }) {
+                    t += "; the first failing write was sector \(first.element.sector)" + (first.element.uptime.map { String(format: " at %.6f s", $0) } ?? "")
+                }
+                out.append(t + ".")
+            }
+            if d.lostBlocks.asyncWrite > 0 {
+                out.append("\(count(d.lostBlocks.asyncWrite, "page write")) on \(d.name) \(d.lostBlocks.asyncWrite == 1 ? "was" : "were") lost asynchronously: the programs that wrote that data were probably never told.")
+            }
+        }
+        if suppressed > 0 {
+            out.append("The guest kernel suppressed \(count(suppressed, "further message")) (rate limiting): there were more errors than it logged.")
+        }
+        return out
+    }
+
+    func at(_ loc: GuestLogLocation?) -> String {
+        guard let s = loc?.time.uptimeSeconds else { return "" }
+        return String(format: " at %.6f s", s)
+    }
+
+    func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+}

@@ -1,0 +1,165 @@
+import KVMScopeQMP
+import KVMScopeTrace
+import KVMScopeGuestLog
+/// `kvmscope explain`'s answer: the guest's story, the host's, the QMP events, how they line
+/// up, and the verdict. Text and JSON are both rendered from this one value; the `guest` and
+/// `host` parts are exactly what `kvmscope guest --json` and `kvmscope trace --json` print.
+public struct ExplainReport: Sendable, Encodable {
+    /// Where the failure started.
+    public enum Origin: String, Sendable, Encodable {
+        /// The storage under QEMU (image file, host filesystem, NBD/RBD/iSCSI...) failed.
+        case hostStorage = "host-storage"
+        /// QEMU refused the guest's request before touching storage.
+        case qemuRejected = "qemu-rejected"
+        /// The guest logged errors for which the host, watching the same time, saw none.
+        case guestInternal = "guest-internal"
+        /// Not enough evidence to tell.
+        case unknown
+    }
+
+    public struct Verdict: Sendable, Encodable {
+        public var origin: Origin
+        /// The answer in a few sentences, for people.
+        public var summary: String
+    }
+
+    /// A guest block error and the host request behind it.
+    public struct Match: Sendable, Encodable, Equatable {
+        /// Index into `guestBlockErrors` (all devices' listed block errors, in report order).
+        public var guest: Int
+        /// Index into `host.failures`; nil when the match is to a QMP event only (no trace).
+        public var host: Int?
+        /// Index into `qmp.ioErrors` of the BLOCK_IO_ERROR QEMU sent for it, when there is one.
+        public var qmp: Int?
+        public var guestDevice: String
+        public var hostDevice: String
+        public var operation: String
+        /// Host time minus (guest uptime + clock offset): how well the pair lines up in time.
+        public var timeDeltaSeconds: Double?
+    }
+
+    /// A guest block error, flattened across devices so `matches[].guest` can point at it.
+    public struct GuestBlockErrorRef: Sendable, Encodable, Equatable {
+        public var device: String
+        public var sector: UInt64
+        public var operation: String?
+        public var uptime: Double?
+        public var line: Int
+    }
+
+    /// Something that does not match one-to-one, and why.
+    public struct Unmatched: Sendable, Encodable, Equatable {
+        /// `guest` (index into guestBlockErrors), `host` (index into host.failures) or `qmp`
+        /// (index into qmp.ioErrors).
+        public var side: String
+        public var index: Int
+        public var reason: String
+    }
+
+    /// What the guest's times are: its uptime, or a wall clock (journalctl, dmesg -T) whose
+    /// zone may be unknown.
+    public enum GuestClock: Equatable, Sendable {
+        case uptime
+        case wall(zoneKnown: Bool)
+        public var label: String { if case .uptime = self { return "uptime" }; return "wall-clock" }
+    }
+
+    public struct Inputs: Sendable, Encodable {
+        public var guest: String?
+        public var trace: String?
+        public var qmp: String?
+    }
+
+    public var inputs: Inputs
+    public var guest: GuestDiskReport?
+    public var host: TraceReport?
+    public var qmp: QMPTimeline?
+    public var guestBlockErrors: [GuestBlockErrorRef]
+    public var matches: [Match]
+    public var unmatched: [Unmatched]
+    /// `uptime` or `wall-clock`: what the guest log's times are (null without guest times).
+    public var guestClock: String?
+    /// Host wall clock minus guest uptime (≈ when the guest booted, seconds since the epoch),
+    /// estimated from the matches; nil when nothing matched in time.
+    public var clockOffsetSeconds: Double?
+    /// Largest difference between the matches' own offsets: small when the matches agree.
+    public var clockOffsetSpreadSeconds: Double?
+    public var verdict: Verdict
+    /// The matched story, one line per guest error ↔ host request ↔ QMP event.
+    public var evidence: [String]
+    /// Guest, host and QMP events merged in time order on the host's clock (first 200).
+    public var timeline: [ExplainTimelineEntry]
+    public var nextSteps: [String]
+    /// What each input that was not given would have told.
+    public var missing: [String]
+    /// Inputs that disagree (another VM, another disk, clocks far apart): said plainly.
+    public var disagreements: [String]
+
+    /// Exit status of `kvmscope explain`: 1 when there is anything to explain.
+    public var hasFindings: Bool {
+        !guestBlockErrors.isEmpty || (guest?.hasDiskErrors ?? false) || (host?.failuresTotal ?? 0) > 0
+            || !(qmp?.ioErrors.isEmpty ?? true)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
+        case clockOffsetSpreadSeconds, verdict, evidence, timeline, nextSteps, missing, disagreements
+    }
+
+    /// Every documented key is always present (`null` when an input was not given).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(inputs, forKey: .inputs)
+        try c.encode(guest, forKey: .guest)
+        try c.encode(host, forKey: .host)
+        try c.encode(qmp, forKey: .qmp)
+        try c.encode(guestBlockErrors, forKey: .guestBlockErrors)
+        try c.encode(matches, forKey: .matches)
+        try c.encode(unmatched, forKey: .unmatched)
+        try c.encode(guestClock, forKey: .guestClock)
+        try c.encode(clockOffsetSeconds, forKey: .clockOffsetSeconds)
+        try c.encode(clockOffsetSpreadSeconds, forKey: .clockOffsetSpreadSeconds)
+        try c.encode(verdict, forKey: .verdict)
+        try c.encode(evidence, forKey: .evidence)
+        try c.encode(timeline, forKey: .timeline)
+        try c.encode(nextSteps, forKey: .nextSteps)
+        try c.encode(missing, forKey: .missing)
+        try c.encode(disagreements, forKey: .disagreements)
+    }
+}
+
+extension ExplainReport.Inputs {
+    enum CodingKeys: String, CodingKey { case guest, trace, qmp }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(guest, forKey: .guest)
+        try c.encode(trace, forKey: .trace)
+        try c.encode(qmp, forKey: .qmp)
+    }
+}
+
+extension ExplainReport.Match {
+    enum CodingKeys: String, CodingKey { case guest, host, qmp, guestDevice, hostDevice, operation, timeDeltaSeconds }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(guest, forKey: .guest)
+        try c.encode(host, forKey: .host)
+        try c.encode(qmp, forKey: .qmp)
+        try c.encode(guestDevice, forKey: .guestDevice)
+        try c.encode(hostDevice, forKey: .hostDevice)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(timeDeltaSeconds, forKey: .timeDeltaSeconds)
+    }
+}
+
+extension ExplainReport.GuestBlockErrorRef {
+    enum CodingKeys: String, CodingKey { case device, sector, operation, uptime, line }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(device, forKey: .device)
+        try c.encode(sector, forKey: .sector)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(uptime, forKey: .uptime)
+        try c.encode(line, forKey: .line)
+    }
+}

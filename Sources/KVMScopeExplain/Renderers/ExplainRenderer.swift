@@ -1,0 +1,110 @@
+import Foundation
+import KVMScopeQMP
+import KVMScopeTrace
+import KVMScopeGuestLog
+
+/// `kvmscope explain` as text (verdict first, then the evidence) and as JSON.
+public enum ExplainRenderer {
+    public static func json(_ report: ExplainReport) throws -> String { try JSONReport.encode(report) }
+
+    public static func text(_ r: ExplainReport, style: TerminalStyle, width: Int = 100) -> String {
+        var out = ""
+        func line(_ s: String = "") { out += s + "\n" }
+        func section(_ title: String) { line(); line(style.bold(title)) }
+        func bullet(_ s: String) { for (i, l) in wrap(s, width - 4).enumerated() { line((i == 0 ? "  - " : "    ") + l) } }
+
+        let given = [r.inputs.guest.map { "guest log \($0)" }, r.inputs.trace.map { "QEMU trace \($0)" },
+                     r.inputs.qmp.map { "QMP events \($0)" }].compactMap { $0 }
+        line("kvmscope explain: " + given.joined(separator: ", "))
+
+        section("VERDICT: " + originWords(r.verdict.origin))
+        let colored: (String) -> String = r.verdict.origin == .unknown ? { $0 } : { style.red($0) }
+        for l in wrap(r.verdict.summary, width - 2) { line("  " + (r.hasFindings ? colored(l) : style.green(l))) }
+
+        if !r.evidence.isEmpty {
+            section("EVIDENCE (guest ↔ host ↔ QMP)")
+            for e in r.evidence.prefix(50) { line("  " + e) }
+            if r.evidence.count > 50 { line("  ... \(r.evidence.count - 50) more in --json") }
+        }
+        if r.timeline.count > 1 {
+            section("TIMELINE (host clock; guest times converted with the estimated offset)")
+            for t in r.timeline.prefix(30) {
+                line("  " + ExplainStory.clock(t.time) + "  " + t.source.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + t.what)
+            }
+            if r.timeline.count > 30 { line("  ... \(r.timeline.count - 30) more in --json") }
+        }
+        if !r.unmatched.isEmpty {
+            section("NOT MATCHED ONE-TO-ONE")
+            var seen: [String: Int] = [:]
+            for u in r.unmatched {
+                let what: String
+                if u.side == "guest" {
+                    let g = r.guestBlockErrors[u.index]
+                    what = "guest line \(g.line): \(g.device) sector \(g.sector) \(g.operation ?? "")"
+                } else if let f = r.host?.failures[u.index] {
+                    what = "host \(f.operation.rawValue)" + (f.sector.map { " sector \($0)" } ?? "") + (f.errnoName.map { " \($0)" } ?? "")
+                } else { continue }
+                seen[u.reason, default: 0] += 1
+                if seen[u.reason]! <= 5 { bullet("\(what): \(u.reason)") }
+            }
+            for (reason, n) in seen where n > 5 { bullet("... and \(n - 5) more: \(reason)") }
+        }
+        if let offset = r.clockOffsetSeconds {
+            section("CLOCKS")
+            let boot: String
+            if r.guestClock == "wall-clock" {
+                boot = abs(offset) < 1 ? "the guest's clock agrees with the host's (within a second)"
+                    : String(format: "the guest's clock reads %.3f s %@ the host's (time zone, or clock drift)", abs(offset), offset > 0 ? "behind" : "ahead of")
+            } else if offset > 946_684_800 {
+                boot = "the guest booted at \(wallClock(offset)) UTC by the host's clock"
+            } else {
+                boot = String(format: "host clock − guest uptime = %.6f s", offset)
+            }
+            let agree = r.clockOffsetSpreadSeconds.map { $0 < 0.001 ? "" : String(format: "; matched pairs agree within %.3f s", $0) } ?? ""
+            line("  " + boot + agree)
+        }
+        if !r.disagreements.isEmpty {
+            section("INPUTS THAT DISAGREE")
+            for d in r.disagreements { bullet(style.yellow(d)) }
+        }
+        if !r.nextSteps.isEmpty {
+            section("WHAT TO LOOK AT NEXT")
+            for s in r.nextSteps { bullet(s) }
+        }
+        if !r.missing.isEmpty {
+            section("NOT GIVEN, AND WHAT IT WOULD HAVE TOLD")
+            for m in r.missing { bullet(m) }
+        }
+        return out
+    }
+
+    static func originWords(_ o: ExplainReport.Origin) -> String {
+        switch o {
+        case .hostStorage: return "the host's storage failed"
+        case .qemuRejected: return "QEMU rejected the guest's requests"
+        case .guestInternal: return "the error arose inside the guest"
+        case .unknown: return "not enough evidence"
+        }
+    }
+
+    static func wallClock(_ t: Double) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+
+    /// Greedy word wrap; words longer than the width stay whole.
+    static func wrap(_ s: String, _ width: Int) -> [String] {
+        var lines: [String] = []
+        var current = ""
+        for word in s.split(separator: " ", omittingEmptySubsequences: false) {
+            if current.isEmpty { current = String(word) }
+            else if current.count + 1 + word.count <= width { current += " " + word }
+            else { lines.append(current); current = String(word) }
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines
+    }
+}
