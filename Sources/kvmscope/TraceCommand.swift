@@ -3,7 +3,8 @@ import Foundation
 import KVMScope
 
 /// Set by the SIGINT handler in `--follow` mode; read by the input's poll loop.
-private var interruptRequested: sig_atomic_t = 0
+// A signal handler may only touch a sig_atomic_t, so this is a plain global, not an actor or lock.
+nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -147,7 +147,7 @@ public enum ExplainAnalysis {
 
 /// Reading a guest log's wall-clock stamps as seconds since the epoch.
 enum ClockReading {
-    static var utc: Calendar = {
+    static let utc: Calendar = {
         var c = Calendar(identifier: .gregorian)
         c.timeZone = TimeZone(identifier: "UTC")!
         return c
