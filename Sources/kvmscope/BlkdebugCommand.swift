@@ -97,14 +97,15 @@ struct BlkdebugEventsCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    struct Row: Encodable { let name: String; let source: String; let kvmscope: Bool; let why: String? }
+    struct Row: Encodable { let name: String; let source: String; let kvmscope: Bool; @NullEncoded var why: String? }
+    struct Document: Encodable { let events: [Row] }
 
     func run() throws {
         let rows = BlkdebugEvent.allCases.map {
             Row(name: $0.rawValue, source: $0.source.rawValue, kvmscope: $0.firesOnRawImage, why: $0.whyNotOnRawImage)
         }
         if output.json {
-            CLIOutput.write(try JSONReport.encode(rows))
+            CLIOutput.write(try JSONReport.encode(Document(events: rows)))
         } else {
             CLIOutput.write(rows.map {
                 $0.name.padding(toLength: 28, withPad: " ", startingAt: 0) + $0.source.padding(toLength: 18, withPad: " ", startingAt: 0)

@@ -8,7 +8,18 @@ private final class PipeDrain: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     init(_ pipe: Pipe) {
         DispatchQueue.global().async {
-            self.data = pipe.fileHandleForReading.readDataToEndOfFile()
+            // read(2) in a loop rather than FileHandle.readDataToEndOfFile(), which traps on EINTR
+            // (a test elsewhere in this process may be delivering signals).
+            let fd = pipe.fileHandleForReading.fileDescriptor
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var collected = Data()
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n > 0 { collected.append(contentsOf: buffer[0..<n]); continue }
+                if n < 0 && errno == EINTR { continue }
+                break
+            }
+            self.data = collected
             self.done.signal()
         }
     }

@@ -44,7 +44,7 @@ import Testing
         let onlyV6 = try CLIRunner.run(["drops", "--protocol", "0x86dd", "--json", perf])
         let s = try summary(onlyV6.stdout)
         #expect(s["drops"] as? Int == 2)
-        #expect(s["filtered_out"] as? Int == 5)
+        #expect(s["filteredOut"] as? Int == 5)
         let nft = try CLIRunner.run(["drops", "--location", "nft_do_chain", "--reason", "netfilter_drop", "--json", perf])
         #expect(try summary(nft.stdout)["drops"] as? Int == 2)
         let spot = try CLIRunner.run(["drops", "--location", "__udp4_lib_rcv+0x4bc", "--json", perf])
@@ -66,28 +66,28 @@ import Testing
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.count == 2)
         let interval = try #require(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
-        #expect(Set(interval.keys) == ["type", "start", "end", "drops", "lost", "lost_unknown", "groups", "reasons", "protocols"])
+        #expect(Set(interval.keys) == ["type", "clock", "startTime", "endTime", "drops", "lost", "lostUnknown", "groups", "reasons", "protocols", "schemaVersion"])
         #expect(interval["type"] as? String == "interval")
         let s = try summary(r.stdout)
-        #expect(Set(s.keys) == ["type", "source", "source_detail", "seconds", "start", "end", "drops", "lost", "lost_unknown",
-                                "groups", "reasons", "protocols", "filtered_out", "unattributed", "notes", "input"])
+        #expect(Set(s.keys) == ["type", "source", "sourceDetail", "seconds", "clock", "startTime", "endTime", "drops", "lost", "lostUnknown",
+                                "groups", "reasons", "protocols", "filteredOut", "unattributed", "notes", "input", "schemaVersion"])
         #expect(s["source"] as? String == "file")
         #expect(s["drops"] as? Int == 7)
         let groups = try #require(s["groups"] as? [[String: Any]])
         #expect(Set(groups[0].keys) == ["count", "location", "symbol", "offset", "address", "module", "hashed", "origin",
-                                        "reason", "reason_code", "protocol", "protocol_number", "comm", "hardware_trap"])
+                                        "reason", "reasonCode", "protocol", "protocolNumber", "comm", "hardwareTrap"])
         #expect(groups[0]["location"] as? String == "__udp4_lib_rcv+0x4bc")
         #expect(groups[0]["offset"] as? String == "0x4bc")
         #expect(groups[0]["count"] as? Int == 3)
         #expect(groups[0]["protocol"] as? String == "IPv4")
-        #expect(groups[0]["protocol_number"] as? Int == 2048)
+        #expect(groups[0]["protocolNumber"] as? Int == 2048)
         #expect(groups[0]["address"] is NSNull)
         let reasons = try #require(s["reasons"] as? [[String: Any]])
         #expect(Set(reasons[0].keys) == ["reason", "code", "count", "explanation"])
         #expect(reasons.map { $0["reason"] as? String } == ["NO_SOCKET", "NETFILTER_DROP"])
         let input = try #require(s["input"] as? [String: Any])
         #expect(input["drops"] as? Int == 7)
-        #expect(input["header_lines"] as? Int == 12)
+        #expect(input["headerLines"] as? Int == 12)
     }
 
     @Test func numericReasonsNeedTheCapturingKernelsFormatFile() throws {
@@ -150,7 +150,7 @@ import Testing
         let mixed = try CLIRunner.run(["drops", "--json", "-"], stdin: long + "\n" + (try DropFixtures.text("perf-script-6.18.txt")))
         let s = try summary(mixed.stdout)
         #expect(s["drops"] as? Int == 7)
-        #expect((s["input"] as? [String: Any])?["overlong_lines"] as? Int == 1)
+        #expect((s["input"] as? [String: Any])?["overlongLines"] as? Int == 1)
     }
 
     @Test func usageErrorsExit2() throws {

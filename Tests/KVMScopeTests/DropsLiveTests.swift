@@ -313,7 +313,7 @@ import KVMScope
         // --by comm: the task that was running when the kernel dropped them (the sender).
         #expect((summary["groups"] as? [[String: Any]])?.map { $0["comm"] as? String } == ["bash"])
         // The 11 NO_SOCKET drops were filtered in the kernel: never seen, not counted.
-        #expect(summary["filtered_out"] as? Int == 0)
+        #expect(summary["filteredOut"] as? Int == 0)
     }
 
     @Test(.timeLimit(.minutes(2))) func twoConcurrentWatchersDoNotDisturbEachOther() throws {

@@ -35,7 +35,9 @@ import Testing
     @Test func jsonKeys() throws {
         let r = try CLIRunner.run(["errno", "--json", "--arch", "mips", "1133"])
         #expect(r.status == 0)
-        let parsed = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(doc["architecture"] as? String == "mips")
+        let parsed = try #require(doc["errnos"] as? [[String: Any]])
         #expect(parsed.count == 1)
         #expect(parsed[0]["name"] as? String == "EDQUOT")
         #expect(parsed[0]["number"] as? Int == 1133)

@@ -73,8 +73,9 @@ import FoundationXML
         let r = try CLIRunner.run(["exits", "--json", "--reason-heatmaps", "1", path])
         #expect(r.status == 0)
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        #expect(Set(j.keys) == ["input", "format", "isa", "lines", "pairing", "lost", "firstTimestampNs", "lastTimestampNs",
-                                "total", "byReason", "byVCPU", "byReasonAndVCPU", "slowest", "heatmap", "reasonHeatmaps"])
+        #expect(Set(j.keys) == ["source", "format", "isa", "input", "pairing", "lost", "firstTimestampNs", "lastTimestampNs",
+                                "vcpuFilter", "total", "byReason", "byVCPU", "byReasonAndVCPU", "slowest", "heatmap",
+                                "reasonHeatmaps", "recording", "schemaVersion"])
         #expect(j["format"] as? String == "ftrace" && j["isa"] as? String == "VMX")
         let total = j["total"] as! [String: Any]
         #expect(Set(total.keys) == ["count", "samplesPercent", "timePercent", "totalNs", "minNs", "maxNs", "meanNs", "stddevNs",
@@ -86,8 +87,8 @@ import FoundationXML
         #expect(slowest.first?["latencyNs"] as? Int == 1_040_000 && (slowest.first?["rip"] as? NSNumber)?.uint64Value == 0xffff_ffff_8106_0b7e)
         let pairing = j["pairing"] as! [String: Any]
         #expect(pairing["pairs"] as? Int == 3 && pairing["exitsWithoutEntryAtEnd"] as? Int == 0)
-        let lines = j["lines"] as! [String: Any]
-        #expect(lines["unrecognized"] as? Int == 1 && lines["otherEvents"] as? Int == 1 && lines["kvmExit"] as? Int == 3)
+        let lines = j["input"] as! [String: Any]
+        #expect(lines["unrecognizedLines"] as? Int == 1 && lines["otherEventLines"] as? Int == 1 && lines["kvmExitLines"] as? Int == 3)
         let heat = j["heatmap"] as! [String: Any]
         #expect(Set(heat.keys) == ["startNs", "bucketWidthNs", "firstRow", "rowCount", "counts"])
         #expect((j["reasonHeatmaps"] as? [[String: Any]])?.first?["reason"] as? String == "EXTERNAL_INTERRUPT")
@@ -97,7 +98,7 @@ import FoundationXML
         let r = try CLIRunner.run(["exits", "--json", "--format", "trace-cmd", "-"], stdin: Self.small)
         #expect(r.status == 0)
         #expect(r.stdout.contains("\"format\" : \"trace-cmd\""))
-        #expect(r.stdout.contains("\"input\" : \"<stdin>\""))
+        #expect(r.stdout.contains("\"source\" : \"<stdin>\""))
     }
 
     @Test func svgIsWrittenAndWellFormed() throws {

@@ -26,7 +26,7 @@ import Testing
         let qmp = try #require(o["qmp"] as? [String: Any])
         let pauses = try #require(qmp["pauses"] as? [[String: Any]])
         #expect(pauses.count == 1)
-        for k in ["start", "seconds", "operation", "reason", "retrySucceeded"] { #expect(pauses[0].keys.contains(k)) }
+        for k in ["startTime", "seconds", "operation", "reason", "retrySucceeded"] { #expect(pauses[0].keys.contains(k)) }
         #expect(pauses[0]["retrySucceeded"] as? Bool == true)
         #expect((qmp["ioErrors"] as? [[String: Any]])?.first?["errnoName"] as? String == "ENOSPC")
         // host is kvmscope trace's JSON, guest is kvmscope guest's.

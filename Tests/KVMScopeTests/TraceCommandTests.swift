@@ -45,14 +45,14 @@ import KVMScope
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(Set(json.keys) == ["input", "timeSpan", "devices", "requests", "failuresTotal", "failuresShown", "failures",
                                    "failureGroups", "inFlightTotal", "inFlight", "leakedTotal", "vmPauses", "latency",
-                                   "throughput", "warnings"])
+                                   "throughput", "warnings", "schemaVersion"])
         let requests = try #require(json["requests"] as? [String: Int])
         #expect(requests == ["completed": 5, "failed": 0, "inFlightAtEnd": 0, "discardedAtReset": 0,
                              "pausedAndRetried": 1, "backendErrorsIgnored": 0])
         let failure = try #require((json["failures"] as? [[String: Any]])?.first)
         #expect(Set(failure.keys) == ["device", "queue", "request", "operation", "sector", "sectors", "errno", "errnoName",
                                       "errnoMessage", "guestStatus", "cause", "retrySucceeded", "attempts",
-                                      "waitedSeconds", "time", "sinceStart", "explanation"])
+                                      "waitedSeconds", "time", "sinceStartSeconds", "explanation"])
         #expect(failure["errno"] as? Int == 28)
         #expect(failure["cause"] as? String == "paused-retried")
         #expect(failure["retrySucceeded"] as? Bool == true)

@@ -5,7 +5,7 @@ public enum ErrnoRenderer {
         "\(e.name) \(e.number) \(e.message)"
     }
 
-    /// JSON keys: `name`, `number`, `aliases`, `message`, `architecture`.
+    /// JSON: `{"schemaVersion", "architecture", "errnos": [{name, number, aliases, message, architecture}]}`.
     public struct JSONEntry: Encodable {
         public let name: String
         public let number: Int32
@@ -14,10 +14,15 @@ public enum ErrnoRenderer {
         public let architecture: String
     }
 
+    struct JSONDocument: Encodable {
+        let architecture: String
+        let errnos: [JSONEntry]
+    }
+
     public static func json(_ entries: [ErrnoEntry], architecture: ErrnoArchitecture) throws -> String {
-        try JSONReport.encode(entries.map {
+        try JSONReport.encode(JSONDocument(architecture: architecture.rawValue, errnos: entries.map {
             JSONEntry(name: $0.name, number: $0.number, aliases: $0.aliases, message: $0.message,
                       architecture: architecture.rawValue)
-        })
+        }))
     }
 }

@@ -18,6 +18,9 @@ public struct DropKey: Hashable, Sendable {
 public struct DropTally: Sendable {
     public var start: Double?
     public var end: Double?
+    /// What `start`/`end` are measured on: the capture's trace clock for files, the wall
+    /// clock for live monitoring.
+    public var clock: ReportClock = .trace
     public private(set) var counts: [DropKey: Int] = [:]
     public private(set) var total = 0
     /// Events the source lost (ring-buffer overruns, netlink ENOBUFS) in this span.

@@ -133,6 +133,7 @@ public final class LiveDropMonitor {
             noteLosses()
             var closed = main.closeInterval(end: end + epochOffset)
             closed.start = intervalStart + epochOffset
+            closed.clock = .wall
             main.absorb(ahead)
             ahead = DropAggregator(filter: options.filter, keepComm: keepComm)
             tasks.clear()
@@ -172,6 +173,7 @@ public final class LiveDropMonitor {
 
         var total = main.total
         total.start = start + epochOffset
+        total.clock = .wall
         total.end = stopped + epochOffset
         var notes: [String] = []
         if options.netnsInode != nil {

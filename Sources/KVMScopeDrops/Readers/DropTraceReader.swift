@@ -69,12 +69,6 @@ public struct DropTraceStats: Equatable, Sendable, Codable {
     /// Drops with a numeric reason no table named (give --format-file from the capturing host).
     public var unnamedReasons = 0
     public init() {}
-
-    enum CodingKeys: String, CodingKey {
-        case lines, drops, consumed
-        case otherEvents = "other_events", headerLines = "header_lines", skippedLines = "skipped_lines"
-        case overlongLines = "overlong_lines", hashedLocations = "hashed_locations", unnamedReasons = "unnamed_reasons"
-    }
 }
 
 /// Reads a kfree_skb text capture (any of the three formats, even mixed) in one pass.

@@ -14,8 +14,8 @@ public enum DropJSONRenderer {
         let hardwareTrap: String?
 
         enum K: String, CodingKey {
-            case count, location, symbol, offset, address, module, hashed, origin, reason, reason_code
-            case `protocol`, protocol_number, comm, hardware_trap
+            case count, location, symbol, offset, address, module, hashed, origin, reason, reasonCode
+            case `protocol`, protocolNumber, comm, hardwareTrap
         }
 
         func encode(to encoder: Encoder) throws {
@@ -29,11 +29,11 @@ public enum DropJSONRenderer {
             try c.encode(location.hashed, forKey: .hashed)
             try c.encode(origin.rawValue, forKey: .origin)
             try c.encode(reason?.displayName, forKey: .reason)
-            try c.encode(reason?.code, forKey: .reason_code)
+            try c.encode(reason?.code, forKey: .reasonCode)
             try c.encode(protocolNumber.map(EtherType.name), forKey: .protocol)
-            try c.encode(protocolNumber, forKey: .protocol_number)
+            try c.encode(protocolNumber, forKey: .protocolNumber)
             try c.encode(comm, forKey: .comm)
-            try c.encode(hardwareTrap, forKey: .hardware_trap)
+            try c.encode(hardwareTrap, forKey: .hardwareTrap)
         }
     }
 
@@ -67,13 +67,14 @@ public enum DropJSONRenderer {
 
     struct Interval: Encodable {
         let tally: DropTally
-        enum K: String, CodingKey { case type, start, end, drops, lost, lost_unknown, groups, reasons, protocols }
+        enum K: String, CodingKey { case type, clock, startTime, endTime, drops, lost, lostUnknown, groups, reasons, protocols }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: K.self)
             try c.encode("interval", forKey: .type)
-            try c.encode(tally.start, forKey: .start)
-            try c.encode(tally.end, forKey: .end)
-            try encodeCounts(&c, tally, drops: .drops, lost: .lost, lostUnknown: .lost_unknown, groups: .groups,
+            try c.encode(tally.clock, forKey: .clock)
+            try c.encode(tally.start, forKey: .startTime)
+            try c.encode(tally.end, forKey: .endTime)
+            try encodeCounts(&c, tally, drops: .drops, lost: .lost, lostUnknown: .lostUnknown, groups: .groups,
                              reasons: .reasons, protocols: .protocols)
         }
     }
@@ -81,20 +82,21 @@ public enum DropJSONRenderer {
     struct Summary: Encodable {
         let s: DropRunSummary
         enum K: String, CodingKey {
-            case type, source, source_detail, seconds, start, end, drops, lost, lost_unknown, groups, reasons, protocols
-            case filtered_out, unattributed, notes, input
+            case type, source, sourceDetail, seconds, clock, startTime, endTime, drops, lost, lostUnknown, groups, reasons, protocols
+            case filteredOut, unattributed, notes, input
         }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: K.self)
             try c.encode("summary", forKey: .type)
             try c.encode(s.source, forKey: .source)
-            try c.encode(s.sourceDetail, forKey: .source_detail)
+            try c.encode(s.sourceDetail, forKey: .sourceDetail)
             try c.encode(s.seconds, forKey: .seconds)
-            try c.encode(s.tally.start, forKey: .start)
-            try c.encode(s.tally.end, forKey: .end)
-            try encodeCounts(&c, s.tally, drops: .drops, lost: .lost, lostUnknown: .lost_unknown, groups: .groups,
+            try c.encode(s.tally.clock, forKey: .clock)
+            try c.encode(s.tally.start, forKey: .startTime)
+            try c.encode(s.tally.end, forKey: .endTime)
+            try encodeCounts(&c, s.tally, drops: .drops, lost: .lost, lostUnknown: .lostUnknown, groups: .groups,
                              reasons: .reasons, protocols: .protocols)
-            try c.encode(s.filteredOut, forKey: .filtered_out)
+            try c.encode(s.filteredOut, forKey: .filteredOut)
             try c.encode(s.unattributed, forKey: .unattributed)
             try c.encode(s.notes, forKey: .notes)
             try c.encode(s.input, forKey: .input)

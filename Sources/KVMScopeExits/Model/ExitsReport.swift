@@ -8,17 +8,23 @@ public struct ExitsReport: Codable, Sendable {
     public var lines: LineAccounting
     public var pairing: PairingAccounting
     public var lost: LostEvents
-    public var firstTimestampNs: UInt64?
-    public var lastTimestampNs: UInt64?
-    public var vcpuFilter: Int32?
+    @NullEncoded public var firstTimestampNs: UInt64?
+    @NullEncoded public var lastTimestampNs: UInt64?
+    @NullEncoded public var vcpuFilter: Int32?
     public var total: ExitStats
     public var byReason: [ReasonRow]
     public var byVCPU: [VCPURow]
     public var byReasonAndVCPU: [ReasonVCPURow]
     public var slowest: [SlowExit]
     public var heatmap: HeatmapData
-    public var reasonHeatmaps: [ReasonHeatmap]?
-    public var recording: RecordingInfo?
+    @NullEncoded public var reasonHeatmaps: [ReasonHeatmap]?
+    @NullEncoded public var recording: RecordingInfo?
+
+    // `source` names the input like every other report; `input` says how much of it was read.
+    enum CodingKeys: String, CodingKey {
+        case input = "source", format, isa, lines = "input", pairing, lost, firstTimestampNs, lastTimestampNs
+        case vcpuFilter, total, byReason, byVCPU, byReasonAndVCPU, slowest, heatmap, reasonHeatmaps, recording
+    }
 }
 
 public struct ExitStats: Codable, Sendable, Equatable {
@@ -44,7 +50,7 @@ public struct ExitStats: Codable, Sendable, Equatable {
 
 public struct ReasonRow: Codable, Sendable {
     public var reason: String
-    public var isa: String?
+    @NullEncoded public var isa: String?
     public var stats: ExitStats
 }
 
@@ -75,6 +81,13 @@ public struct LineAccounting: Codable, Sendable, Equatable {
     public var binary = 0
     public var overlong = 0
     public init() {}
+
+    // Every line counter is `…Lines`, as in the other readers' input accounting.
+    enum CodingKeys: String, CodingKey {
+        case total = "lines", bytes, kvmExit = "kvmExitLines", kvmEntry = "kvmEntryLines"
+        case otherEvents = "otherEventLines", headers = "headerLines", unrecognized = "unrecognizedLines"
+        case malformedKVM = "malformedLines", binary = "binaryLines", overlong = "overlongLines"
+    }
 }
 
 public struct PairingAccounting: Codable, Sendable, Equatable {
@@ -97,13 +110,13 @@ public struct LostEvents: Codable, Sendable, Equatable {
     public var markerLines = 0
     public var events: UInt64 = 0
     /// Live recording: ring-buffer overruns + dropped events from per_cpu/cpuN/stats.
-    public var ringBufferOverruns: UInt64?
+    @NullEncoded public var ringBufferOverruns: UInt64?
     public var any: Bool { markerLines > 0 || events > 0 || (ringBufferOverruns ?? 0) > 0 }
     public init() {}
 }
 
 public struct HeatmapData: Codable, Sendable, Equatable {
-    public var startNs: UInt64?
+    @NullEncoded public var startNs: UInt64?
     public var bucketWidthNs: UInt64
     /// Row i covers latencies [2^(firstRow+i), 2^(firstRow+i+1)) ns.
     public var firstRow: Int
@@ -135,10 +148,10 @@ public struct RecordingInfo: Codable, Sendable {
     public var requestedSeconds: Double
     public var recordedSeconds: Double
     public var interrupted: Bool
-    public var pid: Int32?
+    @NullEncoded public var pid: Int32?
     public var threads: [Int32]
     public var events: [String]
     /// Other tracepoints seen (e.g. kvm_pio), which show guests ran even without kvm_exit.
     public var contextEvents: Int
-    public var note: String?
+    @NullEncoded public var note: String?
 }

@@ -153,7 +153,7 @@ extension ExplainReport.Match {
 }
 
 extension ExplainReport.GuestBlockErrorRef {
-    enum CodingKeys: String, CodingKey { case device, sector, operation, uptime, line }
+    enum CodingKeys: String, CodingKey { case device, sector, operation, uptime = "uptimeSeconds", line }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(device, forKey: .device)

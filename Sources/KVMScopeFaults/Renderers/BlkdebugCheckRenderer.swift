@@ -6,10 +6,10 @@ public struct BlkdebugCheckReport: Encodable, Sendable {
     public struct Item: Encodable, Sendable {
         public var severity: String
         public var code: String
-        public var file: String?
-        public var line: Int?
+        @NullEncoded public var file: String?
+        @NullEncoded public var line: Int?
         public var message: String
-        public var hint: String?
+        @NullEncoded public var hint: String?
     }
     public var file: String
     public var injectErrorRules: Int
@@ -18,12 +18,13 @@ public struct BlkdebugCheckReport: Encodable, Sendable {
     public var warnings: Int
     public var notes: Int
     public var diagnostics: [Item]
-    public var blockdev: [String]?
+    /// The `-blockdev` form of the rules, with `--blockdev`; null otherwise.
+    @NullEncoded public var blockdev: [String]?
 
     enum CodingKeys: String, CodingKey {
         case file, errors, warnings, notes, diagnostics, blockdev
-        case injectErrorRules = "inject_error_rules"
-        case setStateRules = "set_state_rules"
+        case injectErrorRules
+        case setStateRules
     }
 
     public init(file: String, config: BlkdebugConfig, diagnostics: [RuleDiagnostic], blockdev: [String]? = nil) {
@@ -65,9 +66,11 @@ public enum BlkdebugCheckRenderer {
 }
 
 /// One JSON line per injected fault (`--log FILE`), so a test can prove that a fault fired.
-/// Keys: time, client, command, offset, length, rule, event, errno, errno_name, nbd_error, delay_ms, state.
+/// Keys (docs/json.md): type ("fault"), time (epoch seconds), client, command, offset, length,
+/// rule, event, errno, errnoName, nbdError, delayMs.
 public struct FaultLogRecord: Encodable, Sendable {
-    public var time: String
+    public let type = "fault"
+    public var time: Double
     public var client: String
     public var command: String
     public var offset: Int64
@@ -77,18 +80,18 @@ public struct FaultLogRecord: Encodable, Sendable {
     public var errno: Int32
     public var errnoName: String
     /// The error value sent on the wire (NBD only; nil for `kvmscope io`).
-    public var nbdError: String?
+    @NullEncoded public var nbdError: String?
     public var delayMs: Double
 
     enum CodingKeys: String, CodingKey {
-        case time, client, command, offset, length, rule, event, errno
-        case errnoName = "errno_name"
-        case nbdError = "nbd_error"
-        case delayMs = "delay_ms"
+        case type, time, client, command, offset, length, rule, event, errno
+        case errnoName
+        case nbdError
+        case delayMs
     }
 
     public init(fault: InjectedFault, client: String, command: String, nbdError: String?, date: Date = Date()) {
-        time = Self.timestamp(date)
+        time = date.timeIntervalSince1970
         self.client = client
         self.command = command
         offset = fault.offset
@@ -99,12 +102,6 @@ public struct FaultLogRecord: Encodable, Sendable {
         errnoName = fault.errno == 0 ? "" : (ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")
         self.nbdError = nbdError
         delayMs = Double(fault.delayNanoseconds) / 1e6
-    }
-
-    static func timestamp(_ d: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: d)
     }
 
     public func jsonLine() -> String {

@@ -136,7 +136,7 @@ public struct BufferErrorRecord: Sendable, Equatable, Encodable {
         self.event = event; self.loss = loss; self.lossInferred = lossInferred
     }
 
-    enum CodingKeys: String, CodingKey { case logicalBlock, loss, lossInferred, shape, line, time, wallClock }
+    enum CodingKeys: String, CodingKey { case logicalBlock, loss, lossInferred, shape, line, uptimeSeconds, wallClock }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -145,7 +145,7 @@ public struct BufferErrorRecord: Sendable, Equatable, Encodable {
         try c.encode(lossInferred, forKey: .lossInferred)
         try c.encode(event.shape.rawValue, forKey: .shape)
         try c.encode(event.location.line, forKey: .line)
-        try c.encode(event.location.time.uptimeSeconds, forKey: .time)
+        try c.encode(event.location.time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(event.location.time.wallClock?.description, forKey: .wallClock)
     }
 }
@@ -248,12 +248,12 @@ public struct EvidenceLine: Sendable, Equatable, Encodable {
         self.location = location; self.message = message
     }
 
-    enum CodingKeys: String, CodingKey { case line, time, wallClock, message }
+    enum CodingKeys: String, CodingKey { case line, uptimeSeconds, wallClock, message }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(location.line, forKey: .line)
-        try c.encode(location.time.uptimeSeconds, forKey: .time)
+        try c.encode(location.time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(location.time.wallClock?.description, forKey: .wallClock)
         try c.encode(message, forKey: .message)
     }
@@ -306,7 +306,7 @@ public struct SuppressedSummary: Sendable, Equatable, Encodable {
 
 extension BlockErrorEvent: Encodable {
     enum CodingKeys: String, CodingKey {
-        case sector, operation, reportedOperation, errorType, errno, time, wallClock, line
+        case sector, operation, reportedOperation, errorType, errno, uptimeSeconds, wallClock, line
         case opCode, flags, physSegments, prioClass, caller, kernelShape, kernels
     }
 
@@ -317,7 +317,7 @@ extension BlockErrorEvent: Encodable {
         try c.encode(reportedOperation?.rawValue, forKey: .reportedOperation)
         try c.encode(errorType.text, forKey: .errorType)
         try c.encode(errorType.errnoName, forKey: .errno)
-        try c.encode(location.time.uptimeSeconds, forKey: .time)
+        try c.encode(location.time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(location.time.wallClock?.description, forKey: .wallClock)
         try c.encode(location.line, forKey: .line)
         try c.encode(opCode, forKey: .opCode)
@@ -331,12 +331,12 @@ extension BlockErrorEvent: Encodable {
 }
 
 extension GuestLogLocation: Encodable {
-    enum CodingKeys: String, CodingKey { case line, time, wallClock }
+    enum CodingKeys: String, CodingKey { case line, uptimeSeconds, wallClock }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(line, forKey: .line)
-        try c.encode(time.uptimeSeconds, forKey: .time)
+        try c.encode(time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(time.wallClock?.description, forKey: .wallClock)
     }
 }
@@ -371,7 +371,7 @@ extension SectorRange: Encodable {
 extension GuestLogInputStats: Encodable {
     enum CodingKeys: String, CodingKey {
         case bytes, lines, styles, stampedLines, notKernelLines, binaryLines, overlongLines, malformedLines
-        case firstMalformedLine, duplicateEvents, endedMidLine, firstUptime, lastUptime
+        case firstMalformedLine, duplicateEvents, endedMidLine, firstUptimeSeconds, lastUptimeSeconds
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -387,7 +387,7 @@ extension GuestLogInputStats: Encodable {
         try c.encode(firstMalformedLine, forKey: .firstMalformedLine)
         try c.encode(duplicateEvents, forKey: .duplicateEvents)
         try c.encode(endedMidLine, forKey: .endedMidLine)
-        try c.encode(firstUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .firstUptime)
-        try c.encode(lastUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .lastUptime)
+        try c.encode(firstUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .firstUptimeSeconds)
+        try c.encode(lastUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .lastUptimeSeconds)
     }
 }

@@ -138,7 +138,7 @@ extension QMPTimeline.IOError {
 }
 
 extension QMPTimeline.Pause {
-    enum CodingKeys: String, CodingKey { case start, seconds, device, operation, reason, nospace, retrySucceeded, stopLine, resumeLine }
+    enum CodingKeys: String, CodingKey { case start = "startTime", seconds, device, operation, reason, nospace, retrySucceeded, stopLine, resumeLine }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(start, forKey: .start); try c.encode(seconds, forKey: .seconds)

@@ -36,6 +36,8 @@ public struct TraceReport: Sendable, Equatable, Codable {
         public var end: Double
         public var seconds: Double
         public var clock: TraceClock
+
+        enum CodingKeys: String, CodingKey { case start = "startTime", end = "endTime", seconds, clock }
     }
 
     public struct Throughput: Sendable, Equatable, Codable {

@@ -73,52 +73,62 @@ public struct VirtioBlkFailure: Sendable, Equatable, Codable {
     /// The virtio device (`vdev` pointer), or `vq:0x…` when the trace has no vdev (old QEMU).
     public var device: String
     /// The virtqueue pointer, when `virtqueue_pop` was traced.
-    public var queue: String?
+    @NullEncoded public var queue: String? = nil
     /// The request pointer (`req` = `elem` in current QEMU).
     public var request: String
     public var operation: VirtioBlkOperation
-    public var sector: UInt64?
-    public var sectors: UInt64?
+    @NullEncoded public var sector: UInt64? = nil
+    @NullEncoded public var sectors: UInt64? = nil
     /// Positive errno from the storage backend (ret -5 → 5), or nil when none was reported.
-    public var errno: Int?
-    public var errnoName: String?
-    public var errnoMessage: String?
+    @NullEncoded public var errno: Int? = nil
+    @NullEncoded public var errnoName: String? = nil
+    @NullEncoded public var errnoMessage: String? = nil
     /// What the guest was told: `IOERR`, `UNSUPP`, `OK` (error ignored, or retry succeeded),
     /// or nil when no status was ever sent.
-    public var guestStatus: String?
+    @NullEncoded public var guestStatus: String? = nil
     public var cause: VirtioBlkFailureCause
     /// For `paused-retried`: whether the last retry succeeded.
-    public var retrySucceeded: Bool?
+    @NullEncoded public var retrySucceeded: Bool? = nil
     /// How many times QEMU submitted the request to storage.
     public var attempts: Int
     /// For `paused-retried`: time between the failure and the retry, summed over retries.
-    public var waitedSeconds: Double?
+    @NullEncoded public var waitedSeconds: Double? = nil
     /// When the failure happened (seconds, in the trace's clock), and since the trace started.
-    public var time: Double?
-    public var sinceStart: Double?
+    @NullEncoded public var time: Double? = nil
+    @NullEncoded public var sinceStart: Double? = nil
     /// One sentence for people.
     public var explanation: String
+
+    enum CodingKeys: String, CodingKey {
+        case device, queue, request, operation, sector, sectors, errno, errnoName, errnoMessage, guestStatus, cause
+        case retrySucceeded, attempts, waitedSeconds, time, sinceStart = "sinceStartSeconds", explanation
+    }
 }
 
 /// A request popped (or handled) and never returned to the guest by the end of the trace.
 public struct VirtioBlkInFlightRequest: Sendable, Equatable, Codable {
     public var device: String
-    public var queue: String?
+    @NullEncoded public var queue: String? = nil
     public var request: String
-    public var operation: VirtioBlkOperation?
-    public var sector: UInt64?
-    public var sectors: UInt64?
+    @NullEncoded public var operation: VirtioBlkOperation? = nil
+    @NullEncoded public var sector: UInt64? = nil
+    @NullEncoded public var sectors: UInt64? = nil
     /// `popped, not yet handled`, `submitted to storage`, `waiting for retry after a backend
     /// error (VM paused)`, `completed, not yet returned to the guest`.
     public var state: String
     public var attempts: Int
-    public var errno: Int?
-    public var errnoName: String?
+    @NullEncoded public var errno: Int? = nil
+    @NullEncoded public var errnoName: String? = nil
     /// Seconds from pop (or first sight) to the end of the trace; nil without timestamps.
-    public var ageSeconds: Double?
-    public var since: Double?
+    @NullEncoded public var ageSeconds: Double? = nil
+    @NullEncoded public var since: Double? = nil
     /// Counted as a leak: older than the threshold, or waiting on a paused VM.
     public var leaked: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case device, queue, request, operation, sector, sectors, state, attempts, errno, errnoName, ageSeconds
+        case since = "sinceTime", leaked
+    }
 }
 
 /// Identical failures, counted exactly however many there are.
@@ -126,16 +136,16 @@ public struct VirtioBlkFailureGroup: Sendable, Equatable, Codable {
     public var device: String
     public var operation: VirtioBlkOperation
     public var cause: VirtioBlkFailureCause
-    public var errno: Int?
-    public var errnoName: String?
-    public var guestStatus: String?
-    public var retrySucceeded: Bool?
+    @NullEncoded public var errno: Int? = nil
+    @NullEncoded public var errnoName: String? = nil
+    @NullEncoded public var guestStatus: String? = nil
+    @NullEncoded public var retrySucceeded: Bool? = nil
     public var count: Int
-    public var firstTime: Double?
-    public var lastTime: Double?
+    @NullEncoded public var firstTime: Double? = nil
+    @NullEncoded public var lastTime: Double? = nil
     /// Lowest sector and highest sector+length of the group.
-    public var sectorMin: UInt64?
-    public var sectorEnd: UInt64?
+    @NullEncoded public var sectorMin: UInt64? = nil
+    @NullEncoded public var sectorEnd: UInt64? = nil
 }
 
 /// Latency of one kind for one operation. Times in microseconds; percentiles from an HDR
@@ -157,9 +167,9 @@ public struct OperationLatency: Sendable, Equatable, Codable {
     /// Requests returned to the guest (any status).
     public var requests: Int
     /// Guest-visible: virtqueue_pop → virtqueue_fill (or req_complete when fill is not traced).
-    public var popToFill: LatencySummary?
+    @NullEncoded public var popToFill: LatencySummary? = nil
     /// Storage: virtio_blk_handle_read/write → virtio_blk_rw_complete, per submission.
-    public var handleToComplete: LatencySummary?
+    @NullEncoded public var handleToComplete: LatencySummary? = nil
     /// Bytes moved by successful requests.
     public var bytes: UInt64
 }
@@ -177,90 +187,9 @@ public struct VirtioBlkDeviceSummary: Sendable, Equatable, Codable {
 /// A VM stop seen in the trace (`runstate_set … new_state … (io-error)`).
 public struct VMPause: Sendable, Equatable, Codable {
     public var start: Double
-    public var end: Double?
-    public var seconds: Double?
+    @NullEncoded public var end: Double? = nil
+    @NullEncoded public var seconds: Double? = nil
     public var reason: String
-}
 
-// JSON: every documented key is always present; what is unknown or never happened is `null`
-// (the synthesized encoders would leave such keys out).
-
-extension VirtioBlkFailure {
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(device, forKey: .device)
-        try c.encode(queue, forKey: .queue)
-        try c.encode(request, forKey: .request)
-        try c.encode(operation, forKey: .operation)
-        try c.encode(sector, forKey: .sector)
-        try c.encode(sectors, forKey: .sectors)
-        try c.encode(errno, forKey: .errno)
-        try c.encode(errnoName, forKey: .errnoName)
-        try c.encode(errnoMessage, forKey: .errnoMessage)
-        try c.encode(guestStatus, forKey: .guestStatus)
-        try c.encode(cause, forKey: .cause)
-        try c.encode(retrySucceeded, forKey: .retrySucceeded)
-        try c.encode(attempts, forKey: .attempts)
-        try c.encode(waitedSeconds, forKey: .waitedSeconds)
-        try c.encode(time, forKey: .time)
-        try c.encode(sinceStart, forKey: .sinceStart)
-        try c.encode(explanation, forKey: .explanation)
-    }
-}
-
-extension VirtioBlkInFlightRequest {
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(device, forKey: .device)
-        try c.encode(queue, forKey: .queue)
-        try c.encode(request, forKey: .request)
-        try c.encode(operation, forKey: .operation)
-        try c.encode(sector, forKey: .sector)
-        try c.encode(sectors, forKey: .sectors)
-        try c.encode(state, forKey: .state)
-        try c.encode(attempts, forKey: .attempts)
-        try c.encode(errno, forKey: .errno)
-        try c.encode(errnoName, forKey: .errnoName)
-        try c.encode(ageSeconds, forKey: .ageSeconds)
-        try c.encode(since, forKey: .since)
-        try c.encode(leaked, forKey: .leaked)
-    }
-}
-
-extension VirtioBlkFailureGroup {
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(device, forKey: .device)
-        try c.encode(operation, forKey: .operation)
-        try c.encode(cause, forKey: .cause)
-        try c.encode(errno, forKey: .errno)
-        try c.encode(errnoName, forKey: .errnoName)
-        try c.encode(guestStatus, forKey: .guestStatus)
-        try c.encode(retrySucceeded, forKey: .retrySucceeded)
-        try c.encode(count, forKey: .count)
-        try c.encode(firstTime, forKey: .firstTime)
-        try c.encode(lastTime, forKey: .lastTime)
-        try c.encode(sectorMin, forKey: .sectorMin)
-        try c.encode(sectorEnd, forKey: .sectorEnd)
-    }
-}
-
-extension OperationLatency {
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(requests, forKey: .requests)
-        try c.encode(popToFill, forKey: .popToFill)
-        try c.encode(handleToComplete, forKey: .handleToComplete)
-        try c.encode(bytes, forKey: .bytes)
-    }
-}
-
-extension VMPause {
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(start, forKey: .start)
-        try c.encode(end, forKey: .end)
-        try c.encode(seconds, forKey: .seconds)
-        try c.encode(reason, forKey: .reason)
-    }
+    enum CodingKeys: String, CodingKey { case start = "startTime", end = "endTime", seconds, reason }
 }

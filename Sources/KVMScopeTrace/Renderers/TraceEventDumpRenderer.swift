@@ -12,7 +12,7 @@ import Foundation
 /// so scripts written against it keep working; the log backend's thread id is printed as `tid=`.
 /// Events without a timestamp (log backend without `-msg timestamp=on`) show `-` as the delta.
 ///
-/// `--json` prints JSON Lines instead: `{"args":{…},"name":…,"thread":…,"time":…}` with typed
+/// `--json` prints JSON Lines instead: `{"args":{…},"name":…,"schemaVersion":…,"thread":…,"time":…,"type":"event"}` with typed
 /// values (signed and unsigned numbers, pointers as `"0x…"` strings, strings as strings).
 public struct TraceEventDumpRenderer {
     public enum Style { case simpletrace, jsonLines }
@@ -136,6 +136,7 @@ public struct TraceEventDumpRenderer {
         }
         out += "},\"name\":".utf8
         appendJSONString(event.definition.name.utf8, to: &out)
+        out += Self.schemaVersionMember
         out += ",\"thread\":".utf8
         if let t = event.thread { out += String(t).utf8 } else { out += "null".utf8 }
         out += ",\"time\":".utf8
@@ -150,8 +151,11 @@ public struct TraceEventDumpRenderer {
         } else {
             out += "null".utf8
         }
-        out += "}\n".utf8
+        out += ",\"type\":\"event\"}\n".utf8
     }
+
+    /// The JSON contract's version on every record (written by hand here: this path runs once per event).
+    static let schemaVersionMember = Array(",\"schemaVersion\":\(JSONContract.schemaVersion)".utf8)
 
     static func appendJSONString<S: Sequence>(_ s: S, to out: inout [UInt8]) where S.Element == UInt8 {
         out.append(UInt8(ascii: "\""))

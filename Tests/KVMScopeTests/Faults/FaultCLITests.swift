@@ -39,7 +39,7 @@ import KVMScope
         let r = try CLIRunner.run(["blkdebug", "check", "--json", "--image", img, f])
         #expect(r.status == 1)
         let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        #expect(Set(obj.keys) == ["file", "inject_error_rules", "set_state_rules", "errors", "warnings", "notes", "diagnostics"])
+        #expect(Set(obj.keys) == ["file", "injectErrorRules", "setStateRules", "errors", "warnings", "notes", "diagnostics", "blockdev", "schemaVersion"])
         let d = (obj["diagnostics"] as! [[String: Any]])[0]
         #expect(d["code"] as? String == "format-event-on-raw" && d["severity"] as? String == "warning" && d["line"] as? Int == 1)
         #expect(Set(d.keys) == ["severity", "code", "file", "line", "message", "hint"])
@@ -47,7 +47,8 @@ import KVMScope
 
     @Test func eventsListHas48Names() throws {
         let r = try CLIRunner.run(["blkdebug", "events", "--json"])
-        let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let rows = try #require(doc["events"] as? [[String: Any]])
         #expect(rows.count == 48 && rows.first?["name"] as? String == "l1_update" && rows.last?["name"] as? String == "none")
         #expect(rows.filter { $0["kvmscope"] as? Bool == true }.map { $0["name"] as! String }
                 == ["read_aio", "write_aio", "flush_to_os", "flush_to_disk", "pwritev", "pwritev_zero", "pwritev_done", "none"])
@@ -86,10 +87,10 @@ import KVMScope
         let first = try runProcess(qemuIO, ["-f", "raw", uri, "-c", "write 0 4k"])
         #expect(first.stdout == "write failed: No space left on device\n")   // EFBIG → NBD ENOSPC
         let record = try JSONSerialization.jsonObject(with: FileManager.default.contents(atPath: log) ?? Data()) as? [String: Any]
-        #expect(record?["errno_name"] as? String == "EFBIG" && record?["nbd_error"] as? String == "ENOSPC")
+        #expect(record?["errnoName"] as? String == "EFBIG" && record?["nbdError"] as? String == "ENOSPC")
         #expect(record?["command"] as? String == "write" && record?["offset"] as? Int == 0 && record?["length"] as? Int == 4096)
         #expect((record?["client"] as? String)?.hasPrefix("127.0.0.1:") == true && record?["rule"] as? String == "\(rules):1")
-        #expect(Set(record?.keys.map { $0 } ?? []) == ["time", "client", "command", "offset", "length", "rule", "event", "errno", "errno_name", "nbd_error", "delay_ms"])
+        #expect(Set(record?.keys.map { $0 } ?? []) == ["type", "time", "client", "command", "offset", "length", "rule", "event", "errno", "errnoName", "nbdError", "delayMs", "schemaVersion"])
 
         // New rules: reads at sector 0 fail instead; writes work again.
         try Data("[inject-error]\nevent = \"none\"\niotype = \"read\"\nsector = \"0\"\n".utf8).write(to: URL(fileURLWithPath: rules))

@@ -28,9 +28,9 @@ import Testing
         }
         #expect(records.count == 2)
         #expect(records[0]["rule"] as? String == "rules.cfg:3" && records[0]["command"] as? String == "write"
-                && records[0]["offset"] as? Int == 2048 * 512 && records[0]["nbd_error"] as? String == "EIO")
-        #expect(records[1]["rule"] as? String == "rules.cfg:11" && records[1]["errno_name"] as? String == "ESRCH"
-                && records[1]["offset"] as? Int == 8192 * 512 && records[1]["nbd_error"] as? String == "EIO")
+                && records[0]["offset"] as? Int == 2048 * 512 && records[0]["nbdError"] as? String == "EIO")
+        #expect(records[1]["rule"] as? String == "rules.cfg:11" && records[1]["errnoName"] as? String == "ESRCH"
+                && records[1]["offset"] as? Int == 8192 * 512 && records[1]["nbdError"] as? String == "EIO")
         let qmp = try text("qmp.jsonl")
         #expect(qmp.components(separatedBy: "\"event\": \"BLOCK_IO_ERROR\"").count - 1 == 2)
     }

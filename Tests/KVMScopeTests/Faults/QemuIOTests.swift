@@ -149,7 +149,7 @@ import KVMScope
         #expect(r.status == 1)
         let line = String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self)
         let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
-        #expect(obj?["command"] as? String == "write" && obj?["offset"] as? Int == 4096 && obj?["errno_name"] as? String == "ENOSPC")
+        #expect(obj?["command"] as? String == "write" && obj?["offset"] as? Int == 4096 && obj?["errnoName"] as? String == "ENOSPC")
         #expect(obj?["rule"] as? String == "\(rules):1" && obj?["event"] as? String == "none")
     }
 

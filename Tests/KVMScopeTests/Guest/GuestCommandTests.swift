@@ -55,7 +55,7 @@ import Testing
         #expect(block["operation"] as? String == "write")
         #expect(block["errorType"] as? String == "I/O")
         #expect(block["errno"] as? String == "EIO")
-        #expect(block["time"] as? Double == 2.32701)
+        #expect(block["uptimeSeconds"] as? Double == 2.32701)
         #expect(block["line"] as? Int == 12)
         #expect(block["kernelShape"] as? String == "op")
         #expect(block["wallClock"] is NSNull)
