@@ -52,6 +52,12 @@ struct NbdServeCommand: ParsableCommand {
     @Flag(help: "Refuse writes, trims and write-zeroes (EPERM) and announce a read-only export.")
     var readOnly = false
 
+    @Option(name: [.customShort("f"), .long], help: "Image format: raw only. Without it the format is probed as qemu-nbd probes it, and any other format is refused; -f raw serves any file's bytes as a raw disk.")
+    var format: String?
+
+    @Flag(name: [.customShort("U"), .customLong("force-share")], help: "With --read-only: serve the image even while another process (a guest, qemu-io) writes it, as qemu-io -U (qemu-nbd has no such option).")
+    var forceShare = false
+
     @Option(help: "Append one JSON line per injected fault to this file.")
     var log: String?
 
@@ -67,13 +73,17 @@ struct NbdServeCommand: ParsableCommand {
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let problem = RawImageOpener.validate(format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe) {
+            throw ValidationError(problem)
+        }
     }
 
     func run() throws {
-        let file = try RawImageFile(path: image, readOnly: readOnly)
-        if file.looksLikeQcow2() {
-            CLIOutput.warning("\(image) is a qcow2 file: it is served as raw bytes (a client may open it with format=qcow2, but qcow2 metadata events never fire here)")
-        }
+        // Probes the format and takes QEMU's image locks (an image kvmscope cannot lock is not
+        // served); they last as long as `file`, which the backend keeps until the process exits.
+        let opened = try RawImageOpener.open(path: image, format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe)
+        if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
+        let file = opened.file
         let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
         let backend = FaultInjectingBackend(image: file, rules: config, seed: seed)
         let writer = try log.map { try FaultLogWriter(path: $0) }
