@@ -9,6 +9,8 @@ struct IoCommand: ParsableCommand {
         discussion: """
         Prints exactly what qemu-io prints, so scripts and habits carry over. Commands: read [-Cqv] [-P pattern [-s off] [-l len]] off len; write [-Cfquz] [-P pattern] off len; flush; discard [-Cq] off len; info; help [command]; quit. Sizes take k/M/G/T suffixes. Without -c, commands are read from standard input (with a prompt on a terminal). The rules fire the events QEMU's raw driver and block layer fire (read_aio, write_aio, pwritev, pwritev_zero, pwritev_done, flush_to_os, flush_to_disk, none); qcow2 metadata events are refused.
 
+        Like qemu-io, it probes the format when -f is not given (and warns, and guards block 0, when probing guessed raw); any other format (qcow2, vmdk, ...) is refused, since writing its metadata as data would destroy it: -f raw treats the bytes as a raw disk. It takes QEMU's image locks, so it refuses an image a running guest, qemu-io or qemu-nbd writes, and they refuse it while it runs; -r -U reads such an image anyway.
+
         Examples:
           $ kvmscope io disk.img -c 'write -P 0xab 0 4k' -c 'read -P 0xab 0 4k'
           wrote 4096/4096 bytes at offset 0

@@ -19,6 +19,8 @@ struct NbdServeCommand: ParsableCommand {
         discussion: """
         Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
 
+        The format is probed as qemu-nbd probes it when -f is not given; images that are not raw are refused (serve them with qemu-nbd -f FORMAT), -f raw serves any file's bytes. QEMU's image locks are taken: an image a running guest or qemu-io writes is not served, and while kvmscope serves it they cannot open it for writing; --read-only -U serves it anyway.
+
         Examples:
           $ kvmscope nbd serve disk.img --rules write-eio.cfg --log faults.jsonl
           kvmscope: serving disk.img (64 MiB) with 1 rule from write-eio.cfg
