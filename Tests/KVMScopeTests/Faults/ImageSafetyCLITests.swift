@@ -233,4 +233,37 @@ private func waitForLockByte(_ path: String, _ byte: Int64) -> Bool {
         #expect(bytes[(1 << 20)..<((1 << 20) + 65536)].allSatisfy { $0 == 0x5a })
         #expect(bytes[(2 << 20)..<((2 << 20) + 4096)].allSatisfy { $0 == 0xa5 })
     }
+
+    /// "Durable before the reply", seen in the system calls: a FUA write is pwrite + fdatasync
+    /// before its reply; a flush's fdatasync comes before the flush's reply (strace of the server).
+    @Test func fuaAndFlushSyncBeforeTheReply() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        guard let strace = QemuTools.path("strace") else {
+            Issue.record("strace not found in PATH: apt-get install -y strace")
+            return
+        }
+        let dir = TempDir()
+        let img = dir.image("disk.img", size: 4 << 20)
+        let log = dir.path + "/strace.log"
+        let traced = try Holder(strace, ["-f", "-qq", "-o", log, "-e", "trace=pwrite64,fdatasync,fsync,write",
+                                         kvmscope, "nbd", "serve", "-f", "raw", img, "--port", "0", "--quiet"])
+        let uri = traced.line().trimmingCharacters(in: .whitespacesAndNewlines)
+        let w = try runProcess(qemuIO, ["-f", "raw", "-t", "writeback", uri, "-c", "write -q -f -P 0xa5 2M 4k",
+                                        "-c", "write -q -P 0x5a 1M 4k", "-c", "flush"])
+        #expect(w.status == 0, "\(w.stdout)\(w.stderr)")
+        // Stop the server (strace's child, by its pid), then strace, which then has written it all.
+        let tracer = traced.process.processIdentifier
+        let children = (try? String(contentsOfFile: "/proc/\(tracer)/task/\(tracer)/children", encoding: .utf8)) ?? ""
+        for pid in children.split(separator: " ").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
+        traced.process.waitUntilExit()
+        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+        var events: [String] = []
+        for l in lines {
+            if l.contains("pwrite64(") && l.contains("\"\\245\\245") { events.append("write-fua") }
+            else if l.contains("pwrite64(") && l.contains("\"ZZZZ") { events.append("write") }
+            else if l.contains("fdatasync(") || l.contains("fsync(") { events.append("sync") }
+            else if l.contains("write(") && l.contains("\"gDf\\230") { events.append("reply") }   // NBD simple reply magic
+        }
+        #expect(Array(events.prefix(7)) == ["write-fua", "sync", "reply", "write", "reply", "sync", "reply"], "\(events)")
+    }
 }
