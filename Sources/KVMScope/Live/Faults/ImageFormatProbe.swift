@@ -130,7 +130,7 @@ public enum ImageFormatProbe {
     }
 
     /// block/vpc.c `vpc_probe`: footer copy "conectix" at the start (dynamic VHD images; a
-    /// fixed VHD has its only footer at the end and QEMU probes it as raw too).
+    /// fixed VHD has its only footer at the end and QEMU probes it as raw: see `fixedVHDFooter`).
     static func vpc(_ b: [UInt8], _: String) -> Match? {
         guard bytes(b, 0, equal: "conectix") else { return nil }
         return Match(format: "vpc", score: 100, evidence: "cookie conectix")
@@ -171,5 +171,14 @@ public enum ImageFormatProbe {
         let name = Array(filename.utf8)
         guard name.count > 4, name.suffix(4).elementsEqual(".dmg".utf8) else { return nil }
         return Match(format: "dmg", score: 2, evidence: "file name ends in .dmg")
+    }
+
+    /// Not a QEMU probe: a fixed-size VHD keeps its only footer (cookie "conectix") in the last
+    /// 512 bytes, which QEMU's probe never reads, so QEMU calls the file raw and lets a write at
+    /// the end of the disk overwrite the footer. kvmscope checks the end too and treats such a
+    /// file as vpc, so that only an explicit -f raw writes there.
+    public static func fixedVHDFooter(trailer: [UInt8]) -> Match? {
+        guard trailer.count == bufferSize, bytes(trailer, 0, equal: "conectix") else { return nil }
+        return Match(format: "vpc", score: 100, evidence: "fixed-size VHD: cookie conectix in the last 512 bytes, which QEMU's probe does not read")
     }
 }

@@ -78,8 +78,8 @@ public struct QemuImageLock: Sendable {
                 return "Failed to get \"\(name)\" lock; is another process using the image [\(path)]?"
             case let .sharedPermissionDenied(name, path):
                 return "Failed to get shared \"\(name)\" lock; is another process using the image [\(path)]?"
-            case let .system(operation, byte, e, path):
-                return "\(path): \(operation) of lock byte \(byte) failed: \(KVMScopeError.systemMessage(e))"
+            case let .system(operation, byte, e, _):
+                return "\(operation) on lock byte \(byte) failed: \(KVMScopeError.systemMessage(e)) (QEMU's image locks need a file system with OFD locks)"
             }
         }
     }

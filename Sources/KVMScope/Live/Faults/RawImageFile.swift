@@ -44,6 +44,15 @@ public final class RawImageFile: @unchecked Sendable {
         return e == 0 ? header : []
     }
 
+    /// The last `ImageFormatProbe.bufferSize` bytes (empty when the file is shorter or unreadable).
+    public func probeTrailer() -> [UInt8] {
+        let n = ImageFormatProbe.bufferSize
+        guard size >= Int64(n) else { return [] }
+        var trailer = [UInt8](repeating: 0, count: n)
+        let e = trailer.withUnsafeMutableBytes { read(offset: size - Int64(n), into: $0) }
+        return e == 0 ? trailer : []
+    }
+
     /// From now on, refuse (EPERM) any change to the first 512 bytes after which they would no
     /// longer probe as raw, as QEMU does for an image whose raw format was guessed, not given
     /// (block/raw-format.c `raw_co_pwritev`: "bs->probed" → `bdrv_probe_all` on the new first

@@ -64,7 +64,8 @@ public enum RawImageOpener {
             guard header.count == ImageFormatProbe.bufferSize || file.size == 0 else {
                 throw KVMScopeError.readFailed(path: path, reason: "could not read the image to determine its format")
             }
-            let m = ImageFormatProbe.probe(header: header, fileSize: file.size, filename: path)
+            var m = ImageFormatProbe.probe(header: header, fileSize: file.size, filename: path)
+            if m.isRaw, let vhd = ImageFormatProbe.fixedVHDFooter(trailer: file.probeTrailer()) { m = vhd }
             guard m.isRaw else {
                 let verb = tool == .io ? "reads and writes" : "serves"
                 throw KVMScopeError.invalidInput(
