@@ -69,7 +69,7 @@ public final class RawImageFile: @unchecked Sendable {
     private func guardingHeader(offset: Int64, length: Int, overlay: (UnsafeMutableRawBufferPointer) -> Void,
                                 _ change: () -> Int32) -> Int32 {
         let size = Int64(ImageFormatProbe.bufferSize)
-        guard offset < size, length > 0 else { return change() }
+        guard offset >= 0, offset < size, length > 0 else { return change() }
         headerLock.lock(); defer { headerLock.unlock() }
         guard restrictsHeaderWrites else { return change() }
         var sector = [UInt8](repeating: 0, count: Int(size))
@@ -134,8 +134,8 @@ public final class RawImageFile: @unchecked Sendable {
     }
 
     private func zeroFirstSector(_ sector: UnsafeMutableRawBufferPointer, offset: Int64, length: Int64) {
-        let end = Int(min(Int64(sector.count), offset + length))
-        memset(sector.baseAddress! + Int(offset), 0, end - Int(offset))
+        let n = Int(min(Int64(sector.count) - offset, length))
+        memset(sector.baseAddress! + Int(offset), 0, n)
     }
 
     private func writeZeroesUnguarded(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
