@@ -162,6 +162,17 @@ private func waitForLockByte(_ path: String, _ byte: Int64) -> Bool {
         let serve = try runProcess(kvmscope, ["nbd", "serve", "-f", "raw", img, "--port", "0"], timeout: 20)
         #expect(serve.status == 1 && serve.stderr.contains("Failed to get \"write\" lock"))
         #expect(serve.stdout == "")   // no URI: nothing was served
+        let readOnly = try runProcess(kvmscope, ["nbd", "serve", "-f", "raw", "--read-only", img, "--port", "0"], timeout: 20)
+        #expect(readOnly.status == 1 && readOnly.stderr.contains("Failed to get shared \"write\" lock"))
+        // --read-only -U serves it, and a client reads through it.
+        if let qemuIO = QemuTools.require("qemu-io") {
+            let sharing = try Holder(kvmscope, ["nbd", "serve", "-f", "raw", "--read-only", "-U", img, "--port", "0", "--quiet"])
+            let uri = sharing.line().trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(uri.hasPrefix("nbd://127.0.0.1:"))
+            let r = try runProcess(qemuIO, ["-f", "raw", "-r", uri, "-c", "read -q 0 4k"])
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            sharing.stop()
+        }
         #expect(try sha256(img) == before)
     }
 
