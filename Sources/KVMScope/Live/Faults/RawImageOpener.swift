@@ -51,13 +51,26 @@ public enum RawImageOpener {
         }
     }
 
-    /// Opens, probes, refuses a non-raw image without `-f raw`, locks. Throws
+    /// Opens, locks, probes and refuses a non-raw image without `-f raw`. Throws
     /// `KVMScopeError.invalidInput` with one line saying what was found and what to do.
     public static func open(path: String, format: String?, readOnly: Bool, forceShare: Bool, tool: Tool) throws -> Opened {
         if let problem = validate(format: format, readOnly: readOnly, forceShare: forceShare, tool: tool) {
             throw KVMScopeError.usage(problem)
         }
         let file = try RawImageFile(path: path, readOnly: readOnly)
+        // Locks first, then probes: once nobody else may write, what the probe saw stays true
+        // (QEMU probes first; with -U nobody is kept out, but kvmscope then only reads).
+        let (perm, shared) = QemuImageLock.kvmscopeRequest(readOnly: readOnly, forceShare: forceShare)
+        let lock: QemuImageLock
+        do {
+            lock = try QemuImageLock.acquire(fd: file.descriptor, path: path, permissions: perm, shared: shared)
+        } catch let failure as QemuImageLock.Failure {
+            var hint = ""
+            if case .sharedPermissionDenied = failure, readOnly {
+                hint = " (-U reads it anyway, sharing it with the writer)"
+            }
+            throw KVMScopeError.invalidInput("can't open \(path): \(failure)\(hint)")
+        }
         var match: ImageFormatProbe.Match?
         if format == nil {
             let header = file.probeHeader()
@@ -74,17 +87,6 @@ public enum RawImageOpener {
                     + ", or pass -f raw to treat its bytes as a raw disk")
             }
             match = m
-        }
-        let (perm, shared) = QemuImageLock.kvmscopeRequest(readOnly: readOnly, forceShare: forceShare)
-        let lock: QemuImageLock
-        do {
-            lock = try QemuImageLock.acquire(fd: file.descriptor, path: path, permissions: perm, shared: shared)
-        } catch let failure as QemuImageLock.Failure {
-            var hint = ""
-            if case .sharedPermissionDenied = failure, readOnly {
-                hint = " (-U reads it anyway, sharing it with the writer)"
-            }
-            throw KVMScopeError.invalidInput("can't open \(path): \(failure)\(hint)")
         }
         var warning: String?
         if match != nil && !readOnly {
