@@ -56,12 +56,12 @@ wait_port 10901
 bench "qemu-nbd $(qemu-nbd --version | head -n1 | awk '{print $2}')" nbd://127.0.0.1:10901
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
 
-"$KVMSCOPE" nbd serve "$WORK/disk.img" --port 10902 --quiet >/dev/null 2>"$WORK/k1.err" & SERVER=$!
+"$KVMSCOPE" nbd serve -f raw "$WORK/disk.img" --port 10902 --quiet >/dev/null 2>"$WORK/k1.err" & SERVER=$!
 wait_port 10902
 bench "kvmscope nbd serve (no rules)" nbd://127.0.0.1:10902
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""
 
-"$KVMSCOPE" nbd serve "$WORK/disk.img" --port 10903 --quiet --rules "$WORK/rules-10000.cfg" >/dev/null 2>"$WORK/k2.err" & SERVER=$!
+"$KVMSCOPE" nbd serve -f raw "$WORK/disk.img" --port 10903 --quiet --rules "$WORK/rules-10000.cfg" >/dev/null 2>"$WORK/k2.err" & SERVER=$!
 wait_port 10903
 bench "kvmscope nbd serve (10000 rules)" nbd://127.0.0.1:10903
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; SERVER=""

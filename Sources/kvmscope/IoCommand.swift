@@ -9,6 +9,8 @@ struct IoCommand: ParsableCommand {
         discussion: """
         Prints exactly what qemu-io prints, so scripts and habits carry over. Commands: read [-Cqv] [-P pattern [-s off] [-l len]] off len; write [-Cfquz] [-P pattern] off len; flush; discard [-Cq] off len; info; help [command]; quit. Sizes take k/M/G/T suffixes. Without -c, commands are read from standard input (with a prompt on a terminal). The rules fire the events QEMU's raw driver and block layer fire (read_aio, write_aio, pwritev, pwritev_zero, pwritev_done, flush_to_os, flush_to_disk, none); qcow2 metadata events are refused.
 
+        Like qemu-io, it probes the format when -f is not given (and warns, and guards block 0, when probing guessed raw); any other format (qcow2, vmdk, ...) is refused, since writing its metadata as data would destroy it: -f raw treats the bytes as a raw disk. It takes QEMU's image locks, so it refuses an image a running guest, qemu-io or qemu-nbd writes, and they refuse it while it runs; -r -U reads such an image anyway.
+
         Examples:
           $ kvmscope io disk.img -c 'write -P 0xab 0 4k' -c 'read -P 0xab 0 4k'
           wrote 4096/4096 bytes at offset 0
@@ -30,8 +32,11 @@ struct IoCommand: ParsableCommand {
     @Option(name: .long, help: "blkdebug rules file (QEMU format, plus kvmscope's probability/delay/after/up/down keys).")
     var rules: String?
 
-    @Option(name: .customShort("f"), help: "Image format: only raw (as with qemu-io -f raw).")
-    var format: String = "raw"
+    @Option(name: .customShort("f"), help: "Image format: raw only. Without -f the format is probed as qemu-io probes it, and any other format is refused; -f raw treats any file's bytes as a raw disk.")
+    var format: String?
+
+    @Flag(name: [.customShort("U"), .customLong("force-share")], help: "Open read-only (-r) even while another process (a guest, qemu-io) writes the image, as qemu-io -U.")
+    var forceShare = false
 
     @Option(name: [.customShort("t"), .customLong("cache")], help: "Cache mode as qemu-io: writethrough (default: every write is followed by a flush) or writeback.")
     var cache: String = "writethrough"
@@ -46,8 +51,8 @@ struct IoCommand: ParsableCommand {
     var log: String?
 
     func validate() throws {
-        guard format == "raw" else {
-            throw ValidationError("kvmscope io handles raw images only (-f raw); for qcow2 metadata faults use qemu-io -f qcow2 with blkdebug")
+        if let problem = RawImageOpener.validate(format: format, readOnly: readOnly, forceShare: forceShare, tool: .io) {
+            throw ValidationError(problem)
         }
         guard ["writethrough", "writeback"].contains(cache) else {
             throw ValidationError("-t must be writethrough or writeback, not '\(cache)'")
@@ -55,10 +60,10 @@ struct IoCommand: ParsableCommand {
     }
 
     func run() throws {
-        let file = try RawImageFile(path: image, readOnly: readOnly)
-        if file.looksLikeQcow2() {
-            CLIOutput.warning("\(image) is a qcow2 file; kvmscope io reads and writes its bytes as a raw image")
-        }
+        // Probes the format and takes QEMU's image locks; they last as long as `file`.
+        let opened = try RawImageOpener.open(path: image, format: format, readOnly: readOnly, forceShare: forceShare, tool: .io)
+        if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
+        let file = opened.file
         let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
         let backend = FaultInjectingBackend(image: file, rules: config, seed: seed, writethrough: cache == "writethrough")
         let session = QemuIOSession(backend: backend, out: { CLIOutput.write($0) },

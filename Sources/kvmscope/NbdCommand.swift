@@ -19,6 +19,8 @@ struct NbdServeCommand: ParsableCommand {
         discussion: """
         Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
 
+        The format is probed as qemu-nbd probes it when -f is not given; images that are not raw are refused (serve them with qemu-nbd -f FORMAT), -f raw serves any file's bytes. QEMU's image locks are taken: an image a running guest or qemu-io writes is not served, and while kvmscope serves it they cannot open it for writing; --read-only -U serves it anyway.
+
         Examples:
           $ kvmscope nbd serve disk.img --rules write-eio.cfg --log faults.jsonl
           kvmscope: serving disk.img (64 MiB) with 1 rule from write-eio.cfg
@@ -52,6 +54,12 @@ struct NbdServeCommand: ParsableCommand {
     @Flag(help: "Refuse writes, trims and write-zeroes (EPERM) and announce a read-only export.")
     var readOnly = false
 
+    @Option(name: [.customShort("f"), .long], help: "Image format: raw only. Without it the format is probed as qemu-nbd probes it, and any other format is refused; -f raw serves any file's bytes as a raw disk.")
+    var format: String?
+
+    @Flag(name: [.customShort("U"), .customLong("force-share")], help: "With --read-only: serve the image even while another process (a guest, qemu-io) writes it, as qemu-io -U (qemu-nbd has no such option).")
+    var forceShare = false
+
     @Option(help: "Append one JSON line per injected fault to this file.")
     var log: String?
 
@@ -67,13 +75,17 @@ struct NbdServeCommand: ParsableCommand {
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let problem = RawImageOpener.validate(format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe) {
+            throw ValidationError(problem)
+        }
     }
 
     func run() throws {
-        let file = try RawImageFile(path: image, readOnly: readOnly)
-        if file.looksLikeQcow2() {
-            CLIOutput.warning("\(image) is a qcow2 file: it is served as raw bytes (a client may open it with format=qcow2, but qcow2 metadata events never fire here)")
-        }
+        // Probes the format and takes QEMU's image locks (an image kvmscope cannot lock is not
+        // served); they last as long as `file`, which the backend keeps until the process exits.
+        let opened = try RawImageOpener.open(path: image, format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe)
+        if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
+        let file = opened.file
         let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
         let backend = FaultInjectingBackend(image: file, rules: config, seed: seed)
         let writer = try log.map { try FaultLogWriter(path: $0) }

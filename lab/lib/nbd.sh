@@ -14,7 +14,7 @@ nbd_start() {
     [[ -x "$bin" ]] || die "kvmscope not found at $bin (run 'swift build' or set KVMSCOPE)"
     case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
     # Run in $WORK with relative names so that logs name "rules.cfg:3", not a temporary path.
-    (cd "$WORK" && exec "$bin" nbd serve disk.img --rules rules.cfg --socket nbd.sock \
+    (cd "$WORK" && exec "$bin" nbd serve -f raw disk.img --rules rules.cfg --socket nbd.sock \
         --log nbd-faults.jsonl >nbd.uri 2>nbd-server.log) &
     NBD_PID=$!
     local i

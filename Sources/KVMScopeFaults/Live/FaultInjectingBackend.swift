@@ -132,11 +132,21 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     public func discard(offset: Int64, length: Int64) -> BlockCompletion {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([], .discard, offset: offset, length: length)
-        lock.lock(); writeGeneration &+= 1; lock.unlock()
+        let result: BlockCompletion
         // QEMU's block layer treats ENOTSUP from a discard as success (discard is advisory).
-        if let fault, fault.errno == EOPNOTSUPP { return BlockCompletion(delayNanoseconds: fault.delayNanoseconds, faults: [fault]) }
-        if let fault, fault.errno != 0 { return completion(fault) }
-        return completion(fault, ioErrno: image.discard(offset: offset, length: length))
+        if let fault, fault.errno == EOPNOTSUPP {
+            result = BlockCompletion(delayNanoseconds: fault.delayNanoseconds, faults: [fault])
+        } else if let fault, fault.errno != 0 {
+            result = completion(fault)
+        } else {
+            result = completion(fault, ioErrno: image.discard(offset: offset, length: length))
+        }
+        // Counted after the hole is punched, whatever the outcome, as QEMU's
+        // bdrv_co_write_req_finish counts write_gen: counted before, a flush running meanwhile
+        // could record this generation as synced before the punch, and the next flush (after
+        // the trim's reply) would skip the fdatasync it needs.
+        lock.lock(); writeGeneration &+= 1; lock.unlock()
+        return result
     }
 
     public func flush() -> BlockCompletion {

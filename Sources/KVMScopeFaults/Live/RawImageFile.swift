@@ -7,6 +7,9 @@ public final class RawImageFile: @unchecked Sendable {
     public let size: Int64
     public let isReadOnly: Bool
     private let fd: Int32
+    /// QEMU's restriction on probed raw images (below); guarded by `headerLock`.
+    private let headerLock = NSLock()
+    private var restrictsHeaderWrites = false
 
     public init(path: String, readOnly: Bool = false) throws {
         var st = stat()
@@ -29,6 +32,53 @@ public final class RawImageFile: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// The descriptor, for QEMU's image locks (`QemuImageLock`), which belong to this open file
+    /// and so last exactly as long as it does.
+    public var descriptor: Int32 { fd }
+
+    /// The first `ImageFormatProbe.bufferSize` bytes, zero-padded past the end of the file.
+    public func probeHeader() -> [UInt8] {
+        var header = [UInt8](repeating: 0, count: ImageFormatProbe.bufferSize)
+        let e = header.withUnsafeMutableBytes { read(offset: 0, into: $0) }
+        return e == 0 ? header : []
+    }
+
+    /// The last `ImageFormatProbe.bufferSize` bytes (empty when the file is shorter or unreadable).
+    public func probeTrailer() -> [UInt8] {
+        let n = ImageFormatProbe.bufferSize
+        guard size >= Int64(n) else { return [] }
+        var trailer = [UInt8](repeating: 0, count: n)
+        let e = trailer.withUnsafeMutableBytes { read(offset: size - Int64(n), into: $0) }
+        return e == 0 ? trailer : []
+    }
+
+    /// From now on, refuse (EPERM) any change to the first 512 bytes after which they would no
+    /// longer probe as raw, as QEMU does for an image whose raw format was guessed, not given
+    /// (block/raw-format.c `raw_co_pwritev`: "bs->probed" → `bdrv_probe_all` on the new first
+    /// sector; CVE-2008-2004: a guest writing a qcow2 header with a backing file name into a
+    /// probed raw disk would make the next probing open read host files). kvmscope also checks
+    /// zeroing and discarding there, which QEMU does not, because both change what reads return.
+    public func restrictFormatHeaderWrites() {
+        headerLock.lock(); restrictsHeaderWrites = true; headerLock.unlock()
+    }
+
+    /// Runs `change` on a range; if it touches the first sector of a probed raw image, only when
+    /// the first sector as it would be afterwards (`overlay` applied to the current one) still
+    /// probes as raw, all under a lock so that two such writes cannot interleave.
+    private func guardingHeader(offset: Int64, length: Int, overlay: (UnsafeMutableRawBufferPointer) -> Void,
+                                _ change: () -> Int32) -> Int32 {
+        let size = Int64(ImageFormatProbe.bufferSize)
+        guard offset >= 0, offset < size, length > 0 else { return change() }
+        headerLock.lock(); defer { headerLock.unlock() }
+        guard restrictsHeaderWrites else { return change() }
+        var sector = [UInt8](repeating: 0, count: Int(size))
+        let e = sector.withUnsafeMutableBytes { read(offset: 0, into: $0) }
+        if e != 0 { return e }
+        sector.withUnsafeMutableBytes { overlay($0) }
+        let after = ImageFormatProbe.probe(header: sector, fileSize: size, filename: "")
+        return after.isRaw ? change() : EPERM
+    }
 
     /// Whether the first bytes are a qcow2 header ("QFI\xfb"), which kvmscope does not interpret.
     public func looksLikeQcow2() -> Bool {
@@ -55,6 +105,13 @@ public final class RawImageFile: @unchecked Sendable {
     }
 
     public func write(offset: Int64, from buffer: UnsafeRawBufferPointer) -> Int32 {
+        guardingHeader(offset: offset, length: buffer.count, overlay: { sector in
+            let n = min(buffer.count, sector.count - Int(offset))
+            sector.baseAddress!.advanced(by: Int(offset)).copyMemory(from: buffer.baseAddress!, byteCount: n)
+        }) { writeUnguarded(offset: offset, from: buffer) }
+    }
+
+    private func writeUnguarded(offset: Int64, from buffer: UnsafeRawBufferPointer) -> Int32 {
         var done = 0
         while done < buffer.count {
             let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
@@ -70,6 +127,18 @@ public final class RawImageFile: @unchecked Sendable {
     /// Zeroes a range: hole punching (when allowed) or Falloc.zeroRange, else written zeroes.
     public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
         guard length > 0 else { return 0 }
+        return guardingHeader(offset: offset, length: Int(min(length, Int64(ImageFormatProbe.bufferSize))),
+                              overlay: { zeroFirstSector($0, offset: offset, length: length) }) {
+            writeZeroesUnguarded(offset: offset, length: length, mayUnmap: mayUnmap)
+        }
+    }
+
+    private func zeroFirstSector(_ sector: UnsafeMutableRawBufferPointer, offset: Int64, length: Int64) {
+        let n = Int(min(Int64(sector.count) - offset, length))
+        memset(sector.baseAddress! + Int(offset), 0, n)
+    }
+
+    private func writeZeroesUnguarded(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
         if mayUnmap && linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) == 0 { return 0 }
         if linuxFallocate(fd, Falloc.zeroRange, Int64(offset), Int64(length)) == 0 { return 0 }
         let chunk = Int(min(length, 1 << 20))
@@ -79,7 +148,7 @@ public final class RawImageFile: @unchecked Sendable {
         var done: Int64 = 0
         while done < length {
             let n = Int(min(Int64(chunk), length - done))
-            let e = write(offset: offset + done, from: UnsafeRawBufferPointer(rebasing: zeroes[0..<n]))
+            let e = writeUnguarded(offset: offset + done, from: UnsafeRawBufferPointer(rebasing: zeroes[0..<n]))
             if e != 0 { return e }
             done += Int64(n)
         }
@@ -89,6 +158,13 @@ public final class RawImageFile: @unchecked Sendable {
     /// Discard is advisory: a file system without hole punching simply keeps the data.
     public func discard(offset: Int64, length: Int64) -> Int32 {
         guard length > 0 else { return 0 }
+        return guardingHeader(offset: offset, length: Int(min(length, Int64(ImageFormatProbe.bufferSize))),
+                              overlay: { zeroFirstSector($0, offset: offset, length: length) }) {
+            discardUnguarded(offset: offset, length: length)
+        }
+    }
+
+    private func discardUnguarded(offset: Int64, length: Int64) -> Int32 {
         if linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) != 0 {
             let e = errno
             if e == EOPNOTSUPP || e == ENOSYS || e == EINVAL { return 0 }
