@@ -66,7 +66,7 @@ public final class NBDServer: @unchecked Sendable {
                 case let .unix(path): what = path
                 }
                 shutdown()
-                throw KVMScopeError.invalidInput("cannot listen on \(what): \(error)")
+                throw NBDServerError.cannotListen(address: what, reason: "\(error)")
             }
             channels.append(channel)
             switch l {

@@ -149,7 +149,7 @@ struct DropsCommand: ParsableCommand {
             do {
                 analysis.reasonNames = try TracepointFormat.parse(text).symbolTables["reason"] ?? [:]
             } catch {
-                throw KVMScopeError.invalidInput("'\(formatFile)': \(error)")
+                throw DropsError.badFormatFile(path: formatFile, detail: "\(error)")
             }
         }
         if let kallsyms { analysis.symbols = try KernelSymbolTable.load(path: kallsyms) }
@@ -218,94 +218,16 @@ struct DropsCommand: ParsableCommand {
         return try? KernelSymbolTable.load()
     }
 
-    /// The kernel-side filter for tracefs: reason numbers from this kernel's own table,
-    /// protocols, and function address ranges from kallsyms.
-    func kernelFilter(format: TracepointFormat, symbols: KernelSymbolTable?) throws -> String? {
-        var groups: [String] = []
-        if !reason.isEmpty {
-            let table = format.symbolTables["reason"] ?? [:]
-            guard format.field("reason") != nil else {
-                throw ValidationError("--reason needs a kernel whose kfree_skb tracepoint has reasons (5.17+); this one has none")
-            }
-            var byName: [String: UInt64] = [:]
-            for (v, n) in table { byName[n] = v }
-            let codes = try reason.map { r -> String in
-                let name = DropReason.canonicalName(r)
-                guard let v = byName[name] else {
-                    throw ValidationError("--reason '\(r)' is not one of this kernel's drop reasons (\(table.count) known, e.g. NO_SOCKET, NETFILTER_DROP, QDISC_DROP)")
-                }
-                return "reason == \(v)"
-            }
-            groups.append(codes.joined(separator: " || "))
-        }
-        if !`protocol`.isEmpty {
-            groups.append(`protocol`.compactMap(EtherType.parse).map { "protocol == \($0)" }.joined(separator: " || "))
-        }
-        if !location.isEmpty {
-            guard let symbols, !symbols.addressesHidden else {
-                throw KVMScopeError.invalidInput("--location needs kernel addresses, but /proc/kallsyms hides them (kernel.kptr_restrict); try: sysctl kernel.kptr_restrict=0")
-            }
-            var parts: [String] = []
-            for pattern in location.compactMap(DropFilter.LocationPattern.init) {
-                switch pattern {
-                case let .address(a): parts.append("location == 0x\(String(a, radix: 16))")
-                case let .function(name), let .spot(name, _):
-                    let ranges = symbols.ranges(named: name)
-                    guard !ranges.isEmpty else { throw ValidationError("--location: no kernel function '\(name)' in /proc/kallsyms") }
-                    if case let .spot(_, off) = pattern {
-                        parts += ranges.map { "location == 0x\(String($0.lowerBound + off, radix: 16))" }
-                    } else {
-                        parts += ranges.map { "(location >= 0x\(String($0.lowerBound, radix: 16)) && location < 0x\(String($0.upperBound, radix: 16)))" }
-                    }
-                }
-            }
-            groups.append(parts.joined(separator: " || "))
-        }
-        guard !groups.isEmpty else { return nil }
-        return groups.count == 1 ? groups[0] : groups.map { "(\($0))" }.joined(separator: " && ")
-    }
-
     func openSource(symbols: KernelSymbolTable?) throws -> LiveDropMonitor.Source {
-        var tracefsOptions = TracefsDropSource.Options()
-        tracefsOptions.tracefsRoot = tracefs
-        tracefsOptions.bufferKB = bufferKb
-        tracefsOptions.binary = source != .tracefsText
-        var tracefsProblem: String?
-        if source != .netdm {
-            do {
-                let fs = try TracefsDropSource.preflight(tracefsOptions)
-                let format = try TracefsDropSource.readFormat(fs)
-                tracefsOptions.kernelFilter = try kernelFilter(format: format, symbols: symbols)
-                // Without kallsyms addresses binary records cannot be named, but a kernel whose
-                // tracepoint prints `location=%pS` names them itself in trace_pipe text.
-                if source == .auto, symbols?.addressesHidden ?? true, format.printFormat.contains("location=%pS") {
-                    tracefsOptions.binary = false
-                    CLIOutput.warning("\(symbols == nil ? "/proc/kallsyms is not readable" : "/proc/kallsyms hides addresses (kernel.kptr_restrict)"): reading trace_pipe text, whose %pS locations the kernel names itself")
-                }
-                return .tracefs(try TracefsDropSource(options: tracefsOptions))
-            } catch let e as TracefsError {
-                tracefsProblem = e.description
-                if source != .auto { throw KVMScopeError.invalidInput(e.description) }
-            }
-        }
-        // NET_DM: dropwatch's source.
-        switch NetDropMonitorSource.probe() {
-        case .available:
-            do {
-                let n = try NetDropMonitorSource()
-                try n.start()
-                if let tracefsProblem { CLIOutput.warning("tracefs not usable (\(tracefsProblem)); using NET_DM") }
-                if !reason.isEmpty || !location.isEmpty || !`protocol`.isEmpty || netns != nil {
-                    CLIOutput.warning("NET_DM summary alerts carry no reason or protocol: filters apply only to per-packet alerts")
-                }
-                return .netdm(n)
-            } catch let e as KVMScopeError {
-                if source == .netdm { throw e }
-                throw KVMScopeError.invalidInput("cannot watch drops: \(tracefsProblem ?? "tracefs unusable"); and NET_DM: \(e.description)")
-            }
-        case let .absent(why):
-            if source == .netdm { throw KVMScopeError.invalidInput(why) }
-            throw KVMScopeError.invalidInput("cannot watch drops: \(tracefsProblem ?? "tracefs unusable"); and \(why). Or analyse a capture: kvmscope drops trace.txt")
-        }
+        var request = DropSourceSelection.Request()
+        request.preference = DropSourceSelection.Preference(rawValue: source.rawValue) ?? .auto
+        request.tracefs.tracefsRoot = tracefs
+        request.tracefs.bufferKB = bufferKb
+        request.reasons = reason
+        request.protocols = `protocol`
+        request.locations = location
+        request.netnsFilter = netns != nil
+        request.symbols = symbols
+        return try DropSourceSelection.open(request) { CLIOutput.warning($0) }
     }
 }

@@ -120,13 +120,9 @@ struct ExitsCommand: ParsableCommand {
             options.tracefsRoot = tracefs
             options.bufferKB = bufferKb
             let recorder = KVMExitRecorder(options: options)
-            do {
-                _ = try recorder.preflight()
-                FileHandle.standardError.write(Data("kvmscope: recording kvm_exit/kvm_entry for \(record.seconds)s (Ctrl-C to stop early)...\n".utf8))
-                report = try recorder.record(analysis: analysis)
-            } catch let e as TracefsError {
-                throw KVMScopeError.invalidInput(e.description)
-            }
+            _ = try recorder.preflight()
+            FileHandle.standardError.write(Data("kvmscope: recording kvm_exit/kvm_entry for \(record.seconds)s (Ctrl-C to stop early)...\n".utf8))
+            report = try recorder.record(analysis: analysis)
         } else {
             let source = try FileByteSource(path: file!)
             let meter = ProgressMeter(label: source.name, total: source.knownSize)
@@ -149,7 +145,7 @@ struct ExitsCommand: ParsableCommand {
             do {
                 try HeatmapSVGRenderer.render(panels: panels, subtitle: subtitle).write(toFile: svg, atomically: true, encoding: .utf8)
             } catch {
-                throw KVMScopeError.invalidInput("cannot write '\(svg)': \(error.localizedDescription)")
+                throw KVMScopeError.cannotWrite(path: svg, reason: error.localizedDescription)
             }
         }
 

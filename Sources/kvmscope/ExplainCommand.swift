@@ -69,7 +69,7 @@ struct ExplainCommand: ParsableCommand {
                 return
             }
             guard let e = BundledExample.named(example) else {
-                throw KVMScopeError.invalidInput("no example named '\(example)' (kvmscope explain --example list)")
+                throw KVMScopeError.usage("no example named '\(example)' (kvmscope explain --example list)")
             }
             inputs = ExplainSession.inputs(example: e)
         } else {

@@ -14,7 +14,7 @@ enum RulesLoading {
             FileHandle.standardError.write(Data(("kvmscope: " + BlkdebugCheckRenderer.line(d, style: style)).utf8))
         }
         if !errors.isEmpty {
-            throw KVMScopeError.invalidInput("\(path): \(errors.count) error\(errors.count == 1 ? "" : "s") in the rules (kvmscope blkdebug check \(path) explains them)")
+            throw FaultsError.rulesHaveErrors(path: path, count: errors.count)
         }
         return parsed.config
     }

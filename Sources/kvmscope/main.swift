@@ -37,10 +37,10 @@ func runMain() -> Never {
         var command = try Kvmscope.parseAsRoot()
         try command.run()
         exit(0)
-    } catch let error as KVMScopeError {
+    } catch let error as any KVMScopeFailure {
+        // Every domain's typed errors: one line, exit 2 for usage errors, else 1.
         CLIOutput.error(error.description)
-        if case .usage = error { exit(2) }
-        exit(1)
+        exit(error.isUsageError ? 2 : 1)
     } catch let code as ExitCode {
         exit(code.rawValue)          // the command already said what went wrong
     } catch {

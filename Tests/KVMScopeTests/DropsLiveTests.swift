@@ -118,7 +118,7 @@ import KVMScope
             case .none: break
             }
             let (rc, _) = try DropsLiveTests.sh(setup)
-            guard rc == 0 else { remove(); throw KVMScopeError.invalidInput("cannot set up namespace \(name)") }
+            guard rc == 0 else { remove(); throw KVMScopeError.cannotOpen(path: "netns \(name)", reason: "cannot set it up") }
         }
         func remove() {
             for _ in 0..<3 where FileManager.default.fileExists(atPath: "/run/netns/\(name)") {

@@ -64,7 +64,7 @@ import Testing
         #expect(missing.status == 1)
         #expect(missing.stderr == "kvmscope: cannot open '/nonexistent/trace.log': No such file or directory\n")
         let unknown = try CLIRunner.run(["explain", "--example", "nope"])
-        #expect(unknown.status == 1 && unknown.stderr.hasPrefix("kvmscope: no example named 'nope'"))
+        #expect(unknown.status == 2 && unknown.stderr.hasPrefix("kvmscope: no example named 'nope'"))
         let junk = try CLIRunner.run(["explain", "-"], stdin: "\u{0}\u{1}\u{2} binary junk\n")
         #expect(junk.status == 1 && junk.stderr.split(separator: "\n").count == 1)
         for args in [["explain"], ["explain", "--example", "write-eio", "x.log"], ["explain", "--guest", "-", "--qmp", "-"]] {

@@ -66,7 +66,7 @@ import KVMScope
     }
 
     @Test func emptyInputIsAnError() {
-        #expect(throws: KVMScopeError.self) { try KernelSymbolTable(parsing: MemoryByteSource("")) }
+        #expect(throws: TracefsError.emptySymbolTable(source: "<memory>")) { try KernelSymbolTable(parsing: MemoryByteSource("")) }
     }
 
     @Test func thisMachinesKallsymsWhenReadable() throws {

@@ -72,7 +72,7 @@ enum NetDMBytes {
         let off = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).hasPrefix("1")
         if off {
             #expect(result == .absent(NetDropMonitorSource.absentMessage(errno: ENOENT)))
-            #expect(throws: KVMScopeError.self) { try NetDropMonitorSource() }
+            #expect(throws: DropsError.netDropMonitor(NetDropMonitorSource.absentMessage(errno: ENOENT))) { try NetDropMonitorSource() }
         }
     }
 

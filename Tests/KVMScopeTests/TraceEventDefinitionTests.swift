@@ -110,7 +110,7 @@ import KVMScope
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("kvmscope-empty-\(getpid()).events")
         try "just text\n".write(to: tmp, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: tmp) }
-        #expect(throws: KVMScopeError.self) { _ = try TraceEventCatalog.load(eventsFile: tmp.path) }
+        #expect(throws: TraceInputError.noEventDefinitions(path: tmp.path)) { _ = try TraceEventCatalog.load(eventsFile: tmp.path) }
     }
 
     @Test func patternsMatchLikeQEMUTrace() {

@@ -1,12 +1,28 @@
 import Foundation
 
-/// Errors a user can act on. `description` is the one line the CLI prints after `kvmscope: `.
-public enum KVMScopeError: Error, CustomStringConvertible, Equatable {
+/// What every domain's errors promise the CLI (as swift-format's `SwiftFormatError` does):
+/// `description` is the one line printed after `kvmscope: `, and `isUsageError` says whether the
+/// inputs were given the wrong way (exit status 2) rather than being bad or failing (exit 1).
+public protocol KVMScopeFailure: Error, CustomStringConvertible {
+    var isUsageError: Bool { get }
+}
+
+extension KVMScopeFailure {
+    public var isUsageError: Bool { false }
+}
+
+/// Input errors shared by every reader: opening and reading files, a format nothing reads.
+public enum KVMScopeError: KVMScopeFailure, Equatable {
+    /// open(2) failed (missing file, no permission): the path and glibc's text.
     case cannotOpen(path: String, reason: String)
+    /// A directory where a file was wanted.
     case isDirectory(path: String)
+    /// read(2) failed part way through.
     case readFailed(path: String, reason: String)
+    /// An output file could not be written.
+    case cannotWrite(path: String, reason: String)
+    /// Nothing of the expected kind in this input.
     case unsupportedFormat(path: String, detail: String)
-    case invalidInput(String)
     /// The inputs were given the wrong way (exit status 2, like a bad flag).
     case usage(String)
 
@@ -15,10 +31,15 @@ public enum KVMScopeError: Error, CustomStringConvertible, Equatable {
         case let .cannotOpen(path, reason): return "cannot open '\(path)': \(reason)"
         case let .isDirectory(path): return "'\(path)' is a directory, not a file"
         case let .readFailed(path, reason): return "error reading '\(path)': \(reason)"
+        case let .cannotWrite(path, reason): return "cannot write '\(path)': \(reason)"
         case let .unsupportedFormat(path, detail): return "'\(path)': \(detail)"
-        case let .invalidInput(message): return message
         case let .usage(message): return message
         }
+    }
+
+    public var isUsageError: Bool {
+        if case .usage = self { return true }
+        return false
     }
 
     /// glibc's text for the current errno, e.g. "Permission denied".

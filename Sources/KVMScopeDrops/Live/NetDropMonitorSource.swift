@@ -65,7 +65,7 @@ public final class NetDropMonitorSource {
         socket = try NetlinkSocket()
         switch try Self.resolve(on: socket) {
         case let .available(f): family = f
-        case let .absent(why): throw KVMScopeError.invalidInput(why)
+        case let .absent(why): throw DropsError.netDropMonitor(why)
         }
     }
 
@@ -85,15 +85,15 @@ public final class NetDropMonitorSource {
             if rc == EBUSY || rc == EAGAIN { break }      // already monitoring: share it
         }
         guard let group = family.multicastGroups[NetDropMonitor.multicastGroup] else {
-            throw KVMScopeError.invalidInput("the NET_DM family has no '\(NetDropMonitor.multicastGroup)' multicast group")
+            throw DropsError.netDropMonitor("the NET_DM family has no '\(NetDropMonitor.multicastGroup)' multicast group")
         }
         do { try socket.join(group: group) } catch let e as NetlinkSocket.SystemError {
-            throw KVMScopeError.invalidInput("cannot join the NET_DM alert group: \(String(cString: strerror(e.code)))")
+            throw DropsError.netDropMonitor("cannot join the NET_DM alert group: \(String(cString: strerror(e.code)))")
         }
     }
 
-    static func permissionError() -> KVMScopeError {
-        .invalidInput("starting the NET_DM drop monitor needs CAP_NET_ADMIN: run as root")
+    static func permissionError() -> DropsError {
+        .netDropMonitor("starting the NET_DM drop monitor needs CAP_NET_ADMIN: run as root")
     }
 
     /// Drops that arrive within `timeoutMs`.

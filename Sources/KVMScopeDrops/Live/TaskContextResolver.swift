@@ -83,7 +83,7 @@ public final class TaskContextResolver {
             path = "/run/netns/\(spec)"
         }
         guard let ino = inode(of: path) else {
-            throw KVMScopeError.invalidInput("no network namespace '\(spec)' (\(path): \(String(cString: strerror(errno)))); list them with: ip netns list")
+            throw DropsError.noNamespace(spec: spec, path: path, reason: String(cString: strerror(errno)))
         }
         return (ino, path)
     }

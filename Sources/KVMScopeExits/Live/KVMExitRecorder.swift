@@ -41,7 +41,7 @@ public struct KVMExitRecorder {
         if let pid = options.pid {
             let dir = "\(options.procRoot)/\(pid)/task"
             guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: dir) else {
-                throw KVMScopeError.invalidInput("no process \(pid) (nothing at \(dir))")
+                throw ExitsError.noSuchProcess(pid: pid, procDirectory: dir)
             }
             threads = tasks.compactMap { Int32($0) }.sorted()
         }

@@ -97,7 +97,7 @@ public enum ExplainSession {
             guard let (k, score) = found else { continue }
             if (best[k]?.score ?? -1) < score { best[k] = (s, score) }
         }
-        if best.isEmpty { throw KVMScopeError.invalidInput("'\(path)' holds no guest log, QEMU trace or QMP events") }
+        if best.isEmpty { throw ExplainError.noEvidence(path: path) }
         return [InputKind.guestLog, .qemuTrace, .qmpEvents].compactMap { best[$0]?.stream }
     }
 

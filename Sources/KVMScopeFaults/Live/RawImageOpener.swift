@@ -52,7 +52,7 @@ public enum RawImageOpener {
     }
 
     /// Opens, locks, probes and refuses a non-raw image without `-f raw`. Throws
-    /// `KVMScopeError.invalidInput` with one line saying what was found and what to do.
+    /// `FaultsError` with one line saying what was found and what to do.
     public static func open(path: String, format: String?, readOnly: Bool, forceShare: Bool, tool: Tool) throws -> Opened {
         if let problem = validate(format: format, readOnly: readOnly, forceShare: forceShare, tool: tool) {
             throw KVMScopeError.usage(problem)
@@ -69,7 +69,7 @@ public enum RawImageOpener {
             if case .sharedPermissionDenied = failure, readOnly {
                 hint = " (-U reads it anyway, sharing it with the writer)"
             }
-            throw KVMScopeError.invalidInput("can't open \(path): \(failure)\(hint)")
+            throw FaultsError.imageLocked(path: path, reason: failure.description, hint: hint)
         }
         var match: ImageFormatProbe.Match?
         if format == nil {
@@ -81,10 +81,8 @@ public enum RawImageOpener {
             if m.isRaw, let vhd = ImageFormatProbe.fixedVHDFooter(trailer: file.probeTrailer()) { m = vhd }
             guard m.isRaw else {
                 let verb = tool == .io ? "reads and writes" : "serves"
-                throw KVMScopeError.invalidInput(
-                    "\(path) is a \(m.format) image (\(m.evidence)), and \(tool.name) \(verb) raw images only: "
-                    + advice(format: m.format, path: path, tool: tool)
-                    + ", or pass -f raw to treat its bytes as a raw disk")
+                throw FaultsError.imageNotRaw(path: path, format: m.format, evidence: m.evidence, tool: tool.name,
+                                              verb: verb, advice: advice(format: m.format, path: path, tool: tool))
             }
             match = m
         }

@@ -38,7 +38,7 @@ public struct BlkdebugConfigReader {
             if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
             if bytes.count > Self.maxFileBytes {
-                throw KVMScopeError.invalidInput("'\(path)': larger than \(Self.maxFileBytes >> 20) MiB; not a blkdebug rules file")
+                throw FaultsError.rulesFileTooLarge(path: path, limitMiB: Self.maxFileBytes >> 20)
             }
         }
         return parse(bytes, file: source.name)

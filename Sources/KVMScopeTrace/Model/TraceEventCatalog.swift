@@ -62,7 +62,7 @@ public struct TraceEventCatalog: Sendable {
         texts.append((BundledTraceEvents.text, BundledTraceEvents.origin))
         let catalog = TraceEventCatalog(sources: texts)
         if let path = eventsFile, catalog.sources.first?.contains("(0 definitions") == true {
-            throw KVMScopeError.invalidInput("'\(path)': no trace event definitions found (expected lines like `name(type arg) \"format\"`)")
+            throw TraceInputError.noEventDefinitions(path: path)
         }
         return catalog
     }
@@ -76,7 +76,7 @@ public struct TraceEventCatalog: Sendable {
             if n == 0 { break }
             bytes += chunk[0..<n]
             if bytes.count > 64 << 20 {
-                throw KVMScopeError.invalidInput("'\(path)': larger than 64 MiB, not a trace-events file")
+                throw TraceInputError.eventsFileTooLarge(path: path)
             }
         }
         return String(decoding: bytes, as: UTF8.self)

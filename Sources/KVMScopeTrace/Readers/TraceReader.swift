@@ -23,7 +23,7 @@ public enum TraceInput {
         let traceFormats = TraceFormats.traceFormats
         if let name {
             guard let f = traceFormats.first(where: { $0.name == name }) else {
-                throw KVMScopeError.invalidInput("unknown trace format '\(name)' (known: \(traceFormats.map(\.name).joined(separator: ", ")))")
+                throw TraceInputError.unknownFormat(name: name, known: traceFormats.map(\.name))
             }
             return (f, stream)
         }

@@ -49,12 +49,14 @@ public struct Tracefs: Sendable {
 }
 
 /// Why live tracing cannot start: each is one line for the user, saying what to do.
-public enum TracefsError: Error, CustomStringConvertible, Equatable {
+public enum TracefsError: KVMScopeFailure, Equatable {
     case notRoot(root: String)
     case absent(root: String, detail: String)
     case missingEvents(root: String, events: [String], hint: String)
     case instanceExists(path: String)
     case io(path: String, reason: String)
+    /// A kallsyms copy with no symbol line in it.
+    case emptySymbolTable(source: String)
 
     public var description: String {
         switch self {
@@ -70,6 +72,8 @@ public enum TracefsError: Error, CustomStringConvertible, Equatable {
             return "tracefs instance \(path) already exists (another kvmscope with this pid?); not touching it"
         case let .io(path, reason):
             return "\(path): \(reason)"
+        case let .emptySymbolTable(source):
+            return "\(source): empty symbol table"
         }
     }
 }

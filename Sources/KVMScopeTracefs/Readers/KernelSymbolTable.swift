@@ -88,7 +88,7 @@ public final class KernelSymbolTable: @unchecked Sendable {
             mods.append(module)
             arena.append(contentsOf: UnsafeBufferPointer(rebasing: line.bytes[nameRange]))
         }
-        guard sawLine else { throw KVMScopeError.invalidInput("\(stream.name): empty symbol table") }
+        guard sawLine else { throw TracefsError.emptySymbolTable(source: stream.name) }
         // Sort by address, keeping file order among aliases: the kernel reports the first
         // symbol of an address (kallsyms get_symbol_pos walks back to it).
         let order = addrs.indices.sorted { addrs[$0] != addrs[$1] ? addrs[$0] < addrs[$1] : $0 < $1 }
