@@ -91,6 +91,20 @@ import Testing
         }
     }
 
+    /// The byte-level trim gives what Foundation's `trimmingCharacters(in: .whitespaces)` gives.
+    @Test func trimIsFoundationsTrim() {
+        var rng = SplitMix64(seed: 5)
+        let pieces: [[UInt8]] = [[0x20], [0x09], [0x61], [0x7B], [0xC2, 0xA0], [0xE3, 0x80, 0x80], [0xFF], [0x0D], [0x22]]
+        for _ in 0..<5_000 {
+            var bytes: [UInt8] = []
+            for _ in 0..<rng.below(8) { bytes += pieces[Int(rng.below(UInt64(pieces.count)))] }
+            bytes.withUnsafeBufferPointer { buf in
+                let line = LineBytes(buf)
+                #expect(QMPEventReader.trimmed(line) == line.string.trimmingCharacters(in: .whitespaces), "\(bytes)")
+            }
+        }
+    }
+
     @Test func explainJSONHasTheTotals() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qmp-stream-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
