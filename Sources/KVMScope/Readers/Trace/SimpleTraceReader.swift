@@ -92,7 +92,7 @@ public struct SimpleTraceReader: TraceReader {
                 stats.droppedEventRecords += 1
                 var event = TraceEvent(definition: .droppedEvents, timestamp: stamp, thread: Int64(pid))
                 let count = payloadLength >= 8 ? buffer.u64(32, swapped) : 0
-                stats.droppedEvents &+= count
+                stats.droppedEvents = VirtioBlkRequestTracker.cappedSum(stats.droppedEvents, count)   // a file's claim, not a count we made
                 event.bits[0] = count
                 events += 1
                 try body(event)
