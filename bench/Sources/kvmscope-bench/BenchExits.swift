@@ -4,7 +4,7 @@ import KVMScope
 /// `kvmscope-bench exits FILE`: the whole `kvmscope exits` analysis (parse, pair, statistics,
 /// heatmap, slow-exit log with context) over a trace file, as the CLI runs it.
 func benchExits(_ args: [String]) throws {
-    guard let path = args.first else { throw KVMScopeError.invalidInput("exits needs a FILE (bench/make-exits.sh makes one)") }
+    guard let path = args.first else { throw KVMScopeError.usage("exits needs a FILE (bench/make-exits.sh makes one)") }
     var result: ExitsReport?
     let m = try measure {
         result = try KVMExitTraceReader.analyze(FileByteSource(path: path))

@@ -19,7 +19,7 @@ func report(_ what: String, bytes: Int64, seconds: Double, peakRSSMiB: Double, e
 }
 
 func benchLines(_ args: [String]) throws {
-    guard let path = args.first else { throw KVMScopeError.invalidInput("lines needs a FILE") }
+    guard let path = args.first else { throw KVMScopeError.usage("lines needs a FILE") }
     var splitter = LineSplitter()
     var count = 0
     let m = try measure {

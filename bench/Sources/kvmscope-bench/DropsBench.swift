@@ -3,7 +3,7 @@ import KVMScope
 
 /// `drops FILE`: the kfree_skb text reader and aggregation over a capture (bench/make-drops.sh).
 func benchDrops(_ args: [String]) throws {
-    guard let path = args.first else { throw KVMScopeError.invalidInput("drops needs a FILE (bench/make-drops.sh makes one)") }
+    guard let path = args.first else { throw KVMScopeError.usage("drops needs a FILE (bench/make-drops.sh makes one)") }
     let analysis = DropFileAnalysis()
     let source = try FileByteSource(path: path)
     var drops = 0

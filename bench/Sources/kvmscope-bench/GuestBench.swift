@@ -5,7 +5,7 @@ import KVMScope
 /// text report) on a file made by bench/make-guest-log.sh; builds no input itself. Encoding
 /// the --json report (up to 10 000 listed errors) is timed separately after it.
 func benchGuest(_ args: [String]) throws {
-    guard let path = args.first else { throw KVMScopeError.invalidInput("guest needs a FILE (see bench/make-guest-log.sh)") }
+    guard let path = args.first else { throw KVMScopeError.usage("guest needs a FILE (see bench/make-guest-log.sh)") }
     var reader = GuestLogReader()
     var analysis = GuestDiskAnalysis()
     var result: GuestDiskReport?

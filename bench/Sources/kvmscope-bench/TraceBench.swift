@@ -6,7 +6,7 @@ import KVMScope
 /// installed trace-events-all (or only the bundled definitions).
 func benchTrace(_ args: [String]) throws {
     guard let path = args.first(where: { !$0.hasPrefix("--") }) else {
-        throw KVMScopeError.invalidInput("trace needs a FILE (make one with bench/make-trace.sh)")
+        throw KVMScopeError.usage("trace needs a FILE (make one with bench/make-trace.sh)")
     }
     let catalog = args.contains("--bundled") ? TraceEventCatalog.bundled : try TraceEventCatalog.load()
     var result: TraceReport?
