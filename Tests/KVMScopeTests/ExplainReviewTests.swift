@@ -59,11 +59,11 @@ import KVMScope
         let e = try #require(BundledExample.named("ext4-readonly"))
         let r = try ExplainSession.run(.init(guest: MemoryByteSource(try rfc3339Log(boot: boot, dropUptime: true), name: "kern.log"),
                                              trace: e.stream("trace.log")))
-        #expect(r.guestClock == "wall-clock")
+        #expect(r.guestClock?.label == "wall-clock")
         #expect(r.matches.count == 10)
         #expect(abs(try #require(r.clockOffsetSeconds)) < 0.01)
         #expect(r.disagreements.isEmpty)
-        #expect(r.timeline.contains { $0.source == "guest" })
+        #expect(r.timeline.contains { $0.source == .guest })
         // The same log a day later: said plainly.
         let late = try ExplainSession.run(.init(guest: MemoryByteSource(try rfc3339Log(boot: boot + 86_400, dropUptime: true), name: "kern.log"),
                                                 trace: e.stream("trace.log")))
@@ -82,7 +82,7 @@ import KVMScope
         let qmp = try #require(BundledExample.named("write-eio")?.stream("qmp.jsonl"))
         let r = try ExplainSession.run(.init(guest: guest, qmp: qmp))
         #expect(r.disagreements.contains { $0.contains("do not line up one-to-one") })
-        #expect(r.unmatched.contains { $0.side == "qmp" })
+        #expect(r.unmatched.contains { $0.side == .qmp })
     }
 
     /// A guest line whose host request is already paired is not blamed on the guest.

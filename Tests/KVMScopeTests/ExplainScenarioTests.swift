@@ -49,10 +49,10 @@ import KVMScope
         let r = try explain("ext4-readonly")
         #expect(r.timeline.count > 20)
         #expect(zip(r.timeline, r.timeline.dropFirst()).allSatisfy { $0.time <= $1.time })
-        #expect(Set(r.timeline.map(\.source)) == ["guest", "host", "qmp"])
+        #expect(Set(r.timeline.map(\.source)) == [.guest, .host, .qmp])
         let ro = try #require(r.timeline.firstIndex { $0.what == "ext4 on vda: remounted read-only" })
         let abort = try #require(r.timeline.firstIndex { $0.what == "ext4 on vda: journal aborted" })
-        let firstHost = try #require(r.timeline.firstIndex { $0.source == "host" })
+        let firstHost = try #require(r.timeline.firstIndex { $0.source == .host })
         #expect(firstHost < abort && abort < ro)
         // Without a clock offset the guest's events cannot be placed: host and QMP only.
         let noGuestClock = try explain("enospc-pause")
@@ -81,7 +81,7 @@ import KVMScope
         // host request; the last failure came after the guest's 10th message in 5 s, which the
         // guest kernel's rate limit dropped without a trace.
         #expect(r.host?.failuresTotal == 7 && Set(r.matches.compactMap(\.host)).count == 6)
-        #expect(r.unmatched.count == 1 && r.unmatched[0].side == "host")
+        #expect(r.unmatched.count == 1 && r.unmatched[0].side == .host)
         #expect(r.unmatched[0].reason.contains("printk_ratelimited"))
         #expect(r.matches.allSatisfy { abs($0.timeDeltaSeconds ?? 1) < 0.01 })
         #expect(r.verdict.summary.contains("the first failing write was sector 17026 at 2.327010 s"))
@@ -113,7 +113,7 @@ import KVMScope
         // pairs made in order, and puts each guest line just after its host failure.
         #expect(r.clockOffsetSeconds != nil)
         #expect(r.matches.allSatisfy { abs($0.timeDeltaSeconds ?? 1) < 0.01 })
-        #expect(r.timeline.contains { $0.source == "guest" })
+        #expect(r.timeline.contains { $0.source == .guest })
     }
 
     @Test func failedCacheFlush() throws {

@@ -30,8 +30,8 @@ import KVMScope
         #expect(events[0].data == nil)
         #expect(events[1].line == 5)
         let e = try #require(events[1].blockIOError)
-        #expect(e == BlockIOError(device: "drive0", nodeName: "#block206", qomPath: nil, operation: "write",
-                                  action: "report", nospace: false, reason: "No such process"))
+        #expect(e == BlockIOError(device: "drive0", nodeName: "#block206", qomPath: nil, operation: .write,
+                                  action: .report, nospace: false, reason: "No such process"))
     }
 
     /// `virsh qemu-monitor-event --pretty --timestamp`: libvirt prints the data pretty over several lines.
@@ -53,7 +53,7 @@ import KVMScope
         #expect(events.map(\.name) == ["BLOCK_IO_ERROR", "STOP", "RESUME"])
         #expect(skipped == 1)   // the closing "events received" line
         let e = try #require(events[0].blockIOError)
-        #expect(e.nospace && e.action == "stop" && e.reason == "No space left on device")
+        #expect(e.nospace && e.action == .stop && e.reason == "No space left on device")
         let t0 = try #require(events[0].time), t1 = try #require(events[1].time)
         #expect(abs(t1 - t0 - 0.002) < 1e-6)
         #expect(abs(t0 - 1795358537.123) < 1e-3)   // date -u -d "2026-11-22 14:42:17" +%s
@@ -65,7 +65,7 @@ import KVMScope
         let text = "event BLOCK_IO_ERROR at 1795363356.671778 for domain 'vm1': {\"device\":\"\",\"node-name\":\"n1\",\"operation\":\"read\",\"action\":\"report\",\"reason\":\"Input/output error\"}\n"
         let (events, _) = try QMPEventReader.readAll(MemoryByteSource(text))
         #expect(events.count == 1)
-        #expect(events[0].blockIOError?.operation == "read")
+        #expect(events[0].blockIOError?.operation == .read)
         #expect(events[0].blockIOError?.device == "")
     }
 
@@ -117,13 +117,13 @@ import KVMScope
     @Test func writeEIOReportsToTheGuest() throws {
         let errors = try events("write-eio").compactMap(\.blockIOError)
         #expect(!errors.isEmpty)
-        #expect(errors.allSatisfy { $0.operation == "write" && $0.action == "report" && $0.reason == "Input/output error" && !$0.nospace })
+        #expect(errors.allSatisfy { $0.operation == .write && $0.action == .report && $0.reason == "Input/output error" && !$0.nospace })
     }
 
     @Test func enospcPausesThenResumes() throws {
         let e = try events("enospc-pause")
         let i = try #require(e.firstIndex { $0.blockIOError?.nospace == true })
-        #expect(e[i].blockIOError?.action == "stop")
+        #expect(e[i].blockIOError?.action == .stop)
         #expect(e[i].blockIOError?.reason == "No space left on device")
         let stop = try #require(e[i...].firstIndex { $0.name == "STOP" })
         let resume = try #require(e[stop...].firstIndex { $0.name == "RESUME" })

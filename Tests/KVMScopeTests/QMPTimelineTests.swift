@@ -20,7 +20,7 @@ import KVMScope
         let t = try timeline("enospc-pause")
         #expect(t.pauses.count == 1)
         let p = try #require(t.pauses.first)
-        #expect(p.nospace && p.operation == "write" && p.reason == "No space left on device")
+        #expect(p.nospace && p.operation == .write && p.reason == "No space left on device")
         #expect(p.retrySucceeded == true)
         let seconds = try #require(p.seconds)
         #expect(seconds > 0.5 && seconds < 30)
@@ -35,13 +35,13 @@ import KVMScope
         let last = try #require(t.pauses.last)
         #expect(last.seconds == nil && last.resumeLine == nil)
         #expect(t.pauses.allSatisfy { !$0.nospace && $0.reason == "Input/output error" })
-        #expect(t.ioErrors.allSatisfy { $0.action == "stop" })
+        #expect(t.ioErrors.allSatisfy { $0.action == .stop })
     }
 
     @Test func reportedErrorsDoNotPause() throws {
         let t = try timeline("write-eio")
         #expect(t.pauses.isEmpty)
-        #expect(!t.ioErrors.isEmpty && t.ioErrors.allSatisfy { $0.action == "report" && $0.errnoName == "EIO" })
+        #expect(!t.ioErrors.isEmpty && t.ioErrors.allSatisfy { $0.action == .report && $0.errnoName == "EIO" })
     }
 
     @Test func hostErrnoTheGuestCannotSee() throws {

@@ -63,7 +63,7 @@ extension ExplainStory {
             if !unusual.isEmpty {
                 steps.append("\(unusual.joined(separator: "/")) is not what a local disk returns: it comes from a network or special block driver (NBD, RBD, iSCSI, gluster) or from an injected fault (blkdebug, `kvmscope nbd serve`). Check that layer's logs.")
             }
-            if failures.contains(where: { $0.cause == .backendError && $0.guestStatus == "IOERR" }) || (host == nil && (qmp?.ioErrors.contains { $0.action == "report" } ?? false)) {
+            if failures.contains(where: { $0.cause == .backendError && $0.guestStatus == "IOERR" }) || (host == nil && (qmp?.ioErrors.contains { $0.action == .report } ?? false)) {
                 steps.append("To keep the guest from seeing such errors while you investigate, set `werror=stop,rerror=stop` on the drive (libvirt: `<driver ... error_policy='stop' rerror_policy='stop'/>`): QEMU then pauses the VM instead of failing the request, and `cont` retries it.")
             }
         case .qemuRejected:

@@ -66,11 +66,11 @@ public enum ExplainAnalysis {
             spread = s
             for (gi, qi, delta) in pairs {
                 matches.append(.init(guest: gi, host: nil, qmp: qi, guestDevice: guestErrors[gi].device,
-                                     hostDevice: qmp.ioErrors[qi].device, operation: qmp.ioErrors[qi].operation,
+                                     hostDevice: qmp.ioErrors[qi].device, operation: qmp.ioErrors[qi].operation.rawValue,
                                      timeDeltaSeconds: delta))
             }
             let paired = Set(pairs.map(\.1))
-            unmatchedQMP = qmp.ioErrors.indices.filter { !paired.contains($0) && qmp.ioErrors[$0].action == "report" }
+            unmatchedQMP = qmp.ioErrors.indices.filter { !paired.contains($0) && qmp.ioErrors[$0].action == .report }
         }
 
         var story = ExplainStory(guest: guest, host: host, qmp: qmp, guestErrors: guestErrors, failures: failures,
@@ -85,7 +85,7 @@ public enum ExplainAnalysis {
         story.account()
         return ExplainReport(
             inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
-            unmatched: story.unmatched, guestClock: guestClock?.label, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
+            unmatched: story.unmatched, guestClock: guestClock, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
             verdict: story.verdict(), evidence: story.evidence(),
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, failures: failures, qmp: qmp, offset: offset),
             nextSteps: story.nextSteps(),
@@ -96,13 +96,13 @@ public enum ExplainAnalysis {
     /// same kind within 1 s, in failure order (ties: the earlier event). QMP errors are sorted by
     /// time per kind, so each lookup is a binary search plus the 2-second window, not a scan.
     static func joinQMP(_ failures: [VirtioBlkFailure], _ errors: [QMPTimeline.IOError]) -> [Int: Int] {
-        var byKind: [String: [(time: Double, index: Int)]] = [:]
+        var byKind: [QMPIOOperation: [(time: Double, index: Int)]] = [:]
         for (i, e) in errors.enumerated() { if let t = e.time { byKind[e.operation, default: []].append((t, i)) } }
         for k in byKind.keys { byKind[k]!.sort { ($0.time, $0.index) < ($1.time, $1.index) } }
         var used = Set<Int>()
         var result: [Int: Int] = [:]
         for (hi, f) in failures.enumerated() where f.cause != .rejected {
-            guard let t = f.time, let list = byKind[f.operation == .read ? "read" : "write"] else { continue }
+            guard let t = f.time, let list = byKind[f.operation == .read ? .read : .write] else { continue }
             var lo = 0, hiB = list.count              // first entry with time >= t - 1
             while lo < hiB { let mid = (lo + hiB) / 2; if list[mid].time < t - 1 { lo = mid + 1 } else { hiB = mid } }
             var best: (distance: Double, index: Int)?
@@ -121,11 +121,11 @@ public enum ExplainAnalysis {
     /// the k-th with the k-th; the offset is the median of their differences.
     static func pairWithQMP(_ guest: [GuestHostCorrelator.GuestError], _ errors: [QMPTimeline.IOError])
         -> ([(Int, Int, Double?)], Double?, Double?) {
-        func kind(_ op: BlockIOOperation?) -> String { op == .read ? "read" : "write" }
+        func kind(_ op: BlockIOOperation?) -> QMPIOOperation { op == .read ? .read : .write }
         var pairs: [(Int, Int)] = []
-        for k in ["read", "write"] {
+        for k in [QMPIOOperation.read, .write] {
             let g = guest.indices.filter { kind(guest[$0].operation) == k }
-            let q = errors.indices.filter { errors[$0].operation == k && errors[$0].action != "stop" }
+            let q = errors.indices.filter { errors[$0].operation == k && errors[$0].action != .stop }
             for (a, b) in zip(g, q) { pairs.append((a, b)) }
         }
         let diffs = pairs.compactMap { p -> Double? in

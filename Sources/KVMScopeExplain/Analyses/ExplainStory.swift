@@ -72,7 +72,7 @@ struct ExplainStory {
             } else {
                 reason = "no failed host request covers sector \(g.sector): the error arose inside the guest, or in a layer the trace does not show"
             }
-            unmatched.append(.init(side: "guest", index: i, reason: reason))
+            unmatched.append(.init(side: .guest, index: i, reason: reason))
         }
         for (i, f) in failures.enumerated() where !matchedHost.contains(i) {
             var reason: String
@@ -100,10 +100,10 @@ struct ExplainStory {
                     reason = "the guest log has no error for this request"
                 }
             }
-            unmatched.append(.init(side: "host", index: i, reason: reason))
+            unmatched.append(.init(side: .host, index: i, reason: reason))
         }
         for q in unmatchedQMP {
-            unmatched.append(.init(side: "qmp", index: q, reason: guest == nil ? "no guest log to compare with"
+            unmatched.append(.init(side: .qmp, index: q, reason: guest == nil ? "no guest log to compare with"
                 : "QEMU reported this error to the guest, but the guest log has no I/O error left to pair with it"))
         }
         // Inputs that disagree: say so instead of inventing matches.
@@ -111,7 +111,7 @@ struct ExplainStory {
         // (and not explained by its rate limit): the inputs are probably from different runs.
         if let coverage = guestCoverage, guestClock == .uptime, !matches.isEmpty {
             let unexplained = unmatched.filter { u in
-                guard u.side == "host", u.reason == "the guest log has no error for this request" else { return false }
+                guard u.side == .host, u.reason == "the guest log has no error for this request" else { return false }
                 let f = failures[u.index]
                 guard f.guestStatus == "IOERR" || f.guestStatus == "UNSUPP", let gt = guestTime(f.time) else { return false }
                 return gt >= coverage.lowerBound - 0.5 && gt <= coverage.upperBound + 0.5
@@ -121,7 +121,7 @@ struct ExplainStory {
             }
         }
         if host == nil, qmp != nil, guest != nil {
-            let g = unmatched.filter { $0.side == "guest" }.count
+            let g = unmatched.filter { $0.side == .guest }.count
             let q = unmatchedQMP.count
             if (g > 0 && !(qmp?.ioErrors.isEmpty ?? true)) || (q > 0 && !guestErrors.isEmpty) {
                 disagreements.append("The guest log and the QMP events do not line up one-to-one (\(count(g, "guest error")) without a BLOCK_IO_ERROR, \(count(q, "reported BLOCK_IO_ERROR")) without a guest error): they may come from different runs, or part of one was not captured.")

@@ -51,17 +51,22 @@ public struct ExplainReport: Sendable, Encodable {
     public struct Unmatched: Sendable, Encodable, Equatable {
         /// `guest` (index into guestBlockErrors), `host` (index into host.failures) or `qmp`
         /// (index into qmp.ioErrors).
-        public var side: String
+        public var side: EvidenceSource
         public var index: Int
         public var reason: String
     }
 
     /// What the guest's times are: its uptime, or a wall clock (journalctl, dmesg -T) whose
     /// zone may be unknown.
-    public enum GuestClock: Equatable, Sendable {
+    public enum GuestClock: Equatable, Sendable, Encodable {
         case uptime
         case wall(zoneKnown: Bool)
         public var label: String { if case .uptime = self { return "uptime" }; return "wall-clock" }
+        /// JSON: `"uptime"` or `"wall-clock"`.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(label)
+        }
     }
 
     public struct Inputs: Sendable, Encodable {
@@ -78,7 +83,7 @@ public struct ExplainReport: Sendable, Encodable {
     public var matches: [Match]
     public var unmatched: [Unmatched]
     /// `uptime` or `wall-clock`: what the guest log's times are (null without guest times).
-    public var guestClock: String?
+    public var guestClock: GuestClock?
     /// Host wall clock minus guest uptime (≈ when the guest booted, seconds since the epoch),
     /// estimated from the matches; nil when nothing matched in time.
     public var clockOffsetSeconds: Double?
@@ -162,4 +167,15 @@ extension ExplainReport.GuestBlockErrorRef {
         try c.encode(uptime, forKey: .uptime)
         try c.encode(line, forKey: .line)
     }
+}
+
+/// Which input a piece of explain's evidence came from.
+public enum EvidenceSource: String, Sendable, Codable, CustomStringConvertible {
+    /// The guest's kernel log.
+    case guest
+    /// QEMU's trace (the host side of each request).
+    case host
+    /// The QMP event stream.
+    case qmp
+    public var description: String { rawValue }
 }

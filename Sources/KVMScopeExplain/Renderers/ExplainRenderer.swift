@@ -29,7 +29,7 @@ public enum ExplainRenderer {
         if r.timeline.count > 1 {
             section("TIMELINE (host clock; guest times converted with the estimated offset)")
             for t in r.timeline.prefix(30) {
-                line("  " + ExplainStory.clock(t.time) + "  " + t.source.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + t.what)
+                line("  " + ExplainStory.clock(t.time) + "  " + t.source.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + t.what)
             }
             if r.timeline.count > 30 { line("  ... \(r.timeline.count - 30) more in --json") }
         }
@@ -38,7 +38,7 @@ public enum ExplainRenderer {
             var seen: [String: Int] = [:]
             for u in r.unmatched {
                 let what: String
-                if u.side == "guest" {
+                if u.side == .guest {
                     let g = r.guestBlockErrors[u.index]
                     what = "guest line \(g.line): \(g.device) sector \(g.sector) \(g.operation ?? "")"
                 } else if let f = r.host?.failures[u.index] {
@@ -52,7 +52,7 @@ public enum ExplainRenderer {
         if let offset = r.clockOffsetSeconds {
             section("CLOCKS")
             let boot: String
-            if r.guestClock == "wall-clock" {
+            if case .wall? = r.guestClock {
                 boot = abs(offset) < 1 ? "the guest's clock agrees with the host's (within a second)"
                     : String(format: "the guest's clock reads %.3f s %@ the host's (time zone, or clock drift)", abs(offset), offset > 0 ? "behind" : "ahead of")
             } else if offset > 946_684_800 {

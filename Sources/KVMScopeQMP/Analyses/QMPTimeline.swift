@@ -14,8 +14,8 @@ public struct QMPTimeline: Sendable, Encodable {
         public let line: Int
         public let device: String
         public let nodeName: String?
-        public let operation: String
-        public let action: String
+        public let operation: QMPIOOperation
+        public let action: QMPErrorAction
         public let nospace: Bool
         /// strerror() text as QEMU sent it.
         public let reason: String?
@@ -30,7 +30,7 @@ public struct QMPTimeline: Sendable, Encodable {
         /// How long it stayed paused; nil when the stream ends while paused.
         public let seconds: Double?
         public let device: String
-        public let operation: String
+        public let operation: QMPIOOperation
         public let reason: String?
         public let nospace: Bool
         /// False when the retried request failed again right after RESUME (another
@@ -99,10 +99,10 @@ public struct QMPTimeline: Sendable, Encodable {
             if ioErrors.count < detailLimit { ioErrors.append(record) }
             // A stop-error right after a RESUME means the retry failed again.
             for i in closedAwaitingVerdict where pauses[i].device == e.device {
-                close(i, succeeded: e.action != "stop" ? nil : false)
+                close(i, succeeded: e.action != .stop ? nil : false)
             }
             closedAwaitingVerdict.removeAll { pauses[$0].device == e.device }
-            if e.action == "stop" { pendingStopCause = record }
+            if e.action == .stop { pendingStopCause = record }
         case "STOP":
             if let cause = pendingStopCause, Self.within(cause.time, event.time, Self.stopWindow) {
                 openPause = (Lifecycle(time: event.time, line: event.line, event: "STOP"), cause)

@@ -60,8 +60,8 @@ public struct QMPEvent: Equatable, Sendable {
             device: data["device"]?.stringValue ?? "",
             nodeName: data["node-name"]?.stringValue,
             qomPath: data["qom-path"]?.stringValue,
-            operation: data["operation"]?.stringValue ?? "unknown",
-            action: data["action"]?.stringValue ?? "unknown",
+            operation: QMPIOOperation(qmp: data["operation"]?.stringValue),
+            action: QMPErrorAction(qmp: data["action"]?.stringValue),
             nospace: data["nospace"]?.boolValue ?? false,
             reason: data["reason"]?.stringValue)
     }
@@ -72,10 +72,10 @@ public struct BlockIOError: Equatable, Sendable, Codable {
     public let device: String
     public let nodeName: String?
     public let qomPath: String?
-    /// "read" or "write" (QEMU reports flushes as writes).
-    public let operation: String
+    /// read or write (QEMU reports flushes as writes).
+    public let operation: QMPIOOperation
     /// "ignore", "report" (the guest got an error) or "stop" (the VM paused; a STOP follows).
-    public let action: String
+    public let action: QMPErrorAction
     /// True when the error was ENOSPC (so `werror=enospc` applies).
     public let nospace: Bool
     /// strerror() text of the host errno, e.g. "No space left on device" (QEMU ≥ 2.x).
