@@ -4,7 +4,7 @@ import NIOCore
 /// requests (with WRITE payloads), according to the shared connection phase. Never buffers more
 /// than one request: a WRITE longer than `NBD.maximumPayload` is reported without its data and
 /// the payload is skipped as it arrives, so a hostile length cannot exhaust memory.
-public struct NBDClientMessageDecoder: ByteToMessageDecoder {
+struct NBDClientMessageDecoder: ByteToMessageDecoder {
     public typealias InboundOut = NBDClientMessage
 
     private let phase: NBDConnectionPhase

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// What a client sends, decoded by `NBDClientMessageDecoder`.
-public enum NBDClientMessage: Equatable {
+enum NBDClientMessage: Equatable {
     /// The 32-bit client flags that answer the server's greeting.
     case clientFlags(UInt32)
     /// One option of the fixed-newstyle negotiation (`IHAVEOPT`, option, length, data).
@@ -10,7 +10,7 @@ public enum NBDClientMessage: Equatable {
     case request(NBDRequest)
 }
 
-public struct NBDRequest: Equatable {
+struct NBDRequest: Equatable {
     public var flags: UInt16
     /// Raw command number (unknown commands are answered with EINVAL, not dropped).
     public var type: UInt16
@@ -38,7 +38,7 @@ public struct NBDRequest: Equatable {
 }
 
 /// What the server sends, encoded by `NBDServerMessageEncoder`.
-public enum NBDServerMessage: Equatable {
+enum NBDServerMessage: Equatable {
     /// `NBDMAGIC`, `IHAVEOPT`, handshake flags.
     case greeting(handshakeFlags: UInt16)
     /// Option reply: magic, option, reply type, length, data.
@@ -57,14 +57,14 @@ public enum NBDServerMessage: Equatable {
 
 /// Connection phase, shared by the decoder (which must know how to frame the next bytes) and
 /// the handler (which moves it on). Both live on the channel's event loop.
-public final class NBDConnectionPhase {
+final class NBDConnectionPhase {
     public enum Phase: Equatable { case clientFlags, options, transmission }
     public var phase: Phase = .clientFlags
     public init() {}
 }
 
 /// Protocol violations after which the connection cannot continue (framing is lost).
-public enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
+enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
     case badOptionMagic(UInt64)
     case optionTooLarge(UInt32)
     case badRequestMagic(UInt32)

@@ -1,7 +1,7 @@
 import KVMScopeCore
 
 /// Why the NBD server cannot start.
-public enum NBDServerError: KVMScopeFailure, Equatable {
+enum NBDServerError: KVMScopeFailure, Equatable {
     /// bind/listen failed (address in use, no permission, bad socket path).
     case cannotListen(address: String, reason: String)
 

@@ -31,7 +31,7 @@ public struct NBDExport: Sendable {
 /// `BlockBackend`. Replies to injected delays are scheduled on the event loop, never slept on.
 /// Disk I/O itself runs on the event loop: it is page-cache I/O on a local file, and the group
 /// has one loop per core so that clients on other loops are not held up by it.
-public final class NBDServerHandler: ChannelInboundHandler {
+final class NBDServerHandler: ChannelInboundHandler {
     public typealias InboundIn = NBDClientMessage
     public typealias OutboundOut = NBDServerMessage
 

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Serialises `NBDServerMessage`s in network byte order.
-public struct NBDServerMessageEncoder: MessageToByteEncoder {
+struct NBDServerMessageEncoder: MessageToByteEncoder {
     public typealias OutboundIn = NBDServerMessage
 
     public init() {}

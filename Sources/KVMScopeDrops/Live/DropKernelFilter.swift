@@ -3,7 +3,7 @@ import KVMScopeTracefs
 /// The tracefs event filter (`events/skb/kfree_skb/filter`) for the drops a user asked for, so
 /// the kernel drops the rest before they reach the ring buffer. The expression grammar is
 /// the kernel's (kernel/trace/trace_events_filter.c): `field == value`, `&&`, `||`, parentheses.
-public enum DropKernelFilter {
+enum DropKernelFilter {
     /// Reason names are turned into this kernel's own numbers (its format file's
     /// `__print_symbolic` table), protocols into EtherType numbers, and functions into their
     /// address ranges from kallsyms. nil: nothing to filter.

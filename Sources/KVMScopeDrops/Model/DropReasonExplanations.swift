@@ -2,7 +2,7 @@
 /// what happened and, where there is one, the knob or tool to look at. The names are the
 /// kernel's (include/net/dropreason-core.h); the numbering is NOT here on purpose — it
 /// changes between kernel versions and comes from the running kernel's format file.
-public enum DropReasonExplanations {
+enum DropReasonExplanations {
     public static func explanation(for name: String) -> String? {
         table[DropReason.canonicalName(name)]
     }

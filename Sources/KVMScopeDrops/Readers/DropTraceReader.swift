@@ -3,7 +3,7 @@ import Foundation
 /// The three text forms of `skb:kfree_skb` captures kvmscope reads offline. All share the one
 /// line parser (KfreeSkbLineParser); each can say "this is mine" for auto-detection and
 /// names the input in reports.
-public struct PerfScriptDropFormat: InputFormat {
+struct PerfScriptDropFormat: InputFormat {
     public init() {}
     public var name: String { "perf-script-drops" }
     public var kind: InputKind { .packetDrops }
@@ -13,7 +13,7 @@ public struct PerfScriptDropFormat: InputFormat {
     }
 }
 
-public struct TraceCmdDropFormat: InputFormat {
+struct TraceCmdDropFormat: InputFormat {
     public init() {}
     public var name: String { "trace-cmd-drops" }
     public var kind: InputKind { .packetDrops }
@@ -27,7 +27,7 @@ public struct TraceCmdDropFormat: InputFormat {
     }
 }
 
-public struct FtraceDropFormat: InputFormat {
+struct FtraceDropFormat: InputFormat {
     public init() {}
     public var name: String { "ftrace-drops" }
     public var kind: InputKind { .packetDrops }
@@ -72,7 +72,7 @@ public struct DropTraceStats: Equatable, Sendable, Codable {
 }
 
 /// Reads a kfree_skb text capture (any of the three formats, even mixed) in one pass.
-public struct DropTraceReader {
+struct DropTraceReader {
     public private(set) var stats = DropTraceStats()
     public var parser: KfreeSkbLineParser
 

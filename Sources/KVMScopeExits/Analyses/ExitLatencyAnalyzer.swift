@@ -20,7 +20,7 @@ public struct ExitAnalysisOptions: Sendable {
 /// latencies per reason, per vCPU and per reason×vCPU, into a heatmap, and into the log of the
 /// slowest. Pure and streaming: feed records in input order, then `report()`. Memory is fixed
 /// by the number of threads, reasons and vCPUs, never by the number of lines.
-public final class ExitLatencyAnalyzer {
+final class ExitLatencyAnalyzer {
     struct ThreadState {
         var pending = false
         var exitNs: UInt64 = 0

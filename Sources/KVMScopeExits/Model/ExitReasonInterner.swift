@@ -5,7 +5,7 @@ import Foundation
 /// bytes are hashed and compared in place, and a String is made once per distinct reason.
 /// Plugin names and numbers resolve to the kernel's name, so `EXIT_NPF`, `npf` and
 /// `exit_reason=1024 isa=2` are one reason.
-public final class ExitReasonInterner {
+final class ExitReasonInterner {
     /// Display name per id.
     public private(set) var names: [String] = []
     /// The ISA each reason belongs to, when the name or number tells.

@@ -1,6 +1,6 @@
 /// Which hardware virtualization a kvm_exit came from: the tracepoint's `isa` field
 /// (KVM_ISA_VMX = 1, KVM_ISA_SVM = 2), which selects the table its `exit_reason` is decoded with.
-public enum ExitISA: String, Codable, Sendable {
+enum ExitISA: String, Codable, Sendable {
     case vmx = "VMX"   // Intel
     case svm = "SVM"   // AMD (and Hygon)
 }
@@ -14,7 +14,7 @@ public enum ExitISA: String, Codable, Sendable {
 /// The entries are those of the symbol tables in the print fmt of linux 6.18's kvm_exit
 /// (Tests/KVMScopeTests/Fixtures/exits/linux-6.18.44-kvm_exit.format, checked by a test), plus
 /// numbers older kernels named and 6.18 no longer does.
-public enum ExitReasonTable {
+enum ExitReasonTable {
     /// VMX basic exit reason (low 16 bits of exit_reason) → name.
     public static let vmx: [UInt32: String] = {
         var t: [UInt32: String] = [:]

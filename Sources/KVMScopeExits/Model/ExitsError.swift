@@ -1,5 +1,5 @@
 /// Why `kvmscope exits` cannot record.
-public enum ExitsError: KVMScopeFailure, Equatable {
+enum ExitsError: KVMScopeFailure, Equatable {
     /// `--pid` names no running process.
     case noSuchProcess(pid: Int32, procDirectory: String)
 

@@ -1,6 +1,6 @@
 /// One line of a kvm_exit/kvm_entry trace, decoded in place. A plain value with no Strings:
 /// the parser fills it for every line, so it must cost nothing to make.
-public struct KVMTraceRecord {
+struct KVMTraceRecord {
     public enum Kind: UInt8, Sendable {
         case exit          // kvm:kvm_exit
         case entry         // kvm:kvm_entry

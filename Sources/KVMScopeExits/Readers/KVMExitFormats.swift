@@ -33,7 +33,7 @@ public enum KVMExitFormats {
 }
 
 /// `perf script` of `perf record -e kvm:kvm_exit -e kvm:kvm_entry`: `kvm:kvm_exit:` event names.
-public struct PerfScriptKVMFormat: InputFormat {
+struct PerfScriptKVMFormat: InputFormat {
     public let name = "perf-script"
     public let kind = InputKind.kvmExits
     public let summary = "perf script output of perf record -e kvm:kvm_exit -e kvm:kvm_entry"
@@ -44,7 +44,7 @@ public struct PerfScriptKVMFormat: InputFormat {
 }
 
 /// `trace-cmd report -R`: raw fields, reasons as numbers (`exit_reason=30 ... isa=1`).
-public struct TraceCmdRawKVMFormat: InputFormat {
+struct TraceCmdRawKVMFormat: InputFormat {
     public let name = "trace-cmd-raw"
     public let kind = InputKind.kvmExits
     public let summary = "trace-cmd report -R (raw fields: exit_reason=30 isa=1 ...)"
@@ -56,7 +56,7 @@ public struct TraceCmdRawKVMFormat: InputFormat {
 
 /// `trace-cmd report` (libtraceevent's kvm plugin: `reason EXIT_NPF rip 0x... info 1 2`,
 /// `kvm_entry: vcpu 0 rip 0x...`) and `-N` (no plugins: the kernel's own text).
-public struct TraceCmdKVMFormat: InputFormat {
+struct TraceCmdKVMFormat: InputFormat {
     public let name = "trace-cmd"
     public let kind = InputKind.kvmExits
     public let summary = "trace-cmd report, with the kvm plugin (reason EXIT_NPF) or -N"
@@ -75,7 +75,7 @@ public struct TraceCmdKVMFormat: InputFormat {
 }
 
 /// The kernel's ftrace text (`/sys/kernel/tracing/trace`, `trace_pipe`), linux ≤5.9 and ≥5.10.
-public struct FtraceKVMFormat: InputFormat {
+struct FtraceKVMFormat: InputFormat {
     public let name = "ftrace"
     public let kind = InputKind.kvmExits
     public let summary = "ftrace text: /sys/kernel/tracing/trace or trace_pipe (linux <=5.9 and 5.10+ kvm_exit formats)"

@@ -13,7 +13,7 @@ import Foundation
 /// and the field forms: linux ≥5.10 (`vcpu %u reason %s%s%s rip 0x%lx info1 0x%016llx ...`),
 /// linux ≤5.9 and libtraceevent's kvm plugin (`reason %s rip 0x%lx info %llx %llx`), and raw
 /// fields (`exit_reason=30 guest_rip=0x... isa=1 ...`). Nothing here allocates per line.
-public struct KVMTraceLineParser {
+struct KVMTraceLineParser {
     public enum Outcome: Equatable {
         case record          // a tracepoint line; see the record's kind
         case header          // `# tracer: nop`, `cpus=2`, blank: expected non-events

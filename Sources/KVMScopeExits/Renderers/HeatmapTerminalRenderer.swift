@@ -3,7 +3,7 @@ import Foundation
 /// The latency heatmap as terminal text: time left to right, latency (log2 rows) bottom to top,
 /// colour = how many exits fell in the cell, on a log scale. With colour: full blocks in a
 /// 256-colour ramp; without (not a terminal, NO_COLOR): ASCII characters of increasing weight.
-public enum HeatmapTerminalRenderer {
+enum HeatmapTerminalRenderer {
     /// xterm-256 ramp, dark blue → green → yellow → red.
     static let ramp = [17, 19, 25, 31, 37, 43, 78, 114, 150, 186, 222, 215, 209, 203, 197]
     /// ASCII ramp for plain output.

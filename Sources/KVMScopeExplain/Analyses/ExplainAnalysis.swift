@@ -5,7 +5,7 @@ import KVMScopeGuestLog
 
 /// Joins what the guest logged, what QEMU traced and what QMP reported into one account.
 /// Pure: it takes the three models (any may be missing) and returns the report.
-public enum ExplainAnalysis {
+enum ExplainAnalysis {
     public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?,
                                inputs: ExplainReport.Inputs) -> ExplainReport {
         // The guest's block errors, flattened in report order. Their time is the kernel's uptime

@@ -9,7 +9,7 @@ import KVMScopeGuestLog
 /// error asks which failed host requests cover its sector, in O(log n). Guest times are seconds
 /// since the guest booted and host times are wall clock: the offset between them is estimated
 /// from the errors that have exactly one candidate, then used to pick among the rest.
-public struct GuestHostCorrelator {
+struct GuestHostCorrelator {
     public struct GuestError: Equatable {
         public var device: String
         public var sector: UInt64

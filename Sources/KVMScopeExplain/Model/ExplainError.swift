@@ -1,5 +1,5 @@
 /// Why explain cannot start on its inputs.
-public enum ExplainError: KVMScopeFailure, Equatable {
+enum ExplainError: KVMScopeFailure, Equatable {
     /// A directory (or file) with nothing explain reads in it.
     case noEvidence(path: String)
 

@@ -52,7 +52,7 @@ public struct SectorRange: Equatable, Sendable {
 /// unsorted, then sorted and merged in batches (amortised O(log n) per error). When more than
 /// `limit` ranges exist the merge gap is widened until they fit in half of it, and the set says
 /// it was coalesced. Error counts stay exact; only the range boundaries get coarser.
-public struct SectorRangeSet: Sendable {
+struct SectorRangeSet: Sendable {
     public let limit: Int
     public private(set) var mergeGap: UInt64
     public private(set) var coalesced = false

@@ -217,7 +217,7 @@ public enum BlockErrorType: Hashable, Sendable {
 /// to print an errno: `I/O error 10 writing to inode` means BLK_STS_IOERR, not errno 10.
 /// Numbers 1–13 have been stable since 4.13; higher ones were renumbered (6.x) and are left
 /// undecoded rather than guessed.
-public enum BlockStatus {
+enum BlockStatus {
     public static func name(_ value: Int) -> String? {
         switch value {
         case 0: return "BLK_STS_OK"

@@ -1,7 +1,7 @@
 /// The guest-log timestamp styles as registry formats. GuestLogReader recognises the style of
 /// every line by itself (files mix them); these entries let `GuestLogFormats.list.detect(.guestLog, ...)`
 /// say what an input mostly looks like, and list the styles in `--help` and the README.
-public struct GuestKernelLogFormat: InputFormat {
+struct GuestKernelLogFormat: InputFormat {
     public let style: KernelLogStyle
     public var name: String { "kernel-log/\(style.rawValue)" }
     public var kind: InputKind { .guestLog }

@@ -3,7 +3,7 @@
 /// and virsh prints the same clock; a value before 1970 or after year 9999 (a four-digit year's
 /// last second), or one that is not finite, comes from a corrupted or hostile file. Rejecting it
 /// here keeps everything downstream (microsecond rounding, offsets between clocks) in range.
-public enum QMPTimestamp {
+enum QMPTimestamp {
     /// 10000-01-01T00:00:00Z in seconds since the epoch.
     public static let endOfYear9999 = 253_402_300_800.0
 

@@ -239,7 +239,7 @@ struct PendingVirshRecord {
 }
 
 /// Detection for the registry: raw QMP JSON lines or virsh event records.
-public struct QMPEventFormat: InputFormat {
+struct QMPEventFormat: InputFormat {
     public let name = "qmp"
     public let kind = InputKind.qmpEvents
     public let summary = "QMP events: raw JSON lines, or `virsh qemu-monitor-event [--pretty] [--timestamp]`"

@@ -8,7 +8,7 @@
 ///   old runstate_set/vm_state_notify without the state names.
 /// Lines with the same name are alternatives: readers try them in order (text) or pick the
 /// one whose size matches the record (simpletrace).
-public enum BundledTraceEvents {
+enum BundledTraceEvents {
     public static let origin = "bundled"
 
     public static let text = #"""

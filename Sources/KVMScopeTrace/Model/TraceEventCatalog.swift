@@ -104,7 +104,7 @@ public struct TraceEventCatalog: Sendable {
 }
 
 /// QEMU's `-trace` patterns: `*` matches any run of characters, everything else literally.
-public enum TracePattern {
+enum TracePattern {
     public static func matches(_ pattern: String, _ name: String) -> Bool {
         let p = Array(pattern.utf8), s = Array(name.utf8)
         var pi = 0, si = 0, star = -1, mark = 0

@@ -1,6 +1,6 @@
 /// The format strings of trace-events lines: C string literals glued to `PRIx64`-style macros,
 /// turned into the printf format QEMU actually prints with and then into scannable pieces.
-public enum TraceFormatString {
+enum TraceFormatString {
     /// Joins the C literals of a trace-events format and expands inttypes.h macros the way
     /// QEMU's tracetool does for SystemTap (`PRIu64` → `u`): `"sector %"PRIu64" n %zu"` →
     /// `sector %u n %zu`. For the old `tcg` events with two formats, the last one is used.

@@ -1,5 +1,5 @@
 /// Why a QEMU trace (or its event definitions) cannot be read: one line each.
-public enum TraceInputError: KVMScopeFailure, Equatable {
+enum TraceInputError: KVMScopeFailure, Equatable {
     /// `--format NAME` names no trace format.
     case unknownFormat(name: String, known: [String])
     /// An `--events` file with no definition line in it.

@@ -29,7 +29,7 @@ public enum VirtioBlkOperation: String, Sendable, Codable, CaseIterable {
 }
 
 /// The status byte virtio-blk returns to the guest (VIRTIO_BLK_S_*).
-public enum VirtioBlkStatus: Sendable, Hashable {
+enum VirtioBlkStatus: Sendable, Hashable {
     case ok, ioError, unsupported
     case other(Int64)
 

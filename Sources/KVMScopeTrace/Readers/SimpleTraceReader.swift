@@ -13,7 +13,7 @@ import Foundation
 /// Host byte order: a file from a big-endian host is recognised by its byte-swapped magic
 /// and read swapped. Other versions are rejected with a clear message; a record cut short
 /// or a nonsensical length ends the read with the offset in the stats, never a crash.
-public struct SimpleTraceReader: TraceReader {
+struct SimpleTraceReader: TraceReader {
     public static let headerEventID: UInt64 = 0xffff_ffff_ffff_ffff
     public static let magic: UInt64 = 0xf2b1_77cb_0aa4_29b4
     public static let droppedEventID: UInt64 = 0xffff_ffff_ffff_fffe
@@ -155,7 +155,7 @@ public struct SimpleTraceReader: TraceReader {
 }
 
 /// QEMU's simple trace backend's binary files.
-public struct SimpleTraceFormat: TraceInputFormat {
+struct SimpleTraceFormat: TraceInputFormat {
     public let name = "qemu-simpletrace"
     public let kind = InputKind.qemuTrace
     public let summary = "QEMU `simple` trace backend binary file (trace-PID), format version 4"

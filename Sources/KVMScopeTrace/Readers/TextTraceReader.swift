@@ -117,7 +117,7 @@ public struct LogBackendTraceFormat: TraceInputFormat {
 
 /// The output of the SystemTap/dtrace backend's `log` tapset (`qemu-trace-stap run`), which is
 /// what RHEL and Fedora users get: `PID@NANOSECONDS name args`.
-public struct SystemTapLogTraceFormat: TraceInputFormat {
+struct SystemTapLogTraceFormat: TraceInputFormat {
     public let name = "qemu-stap-log"
     public let kind = InputKind.qemuTrace
     public let summary = "SystemTap log tapset output (qemu-trace-stap): `PID@NS name args`"

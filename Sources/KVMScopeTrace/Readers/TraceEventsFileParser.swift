@@ -5,7 +5,7 @@
 /// with the same rules as QEMU's tracetool (scripts/tracetool/__init__.py): `#` comments,
 /// `void` for no arguments, the type of a pointer argument is everything up to the last `*`.
 /// Lines that do not parse are skipped and counted, never fatal.
-public struct TraceEventsFileParser {
+struct TraceEventsFileParser {
     public struct Entry: Equatable {
         public var name: String
         public var properties: [String]

@@ -15,7 +15,7 @@ public protocol TraceInputFormat: InputFormat {
 
 /// Opens a trace input: detects its format (or uses the one named) and returns the stream to
 /// read (the detection bytes are replayed, so `-` works for stdin).
-public enum TraceInput {
+enum TraceInput {
     /// `live`: the input may stay open without data for a long time (`--follow`, a pipe from
     /// `tail -f`): detect from the first line instead of waiting for 64 KiB.
     public static func open(_ stream: ByteStream, format name: String? = nil, live: Bool = false) throws

@@ -5,7 +5,7 @@
 /// visits only the paths that can. `explain` indexes every host request of a trace here and
 /// asks, per guest error, which requests covered that sector — millions of requests stay
 /// O(log n) per question. Nodes live in one array (no per-node allocation, no ARC traffic).
-public struct IntervalTree<Value> {
+struct IntervalTree<Value> {
     @usableFromInline struct Node {
         var start: UInt64
         var end: UInt64

@@ -4,7 +4,7 @@
 /// event of each in this heap and popping the earliest, instead of loading and sorting
 /// everything. Merge is what makes a leftist heap the right tool: heaps built per input can
 /// be joined in O(log n). Nodes live in one array; freed slots are reused.
-public struct LeftistHeap<Element> {
+struct LeftistHeap<Element> {
     @usableFromInline struct Node {
         var element: Element
         var left: Int32 = -1
@@ -87,7 +87,7 @@ public struct LeftistHeap<Element> {
 
 /// Merges several sequences that are each sorted by `key` into one sorted stream, holding
 /// only one pending element per input (a k-way merge over a leftist heap).
-public struct TimeOrderedMerge<Element>: Sequence, IteratorProtocol {
+struct TimeOrderedMerge<Element>: Sequence, IteratorProtocol {
     private var iterators: [AnyIterator<Element>]
     private var heap: LeftistHeap<(key: Double, source: Int, seq: Int, element: Element)>
     private var sequence = 0

@@ -15,7 +15,7 @@
 /// `device resource`, `nonblocking retry`, `device offline`, `dm internal retry`,
 /// `open zones exceeded`, `active zones exceeded`, `duration limit exceeded`, `invalid`.
 /// `dev` is the disk (never a partition; `?` when the request had no disk).
-public enum BlockErrorMatcher {
+enum BlockErrorMatcher {
     /// The longest error name plus " error, dev " fits in this many bytes; the comma is only
     /// looked for this close to the start, which keeps non-matching lines cheap.
     static let window = 48

@@ -5,7 +5,7 @@
 ///                                      %s = `, lost sync page write` | `, async page read` |
 ///                                           `, lost async page write` | ``
 ///   fs/buffer.c ≤4.0                   `lost page write due to I/O error on %s`
-public enum BufferErrorMatcher {
+enum BufferErrorMatcher {
     public static func matchBuffer(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         let s = ctx.start

@@ -5,7 +5,7 @@
 /// where the second %s is empty at probe and `new size: ` after a resize, e.g.
 /// `virtio_blk virtio0: [vda] 131072 512-byte logical blocks (67.1 MB/64.0 MiB)`.
 /// (SCSI disks print their size through SCSIMatcher.)
-public enum CapacityMatcher {
+enum CapacityMatcher {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         let s = ctx.start

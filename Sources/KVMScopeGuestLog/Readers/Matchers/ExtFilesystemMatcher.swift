@@ -17,7 +17,7 @@
 ///   `F2FS-fs (%s): Remounting filesystem read-only`             f2fs_handle_critical_error
 ///
 /// Detected aborted journal / Journal has aborted in an error line mark the journal aborted.
-public enum ExtFilesystemMatcher {
+enum ExtFilesystemMatcher {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         let s = ctx.start

@@ -8,7 +8,7 @@
 ///
 /// jbd2 names the journal `%pg-%lu` (device and journal inode: `vda-8`; ≤2.6.3x `sdb1:8`);
 /// the device is what the report is about.
-public enum JournalMatcher {
+enum JournalMatcher {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         let s = ctx.start

@@ -8,7 +8,7 @@
 ///   `[sdX] Unhandled error code`, `Unhandled sense code`                    ≤3.x sd_done
 ///   `rejecting I/O to offline device`                                       scsi_prep_state_check
 ///   `[sdX] %llu %d-byte logical blocks: (%s/%s)`                            sd_print_capacity
-public enum SCSIMatcher {
+enum SCSIMatcher {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         let s = ctx.start

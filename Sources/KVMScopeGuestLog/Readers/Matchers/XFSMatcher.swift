@@ -10,7 +10,7 @@
 ///   `xfs_do_force_shutdown(0x%x) called from line %d of file %s.  Return address = %pS`
 ///   `Mounting V5 Filesystem`, `Mounting V4 Filesystem`, `Mounting Filesystem`
 /// Any other XFS line that mentions an error or corruption is counted as a filesystem error.
-public enum XFSMatcher {
+enum XFSMatcher {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         guard line.matches("XFS (", at: ctx.start) else { return .noMatch }
