@@ -73,10 +73,18 @@ let package = Package(
             path: "bench/Sources/kvmscope-bench",
             swiftSettings: swift6
         ),
+        // Helpers shared by the test targets (running the CLI, fixtures, trace builders); a plain
+        // target so every test target can depend on it.
+        .target(
+            name: "KVMScopeTestSupport",
+            dependencies: ["KVMScopeCore", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeDrops"],
+            path: "Tests/KVMScopeTestSupport",
+            swiftSettings: swift5
+        ),
         .testTarget(
             name: "KVMScopeTests",
             dependencies: [
-                "KVMScope", "KVMScopeNBD", "KVMScopeExamples", "kvmscope",
+                "KVMScope", "KVMScopeNBD", "KVMScopeExamples", "kvmscope", "KVMScopeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 import KVMScope
 @testable import KVMScopeCore
 @testable import KVMScopeTracefs
@@ -12,17 +13,6 @@ import KVMScope
 @testable import KVMScopeExplain
 @testable import KVMScopeExamples
 
-/// Fixtures of `kvmscope drops`: real captures made on the 6.18 VM by
-/// Fixtures/drops/capture-real.sh (3 UDP/IPv4 NO_SOCKET, 2 NETFILTER_DROP, 2 UDP/IPv6 NO_SOCKET),
-/// and lines built from each historical kernel print format.
-enum DropFixtures {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/drops")
-    static func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
-    static func text(_ name: String) throws -> String { try String(contentsOfFile: path(name), encoding: .utf8) }
-    static func bytes(_ name: String) throws -> [UInt8] { Array(try Data(contentsOf: dir.appendingPathComponent(name))) }
-}
-
 func parseLine(_ s: String, reasonNames: [UInt64: String] = [:]) -> KfreeSkbLineParser.Result {
     var bytes = Array(s.utf8)
     return bytes.withUnsafeMutableBufferPointer { b in
@@ -33,13 +23,6 @@ func parseLine(_ s: String, reasonNames: [UInt64: String] = [:]) -> KfreeSkbLine
 func drop(_ s: String, reasonNames: [UInt64: String] = [:]) -> DropEvent? {
     if case let .drop(e) = parseLine(s, reasonNames: reasonNames) { return e }
     return nil
-}
-
-func readDrops(_ text: String, parser: KfreeSkbLineParser = KfreeSkbLineParser()) throws -> ([DropEvent], DropTraceStats) {
-    var reader = DropTraceReader(parser: parser)
-    var events: [DropEvent] = []
-    try reader.read(MemoryByteSource(text, maxChunk: 97)) { events.append($0) }
-    return (events, reader.stats)
 }
 
 @Suite struct KfreeSkbLineParserTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 
 /// `kvmscope drops FILE` as a user runs it: exact report text, exit statuses, JSON keys.
 @Suite struct DropsCommandTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 
 @Suite struct ErrnoCommandTests {
     @Test func numbersNamesAndNegativeNumbers() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 import KVMScope
 @testable import KVMScopeCore
 @testable import KVMScopeTracefs
@@ -159,7 +160,7 @@ import FoundationXML
 
 @Suite struct ExitReasonTableTests {
     static var fixtures: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/exits").path
+        TestFixtures.path("exits")
     }
 
     /// Every `{ n, "NAME" }` of a __print_symbolic table in a tracepoint format file.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 
 @Suite struct ExplainCommandTests {
     @Test func exampleListAndRun() throws {

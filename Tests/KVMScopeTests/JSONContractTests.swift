@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 import KVMScope
 @testable import KVMScopeFaults
 
@@ -10,7 +11,7 @@ import KVMScope
     /// One command run: its `--json` output is a document, or JSON Lines.
     struct Run { let args: [String]; let lines: Bool }
 
-    static let fixtures = LabFixtures.repoRoot.appendingPathComponent("Tests/KVMScopeTests/Fixtures").path
+    static let fixtures = TestFixtures.dir.path
 
     /// The documented key paths of each command, from the ```keys NAME``` blocks of docs/json.md.
     static func documentedKeys() throws -> [String: [String]] {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 import KVMScope
 @testable import KVMScopeCore
 @testable import KVMScopeTracefs
@@ -13,8 +14,7 @@ import KVMScope
 @testable import KVMScopeExamples
 
 @Suite struct SimpleTraceReaderTests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/trace")
+    static let fixtures = TestFixtures.dir.appendingPathComponent("trace")
     static var eventsFile: String { fixtures.appendingPathComponent("simpletrace-v4.trace-events").path }
     static var binaryFile: String { fixtures.appendingPathComponent("simpletrace-v4.bin").path }
     static var expectedFile: String { fixtures.appendingPathComponent("simpletrace-v4.simpletrace-py.txt").path }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 import KVMScope
 @testable import KVMScopeCore
 @testable import KVMScopeTracefs
@@ -168,17 +169,5 @@ import KVMScope
         // blk_co_p* and runstate/data-plane events are QEMU's but not in the bundled set.
         #expect(stats.events + stats.unknownEvents + stats.skippedEvents == 67)
         #expect(events.filter { $0.name == "virtio_blk_rw_complete" }.map { $0.signed(2) } == [0, 0, 0, 0, -28, 0])
-    }
-}
-
-/// Paths of the lab captures copied into this repository (lab/scenarios/NAME/trace.log).
-enum TraceTestData {
-    static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    static let scenarios = ["async-write-esrch", "discard-errors", "enospc-pause", "ext4-readonly",
-                            "flush-eio", "read-once", "werror-stop", "write-eio"]
-
-    static func lab(_ scenario: String) -> URL {
-        repoRoot.appendingPathComponent("lab/scenarios/\(scenario)/trace.log")
     }
 }

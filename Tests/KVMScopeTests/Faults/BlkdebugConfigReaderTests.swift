@@ -1,4 +1,5 @@
 import Testing
+import KVMScopeTestSupport
 import KVMScope
 @testable import KVMScopeCore
 @testable import KVMScopeTracefs

@@ -1,12 +1,12 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 
 /// The lab capture of scenario nbd-eio: a real guest (Debian 6.1 kernel under QEMU 7.2) whose
 /// virtio disk was served by `kvmscope nbd serve`. The guest kernel must report the sectors
 /// kvmscope failed, and the server's fault log must name the rules that fired.
 @Suite struct NBDLabCaptureTests {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("lab/scenarios/nbd-eio")
+    static let dir = LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/nbd-eio")
 
     func text(_ name: String) throws -> String {
         String(decoding: try Data(contentsOf: Self.dir.appendingPathComponent(name)), as: UTF8.self)

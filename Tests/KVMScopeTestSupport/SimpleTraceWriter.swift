@@ -8,33 +8,33 @@ import Foundation
 ///     mapping  u64 0, u64 id, u32 len, name
 ///     event    u64 1, u64 id, u64 timestamp_ns, u32 length (24 + args), u32 pid, args
 ///     args     u64 per integer/pointer; u32 len + bytes per string
-struct SimpleTraceWriter {
-    enum Argument {
+public struct SimpleTraceWriter {
+    public enum Argument {
         case u64(UInt64)
         case int(Int64)                 // stored as `(uint64_t)value`, i.e. sign-extended
         case string([UInt8])
 
-        static func text(_ s: String) -> Argument { .string(Array(s.utf8)) }
+        public static func text(_ s: String) -> Argument { .string(Array(s.utf8)) }
     }
 
-    private(set) var bytes: [UInt8] = []
-    let bigEndian: Bool
+    public private(set) var bytes: [UInt8] = []
+    public let bigEndian: Bool
 
-    init(version: UInt64 = 4, bigEndian: Bool = false) {
+    public init(version: UInt64 = 4, bigEndian: Bool = false) {
         self.bigEndian = bigEndian
         u64(0xffff_ffff_ffff_ffff)
         u64(0xf2b1_77cb_0aa4_29b4)
         u64(version)
     }
 
-    mutating func mapping(id: UInt64, name: String) {
+    public mutating func mapping(id: UInt64, name: String) {
         u64(0)
         u64(id)
         u32(UInt32(name.utf8.count))
         bytes += name.utf8
     }
 
-    mutating func event(id: UInt64, timestampNs: UInt64, pid: UInt32, _ args: [Argument]) {
+    public mutating func event(id: UInt64, timestampNs: UInt64, pid: UInt32, _ args: [Argument]) {
         var payload = SimpleTraceWriter(raw: bigEndian)
         for a in args {
             switch a {
@@ -52,11 +52,11 @@ struct SimpleTraceWriter {
     }
 
     /// The record QEMU writes when its trace buffer overflowed.
-    mutating func dropped(count: UInt64, timestampNs: UInt64, pid: UInt32) {
+    public mutating func dropped(count: UInt64, timestampNs: UInt64, pid: UInt32) {
         event(id: 0xffff_ffff_ffff_fffe, timestampNs: timestampNs, pid: pid, [.u64(count)])
     }
 
-    mutating func raw(_ b: [UInt8]) { bytes += b }
+    public mutating func raw(_ b: [UInt8]) { bytes += b }
 
     private init(raw bigEndian: Bool) { self.bigEndian = bigEndian }
 
@@ -74,7 +74,7 @@ struct SimpleTraceWriter {
     /// ENOSPC, the VM pausing, the retry succeeding; a read failing with EIO; strings with
     /// quotes and control bytes; an event without arguments; a dropped-events record; time
     /// going backwards (two threads); an id mapped but never used.
-    static func fixture() -> [UInt8] {
+    public static func fixture() -> [UInt8] {
         var w = SimpleTraceWriter()
         let names = ["pflash_reset", "virtio_blk_req_complete", "virtio_blk_rw_complete", "virtio_blk_handle_write",
                      "virtio_blk_handle_read", "usb_ehci_port_attach", "virtqueue_fill", "virtqueue_pop",

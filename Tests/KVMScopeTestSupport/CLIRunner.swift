@@ -1,6 +1,6 @@
 import Foundation
 
-struct ProcessResult { let status: Int32; let stdout: String; let stderr: String }
+public struct ProcessResult: Sendable { public let status: Int32; public let stdout: String; public let stderr: String }
 
 /// Collects a pipe's bytes on another thread (so two full pipes can never dead-lock).
 private final class PipeDrain: @unchecked Sendable {
@@ -28,7 +28,7 @@ private final class PipeDrain: @unchecked Sendable {
 
 /// Runs a program with a time limit (terminated after `timeout` seconds), capturing stdout,
 /// stderr and the exit status.
-func runProcess(_ executable: String, _ args: [String], stdin: String? = nil,
+public func runProcess(_ executable: String, _ args: [String], stdin: String? = nil,
                 environment: [String: String] = [:], timeout: Double = 60, cwd: String? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
@@ -59,8 +59,8 @@ func runProcess(_ executable: String, _ args: [String], stdin: String? = nil,
 }
 
 /// Runs the built `kvmscope` binary as a user would.
-enum CLIRunner {
-    static var binary: URL {
+public enum CLIRunner {
+    public static var binary: URL {
         // Tests run from <build>/debug/<package>PackageTests.xctest; the CLI sits beside it.
         let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for dir in [here, here.deletingLastPathComponent()] {
@@ -70,7 +70,7 @@ enum CLIRunner {
         return here.appendingPathComponent("kvmscope")
     }
 
-    static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:],
+    public static func run(_ args: [String], stdin: String? = nil, environment: [String: String] = [:],
                     timeout: Double = 120) throws -> ProcessResult {
         try runProcess(binary.path, args, stdin: stdin ?? "", environment: environment, timeout: timeout)
     }

@@ -3,8 +3,8 @@ import Testing
 
 /// Real QEMU tools (Debian's qemu-utils) for side-by-side and client tests. Missing tools fail
 /// the test with a clear message: CI installs them (lab/setup), so skipping would hide a gap.
-enum QemuTools {
-    static func path(_ name: String) -> String? {
+public enum QemuTools {
+    public static func path(_ name: String) -> String? {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
             let p = "\(dir)/\(name)"
             if FileManager.default.isExecutableFile(atPath: p) { return p }
@@ -13,7 +13,7 @@ enum QemuTools {
     }
 
     /// The tool's path, or a recorded failure saying how to get it.
-    static func require(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+    public static func require(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
         if let p = path(name) { return p }
         Issue.record("\(name) not found in PATH: install Debian's qemu-utils (apt-get install -y qemu-utils; CI does it via lab/setup)",
                      sourceLocation: sourceLocation)
@@ -22,22 +22,22 @@ enum QemuTools {
 }
 
 /// A temporary directory removed when the value goes away.
-final class TempDir {
-    let path: String
-    init() {
+public final class TempDir {
+    public let path: String
+    public init() {
         path = NSTemporaryDirectory() + "kvmscope-test-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    func file(_ name: String, _ text: String) -> String {
+    public func file(_ name: String, _ text: String) -> String {
         let p = path + "/" + name
         FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
         return p
     }
 
     /// A raw image of `size` bytes; `fill` gives each 4 KiB block a distinct byte pattern.
-    func image(_ name: String, size: Int, fill: Bool = false) -> String {
+    public func image(_ name: String, size: Int, fill: Bool = false) -> String {
         let p = path + "/" + name
         var bytes = [UInt8](repeating: 0, count: size)
         if fill { for i in 0..<size { bytes[i] = UInt8(truncatingIfNeeded: (i / 4096) &* 31 &+ i % 7) } }

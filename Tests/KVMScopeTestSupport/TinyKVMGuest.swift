@@ -4,13 +4,13 @@ import Foundation
 /// through /dev/kvm from this thread: it makes the kernel fire KVM tracepoints (kvm_pio,
 /// kvm_userspace_exit, and kvm_exit/kvm_entry where the host's KVM emits them) attributed to
 /// this process, so the live recorder can be tested end to end.
-enum TinyKVMGuest {
+public enum TinyKVMGuest {
     static let createVM: UInt = 0xAE01, createVCPU: UInt = 0xAE41, vcpuMmapSize: UInt = 0xAE04, run: UInt = 0xAE80
     static let setMemoryRegion: UInt = 0x4020_AE46, getSregs: UInt = 0x8138_AE83, setSregs: UInt = 0x4138_AE84
     static let setRegs: UInt = 0x4090_AE82
 
     /// Runs the guest `times` times; returns the number of port writes it made (0: KVM unusable).
-    static func run(times: Int = 5) -> Int {
+    public static func run(times: Int = 5) -> Int {
         let kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC)
         guard kvm >= 0 else { return 0 }
         defer { close(kvm) }
