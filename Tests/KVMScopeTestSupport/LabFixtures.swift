@@ -18,10 +18,10 @@ public enum LabFixtures {
     }
 }
 
-/// The committed test inputs (Tests/KVMScopeTests/Fixtures/{drops,exits,guest,trace}), shared by every
-/// test target.
+/// The committed test inputs (Tests/Fixtures/{drops,exits,guest,trace}), shared by every test target;
+/// outside every target's directory, so nothing is compiled or bundled from it.
 public enum TestFixtures {
-    public static let dir = LabFixtures.repoRoot.appendingPathComponent("Tests/KVMScopeTests/Fixtures")
+    public static let dir = LabFixtures.repoRoot.appendingPathComponent("Tests/Fixtures")
 
     /// `relative` inside the fixtures directory, e.g. "drops/perf-script-6.18.txt".
     public static func path(_ relative: String) -> String { dir.appendingPathComponent(relative).path }
