@@ -14,7 +14,7 @@ import PackageDescription
 //   KVMScopeExamples  the bundled lab captures   KVMScopeNBD     the NBD server (SwiftNIO)
 //   KVMScope          umbrella: re-exports the domains, composes the format registry
 //   kvmscope          the CLI: parses arguments, calls one domain, prints
-// Swift 6 language mode everywhere but the tests, which share mutable state with their
+// Swift 6 language mode everywhere but the tests (and their support target), which share mutable state with their
 // servers' callbacks the way XCTest-era code did (being rewritten with the per-domain split).
 let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
@@ -73,15 +73,50 @@ let package = Package(
             path: "bench/Sources/kvmscope-bench",
             swiftSettings: swift6
         ),
+        // Helpers shared by the test targets (running the CLI, fixtures, trace builders); a plain
+        // target so every test target can depend on it.
+        .target(
+            name: "KVMScopeTestSupport",
+            dependencies: ["KVMScopeCore", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeDrops"],
+            path: "Tests/KVMScopeTestSupport",
+            swiftSettings: swift5
+        ),
+        // One test target per domain: each depends on its domain (testable) and the support
+        // target; those that check format detection across domains also on the umbrella's
+        // FormatRegistry. Targets whose tests also run the
+        // CLI binary depend on `kvmscope`, which CLIRunner finds beside the test bundle.
+        .testTarget(name: "KVMScopeCoreTests", dependencies: ["KVMScopeCore", "KVMScopeTestSupport"],
+                    swiftSettings: swift5),
+        .testTarget(name: "KVMScopeTracefsTests",
+                    dependencies: ["KVMScopeTracefs", "KVMScopeDrops", "KVMScopeTestSupport"], swiftSettings: swift5),
+        .testTarget(name: "KVMScopeGuestLogTests", dependencies: ["KVMScopeGuestLog", "KVMScope", "KVMScopeTestSupport"],
+                    swiftSettings: swift5),
+        .testTarget(name: "KVMScopeTraceTests", dependencies: ["KVMScopeTrace", "KVMScope", "KVMScopeTestSupport", "kvmscope"],
+                    swiftSettings: swift5),
+        .testTarget(name: "KVMScopeQMPTests", dependencies: ["KVMScopeQMP", "KVMScope", "KVMScopeTestSupport"],
+                    swiftSettings: swift5),
+        .testTarget(name: "KVMScopeExitsTests",
+                    dependencies: ["KVMScopeExits", "KVMScopeTracefs", "KVMScopeTestSupport", "kvmscope"],
+                    swiftSettings: swift5),
+        .testTarget(name: "KVMScopeDropsTests",
+                    dependencies: ["KVMScopeDrops", "KVMScopeTracefs", "KVMScope", "KVMScopeTestSupport"], swiftSettings: swift5),
+        .testTarget(name: "KVMScopeFaultsTests", dependencies: ["KVMScopeFaults", "KVMScopeTestSupport"],
+                    swiftSettings: swift5),
         .testTarget(
-            name: "KVMScopeTests",
+            name: "KVMScopeNBDTests",
             dependencies: [
-                "KVMScope", "KVMScopeNBD", "KVMScopeExamples", "kvmscope",
+                "KVMScopeNBD", "KVMScopeFaults", "KVMScopeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
-            exclude: ["Fixtures"],   // read by path (#filePath), not compiled or bundled
             swiftSettings: swift5
         ),
+        .testTarget(name: "KVMScopeExplainTests",
+                    dependencies: ["KVMScopeExplain", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
+        // The tests that run the `kvmscope` binary as a user would (commands, JSON contract, live runs).
+        // KVMScopeFaults directly: ImageSafetyCLITests probes QEMU's lock bytes with
+        // QemuImageLock.testLock and JSONContractTests builds an InjectedFault, both internal.
+        .testTarget(name: "KVMScopeCLITests",
+                    dependencies: ["KVMScope", "KVMScopeFaults", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
     ]
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes an ftrace-text skb:kfree_skb capture of at least SIZE_MB (default 1000 MB) for
 # `swift run -c release kvmscope-bench drops FILE`: the real 6.18 lines of
-# Tests/KVMScopeTests/Fixtures/drops/ftrace-trace-6.18.txt with rising time stamps, plus a
+# Tests/Fixtures/drops/ftrace-trace-6.18.txt with rising time stamps, plus a
 # consume_skb line (not a drop) after every tenth; a 50 MB block is made and repeated to reach
 # the size (time stamps restart each block). Deterministic.
 set -euo pipefail
@@ -12,7 +12,7 @@ mkdir -p "$(dirname "$out")"
 block=bench/out/.drops-block
 python3 - "$block" <<'PY'
 import re, sys
-lines = [l.rstrip("\n") for l in open("Tests/KVMScopeTests/Fixtures/drops/ftrace-trace-6.18.txt") if "kfree_skb:" in l]
+lines = [l.rstrip("\n") for l in open("Tests/Fixtures/drops/ftrace-trace-6.18.txt") if "kfree_skb:" in l]
 stamp = re.compile(r"\d+\.\d+:")
 out, size, t, i = [], 0, 1_000_000_000, 0
 out.append("# tracer: nop")

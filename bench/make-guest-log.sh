@@ -23,7 +23,7 @@ elif [[ -n ${3:-} ]]; then
     echo "usage: bench/make-guest-log.sh OUT [MEGABYTES] [--errors-only]" >&2; exit 2
 fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-seeds=("$root"/lab/scenarios/*/console.log "$root"/Tests/KVMScopeTests/Fixtures/guest/*.log)
+seeds=("$root"/lab/scenarios/*/console.log "$root"/Tests/Fixtures/guest/*.log)
 for f in "${seeds[@]}"; do [[ -f $f ]] || { echo "missing seed $f" >&2; exit 1; }; done
 
 cat "${seeds[@]}" | LC_ALL=C grep -aE "$filter" | LC_ALL=C awk -v target=$((megabytes * 1000 * 1000)) '

@@ -72,7 +72,7 @@ public struct DropTraceStats: Equatable, Sendable, Codable {
 }
 
 /// Reads a kfree_skb text capture (any of the three formats, even mixed) in one pass.
-struct DropTraceReader {
+public struct DropTraceReader {
     public private(set) var stats = DropTraceStats()
     public var parser: KfreeSkbLineParser
 

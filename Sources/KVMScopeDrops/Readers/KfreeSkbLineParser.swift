@@ -13,7 +13,7 @@ import Foundation
 /// and the payload of every kernel's print format: `skbaddr=%p protocol=%u location=%p`
 /// (≤5.16), `... reason: %s` (5.17+), `location=%pS` (6.x), `rx_sk=%p` (6.18). Fields are
 /// matched by name, so their order does not matter.
-struct KfreeSkbLineParser: Sendable {
+public struct KfreeSkbLineParser: Sendable {
     public enum Result {
         case drop(DropEvent)
         /// `consume_skb` (or a kfree_skb whose reason is CONSUMED): a normal free, never a drop.

@@ -12,7 +12,7 @@ enum ExitISA: String, Codable, Sendable {
 /// map plugin names onto the kernel's, so that one reason has one name whatever the input.
 ///
 /// The entries are those of the symbol tables in the print fmt of linux 6.18's kvm_exit
-/// (Tests/KVMScopeTests/Fixtures/exits/linux-6.18.44-kvm_exit.format, checked by a test), plus
+/// (Tests/Fixtures/exits/linux-6.18.44-kvm_exit.format, checked by a test), plus
 /// numbers older kernels named and 6.18 no longer does.
 enum ExitReasonTable {
     /// VMX basic exit reason (low 16 bits of exit_reason) → name.

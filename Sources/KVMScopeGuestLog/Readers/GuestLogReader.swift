@@ -4,7 +4,7 @@ public protocol GuestLogEventSink {
 }
 
 /// Collects every event, for tests and small inputs.
-struct GuestLogEventCollector: GuestLogEventSink {
+public struct GuestLogEventCollector: GuestLogEventSink {
     public var events: [GuestLogEvent] = []
     public init() {}
     public mutating func consume(_ event: GuestLogEvent) { events.append(event) }

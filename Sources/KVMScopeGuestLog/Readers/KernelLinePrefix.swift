@@ -24,7 +24,7 @@ public enum KernelLogStyle: String, CaseIterable, Sendable, Codable {
 }
 
 /// Where the kernel message starts on a line and what the prefix said about time.
-struct KernelLinePrefix: Equatable, Sendable {
+public struct KernelLinePrefix: Equatable, Sendable {
     public var style: KernelLogStyle
     /// Index of the first byte of the kernel message.
     public var messageStart: Int
@@ -37,7 +37,7 @@ struct KernelLinePrefix: Equatable, Sendable {
 
 /// The per-line prefix parser. Each style is tried only when the line's first byte allows it,
 /// so a line costs a few byte comparisons before its message is looked at.
-enum KernelLinePrefixParser {
+public enum KernelLinePrefixParser {
     public enum Result: Equatable {
         /// A kernel message (possibly `bare`).
         case kernel(KernelLinePrefix)

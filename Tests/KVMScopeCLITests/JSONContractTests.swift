@@ -1,0 +1,179 @@
+import Foundation
+import Testing
+import KVMScopeTestSupport
+import KVMScope
+@testable import KVMScopeFaults   // internals the CLI does not expose (see Package.swift)
+
+/// docs/json.md is the contract: every command's `--json` output on the lab captures and the
+/// fixtures must use exactly the keys it lists, in camelCase, with `schemaVersion` on every
+/// document and record, `type` on every JSON Lines record, and a unit on every duration.
+@Suite struct JSONContractTests {
+    /// One command run: its `--json` output is a document, or JSON Lines.
+    struct Run { let args: [String]; let lines: Bool }
+
+    static let fixtures = TestFixtures.dir.path
+
+    /// The documented key paths of each command, from the ```keys NAME``` blocks of docs/json.md.
+    static func documentedKeys() throws -> [String: [String]] {
+        let text = try String(contentsOf: LabFixtures.repoRoot.appendingPathComponent("docs/json.md"), encoding: .utf8)
+        var blocks: [String: [String]] = [:]
+        var current: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if let name = current {
+                if line.hasPrefix("```") { current = nil } else if !line.isEmpty { blocks[name, default: []].append(String(line)) }
+            } else if line.hasPrefix("```keys ") {
+                current = String(line.dropFirst("```keys ".count))
+            }
+        }
+        return blocks
+    }
+
+    /// Paths as docs/json.md writes them: `a.b`, `a[].c`, and `m{}` for a map (not descended).
+    static func paths(of value: Any, prefix: String, maps: Set<String>, into out: inout Set<String>) {
+        if let dict = value as? [String: Any] {
+            for (k, v) in dict {
+                let p = prefix.isEmpty ? k : "\(prefix).\(k)"
+                if maps.contains(p + "{}") { out.insert(p + "{}"); continue }
+                out.insert(p)
+                paths(of: v, prefix: p, maps: maps, into: &out)
+            }
+        } else if let list = value as? [Any] {
+            for v in list { paths(of: v, prefix: prefix + "[]", maps: maps, into: &out) }
+        }
+    }
+
+    /// Leaf keys with a number: those whose last word says "time or duration" must carry a unit.
+    static func durationWithoutUnit(_ value: Any, prefix: String, maps: Set<String>, into out: inout [String]) {
+        let timeWords: Set<String> = ["latency", "duration", "delay", "wait", "waited", "age", "elapsed", "since",
+                                      "interval", "timeout", "uptime", "start", "end", "stamp", "timestamp", "span"]
+        // Counts and sector numbers whose names end in such a word.
+        let notDurations: Set<String> = ["sectorEnd", "inFlightAtEnd", "exitsWithoutEntryAtEnd"]
+        if let dict = value as? [String: Any] {
+            for (k, v) in dict {
+                let p = prefix.isEmpty ? k : "\(prefix).\(k)"
+                if maps.contains(p + "{}") { continue }
+                if v is NSNumber, !(v is Bool) {
+                    // The key's last camelCase word: `waitedSeconds` → "seconds", `sinceStart` → "start".
+                    let last = k.reduce(into: [""]) { words, ch in
+                        if ch.isUppercase { words.append(String(ch).lowercased()) } else { words[words.count - 1].append(ch) }
+                    }.last ?? ""
+                    if timeWords.contains(last) && !notDurations.contains(k) { out.append(p) }
+                }
+                durationWithoutUnit(v, prefix: p, maps: maps, into: &out)
+            }
+        } else if let list = value as? [Any] {
+            for v in list { durationWithoutUnit(v, prefix: prefix + "[]", maps: maps, into: &out) }
+        }
+    }
+
+    static func runs() throws -> [String: [Run]] {
+        let scenarios = LabFixtures.scenarios(with: "console.log")
+        let f = fixtures
+        var r: [String: [Run]] = [:]
+        r["explain"] = scenarios.map { Run(args: ["explain", "--json", LabFixtures.path($0, "")], lines: false) }
+        r["guest"] = scenarios.map { Run(args: ["guest", "--json", LabFixtures.path($0, "console.log")], lines: false) }
+            + ["classic-report.log", "kernlog-5.x-critical-medium.log", "kmsg-4.13-scsi-ext4.log", "mixed-styles.log",
+               "ubuntu-2.6.31-usb-ext4.log"].map { Run(args: ["guest", "--json", "\(f)/guest/\($0)"], lines: false) }
+        r["trace"] = LabFixtures.scenarios(with: "trace.log").map { Run(args: ["trace", "--json", LabFixtures.path($0, "trace.log")], lines: false) }
+            + [Run(args: ["trace", "--json", "--events", "\(f)/trace/simpletrace-v4.trace-events", "\(f)/trace/simpletrace-v4.bin"], lines: false)]
+        r["trace --events-only"] = [Run(args: ["trace", "--events-only", "--json", LabFixtures.path("write-eio", "trace.log")], lines: true)]
+        r["blkdebug check"] = LabFixtures.scenarios(with: "rules.cfg").map { Run(args: ["blkdebug", "check", "--json", LabFixtures.path($0, "rules.cfg")], lines: false) }
+        r["blkdebug events"] = [Run(args: ["blkdebug", "events", "--json"], lines: false)]
+        r["errno"] = [Run(args: ["errno", "--json", "5"], lines: false)]
+        r["drops"] = ["perf-script-6.18.txt", "ftrace-trace-6.18.txt", "trace-cmd-report-6.18.txt"].flatMap {
+            [Run(args: ["drops", "--json", "\(f)/drops/\($0)"], lines: true),
+             Run(args: ["drops", "--json", "--interval", "1", "\(f)/drops/\($0)"], lines: true)]
+        }
+        return r
+    }
+
+    /// A kvm_exit/kvm_entry trace made by the benchmark's generator (1 MB, deterministic).
+    static func exitsInput(in dir: TempDir) throws -> String {
+        let out = dir.path + "/exits.txt"
+        let r = try runProcess("/bin/bash", [LabFixtures.repoRoot.appendingPathComponent("bench/make-exits.sh").path, out, "1"])
+        #expect(r.status == 0, "make-exits.sh: \(r.stderr)")
+        return out
+    }
+
+    static func documents(_ run: Run) throws -> [Any] {
+        let r = try CLIRunner.run(run.args)
+        #expect(r.status == 0 || r.status == 1, "\(run.args): exit \(r.status): \(r.stderr)")
+        let texts = run.lines ? r.stdout.split(separator: "\n").map(String.init) : [r.stdout]
+        return try texts.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) }
+    }
+
+    /// Expands `a.<guest>` to the guest command's documented keys under `a.`.
+    static func expanded(_ keys: [String], all: [String: [String]]) -> (keys: Set<String>, included: Set<String>) {
+        var out = Set<String>(), included = Set<String>()
+        for k in keys {
+            if let open = k.firstIndex(of: "<"), k.hasSuffix(">") {
+                let prefix = String(k[..<open])
+                let name = String(k[k.index(after: open)..<k.index(before: k.endIndex)])
+                let sub = Set((all[name] ?? []).map { prefix + $0 })
+                out.formUnion(sub); included.formUnion(sub)
+                out.insert(String(prefix.dropLast()))
+            } else {
+                out.insert(k)
+            }
+        }
+        return (out, included)
+    }
+
+    static func check(_ name: String, documents: [Any], lines: Bool, documented all: [String: [String]]) {
+        guard let listed = all[name] else { Issue.record("docs/json.md has no keys block for '\(name)'"); return }
+        let (keys, included) = expanded(listed, all: all)
+        let maps = Set(keys.filter { $0.hasSuffix("{}") })
+        var seen = Set<String>()
+        var unitless: [String] = []
+        for doc in documents {
+            guard let object = doc as? [String: Any] else { Issue.record("\(name): a document that is not an object"); continue }
+            #expect(object["schemaVersion"] as? Int == JSONContract.schemaVersion, "\(name): schemaVersion missing")
+            if lines { #expect(object["type"] is String, "\(name): a JSON Lines record without `type`") }
+            paths(of: object, prefix: "", maps: maps, into: &seen)
+            durationWithoutUnit(object, prefix: "", maps: maps, into: &unitless)
+        }
+        let undocumented = seen.subtracting(keys).sorted()
+        let neverSeen = keys.subtracting(seen).subtracting(included).sorted()
+        let notCamel = seen.filter { path in
+            let last = path.split(separator: ".").last.map(String.init) ?? path
+            let key = last.replacingOccurrences(of: "[]", with: "").replacingOccurrences(of: "{}", with: "")
+            return key.range(of: "^[a-z][A-Za-z0-9]*$", options: .regularExpression) == nil
+        }.sorted()
+        #expect(undocumented.isEmpty, "\(name): keys not in docs/json.md: \(undocumented)")
+        #expect(neverSeen.isEmpty, "\(name): documented keys no output had: \(neverSeen)")
+        #expect(notCamel.isEmpty, "\(name): keys not camelCase: \(notCamel)")
+        #expect(Set(unitless).isEmpty, "\(name): durations or times without a unit: \(Set(unitless).sorted())")
+    }
+
+    @Test func everyCommandsJSONFollowsTheContract() throws {
+        let documented = try Self.documentedKeys()
+        for (name, runs) in try Self.runs().sorted(by: { $0.key < $1.key }) {
+            let docs = try runs.flatMap { try Self.documents($0) }
+            Self.check(name, documents: docs, lines: runs[0].lines, documented: documented)
+        }
+        let dir = TempDir()
+        let exits = try Self.documents(Run(args: ["exits", "--json", Self.exitsInput(in: dir)], lines: false))
+        Self.check("exits", documents: exits, lines: false, documented: documented)
+    }
+
+    @Test func faultLogRecordsFollowTheContract() throws {
+        let result = BlkdebugConfigReader().parse("[inject-error]\nevent = \"pwritev\"\nerrno = \"5\"\n", file: "rules.cfg")
+        let rule = try #require(result.config.injectErrors.first)
+        let fault = InjectedFault(rule: rule, ruleIndex: 0, operation: .write, offset: 4096, length: 512, errno: 5, delayNanoseconds: 0)
+        let line = FaultLogRecord(fault: fault,
+                                  client: "127.0.0.1:5000", command: "write", nbdError: "NBD_EIO").jsonLine()
+        let doc = try JSONSerialization.jsonObject(with: Data(line.utf8))
+        Self.check("nbd serve --log", documents: [doc], lines: true, documented: try Self.documentedKeys())
+    }
+
+    /// The checker itself: a snake_case key, an undocumented key and a bare duration are caught.
+    @Test func theCheckerCatchesBreaches() {
+        var unitless: [String] = []
+        Self.durationWithoutUnit(["sinceStart": 1.5, "latency": 3, "sectorEnd": 8, "waitedSeconds": 2] as [String: Any],
+                                 prefix: "", maps: [], into: &unitless)
+        #expect(Set(unitless) == ["sinceStart", "latency"])
+        var seen = Set<String>()
+        Self.paths(of: ["filtered_out": 1, "args": ["current_state": 1]] as [String: Any], prefix: "", maps: ["args{}"], into: &seen)
+        #expect(seen == ["filtered_out", "args{}"])
+    }
+}
