@@ -77,7 +77,7 @@ let package = Package(
         // target so every test target can depend on it.
         .target(
             name: "KVMScopeTestSupport",
-            dependencies: ["KVMScopeCore", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeDrops"],
+            dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeDrops"],
             path: "Tests/KVMScopeTestSupport",
             swiftSettings: swift5
         ),

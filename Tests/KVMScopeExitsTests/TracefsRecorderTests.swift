@@ -16,25 +16,6 @@ import KVMScopeTracefs
         return dir
     }
 
-    /// Whether this machine can record at all (root, tracefs, kvm tracepoints); says why not.
-    static func realTracefsUsable() -> Bool {
-        guard geteuid() == 0 else { print("NOTE: not root: the real-tracefs recorder tests cannot run here"); return false }
-        guard (try? Tracefs.locate()) != nil, Tracefs(root: realRoot).hasEvent("kvm", "kvm_exit") else {
-            print("NOTE: no tracefs with kvm tracepoints on this machine: the real-tracefs recorder tests cannot run here")
-            return false
-        }
-        return true
-    }
-
-    /// An instance named like nobody kvmscope knows (another tool's): the recorder must leave it
-    /// alone. Checking a decoy is exact, where comparing the whole instances/ directory races
-    /// with other tracefs users on the machine (a concurrent `kvmscope drops`, for one).
-    static func makeDecoy(_ fs: Tracefs) throws -> String {
-        let path = fs.path("instances/other-tool-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        guard mkdir(path, 0o755) == 0 else { throw TracefsError.io(path: path, reason: "cannot create decoy instance") }
-        return path
-    }
-
     static func instances() -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: realRoot + "/instances"))?.sorted() ?? []
     }
@@ -91,7 +72,7 @@ import KVMScopeTracefs
         let r = try CLIRunner.run(["exits", "--record", "1s", "--tracefs", "/nonexistent/tracefs"])
         #expect(r.status == 1)
         #expect(r.stderr.hasPrefix("kvmscope: no tracefs at /nonexistent/tracefs (no such directory)"))
-        if Self.realTracefsUsable() {
+        if RealTracefs.usable(for: "the real-tracefs recorder tests") {
             let p = try CLIRunner.run(["exits", "--record", "1s", "--pid", "999999999"])
             #expect(p.status == 1)
             #expect(p.stderr == "kvmscope: no process 999999999 (nothing at /proc/999999999/task)\n")
@@ -118,8 +99,8 @@ import KVMScopeTracefs
     // MARK: the real tracefs
 
     @Test func recordsOwnGuestThroughPidFilterAndSaysWhatThisHostCannotDo() throws {
-        guard Self.realTracefsUsable() else { return }
-        let decoy = try Self.makeDecoy(try Tracefs.locate())
+        guard RealTracefs.usable(for: "the real-tracefs recorder tests") else { return }
+        let decoy = try RealTracefs.makeDecoy(try Tracefs.locate())
         defer { rmdir(decoy) }
         var o = KVMExitRecorder.Options()
         o.seconds = 1.5
@@ -155,7 +136,7 @@ import KVMScopeTracefs
     }
 
     @Test func pidFilterExcludesOtherProcesses() throws {
-        guard Self.realTracefsUsable() else { return }
+        guard RealTracefs.usable(for: "the real-tracefs recorder tests") else { return }
         var o = KVMExitRecorder.Options()
         o.seconds = 1
         o.pid = 1
@@ -168,7 +149,7 @@ import KVMScopeTracefs
     }
 
     @Test func overrunsAreReported() throws {
-        guard Self.realTracefsUsable() else { return }
+        guard RealTracefs.usable(for: "the real-tracefs recorder tests") else { return }
         var o = KVMExitRecorder.Options()
         o.seconds = 1
         o.pid = getpid()
@@ -183,7 +164,7 @@ import KVMScopeTracefs
     }
 
     @Test func ctrlCStopsTheRecordingPrintsTheReportAndRemovesTheInstance() throws {
-        guard Self.realTracefsUsable() else { return }
+        guard RealTracefs.usable(for: "the real-tracefs recorder tests") else { return }
         let p = Process()
         p.executableURL = CLIRunner.binary
         p.arguments = ["exits", "--record", "60s", "--no-heatmap"]

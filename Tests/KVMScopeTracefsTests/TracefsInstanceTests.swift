@@ -8,23 +8,6 @@ import KVMScopeTestSupport
 @Suite(.serialized) struct TracefsInstanceTests {
     static let realRoot = Tracefs.defaultRoot
 
-    /// Whether this machine has a tracefs with kvm tracepoints to create an instance on; says why not.
-    static func realTracefsUsable() -> Bool {
-        guard geteuid() == 0 else { print("NOTE: not root: the real-tracefs instance test cannot run here"); return false }
-        guard (try? Tracefs.locate()) != nil, Tracefs(root: realRoot).hasEvent("kvm", "kvm_exit") else {
-            print("NOTE: no tracefs with kvm tracepoints on this machine: the real-tracefs instance test cannot run here")
-            return false
-        }
-        return true
-    }
-
-    /// An instance named like nobody kvmscope knows (another tool's), which must be left alone.
-    static func makeDecoy(_ fs: Tracefs) throws -> String {
-        let path = fs.path("instances/other-tool-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        guard mkdir(path, 0o755) == 0 else { throw TracefsError.io(path: path, reason: "cannot create decoy instance") }
-        return path
-    }
-
     @Test func perCPUStatsParsing() throws {
         // A real per_cpu/cpu0/stats of linux 6.18.
         let stats = "entries: 5\noverrun: 12\ncommit overrun: 0\nbytes: 124\noldest event ts:   794.188345\nnow ts:   794.208446\ndropped events: 3\nread events: 0\n"
@@ -34,10 +17,10 @@ import KVMScopeTestSupport
     // MARK: the real tracefs
 
     @Test func instanceIsCreatedConfiguredAndRemovedWithoutTouchingOthers() throws {
-        guard Self.realTracefsUsable() else { return }
+        guard RealTracefs.usable(for: "the real-tracefs instance test") else { return }
         let fs = try Tracefs.locate()
         let globalEnable = try String(contentsOfFile: fs.path("events/kvm/kvm_exit/enable"), encoding: .utf8)
-        let decoy = try Self.makeDecoy(fs)
+        let decoy = try RealTracefs.makeDecoy(fs)
         defer { rmdir(decoy) }
         let instance = try TracefsInstance(in: fs)
         defer { try? instance.remove() }
