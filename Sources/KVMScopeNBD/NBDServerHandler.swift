@@ -227,17 +227,25 @@ public final class NBDServerHandler: ChannelInboundHandler {
         if command == .read && r.length > NBD.maximumPayload {
             return sendError(context, r, .einval, "read of \(r.length) bytes exceeds the \(NBD.maximumPayload)-byte maximum")
         }
+        // proto.md, NBD_CMD_FLUSH: "length and offset are reserved, and MUST be set to all-zero";
+        // anything else is a malformed request (EINVAL), never a number to convert.
+        if command == .flush && (r.offset != 0 || r.length != 0) {
+            return sendError(context, r, .einval, "flush with offset \(r.offset) and length \(r.length) (both must be 0)")
+        }
         let size = UInt64(backend.size)
         let (end, overflow) = r.offset.addingReportingOverflow(UInt64(r.length))
-        if command != .flush && (overflow || end > size) {
+        if overflow || end > size {
             let e: NBD.WireError = (command == .write || command == .writeZeroes) ? .enospc : .einval
             return sendError(context, r, e, "\(command.name) at \(r.offset)+\(r.length) is beyond the end of the export (\(size) bytes)")
         }
         if backend.isReadOnly && (command == .write || command == .writeZeroes || command == .trim) {
             return sendError(context, r, .eperm, "the export is read-only")
         }
-
-        let offset = Int64(r.offset), length = Int64(r.length)
+        // In range of an Int64-sized export now: end <= size <= Int64.max.
+        guard let offset = Int64(exactly: r.offset) else {
+            return sendError(context, r, .einval, "\(command.name) at offset \(r.offset) is out of range")
+        }
+        let length = Int64(r.length)
         let fua = r.flags & NBD.CommandFlag.fua != 0
         switch command {
         case .read:
