@@ -1,11 +1,16 @@
 import NIOCore
 
-/// Sits behind NIO's `AcceptBackoffHandler` on a listening channel. accept() failing with
-/// EMFILE/ENFILE/ENOBUFS/ENOMEM is not fatal to a server socket (NIOPosix's ServerSocketChannel
-/// fires it as an error and keeps the channel open), and with auto-read on the very next read
-/// fails again at once: without a pause that is a 100 % CPU loop until a descriptor frees up.
-/// The backoff handler holds the next read() for `nextPause()`; this handler makes the pause grow
-/// while failures go on, resets it when an accept succeeds, and reports each pause.
+/// Pauses a listening channel's accepts after accept() fails (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+///
+/// Those errors are not fatal to a server socket (NIOPosix's `ServerSocketChannel.
+/// shouldCloseOnReadError`): the channel fires the error and stays open, with the connection
+/// still in the kernel's backlog, so the level-triggered epoll reports it readable again at once.
+/// NIO's `AcceptBackoffHandler` cannot break that loop with `ServerBootstrap.bind`: it delays the
+/// next `read()`, but after a failed accept `BaseSocketChannel` keeps `readPending` set and stays
+/// registered for readability, asks for no new read, and calls accept again on the next wake-up
+/// (measured: 100 000 failed accept4 calls in 4 s, a full core). Turning auto-read off does
+/// unregister the socket from epoll (`pauseRead0`); turning it back on after the pause reads again.
+/// The pause starts at `acceptBackoff`, doubles while accepts keep failing, and is reported each time.
 final class NBDAcceptMonitor: ChannelInboundHandler {
     typealias InboundIn = Channel
     typealias InboundOut = Channel
@@ -13,22 +18,12 @@ final class NBDAcceptMonitor: ChannelInboundHandler {
     private let limits: NBDServerLimits
     private let observer: (any NBDServerObserver)?
     private var consecutive = 0
-    private(set) var failures = 0
+    private var failures = 0
+    private var resume: Scheduled<Void>?
 
     init(limits: NBDServerLimits, observer: (any NBDServerObserver)?) {
         self.limits = limits
         self.observer = observer
-    }
-
-    /// The backoff for the current run of failures: `acceptBackoff`, doubled per failure, capped.
-    func pause(for error: IOError) -> TimeAmount? {
-        consecutive += 1
-        failures += 1
-        let shift = min(consecutive - 1, 20)
-        let pause = min(limits.acceptBackoff.nanoseconds << shift, limits.maxAcceptBackoff.nanoseconds)
-        let reason = "\(error)"
-        observer?.acceptFailed(reason, pauseSeconds: Double(pause) / 1e9, failures: failures)
-        return .nanoseconds(pause)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -37,10 +32,34 @@ final class NBDAcceptMonitor: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // accept() errors were answered by the backoff; a refused child's failed initializer
-        // (NBDConnectionRefused) was already reported. Neither closes the listener.
-        if error is IOError || error is NBDConnectionRefused { return }
+        if let error = error as? IOError {
+            pauseAccepting(context, error)
+            return
+        }
+        // A refused child's failed initializer was already reported; it does not close the listener.
+        if error is NBDConnectionRefused { return }
         context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        resume?.cancel()
+        resume = nil
+        context.fireChannelInactive()
+    }
+
+    private func pauseAccepting(_ context: ChannelHandlerContext, _ error: IOError) {
+        guard resume == nil else { return }
+        consecutive += 1
+        failures += 1
+        let shift = min(consecutive - 1, 20)
+        let pause = min(limits.acceptBackoff.nanoseconds << shift, limits.maxAcceptBackoff.nanoseconds)
+        observer?.acceptFailed("\(error)", pauseSeconds: Double(pause) / 1e9, failures: failures)
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        resume = context.eventLoop.scheduleTask(in: .nanoseconds(pause)) { [self] in
+            resume = nil
+            guard context.channel.isActive else { return }
+            try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+        }
     }
 }
 

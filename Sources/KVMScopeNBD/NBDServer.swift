@@ -47,12 +47,7 @@ public final class NBDServer: @unchecked Sendable {
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        // ServerBootstrap.bind(host:port:) adds no accept backoff of its own
-                        // (NIOPosix Bootstrap.swift; only the async bind does).
-                        let monitor = NBDAcceptMonitor(limits: limits, observer: observer)
-                        try channel.pipeline.syncOperations.addHandler(
-                            AcceptBackoffHandler(shouldForwardIOErrorCaught: true, backoffProvider: { monitor.pause(for: $0) }))
-                        try channel.pipeline.syncOperations.addHandler(monitor)
+                        try channel.pipeline.syncOperations.addHandler(NBDAcceptMonitor(limits: limits, observer: observer))
                     }
                 }
                 .childChannelInitializer { channel in
