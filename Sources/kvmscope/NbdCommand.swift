@@ -216,11 +216,11 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
 
     func clientDisconnected(_ client: String, _ s: NBDConnectionSummary) {
         guard !quiet else { return }
-        func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
+        func plural(_ n: Int, _ word: String, _ words: String? = nil) -> String { "\(n) \(n == 1 ? word : words ?? word + "s")" }
         var line = "client \(client) disconnected after \(String(format: "%.1f", s.connectedSeconds)) s"
         if s.reachedTransmission {
             line += ": \(plural(s.requests, "request")) (\(plural(s.reads, "read")) \(QemuIOFormat.size(Double(s.bytesRead))), "
-                + "\(plural(s.writes, "write")) \(QemuIOFormat.size(Double(s.bytesWritten))), \(plural(s.errorReplies, "error reply")))"
+                + "\(plural(s.writes, "write")) \(QemuIOFormat.size(Double(s.bytesWritten))), \(plural(s.errorReplies, "error reply", "error replies")))"
         } else {
             line += " without choosing an export"
         }
