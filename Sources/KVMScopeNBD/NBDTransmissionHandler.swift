@@ -130,12 +130,27 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             pump()
         } else if writeTimer == nil {
             context.flush()
-            let limit = limits.writeTimeout
-            writeTimer = context.eventLoop.scheduleTask(in: limit) { [self] in
-                close(context, because: "read none of its replies for \(NBDPeer.seconds(limit)) (\(reservedBytes) bytes waiting)")
-            }
+            armWriteTimer(context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// While the socket is unwritable, the client must take some of its replies within
+    /// `writeTimeout`: a slow reader that makes progress (fewer bytes queued than at the last
+    /// check) gets another period, one that reads nothing is closed.
+    private func armWriteTimer(_ context: ChannelHandlerContext, queuedBefore: Int? = nil) {
+        let limit = limits.writeTimeout
+        let queued = queuedBefore ?? queuedWriteBytes(context)
+        writeTimer = context.eventLoop.scheduleTask(in: limit) { [self] in
+            guard !closed, !context.channel.isWritable else { return }
+            let now = queuedWriteBytes(context)
+            if now < queued { return armWriteTimer(context, queuedBefore: now) }
+            close(context, because: "read none of its replies for \(NBDPeer.seconds(limit)) (\(now) bytes waiting)")
+        }
+    }
+
+    private func queuedWriteBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? reservedBytes
     }
 
     // MARK: - reading, held back while requests wait

@@ -99,6 +99,25 @@ import Testing
         #expect(s.stop() != nil)
     }
 
+    @Test func aSlowReaderThatMakesProgressIsNotClosedByTheWriteTimeout() throws {
+        let s = try NBDServerProcess(arguments: ["--write-timeout", "1"])
+        let c = try RawClient(port: s.port)
+        var small: Int32 = 64 << 10
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        #expect(c.negotiate())
+        c.send(FloodClient.request(.read, offset: 0, length: 32 << 20, cookie: 9))
+        // About 7 MiB/s: the 32 MiB reply takes ~5 s, the socket stays unwritable for most of it.
+        #expect(c.simpleReplyError() == 0)
+        var got = 0
+        while got < 32 << 20, let part = c.recv(min(1 << 20, (32 << 20) - got)) {
+            got += part.count
+            Thread.sleep(forTimeInterval: 0.15)
+        }
+        #expect(got == 32 << 20, "the server closed a slow reader that was making progress: \(s.stderr)")
+        #expect(s.stderrLines(containing: "read none of its replies").isEmpty)
+        #expect(s.stop() != nil)
+    }
+
     @Test func aClientStalledMidHandshakeIsClosedByTheHandshakeTimeout() throws {
         let s = try NBDServerProcess(arguments: ["--handshake-timeout", "1"])
         let silent = try RawClient(port: s.port)        // reads the greeting, says nothing
