@@ -21,6 +21,8 @@ public final class NBDServer: @unchecked Sendable {
     private let lock = NSLock()
     private var channels: [Channel] = []
     private var stopped = false
+    /// Signalled when the first shutdown() has finished, so that later callers return only then.
+    private let stoppedSignal = DispatchSemaphore(value: 0)
 
     /// - threads: event loops (default: one per core).
     public init(export: NBDExport, listen: [Listen], observer: (any NBDServerObserver)? = nil,
@@ -125,10 +127,16 @@ public final class NBDServer: @unchecked Sendable {
         let listeners = channels
         channels.removeAll()
         lock.unlock()
-        guard first else { return }
+        guard first else {
+            // Another thread (a signal handler) is shutting down: return once it is done.
+            stoppedSignal.wait()
+            stoppedSignal.signal()
+            return
+        }
         for c in listeners { try? c.close().wait() }
         try? registry.closeAll(on: group.next()).wait()
         try? group.syncShutdownGracefully()
         for l in listen { if case let .unix(path) = l { unlink(path) } }
+        stoppedSignal.signal()
     }
 }

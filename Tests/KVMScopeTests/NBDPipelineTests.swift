@@ -163,6 +163,25 @@ import Testing
         #expect(FileManager.default.contents(atPath: s.image)!.allSatisfy { $0 == 0 })
     }
 
+    // IdleStateHandler measures activity with the real clock, so this one runs on a real socket.
+    @Test func theIdleTimeoutClosesOnlyAClientWithNothingInFlight() throws {
+        var limits = NBDServerLimits()
+        limits.idleTimeout = .seconds(1)
+        let s = try TestServer(rules: "[inject-error]\nevent = \"none\"\niotype = \"read\"\nerrno = \"0\"\ndelay = \"2500ms\"\n",
+                               limits: limits)
+        let c = try RawClient(port: s.port)
+        #expect(c.negotiate())
+        // The reply is delayed past the idle timeout: the client is waiting for us, not idle,
+        // and gets its reply.
+        c.send(c.request(NBD.Command.read.rawValue, offset: 0, length: 512))
+        #expect(c.simpleReplyError() == 0)
+        #expect(c.recv(512) != nil)
+        // Then nothing in flight and no traffic: closed.
+        #expect(c.closedByServer())
+        let summary = try #require(lastSummary(s))
+        #expect(summary.closedBecause == "idle for 1 s")
+    }
+
     @Test func aRequestHeaderCutOffIsReported() throws {
         let s = try TestServer()
         let c = try RawClient(port: s.port)
