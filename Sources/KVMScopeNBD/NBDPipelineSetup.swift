@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 
 /// Everything a connection needs from its server: the export, the limits, the byte budget all
 /// connections share, and who hears about it.
@@ -7,13 +8,16 @@ public struct NBDServerConfiguration: Sendable {
     public var limits: NBDServerLimits
     public var observer: (any NBDServerObserver)?
     public let budget: NBDMemoryBudget
+    /// Where disk I/O runs (started by the owner); nil: on the connection's event loop.
+    public var ioThreads: NIOThreadPool?
 
     public init(export: NBDExport, limits: NBDServerLimits = NBDServerLimits(), observer: (any NBDServerObserver)? = nil,
-                budget: NBDMemoryBudget? = nil) {
+                budget: NBDMemoryBudget? = nil, ioThreads: NIOThreadPool? = nil) {
         self.export = export
         self.limits = limits
         self.observer = observer
         self.budget = budget ?? NBDMemoryBudget(limit: limits.maxTotalBytes)
+        self.ioThreads = ioThreads
     }
 }
 

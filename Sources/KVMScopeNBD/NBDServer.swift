@@ -16,6 +16,7 @@ public final class NBDServer: @unchecked Sendable {
     public let limits: NBDServerLimits
     public let configuration: NBDServerConfiguration
     private let group: MultiThreadedEventLoopGroup
+    private let ioThreads: NIOThreadPool
     private let observer: (any NBDServerObserver)?
     private let registry: NBDConnectionRegistry
     private let lock = NSLock()
@@ -31,9 +32,13 @@ public final class NBDServer: @unchecked Sendable {
         self.listen = listen
         self.observer = observer
         self.limits = limits
-        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer)
+        // Disk I/O threads: as many as event loops and at least 2, so that one client's slow
+        // flush leaves a thread for the others.
+        self.ioThreads = NIOThreadPool(numberOfThreads: max(2, threads))
+        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer, ioThreads: ioThreads)
         self.registry = NBDConnectionRegistry(limit: limits.maxConnections)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        ioThreads.start()
     }
 
     /// Binds every address. Returns them as NBD URIs (`nbd://127.0.0.1:10809`, `nbd+unix:///?socket=...`),
@@ -136,6 +141,8 @@ public final class NBDServer: @unchecked Sendable {
         for c in listeners { try? c.close().wait() }
         try? registry.closeAll(on: group.next()).wait()
         try? group.syncShutdownGracefully()
+        // I/O already running finishes (a pread or fsync cannot be interrupted); queued work is dropped.
+        try? ioThreads.syncShutdownGracefully()
         for l in listen { if case let .unix(path) = l { unlink(path) } }
         stoppedSignal.signal()
     }

@@ -1,6 +1,7 @@
 import Foundation
 import KVMScope
 import NIOCore
+import NIOPosix
 
 /// The transmission phase of one connection: requests in, replies out, each request by one
 /// call into the export's `BlockBackend`; replies to injected delays are scheduled, never slept on.
@@ -39,6 +40,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     private var nextDelayID = 0
     private var readPending = false
     private var pumping = false
+    /// A request's disk I/O is running on `configuration.ioThreads`; the next waits for it.
+    private var ioBusy = false
     private var pumpAgain = false
     private var disconnectRequested = false
     private var closed = false
@@ -247,7 +250,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             pumpAgain = false
             while !queue.isEmpty {
                 let head = queue.startIndex
-                guard context.channel.isWritable, inFlight < limits.maxRequestsInFlight else { break }
+                guard !ioBusy, context.channel.isWritable, inFlight < limits.maxRequestsInFlight else { break }
                 if queue[head].reserved == 0 {
                     let bytes = cost(queue[head])
                     guard reservedBytes + bytes <= limits.maxConnectionBytes else { break }
@@ -270,7 +273,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         } while pumpAgain && !closed
         if started { context.flush() }
         resumeReadingIfAllowed()
-        if disconnectRequested && inFlight == 0 && queue.isEmpty && !closed { context.close(promise: nil) }
+        if disconnectRequested && inFlight == 0 && queue.isEmpty && !ioBusy && !closed { context.close(promise: nil) }
     }
 
     private func start(_ context: ChannelHandlerContext, _ p: Pending) {
@@ -319,34 +322,57 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         }
         let length = Int64(r.length)
         let fua = r.flags & NBD.CommandFlag.fua != 0
-        switch command {
-        case .read:
-            var data = context.channel.allocator.buffer(capacity: Int(r.length))
-            var completion = BlockCompletion.ok
-            if r.length > 0 {
-                data.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(r.length)) { ptr in
-                    completion = backend.read(offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: ptr[0..<Int(r.length)]))
-                    return Int(r.length)
+        let backend = self.backend, allocator = context.channel.allocator, payload = p.payload
+        let io: @Sendable () -> (BlockCompletion, ByteBuffer?) = {
+            switch command {
+            case .read:
+                var data = allocator.buffer(capacity: Int(r.length))
+                var completion = BlockCompletion.ok
+                if r.length > 0 {
+                    data.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(r.length)) { ptr in
+                        completion = backend.read(offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: ptr[0..<Int(r.length)]))
+                        return Int(r.length)
+                    }
                 }
+                return (completion, data)
+            case .write:
+                let completion = (payload ?? ByteBuffer()).withUnsafeReadableBytes { backend.write(offset: offset, from: $0, fua: fua) }
+                return (completion, nil)
+            case .writeZeroes:
+                let mayUnmap = r.flags & NBD.CommandFlag.noHole == 0
+                return (backend.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: fua), nil)
+            case .trim:
+                var completion = backend.discard(offset: offset, length: length)
+                if completion.succeeded && fua { completion = backend.flush() }
+                return (completion, nil)
+            case .flush:
+                return (backend.flush(), nil)
+            case .disconnect, .cache, .blockStatus:
+                return (BlockCompletion(errno: EINVAL), nil)
             }
-            if completion.succeeded { summary.reads += 1; summary.bytesRead += UInt64(r.length) }
+        }
+        let done = { [self] (completion: BlockCompletion, data: ByteBuffer?) in
+            if completion.succeeded && command == .read { summary.reads += 1; summary.bytesRead += UInt64(r.length) }
+            if completion.succeeded && command == .write { summary.writes += 1; summary.bytesWritten += UInt64(r.length) }
             finish(context, p, command, completion, data: data)
-        case .write:
-            let payload = p.payload ?? ByteBuffer()
-            let completion = payload.withUnsafeReadableBytes { backend.write(offset: offset, from: $0, fua: fua) }
-            if completion.succeeded { summary.writes += 1; summary.bytesWritten += UInt64(r.length) }
-            finish(context, p, command, completion)
-        case .writeZeroes:
-            let mayUnmap = r.flags & NBD.CommandFlag.noHole == 0
-            finish(context, p, command, backend.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: fua))
-        case .trim:
-            var completion = backend.discard(offset: offset, length: length)
-            if completion.succeeded && fua { completion = backend.flush() }
-            finish(context, p, command, completion)
-        case .flush:
-            finish(context, p, command, backend.flush())
-        case .disconnect, .cache, .blockStatus:
-            break
+        }
+        guard let pool = configuration.ioThreads else {
+            let (completion, data) = io()
+            return done(completion, data)
+        }
+        // Off the event loop, so that a slow fsync or a cold read holds up only this client (the
+        // other connections of the loop go on). One request of a connection at a time: requests
+        // are applied in the order they came, as when they ran inline, so a FLUSH covers every
+        // write answered before it (proto.md) and a READ after a WRITE sees it.
+        ioBusy = true
+        pool.runIfActive(eventLoop: context.eventLoop, io).whenComplete { [self] result in
+            ioBusy = false
+            switch result {
+            case let .success((completion, data)): done(completion, data)
+            case .failure: done(BlockCompletion(errno: ESHUTDOWN), nil)   // the pool is shutting down
+            }
+            context.flush()
+            pump()
         }
     }
 
