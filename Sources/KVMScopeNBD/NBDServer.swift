@@ -16,7 +16,7 @@ public final class NBDServer: @unchecked Sendable {
     public let limits: NBDServerLimits
     public let configuration: NBDServerConfiguration
     private let group: MultiThreadedEventLoopGroup
-    private let ioThreads: NIOThreadPool
+    private let ioThreads: NIOThreadPool?
     private let observer: (any NBDServerObserver)?
     private let registry: NBDConnectionRegistry
     private let lock = NSLock()
@@ -26,19 +26,22 @@ public final class NBDServer: @unchecked Sendable {
     private let stoppedSignal = DispatchSemaphore(value: 0)
 
     /// - threads: event loops (default: one per core).
+    /// - ioThreads: threads for disk I/O (nil: as many as event loops, at least 2; 0: disk I/O
+    ///   runs on the event loops, faster per request but a slow fsync stalls the loop's clients).
     public init(export: NBDExport, listen: [Listen], observer: (any NBDServerObserver)? = nil,
-                threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits()) {
+                threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits(), ioThreads: Int? = nil) {
         self.export = export
         self.listen = listen
         self.observer = observer
         self.limits = limits
         // Disk I/O threads: as many as event loops and at least 2, so that one client's slow
         // flush leaves a thread for the others.
-        self.ioThreads = NIOThreadPool(numberOfThreads: max(2, threads))
-        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer, ioThreads: ioThreads)
+        let pool = ioThreads == 0 ? nil : NIOThreadPool(numberOfThreads: ioThreads ?? max(2, threads))
+        self.ioThreads = pool
+        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer, ioThreads: pool)
         self.registry = NBDConnectionRegistry(limit: limits.maxConnections)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        ioThreads.start()
+        pool?.start()
     }
 
     /// Binds every address. Returns them as NBD URIs (`nbd://127.0.0.1:10809`, `nbd+unix:///?socket=...`),
@@ -142,7 +145,7 @@ public final class NBDServer: @unchecked Sendable {
         try? registry.closeAll(on: group.next()).wait()
         try? group.syncShutdownGracefully()
         // I/O already running finishes (a pread or fsync cannot be interrupted); queued work is dropped.
-        try? ioThreads.syncShutdownGracefully()
+        try? ioThreads?.syncShutdownGracefully()
         for l in listen { if case let .unix(path) = l { unlink(path) } }
         stoppedSignal.signal()
     }

@@ -61,6 +61,9 @@ struct NbdServeCommand: ParsableCommand {
     @Option(help: "Event-loop threads (default: one per core).")
     var threads: Int?
 
+    @Option(help: "Threads for disk I/O (default: one per event loop, at least 2; 0: on the event loops, faster per request, but a slow fsync stalls other clients).")
+    var ioThreads: Int?
+
     @Flag(help: "Do not print connections and injected faults on stderr.")
     var quiet = false
 
@@ -91,6 +94,7 @@ struct NbdServeCommand: ParsableCommand {
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let ioThreads, !(0...1024).contains(ioThreads) { throw ValidationError("--io-threads must be 0...1024") }
         for (name, value) in [("--handshake-timeout", handshakeTimeout), ("--write-timeout", writeTimeout),
                               ("--request-timeout", requestTimeout)] where !(value > 0 && value <= 86_400) {
             throw ValidationError("\(name) must be a number of seconds above 0 and at most 86400")
@@ -135,7 +139,7 @@ struct NbdServeCommand: ParsableCommand {
 
         let server = NBDServer(export: NBDExport(name: exportName, description: "kvmscope: \(image)", backend: backend),
                                listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                               limits: limits)
+                               limits: limits, ioThreads: ioThreads)
         let uris = try server.start()
         let ruleText = config.map { " with \($0.injectErrors.count + $0.setStates.count) rule\($0.injectErrors.count + $0.setStates.count == 1 ? "" : "s") from \(rules!)" } ?? " without rules"
         CLIOutput.error("serving \(image) (\(QemuIOFormat.size(Double(file.size))))\(ruleText)")
