@@ -260,10 +260,9 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
                     guard reserved else { break }
                     reservedBytes += bytes
                     queue[head].reserved = bytes
-                    if var payload = queue[head].payload {
-                        payload.reserveCapacity(Int(queue[head].request.length))
-                        queue[head].payload = payload
-                    }
+                    // In place (no second reference, so no copy of what already arrived).
+                    let length = Int(queue[head].request.length)
+                    queue[head].payload?.reserveCapacity(length)
                 }
                 guard queue[head].complete else { break }
                 let p = queue.removeFirst()
