@@ -67,28 +67,28 @@ struct NbdServeCommand: ParsableCommand {
     @Flag(help: "Do not print connections and injected faults on stderr.")
     var quiet = false
 
-    @Option(help: "Clients connected at once; more are closed at once, with a log line (default 128).")
+    @Option(help: "Clients connected at once; more are closed at once, with a log line.")
     var maxConnections: Int = 128
 
-    @Option(help: "Requests of one client in flight (unanswered) at once (default 128).")
+    @Option(help: "Requests of one client in flight (unanswered) at once.")
     var maxRequestsInFlight: Int = 128
 
-    @Option(help: "MiB one client's read data, write payloads and queued replies may hold (default 64, at least 33).")
+    @Option(help: "MiB one client's read data, write payloads and queued replies may hold (at least 33).")
     var maxConnectionBuffer: Int = 64
 
-    @Option(help: "MiB all clients together may hold (default 256).")
+    @Option(help: "MiB all clients together may hold.")
     var maxTotalBuffer: Int = 256
 
-    @Option(help: "Seconds from connect to the end of option negotiation (default 10).")
+    @Option(help: "Seconds from connect to the end of option negotiation.")
     var handshakeTimeout: Double = 10
 
-    @Option(help: "Disconnect a client that reads none of its replies for this many seconds (default 60).")
+    @Option(help: "Disconnect a client that reads none of its replies for this many seconds.")
     var writeTimeout: Double = 60
 
-    @Option(help: "Seconds a WRITE's payload may take to arrive after its header (default 60).")
+    @Option(help: "Seconds a WRITE's payload may take to arrive after its header.")
     var requestTimeout: Double = 60
 
-    @Option(help: "Disconnect a client idle for this many seconds (default 0: never; QEMU turns a dropped connection into guest I/O errors).")
+    @Option(help: "Disconnect a client idle for this many seconds (0: never; QEMU turns a dropped connection into guest I/O errors).")
     var idleTimeout: Double = 0
 
     func validate() throws {
@@ -105,6 +105,8 @@ struct NbdServeCommand: ParsableCommand {
         guard (1...(1 << 20)).contains(maxConnectionBuffer), (1...(1 << 20)).contains(maxTotalBuffer) else {
             throw ValidationError("--max-connection-buffer and --max-total-buffer are MiB, 1...1048576")
         }
+        if maxConnectionBuffer < 33 { throw ValidationError("--max-connection-buffer must hold one 32 MiB request and its header: at least 33 (MiB)") }
+        if maxTotalBuffer < maxConnectionBuffer { throw ValidationError("--max-total-buffer must be at least --max-connection-buffer") }
         if let problem = limits.problem { throw ValidationError(problem) }
     }
 
