@@ -26,16 +26,16 @@ public final class NBDServer: @unchecked Sendable {
     private let stoppedSignal = DispatchSemaphore(value: 0)
 
     /// - threads: event loops (default: one per core).
-    /// - ioThreads: threads for disk I/O (nil: as many as event loops, at least 2; 0: disk I/O
-    ///   runs on the event loops, faster per request but a slow fsync stalls the loop's clients).
+    /// - ioThreads: threads for flushes and FUA requests (nil: as many as event loops, at least
+    ///   2; 0: they run on the event loops, where a slow fsync stalls the loop's other clients).
     public init(export: NBDExport, listen: [Listen], observer: (any NBDServerObserver)? = nil,
                 threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits(), ioThreads: Int? = nil) {
         self.export = export
         self.listen = listen
         self.observer = observer
         self.limits = limits
-        // Disk I/O threads: as many as event loops and at least 2, so that one client's slow
-        // flush leaves a thread for the others.
+        // Threads for what reaches the disk: as many as event loops and at least 2, so that one
+        // client's slow flush leaves a thread for the others.
         let pool = ioThreads == 0 ? nil : NIOThreadPool(numberOfThreads: ioThreads ?? max(2, threads))
         self.ioThreads = pool
         self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer, ioThreads: pool)

@@ -355,14 +355,18 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             if completion.succeeded && command == .write { summary.writes += 1; summary.bytesWritten += UInt64(r.length) }
             finish(context, p, command, completion, data: data)
         }
-        guard let pool = configuration.ioThreads else {
+        // What reaches the disk (FLUSH, and FUA requests, which flush) runs off the
+        // event loop, so that a slow fsync holds up only this client, not the other connections of
+        // its loop. Page-cache reads and writes stay on the loop: the thread hop costs more than
+        // they do (release build, 4 KiB reads at depth 1: 11 000/s through the pool, 25 800/s inline).
+        let reachesDisk = command == .flush || (fua && command != .read)
+        guard let pool = configuration.ioThreads, reachesDisk else {
             let (completion, data) = io()
             return done(completion, data)
         }
-        // Off the event loop, so that a slow fsync or a cold read holds up only this client (the
-        // other connections of the loop go on). One request of a connection at a time: requests
-        // are applied in the order they came, as when they ran inline, so a FLUSH covers every
-        // write answered before it (proto.md) and a READ after a WRITE sees it.
+        // One request of a connection at a time: requests are applied in the order they came, as
+        // when they ran inline, so a FLUSH covers every write answered before it (proto.md) and a
+        // READ after a WRITE sees it.
         ioBusy = true
         pool.runIfActive(eventLoop: context.eventLoop, io).whenComplete { [self] result in
             ioBusy = false

@@ -61,7 +61,7 @@ struct NbdServeCommand: ParsableCommand {
     @Option(help: "Event-loop threads (default: one per core).")
     var threads: Int?
 
-    @Option(help: "Threads for disk I/O (default: one per event loop, at least 2; 0: on the event loops, faster per request, but a slow fsync stalls other clients).")
+    @Option(help: "Threads for flushes and FUA requests (default: one per event loop, at least 2; 0: on the event loops, where a slow fsync stalls the loop's other clients).")
     var ioThreads: Int?
 
     @Flag(help: "Do not print connections and injected faults on stderr.")
