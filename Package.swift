@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "KVMScopeNBDTests",
             dependencies: [
-                "KVMScopeNBD", "KVMScopeFaults", "KVMScopeTestSupport",
+                "KVMScopeNBD", "KVMScopeFaults", "KVMScopeTestSupport", "kvmscope",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -1,13 +1,16 @@
 import KVMScopeCore
 
 /// Why the NBD server cannot start.
-enum NBDServerError: KVMScopeFailure, Equatable {
+public enum NBDServerError: KVMScopeFailure, Equatable {
     /// bind/listen failed (address in use, no permission, bad socket path).
     case cannotListen(address: String, reason: String)
+    /// Limits that contradict each other (`NBDServerLimits.problem`).
+    case invalidLimits(String)
 
     public var description: String {
         switch self {
         case let .cannotListen(address, reason): return "cannot listen on \(address): \(reason)"
+        case let .invalidLimits(problem): return problem
         }
     }
 }
