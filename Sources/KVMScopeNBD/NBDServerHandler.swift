@@ -44,6 +44,10 @@ public final class NBDServerHandler: ChannelInboundHandler {
     private var pendingReplies = 0
     private var disconnectRequested = false
     private var requests = 0
+    /// Set when the server decides to drop the client (protocol violation, unknown export,
+    /// NBD_OPT_ABORT). The decoder keeps handing over what else the client's last read held;
+    /// none of it may be acted on, or a rejected client could still negotiate and write.
+    private var droppingClient = false
 
     public init(export: NBDExport, phase: NBDConnectionPhase, observer: (any NBDServerObserver)?) {
         self.export = export
@@ -83,6 +87,7 @@ public final class NBDServerHandler: ChannelInboundHandler {
         } else {
             observer?.protocolViolation(client, "\(error)")
         }
+        droppingClient = true
         context.close(promise: nil)
     }
 
@@ -91,11 +96,13 @@ public final class NBDServerHandler: ChannelInboundHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !droppingClient else { return }
         switch unwrapInboundIn(data) {
         case let .clientFlags(flags):
             let known = NBD.ClientFlag.fixedNewstyle | NBD.ClientFlag.noZeroes
             guard flags & ~known == 0 else {
                 observer?.protocolViolation(client, NBDProtocolError.unknownClientFlags(flags).description)
+                droppingClient = true
                 context.close(promise: nil)
                 return
             }
@@ -128,6 +135,7 @@ public final class NBDServerHandler: ChannelInboundHandler {
             guard export.matches(name) else {
                 // NBD_OPT_EXPORT_NAME has no error reply: the spec's only answer is to close.
                 observer?.protocolViolation(client, "asked for unknown export '\(name)'")
+                droppingClient = true
                 context.close(promise: nil)
                 return
             }
@@ -136,6 +144,7 @@ public final class NBDServerHandler: ChannelInboundHandler {
                                                             padWithZeroes: !noZeroes)), promise: nil)
 
         case .abort:
+            droppingClient = true
             context.writeAndFlush(wrapOutboundOut(.optionReply(option: code, type: NBD.Reply.ack, data: ByteBuffer())))
                 .whenComplete { _ in context.close(promise: nil) }
 

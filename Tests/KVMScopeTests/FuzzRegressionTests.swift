@@ -1,0 +1,74 @@
+import Foundation
+import NIOCore
+import NIOEmbedded
+import Testing
+@testable import KVMScope
+@testable import KVMScopeNBD
+
+/// Inputs the libFuzzer targets of fuzz/ (bench/fuzz) found, each fixed at its root.
+@Suite struct FuzzRegressionTests {
+    func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+
+    func nbdChannel(image: String) throws -> EmbeddedChannel {
+        let backend = FaultInjectingBackend(image: try RawImageFile(path: image), rules: nil)
+        let phase = NBDConnectionPhase()
+        let ch = EmbeddedChannel()
+        try ch.pipeline.syncOperations.addHandlers([
+            ByteToMessageHandler(NBDClientMessageDecoder(phase: phase)),
+            MessageToByteHandler(NBDServerMessageEncoder()),
+            NBDServerHandler(export: NBDExport(name: "disk", backend: backend), phase: phase, observer: nil),
+        ])
+        try ch.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return ch
+    }
+
+    func outbound(_ ch: EmbeddedChannel) -> [UInt8] {
+        var all: [UInt8] = []
+        while var b = try? ch.readOutbound(as: ByteBuffer.self) { all += b.readBytes(length: b.readableBytes) ?? [] }
+        return all
+    }
+
+    /// fuzz-nbd-handshake: a client rejected for unknown client flags sent, in the same
+    /// packet, valid flags, NBD_OPT_EXPORT_NAME and a WRITE. The server had closed the
+    /// connection, yet kept decoding the rest of the buffer: it negotiated the export and wrote
+    /// the client's data to the disk. Once the server drops a client nothing it sent may run.
+    @Test func rejectedClientCannotWriteWithTheRestOfItsPacket() throws {
+        let dir = TempDir()
+        let img = dir.image("d.img", size: 1 << 20)
+        let ch = try nbdChannel(image: img)
+        let greeting = outbound(ch)
+        #expect(greeting.count == 18)
+        let payload = [UInt8](repeating: 0xAB, count: 512)
+        let packet = be(UInt32(0x00FF_FFFF))                                           // unknown flags: rejected
+            + be(UInt32(NBD.ClientFlag.fixedNewstyle | NBD.ClientFlag.noZeroes))
+            + be(NBD.optionMagic) + be(NBD.Option.exportName.rawValue) + be(UInt32(4)) + Array("disk".utf8)
+            + be(NBD.requestMagic) + be(UInt16(0)) + be(NBD.Command.write.rawValue) + be(UInt64(1)) + be(UInt64(0)) + be(UInt32(512))
+            + payload
+        _ = try? ch.writeInbound(ByteBuffer(bytes: packet))
+        ch.pipeline.fireChannelReadComplete()
+        ch.embeddedEventLoop.run()
+        #expect(outbound(ch).isEmpty, "nothing may be answered after the client was rejected")
+        #expect(!ch.isActive)
+        let data = try #require(FileManager.default.contents(atPath: img))
+        #expect(data.prefix(512).allSatisfy { $0 == 0 }, "the rejected client's WRITE reached the disk")
+        _ = try? ch.finish()
+    }
+
+    /// The same after NBD_OPT_ABORT: the server acknowledges and closes; options after the
+    /// abort in the same packet must not be answered.
+    @Test func nothingIsAnsweredAfterAbort() throws {
+        let dir = TempDir()
+        let ch = try nbdChannel(image: dir.image("d.img", size: 1 << 20))
+        _ = outbound(ch)
+        let packet = be(UInt32(NBD.ClientFlag.fixedNewstyle | NBD.ClientFlag.noZeroes))
+            + be(NBD.optionMagic) + be(NBD.Option.abort.rawValue) + be(UInt32(0))
+            + be(NBD.optionMagic) + be(NBD.Option.list.rawValue) + be(UInt32(0))
+        _ = try? ch.writeInbound(ByteBuffer(bytes: packet))
+        ch.pipeline.fireChannelReadComplete()
+        ch.embeddedEventLoop.run()
+        let out = outbound(ch)
+        // Exactly the ACK of the abort: magic, option 2, type ACK, length 0.
+        #expect(out == be(NBD.optionReplyMagic) + be(NBD.Option.abort.rawValue) + be(NBD.Reply.ack) + be(UInt32(0)))
+        _ = try? ch.finish()
+    }
+}
