@@ -29,6 +29,7 @@ public enum DropsTextFuzz {
         FuzzCheck.require(s.hashedLocations <= s.drops && s.unnamedReasons <= s.drops, "drops stats: subsets exceed drops")
         FuzzCheck.require(result.summary.tally.total + result.summary.filteredOut == s.drops,
                           "drops: tally \(result.summary.tally.total) + filtered \(result.summary.filteredOut) != drops \(s.drops)")
+        guard FuzzCheck.thorough(bytes) else { return }
         let json = FuzzCheck.validJSON((try? DropJSONRenderer.summary(result.summary)) ?? "", "drops summary")
         _ = DropTextRenderer().summary(result.summary)
         var again: [String] = []

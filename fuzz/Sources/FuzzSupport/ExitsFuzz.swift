@@ -35,6 +35,7 @@ public enum ExitsFuzz {
         if let f = report.firstTimestampNs, let last = report.lastTimestampNs {
             FuzzCheck.require(f <= last, "exits: first timestamp after last")
         }
+        guard FuzzCheck.thorough(bytes) else { return }
         FuzzCheck.reencodes(report, "exits report")
         let json = FuzzCheck.json(report, "exits report")
         _ = ExitsTextRenderer.render(report, style: .plain)

@@ -13,6 +13,21 @@ public enum FuzzCheck {
         }
     }
 
+    /// The costly checks (JSON round trips, running the same input again, text rendering) take
+    /// most of an execution; FUZZ_THOROUGH_EVERY=N runs them on one input in N, chosen by the
+    /// input's hash so that a saved crash input reproduces (default 1: every input).
+    public static let thoroughEvery: UInt64 = {
+        let text = ProcessInfo.processInfo.environment["FUZZ_THOROUGH_EVERY"] ?? "1"
+        return max(1, UInt64(text) ?? 1)
+    }()
+
+    public static func thorough(_ bytes: [UInt8]) -> Bool {
+        if thoroughEvery == 1 { return true }
+        var h: UInt64 = 0xcbf29ce484222325                 // FNV-1a
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        return h % thoroughEvery == 0
+    }
+
     /// The bytes libFuzzer passes, as an array (readers take arrays or byte streams).
     public static func bytes(_ data: UnsafePointer<UInt8>, _ size: Int) -> [UInt8] {
         Array(UnsafeBufferPointer(start: data, count: size))

@@ -26,6 +26,7 @@ public enum GuestLogFuzz {
         if let f = s.firstUptimeMicroseconds, let l = s.lastUptimeMicroseconds {
             FuzzCheck.require(f <= l, "guest stats: first uptime after last")
         }
+        guard FuzzCheck.thorough(bytes) else { return }
         let json = FuzzCheck.json(report, "guest report")
         _ = GuestReportRenderer.text(report)
         let again = FuzzCheck.json(Self.report(bytes).0, "guest report")

@@ -24,6 +24,9 @@ public enum QMPFuzz {
             FuzzCheck.require(e.line >= 1 && e.line <= lines, "QMP event line \(e.line) outside 1...\(lines)")
             FuzzCheck.require(e.line >= previous, "QMP events out of line order")
             previous = e.line
+        }
+        guard FuzzCheck.thorough(bytes) else { return }
+        for e in events {
             if let data = e.data { FuzzCheck.roundTrips(data, "QMP event data") }
         }
         let timeline = QMPTimeline(events: events)

@@ -76,6 +76,7 @@ public enum RingPageFuzz {
         let fullPages = (body.count + layout.pageSize - 1) / layout.pageSize
         FuzzCheck.require(s.pages <= fullPages && s.pagesAfterLoss <= s.pages, "ring stats: page counts exceed the pages given")
         FuzzCheck.require(s.corruptPages <= fullPages, "ring stats: more corrupt pages than pages")
+        guard FuzzCheck.thorough(bytes) else { return }
         FuzzCheck.require(decode(body, layout: layout) == out, "ring pages: same input gave a different result")
     }
 }

@@ -48,6 +48,7 @@ public enum TraceFuzz {
         }
         let r = report.requests
         FuzzCheck.require(r.completed >= 0 && r.failed >= 0 && r.inFlightAtEnd >= 0, "trace report: negative request counts")
+        guard FuzzCheck.thorough(bytes) else { return }
         FuzzCheck.roundTrips(report, "trace report")
         let json = FuzzCheck.json(report, "trace report")
         _ = TraceReportRenderer.text(report)
