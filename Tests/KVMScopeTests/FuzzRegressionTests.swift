@@ -71,4 +71,26 @@ import Testing
         #expect(out == be(NBD.optionReplyMagic) + be(NBD.Option.abort.rawValue) + be(NBD.Reply.ack) + be(UInt32(0)))
         _ = try? ch.finish()
     }
+
+    /// fuzz-netdm: an NLMSG_ERROR whose error field is Int32.min trapped negating it (any
+    /// process that can send to the socket, or a corrupt datagram, stopped `kvmscope drops`).
+    @Test func netlinkErrorOfInt32MinIsAProtocolError() {
+        var payload: [UInt8] = []
+        Netlink.append(&payload, Int32.min)
+        payload += [UInt8](repeating: 0, count: 16)
+        let message = Netlink.Message(type: Netlink.msgError, flags: 0, sequence: 1, portID: 0, payload: payload)
+        #expect(Netlink.errorCode(message) == EPROTO)
+        var datagram: [UInt8] = []
+        Netlink.append(&datagram, UInt32(Netlink.headerSize + payload.count))
+        Netlink.append(&datagram, Netlink.msgError)
+        Netlink.append(&datagram, UInt16(0))
+        Netlink.append(&datagram, UInt32(1))
+        Netlink.append(&datagram, UInt32(0))
+        datagram += payload
+        #expect(GenericNetlinkController.parseAnswer(datagram) == .error(EPROTO))
+        // A positive value is no errno either.
+        var positive: [UInt8] = []
+        Netlink.append(&positive, Int32(5))
+        #expect(Netlink.errorCode(Netlink.Message(type: Netlink.msgError, flags: 0, sequence: 1, portID: 0, payload: positive)) == EPROTO)
+    }
 }
