@@ -93,4 +93,20 @@ import Testing
         Netlink.append(&positive, Int32(5))
         #expect(Netlink.errorCode(Netlink.Message(type: Netlink.msgError, flags: 0, sequence: 1, portID: 0, payload: positive)) == EPROTO)
     }
+
+    /// fuzz-drops-text: with `--interval 1`, a drop stamped 4e14 s after the previous one made
+    /// the reader close every empty interval in between, one by one (a hang), and at 1e17 s,
+    /// where adding 1 s to a Double changes nothing, the loop never ended.
+    @Test(.timeLimit(.minutes(1))) func dropIntervalsJumpOverGaps() throws {
+        let line = { (t: String) in
+            "            bash  4044 [001]  \(t): skb:kfree_skb: skbaddr=0xffff88816333f300 rx_sk=(nil) protocol=2048 location=__udp4_lib_rcv+0x4bc reason: NO_SOCKET\n"
+        }
+        let text = line("1360.824430") + line("404418446744073.709551") + line("100000000000000000.000000")
+        var analysis = DropFileAnalysis()
+        analysis.interval = 1
+        var intervals: [Int] = []
+        let result = try analysis.run(MemoryByteSource(text)) { intervals.append($0.total) }
+        #expect(intervals == [1, 1, 1])
+        #expect(result.summary.tally.total == 3)
+    }
 }
