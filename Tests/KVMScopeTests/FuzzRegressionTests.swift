@@ -109,4 +109,23 @@ import Testing
         #expect(intervals == [1, 1, 1])
         #expect(result.summary.tally.total == 3)
     }
+
+    /// fuzz-blkdebug: the "did you mean" of an unknown key picked, among keys at the same edit
+    /// distance, whichever a Set listed first, and a Set's order changes between instances: the
+    /// same file got different hints from one check to the next. 'ate' is two edits from both
+    /// 'state' (this section's key) and 'after' (a kvmscope [inject-error] key).
+    @Test func unknownKeyHintIsTheSameEveryTime() {
+        let text = "[set-state]\nevent = \"read_aio\"\nstate = \"1\"\nnew_state = \"2\"\nate = \"2\"\n"
+        var hints = Set<String>()
+        // The order follows where the Set's storage lands: keep sets of the same size alive
+        // between checks so that each check's sets are allocated somewhere else.
+        var keep: [Set<String>] = []
+        for i in 0..<64 {
+            let r = BlkdebugConfigReader().parse(text)
+            for d in r.diagnostics where d.code == "unknown-key" { hints.insert(d.hint ?? "-") }
+            keep.append(Set((0..<(8 + i % 8)).map { "k\($0)" }))
+        }
+        #expect(keep.count == 64)
+        #expect(hints == ["did you mean 'state'?"])
+    }
 }
