@@ -128,4 +128,29 @@ import Testing
         #expect(keep.count == 64)
         #expect(hints == ["did you mean 'state'?"])
     }
+
+    /// fuzz-simpletrace (same input, different report): a device reset finalised the
+    /// requests it discarded in a Dictionary's order, which differs from one Dictionary
+    /// instance to the next, so `kvmscope trace` listed the same trace's failures (and their
+    /// groups) in a different order from run to run. They now go in the order they were popped.
+    @Test func failuresDiscardedByAResetAreInPopOrder() throws {
+        var t = SyntheticTrace()
+        let elems = (0..<12).map { "0x\(String(0x5000 + $0 * 0x800, radix: 16))" }
+        for (i, elem) in elems.enumerated() {
+            t.at(10, "virtqueue_pop vq 0x7f00 elem \(elem) in_num 1 out_num 2")
+            t.at(10, "virtio_blk_handle_\(i % 2 == 0 ? "write" : "read") vdev 0xd000 req \(elem) sector \(i * 8) nsectors 8")
+            t.at(10, "virtio_blk_rw_complete vdev 0xd000 req \(elem) ret -28")
+        }
+        t.at(10, "virtio_set_status vdev 0xd000 val 0")
+        var orders = Set<[String]>()
+        var keep: [[UInt64: Int]] = []
+        for i in 0..<16 {
+            let r = try t.report()
+            #expect(r.failures.map(\.request) == elems)
+            orders.insert(r.failureGroups.map { "\($0.operation.rawValue) \($0.cause.rawValue)" })
+            keep.append(Dictionary(uniqueKeysWithValues: (0..<(12 + i)).map { (UInt64($0), $0) }))   // move the next tables elsewhere
+        }
+        #expect(orders == [["write backend-error", "read backend-error"]])
+        #expect(keep.count == 16)
+    }
 }
