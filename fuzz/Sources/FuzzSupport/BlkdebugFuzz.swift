@@ -19,8 +19,10 @@ public enum BlkdebugFuzz {
             let json = FuzzCheck.json(report, "blkdebug check report")
             _ = BlkdebugCheckRenderer.text(report, diagnostics: diagnostics, style: .plain)
             let again = BlkdebugConfigReader().parse(bytes, file: "fuzz.cfg")
-            FuzzCheck.require(again.config == config && again.diagnostics == result.diagnostics,
-                              "blkdebug reader: same input gave a different result")
+            FuzzCheck.require(again.config == config,
+                              "blkdebug reader: same input gave a different config: \(config) then \(again.config)")
+            FuzzCheck.require(again.diagnostics == result.diagnostics,
+                              "blkdebug reader: same input gave different diagnostics: \(FuzzCheck.firstDifference(result.diagnostics, again.diagnostics))")
             FuzzCheck.require(FuzzCheck.json(BlkdebugCheckReport(file: "fuzz.cfg", config: config, diagnostics: diagnostics), "blkdebug check report") == json,
                               "blkdebug check report: same input gave different JSON")
         }

@@ -28,6 +28,14 @@ public enum FuzzCheck {
         return h % thoroughEvery == 0
     }
 
+    /// Where two lists first differ, for invariant messages.
+    public static func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> String {
+        for i in 0..<min(a.count, b.count) where a[i] != b[i] {
+            return "item \(i) of \(a.count): \(a[i]) then \(b[i])"
+        }
+        return "counts \(a.count) then \(b.count)"
+    }
+
     /// The bytes libFuzzer passes, as an array (readers take arrays or byte streams).
     public static func bytes(_ data: UnsafePointer<UInt8>, _ size: Int) -> [UInt8] {
         Array(UnsafeBufferPointer(start: data, count: size))

@@ -52,7 +52,7 @@ public enum TraceFuzz {
         FuzzCheck.roundTrips(report, "trace report")
         let json = FuzzCheck.json(report, "trace report")
         _ = TraceReportRenderer.text(report)
-        FuzzCheck.require((try? analyse(bytes, format: format).get()) == report, "trace report: same input gave a different report")
-        _ = json
+        let second = try? analyse(bytes, format: format).get()
+        FuzzCheck.require(second == report, "trace report: same input gave a different report: \(json) then \(second.map { FuzzCheck.json($0, "trace report") } ?? "an error")")
     }
 }
