@@ -25,9 +25,10 @@ public struct IntervalTree<Value> {
     public var isEmpty: Bool { nodes.isEmpty }
 
     /// Adds `[start, end)`. Empty ranges (`end <= start`, e.g. a flush) are stored as one
-    /// sector wide at `start` so they can still be found at their position.
+    /// sector wide at `start` so they can still be found at their position (at UInt64.max,
+    /// where no sector follows, they stay empty and match nothing).
     public mutating func insert(start: UInt64, end: UInt64, value: Value) {
-        let e = end > start ? end : start &+ 1
+        let e = end > start ? end : (start == .max ? start : start + 1)
         nodes.append(Node(start: start, end: e, maxEnd: e, value: value))
         root = insert(Int32(nodes.count - 1), into: root)
     }
@@ -41,7 +42,8 @@ public struct IntervalTree<Value> {
 
     /// Calls `body` for each overlapping value in ascending start order, without allocating.
     public func forEachOverlapping(start: UInt64, end: UInt64, _ body: (Value) -> Void) {
-        let qEnd = end > start ? end : start &+ 1
+        guard end > start || start < .max else { return }      // an empty query at the top: nothing
+        let qEnd = end > start ? end : start + 1
         // Iterative in-order walk with pruning; depth is bounded by the AVL height (< 64).
         var stack: [Int32] = []
         stack.reserveCapacity(64)

@@ -35,7 +35,11 @@ extension ExplainStory {
         f.timeZone = TimeZone(identifier: "UTC")
         f.dateFormat = "HH:mm:ss"
         // Round to the microsecond the trace printed (a Double can hold 0.754735999...).
-        let totalMicros = Int64((t * 1_000_000).rounded())
+        // Readers keep times within year 9999, but a guest uptime plus a clock offset is
+        // computed: anything no Int64 of microseconds holds is printed as plain seconds.
+        let micros = (t * 1_000_000).rounded()
+        guard micros.isFinite, abs(micros) < 9.2e18 else { return String(format: "%.6f s", t) }
+        let totalMicros = Int64(micros)
         let seconds = Double(totalMicros / 1_000_000)
         return f.string(from: Date(timeIntervalSince1970: seconds)) + String(format: ".%06lld", totalMicros % 1_000_000)
     }

@@ -114,7 +114,12 @@ public enum ExplainSession {
         }
         var timeline: QMPTimeline?
         if let q = inputs.qmp {
-            timeline = QMPTimeline(events: try QMPEventReader.readAll(q).events)
+            // Streamed: each event is summarised as it is read (bounded by the detail limit).
+            var reader = QMPEventReader()
+            var t = QMPTimeline(detailLimit: detailLimit)
+            try reader.read(q) { t.consume($0) }
+            t.finish(reader: reader)
+            timeline = t
         }
         return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline,
                                        inputs: .init(guest: inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name))

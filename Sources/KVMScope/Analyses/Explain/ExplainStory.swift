@@ -223,7 +223,7 @@ struct ExplainStory {
         }
         if host == nil, let qmp {
             for e in qmp.ioErrors.prefix(1) {
-                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(qmp.ioErrors.count > 1 ? ", and \(qmp.ioErrors.count - 1) more" : "").")
+                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(qmp.ioErrorsTotal > 1 ? ", and \(qmp.ioErrorsTotal - 1) more" : "").")
             }
             for p in qmp.pauses {
                 out.append("The VM was paused" + (p.seconds.map { String(format: " for %.1f s", $0) } ?? " until the end of the capture") + " because \(p.nospace ? "the host ran out of space" : "of a \(p.operation) error")" + (p.retrySucceeded == true ? "; the retry succeeded." : p.retrySucceeded == false ? "; the retry failed again." : "."))

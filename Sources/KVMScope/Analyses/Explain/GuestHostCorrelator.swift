@@ -51,7 +51,9 @@ public struct GuestHostCorrelator {
         var rangeless: [String: [Int]] = [:]
         for (i, h) in host.enumerated() {
             if let s = h.sector {
-                trees[h.device, default: IntervalTree()].insert(start: s, end: s + max(h.sectors ?? 1, 1), value: i)
+                // Sectors are the trace's uint64_t: a range reaching past 2^64 - 1 ends there.
+                let (end, past) = s.addingReportingOverflow(max(h.sectors ?? 1, 1))
+                trees[h.device, default: IntervalTree()].insert(start: s, end: past ? .max : end, value: i)
             } else {
                 rangeless[h.device, default: []].append(i)
             }
@@ -62,7 +64,10 @@ public struct GuestHostCorrelator {
             if g.operation == .flush {
                 found = rangeless[device] ?? []
             } else {
-                trees[device]?.forEachOverlapping(start: g.sector, end: g.sector + 1) { found.append($0) }
+                // The guest's sector_t can be 2^64 - 1, which starts no sector range [s, s + 1).
+                if g.sector < .max {
+                    trees[device]?.forEachOverlapping(start: g.sector, end: g.sector + 1) { found.append($0) }
+                }
                 // Requests the trace saw without a sector (discard/other) can still be the one.
                 if g.operation != .read && g.operation != .write { found += rangeless[device] ?? [] }
             }

@@ -68,7 +68,20 @@ public struct BlkdebugChecker {
                 out.append(RuleDiagnostic(.note, "block-status", at: here,
                     "iotype block-status fails only block-status queries (qemu-img map, mirror), never guest I/O"))
             }
-            if rule.errno == 0 {
+            if rule.errno < 0 {
+                // rule_check returns -error: a positive value, which the block layer takes for
+                // success, before the request reaches the image (block/blkdebug.c).
+                switch target {
+                case .qemu:
+                    out.append(RuleDiagnostic(.warning, "errno-negative", at: here,
+                        "errno \(rule.errno) is negative: blkdebug returns \(-Int64(rule.errno)), which QEMU takes for success, without passing the request to the image (reads return whatever the buffer held, writes are dropped)",
+                        hint: "use a positive errno (5 for EIO)"))
+                case .kvmscope:
+                    out.append(RuleDiagnostic(.error, "errno-negative", at: here,
+                        "errno \(rule.errno) is negative: QEMU would report success without doing the I/O, which kvmscope does not imitate",
+                        hint: "use a positive errno (5 for EIO), or errno 0 to let requests through"))
+                }
+            } else if rule.errno == 0 {
                 if rule.extensions.delayNanoseconds == nil {
                     out.append(RuleDiagnostic(.warning, "errno-zero", at: here,
                         "errno 0 injects nothing: blkdebug counts the request as matched, lets it succeed, never deletes a 'once' rule, and rules after this one cannot match the same request",
@@ -92,9 +105,10 @@ public struct BlkdebugChecker {
                     "errno 95 (ENOTSUP) never fails a discard or write-zeroes: QEMU's block layer treats it as 'not supported here' (discard succeeds, write-zeroes falls back to writing zeroes)",
                     hint: "use errno 5 to make them fail"))
             }
-            if let sector = rule.sector, let size = imageSize, sector * 512 >= size {
+            // A wrapped (negative) offset already has its own warning from the reader.
+            if let sector = rule.sector, let offset = rule.byteOffset, offset >= 0, let size = imageSize, offset >= size {
                 out.append(RuleDiagnostic(.warning, "sector-beyond-image", at: here,
-                    "sector \(sector) (byte \(sector * 512)) is beyond the end of the image (\(size / 512) sectors): no request can cover it"))
+                    "sector \(sector) (byte \(offset)) is beyond the end of the image (\(size / 512) sectors): no request can cover it"))
             }
             if rule.immediately, case .kvmscope = target {
                 out.append(RuleDiagnostic(.note, "immediately", at: here,

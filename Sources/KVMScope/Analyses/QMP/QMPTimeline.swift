@@ -5,6 +5,10 @@
 /// QMP's STOP and RESUME carry no reason; a STOP is an I/O-error pause when a BLOCK_IO_ERROR
 /// with `action: stop` came just before it (QEMU emits the error, then stops the VM).
 public struct QMPTimeline: Sendable, Encodable {
+    enum CodingKeys: String, CodingKey {
+        case ioErrors, pauses, otherEvents, ioErrorsTotal, pausesTotal, otherEventsTotal, detailLimit, skippedLines, badTimestamps
+    }
+
     public struct IOError: Sendable, Encodable, Equatable {
         public let time: Double?
         public let line: Int
@@ -43,78 +47,126 @@ public struct QMPTimeline: Sendable, Encodable {
         public let event: String
     }
 
+    /// The first `detailLimit` of each kind, in stream order; the totals below stay exact.
     public var ioErrors: [IOError] = []
     public var pauses: [Pause] = []
     /// STOPs with no BLOCK_IO_ERROR before them (a user or management pause), and SHUTDOWN,
     /// RESET, DEVICE_DELETED: context for the verdict.
     public var otherEvents: [Lifecycle] = []
+    public private(set) var ioErrorsTotal = 0
+    public private(set) var pausesTotal = 0
+    public private(set) var otherEventsTotal = 0
+    /// How many of each list are kept (the guest log's and the trace's detail limit in explain).
+    public let detailLimit: Int
+    /// What the reader skipped (set by `finish(reader:)`): lines it did not understand, and
+    /// events whose timestamp was no clock reading.
+    public private(set) var skippedLines = 0
+    public private(set) var badTimestamps = 0
 
     /// How close a STOP must follow its BLOCK_IO_ERROR to be caused by it, in seconds.
     static let stopWindow = 1.0
 
-    public init() {}
+    // Streaming state: the last stop-error, the pause in progress, and the kept pauses whose
+    // retry verdict waits for the next event of their device. Bounded: at most one open pause,
+    // and the waiting list holds only kept pauses.
+    private let errnoTable: ErrnoTable
+    private var pendingStopCause: IOError?
+    private var openPause: (stop: Lifecycle, cause: IOError)?
+    private var closedAwaitingVerdict: [Int] = []
 
-    public init(events: [QMPEvent], errnoTable: ErrnoTable = .standard) {
-        var pendingStopCause: (IOError, Int)?     // last error with action stop, and its index
-        var openPause: (stop: QMPEvent, cause: IOError)?
-        var closedAwaitingVerdict: [(pauseIndex: Int, resumeTime: Double?)] = []
+    public init(detailLimit: Int = 10_000, errnoTable: ErrnoTable = .standard) {
+        self.detailLimit = max(0, detailLimit)
+        self.errnoTable = errnoTable
+    }
 
-        func close(_ index: Int, succeeded: Bool?) {
-            let p = pauses[index]
-            pauses[index] = Pause(start: p.start, seconds: p.seconds, device: p.device, operation: p.operation,
-                                  reason: p.reason, nospace: p.nospace, retrySucceeded: succeeded,
-                                  stopLine: p.stopLine, resumeLine: p.resumeLine)
-        }
+    /// Every event at once (tests, small inputs); the same as consuming them one by one.
+    public init(events: [QMPEvent], detailLimit: Int = 10_000, errnoTable: ErrnoTable = .standard) {
+        self.init(detailLimit: detailLimit, errnoTable: errnoTable)
+        for e in events { consume(e) }
+        finish()
+    }
 
-        for (i, event) in events.enumerated() {
-            switch event.name {
-            case "BLOCK_IO_ERROR":
-                guard let e = event.blockIOError else { continue }
-                let decoded = e.reason.flatMap { errnoTable.entry(message: $0) }
-                let record = IOError(time: event.time, line: event.line, device: e.device, nodeName: e.nodeName,
-                                     operation: e.operation, action: e.action, nospace: e.nospace, reason: e.reason,
-                                     errnoName: decoded?.name, errno: decoded?.number)
-                ioErrors.append(record)
-                // A stop-error right after a RESUME means the retry failed again.
-                for pending in closedAwaitingVerdict where pauses[pending.pauseIndex].device == e.device {
-                    close(pending.pauseIndex, succeeded: e.action != "stop" ? nil : false)
-                }
-                closedAwaitingVerdict.removeAll { pauses[$0.pauseIndex].device == e.device }
-                if e.action == "stop" { pendingStopCause = (record, i) }
-            case "STOP":
-                if let (cause, _) = pendingStopCause,
-                   Self.within(cause.time, event.time, Self.stopWindow) {
-                    openPause = (event, cause)
-                } else {
-                    otherEvents.append(Lifecycle(time: event.time, line: event.line, event: "STOP"))
-                }
-                pendingStopCause = nil
-            case "RESUME":
-                if let (stop, cause) = openPause {
-                    let seconds = (stop.time != nil && event.time != nil) ? event.time! - stop.time! : nil
-                    pauses.append(Pause(start: stop.time, seconds: seconds, device: cause.device,
-                                        operation: cause.operation, reason: cause.reason, nospace: cause.nospace,
-                                        retrySucceeded: nil, stopLine: stop.line, resumeLine: event.line))
-                    closedAwaitingVerdict.append((pauses.count - 1, event.time))
-                    openPause = nil
-                } else {
-                    otherEvents.append(Lifecycle(time: event.time, line: event.line, event: "RESUME"))
-                }
-            case "SHUTDOWN", "RESET", "DEVICE_DELETED", "POWERDOWN", "GUEST_PANICKED":
-                // The VM ran on past the resume without the error coming back.
-                for pending in closedAwaitingVerdict { close(pending.pauseIndex, succeeded: true) }
-                closedAwaitingVerdict.removeAll()
-                otherEvents.append(Lifecycle(time: event.time, line: event.line, event: event.name))
-            default:
-                continue
+    /// Takes the next event of the stream; nothing of it is kept unless it goes into a list.
+    public mutating func consume(_ event: QMPEvent) {
+        switch event.name {
+        case "BLOCK_IO_ERROR":
+            guard let e = event.blockIOError else { return }
+            let decoded = e.reason.flatMap { errnoTable.entry(message: $0) }
+            let record = IOError(time: event.time, line: event.line, device: e.device, nodeName: e.nodeName,
+                                 operation: e.operation, action: e.action, nospace: e.nospace, reason: e.reason,
+                                 errnoName: decoded?.name, errno: decoded?.number)
+            ioErrorsTotal += 1
+            if ioErrors.count < detailLimit { ioErrors.append(record) }
+            // A stop-error right after a RESUME means the retry failed again.
+            for i in closedAwaitingVerdict where pauses[i].device == e.device {
+                close(i, succeeded: e.action != "stop" ? nil : false)
             }
+            closedAwaitingVerdict.removeAll { pauses[$0].device == e.device }
+            if e.action == "stop" { pendingStopCause = record }
+        case "STOP":
+            if let cause = pendingStopCause, Self.within(cause.time, event.time, Self.stopWindow) {
+                openPause = (Lifecycle(time: event.time, line: event.line, event: "STOP"), cause)
+            } else {
+                addOther(Lifecycle(time: event.time, line: event.line, event: "STOP"))
+            }
+            pendingStopCause = nil
+        case "RESUME":
+            if let (stop, cause) = openPause {
+                let seconds = (stop.time != nil && event.time != nil) ? event.time! - stop.time! : nil
+                if addPause(Pause(start: stop.time, seconds: seconds, device: cause.device,
+                                  operation: cause.operation, reason: cause.reason, nospace: cause.nospace,
+                                  retrySucceeded: nil, stopLine: stop.line, resumeLine: event.line)) {
+                    closedAwaitingVerdict.append(pauses.count - 1)
+                }
+                openPause = nil
+            } else {
+                addOther(Lifecycle(time: event.time, line: event.line, event: "RESUME"))
+            }
+        case "SHUTDOWN", "RESET", "DEVICE_DELETED", "POWERDOWN", "GUEST_PANICKED":
+            // The VM ran on past the resume without the error coming back.
+            for i in closedAwaitingVerdict { close(i, succeeded: true) }
+            closedAwaitingVerdict.removeAll()
+            addOther(Lifecycle(time: event.time, line: event.line, event: event.name))
+        default:
+            return
         }
-        // A pause still open at the end: the VM was still stopped when the capture ended.
+    }
+
+    /// The end of the stream. A pause still open: the VM was still stopped when the capture ended.
+    public mutating func finish() {
         if let (stop, cause) = openPause {
-            pauses.append(Pause(start: stop.time, seconds: nil, device: cause.device, operation: cause.operation,
-                                reason: cause.reason, nospace: cause.nospace, retrySucceeded: nil,
-                                stopLine: stop.line, resumeLine: nil))
+            addPause(Pause(start: stop.time, seconds: nil, device: cause.device, operation: cause.operation,
+                           reason: cause.reason, nospace: cause.nospace, retrySucceeded: nil,
+                           stopLine: stop.line, resumeLine: nil))
+            openPause = nil
         }
+    }
+
+    /// `finish()`, plus what the reader skipped.
+    public mutating func finish(reader: QMPEventReader) {
+        finish()
+        skippedLines = reader.skippedLines
+        badTimestamps = reader.badTimestamps
+    }
+
+    private mutating func close(_ index: Int, succeeded: Bool?) {
+        let p = pauses[index]
+        pauses[index] = Pause(start: p.start, seconds: p.seconds, device: p.device, operation: p.operation,
+                              reason: p.reason, nospace: p.nospace, retrySucceeded: succeeded,
+                              stopLine: p.stopLine, resumeLine: p.resumeLine)
+    }
+
+    @discardableResult
+    private mutating func addPause(_ p: Pause) -> Bool {
+        pausesTotal += 1
+        guard pauses.count < detailLimit else { return false }
+        pauses.append(p)
+        return true
+    }
+
+    private mutating func addOther(_ l: Lifecycle) {
+        otherEventsTotal += 1
+        if otherEvents.count < detailLimit { otherEvents.append(l) }
     }
 
     static func within(_ a: Double?, _ b: Double?, _ window: Double) -> Bool {

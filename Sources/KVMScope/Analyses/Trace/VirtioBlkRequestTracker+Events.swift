@@ -89,12 +89,20 @@ extension VirtioBlkRequestTracker {
         markBlock(&r, vdev: vdev)
         if r.isWaitingForRetry {
             r.retries += 1
-            if let failedAt = r.lastRwNs, let t { r.waitedNs += t - failedAt }
+            // Timestamps are valid (non-negative), so the difference fits; the sum of a hostile
+            // trace's jumps might not: it stops at Int64.max ns (292 years) instead of trapping.
+            if let failedAt = r.lastRwNs, let t, t > failedAt {
+                let (sum, overflow) = r.waitedNs.addingReportingOverflow(t - failedAt)
+                r.waitedNs = overflow ? .max : sum
+            }
         }
         r.attempts += 1
         r.handled = op
         r.sector = sector
-        r.sectors = sectors
+        // QEMU traces nsectors = qiov.size >> BDRV_SECTOR_BITS (virtio_blk_handle_read/write,
+        // hw/block/virtio-blk.c) with a size_t size: more than 2^55 - 1 sectors is no request
+        // size, and the byte count must not wrap. Such a count is unknown.
+        r.sectors = sectors <= UInt64.max >> 9 ? sectors : nil
         r.lastHandleNs = t
         requests.values[i] = r
     }

@@ -29,7 +29,7 @@ extension VirtioBlkRequestTracker {
         let status = VirtioBlkStatus(statusValue)
         var waited: Int64?
         if let p = r.popNs, let end = r.fillNs ?? r.statusNs { waited = end - p }
-        let bytes: UInt64 = status == .ok && (op == .read || op == .write) ? (r.sectors ?? 0) &* 512 : 0
+        let bytes: UInt64 = status == .ok && (op == .read || op == .write) ? (r.sectors ?? 0) * 512 : 0   // sectors < 2^55
         // In place: copying an accumulator out would copy its histograms on every request.
         latencies[op, default: OperationAccumulator()].note(popToFill: waited, bytes: bytes)
         if status == .ok {
@@ -231,7 +231,7 @@ extension VirtioBlkRequestTracker {
         for (op, acc) in latencies where acc.requests > 0 || acc.handleToComplete.count > 0 {
             latency[op.rawValue] = OperationLatency(requests: acc.requests, popToFill: acc.popToFill.latencySummary,
                                                     handleToComplete: acc.handleToComplete.latencySummary, bytes: acc.bytes)
-            totalBytes &+= acc.bytes
+            totalBytes = VirtioBlkRequestTracker.cappedSum(totalBytes, acc.bytes)
         }
         var span: TraceReport.TimeSpan?
         var throughput: TraceReport.Throughput?

@@ -90,6 +90,13 @@ public struct VirtioBlkRequestTracker {
         var errno: Int64?, guestStatus: String?, retrySucceeded: Bool?
     }
 
+    /// a + b, or UInt64.max when that does not fit (16 EiB of traced bytes, a sector range
+    /// reaching 2^64): a hostile trace's totals stop there instead of wrapping to small numbers.
+    static func cappedSum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
+    }
+
     struct GroupCounter {
         var count = 0
         var firstNs: Int64?, lastNs: Int64?
@@ -101,7 +108,8 @@ public struct VirtioBlkRequestTracker {
             if let timeNs { lastNs = timeNs }
             if let s = sector {
                 sectorMin = min(sectorMin ?? s, s)
-                sectorEnd = max(sectorEnd ?? 0, s &+ (sectors ?? 0))
+                // No sector lies at or past 2^64: a range reaching there ends at UInt64.max.
+                sectorEnd = max(sectorEnd ?? 0, VirtioBlkRequestTracker.cappedSum(s, sectors ?? 0))
             }
         }
     }
@@ -114,7 +122,7 @@ public struct VirtioBlkRequestTracker {
 
         mutating func note(popToFill ns: Int64?, bytes b: UInt64) {
             requests += 1
-            bytes &+= b
+            bytes = VirtioBlkRequestTracker.cappedSum(bytes, b)
             if let ns { popToFill.add(UInt64(max(ns, 0))) }
         }
     }
@@ -179,7 +187,7 @@ public struct VirtioBlkRequestTracker {
     public mutating func consume(_ event: TraceEvent) {
         let id = event.definition.id
         if id < 0 {
-            if event.definition === TraceEventDefinition.droppedEvents { notes.droppedEvents &+= event.bits[0] }
+            if event.definition === TraceEventDefinition.droppedEvents { notes.droppedEvents = Self.cappedSum(notes.droppedEvents, event.bits[0]) }
             return
         }
         guard id < bindings.count, let b = bindings[id] else { return }

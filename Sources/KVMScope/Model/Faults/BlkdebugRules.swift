@@ -66,7 +66,8 @@ public struct InjectErrorRule: Hashable, Sendable, Codable {
         self.id = id
     }
 
-    /// Byte offset blkdebug compares against (`sector * 512`).
+    /// Byte offset blkdebug compares against: `sector * 512`, wrapping as QEMU's does (it is
+    /// built with -fwrapv; the reader warns when it wraps). Negative: beyond every request.
     public var byteOffset: Int64? { sector.map { $0 &* 512 } }
 }
 

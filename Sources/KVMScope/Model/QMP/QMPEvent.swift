@@ -13,13 +13,15 @@ public enum JSONValue: Equatable, Sendable, Codable {
     public subscript(key: String) -> JSONValue? { if case let .object(o) = self { return o[key] }; return nil }
 
     public init(from decoder: Decoder) throws {
+        // Most likely kinds first: each failed attempt throws a DecodingError, the bulk of the
+        // cost (JSONDecoder never converts between kinds, so the order changes no result).
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else if let o = try? c.decode([String: JSONValue].self) { self = .object(o) }
+        else if let n = try? c.decode(Double.self) { self = .number(n) }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else { self = .array(try c.decode([JSONValue].self)) }
     }
 
     public func encode(to encoder: Encoder) throws {

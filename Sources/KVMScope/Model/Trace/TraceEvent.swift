@@ -6,6 +6,8 @@ public enum TraceClock: String, Sendable, Codable {
 }
 
 /// A point in time of a trace, in nanoseconds (since the Unix epoch for `.wall`).
+/// Readers only make timestamps in `validNanoseconds` (0...Int64.max), so the difference of
+/// two of them (an age, a latency) never overflows.
 public struct TraceTimestamp: Sendable, Hashable, Comparable {
     public var nanoseconds: Int64
     public var clock: TraceClock
@@ -16,6 +18,17 @@ public struct TraceTimestamp: Sendable, Hashable, Comparable {
     }
 
     public var seconds: Double { Self.decimalSeconds(nanoseconds) }
+
+    /// What a trace can stamp: from the epoch (or boot, for CLOCK_MONOTONIC) to April 2262.
+    public static let validNanoseconds: ClosedRange<Int64> = 0...Int64.max
+
+    /// `seconds * 1e9 + fraction` when it fits `validNanoseconds`, nil otherwise.
+    static func nanoseconds(seconds: UInt64, fraction: Int64) -> Int64? {
+        guard seconds <= UInt64(Int64.max), fraction >= 0, fraction < 1_000_000_000 else { return nil }
+        let (whole, o1) = Int64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (ns, o2) = whole.addingReportingOverflow(fraction)
+        return o1 || o2 ? nil : ns
+    }
 
     /// Nanoseconds as the Double nearest to the exact decimal `S.NNNNNNNNN`, so that reports
     /// print `1795363562.458993`, not the `…4589930001` that `Double(ns) / 1e9` can give.

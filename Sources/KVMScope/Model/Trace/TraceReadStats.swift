@@ -23,6 +23,9 @@ public struct TraceReadStats: Sendable, Equatable, Codable {
     public var binaryLines = 0
     /// Lines over the 64 KiB limit, skipped whole.
     public var overlongLines = 0
+    /// Lines or records whose timestamp is outside `TraceTimestamp.validNanoseconds` (beyond
+    /// Int64 nanoseconds, before 1970): skipped whole rather than wrapped around.
+    public var badTimestamps = 0
     /// simpletrace: records whose event id had no mapping record.
     public var unmappedEvents = 0
     /// simpletrace: "dropped events" records QEMU wrote when its trace buffer was full, and
@@ -63,6 +66,7 @@ extension TraceReadStats {
         try c.encode(otherLines, forKey: .otherLines)
         try c.encode(binaryLines, forKey: .binaryLines)
         try c.encode(overlongLines, forKey: .overlongLines)
+        try c.encode(badTimestamps, forKey: .badTimestamps)
         try c.encode(unmappedEvents, forKey: .unmappedEvents)
         try c.encode(droppedEventRecords, forKey: .droppedEventRecords)
         try c.encode(droppedEvents, forKey: .droppedEvents)

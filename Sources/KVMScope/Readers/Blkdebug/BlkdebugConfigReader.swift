@@ -273,40 +273,136 @@ public struct BlkdebugConfigReader {
         return nil
     }
 
-    /// QEMU_OPT_NUMBER: qemu_strtou64 with base 0 (decimal, 0x hex, 0 octal), whole string.
-    static func parseNumber(_ s: String) -> UInt64? {
-        var t = Substring(s)
-        while let f = t.first, f == " " || f == "\t" { t = t.dropFirst() }
-        if t.hasPrefix("+") { t = t.dropFirst() }
-        if t.hasPrefix("0x") || t.hasPrefix("0X") { return t.count > 2 ? UInt64(t.dropFirst(2), radix: 16) : nil }
-        if t.count > 1 && t.hasPrefix("0") { return UInt64(t.dropFirst(), radix: 8) }
-        return UInt64(t, radix: 10)
+    /// A QEMU_OPT_NUMBER value as util/qemu-option.c's parse_option_number reads it:
+    /// qemu_strtou64 (util/cutils.c), i.e. glibc strtoull with base 0 over the whole string.
+    enum ParsedNumber: Equatable {
+        /// The unsigned 64-bit result; `negated` when a '-' made it wrap (a nonzero negative).
+        case value(UInt64, negated: Bool)
+        /// strtoull's ERANGE: QEMU says "Value '…' is too large for parameter '…'".
+        case tooLarge
+        /// No digits, or anything after them: QEMU says "Parameter '…' expects a number".
+        case invalid
     }
 
+    /// strtoull's grammar: leading isspace(), an optional sign, `0x`/`0X` + hex digits, `0` +
+    /// octal digits, or decimal digits; qemu_strtou64 with a NULL endptr then refuses any
+    /// trailing byte. A '-' negates in unsigned arithmetic (C11 7.22.1.4), so "-1" is 2^64-1
+    /// and "-0" is 0; a magnitude beyond 2^64-1 is ERANGE whatever the sign.
+    static func parseQEMUNumber(_ s: String) -> ParsedNumber {
+        let b = Array(s.utf8)
+        func isCSpace(_ c: UInt8) -> Bool { c == 0x20 || (0x09...0x0d).contains(c) }
+        func digit(_ c: UInt8) -> UInt64? {
+            switch c {
+            case 0x30...0x39: return UInt64(c - 0x30)
+            case 0x61...0x66: return UInt64(c - 0x61 + 10)
+            case 0x41...0x46: return UInt64(c - 0x41 + 10)
+            default: return nil
+            }
+        }
+        var i = 0
+        while i < b.count, isCSpace(b[i]) { i += 1 }
+        var negative = false
+        if i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            negative = b[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        var base: UInt64 = 10
+        if i + 2 < b.count, b[i] == UInt8(ascii: "0"), b[i + 1] | 0x20 == UInt8(ascii: "x"), digit(b[i + 2]) != nil {
+            base = 16
+            i += 2
+        } else if i < b.count, b[i] == UInt8(ascii: "0") {
+            base = 8                               // "0x" without a hex digit: the 0, then junk
+        }
+        let digitsStart = i
+        var value: UInt64 = 0
+        var overflow = false
+        while i < b.count, let d = digit(b[i]), d < base {
+            let (m, o1) = value.multipliedReportingOverflow(by: base)
+            let (a, o2) = m.addingReportingOverflow(d)
+            if o1 || o2 { overflow = true } else { value = a }
+            i += 1
+        }
+        guard i > digitsStart, i == b.count else { return .invalid }
+        if overflow { return .tooLarge }
+        return negative && value != 0 ? .value(0 &- value, negated: true) : .value(value, negated: false)
+    }
+
+    /// The number QEMU's option parser stores (nil: key absent; .none: a diagnostic was added).
     private func number(_ map: [String: Entry], _ key: String, file: String,
-                        diags: inout [RuleDiagnostic]) -> Int64?? {
+                        diags: inout [RuleDiagnostic]) -> UInt64?? {
         guard let e = map[key] else { return .some(nil) }
         let here = RuleLocation(file: file, line: e.line)
         let trimmed = e.value.trimmingCharacters(in: .whitespaces)
-        if trimmed.hasPrefix("-"), let n = Self.parseNumber(String(trimmed.dropFirst())) {
-            diags.append(RuleDiagnostic(.error, "negative-number", at: here,
-                "'\(key)' is negative (\(e.value)): QEMU wraps it around to \(UInt64.max - n + 1), which is never what was meant"))
+        switch Self.parseQEMUNumber(e.value) {
+        case let .value(n, _):
+            return .some(n)
+        case .tooLarge:
+            diags.append(RuleDiagnostic(.error, "number-too-large", at: here,
+                "'\(key)' = \"\(e.value)\" does not fit 64 bits: QEMU says \"Value '\(e.value)' is too large for parameter '\(key)'\""))
             return nil
-        }
-        guard let n = Self.parseNumber(e.value), n <= UInt64(Int64.max) else {
+        case .invalid:
             var hint: String?
-            if key == "errno", ErrnoTable.standard.entry(query: trimmed) != nil,
-               let num = ErrnoTable.standard.entry(query: trimmed)?.number {
+            if key == "errno", let num = ErrnoTable.standard.entry(query: trimmed)?.number {
                 hint = "QEMU wants the number: errno = \"\(num)\""
             }
             if key == "sector", trimmed.last.map({ "kKmMgG".contains($0) }) == true {
                 hint = "sector is a count of 512-byte sectors, without size suffixes"
             }
+            if e.value.last.map({ $0 == " " || $0 == "\t" }) == true {
+                hint = "remove the blanks after the number: QEMU skips them only before it"
+            }
             diags.append(RuleDiagnostic(.error, "not-a-number", at: here,
                 "'\(key)' must be a number, not '\(e.value)': QEMU says \"Parameter '\(key)' expects a number\"", hint: hint))
             return nil
         }
-        return .some(Int64(n))
+    }
+
+    /// add_rule stores state, new_state and errno in C ints: the low 32 bits of the number
+    /// (GCC's conversion is modulo 2^32). Warns when that is not the number written.
+    private func int32(_ n: UInt64?, _ key: String, _ map: [String: Entry], file: String,
+                       diags: inout [RuleDiagnostic]) -> Int32? {
+        guard let n, let e = map[key] else { return nil }
+        let stored = Int32(truncatingIfNeeded: n)
+        let written = Self.writtenValue(e.value)
+        if written != Int64(stored) {
+            diags.append(RuleDiagnostic(.warning, "number-wraps", at: RuleLocation(file: file, line: e.line),
+                "QEMU reads \(key) = \"\(e.value)\" as the unsigned 64-bit number \(n) and keeps its low 32 bits in an int: \(key) is \(stored), not \(written.map(String.init) ?? e.value)",
+                hint: "write \(key) = \"\(stored)\" if that is what you mean"))
+        }
+        return stored
+    }
+
+    /// The value as written, when it fits Int64 ("-5" → -5); nil for larger magnitudes.
+    static func writtenValue(_ s: String) -> Int64? {
+        guard case let .value(n, negated) = parseQEMUNumber(s) else { return nil }
+        guard negated else { return n <= UInt64(Int64.max) ? Int64(n) : nil }
+        let magnitude = 0 &- n                     // undoes strtoull's unsigned negation
+        if magnitude == Int64.min.magnitude { return Int64.min }
+        return magnitude < Int64.min.magnitude ? -Int64(magnitude) : nil
+    }
+
+    /// add_rule: `int64_t sector = qemu_opt_get_number(opts, "sector", -1)`, then
+    /// `offset = sector == -1 ? -1 : sector * BDRV_SECTOR_SIZE` (QEMU builds with -fwrapv, so the
+    /// product wraps), and rule_check compares the offset as a uint64_t. nil = any sector.
+    private func sectorValue(_ n: UInt64?, _ map: [String: Entry], file: String, diags: inout [RuleDiagnostic]) -> Int64? {
+        guard let n, let e = map["sector"] else { return nil }
+        let here = RuleLocation(file: file, line: e.line)
+        let sector = Int64(bitPattern: n)
+        if sector == -1 {
+            diags.append(RuleDiagnostic(.warning, "sector-wraps", at: here,
+                "QEMU reads sector = \"\(e.value)\" as 2^64-1, which add_rule takes for 'no sector': the rule matches requests at any offset",
+                hint: "remove 'sector' to say so, or give the sector number"))
+            return nil
+        }
+        let (offset, overflow) = sector.multipliedReportingOverflow(by: 512)
+        if overflow || sector < 0 {
+            let what = offset < 0
+                ? "byte offset \(UInt64(bitPattern: offset)), beyond any request: the rule never matches"
+                : "byte offset \(offset) (sector \(offset / 512)): the rule matches there"
+            diags.append(RuleDiagnostic(.warning, "sector-wraps", at: here,
+                "QEMU reads sector = \"\(e.value)\" as the unsigned 64-bit number \(n), and sector * 512 wraps around to \(what)"))
+        }
+        return sector
     }
 
     private func bool(_ map: [String: Entry], _ key: String, file: String, diags: inout [RuleDiagnostic]) -> Bool? {
@@ -325,9 +421,9 @@ public struct BlkdebugConfigReader {
         let before = diags.filter { $0.severity == .error }.count
         let map = values(section, known: Self.injectErrorKeys.union(Self.extensionKeys), file: file, diags: &diags)
         let ev = event(map, section: section, file: file, diags: &diags)
-        let state = number(map, "state", file: file, diags: &diags)
-        let errno = number(map, "errno", file: file, diags: &diags)
-        let sector = number(map, "sector", file: file, diags: &diags)
+        let stateNumber = number(map, "state", file: file, diags: &diags)
+        let errnoNumber = number(map, "errno", file: file, diags: &diags)
+        let sectorNumber = number(map, "sector", file: file, diags: &diags)
         let once = bool(map, "once", file: file, diags: &diags)
         let immediately = bool(map, "immediately", file: file, diags: &diags)
         var mask = BlkdebugIOType.defaultMask
@@ -342,22 +438,15 @@ public struct BlkdebugConfigReader {
                     "'\(e.value)' is not a blkdebug iotype", hint: hint))
             }
         }
-        if let s = state ?? nil, s > Int64(Int32.max) {
-            diags.append(RuleDiagnostic(.error, "number-too-large", at: RuleLocation(file: file, line: map["state"]!.line),
-                "state \(s) does not fit QEMU's int"))
-        }
-        if let n = errno ?? nil, n > Int64(Int32.max) {
-            diags.append(RuleDiagnostic(.error, "number-too-large", at: RuleLocation(file: file, line: map["errno"]!.line),
-                "errno \(n) does not fit QEMU's int"))
-        }
-        if let n = sector ?? nil, n > Int64.max / 512 {
-            diags.append(RuleDiagnostic(.error, "number-too-large", at: RuleLocation(file: file, line: map["sector"]!.line),
-                "sector \(n) is beyond any disk (QEMU multiplies it by 512 and overflows)"))
-        }
+        // Outer nil: the number had an error; inner nil: the key is absent.
+        var state: Int32??, errno: Int32??, sector: Int64??
+        if let n = stateNumber { state = .some(int32(n, "state", map, file: file, diags: &diags)) }
+        if let n = errnoNumber { errno = .some(int32(n, "errno", map, file: file, diags: &diags)) }
+        if let n = sectorNumber { sector = .some(sectorValue(n, map, file: file, diags: &diags)) }
         let ext = extensions(map, file: file, diags: &diags)
         guard diags.filter({ $0.severity == .error }).count == before, let ev,
               let state, let errno, let sector, let once, let immediately else { return nil }
-        return InjectErrorRule(event: ev, state: Int(state ?? 0), iotypeMask: mask, errno: Int32(errno ?? 5),
+        return InjectErrorRule(event: ev, state: Int(state ?? 0), iotypeMask: mask, errno: errno ?? 5,
                                sector: sector, once: once, immediately: immediately, extensions: ext,
                                location: RuleLocation(file: file, line: section.line), id: section.id)
     }
@@ -366,14 +455,11 @@ public struct BlkdebugConfigReader {
         let before = diags.filter { $0.severity == .error }.count
         let map = values(section, known: Self.setStateKeys, file: file, diags: &diags)
         let ev = event(map, section: section, file: file, diags: &diags)
-        let state = number(map, "state", file: file, diags: &diags)
-        let newState = number(map, "new_state", file: file, diags: &diags)
-        for (key, v) in [("state", state), ("new_state", newState)] {
-            if let n = v ?? nil, n > Int64(Int32.max) {
-                diags.append(RuleDiagnostic(.error, "number-too-large", at: RuleLocation(file: file, line: map[key]!.line),
-                    "\(key) \(n) does not fit QEMU's int"))
-            }
-        }
+        let stateNumber = number(map, "state", file: file, diags: &diags)
+        let newStateNumber = number(map, "new_state", file: file, diags: &diags)
+        var state: Int32??, newState: Int32??
+        if let n = stateNumber { state = .some(int32(n, "state", map, file: file, diags: &diags)) }
+        if let n = newStateNumber { newState = .some(int32(n, "new_state", map, file: file, diags: &diags)) }
         guard diags.filter({ $0.severity == .error }).count == before, let ev, let state, let newState else { return nil }
         return SetStateRule(event: ev, state: Int(state ?? 0), newState: Int(newState ?? 0),
                             location: RuleLocation(file: file, line: section.line), id: section.id)

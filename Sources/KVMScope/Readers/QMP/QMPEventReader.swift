@@ -10,49 +10,111 @@ import Foundation
 ///   unquoted domain name in the first, 2014, release).
 /// Anything else is skipped and counted.
 public struct QMPEventReader {
+    /// Lines that are neither an event, a QMP greeting/reply, nor part of a virsh record.
     public private(set) var skippedLines = 0
+    /// Events (counted once, whatever their lines) whose timestamp is no host clock reading
+    /// (QMPTimestamp): skipped, their lines also counted in `skippedLines`.
+    public private(set) var badTimestamps = 0
+    /// Events handed to the caller.
+    public private(set) var events = 0
+    /// virsh records that never closed (cut off by the next record or the end of the input).
+    public private(set) var truncatedRecords = 0
+    /// Bytes the virsh record scanner looked at: at most each byte of the input once.
+    public private(set) var recordBytesScanned = 0
     public private(set) var lineStats = LineStats()
     /// A QMP log is small (events are rare), but a runaway record must not eat memory.
     static let maxRecordBytes = 1 << 20
 
     public init() {}
 
+    /// Calls `body` with each event in input order; nothing is kept between events but the one
+    /// virsh record being read (at most `maxRecordBytes`).
     public mutating func read(_ stream: ByteStream, _ body: (QMPEvent) throws -> Void) throws {
         var splitter = LineSplitter()
         var pending: PendingVirshRecord?
+        func finish(_ p: PendingVirshRecord) throws {
+            recordBytesScanned += p.scanner.bytesScanned
+            if p.badTime {
+                badTimestamps += 1
+                skippedLines += p.lines + 1
+            } else if let event = p.finish() {
+                events += 1
+                try body(event)
+            } else {
+                skippedLines += p.lines + 1
+            }
+        }
         try splitter.forEachLine(in: stream) { line, number in
+            if let p = pending, Self.startsRecord(line) {
+                // A record cut short (virsh killed mid-print, a log rotated): what follows is a
+                // new record, not more of it, and must not be swallowed with it.
+                pending = nil
+                truncatedRecords += 1
+                recordBytesScanned += p.scanner.bytesScanned
+                skippedLines += p.lines + 1
+                if p.badTime { badTimestamps += 1 }
+            }
             if var p = pending {
-                p.json += "\n" + line.string
-                if p.json.utf8.count > Self.maxRecordBytes || p.isComplete {
-                    pending = nil
-                    if let event = p.finish() { try body(event) } else { skippedLines += p.lines + 1 }
-                } else {
-                    p.lines += 1
-                    pending = p
-                }
+                pending = nil                  // p is now the record's only owner: appends do not copy it
+                p.append(line.bytes)
+                p.lines += 1
+                if p.byteCount > Self.maxRecordBytes || p.isComplete { try finish(p) } else { pending = p }
                 return
             }
-            let text = line.string.trimmingCharacters(in: .whitespaces)
+            let text = Self.trimmed(line)
             if text.hasPrefix("{") {
-                if let event = Self.parseRawEvent(text, line: number) { try body(event) }
-                else if !Self.isQMPNonEvent(text) { skippedLines += 1 }
+                switch Self.parseRaw(text, line: number) {
+                case let .event(event): events += 1; try body(event)
+                case .badTimestamp: badTimestamps += 1; skippedLines += 1
+                case .notEvent: if !Self.isQMPNonEvent(text) { skippedLines += 1 }
+                }
                 return
             }
             if let p = PendingVirshRecord(header: text, line: number) {
-                if p.isComplete {
-                    if let event = p.finish() { try body(event) } else { skippedLines += 1 }
-                } else {
-                    pending = p
-                }
+                if p.isComplete { try finish(p) } else { pending = p }
                 return
             }
             if !text.isEmpty { skippedLines += 1 }
         }
-        if let p = pending { skippedLines += p.lines + 1 }
+        if let p = pending {
+            truncatedRecords += 1
+            recordBytesScanned += p.scanner.bytesScanned
+            skippedLines += p.lines + 1
+            if p.badTime { badTimestamps += 1 }
+        }
         lineStats = splitter.stats
     }
 
-    /// Reads every event of an input into an array (QMP logs are small).
+    /// The line without leading and trailing blanks, as `trimmingCharacters(in: .whitespaces)`
+    /// gives it; ASCII blanks are cut from the bytes (NSString's trim cost a fifth of the read),
+    /// a non-ASCII byte at either end leaves it to Foundation (Unicode spaces).
+    static func trimmed(_ line: LineBytes) -> String {
+        let b = line.bytes
+        var lo = 0, hi = b.count
+        while lo < hi, b[lo] == 0x20 || b[lo] == 0x09 { lo += 1 }
+        while hi > lo, b[hi - 1] == 0x20 || b[hi - 1] == 0x09 { hi -= 1 }
+        if lo < hi, b[lo] >= 0x80 || b[hi - 1] >= 0x80 {
+            return line.string.trimmingCharacters(in: .whitespaces)
+        }
+        return String(decoding: UnsafeBufferPointer(rebasing: b[lo..<hi]), as: UTF8.self)
+    }
+
+    /// Whether a line begins a new record rather than continuing a `--pretty` one: libvirt
+    /// indents every continuation line of the JSON but the final `}`, and JSON strings hold no
+    /// raw newline, so a line at column 0 that is a virsh header (`event NAME …`,
+    /// `YYYY-MM-DD …: event NAME …`) or a raw QMP object (`{"…`) starts something new.
+    static func startsRecord(_ line: LineBytes) -> Bool {
+        guard line.count >= 6 else { return false }
+        let b = line.bytes
+        if b[0] == UInt8(ascii: "{") { return b[1] == UInt8(ascii: "\"") }
+        if line.find("event ") == 0 { return PendingVirshRecord(header: line.string, line: 0) != nil }
+        if b[0] >= 0x30 && b[0] <= 0x39, line.find(": event ") != nil {
+            return PendingVirshRecord(header: line.string, line: 0) != nil
+        }
+        return false
+    }
+
+    /// Reads every event of an input into an array (for tests and small inputs; explain streams).
     public static func readAll(_ stream: ByteStream) throws -> (events: [QMPEvent], skipped: Int) {
         var reader = QMPEventReader()
         var events: [QMPEvent] = []
@@ -64,13 +126,25 @@ public struct QMPEventReader {
         try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
     }
 
-    static func parseRawEvent(_ text: String, line: Int) -> QMPEvent? {
-        guard let object = decode(text), let name = object["event"]?.stringValue else { return nil }
+    static func decode(_ json: [UInt8]) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(json))
+    }
+
+    enum RawLine { case event(QMPEvent), badTimestamp, notEvent }
+
+    static func parseRaw(_ text: String, line: Int) -> RawLine {
+        guard let object = decode(text), let name = object["event"]?.stringValue else { return .notEvent }
         var time: Double?
         if let ts = object["timestamp"], let s = ts["seconds"]?.numberValue {
-            time = s + (ts["microseconds"]?.numberValue ?? 0) / 1e6
+            guard let t = QMPTimestamp.seconds(s, microseconds: ts["microseconds"]?.numberValue ?? 0) else { return .badTimestamp }
+            time = t
         }
-        return QMPEvent(name: name, time: time, data: object["data"], line: line)
+        return .event(QMPEvent(name: name, time: time, data: object["data"], line: line))
+    }
+
+    static func parseRawEvent(_ text: String, line: Int) -> QMPEvent? {
+        if case let .event(e) = parseRaw(text, line: line) { return e }
+        return nil
     }
 
     /// The greeting, command replies and errors are part of the stream, not junk.
@@ -84,8 +158,13 @@ public struct QMPEventReader {
 struct PendingVirshRecord {
     let name: String
     let time: Double?
+    /// The header's time is no host clock reading (QMPTimestamp): the record is skipped whole.
+    let badTime: Bool
     let line: Int
-    var json: String
+    /// The JSON so far (lines joined with "\n"); nil for `<null>`.
+    private var json: [UInt8]?
+    private(set) var scanner = JSONBoundaryScanner()
+    /// Lines after the header (the record spans `lines + 1`).
     var lines = 0
 
     init?(header: String, line: Int) {
@@ -115,35 +194,36 @@ struct PendingVirshRecord {
         let separator = rest.hasPrefix("'") ? "': " : ": "
         guard let sep = rest.range(of: separator) else { return nil }
         self.time = time
+        self.badTime = time.map { !QMPTimestamp.isPlausible($0) } ?? false
         self.line = line
-        json = String(rest[sep.upperBound...])
-        if json == "(null)" { json = "<null>" }   // glibc's printf of a NULL details string
+        let details = rest[sep.upperBound...]
+        if details == "<null>" || details == "(null)" {        // (null): glibc's printf of a NULL details string
+            json = nil
+            scanner.scan(Array("<null>".utf8))
+        } else {
+            let bytes = Array(details.utf8)
+            json = bytes
+            scanner.scan(bytes)
+        }
     }
 
-    /// `<null>` (no data) or a JSON object whose braces balance.
-    var isComplete: Bool {
-        if json == "<null>" { return true }
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for c in json.utf8 {
-            if escaped { escaped = false; continue }
-            if inString {
-                if c == UInt8(ascii: "\\") { escaped = true } else if c == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch c {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
-            default: break
-            }
-        }
-        return depth <= 0 && !json.isEmpty
+    /// Adds the next line of the record; only its bytes are scanned.
+    mutating func append(_ line: UnsafeBufferPointer<UInt8>) {
+        guard json != nil else { return }
+        let newline: [UInt8] = [0x0A]
+        json!.append(0x0A)
+        json!.append(contentsOf: line)
+        scanner.scan(newline)
+        scanner.scan(line)
     }
+
+    var byteCount: Int { scanner.bytesScanned }
+
+    /// `<null>` (no data) or a JSON value whose braces and brackets balance.
+    var isComplete: Bool { json == nil || scanner.isComplete }
 
     func finish() -> QMPEvent? {
-        if json == "<null>" { return QMPEvent(name: name, time: time, data: nil, line: line) }
+        guard let json else { return QMPEvent(name: name, time: time, data: nil, line: line) }
         guard let data = QMPEventReader.decode(json) else { return nil }
         return QMPEvent(name: name, time: time, data: data, line: line)
     }

@@ -82,14 +82,17 @@ public struct SimpleTraceReader: TraceReader {
             guard length >= 24, length <= Self.maxRecordLength else { stats.corruptAtOffset = buffer.offset; break }
             guard try buffer.fill(8 + length) else { stats.truncatedRecords += 1; break }
             let payloadLength = length - 24
-            let stamp = TraceTimestamp(nanoseconds: Int64(bitPattern: timestamp), clock: .monotonic)
             defer { buffer.consume(8 + length) }
+            // trace/simple.c writes get_clock() (CLOCK_MONOTONIC ns, an int64_t) as a uint64_t:
+            // 2^63 and above is no clock reading, and would wrap negative.
+            guard timestamp <= UInt64(Int64.max) else { stats.badTimestamps += 1; continue }
+            let stamp = TraceTimestamp(nanoseconds: Int64(timestamp), clock: .monotonic)
 
             if id == Self.droppedEventID {
                 stats.droppedEventRecords += 1
                 var event = TraceEvent(definition: .droppedEvents, timestamp: stamp, thread: Int64(pid))
                 let count = payloadLength >= 8 ? buffer.u64(32, swapped) : 0
-                stats.droppedEvents &+= count
+                stats.droppedEvents = VirtioBlkRequestTracker.cappedSum(stats.droppedEvents, count)   // a file's claim, not a count we made
                 event.bits[0] = count
                 events += 1
                 try body(event)

@@ -19,11 +19,12 @@ public struct TextTraceReader: TraceReader {
         var splitter = LineSplitter()
         splitter.onProgress = onProgress
         var styleCounts = [Int](repeating: 0, count: 4)
-        var events = 0, skipped = 0, other = 0, binary = 0
+        var events = 0, skipped = 0, other = 0, binary = 0, badTimestamps = 0
         try splitter.forEachLine(in: stream) { line, _ in
             guard let p = line.bytes.baseAddress, line.count > 0 else { return }
             let n = line.count
             let prefix = TraceLinePrefix.parse(p, n)
+            if prefix.badTimestamp { badTimestamps += 1; return }
             // The name: identifier characters up to a space or the end of the line.
             var e = prefix.nameStart
             var hasUnderscore = false
@@ -74,6 +75,7 @@ public struct TextTraceReader: TraceReader {
         stats.skippedEvents = skipped
         stats.otherLines = other
         stats.binaryLines = binary
+        stats.badTimestamps = badTimestamps
         decoder.finish(into: &stats)
         let styleNames = ["none", "TID@SEC.USEC:", "ISO 8601", "PID@NS"]
         for (i, n) in styleCounts.enumerated() where n > 0 { prefixCounts[styleNames[i]] = n }

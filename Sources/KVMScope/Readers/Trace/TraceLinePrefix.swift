@@ -5,6 +5,9 @@
 /// - log backend of QEMU ≥ 10.1 with timestamps: `2025-07-21T18:43:28.089797Z ` (ISO 8601);
 /// - SystemTap `log` tapset (`qemu-trace-stap`, scripts/tracetool/format/log_stap.py):
 ///   `PID@NANOSECONDS ` — no dot, no colon.
+///
+/// A stamp that does not fit TraceTimestamp's range (non-negative Int64 nanoseconds: 1970 to
+/// April 2262) is not wrapped: the line parses with `badTimestamp` set, and the reader skips it.
 enum TraceLinePrefix {
     enum Style: UInt8 { case none, logTimestamp, iso, systemTap }
 
@@ -14,6 +17,8 @@ enum TraceLinePrefix {
         var thread: Int64?
         /// Index where the event name starts.
         var nameStart: Int
+        /// The prefix has a timestamp, but outside `TraceTimestamp.validNanoseconds`.
+        var badTimestamp = false
     }
 
     @inline(__always)
@@ -38,25 +43,33 @@ enum TraceLinePrefix {
                 }
                 guard digits > 0, k < n, p[k] == 0x3A else { return Parsed(style: .none, nameStart: 0) }
                 while digits < 9 { frac *= 10; digits += 1 }
-                let ns = Int64(truncatingIfNeeded: b) &* 1_000_000_000 &+ frac
+                // b has at most 19 digits, so it fits UInt64; seconds * 1e9 + frac must fit Int64.
+                guard let ns = TraceTimestamp.nanoseconds(seconds: b, fraction: frac) else {
+                    return Parsed(style: .logTimestamp, thread: Int64(truncatingIfNeeded: a), nameStart: k + 1, badTimestamp: true)
+                }
                 return Parsed(style: .logTimestamp, timestamp: TraceTimestamp(nanoseconds: ns, clock: .wall),
                               thread: Int64(truncatingIfNeeded: a), nameStart: k + 1)
             }
             if p[j] == 0x20 {                                       // ' ': SystemTap PID@NS
+                guard b <= UInt64(Int64.max) else {
+                    return Parsed(style: .systemTap, thread: Int64(truncatingIfNeeded: a), nameStart: j + 1, badTimestamp: true)
+                }
                 return Parsed(style: .systemTap,
-                              timestamp: TraceTimestamp(nanoseconds: Int64(truncatingIfNeeded: b), clock: .wall),
+                              timestamp: TraceTimestamp(nanoseconds: Int64(b), clock: .wall),
                               thread: Int64(truncatingIfNeeded: a), nameStart: j + 1)
             }
             return Parsed(style: .none, nameStart: 0)
         }
         if i == 4, n > 20, p[4] == 0x2D, let (ns, end) = iso8601(p, n) {
+            guard let ns else { return Parsed(style: .iso, nameStart: end, badTimestamp: true) }
             return Parsed(style: .iso, timestamp: TraceTimestamp(nanoseconds: ns, clock: .wall), nameStart: end)
         }
         return Parsed(style: .none, nameStart: 0)
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM) ` → nanoseconds since the epoch, index after the space.
-    static func iso8601(_ p: UnsafePointer<UInt8>, _ n: Int) -> (Int64, Int)? {
+    /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM) ` → nanoseconds since the epoch (nil when outside
+    /// `TraceTimestamp.validNanoseconds`: before 1970, after April 2262), index after the space.
+    static func iso8601(_ p: UnsafePointer<UInt8>, _ n: Int) -> (Int64?, Int)? {
         func num(_ at: Int, _ len: Int) -> Int? {
             guard at + len <= n else { return nil }
             var v = 0
@@ -90,8 +103,10 @@ enum TraceLinePrefix {
         } else { return nil }
         guard i < n, p[i] == 0x20 else { return nil }
         let days = daysFromCivil(y, mo, d)
+        // Four-digit years keep this within ±3.2e11 s: no overflow before the range check.
         let seconds = Int64(days) * 86_400 + Int64(h * 3600 + mi * 60 + s - offsetSeconds)
-        return (seconds * 1_000_000_000 + frac, i + 1)
+        guard seconds >= 0 else { return (nil, i + 1) }
+        return (TraceTimestamp.nanoseconds(seconds: UInt64(seconds), fraction: frac), i + 1)
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
