@@ -1,13 +1,23 @@
 import NIOCore
 
-/// What a client sends, decoded by `NBDClientMessageDecoder`.
-public enum NBDClientMessage: Equatable {
+/// What a client sends during the handshake, decoded by `NBDHandshakeDecoder`.
+public enum NBDHandshakeMessage: Equatable {
     /// The 32-bit client flags that answer the server's greeting.
     case clientFlags(UInt32)
     /// One option of the fixed-newstyle negotiation (`IHAVEOPT`, option, length, data).
     case option(code: UInt32, data: ByteBuffer)
-    /// One transmission request; a WRITE carries its payload.
+}
+
+/// What a client sends once the export is chosen, decoded by `NBDRequestDecoder`. Like
+/// NIOHTTP1's head/body/end parts: a WRITE's payload follows its request as it arrives, so the
+/// decoder itself never holds more than a request header.
+public enum NBDTransmissionMessage: Equatable {
+    /// One request header (28 bytes). For a WRITE, `payload` parts and `payloadEnd` follow.
     case request(NBDRequest)
+    /// The next bytes of the current WRITE's payload.
+    case payload(ByteBuffer)
+    /// The current WRITE's payload is complete (also sent for a zero-length WRITE).
+    case payloadEnd
 }
 
 public struct NBDRequest: Equatable {
@@ -17,21 +27,13 @@ public struct NBDRequest: Equatable {
     public var cookie: UInt64
     public var offset: UInt64
     public var length: UInt32
-    /// The data of a WRITE (nil for other commands, and for a WRITE whose payload was too large
-    /// to accept: `payloadDiscarded`).
-    public var payload: ByteBuffer?
-    /// The WRITE payload exceeded `NBD.maximumPayload`; the decoder skipped it without buffering.
-    public var payloadDiscarded: Bool
 
-    public init(flags: UInt16, type: UInt16, cookie: UInt64, offset: UInt64, length: UInt32,
-                payload: ByteBuffer? = nil, payloadDiscarded: Bool = false) {
+    public init(flags: UInt16, type: UInt16, cookie: UInt64, offset: UInt64, length: UInt32) {
         self.flags = flags
         self.type = type
         self.cookie = cookie
         self.offset = offset
         self.length = length
-        self.payload = payload
-        self.payloadDiscarded = payloadDiscarded
     }
 
     public var command: NBD.Command? { NBD.Command(rawValue: type) }
@@ -55,20 +57,13 @@ public enum NBDServerMessage: Equatable {
     case structuredError(cookie: UInt64, error: UInt32, message: String)
 }
 
-/// Connection phase, shared by the decoder (which must know how to frame the next bytes) and
-/// the handler (which moves it on). Both live on the channel's event loop.
-public final class NBDConnectionPhase {
-    public enum Phase: Equatable { case clientFlags, options, transmission }
-    public var phase: Phase = .clientFlags
-    public init() {}
-}
-
 /// Protocol violations after which the connection cannot continue (framing is lost).
 public enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
     case badOptionMagic(UInt64)
     case optionTooLarge(UInt32)
     case badRequestMagic(UInt32)
     case unknownClientFlags(UInt32)
+    case tooManyOptions(Int)
 
     public var description: String {
         switch self {
@@ -76,6 +71,23 @@ public enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
         case let .optionTooLarge(n): return "option data of \(n) bytes (limit \(NBD.maximumOptionLength))"
         case let .badRequestMagic(m): return "request with bad magic 0x\(String(m, radix: 16))"
         case let .unknownClientFlags(f): return "unknown client flags 0x\(String(f, radix: 16))"
+        case let .tooManyOptions(n): return "more than \(n) options without choosing an export"
         }
+    }
+}
+
+/// The client closed its side while a message was incomplete: what was cut off (reported by the
+/// decoders' `decodeLast`, as swift-nio-extras' `LengthFieldBasedFrameDecoder` reports leftovers).
+public struct NBDTruncatedMessage: Error, Equatable, CustomStringConvertible {
+    /// "request header", "write payload", "option", "client flags".
+    public var what: String
+    /// Bytes of it that had arrived.
+    public var receivedBytes: Int
+    /// Bytes still missing (for a payload), nil when the header itself was cut.
+    public var missingBytes: Int?
+
+    public var description: String {
+        if let missingBytes { return "disconnected \(missingBytes) bytes short of a \(what) (\(receivedBytes) bytes arrived, nothing applied)" }
+        return "disconnected in the middle of a \(what) (\(receivedBytes) bytes arrived)"
     }
 }

@@ -13,41 +13,62 @@ public final class NBDServer: @unchecked Sendable {
 
     public let export: NBDExport
     public let listen: [Listen]
+    public let limits: NBDServerLimits
+    public let configuration: NBDServerConfiguration
     private let group: MultiThreadedEventLoopGroup
     private let observer: (any NBDServerObserver)?
+    private let registry: NBDConnectionRegistry
+    private let lock = NSLock()
     private var channels: [Channel] = []
-    private let ownsGroup: Bool
+    private var stopped = false
+    /// Signalled when the first shutdown() has finished, so that later callers return only then.
+    private let stoppedSignal = DispatchSemaphore(value: 0)
 
     /// - threads: event loops (default: one per core).
     public init(export: NBDExport, listen: [Listen], observer: (any NBDServerObserver)? = nil,
-                threads: Int = System.coreCount) {
+                threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits()) {
         self.export = export
         self.listen = listen
         self.observer = observer
+        self.limits = limits
+        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer)
+        self.registry = NBDConnectionRegistry(limit: limits.maxConnections)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        self.ownsGroup = true
     }
 
     /// Binds every address. Returns them as NBD URIs (`nbd://127.0.0.1:10809`, `nbd+unix:///?socket=...`),
     /// with the real port when 0 was asked for.
     @discardableResult
     public func start() throws -> [String] {
+        if let problem = limits.problem { throw KVMScopeError.invalidInput(problem) }
         var uris: [String] = []
         for l in listen {
-            let export = self.export, observer = self.observer
+            let configuration = self.configuration, registry = self.registry, observer = self.observer
+            let limits = self.limits
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.backlog, value: 256)
-                .childChannelInitializer { channel in
+                .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        let phase = NBDConnectionPhase()
-                        try channel.pipeline.syncOperations.addHandlers([
-                            ByteToMessageHandler(NBDClientMessageDecoder(phase: phase)),
-                            MessageToByteHandler(NBDServerMessageEncoder()),
-                            NBDServerHandler(export: export, phase: phase, observer: observer),
-                        ])
+                        try channel.pipeline.syncOperations.addHandler(NBDAcceptMonitor(limits: limits, observer: observer))
+                    }
+                }
+                .childChannelInitializer { channel in
+                    let admitted = registry.admit(channel)
+                    if admitted.refused {
+                        if let suppressed = admitted.report {
+                            observer?.connectionRefused(NBDPeer.describe(channel), limit: registry.limit, alsoRefused: suppressed)
+                        }
+                        return channel.eventLoop.makeFailedFuture(NBDConnectionRefused())
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureNBDServerPipeline(configuration: configuration)
                     }
                 }
                 .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: false)
+                // Writability flips at 1 MiB of unsent replies and back at 256 KiB: the
+                // transmission handler starts no request while the channel is unwritable.
+                .childChannelOption(ChannelOptions.writeBufferWaterMark,
+                                    value: ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20))
             let channel: Channel
             do {
                 switch l {
@@ -68,7 +89,7 @@ public final class NBDServer: @unchecked Sendable {
                 shutdown()
                 throw KVMScopeError.invalidInput("cannot listen on \(what): \(error)")
             }
-            channels.append(channel)
+            lock.lock(); channels.append(channel); lock.unlock()
             switch l {
             case .tcp:
                 let a = channel.localAddress!
@@ -83,19 +104,39 @@ public final class NBDServer: @unchecked Sendable {
 
     /// The bound TCP port of the first TCP listener (tests bind port 0).
     public var tcpPort: Int? {
-        channels.lazy.compactMap { $0.localAddress }.first { $0.protocol != .unix }?.port
+        lock.lock(); defer { lock.unlock() }
+        return channels.lazy.compactMap { $0.localAddress }.first { $0.protocol != .unix }?.port
     }
+
+    /// Clients connected now.
+    public var connectionCount: Int { registry.count }
 
     /// Blocks until every listener is closed.
     public func wait() {
-        for c in channels { try? c.closeFuture.wait() }
+        lock.lock(); let listeners = channels; lock.unlock()
+        for c in listeners { try? c.closeFuture.wait() }
     }
 
-    /// Closes the listeners and every client connection, then stops the event loops.
+    /// Closes the listeners and every client connection (replies not yet written are dropped:
+    /// the client sees the connection end, as after a crash of any server), then stops the event
+    /// loops. Safe to call more than once and from any thread but an event loop's.
     public func shutdown() {
-        for c in channels { try? c.close().wait() }
+        lock.lock()
+        let first = !stopped
+        stopped = true
+        let listeners = channels
         channels.removeAll()
-        if ownsGroup { try? group.syncShutdownGracefully() }
+        lock.unlock()
+        guard first else {
+            // Another thread (a signal handler) is shutting down: return once it is done.
+            stoppedSignal.wait()
+            stoppedSignal.signal()
+            return
+        }
+        for c in listeners { try? c.close().wait() }
+        try? registry.closeAll(on: group.next()).wait()
+        try? group.syncShutdownGracefully()
         for l in listen { if case let .unix(path) = l { unlink(path) } }
+        stoppedSignal.signal()
     }
 }

@@ -1,12 +1,27 @@
 import NIOCore
 
-/// Serialises `NBDServerMessage`s in network byte order.
-public struct NBDServerMessageEncoder: MessageToByteEncoder {
+/// Serialises `NBDServerMessage`s in network byte order. A READ's data is not copied: the reply
+/// header goes out as its own small buffer and the data buffer follows it unchanged (as
+/// NIOHTTP1's response encoder passes body parts through), so a 32 MiB read is in memory once.
+public final class NBDServerMessageEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     public typealias OutboundIn = NBDServerMessage
+    public typealias OutboundOut = ByteBuffer
 
     public init() {}
 
-    public func encode(data message: NBDServerMessage, out: inout ByteBuffer) throws {
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var header = context.channel.allocator.buffer(capacity: 64)
+        let body = Self.encode(unwrapOutboundIn(data), into: &header)
+        if let body, body.readableBytes > 0 {
+            context.write(wrapOutboundOut(header), promise: nil)
+            context.write(wrapOutboundOut(body), promise: promise)
+        } else {
+            context.write(wrapOutboundOut(header), promise: promise)
+        }
+    }
+
+    /// Writes `message` into `out`, except a data payload, which is returned to be sent after it.
+    public static func encode(_ message: NBDServerMessage, into out: inout ByteBuffer) -> ByteBuffer? {
         switch message {
         case let .greeting(flags):
             out.writeInteger(NBD.nbdMagic)
@@ -29,12 +44,12 @@ public struct NBDServerMessageEncoder: MessageToByteEncoder {
             out.writeInteger(NBD.simpleReplyMagic)
             out.writeInteger(error)
             out.writeInteger(cookie)
-            if var data { out.writeBuffer(&data) }
+            return data
 
-        case .structuredData(let cookie, let offset, var data):
+        case .structuredData(let cookie, let offset, let data):
             writeChunkHeader(&out, type: NBD.ReplyType.offsetData, cookie: cookie, length: UInt32(8 + data.readableBytes))
             out.writeInteger(offset)
-            out.writeBuffer(&data)
+            return data
 
         case let .structuredDone(cookie):
             writeChunkHeader(&out, type: NBD.ReplyType.none, cookie: cookie, length: 0)
@@ -46,9 +61,10 @@ public struct NBDServerMessageEncoder: MessageToByteEncoder {
             out.writeInteger(UInt16(text.count))
             out.writeBytes(text)
         }
+        return nil
     }
 
-    private func writeChunkHeader(_ out: inout ByteBuffer, type: UInt16, cookie: UInt64, length: UInt32) {
+    private static func writeChunkHeader(_ out: inout ByteBuffer, type: UInt16, cookie: UInt64, length: UInt32) {
         out.writeInteger(NBD.structuredReplyMagic)
         out.writeInteger(NBD.replyFlagDone)
         out.writeInteger(type)

@@ -64,9 +64,52 @@ struct NbdServeCommand: ParsableCommand {
     @Flag(help: "Do not print connections and injected faults on stderr.")
     var quiet = false
 
+    @Option(help: "Clients connected at once; more are closed at once, with a log line (default 128).")
+    var maxConnections: Int = 128
+
+    @Option(help: "Requests of one client in flight (unanswered) at once (default 128).")
+    var maxRequestsInFlight: Int = 128
+
+    @Option(help: "MiB one client's read data, write payloads and queued replies may hold (default 64, at least 33).")
+    var maxConnectionBuffer: Int = 64
+
+    @Option(help: "MiB all clients together may hold (default 256).")
+    var maxTotalBuffer: Int = 256
+
+    @Option(help: "Seconds from connect to the end of option negotiation (default 10).")
+    var handshakeTimeout: Double = 10
+
+    @Option(help: "Disconnect a client that reads none of its replies for this many seconds (default 60).")
+    var writeTimeout: Double = 60
+
+    @Option(help: "Seconds a WRITE's payload may take to arrive after its header (default 60).")
+    var requestTimeout: Double = 60
+
+    @Option(help: "Disconnect a client idle for this many seconds (default 0: never; QEMU turns a dropped connection into guest I/O errors).")
+    var idleTimeout: Double = 0
+
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        for (name, value) in [("--handshake-timeout", handshakeTimeout), ("--write-timeout", writeTimeout),
+                              ("--request-timeout", requestTimeout)] where !(value > 0 && value <= 86_400) {
+            throw ValidationError("\(name) must be a number of seconds above 0 and at most 86400")
+        }
+        if !(idleTimeout >= 0 && idleTimeout <= 86_400 * 365) { throw ValidationError("--idle-timeout must be 0 (never) or a number of seconds") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1...1000000") }
+        guard (1...1_000_000).contains(maxRequestsInFlight) else { throw ValidationError("--max-requests-in-flight must be 1...1000000") }
+        guard (1...(1 << 20)).contains(maxConnectionBuffer), (1...(1 << 20)).contains(maxTotalBuffer) else {
+            throw ValidationError("--max-connection-buffer and --max-total-buffer are MiB, 1...1048576")
+        }
+        if let problem = limits.problem { throw ValidationError(problem) }
+    }
+
+    var limits: NBDServerLimits {
+        let amount = NBDServerLimits.duration(seconds:)
+        return NBDServerLimits(maxConnections: maxConnections, maxRequestsInFlight: maxRequestsInFlight,
+                               maxConnectionBytes: maxConnectionBuffer << 20, maxTotalBytes: maxTotalBuffer << 20,
+                               handshakeTimeout: amount(handshakeTimeout), writeTimeout: amount(writeTimeout),
+                               requestTimeout: amount(requestTimeout), idleTimeout: idleTimeout > 0 ? amount(idleTimeout) : nil)
     }
 
     func run() throws {
@@ -91,7 +134,8 @@ struct NbdServeCommand: ParsableCommand {
         if let socket { addresses.append(.unix(path: socket)) }
 
         let server = NBDServer(export: NBDExport(name: exportName, description: "kvmscope: \(image)", backend: backend),
-                               listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                               listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                               limits: limits)
         let uris = try server.start()
         let ruleText = config.map { " with \($0.injectErrors.count + $0.setStates.count) rule\($0.injectErrors.count + $0.setStates.count == 1 ? "" : "s") from \(rules!)" } ?? " without rules"
         CLIOutput.error("serving \(image) (\(QemuIOFormat.size(Double(file.size))))\(ruleText)")
@@ -170,8 +214,28 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         if !quiet { CLIOutput.error("client \(client) connected") }
     }
 
-    func clientDisconnected(_ client: String, requests: Int) {
-        if !quiet { CLIOutput.error("client \(client) disconnected after \(requests) request\(requests == 1 ? "" : "s")") }
+    func clientDisconnected(_ client: String, _ s: NBDConnectionSummary) {
+        guard !quiet else { return }
+        func plural(_ n: Int, _ word: String, _ words: String? = nil) -> String { "\(n) \(n == 1 ? word : words ?? word + "s")" }
+        var line = "client \(client) disconnected after \(String(format: "%.1f", s.connectedSeconds)) s"
+        if s.reachedTransmission {
+            line += ": \(plural(s.requests, "request")) (\(plural(s.reads, "read")) \(QemuIOFormat.size(Double(s.bytesRead))), "
+                + "\(plural(s.writes, "write")) \(QemuIOFormat.size(Double(s.bytesWritten))), \(plural(s.errorReplies, "error reply", "error replies")))"
+        } else {
+            line += " without choosing an export"
+        }
+        if let why = s.closedBecause { line += "; closed by the server: \(why)" }
+        if let cut = s.truncated { line += "; \(cut)" }
+        CLIOutput.error(line)
+    }
+
+    func connectionRefused(_ client: String, limit: Int, alsoRefused: Int) {
+        let more = alsoRefused > 0 ? " (and \(alsoRefused) more in the last second)" : ""
+        CLIOutput.warning("refused connection from \(client)\(more): \(limit) clients connected (--max-connections \(limit))")
+    }
+
+    func acceptFailed(_ error: String, pauseSeconds: Double, failures: Int) {
+        CLIOutput.warning("accept failed: \(error); pausing new connections for \(String(format: "%.2f", pauseSeconds)) s (\(failures) accept failure\(failures == 1 ? "" : "s") so far)")
     }
 
     func protocolViolation(_ client: String, _ message: String) {

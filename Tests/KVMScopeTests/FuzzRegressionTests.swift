@@ -11,13 +11,9 @@ import Testing
 
     func nbdChannel(image: String) throws -> EmbeddedChannel {
         let backend = FaultInjectingBackend(image: try RawImageFile(path: image), rules: nil)
-        let phase = NBDConnectionPhase()
         let ch = EmbeddedChannel()
-        try ch.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(NBDClientMessageDecoder(phase: phase)),
-            MessageToByteHandler(NBDServerMessageEncoder()),
-            NBDServerHandler(export: NBDExport(name: "disk", backend: backend), phase: phase, observer: nil),
-        ])
+        try ch.pipeline.syncOperations.configureNBDServerPipeline(
+            configuration: NBDServerConfiguration(export: NBDExport(name: "disk", backend: backend)))
         try ch.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return ch
     }

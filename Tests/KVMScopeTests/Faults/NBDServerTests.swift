@@ -12,8 +12,24 @@ final class RecordingObserver: NBDServerObserver, @unchecked Sendable {
     private var _violations: [String] = []
     var faults: [(InjectedFault, String, NBD.WireError?)] { lock.lock(); defer { lock.unlock() }; return _faults }
     var violations: [String] { lock.lock(); defer { lock.unlock() }; return _violations }
-    func clientConnected(_ client: String) {}
-    func clientDisconnected(_ client: String, requests: Int) {}
+    private var _connected: [String] = []
+    private var _disconnected: [(String, NBDConnectionSummary)] = []
+    private var _refused: [(String, Int, Int)] = []
+    private var _acceptFailures: [String] = []
+    var connected: [String] { lock.lock(); defer { lock.unlock() }; return _connected }
+    var disconnected: [(String, NBDConnectionSummary)] { lock.lock(); defer { lock.unlock() }; return _disconnected }
+    var refused: [(String, Int, Int)] { lock.lock(); defer { lock.unlock() }; return _refused }
+    var acceptFailures: [String] { lock.lock(); defer { lock.unlock() }; return _acceptFailures }
+    func clientConnected(_ client: String) { lock.lock(); _connected.append(client); lock.unlock() }
+    func clientDisconnected(_ client: String, _ summary: NBDConnectionSummary) {
+        lock.lock(); _disconnected.append((client, summary)); lock.unlock()
+    }
+    func connectionRefused(_ client: String, limit: Int, alsoRefused: Int) {
+        lock.lock(); _refused.append((client, limit, alsoRefused)); lock.unlock()
+    }
+    func acceptFailed(_ error: String, pauseSeconds: Double, failures: Int) {
+        lock.lock(); _acceptFailures.append(error); lock.unlock()
+    }
     func protocolViolation(_ client: String, _ message: String) { lock.lock(); _violations.append(message); lock.unlock() }
     func faultInjected(_ fault: InjectedFault, client: String, command: String, wireError: NBD.WireError?) {
         lock.lock(); _faults.append((fault, command, wireError)); lock.unlock()
@@ -30,13 +46,15 @@ final class TestServer {
     let port: Int
     var uri: String { "nbd://127.0.0.1:\(port)" }
 
-    init(rules: String? = nil, size: Int = 16 << 20, fill: Bool = false, socket: Bool = false) throws {
+    init(rules: String? = nil, size: Int = 16 << 20, fill: Bool = false, socket: Bool = false,
+         limits: NBDServerLimits = NBDServerLimits()) throws {
         image = dir.image("disk.img", size: size, fill: fill)
         let config = rules.map { BlkdebugConfigReader().parse($0, file: "rules.cfg").config }
         backend = FaultInjectingBackend(image: try RawImageFile(path: image), rules: config)
         var listen: [NBDServer.Listen] = [.tcp(host: "127.0.0.1", port: 0)]
         if socket { listen.append(.unix(path: dir.path + "/nbd.sock")) }
-        server = NBDServer(export: NBDExport(name: "disk", backend: backend), listen: listen, observer: observer, threads: 2)
+        server = NBDServer(export: NBDExport(name: "disk", backend: backend), listen: listen, observer: observer, threads: 2,
+                           limits: limits)
         try server.start()
         port = server.tcpPort!
     }
@@ -280,13 +298,9 @@ final class TestServer {
         let img = dir.image("d.img", size: size)
         let config = rules.map { BlkdebugConfigReader().parse($0, file: "r.cfg").config }
         let backend = FaultInjectingBackend(image: try RawImageFile(path: img), rules: config)
-        let phase = NBDConnectionPhase()
         let ch = EmbeddedChannel()
-        try ch.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(NBDClientMessageDecoder(phase: phase)),
-            MessageToByteHandler(NBDServerMessageEncoder()),
-            NBDServerHandler(export: NBDExport(name: "disk", backend: backend), phase: phase, observer: nil),
-        ])
+        try ch.pipeline.syncOperations.configureNBDServerPipeline(
+            configuration: NBDServerConfiguration(export: NBDExport(name: "disk", backend: backend)))
         try ch.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return (ch, dir)
     }
@@ -310,6 +324,7 @@ final class TestServer {
         // GO for "disk" asking for NBD_INFO_BLOCK_SIZE.
         let name = Array("disk".utf8)
         try ch.writeInbound(ByteBuffer(bytes: be(NBD.optionMagic) + be(UInt32(7)) + be(UInt32(4 + 4 + 2 + 2)) + be(UInt32(4)) + name + be(UInt16(1)) + be(UInt16(3))))
+        ch.embeddedEventLoop.run()   // the pipeline switches to the transmission handlers
         let go = try outbound(ch)
         let flags: UInt16 = 1 | 4 | 8 | 32 | 64 | 128 | 256
         let export = be(NBD.optionReplyMagic) + be(UInt32(7)) + be(UInt32(3)) + be(UInt32(12)) + be(UInt16(0)) + be(UInt64(1 << 20)) + be(flags)

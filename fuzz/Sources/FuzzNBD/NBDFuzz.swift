@@ -38,7 +38,6 @@ public enum NBDFuzz {
     /// Feeds `chunks` to a fresh connection; returns everything the server wrote and whether
     /// it closed the connection.
     static func converse(_ chunks: [ArraySlice<UInt8>]) -> (output: [UInt8], closed: Bool) {
-        let phase = NBDConnectionPhase()
         let channel = EmbeddedChannel()
         var output: [UInt8] = []
         func drain() {
@@ -47,11 +46,8 @@ public enum NBDFuzz {
             }
         }
         do {
-            try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(NBDClientMessageDecoder(phase: phase)),
-                MessageToByteHandler(NBDServerMessageEncoder()),
-                NBDServerHandler(export: NBDExport(name: "disk", backend: MemoryBackend(size: diskSize)), phase: phase, observer: nil),
-            ])
+            try channel.pipeline.syncOperations.configureNBDServerPipeline(
+                configuration: NBDServerConfiguration(export: NBDExport(name: "disk", backend: MemoryBackend(size: diskSize))))
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         } catch {
             FuzzNBDCheck.require(false, "cannot set up the NBD pipeline: \(error)")
@@ -178,12 +174,9 @@ public enum NBDFuzz {
             let length = Int(be(UInt32.self, b, i + 24))
             if type == NBD.Command.disconnect.rawValue { return (cookies, isRead, true, false) }
             if type == NBD.Command.write.rawValue {
-                if length > Int(NBD.maximumPayload) {
-                    cookies.append(cookie)          // answered EINVAL at once; the payload is skipped
-                    isRead.append(false)
-                    i += 28 + length
-                    continue
-                }
+                // Answered once its whole payload has arrived (EINVAL after skipping it when
+                // over NBD.maximumPayload); replies go out in request order, so nothing after
+                // an unfinished WRITE is answered either.
                 guard i + 28 + length <= b.count else { break }
                 i += length
             }

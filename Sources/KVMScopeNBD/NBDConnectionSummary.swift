@@ -1,0 +1,21 @@
+import Foundation
+
+/// What one connection did, reported when it closes (the CLI prints it on one line).
+public struct NBDConnectionSummary: Sendable, Equatable {
+    /// Requests received (DISC included), and how many got an error reply.
+    public var requests = 0
+    public var errorReplies = 0
+    public var reads = 0
+    public var bytesRead: UInt64 = 0
+    public var writes = 0
+    public var bytesWritten: UInt64 = 0
+    /// False when the client left (or was closed) before choosing an export.
+    public var reachedTransmission = false
+    /// Why the server closed it (timeout, protocol violation), nil when the client left.
+    public var closedBecause: String?
+    /// The message the client was in the middle of when it disconnected, if any.
+    public var truncated: NBDTruncatedMessage?
+    public var connectedSeconds: Double = 0
+
+    public init() {}
+}

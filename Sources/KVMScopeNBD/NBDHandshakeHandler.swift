@@ -1,0 +1,233 @@
+import Foundation
+import KVMScope
+import NIOCore
+
+/// The handshake phase of one connection: greeting, client flags, options. When the client
+/// picks the export (NBD_OPT_GO or NBD_OPT_EXPORT_NAME) it hands the connection over to the
+/// transmission phase by reconfiguring the pipeline — adding the request decoder and
+/// `NBDTransmissionHandler`, removing itself and the handshake decoder — the way NIOHTTP1's
+/// `HTTPServerUpgradeHandler` hands a connection to the upgraded protocol. Nothing shared is
+/// mutated under a decoder: what the handshake decided travels as an `NBDSession` value.
+public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = NBDHandshakeMessage
+    public typealias OutboundOut = NBDServerMessage
+
+    /// nbdkit gives up on a client after 32 options (server/protocol-handshake-newstyle.c,
+    /// MAX_NR_OPTIONS); real clients send a handful. This also bounds the replies queued for a
+    /// client that never reads them.
+    static let maximumOptions = 32
+
+    private let configuration: NBDServerConfiguration
+    private var client = "?"
+    private var connectedAt = NIODeadline.now()
+    private var started = false
+    private var finished = false
+    private var noZeroes = false
+    private var structuredReplies = false
+    private var options = 0
+    private var timeout: Scheduled<Void>?
+    private var summary = NBDConnectionSummary()
+
+    public init(configuration: NBDServerConfiguration) {
+        self.configuration = configuration
+    }
+
+    private var export: NBDExport { configuration.export }
+    private var backend: any BlockBackend { export.backend }
+    private var observer: (any NBDServerObserver)? { configuration.observer }
+
+    private var transmissionFlags: UInt16 {
+        var f = NBD.TransmissionFlag.hasFlags | NBD.TransmissionFlag.sendFlush | NBD.TransmissionFlag.sendFUA
+            | NBD.TransmissionFlag.sendTrim | NBD.TransmissionFlag.sendWriteZeroes | NBD.TransmissionFlag.canMultiConn
+        if backend.isReadOnly { f |= NBD.TransmissionFlag.readOnly }
+        // Reads are always answered in one chunk, so "don't fragment" is honoured by construction.
+        if structuredReplies { f |= NBD.TransmissionFlag.sendDF }
+        return f
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        connectedAt = .now()
+        client = NBDPeer.describe(context.channel)
+        observer?.clientConnected(client)
+        context.writeAndFlush(wrapOutboundOut(.greeting(handshakeFlags: NBD.HandshakeFlag.fixedNewstyle | NBD.HandshakeFlag.noZeroes)),
+                              promise: nil)
+        let limit = configuration.limits.handshakeTimeout
+        timeout = context.eventLoop.scheduleTask(in: limit) { [self] in
+            close(context, because: "handshake not finished after \(NBDPeer.seconds(limit))")
+        }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        if !finished {
+            finished = true
+            summary.connectedSeconds = Double((NIODeadline.now() - connectedAt).nanoseconds) / 1e9
+            observer?.clientDisconnected(client, summary)
+        }
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let e = error as? NBDTruncatedMessage {
+            summary.truncated = e
+            return
+        }
+        if let e = error as? IOError, e.errnoCode == ECONNRESET || e.errnoCode == EPIPE {
+            // The client went away; channelInactive reports it.
+            return
+        }
+        violation(context, (error as? NBDProtocolError)?.description ?? "\(error)")
+    }
+
+    private func violation(_ context: ChannelHandlerContext, _ message: String) {
+        observer?.protocolViolation(client, message)
+        close(context, because: message)
+    }
+
+    private func close(_ context: ChannelHandlerContext, because reason: String) {
+        if summary.closedBecause == nil { summary.closedBecause = reason }
+        context.close(promise: nil)
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !finished else { return }
+        switch unwrapInboundIn(data) {
+        case let .clientFlags(flags):
+            let known = NBD.ClientFlag.fixedNewstyle | NBD.ClientFlag.noZeroes
+            guard flags & ~known == 0 else {
+                return violation(context, NBDProtocolError.unknownClientFlags(flags).description)
+            }
+            noZeroes = flags & NBD.ClientFlag.noZeroes != 0
+        case let .option(code, data):
+            options += 1
+            guard options <= Self.maximumOptions else {
+                return violation(context, NBDProtocolError.tooManyOptions(Self.maximumOptions).description)
+            }
+            handleOption(context: context, code: code, data: data)
+        }
+    }
+
+    // MARK: - negotiation
+
+    private func reply(_ context: ChannelHandlerContext, _ option: UInt32, _ type: UInt32, _ data: ByteBuffer? = nil) {
+        context.write(wrapOutboundOut(.optionReply(option: option, type: type, data: data ?? ByteBuffer())), promise: nil)
+    }
+
+    private func errorReply(_ context: ChannelHandlerContext, _ option: UInt32, _ type: UInt32, _ message: String) {
+        reply(context, option, type, ByteBuffer(string: message))
+        context.flush()
+    }
+
+    private func handleOption(context: ChannelHandlerContext, code: UInt32, data: ByteBuffer) {
+        var data = data
+        switch NBD.Option(rawValue: code) {
+        case .exportName:
+            let name = data.readString(length: data.readableBytes) ?? ""
+            guard export.matches(name) else {
+                // NBD_OPT_EXPORT_NAME has no error reply: the spec's only answer is to close.
+                return violation(context, "asked for unknown export '\(name)'")
+            }
+            context.write(wrapOutboundOut(.exportNameReply(size: UInt64(backend.size), transmissionFlags: transmissionFlags,
+                                                            padWithZeroes: !noZeroes)), promise: nil)
+            enterTransmission(context)
+
+        case .abort:
+            context.writeAndFlush(wrapOutboundOut(.optionReply(option: code, type: NBD.Reply.ack, data: ByteBuffer())))
+                .whenComplete { _ in context.close(promise: nil) }
+
+        case .list:
+            guard data.readableBytes == 0 else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "NBD_OPT_LIST takes no data")
+            }
+            var entry = ByteBuffer()
+            entry.writeInteger(UInt32(export.name.utf8.count))
+            entry.writeString(export.name)
+            entry.writeString(export.description)
+            reply(context, code, NBD.Reply.server, entry)
+            reply(context, code, NBD.Reply.ack)
+            context.flush()
+
+        case .info, .go:
+            guard let nameLength = data.readInteger(as: UInt32.self), nameLength <= 4096,
+                  data.readableBytes >= Int(nameLength) + 2,
+                  let name = data.readString(length: Int(nameLength)),
+                  let count = data.readInteger(as: UInt16.self), data.readableBytes == Int(count) * 2 else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "malformed NBD_OPT_INFO/GO data")
+            }
+            var wanted: Set<UInt16> = []
+            for _ in 0..<count { wanted.insert(data.readInteger(as: UInt16.self)!) }
+            guard export.matches(name) else {
+                return errorReply(context, code, NBD.Reply.errUnknown, "no export named '\(name)'")
+            }
+            var info = ByteBuffer()
+            info.writeInteger(NBD.Info.export)
+            info.writeInteger(UInt64(backend.size))
+            info.writeInteger(transmissionFlags)
+            reply(context, code, NBD.Reply.info, info)
+            if wanted.contains(NBD.Info.name) {
+                var b = ByteBuffer(); b.writeInteger(NBD.Info.name); b.writeString(export.name)
+                reply(context, code, NBD.Reply.info, b)
+            }
+            if wanted.contains(NBD.Info.description) && !export.description.isEmpty {
+                var b = ByteBuffer(); b.writeInteger(NBD.Info.description); b.writeString(export.description)
+                reply(context, code, NBD.Reply.info, b)
+            }
+            var sizes = ByteBuffer()
+            sizes.writeInteger(NBD.Info.blockSize)
+            sizes.writeInteger(NBD.minimumBlockSize)
+            sizes.writeInteger(NBD.preferredBlockSize)
+            sizes.writeInteger(NBD.maximumPayload)
+            reply(context, code, NBD.Reply.info, sizes)
+            reply(context, code, NBD.Reply.ack)
+            if NBD.Option(rawValue: code) == .go { enterTransmission(context) } else { context.flush() }
+
+        case .structuredReply:
+            guard data.readableBytes == 0 else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data")
+            }
+            guard !structuredReplies else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "structured replies already negotiated")
+            }
+            structuredReplies = true
+            reply(context, code, NBD.Reply.ack)
+            context.flush()
+
+        default:
+            // STARTTLS, meta contexts (block status), extended headers and unknown options.
+            errorReply(context, code, NBD.Reply.errUnsup, "option \(code) is not supported by kvmscope")
+        }
+    }
+
+    /// The export is chosen: swap the handshake handlers for the transmission ones.
+    private func enterTransmission(_ context: ChannelHandlerContext) {
+        context.flush()
+        finished = true
+        timeout?.cancel()
+        let session = NBDSession(client: client, structuredReplies: structuredReplies, connectedAt: connectedAt)
+        do {
+            try context.pipeline.syncOperations.enterNBDTransmissionPhase(configuration: configuration, session: session,
+                                                                          handshakeHandler: self)
+        } catch {
+            observer?.protocolViolation(client, "cannot start the transmission phase: \(error)")
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// What the handshake decided, handed to the transmission phase.
+public struct NBDSession: Sendable {
+    public var client: String
+    public var structuredReplies: Bool
+    public var connectedAt: NIODeadline
+}

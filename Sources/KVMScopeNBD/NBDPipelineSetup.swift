@@ -1,0 +1,60 @@
+import NIOCore
+
+/// Everything a connection needs from its server: the export, the limits, the byte budget all
+/// connections share, and who hears about it.
+public struct NBDServerConfiguration: Sendable {
+    public var export: NBDExport
+    public var limits: NBDServerLimits
+    public var observer: (any NBDServerObserver)?
+    public let budget: NBDMemoryBudget
+
+    public init(export: NBDExport, limits: NBDServerLimits = NBDServerLimits(), observer: (any NBDServerObserver)? = nil,
+                budget: NBDMemoryBudget? = nil) {
+        self.export = export
+        self.limits = limits
+        self.observer = observer
+        self.budget = budget ?? NBDMemoryBudget(limit: limits.maxTotalBytes)
+    }
+}
+
+/// Handler names in an NBD server pipeline.
+public enum NBDHandlerName {
+    public static let handshakeDecoder = "nbd.handshake-decoder"
+    public static let encoder = "nbd.encoder"
+    public static let handshake = "nbd.handshake"
+    public static let requestDecoder = "nbd.request-decoder"
+    public static let idle = "nbd.idle"
+    public static let transmission = "nbd.transmission"
+}
+
+extension ChannelPipeline.SynchronousOperations {
+    /// Sets up a server connection's pipeline for the handshake, like NIOHTTP1's
+    /// `configureHTTPServerPipeline`; the server and the tests (EmbeddedChannel) both use it.
+    ///
+    ///     handshake:     [handshake decoder] [encoder] [NBDHandshakeHandler]
+    ///     transmission:  [request decoder] [encoder] ([IdleStateHandler]) [NBDTransmissionHandler]
+    ///
+    /// The handshake handler switches to the second line itself once the export is chosen.
+    public func configureNBDServerPipeline(configuration: NBDServerConfiguration) throws {
+        try addHandler(ByteToMessageHandler(NBDHandshakeDecoder()), name: NBDHandlerName.handshakeDecoder)
+        try addHandler(NBDServerMessageEncoder(), name: NBDHandlerName.encoder)
+        try addHandler(NBDHandshakeHandler(configuration: configuration), name: NBDHandlerName.handshake)
+    }
+
+    /// The handshake is over: the request decoder goes right behind the handshake decoder, so the
+    /// bytes the client sent after its last option — which the handshake decoder passes on when
+    /// it is removed — are framed as requests; then the handshake handlers leave.
+    func enterNBDTransmissionPhase(configuration: NBDServerConfiguration, session: NBDSession,
+                                   handshakeHandler: NBDHandshakeHandler) throws {
+        let handshakeDecoder = try handler(type: ByteToMessageHandler<NBDHandshakeDecoder>.self)
+        try addHandler(ByteToMessageHandler(NBDRequestDecoder()), name: NBDHandlerName.requestDecoder,
+                       position: .after(handshakeDecoder))
+        let transmission = NBDTransmissionHandler(configuration: configuration, session: session)
+        try addHandler(transmission, name: NBDHandlerName.transmission, position: .last)
+        if let idle = configuration.limits.idleTimeout {
+            try addHandler(IdleStateHandler(allTimeout: idle), name: NBDHandlerName.idle, position: .before(transmission))
+        }
+        removeHandler(handshakeHandler, promise: nil)
+        removeHandler(handshakeDecoder, promise: nil)
+    }
+}

@@ -1,0 +1,417 @@
+import Foundation
+import KVMScope
+import NIOCore
+
+/// The transmission phase of one connection: requests in, replies out, each request by one
+/// call into the export's `BlockBackend`; replies to injected delays are scheduled, never slept on.
+///
+/// Back-pressure (issue 17): requests wait in `queue` and start in order only while the channel
+/// is writable, fewer than `maxRequestsInFlight` are unanswered, and the request's bytes (its
+/// read data or write payload, plus `requestOverheadBytes`) fit in this connection's and the
+/// server's budget. While anything waits, `read()` is held back (like NIO's
+/// `BackPressureHandler`), so a client that does not read its replies stops being read: its
+/// requests stay in its own socket buffer, not in our memory.
+public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = NBDTransmissionMessage
+    public typealias OutboundIn = NBDServerMessage
+    public typealias OutboundOut = NBDServerMessage
+
+    private struct Pending {
+        var request: NBDRequest
+        /// A WRITE's payload as it arrives (nil until the first part, and when discarded).
+        var payload: ByteBuffer?
+        var complete: Bool
+        /// Bytes reserved for it (0: not yet).
+        var reserved = 0
+        /// A WRITE over the maximum payload: its parts are dropped and it gets EINVAL.
+        var discardPayload = false
+    }
+
+    private let configuration: NBDServerConfiguration
+    private let session: NBDSession
+    private var context: ChannelHandlerContext?
+    private var queue = CircularBuffer<Pending>()
+    /// The last queued request is a WRITE whose payload is still arriving.
+    private var receivingPayload = false
+    private var inFlight = 0
+    private var reservedBytes = 0
+    private var delayed: [Int: (task: Scheduled<Void>, reserved: Int)] = [:]
+    private var nextDelayID = 0
+    private var readPending = false
+    private var pumping = false
+    private var pumpAgain = false
+    private var disconnectRequested = false
+    private var closed = false
+    private var writeTimer: Scheduled<Void>?
+    private var requestTimer: Scheduled<Void>?
+    private var summary = NBDConnectionSummary()
+
+    public init(configuration: NBDServerConfiguration, session: NBDSession) {
+        self.configuration = configuration
+        self.session = session
+        summary.reachedTransmission = true
+    }
+
+    private var limits: NBDServerLimits { configuration.limits }
+    private var backend: any BlockBackend { configuration.export.backend }
+    private var observer: (any NBDServerObserver)? { configuration.observer }
+    private var client: String { session.client }
+
+    // MARK: - lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        teardown()
+        self.context = nil
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        teardown()
+        summary.connectedSeconds = Double((NIODeadline.now() - session.connectedAt).nanoseconds) / 1e9
+        observer?.clientDisconnected(client, summary)
+        context.fireChannelInactive()
+    }
+
+    /// Gives back every byte this connection holds: queued requests, delayed replies (their
+    /// timers are cancelled, a delay may be hours), replies not yet written (their write promises
+    /// fail when the channel closes, which releases them through `replyDone`).
+    private func teardown() {
+        guard !closed else { return }
+        closed = true
+        writeTimer?.cancel()
+        requestTimer?.cancel()
+        configuration.budget.forget(self)
+        var bytes = 0
+        while let p = queue.popFirst() { bytes += p.reserved }
+        for (_, d) in delayed { d.task.cancel(); bytes += d.reserved; inFlight -= 1 }
+        delayed.removeAll()
+        release(bytes)
+    }
+
+    private func release(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        reservedBytes -= bytes
+        configuration.budget.release(bytes)
+    }
+
+    private func close(_ context: ChannelHandlerContext, because reason: String) {
+        if summary.closedBecause == nil { summary.closedBecause = reason }
+        context.close(promise: nil)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let e = error as? NBDTruncatedMessage {
+            summary.truncated = e
+            return
+        }
+        if let e = error as? IOError, e.errnoCode == ECONNRESET || e.errnoCode == EPIPE {
+            return   // the client went away; channelInactive reports it
+        }
+        let message = (error as? NBDProtocolError)?.description ?? "\(error)"
+        observer?.protocolViolation(client, message)
+        close(context, because: message)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if (event as? IdleStateHandler.IdleStateEvent) == .all, let idle = limits.idleTimeout, inFlight == 0, queue.isEmpty {
+            close(context, because: "idle for \(NBDPeer.seconds(idle))")
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            writeTimer?.cancel()
+            writeTimer = nil
+            pump()
+        } else if writeTimer == nil {
+            context.flush()
+            armWriteTimer(context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// While the socket is unwritable, the client must take some of its replies within
+    /// `writeTimeout`: a slow reader that makes progress (fewer bytes queued than at the last
+    /// check) gets another period, one that reads nothing is closed.
+    private func armWriteTimer(_ context: ChannelHandlerContext, queuedBefore: Int? = nil) {
+        let limit = limits.writeTimeout
+        let queued = queuedBefore ?? queuedWriteBytes(context)
+        writeTimer = context.eventLoop.scheduleTask(in: limit) { [self] in
+            guard !closed, !context.channel.isWritable else { return }
+            let now = queuedWriteBytes(context)
+            if now < queued { return armWriteTimer(context, queuedBefore: now) }
+            close(context, because: "read none of its replies for \(NBDPeer.seconds(limit)) (\(now) bytes waiting)")
+        }
+    }
+
+    private func queuedWriteBytes(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? reservedBytes
+    }
+
+    // MARK: - reading, held back while requests wait
+
+    public func read(context: ChannelHandlerContext) {
+        if mayRead { context.read() } else { readPending = true }
+    }
+
+    /// Read on while nothing waits, or only the payload of a WRITE that has its bytes reserved.
+    private var mayRead: Bool {
+        if disconnectRequested || closed { return false }
+        if queue.isEmpty { return true }
+        return queue.count == 1 && !queue[queue.startIndex].complete && queue[queue.startIndex].reserved > 0
+    }
+
+    private func resumeReadingIfAllowed() {
+        guard readPending, mayRead, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .request(r):
+            // proto.md: nothing may follow NBD_CMD_DISC; whatever does is ignored.
+            guard !disconnectRequested else { receivingPayload = r.type == NBD.Command.write.rawValue; return }
+            summary.requests += 1
+            if r.type == NBD.Command.write.rawValue {
+                queue.append(Pending(request: r, payload: nil, complete: false, discardPayload: r.length > NBD.maximumPayload))
+                receivingPayload = true
+                armRequestTimer(context, r)
+            } else {
+                queue.append(Pending(request: r, payload: nil, complete: true))
+            }
+        case var .payload(part):
+            guard receivingPayload, !disconnectRequested, !queue.isEmpty else { return }
+            let last = queue.index(before: queue.endIndex)
+            if !queue[last].discardPayload {
+                if queue[last].payload == nil {
+                    // Full size only once reserved; before that it grows with what arrives.
+                    let capacity = queue[last].reserved > 0 ? Int(queue[last].request.length) : part.readableBytes
+                    queue[last].payload = context.channel.allocator.buffer(capacity: capacity)
+                }
+                queue[last].payload!.writeBuffer(&part)
+            }
+        case .payloadEnd:
+            requestTimer?.cancel()
+            requestTimer = nil
+            guard receivingPayload else { return }
+            receivingPayload = false
+            guard !disconnectRequested, !queue.isEmpty else { return }
+            queue[queue.index(before: queue.endIndex)].complete = true
+        }
+        pump()
+    }
+
+    /// A WRITE's payload must arrive within `requestTimeout` (slowloris); time during which this
+    /// side holds back reads does not count against the client.
+    private func armRequestTimer(_ context: ChannelHandlerContext, _ r: NBDRequest) {
+        let limit = limits.requestTimeout
+        requestTimer = context.eventLoop.scheduleTask(in: limit) { [self] in
+            guard receivingPayload, !closed else { return }
+            if !mayRead { return armRequestTimer(context, r) }
+            close(context, because: "a \(r.length)-byte write's payload did not arrive within \(NBDPeer.seconds(limit))")
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        context.flush()
+        context.fireChannelReadComplete()
+    }
+
+    // MARK: - starting requests
+
+    private func cost(_ p: Pending) -> Int {
+        let data: Int
+        switch p.request.command {
+        case .read?: data = p.request.length <= NBD.maximumPayload ? Int(p.request.length) : 0
+        case .write?: data = p.discardPayload ? 0 : Int(p.request.length)
+        default: data = 0
+        }
+        return data + NBDServerLimits.requestOverheadBytes
+    }
+
+    /// Starts queued requests while the limits allow; re-entrant calls (a reply written inside
+    /// completes another) just ask for one more round.
+    private func pump() {
+        guard let context, !closed else { return }
+        if pumping { pumpAgain = true; return }
+        pumping = true
+        defer { pumping = false }
+        var started = false
+        repeat {
+            pumpAgain = false
+            while !queue.isEmpty {
+                let head = queue.startIndex
+                guard context.channel.isWritable, inFlight < limits.maxRequestsInFlight else { break }
+                if queue[head].reserved == 0 {
+                    let bytes = cost(queue[head])
+                    guard reservedBytes + bytes <= limits.maxConnectionBytes else { break }
+                    let reserved = configuration.budget.reserve(bytes, for: self, on: context.eventLoop) { [weak self] in
+                        self?.pump()
+                    }
+                    guard reserved else { break }
+                    reservedBytes += bytes
+                    queue[head].reserved = bytes
+                    if var payload = queue[head].payload {
+                        payload.reserveCapacity(Int(queue[head].request.length))
+                        queue[head].payload = payload
+                    }
+                }
+                guard queue[head].complete else { break }
+                let p = queue.removeFirst()
+                start(context, p)
+                started = true
+            }
+        } while pumpAgain && !closed
+        if started { context.flush() }
+        resumeReadingIfAllowed()
+        if disconnectRequested && inFlight == 0 && queue.isEmpty && !closed { context.close(promise: nil) }
+    }
+
+    private func start(_ context: ChannelHandlerContext, _ p: Pending) {
+        let r = p.request
+        guard let command = r.command, command != .cache, command != .blockStatus else {
+            return sendError(context, p, .einval, "command \(r.type) is not supported")
+        }
+        if command == .disconnect {
+            disconnectRequested = true
+            release(p.reserved)
+            return
+        }
+        let allowed: UInt16
+        switch command {
+        case .read: allowed = session.structuredReplies ? NBD.CommandFlag.dontFragment : 0
+        case .write, .trim: allowed = NBD.CommandFlag.fua
+        case .writeZeroes: allowed = NBD.CommandFlag.fua | NBD.CommandFlag.noHole
+        default: allowed = 0
+        }
+        if r.flags & ~allowed != 0 {
+            return sendError(context, p, .einval, "flags 0x\(String(r.flags, radix: 16)) not valid for \(command.name)")
+        }
+        if command == .write && p.discardPayload {
+            return sendError(context, p, .einval, "write of \(r.length) bytes exceeds the \(NBD.maximumPayload)-byte maximum")
+        }
+        if command == .read && r.length > NBD.maximumPayload {
+            return sendError(context, p, .einval, "read of \(r.length) bytes exceeds the \(NBD.maximumPayload)-byte maximum")
+        }
+        // proto.md, NBD_CMD_FLUSH: "length and offset are reserved, and MUST be set to all-zero";
+        // anything else is a malformed request (EINVAL), never a number to convert.
+        if command == .flush && (r.offset != 0 || r.length != 0) {
+            return sendError(context, p, .einval, "flush with offset \(r.offset) and length \(r.length) (both must be 0)")
+        }
+        let size = UInt64(backend.size)
+        let (end, overflow) = r.offset.addingReportingOverflow(UInt64(r.length))
+        if overflow || end > size {
+            let e: NBD.WireError = (command == .write || command == .writeZeroes) ? .enospc : .einval
+            return sendError(context, p, e, "\(command.name) at \(r.offset)+\(r.length) is beyond the end of the export (\(size) bytes)")
+        }
+        if backend.isReadOnly && (command == .write || command == .writeZeroes || command == .trim) {
+            return sendError(context, p, .eperm, "the export is read-only")
+        }
+        // In range of an Int64-sized export now: end <= size <= Int64.max.
+        guard let offset = Int64(exactly: r.offset) else {
+            return sendError(context, p, .einval, "\(command.name) at offset \(r.offset) is out of range")
+        }
+        let length = Int64(r.length)
+        let fua = r.flags & NBD.CommandFlag.fua != 0
+        switch command {
+        case .read:
+            var data = context.channel.allocator.buffer(capacity: Int(r.length))
+            var completion = BlockCompletion.ok
+            if r.length > 0 {
+                data.writeWithUnsafeMutableBytes(minimumWritableBytes: Int(r.length)) { ptr in
+                    completion = backend.read(offset: offset, into: UnsafeMutableRawBufferPointer(rebasing: ptr[0..<Int(r.length)]))
+                    return Int(r.length)
+                }
+            }
+            if completion.succeeded { summary.reads += 1; summary.bytesRead += UInt64(r.length) }
+            finish(context, p, command, completion, data: data)
+        case .write:
+            let payload = p.payload ?? ByteBuffer()
+            let completion = payload.withUnsafeReadableBytes { backend.write(offset: offset, from: $0, fua: fua) }
+            if completion.succeeded { summary.writes += 1; summary.bytesWritten += UInt64(r.length) }
+            finish(context, p, command, completion)
+        case .writeZeroes:
+            let mayUnmap = r.flags & NBD.CommandFlag.noHole == 0
+            finish(context, p, command, backend.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: fua))
+        case .trim:
+            var completion = backend.discard(offset: offset, length: length)
+            if completion.succeeded && fua { completion = backend.flush() }
+            finish(context, p, command, completion)
+        case .flush:
+            finish(context, p, command, backend.flush())
+        case .disconnect, .cache, .blockStatus:
+            break
+        }
+    }
+
+    private func finish(_ context: ChannelHandlerContext, _ p: Pending, _ command: NBD.Command,
+                        _ completion: BlockCompletion, data: ByteBuffer? = nil) {
+        let r = p.request
+        var wire: NBD.WireError?
+        if completion.errno != 0 { wire = NBD.WireError(hostErrno: completion.errno) }
+        for fault in completion.faults {
+            observer?.faultInjected(fault, client: client, command: command.name,
+                                    wireError: fault.errno == 0 ? nil : NBD.WireError(hostErrno: fault.errno))
+        }
+        let message: NBDServerMessage
+        if let wire {
+            summary.errorReplies += 1
+            let why = completion.faults.first.map { "injected by \($0.rule.location)" } ?? "I/O error on the image"
+            message = errorMessage(r, wire, why)
+        } else if command == .read {
+            if session.structuredReplies {
+                message = r.length == 0 ? .structuredDone(cookie: r.cookie) : .structuredData(cookie: r.cookie, offset: r.offset, data: data!)
+            } else {
+                message = .simpleReply(error: 0, cookie: r.cookie, data: data)
+            }
+        } else {
+            message = .simpleReply(error: 0, cookie: r.cookie, data: nil)
+        }
+        inFlight += 1
+        if completion.delayNanoseconds > 0 {
+            let id = nextDelayID
+            nextDelayID += 1
+            let delay = TimeAmount.nanoseconds(Int64(min(completion.delayNanoseconds, UInt64(Int64.max))))
+            let task = context.eventLoop.scheduleTask(in: delay) { [self] in
+                guard delayed.removeValue(forKey: id) != nil else { return }
+                writeReply(context, message, reserved: p.reserved)
+                context.flush()
+            }
+            delayed[id] = (task, p.reserved)
+        } else {
+            writeReply(context, message, reserved: p.reserved)
+        }
+    }
+
+    /// Writes a reply; its bytes stay reserved until they are on the wire (or the write failed).
+    private func writeReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int) {
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [self] _ in
+            inFlight -= 1
+            release(reserved)
+            pump()
+        }
+        context.write(wrapOutboundOut(message), promise: promise)
+    }
+
+    private func errorMessage(_ r: NBDRequest, _ error: NBD.WireError, _ text: String) -> NBDServerMessage {
+        // Once structured replies are negotiated, every READ reply must be structured (QEMU
+        // drops the connection on a simple one); other commands may use simple replies.
+        if session.structuredReplies && r.type == NBD.Command.read.rawValue {
+            return .structuredError(cookie: r.cookie, error: error.rawValue, message: text)
+        }
+        return .simpleReply(error: error.rawValue, cookie: r.cookie, data: nil)
+    }
+
+    private func sendError(_ context: ChannelHandlerContext, _ p: Pending, _ error: NBD.WireError, _ text: String) {
+        summary.errorReplies += 1
+        inFlight += 1
+        writeReply(context, errorMessage(p.request, error, text), reserved: p.reserved)
+    }
+}
