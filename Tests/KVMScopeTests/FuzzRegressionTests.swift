@@ -149,4 +149,18 @@ import Testing
         #expect(orders == [["write backend-error", "read backend-error"]])
         #expect(keep.count == 16)
     }
+
+    /// fuzz-qmp-virsh: a `virsh qemu-monitor-event --timestamp` line whose seconds carry a long
+    /// run of digits went to Foundation's DateFormatter, and ICU died of SIGFPE inside it.
+    @Test func virshTimestampWithALongFractionIsSkipped() throws {
+        let text = "2026-11-22 16:05:54.55999999999999999999999999999999999999999999999999999999999999999999999999997+0000: event BLOCK_IO_ERROR for domain 'vm1': <null>\n"
+            + "2026-11-22 16:05:54.557+0000: event RESUME for domain 'vm1': <null>\n"
+            + "2026-11-22 16:05:54.557-0130: event STOP for domain 'vm1': <null>\n"
+            + "2026-02-30 16:05:54.557+0000: event STOP for domain 'vm1': <null>\n"
+        let (events, skipped) = try QMPEventReader.readAll(MemoryByteSource(text))
+        #expect(events.map(\.name) == ["RESUME", "STOP"])
+        #expect(events.first?.time == 1_795_363_554.557)
+        #expect(events.last?.time == 1_795_363_554.557 + 5400)
+        #expect(skipped == 2)
+    }
 }
