@@ -117,6 +117,9 @@ let package = Package(
         // KVMScopeFaults directly: ImageSafetyCLITests probes QEMU's lock bytes with
         // QemuImageLock.testLock and JSONContractTests builds an InjectedFault, both internal.
         .testTarget(name: "KVMScopeCLITests",
-                    dependencies: ["KVMScope", "KVMScopeFaults", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
+                    dependencies: ["KVMScope", "KVMScopeFaults", "KVMScopeNBD", "KVMScopeTestSupport", "kvmscope",
+                                   .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOEmbedded", package: "swift-nio")],
+                    swiftSettings: swift5),
     ]
 )

@@ -41,7 +41,13 @@ public struct DropFileAnalysis {
                     while let s = intervalStart, t >= s + interval {
                         let closed = aggregator.closeInterval(end: s + interval)
                         if closed.total > 0 { try onInterval(closed) }
-                        intervalStart = s + interval
+                        // Empty intervals print nothing: go straight to the one holding t, so a
+                        // gap of days or a corrupt stamp (1e17 s) costs one step, not one per
+                        // interval. Where `interval` is below a Double's resolution at this
+                        // time, s + interval == s: start the next interval at t instead.
+                        let next = s + max(1, ((t - s) / interval).rounded(.down)) * interval
+                        guard next > s else { intervalStart = t; break }
+                        intervalStart = next
                     }
                 }
             }

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Netlink and generic-netlink framing (include/uapi/linux/netlink.h, genetlink.h), host byte
 /// order as the kernel sends it. Pure byte work, so every message kvmscope sends or decodes is
 /// testable without a socket.
@@ -125,6 +127,10 @@ enum Netlink {
     public static func errorCode(_ m: Message) -> Int32? {
         guard m.type == msgError, m.payload.count >= 4 else { return nil }
         let v = m.payload.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+        // The kernel puts 0 or a negative errno there (af_netlink.c netlink_ack); anything else
+        // (a positive value, or Int32.min, whose negation does not exist) is a malformed
+        // acknowledgement: still a failure, reported as a protocol error.
+        guard v <= 0, v != .min else { return EPROTO }
         return -v
     }
 }

@@ -228,7 +228,10 @@ public struct BlkdebugConfigReader {
                     continue
                 }
                 var hint: String?
-                let all = known.union(Self.extensionKeys)
+                // In a fixed order (the section's own keys first, then by name): a Set's order
+                // changes from one instance to the next, and ties must not pick a different
+                // suggestion each time the same file is checked.
+                let all = known.sorted() + Self.extensionKeys.subtracting(known).sorted()
                 if let close = all.min(by: { editDistance($0, e.key) < editDistance($1, e.key) }),
                    editDistance(close, e.key) <= 2 { hint = "did you mean '\(close)'?" }
                 if e.key == "new-state" { hint = "the key is 'new_state' (underscore)" }

@@ -228,13 +228,49 @@ struct PendingVirshRecord {
         return QMPEvent(name: name, time: time, data: data, line: line)
     }
 
-    /// virTimeStringNowRaw: `2026-11-22 14:42:17.123+0000` (UTC).
+    /// virTimeStringNowRaw: `2026-11-22 14:42:17.123+0000` (UTC; libvirt src/util/virtime.c
+    /// prints exactly this shape, milliseconds and a ±HHMM zone). Read by hand, field by field
+    /// with ranges checked: Foundation's DateFormatter hands the text to ICU, which dies of
+    /// SIGFPE on a long run of fraction digits (found by fuzz-qmp-virsh).
     static func parseVirshTimestamp(_ s: String) -> Double? {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSSZ"
-        return f.date(from: s)?.timeIntervalSince1970
+        let b = Array(s.utf8)
+        guard b.count == 28, b[4] == 0x2D, b[7] == 0x2D, b[10] == 0x20, b[13] == 0x3A, b[16] == 0x3A,
+              b[19] == 0x2E, b[23] == 0x2B || b[23] == 0x2D else { return nil }
+        func number(_ from: Int, _ count: Int) -> Int? {
+            var v = 0
+            for c in b[from..<(from + count)] {
+                guard c >= 0x30 && c <= 0x39 else { return nil }
+                v = v * 10 + Int(c - 0x30)
+            }
+            return v
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
+              let millis = number(20, 3), let zoneHours = number(24, 2), let zoneMinutes = number(26, 2),
+              (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year),
+              hour <= 23, minute <= 59, second <= 59, zoneHours <= 23, zoneMinutes <= 59 else { return nil }
+        let offset = (zoneHours * 3600 + zoneMinutes * 60) * (b[23] == 0x2D ? -1 : 1)
+        let seconds = daysFromCivil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset
+        return Double(seconds) + Double(millis) / 1000
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (years 0...9999 here): count days
+    /// in eras of 400 years, with March as the first month so that leap days come last.
+    static func daysFromCivil(_ year: Int, _ month: Int, _ day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 }
 

@@ -149,11 +149,16 @@ extension VirtioBlkRequestTracker {
         if !fillsSeen && completedAwaitingFill > 4096 {
             fillNotTraced = true
             let done = requests.filter { $0.value.status != nil }
-            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0) < ($1.value.statusNs ?? 0) }) {
+            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0, $0.key) < ($1.value.statusNs ?? 0, $1.key) }) {
                 requests.removeValue(forKey: key)
                 finalize(r, at: r.statusNs)
             }
         }
+    }
+
+    /// A request's place in a stable order: when it was popped (or first seen), then its key.
+    static func popOrder(_ r: VirtioBlkRequestState, _ key: UInt64) -> (Int64, UInt64) {
+        (r.popNs ?? r.firstSeenNs ?? 0, key)
     }
 
     mutating func fill(elem: UInt64, at t: Int64?) {
@@ -166,9 +171,11 @@ extension VirtioBlkRequestTracker {
 
     mutating func reset(vdev: UInt64, at t: Int64?) {
         notes.resets += 1
+        // In pop order, not the Dictionary's: its order changes from one instance to the
+        // next, and the failures recorded here must come out the same on every run.
         let outstanding = requests.filter { _, r in
             r.vdev == vdev || (r.vq != 0 && vqToVdev[r.vq] == vdev)
-        }
+        }.sorted { Self.popOrder($0.value, $0.key) < Self.popOrder($1.value, $1.key) }
         for (key, r) in outstanding {
             requests.removeValue(forKey: key)
             guard r.isBlock || blockQueues.contains(r.vq) else {
@@ -198,7 +205,9 @@ extension VirtioBlkRequestTracker {
                 pauses.append(VMPause(start: seconds(t), end: nil, seconds: nil, reason: "io-error"))
             }
             if onNotice != nil {
-                let waiting = requests.values.filter(\.isWaitingForRetry).map { inFlightRecord($0, endNs: t) }
+                let waiting = requests.filter { $0.value.isWaitingForRetry }
+                    .sorted { Self.popOrder($0.value, $0.key) < Self.popOrder($1.value, $1.key) }
+                    .map { inFlightRecord($0.value, endNs: t) }
                 onNotice?(.vmPaused(at: t.map(seconds), waiting: waiting))
             }
         } else if let since = pausedSinceNs, name != "paused", name != "io-error" {

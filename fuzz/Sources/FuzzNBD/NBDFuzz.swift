@@ -1,0 +1,189 @@
+import Foundation
+import KVMScope
+import KVMScopeNBD
+import NIOCore
+import NIOEmbedded
+
+/// Invariant failures abort, so libFuzzer keeps the input as a crash.
+enum FuzzNBDCheck {
+    static func require(_ condition: @autoclosure () -> Bool, _ what: @autoclosure () -> String) {
+        if !condition() {
+            FileHandle.standardError.write(Data("fuzz invariant broken: \(what())\n".utf8))
+            abort()
+        }
+    }
+}
+
+/// The NBD server's codecs and handler on an EmbeddedChannel, exactly the pipeline
+/// NBDServer.start builds per connection, over a 64 KiB in-memory disk.
+public enum NBDFuzz {
+    static let diskSize = 64 * 1024
+
+    /// Client bytes that negotiate fixed newstyle, structured replies and GO for "disk"
+    /// (NBD protocol.md, "Fixed newstyle negotiation").
+    public static let handshake: [UInt8] = {
+        var b: [UInt8] = []
+        func be<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.bigEndian) { b += $0 } }
+        be(UInt32(NBD.ClientFlag.fixedNewstyle | NBD.ClientFlag.noZeroes))
+        be(NBD.optionMagic); be(NBD.Option.structuredReply.rawValue); be(UInt32(0))
+        let name = Array("disk".utf8)
+        be(NBD.optionMagic); be(NBD.Option.go.rawValue); be(UInt32(4 + name.count + 2))
+        be(UInt32(name.count)); b += name; be(UInt16(0))
+        return b
+    }()
+
+    /// What the server answers to `handshake` alone.
+    static let handshakeReplyBytes = converse([handshake[...]]).output.count
+
+    /// Feeds `chunks` to a fresh connection; returns everything the server wrote and whether
+    /// it closed the connection.
+    static func converse(_ chunks: [ArraySlice<UInt8>]) -> (output: [UInt8], closed: Bool) {
+        let channel = EmbeddedChannel()
+        var output: [UInt8] = []
+        func drain() {
+            while var b = try? channel.readOutbound(as: ByteBuffer.self) {
+                output += b.readBytes(length: b.readableBytes) ?? []
+            }
+        }
+        do {
+            try channel.pipeline.syncOperations.configureNBDServerPipeline(
+                configuration: NBDServerConfiguration(export: NBDExport(name: "disk", backend: MemoryBackend(size: diskSize))))
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        } catch {
+            FuzzNBDCheck.require(false, "cannot set up the NBD pipeline: \(error)")
+        }
+        for chunk in chunks where channel.isActive {
+            do { try channel.writeInbound(ByteBuffer(bytes: chunk)) } catch {
+                // A protocol violation reaches errorCaught, which closes: the embedded channel
+                // rethrows it here. Either way the connection must be closed now.
+            }
+            channel.pipeline.fireChannelReadComplete()
+            channel.embeddedEventLoop.run()
+            drain()
+        }
+        let closed = !channel.isActive
+        _ = try? channel.finish()
+        drain()
+        return (output, closed)
+    }
+
+    /// Splits `body` into pieces whose sizes come from `sizes` (cycled; 0 → the rest), so the
+    /// decoder sees messages cut at every possible place.
+    static func chunks(_ body: ArraySlice<UInt8>, sizes: UInt8) -> [ArraySlice<UInt8>] {
+        let step = Int(sizes)
+        guard step > 0 else { return [body] }
+        var out: [ArraySlice<UInt8>] = []
+        var i = body.startIndex
+        while i < body.endIndex {
+            let end = min(i + step, body.endIndex)
+            out.append(body[i..<end])
+            i = end
+        }
+        return out
+    }
+
+    /// Handshake target: the whole conversation from the client's first byte. The first
+    /// input byte sets the chunking. The output must not depend on how the bytes arrive.
+    public static func runHandshake(_ bytes: [UInt8]) {
+        guard let sizes = bytes.first else { return }
+        let body = bytes.dropFirst()
+        let chunked = converse(chunks(body, sizes: sizes))
+        let whole = converse([body])
+        // A protocol violation closes the connection; replies written but not yet flushed when
+        // the violation arrives in the same read are dropped, so bytes split finer can only get
+        // more of the answer out first. Otherwise the answer must not depend on the split.
+        if whole.closed {
+            FuzzNBDCheck.require(chunked.closed && chunked.output.starts(with: whole.output),
+                                 "NBD: the server's answer depends on how the client's bytes were split (closed): whole \(hex(whole.output[...])), split \(hex(chunked.output[...])) closed \(chunked.closed)")
+        } else {
+            FuzzNBDCheck.require(chunked.output == whole.output && !chunked.closed,
+                                 "NBD: the server's answer depends on how the client's bytes were split")
+        }
+        let greeting = 8 + 8 + 2
+        FuzzNBDCheck.require(whole.output.count >= greeting, "NBD: no greeting")
+    }
+
+    /// Requests target: after a fixed handshake (structured replies on), the input is the
+    /// transmission phase. Every request gets exactly one reply chunk, in order, with its
+    /// cookie; requests are framed here independently of the decoder to check that.
+    public static func runRequests(_ bytes: [UInt8]) {
+        guard let sizes = bytes.first else { return }
+        let body = bytes.dropFirst()
+        let setup = handshakeReplyBytes
+        var pieces = [handshake[...]]
+        pieces += chunks(body, sizes: sizes)
+        let (output, closed) = converse(pieces)
+        let expected = expectedCookies(body)
+        var replies: [UInt64] = []
+        var simple: [Bool] = []
+        var i = setup
+        // Replies: structured chunks (always DONE: one chunk per request), or simple replies,
+        // which the spec allows for every command but READ once structured replies are on
+        // (NBD doc/proto.md "Structured reply chunk message types"); those carry no data.
+        while i + 16 <= output.count {
+            let magic = be(UInt32.self, output, i)
+            if magic == NBD.simpleReplyMagic {
+                replies.append(be(UInt64.self, output, i + 8))
+                simple.append(true)
+                i += 16
+                continue
+            }
+            FuzzNBDCheck.require(magic == NBD.structuredReplyMagic && i + 20 <= output.count,
+                                 "NBD: reply \(replies.count) has magic 0x\(String(magic, radix: 16))")
+            let flags = be(UInt16.self, output, i + 4)
+            FuzzNBDCheck.require(flags == NBD.replyFlagDone, "NBD: reply chunk without DONE")
+            replies.append(be(UInt64.self, output, i + 8))
+            simple.append(false)
+            i += 20 + Int(be(UInt32.self, output, i + 16))
+        }
+        FuzzNBDCheck.require(i == output.count, "NBD: reply stream does not end on a chunk boundary: \(hex(output[setup...]))")
+        // After a bad magic the connection closes; replies not flushed by then are dropped
+        // (see runHandshake), so only those may be missing.
+        if expected.badMagic {
+            FuzzNBDCheck.require(expected.cookies.starts(with: replies),
+                                 "NBD: replies \(replies.count) are not the first of \(expected.cookies.count) requests")
+        } else {
+            FuzzNBDCheck.require(replies == expected.cookies,
+                                 "NBD: replies \(replies.count) for \(expected.cookies.count) requests (or out of order)")
+        }
+        for (k, isRead) in expected.isRead.prefix(replies.count).enumerated() {
+            FuzzNBDCheck.require(!(isRead && simple[k]), "NBD: a simple reply to a READ after structured replies were negotiated")
+        }
+        if expected.stopsConnection { FuzzNBDCheck.require(closed, "NBD: a bad magic or disconnect left the connection open") }
+    }
+
+    static func hex(_ b: ArraySlice<UInt8>) -> String { b.prefix(256).map { String(format: "%02x", $0) }.joined() }
+
+    static func be<T: FixedWidthInteger>(_: T.Type, _ b: [UInt8], _ at: Int) -> T {
+        var v: T = 0
+        for k in 0..<MemoryLayout<T>.size { v = v << 8 | T(b[at + k]) }
+        return v
+    }
+
+    /// The cookies of the requests the server must answer: whole requests up to the first
+    /// bad magic or NBD_CMD_DISC (requests.md: "the server MUST NOT reply to DISC").
+    static func expectedCookies(_ body: ArraySlice<UInt8>) -> (cookies: [UInt64], isRead: [Bool], stopsConnection: Bool, badMagic: Bool) {
+        let b = Array(body)
+        var cookies: [UInt64] = []
+        var isRead: [Bool] = []
+        var i = 0
+        while i + 28 <= b.count {
+            guard be(UInt32.self, b, i) == NBD.requestMagic else { return (cookies, isRead, true, true) }
+            let type = be(UInt16.self, b, i + 6)
+            let cookie = be(UInt64.self, b, i + 8)
+            let length = Int(be(UInt32.self, b, i + 24))
+            if type == NBD.Command.disconnect.rawValue { return (cookies, isRead, true, false) }
+            if type == NBD.Command.write.rawValue {
+                // Answered once its whole payload has arrived (EINVAL after skipping it when
+                // over NBD.maximumPayload); replies go out in request order, so nothing after
+                // an unfinished WRITE is answered either.
+                guard i + 28 + length <= b.count else { break }
+                i += length
+            }
+            cookies.append(cookie)
+            isRead.append(type == NBD.Command.read.rawValue)
+            i += 28
+        }
+        return (cookies, isRead, false, false)
+    }
+}
