@@ -53,8 +53,15 @@ public struct DropTally: Sendable {
         }
     }
 
+    /// A total order over keys: every field that tells two keys apart is in it, and "absent" is
+    /// spelled apart from every value (a missing protocol is not protocol 0), so equal counts
+    /// never fall back to the dictionary's order (found by fuzzing: the same capture gave two
+    /// different reports).
     static func sortText(_ k: DropKey) -> String {
-        "\(k.hardwareTrap ?? "")|\(k.location.displayText)|\(k.reason?.displayName ?? "")|\(k.protocolNumber ?? 0)|\(k.comm ?? "")"
+        func opt(_ s: String?) -> String { s.map { "+" + $0 } ?? "-" }
+        return [opt(k.hardwareTrap), k.location.displayText, opt(k.location.addressText), opt(k.location.module),
+                opt(k.reason?.displayName), opt(k.reason?.code.map { String($0) }), opt(k.protocolNumber.map { String($0) }),
+                k.origin.rawValue, opt(k.comm)].joined(separator: "|")
     }
 
     /// Counts summed by a label, most first.
@@ -67,11 +74,11 @@ public struct DropTally: Sendable {
     }
 
     public var byReason: [(label: DropReason?, count: Int)] {
-        grouped({ $0.reason }, order: { $0?.displayName ?? "" })
+        grouped({ $0.reason }, order: { r in r.map { "+\($0.displayName)|\($0.code.map { String($0) } ?? "-")" } ?? "-" })
     }
 
     public var byProtocol: [(label: UInt16?, count: Int)] {
-        grouped({ $0.protocolNumber }, order: { $0.map { EtherType.hex($0) } ?? "" })
+        grouped({ $0.protocolNumber }, order: { $0.map { "+" + EtherType.hex($0) } ?? "-" })
     }
 
     public var byComm: [(label: String?, count: Int)] {
