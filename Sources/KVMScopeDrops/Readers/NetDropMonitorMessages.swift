@@ -6,7 +6,7 @@
 /// or, for hardware drops, NET_DM_ATTR_HW_ENTRIES { HW_ENTRY { HW_TRAP_NAME, HW_TRAP_COUNT } ... }.
 /// Packet alert (NET_DM_CMD_PACKET_ALERT): one dropped packet with ORIGIN, PC, SYMBOL (`%pS`),
 /// IN_PORT, TIMESTAMP, PROTO, REASON (5.18+), or HW_TRAP_GROUP_NAME/HW_TRAP_NAME from devices.
-enum NetDropMonitor {
+public enum NetDropMonitor {
     public static let familyName = "NET_DM"
     public static let multicastGroup = "events"
     public static let version: UInt8 = 2

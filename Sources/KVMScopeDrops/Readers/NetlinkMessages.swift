@@ -7,7 +7,7 @@ import Glibc
 ///     nlmsghdr   u32 len | u16 type | u16 flags | u32 seq | u32 pid     (16 bytes)
 ///     genlmsghdr u8 cmd | u8 version | u16 reserved                     (4 bytes)
 ///     nlattr     u16 len (header included) | u16 type (+ NESTED 0x8000), payload padded to 4
-enum Netlink {
+public enum Netlink {
     public static let headerSize = 16
     public static let genlHeaderSize = 4
     public static let msgError: UInt16 = 2
