@@ -7,14 +7,14 @@ import KVMScope
 public enum RingPageFuzz {
     static let layout64: RingBufferLayout = {
         do {
-            return try RingBufferLayout.parse(headerPage: Fixtures.text("Tests/KVMScopeTests/Fixtures/drops/header_page-6.18.txt"),
-                                              headerEvent: Fixtures.text("Tests/KVMScopeTests/Fixtures/drops/header_event-6.18.txt"))
+            return try RingBufferLayout.parse(headerPage: Fixtures.text("Tests/Fixtures/drops/header_page-6.18.txt"),
+                                              headerEvent: Fixtures.text("Tests/Fixtures/drops/header_event-6.18.txt"))
         } catch { fatalError("header_page fixture: \(error)") }
     }()
     static let decoder: KfreeSkbRecordDecoder = {
         do {
             return try KfreeSkbRecordDecoder(format: TracepointFormat.parse(
-                Fixtures.text("Tests/KVMScopeTests/Fixtures/drops/kfree_skb-format-6.18.txt")))
+                Fixtures.text("Tests/Fixtures/drops/kfree_skb-format-6.18.txt")))
         } catch { fatalError("kfree_skb format fixture: \(error)") }
     }()
 
