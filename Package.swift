@@ -69,7 +69,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kvmscope-bench",
-            dependencies: ["KVMScope"],
+            dependencies: ["KVMScope", "KVMScopeTestSupport"],
             path: "bench/Sources/kvmscope-bench",
             swiftSettings: swift6
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import KVMScope
+import KVMScopeTestSupport
 
 /// `drops FILE`: the kfree_skb text reader and aggregation over a capture (bench/make-drops.sh).
 func benchDrops(_ args: [String]) throws {
@@ -20,23 +21,8 @@ func benchDropPages(_ args: [String]) throws {
     let megabytes = Int(args.first ?? "") ?? 1000
     var layout = RingBufferLayout()
     layout.dataSize = 4080
-    let formatText = """
-    name: kfree_skb
-    ID: 2310
-    format:
-    \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-    \tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-    \tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-    \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
-    \tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;
-    \tfield:void * location;\toffset:16;\tsize:8;\tsigned:0;
-    \tfield:void * rx_sk;\toffset:24;\tsize:8;\tsigned:0;
-    \tfield:unsigned short protocol;\toffset:32;\tsize:2;\tsigned:0;
-    \tfield:enum skb_drop_reason reason;\toffset:36;\tsize:4;\tsigned:0;
-
-    print fmt: "skbaddr=%p rx_sk=%p protocol=%u location=%pS reason: %s", REC->skbaddr, REC->rx_sk, REC->protocol, REC->location, __print_symbolic(REC->reason, { 3, "NO_SOCKET" }, { 12, "NETFILTER_DROP" })
-    """
+    // The real kfree_skb format of linux 6.18 (the fixture the ring-page tests use).
+    let formatText = try DropFixtures.text("kfree_skb-format-6.18.txt")
     let decoder = try KfreeSkbRecordDecoder(format: try TracepointFormat.parse(formatText))
     // One page: 4-byte header (type_len 10, delta 700) + 40-byte record, as many as fit.
     var page = [UInt8](repeating: 0, count: 4096)
