@@ -33,6 +33,11 @@ struct Kvmscope: ParsableCommand {
 func runMain() -> Never {
     // A closed stdout (`| head`) shows up as EPIPE in CLIOutput, which ends quietly.
     signal(SIGPIPE, SIG_IGN)
+    // Bare `kvmscope` is a usage error, like git or perf without a subcommand: help on stderr, exit 2.
+    if CommandLine.arguments.count == 1 {
+        FileHandle.standardError.write(Data((Kvmscope.helpMessage() + "\n").utf8))
+        exit(2)
+    }
     do {
         var command = try Kvmscope.parseAsRoot()
         try command.run()

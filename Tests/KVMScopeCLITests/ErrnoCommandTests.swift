@@ -72,6 +72,14 @@ import KVMScope
         }
     }
 
+    /// Bare `kvmscope`, like git or perf without a subcommand: the help on stderr, exit 2.
+    @Test func bareKvmscopeIsAUsageError() throws {
+        let r = try CLIRunner.run([])
+        #expect(r.status == 2)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr.contains("USAGE: kvmscope <subcommand>") && r.stderr.contains("kvmscope explain --example write-eio"))
+    }
+
     @Test func helpShowsExamples() throws {
         let r = try CLIRunner.run(["errno", "--help"])
         #expect(r.status == 0)
