@@ -46,11 +46,19 @@ struct ErrnoCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    /// The queries with a `--` taken as the end of options, as every Unix tool does
+    /// (`kvmscope errno -- -28`): what follows it is never an option.
+    var terms: [String] {
+        guard let end = queries.firstIndex(of: "--") else { return queries }
+        return Array(queries[..<end]) + queries[(end + 1)...]
+    }
+
     func validate() throws {
-        for q in queries where q.hasPrefix("-") && Int64(q) == nil && !q.lowercased().hasPrefix("-0x") {
+        let beforeEnd = queries.prefix { $0 != "--" }
+        for q in beforeEnd where q.hasPrefix("-") && Int64(q) == nil && !q.lowercased().hasPrefix("-0x") {
             throw ValidationError("unknown option '\(q)'")
         }
-        let modes = (list ? 1 : 0) + (search.isEmpty ? 0 : 1) + (queries.isEmpty ? 0 : 1)
+        let modes = (list ? 1 : 0) + (search.isEmpty ? 0 : 1) + (terms.isEmpty ? 0 : 1)
         if modes == 0 { throw ValidationError("give an errno number or name, --search WORDS or --list") }
         if modes > 1 { throw ValidationError("use only one of: numbers/names, --search, --list") }
     }
@@ -65,7 +73,7 @@ struct ErrnoCommand: ParsableCommand {
             found = table.search(search)
             if found.isEmpty { unknown.append(search.joined(separator: " ")) }
         } else {
-            for q in queries {
+            for q in terms {
                 if let e = table.entry(query: q) { found.append(e) } else { unknown.append(q) }
             }
         }

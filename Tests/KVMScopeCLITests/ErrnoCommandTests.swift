@@ -72,6 +72,15 @@ import KVMScope
         }
     }
 
+    /// `--` ends the options, as in every Unix tool: what follows is a query even if it starts with `-`.
+    @Test func doubleDashEndsTheOptions() throws {
+        let r = try CLIRunner.run(["errno", "--", "-28"])
+        #expect(r.status == 0 && r.stdout == "ENOSPC 28 No space left on device\n")
+        let unknown = try CLIRunner.run(["errno", "--", "--bogus"])
+        #expect(unknown.status == 1 && unknown.stderr.hasPrefix("kvmscope: unknown errno '--bogus'"))
+        #expect(try CLIRunner.run(["errno", "--"]).status == 2)
+    }
+
     /// Bare `kvmscope`, like git or perf without a subcommand: the help on stderr, exit 2.
     @Test func bareKvmscopeIsAUsageError() throws {
         let r = try CLIRunner.run([])
