@@ -38,31 +38,17 @@ public enum DropJSONRenderer {
     }
 
     struct ReasonCount: Encodable {
-        let reason: String?
-        let code: UInt32?
+        @NullEncoded var reason: String?
+        @NullEncoded var code: UInt32?
         let count: Int
-        let explanation: String?
-        enum K: String, CodingKey { case reason, code, count, explanation }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: K.self)
-            try c.encode(reason, forKey: .reason)
-            try c.encode(code, forKey: .code)
-            try c.encode(count, forKey: .count)
-            try c.encode(explanation, forKey: .explanation)
-        }
+        @NullEncoded var explanation: String?
     }
 
     struct ProtocolCount: Encodable {
-        let name: String?
-        let number: UInt16?
+        @NullEncoded var name: String?
+        @NullEncoded var number: UInt16?
         let count: Int
-        enum K: String, CodingKey { case `protocol`, number, count }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: K.self)
-            try c.encode(name, forKey: .protocol)
-            try c.encode(number, forKey: .number)
-            try c.encode(count, forKey: .count)
-        }
+        enum CodingKeys: String, CodingKey { case name = "protocol", number, count }
     }
 
     struct Interval: Encodable {
