@@ -160,7 +160,7 @@ final class TestServer {
 @Suite(.serialized) struct NBDHostileClientTests {
     /// Blocking socket client with a receive timeout.
     final class RawClient {
-        let fd: Int32
+        private(set) var fd: Int32
         init(port: Int) throws {
             fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var tv = timeval(tv_sec: 5, tv_usec: 0)
@@ -172,7 +172,15 @@ final class TestServer {
             let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
             guard rc == 0 else { throw KVMScopeError.cannotOpen(path: "nbd server", reason: "connect failed") }
         }
-        deinit { close(fd) }
+        /// Closes the socket once. A second close(2) of the same number could close a descriptor
+        /// the kernel has since handed to someone else in this process (NIO's event loops of the
+        /// in-process servers: epoll_ctl then fails with EBADF and NIO traps).
+        func close() {
+            guard fd >= 0 else { return }
+            _ = Glibc.close(fd)
+            fd = -1
+        }
+        deinit { close() }
         func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
         /// Exactly n bytes, or nil on EOF/timeout.
         func recv(_ n: Int) -> [UInt8]? {
@@ -285,7 +293,7 @@ final class TestServer {
         let c = try RawClient(port: s.port)
         #expect(c.negotiate())
         c.send(c.request(NBD.Command.write.rawValue, offset: 1 << 20, length: 1 << 20) + [UInt8](repeating: 0xee, count: 100_000))
-        close(c.fd)   // vanish mid-payload
+        c.close()   // vanish mid-payload
         Thread.sleep(forTimeInterval: 0.2)
         let data = FileManager.default.contents(atPath: s.image)!
         #expect(data.allSatisfy { $0 == 0 })
