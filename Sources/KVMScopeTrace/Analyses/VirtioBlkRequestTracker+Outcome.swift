@@ -145,7 +145,10 @@ extension VirtioBlkRequestTracker {
             case nil:
                 s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stopPolicy)) and the request was never retried"
             case let status?:
-                s = "the storage under QEMU failed the \(op) with \(what); QEMU passed it to the guest as \(status) (\(policy)=report)"
+                // blk_get_error_action(): `report`, or `enospc` (werror's default) for any errno
+                // but ENOSPC; rerror's default is report. The trace cannot tell them apart.
+                let reported = f.operation == .read ? "rerror=report" : (f.errno == 28 ? "werror=report" : "werror=report or the default enospc")
+                s = "the storage under QEMU failed the \(op) with \(what); QEMU passed it to the guest as \(status) (\(reported))"
             }
         case .pausedRetried:
             let waited = f.waitedSeconds.map { String(format: " %.2f s later", $0) } ?? ""

@@ -38,6 +38,9 @@ public struct VirtioBlkRequestTracker {
         "virtio_queue_notify", "runstate_set",
     ]
 
+    /// Distinct virtio devices remembered for their status writes alone.
+    static let maxDevicesRemembered = 4096
+
     enum Role { case pop, fill, handleRead, handleWrite, rwComplete, reqComplete, setStatus, queueNotify, runstate }
 
     /// Where a definition keeps the arguments its role needs (-1: absent).
@@ -83,6 +86,7 @@ public struct VirtioBlkRequestTracker {
     struct DeviceCounters {
         var queues: [UInt64] = []
         var completed = 0, failed = 0, discarded = 0
+        var driverSetup = VirtioDriverSetup()
     }
 
     struct GroupKey: Hashable {
@@ -222,7 +226,13 @@ public struct VirtioBlkRequestTracker {
             reqComplete(vdev: b.vdev >= 0 ? event.unsigned(b.vdev) : 0, req: event.unsigned(b.req),
                         legacy: b.legacy, status: event.signed(b.value), at: t)
         case .setStatus:
-            if event.unsigned(b.value) == 0 { reset(vdev: event.unsigned(b.vdev), at: t) }
+            let vdev = event.unsigned(b.vdev), value = event.unsigned(b.value)
+            if value == 0 { reset(vdev: vdev, at: t) }
+            // Every virtio device's status is traced; a hostile trace could name endless
+            // devices, so a new one is only remembered while there are few.
+            if devices[vdev] != nil || devices.count < Self.maxDevicesRemembered {
+                self[device: vdev].driverSetup.status(value, at: t)
+            }
         case .queueNotify:
             learn(vq: event.unsigned(b.vq), vdev: event.unsigned(b.vdev))
         case .runstate:

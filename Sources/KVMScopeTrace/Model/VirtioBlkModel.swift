@@ -182,6 +182,10 @@ public struct VirtioBlkDeviceSummary: Sendable, Equatable, Codable {
     public var failed: Int
     public var inFlightAtEnd: Int
     public var discardedAtReset: Int
+    /// When a Linux guest's virtio driver finished setting the device up (first 64): the
+    /// moment it logs the disk (`virtio_blk virtioN: [vda] … logical blocks`), which lets
+    /// `explain` place the guest's uptime on the host's clock without any failed request.
+    public var driverReadyTimes: [Double] = []
 }
 
 /// A VM stop seen in the trace (`runstate_set … new_state … (io-error)`).
