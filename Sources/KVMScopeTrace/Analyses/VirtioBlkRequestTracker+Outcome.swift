@@ -226,7 +226,7 @@ extension VirtioBlkRequestTracker {
             deviceSummaries.append(VirtioBlkDeviceSummary(
                 device: label, queues: d.queues.filter { blockQueues.contains($0) }.map(Self.hex),
                 completed: d.completed, failed: d.failed, inFlightAtEnd: perDeviceInFlight[label] ?? 0,
-                discardedAtReset: d.discarded))
+                discardedAtReset: d.discarded, driverReadyTimes: d.driverSetup.readyTimes.map(seconds)))
         }
 
         var latency: [String: OperationLatency] = [:]
