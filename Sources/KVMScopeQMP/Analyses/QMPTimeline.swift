@@ -7,6 +7,13 @@
 public struct QMPTimeline: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case ioErrors, pauses, otherEvents, ioErrorsTotal, pausesTotal, otherEventsTotal, detailLimit, skippedLines, badTimestamps
+        case eventsTotal, firstEventTime, lastEventTime, runStateAtEnd
+    }
+
+    /// What the VM was doing when the stream ended, from its last STOP/RESUME/SHUTDOWN:
+    /// `explain` advises `cont` only for a VM that is still paused.
+    public enum RunState: String, Sendable, Encodable {
+        case running, paused, shutdown
     }
 
     public struct IOError: Sendable, Encodable, Equatable {
@@ -62,6 +69,13 @@ public struct QMPTimeline: Sendable, Encodable {
     /// events whose timestamp was no clock reading.
     public private(set) var skippedLines = 0
     public private(set) var badTimestamps = 0
+    /// Every event of the stream, and the first and last event time (QMP wall clock): the
+    /// period the stream covers, in which a missing BLOCK_IO_ERROR means QEMU saw no storage error.
+    public private(set) var eventsTotal = 0
+    @NullEncoded public private(set) var firstEventTime: Double? = nil
+    @NullEncoded public private(set) var lastEventTime: Double? = nil
+    /// nil when the stream has no STOP, RESUME or SHUTDOWN.
+    @NullEncoded public private(set) var runStateAtEnd: RunState? = nil
 
     /// How close a STOP must follow its BLOCK_IO_ERROR to be caused by it, in seconds.
     static let stopWindow = 1.0
@@ -88,6 +102,17 @@ public struct QMPTimeline: Sendable, Encodable {
 
     /// Takes the next event of the stream; nothing of it is kept unless it goes into a list.
     public mutating func consume(_ event: QMPEvent) {
+        eventsTotal += 1
+        if let t = event.time {
+            if firstEventTime == nil || t < firstEventTime! { firstEventTime = t }
+            if lastEventTime == nil || t > lastEventTime! { lastEventTime = t }
+        }
+        switch event.name {
+        case "STOP": runStateAtEnd = .paused
+        case "RESUME": runStateAtEnd = .running
+        case "SHUTDOWN": runStateAtEnd = .shutdown
+        default: break
+        }
         switch event.name {
         case "BLOCK_IO_ERROR":
             guard let e = event.blockIOError else { return }
