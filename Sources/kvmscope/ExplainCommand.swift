@@ -16,8 +16,13 @@ struct ExplainCommand: ParsableCommand {
         Examples:
           $ kvmscope explain --example write-eio
           VERDICT: the host's storage failed
-            The host's storage under QEMU failed 1 write request with EIO (Input/output error); QEMU
-            reported it to the guest (werror=report). The guest logged it as "I/O error" on vda at sector 2048.
+            The host's storage under QEMU failed 1 write request with EIO (Input/output error); QEMU passed
+            it to the guest (werror=report or werror=enospc (the default)). The guest logged it as "I/O error"
+            on vda at sector 2048.
+          $ kvmscope explain --example ext4-corrupt
+          VERDICT: the error arose inside the guest (the host saw its requests succeed)
+            The guest logged 7 ext4 errors (in ...) on vda, but QEMU's trace holds virtio-blk events from
+            11:17:05 to 11:17:23 and shows all 41 requests to the disk completing successfully; ...
           $ kvmscope explain --example list
           $ kvmscope explain console.log qemu-trace.log qmp-events.log
           $ kvmscope explain --guest dmesg.txt --qmp events.log --json

@@ -57,7 +57,8 @@ import KVMScope
         let log = try String(contentsOfFile: LabFixtures.path("write-eio", "console.log"), encoding: .utf8)
         let r = try CLIRunner.run(["explain", "--guest", "-"], stdin: log, environment: ["NO_COLOR": "1"])
         #expect(r.status == 1)
-        #expect(r.stdout.contains("without a QEMU trace or QMP events"))
+        #expect(r.stdout.contains("VERDICT: not covered"))
+        #expect(r.stdout.contains("no QEMU trace given"))
         #expect(r.stdout.contains("NOT GIVEN, AND WHAT IT WOULD HAVE TOLD"))
     }
 

@@ -54,7 +54,13 @@ extension ExplainStory {
         switch origin {
         case .hostStorage:
             if errnos.contains("ENOSPC") || errnos.contains("EDQUOT") {
-                steps.append("Free space where the image lives: `df -h` on the host filesystem (and quotas), `qemu-img info IMAGE` for its allocation; then resume the VM (`virsh resume VM` or QMP `{\"execute\": \"cont\"}`).")
+                let resume: String
+                switch vmPausedAtEnd {
+                case true?: resume = "; then resume the VM, which is still paused (`virsh resume VM` or QMP `{\"execute\": \"cont\"}`): QEMU retries the failed request"
+                case false?: resume = ""
+                case nil: resume = "; if the VM is paused (`virsh domstate VM --reason`), resume it afterwards (`virsh resume VM` or QMP `cont`)"
+                }
+                steps.append("Free space where the image lives: `df -h` on the host filesystem (and quotas), `qemu-img info IMAGE` for its allocation\(resume).")
             }
             if errnos.contains("EIO") || errnos.isEmpty {
                 steps.append("Look under the image: the host's own kernel log (`dmesg -T` on the host), the disk's health (`smartctl -a`), RAID/SAN/NFS status; for qcow2 images `qemu-img check IMAGE`.")
@@ -69,13 +75,30 @@ extension ExplainStory {
         case .qemuRejected:
             steps.append("Compare the disk size and block size the guest sees (`blockdev --getsize64 --getss /dev/vdX` in the guest) with the image (`qemu-img info IMAGE`) and the device's logical_block_size/physical_block_size properties.")
         case .guestInternal:
-            steps.append("Look inside the guest: device-mapper, md or dm-crypt layers above the disk (`lsblk`, `dmsetup table`), I/O timeouts (`/sys/block/vdX/queue/io_timeout`), and the guest kernel's own messages around the errors.")
+            if !guestErrors.isEmpty {
+                steps.append("Look inside the guest: device-mapper, md or dm-crypt layers above the disk (`lsblk`, `dmsetup table`), I/O timeouts (`/sys/block/\(guestErrors[0].device)/queue/io_timeout`), and the guest kernel's own messages around the errors.")
+            }
+        case .notCovered:
+            for c in coverage where !c.covered {
+                for r in c.toCover { steps.append("To see the host side of \(c.guestDevice): \(r).") }
+            }
         case .unknown:
             break
         }
         for d in guest?.devices ?? [] {
-            if d.filesystems.contains(where: { $0.readOnly || $0.journalAborted || $0.shutdown }) {
-                steps.append("After the host side is fixed: unmount and check the filesystem on \(d.name) in the guest (`e2fsck -f` / `xfs_repair`), then remount it read-write; data of lost writes must come back from the applications or backups.")
+            for fs in d.filesystems where fs.errors > 0 || fs.readOnly || fs.journalAborted || fs.shutdown {
+                let check = fs.type == "xfs" ? "`xfs_repair -n /dev/\(fs.device)` first (no changes), then `xfs_repair`"
+                    : fs.type == "btrfs" ? "`btrfs check --readonly /dev/\(fs.device)` (and `btrfs scrub` when mounted)"
+                    : "`e2fsck -fn /dev/\(fs.device)` first (no changes), then `e2fsck -f`"
+                let whereText = fs.errorFunctions.isEmpty ? "" : " (the kernel's checks failed in \(fs.errorFunctions.keys.sorted().prefix(4).joined(separator: ", ")))"
+                switch origin {
+                case .hostStorage:
+                    steps.append("After the host side is fixed: unmount the filesystem on \(fs.device) in the guest and check it with \(check), then remount it read-write; data of lost writes must come back from the applications or backups.")
+                case .guestInternal:
+                    steps.append("Before repairing \(fs.type) on \(fs.device)\(whereText): keep a copy of the disk image as it is (shut the VM down or pause it, then `qemu-img convert -O qcow2 IMAGE copy.qcow2`, or take a snapshot) so the repair can be undone and the corruption studied; then check it with \(check) from the guest with the filesystem unmounted (or from a rescue system).")
+                default:
+                    steps.append("The filesystem on \(fs.device) needs checking once the cause is known: unmount it and run \(check) (keep a copy of the image first: a repair cannot be undone).")
+                }
             }
         }
         return steps

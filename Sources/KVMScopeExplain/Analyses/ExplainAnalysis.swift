@@ -29,6 +29,8 @@ enum ExplainAnalysis {
                 guestErrors.append(.init(device: e.device, sector: e.sector, operation: op, uptime: t, line: e.location.line))
             }
         }
+        // A log with no block error still has a clock: its other messages' stamps.
+        if guestClock == nil, guest?.input.firstUptimeMicroseconds != nil { guestClock = .uptime }
         let failures = host?.failures ?? []
         let hostWallClock = host?.timeSpan?.clock == .wall
         let hostFailures = failures.map {
@@ -41,6 +43,7 @@ enum ExplainAnalysis {
         var deviceMap: [String: String] = [:]
         var candidateCounts: [Int] = []
         var unmatchedQMP: [Int] = []
+        var qmpRetries: Set<Int> = []
 
         // QMP BLOCK_IO_ERRORs belong to host failures when both are on the wall clock.
         var qmpForHost: [Int: Int] = [:]
@@ -59,19 +62,52 @@ enum ExplainAnalysis {
                                      guestDevice: guestErrors[p.guest].device, hostDevice: failures[p.host].device,
                                      operation: failures[p.host].operation.rawValue, timeDeltaSeconds: p.delta))
             }
-        } else if let qmp {
-            // No trace: pair guest errors with BLOCK_IO_ERRORs of the same kind, in order.
-            let (pairs, o, s) = pairWithQMP(guestErrors, qmp.ioErrors)
-            offset = o
-            spread = s
+        }
+        // No failed request to line the clocks up with: the guest's disk setup can.
+        var anchored = false
+        if offset == nil, guestClock == .uptime, let a = ExplainClockAnchor.offset(guest: guest, host: host) {
+            offset = a
+            anchored = true
+        }
+        if let qmp {
+            // Guest errors no traced request explains — every one without a trace, and those on
+            // disks whose bus the trace does not show (a virtio-blk trace says nothing of sda) —
+            // pair with the BLOCK_IO_ERRORs no traced failure took, of the same kind, in order.
+            let matchedGuest = Set(matches.map(\.guest))
+            let takenQMP = Set(qmpForHost.values)
+            let guestIdx = guestErrors.indices.filter { i in
+                !matchedGuest.contains(i) && (host == nil || !(host.map { h in
+                    TraceBusEvents.supported(GuestDiskBus(guestDevice: guestErrors[i].device))
+                        && TraceBusEvents.present(GuestDiskBus(guestDevice: guestErrors[i].device), in: h) } ?? false))
+            }
+            var qmpIdx = qmp.ioErrors.indices.filter { !takenQMP.contains($0) }
+            // A SCSI guest retries a failed command and logs the error once, after the last
+            // attempt; QEMU reports every attempt. Pair with each burst's last attempt.
+            if guestIdx.contains(where: { GuestDiskBus(guestDevice: guestErrors[$0].device) == .scsi }) {
+                let bursts = QMPRetryBursts.split(qmpIdx.map { qmp.ioErrors[$0] })
+                qmpRetries = Set(bursts.flatMap { $0.dropLast() }.map { qmpIdx[$0] })
+                qmpIdx = bursts.compactMap(\.last).map { qmpIdx[$0] }
+            }
+            let (pairs, o, s) = pairWithQMP(guestIdx.map { guestErrors[$0] }, qmpIdx.map { qmp.ioErrors[$0] }, offset: offset)
+            if offset == nil { offset = o; spread = s }
             for (gi, qi, delta) in pairs {
-                matches.append(.init(guest: gi, host: nil, qmp: qi, guestDevice: guestErrors[gi].device,
-                                     hostDevice: qmp.ioErrors[qi].device, operation: qmp.ioErrors[qi].operation.rawValue,
+                let g = guestIdx[gi], q = qmpIdx[qi]
+                matches.append(.init(guest: g, host: nil, qmp: q, guestDevice: guestErrors[g].device,
+                                     hostDevice: qmp.ioErrors[q].device, operation: qmp.ioErrors[q].operation.rawValue,
                                      timeDeltaSeconds: delta))
             }
-            let paired = Set(pairs.map(\.1))
-            unmatchedQMP = qmp.ioErrors.indices.filter { !paired.contains($0) && qmp.ioErrors[$0].action == .report }
+            matches.sort { $0.guest < $1.guest }
+            let paired = Set(pairs.map { qmpIdx[$0.1] })
+            unmatchedQMP = qmpIdx.filter { !paired.contains($0) && qmp.ioErrors[$0].action == .report }
         }
+        let guestTime: (GuestLogLocation) -> Double? = { loc in
+            if let u = loc.time.uptimeSeconds { return u }
+            if guestClock != .uptime, let w = loc.time.wallClock { return ClockReading.seconds(w, defaultYear: hostYear) }
+            return nil
+        }
+        let tracedDisks = Set(matches.filter { $0.host != nil }.map { GuestDiskBus.disk(of: $0.guestDevice) })
+        let coverage = ExplainCoverage.coverage(guest: guest, host: host, qmp: qmp, offset: offset,
+                                                matchedDisks: tracedDisks, time: guestTime)
 
         var story = ExplainStory(guest: guest, host: host, qmp: qmp, guestErrors: guestErrors, failures: failures,
                           matches: matches, offset: offset, spread: spread, deviceMap: deviceMap,
@@ -79,13 +115,18 @@ enum ExplainAnalysis {
         story.guestClock = guestClock
         story.candidateCounts = candidateCounts
         story.unmatchedQMP = unmatchedQMP
+        story.qmpRetries = qmpRetries
         story.guestCoverage = guest.flatMap { g in
             g.input.firstUptimeMicroseconds.flatMap { a in g.input.lastUptimeMicroseconds.map { Double(a) / 1e6...Double($0) / 1e6 } }
         }
+        story.coverage = coverage
+        story.policies = ErrorPolicyInference.infer(host: host, qmp: qmp)
+        story.clockAnchored = anchored
         story.account()
         return ExplainReport(
             inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
             unmatched: story.unmatched, guestClock: guestClock, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
+            coverage: coverage, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
             verdict: story.verdict(), evidence: story.evidence(),
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, failures: failures, qmp: qmp, offset: offset),
             nextSteps: story.nextSteps(),
@@ -119,8 +160,8 @@ enum ExplainAnalysis {
 
     /// Guest errors ↔ QMP I/O errors of the same kind (read ↔ read, everything else ↔ write),
     /// the k-th with the k-th; the offset is the median of their differences.
-    static func pairWithQMP(_ guest: [GuestHostCorrelator.GuestError], _ errors: [QMPTimeline.IOError])
-        -> ([(Int, Int, Double?)], Double?, Double?) {
+    static func pairWithQMP(_ guest: [GuestHostCorrelator.GuestError], _ errors: [QMPTimeline.IOError],
+                            offset known: Double? = nil) -> ([(Int, Int, Double?)], Double?, Double?) {
         func kind(_ op: BlockIOOperation?) -> QMPIOOperation { op == .read ? .read : .write }
         var pairs: [(Int, Int)] = []
         for k in [QMPIOOperation.read, .write] {
@@ -132,7 +173,7 @@ enum ExplainAnalysis {
             guard let u = guest[p.0].uptime, let t = errors[p.1].time else { return nil }
             return t - u
         }.sorted()
-        let offset = diffs.isEmpty ? nil : diffs[diffs.count / 2]
+        let offset = known ?? (diffs.isEmpty ? nil : diffs[diffs.count / 2])
         let spread = diffs.isEmpty ? nil : diffs.last! - diffs.first!
         let result = pairs.sorted { $0.0 < $1.0 }.map { p -> (Int, Int, Double?) in
             let d: Double? = {

@@ -23,8 +23,29 @@ struct ExplainStory {
     var candidateCounts: [Int] = []
     /// QMP errors reported to the guest that no guest error paired with (no trace given).
     var unmatchedQMP: [Int] = []
+    /// QMP errors that were earlier attempts of a request the guest's SCSI layer retried.
+    var qmpRetries: Set<Int> = []
     /// The guest uptimes the log covers, when it has uptime stamps.
     var guestCoverage: ClosedRange<Double>?
+    /// Per troubled guest disk, what the host inputs can see of it.
+    var coverage: [DeviceCoverage] = []
+    var policies: [ErrorPolicyEvidence] = []
+    /// The clock offset comes from the guest's disk setup, not from matched failures.
+    var clockAnchored = false
+
+    /// Whether the VM is still paused where the inputs end: QMP's last STOP/RESUME/SHUTDOWN,
+    /// else the trace's last I/O-error pause.
+    var vmPausedAtEnd: Bool? {
+        if let state = qmp?.runStateAtEnd { return state == .paused }
+        if let last = host?.vmPauses.last { return last.end == nil }
+        if let p = qmp?.pauses.last { return p.seconds == nil }
+        return nil
+    }
+
+    func coverage(of device: String) -> DeviceCoverage? {
+        let disk = GuestDiskBus.disk(of: device)
+        return coverage.first { $0.guestDevice == disk }
+    }
 
     init(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?, guestErrors: [GuestHostCorrelator.GuestError],
          failures: [VirtioBlkFailure], matches: [ExplainReport.Match], offset: Double?, spread: Double?,
@@ -60,6 +81,8 @@ struct ExplainStory {
             let reason: String
             if host == nil && qmp == nil {
                 reason = "no host-side input to compare with"
+            } else if let c = coverage(of: g.device), !c.covered, host != nil {
+                reason = "the trace cannot see \(c.guestDevice): " + (c.toCover.first ?? "not covered")
             } else if host == nil {
                 reason = "no BLOCK_IO_ERROR of this kind is left to pair it with (QMP only reports errors QEMU saw in its storage)"
             } else if i < candidateCounts.count, candidateCounts[i] > 0 {
@@ -101,6 +124,9 @@ struct ExplainStory {
                 }
             }
             unmatched.append(.init(side: .host, index: i, reason: reason))
+        }
+        for q in qmpRetries.sorted() {
+            unmatched.append(.init(side: .qmp, index: q, reason: "an earlier attempt of a request the guest's SCSI layer retried (ABORTED COMMAND is retried, drivers/scsi/scsi_error.c scsi_check_sense()); the guest logs the I/O error once, after the last attempt"))
         }
         for q in unmatchedQMP {
             unmatched.append(.init(side: .qmp, index: q, reason: guest == nil ? "no guest log to compare with"
@@ -160,11 +186,27 @@ struct ExplainStory {
     var origin: ExplainReport.Origin {
         if !backendFailures.isEmpty || !otherRequests.isEmpty { return .hostStorage }
         if !rejected.isEmpty { return .qemuRejected }
-        if host == nil, let qmp, !qmp.ioErrors.isEmpty { return .hostStorage }
-        if host != nil, failures.isEmpty, !guestErrors.isEmpty {
-            return (host?.timeSpan != nil || offset == nil) ? .guestInternal : .unknown
-        }
+        // QEMU sends BLOCK_IO_ERROR for every error its storage returns, whatever the policy.
+        if let qmp, !qmp.ioErrors.isEmpty { return .hostStorage }
+        // Nothing failed on the host side: that proves something only about disks the host
+        // inputs could see, over the time of their trouble.
+        if coverage.isEmpty { return .unknown }
+        if coverage.allSatisfy(\.covered) { return .guestInternal }
+        if coverage.contains(where: { !$0.covered && !$0.toCover.isEmpty }) { return .notCovered }
         return .unknown
+    }
+
+    /// Requests the trace saw complete on the host device of a guest disk (all devices when
+    /// the guest disk was never matched to one, which only a single-device trace allows).
+    func completedRequests(for guestDisk: String) -> (completed: Int, devices: [String])? {
+        guard let host else { return nil }
+        let candidates = host.devices
+        guard !candidates.isEmpty else { return nil }
+        if let mapped = deviceMap.first(where: { GuestDiskBus.disk(of: $0.key) == guestDisk })?.value,
+           let d = candidates.first(where: { $0.device == mapped }) {
+            return (d.completed, [d.device])
+        }
+        return (candidates.reduce(0) { $0 + $1.completed }, candidates.map(\.device))
     }
 
     func verdict() -> ExplainReport.Verdict {
@@ -177,7 +219,9 @@ struct ExplainStory {
             let ops = Set(rejected.map { $0.operation.rawValue }).sorted().joined(separator: "/")
             s.append("QEMU rejected \(count(rejected.count, "\(ops) request")) before touching storage (the guest got \(rejected.first?.guestStatus ?? "an error")): the sector was out of range or misaligned, or the request type is not supported.")
         case .guestInternal:
-            s.append("The guest logged \(count(guestErrors.count, "I/O error")), but QEMU's trace shows no failed request: the error arose inside the guest (a layer above the virtio disk, or a timeout) or in a request the trace did not cover.")
+            s += guestInternalSentences()
+        case .notCovered:
+            s += notCoveredSentences()
         case .unknown:
             if guestErrors.isEmpty && !(guest?.hasDiskErrors ?? false) && failures.isEmpty && (qmp?.ioErrors.isEmpty ?? true) {
                 s.append("No disk errors: the inputs show no failed request.")
@@ -186,6 +230,7 @@ struct ExplainStory {
                 s.append("The guest logged \(count(guestErrors.count, "I/O error"))\(devs.isEmpty ? "" : " on \(devs)"); without a QEMU trace or QMP events kvmscope cannot tell whether the host's storage, QEMU or a layer inside the guest failed.")
             }
         }
+        if origin == .hostStorage || origin == .qemuRejected { s += uncoveredAsides() }
         s += guestSentences(hostErrnos: hostErrnos)
         return .init(origin: origin, summary: s.joined(separator: " "))
     }
@@ -211,7 +256,7 @@ struct ExplainStory {
             case .backendError where k.status == "OK":
                 out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error"); QEMU ignored it (\(policy)=ignore) and told the guest it succeeded: that data may be silently lost.")
             case .backendError:
-                out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error"); QEMU reported \(idx.count == 1 ? "it" : "them") to the guest (\(policy)=report).")
+                out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error"); QEMU passed \(idx.count == 1 ? "it" : "them") to the guest (\(policyWords(f.operation))).")
             case .pausedRetried:
                 let waited = idx.compactMap { failures[$0].waitedSeconds }.reduce(0, +)
                 let ok = idx.allSatisfy { failures[$0].retrySucceeded == true }
@@ -224,11 +269,15 @@ struct ExplainStory {
                 out.append("QEMU rejected \(what) before touching storage (the guest got \(f.guestStatus ?? "an error")).")
             }
         }
-        if host == nil, let qmp {
-            for e in qmp.ioErrors.prefix(1) {
-                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(qmp.ioErrorsTotal > 1 ? ", and \(qmp.ioErrorsTotal - 1) more" : "").")
+        // BLOCK_IO_ERRORs no traced failure accounts for: all of them without a trace, and
+        // those of disks the trace does not show (a virtio-scsi disk beside a virtio-blk trace).
+        let joined = Set(qmpForHost.values)
+        if let qmp, host == nil || qmp.ioErrors.indices.contains(where: { !joined.contains($0) }) {
+            let own = qmp.ioErrors.indices.filter { !joined.contains($0) }
+            for e in own.prefix(1).map({ qmp.ioErrors[$0] }) {
+                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(own.count > 1 ? ", and \(own.count - 1) more" : "")\(qmpRetries.isEmpty ? "" : "; \(qmpRetries.count) of them \(qmpRetries.count == 1 ? "was a retry" : "were retries") of a failed command by the guest's SCSI layer").")
             }
-            for p in qmp.pauses {
+            for p in qmp.pauses where host == nil {
                 out.append("The VM was paused" + (p.seconds.map { String(format: " for %.1f s", $0) } ?? " until the end of the capture") + " because \(p.nospace ? "the host ran out of space" : "of a \(p.operation) error")" + (p.retrySucceeded == true ? "; the retry succeeded." : p.retrySucceeded == false ? "; the retry failed again." : "."))
             }
         }

@@ -11,8 +11,12 @@ public struct ExplainReport: Sendable, Encodable {
         case hostStorage = "host-storage"
         /// QEMU refused the guest's request before touching storage.
         case qemuRejected = "qemu-rejected"
-        /// The guest logged errors for which the host, watching the same time, saw none.
+        /// The guest logged errors for which the host, watching the same disk over the same
+        /// time, saw every request complete.
         case guestInternal = "guest-internal"
+        /// The host inputs cannot see the disk with errors (its bus is not in the trace, the
+        /// trace does not cover the time, or no host input was given): `coverage` says what would.
+        case notCovered = "not-covered"
         /// Not enough evidence to tell.
         case unknown
     }
@@ -89,6 +93,13 @@ public struct ExplainReport: Sendable, Encodable {
     public var clockOffsetSeconds: Double?
     /// Largest difference between the matches' own offsets: small when the matches agree.
     public var clockOffsetSpreadSeconds: Double?
+    /// Per guest disk with trouble: what the host inputs can say about it.
+    public var coverage: [DeviceCoverage]
+    /// The werror/rerror policies the evidence allows, per drive and operation.
+    public var errorPolicies: [ErrorPolicyEvidence]
+    /// Whether the VM was still paused when the inputs end (QMP STOP/RESUME, trace runstate);
+    /// nil when they do not say.
+    public var vmPausedAtEnd: Bool?
     public var verdict: Verdict
     /// The matched story, one line per guest error ↔ host request ↔ QMP event.
     public var evidence: [String]
@@ -108,7 +119,7 @@ public struct ExplainReport: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
-        case clockOffsetSpreadSeconds, verdict, evidence, timeline, nextSteps, missing, disagreements
+        case clockOffsetSpreadSeconds, coverage, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
     /// Every documented key is always present (`null` when an input was not given).
@@ -124,6 +135,9 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(guestClock, forKey: .guestClock)
         try c.encode(clockOffsetSeconds, forKey: .clockOffsetSeconds)
         try c.encode(clockOffsetSpreadSeconds, forKey: .clockOffsetSpreadSeconds)
+        try c.encode(coverage, forKey: .coverage)
+        try c.encode(errorPolicies, forKey: .errorPolicies)
+        try c.encode(vmPausedAtEnd, forKey: .vmPausedAtEnd)
         try c.encode(verdict, forKey: .verdict)
         try c.encode(evidence, forKey: .evidence)
         try c.encode(timeline, forKey: .timeline)

@@ -41,13 +41,30 @@ public enum ExplainRenderer {
                 if u.side == .guest {
                     let g = r.guestBlockErrors[u.index]
                     what = "guest line \(g.line): \(g.device) sector \(g.sector) \(g.operation ?? "")"
-                } else if let f = r.host?.failures[u.index] {
+                } else if u.side == .host, let f = r.host?.failures[u.index] {
                     what = "host \(f.operation.rawValue)" + (f.sector.map { " sector \($0)" } ?? "") + (f.errnoName.map { " \($0)" } ?? "")
+                } else if u.side == .qmp, let e = r.qmp?.ioErrors[u.index] {
+                    what = "QMP line \(e.line) BLOCK_IO_ERROR \(e.operation) \(e.action)" + (e.device.isEmpty ? "" : " on \(e.device)")
                 } else { continue }
                 seen[u.reason, default: 0] += 1
                 if seen[u.reason]! <= 5 { bullet("\(what): \(u.reason)") }
             }
             for (reason, n) in seen where n > 5 { bullet("... and \(n - 5) more: \(reason)") }
+        }
+        if !r.coverage.isEmpty {
+            section("COVERAGE (what the host inputs can see of each guest disk with trouble)")
+            func yesNo(_ b: Bool?) -> String { b.map { $0 ? "yes" : "no" } ?? "unknown" }
+            for c in r.coverage {
+                var l = "\(c.guestDevice) (\(c.bus.rawValue)): "
+                l += r.inputs.trace == nil ? "no trace" : "trace has its events: \(yesNo(c.traceHasBusEvents)), covers the time: \(yesNo(c.traceCoversTime))"
+                if r.inputs.qmp != nil { l += "; QMP covers the time: \(yesNo(c.qmpCoversTime))" }
+                l += c.covered ? " → covered" : " → not covered"
+                bullet(l)
+                for why in c.toCover { bullet("  " + why) }
+            }
+            for p in r.errorPolicies {
+                bullet("error policy of \(p.device) (\(p.operation)s): \(p.words) (\(p.from.joined(separator: "; ")))")
+            }
         }
         if let offset = r.clockOffsetSeconds {
             section("CLOCKS")
@@ -82,7 +99,8 @@ public enum ExplainRenderer {
         switch o {
         case .hostStorage: return "the host's storage failed"
         case .qemuRejected: return "QEMU rejected the guest's requests"
-        case .guestInternal: return "the error arose inside the guest"
+        case .guestInternal: return "the error arose inside the guest (the host saw its requests succeed)"
+        case .notCovered: return "not covered: the host inputs cannot see the failing disk"
         case .unknown: return "not enough evidence"
         }
     }

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+import KVMScopeTestSupport
+import KVMScope
+@testable import KVMScopeExplain
+
+/// `explain` never says more than its evidence: on every real lab capture, with inputs taken
+/// away, and on the captures made to catch its old false verdicts (a virtio-scsi disk beside a
+/// virtio-blk trace, ext4 corrupted with every request succeeding).
+@Suite struct ExplainTruthTests {
+    struct Roles: OptionSet, Hashable, CustomStringConvertible {
+        let rawValue: Int
+        static let guest = Roles(rawValue: 1), trace = Roles(rawValue: 2), qmp = Roles(rawValue: 4)
+        static let all: Roles = [.guest, .trace, .qmp]
+        var description: String {
+            [(Roles.guest, "guest"), (.trace, "trace"), (.qmp, "qmp")].filter { contains($0.0) }.map(\.1).joined(separator: "+")
+        }
+    }
+
+    static func explain(_ scenario: String, _ roles: Roles = .all) throws -> ExplainReport {
+        func open(_ file: String, _ role: Roles) throws -> ByteStream? {
+            let p = LabFixtures.path(scenario, file)
+            guard roles.contains(role), FileManager.default.fileExists(atPath: p) else { return nil }
+            return try FileByteSource(path: p)
+        }
+        let inputs = ExplainSession.Inputs(guest: try open("console.log", .guest), trace: try open("trace.log", .trace),
+                                           qmp: try open("qmp.jsonl", .qmp))
+        return try ExplainSession.run(inputs)
+    }
+
+    /// A verdict that names a layer (host storage, QEMU, the guest).
+    static func namesALayer(_ o: ExplainReport.Origin) -> Bool {
+        o == .hostStorage || o == .qemuRejected || o == .guestInternal
+    }
+
+    /// Taking inputs away never makes a verdict more specific: whatever a subset of the inputs
+    /// blames, all of them blame too.
+    @Test(arguments: LabFixtures.scenarios(with: "console.log"))
+    func noVerdictGetsMoreSpecificWhenEvidenceIsRemoved(_ scenario: String) throws {
+        var origins: [Roles: ExplainReport.Origin] = [:]
+        for bits in 1...7 {
+            let roles = Roles(rawValue: bits)
+            origins[roles] = try Self.explain(scenario, roles).verdict.origin
+        }
+        for (smaller, o) in origins where Self.namesALayer(o) {
+            for (larger, p) in origins where larger.isSuperset(of: smaller) && larger != smaller {
+                #expect(p == o, "\(scenario): \(smaller) says \(o.rawValue), \(larger) says \(p.rawValue)")
+            }
+        }
+        // The guest log alone never names a layer: it cannot see the host.
+        #expect(!Self.namesALayer(origins[.guest]!), "\(scenario): guest log alone says \(origins[.guest]!.rawValue)")
+    }
+
+    /// A blkdebug EIO on a virtio-scsi disk: QMP sends six BLOCK_IO_ERRORs (one per attempt),
+    /// the guest logs one `I/O error, dev sda`, and the trace has only the SCSI layer's events.
+    /// The old verdict was "the error arose inside the guest".
+    @Test func virtioSCSIErrorIsBlamedOnTheHostFromQMP() throws {
+        let r = try Self.explain("scsi-write-eio")
+        #expect(r.verdict.origin == .hostStorage)
+        #expect(!r.verdict.summary.contains("inside the guest"))
+        #expect(r.matches.count == 1)
+        let m = try #require(r.matches.first)
+        #expect(r.guestBlockErrors[m.guest].device == "sda" && r.guestBlockErrors[m.guest].sector == 2048)
+        // Paired with the last attempt: the guest logs after its retries are used up.
+        let q = try #require(m.qmp)
+        #expect(q == (r.qmp?.ioErrors.count ?? 0) - 1)
+        #expect(r.unmatched.filter { $0.side == .qmp && $0.reason.contains("retried") }.count == 5)
+        #expect(r.verdict.summary.contains("5 of them were retries"))
+        let c = try #require(r.coverage.first { $0.guestDevice == "sda" })
+        #expect(c.bus == .scsi)
+    }
+
+    /// Without QMP, the same capture's guest error on sda cannot be placed: "not covered",
+    /// with what would cover it, never "arose inside the guest".
+    @Test func virtioSCSIErrorWithAVirtioBlkTraceOnlyIsNotCovered() throws {
+        let r = try Self.explain("scsi-write-eio", [.guest, .trace])
+        #expect(r.verdict.origin == .notCovered || r.verdict.origin == .hostStorage)
+        #expect(r.verdict.origin != .guestInternal)
+        if r.verdict.origin == .notCovered {
+            let c = try #require(r.coverage.first)
+            #expect(!c.covered && !c.toCover.isEmpty)
+        }
+    }
+
+    /// ext4 metadata corrupted on the host before boot; QEMU completed every request.
+    @Test func corruptExt4WithEveryRequestCompletingIsGuestInternalWithProof() throws {
+        let r = try Self.explain("ext4-corrupt")
+        #expect(r.verdict.origin == .guestInternal)
+        let completed = try #require(r.host?.devices.first?.completed)
+        #expect(r.verdict.summary.contains("all \(completed) requests to the disk completing successfully"))
+        #expect(r.verdict.summary.contains("placed by the guest's disk setup"))
+        // The advice fits: keep a copy, then fsck — not "after the host side is fixed".
+        #expect(r.nextSteps.contains { $0.contains("keep a copy of the disk image") && $0.contains("e2fsck -fn") })
+        #expect(!r.nextSteps.contains { $0.contains("After the host side is fixed") })
+        // The trace alone proves it too; the guest log alone cannot.
+        #expect(try Self.explain("ext4-corrupt", [.guest, .trace]).verdict.origin == .guestInternal)
+        let guestOnly = try Self.explain("ext4-corrupt", [.guest])
+        #expect(guestOnly.verdict.origin == .notCovered)
+        #expect(guestOnly.nextSteps.contains { $0.contains("virtio_blk_*") })
+    }
+
+    /// The clock anchor: the guest's `virtio_blk … logical blocks` line and the trace's
+    /// DRIVER_OK give the same offset as the matched failure, to a few ms.
+    @Test func diskSetupAnchorAgreesWithTheMatchedFailure() throws {
+        let r = try Self.explain("write-eio", [.guest, .trace])
+        let matched = try #require(r.clockOffsetSeconds)
+        let g = try #require(r.guest), h = try #require(r.host)
+        let anchored = try #require(ExplainClockAnchor.offset(guest: g, host: h))
+        #expect(abs(anchored - matched) < 0.05)
+    }
+
+    /// The policy named is what the evidence implies: a reported EIO allows report or the
+    /// default enospc; a pause on EIO means stop.
+    @Test func errorPolicyComesFromEvidence() throws {
+        let w = try Self.explain("write-eio")
+        #expect(w.errorPolicies.first { $0.operation == "write" }?.possible == [.report, .enospc])
+        #expect(!w.verdict.summary.contains("(werror=report)"))
+        let s = try Self.explain("werror-stop")
+        #expect(s.errorPolicies.contains { $0.possible == [.stop] })
+    }
+
+    /// "Resume the VM" only for a VM that is still paused where the inputs end.
+    @Test func resumeAdviceOnlyForAPausedVM() throws {
+        let r = try Self.explain("enospc-pause")
+        #expect(r.vmPausedAtEnd == false)
+        #expect(!r.nextSteps.contains { $0.contains("resume the VM") || $0.contains("still paused") })
+    }
+}
