@@ -23,7 +23,12 @@ elif [[ -n ${3:-} ]]; then
     echo "usage: bench/make-guest-log.sh OUT [MEGABYTES] [--errors-only]" >&2; exit 2
 fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-seeds=("$root"/lab/scenarios/*/console.log "$root"/Tests/Fixtures/guest/*.log)
+# Pinned to the first nine scenarios so that figures stay comparable across releases.
+seeds=()
+for s in async-write-esrch discard-errors enospc-pause ext4-readonly flush-eio nbd-eio read-once werror-stop write-eio; do
+    seeds+=("$root/lab/scenarios/$s/console.log")
+done
+seeds+=("$root"/Tests/Fixtures/guest/*.log)
 for f in "${seeds[@]}"; do [[ -f $f ]] || { echo "missing seed $f" >&2; exit 1; }; done
 
 cat "${seeds[@]}" | LC_ALL=C grep -aE "$filter" | LC_ALL=C awk -v target=$((megabytes * 1000 * 1000)) '
