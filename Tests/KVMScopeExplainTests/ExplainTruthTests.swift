@@ -126,3 +126,30 @@ import KVMScope
         #expect(!r.nextSteps.contains { $0.contains("resume the VM") || $0.contains("still paused") })
     }
 }
+
+/// QMP streams from another run: QEMU sends a BLOCK_IO_ERROR for every storage error, so a
+/// stream that covers a traced failure without one is not from that run.
+@Suite struct ExplainQMPFromAnotherRunTests {
+    func lines(_ scenario: String, _ file: String) throws -> [String] {
+        try String(contentsOfFile: LabFixtures.path(scenario, file), encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    @Test func qmpStreamWithoutTheTracedErrorIsFlagged() throws {
+        // write-eio's own QMP stream with its BLOCK_IO_ERROR removed: the same period, no error.
+        let qmp = try lines("write-eio", "qmp.jsonl").filter { !$0.contains("BLOCK_IO_ERROR") }.joined(separator: "\n") + "\n"
+        let r = try ExplainSession.run(.init(guest: try FileByteSource(path: LabFixtures.path("write-eio", "console.log")),
+                                             trace: try FileByteSource(path: LabFixtures.path("write-eio", "trace.log")),
+                                             qmp: MemoryByteSource(qmp, name: "qmp.jsonl")))
+        #expect(r.disagreements.contains { $0.contains("for which QMP has no BLOCK_IO_ERROR") })
+        // The full stream of the same run is not flagged.
+        let same = try ExplainTruthTests.explain("write-eio")
+        #expect(same.disagreements.isEmpty)
+    }
+
+    @Test func qmpStreamOfAnotherRunIsFlagged() throws {
+        let r = try ExplainSession.run(.init(guest: try FileByteSource(path: LabFixtures.path("write-eio", "console.log")),
+                                             trace: try FileByteSource(path: LabFixtures.path("write-eio", "trace.log")),
+                                             qmp: try FileByteSource(path: LabFixtures.path("ext4-corrupt", "qmp.jsonl"))))
+        #expect(r.disagreements.contains { $0.contains("do not overlap in time") })
+    }
+}

@@ -67,6 +67,14 @@ struct ExplainStory {
         return lo
     }
     var matchedHost: Set<Int> { Set(matches.compactMap(\.host)) }
+
+    /// Whether the guest's stamps are fine enough to count messages in the kernel's 5-second
+    /// rate-limit window: uptime stamps (µs) or wall-clock stamps with fractions. With whole
+    /// seconds (syslog, journalctl short) such a count proves nothing.
+    var guestStampsPrecise: Bool {
+        if guestClock == .uptime { return true }
+        return guest?.devices.allSatisfy { d in d.blockErrors.allSatisfy { $0.location.time.wallClock?.microsecond != nil } } ?? false
+    }
     var suppressed: Int { guest?.suppressed.total ?? 0 }
 
     /// Host time → guest uptime, when the offset is known.
@@ -111,7 +119,7 @@ struct ExplainStory {
             default:
                 if guest == nil { reason = "no guest log to compare with" }
                 else if suppressed > 0 { reason = "probably among the \(suppressed) guest messages the kernel's rate limiter suppressed" }
-                else if let gt = guestTime(f.time),
+                else if guestStampsPrecise, let gt = guestTime(f.time),
                         Self.countAtMost(guestTimes, gt + 0.01) - Self.countAtMost(guestTimes, gt - 5) >= 10 {
                     // blk_print_req_error() uses printk_ratelimited(): 10 messages per 5 s. The
                     // count of dropped ones is printed only with the next message after that.
@@ -168,8 +176,21 @@ struct ExplainStory {
         }
         if let qmp, let span = host?.timeSpan, span.clock == .wall {
             let times = qmp.ioErrors.compactMap(\.time)
-            if let first = times.min(), let last = times.max(), last < span.start - 60 || first > span.end + 60 {
+            if let a = qmp.firstEventTime, let b = qmp.lastEventTime, b < span.start - 1 || a > span.end + 1 {
+                disagreements.append("The QMP stream (\(Self.clock(a))–\(Self.clock(b))) and the trace (\(Self.clock(span.start))–\(Self.clock(span.end))) do not overlap in time: they come from different runs, or QMP was not connected while the trace ran.")
+            } else if let first = times.min(), let last = times.max(), last < span.start - 60 || first > span.end + 60 {
                 disagreements.append("The QMP events are from another time than the trace (more than a minute apart): they may come from another run.")
+            } else if let a = qmp.firstEventTime, let b = qmp.lastEventTime {
+                // QEMU sends BLOCK_IO_ERROR for every error its storage returns, whatever the
+                // policy (block/block-backend.c blk_error_action() → send_qmp_error_event()).
+                let unreported = failures.indices.filter { i in
+                    let f = failures[i]
+                    guard qmpForHost[i] == nil, f.cause == .backendError || f.cause == .pausedRetried, let t = f.time else { return false }
+                    return t >= a && t <= b
+                }
+                if !unreported.isEmpty {
+                    disagreements.append("The trace has \(count(unreported.count, "storage failure")) at a time the QMP stream covers (\(Self.clock(a))–\(Self.clock(b))) for which QMP has no BLOCK_IO_ERROR, though QEMU sends one for every storage error: the QMP stream is probably from another run or VM.")
+                }
             }
         }
         if guestClock == .uptime, let offset, let ut = guestErrors.compactMap(\.uptime).min(), offset + ut < 946_684_800, host?.timeSpan?.clock == .wall {
