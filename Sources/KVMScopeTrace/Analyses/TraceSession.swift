@@ -1,5 +1,6 @@
 /// The two things `kvmscope trace` does with a trace, as library calls the CLI and the
-/// benchmark share: rebuild every virtio-blk request into a report, or dump the events.
+/// benchmark share: rebuild every virtio-blk and SCSI request (and the NBD client's
+/// connection) into a report, or dump the events.
 /// Both read the input once, in order, in memory bounded by what is in flight.
 public enum TraceSession {
     /// Detects the format (unless named), reads every event the request tracker needs and
@@ -11,13 +12,38 @@ public enum TraceSession {
         let (detected, input) = try TraceInput.open(stream, format: format, live: live)
         var reader = detected.makeReader()
         reader.onProgress = onProgress
-        let decoder = TraceEventDecoder(catalog: catalog, selection: .names(VirtioBlkRequestTracker.eventNames))
+        let decoder = TraceEventDecoder(catalog: catalog, selection: .names(analysedEventNames))
         var tracker = VirtioBlkRequestTracker(catalog: catalog, options: options)
         tracker.onNotice = onNotice
-        try reader.read(input, decoder: decoder) { tracker.consume($0) }
-        return tracker.report(input: TraceReport.Input(name: stream.name, stats: reader.stats,
-                                                       definitions: catalog.sources))
+        var scsiOptions = ScsiRequestTracker.Options()
+        scsiOptions.maxFailuresKept = options.maxFailuresKept
+        scsiOptions.maxInFlightListed = options.maxInFlightListed
+        var scsi = ScsiRequestTracker(catalog: catalog, options: scsiOptions)
+        var nbd = NbdClientTracker(catalog: catalog, errnoTable: options.errnoTable)
+        // Which analysis reads each definition, decided once: one array load per event.
+        let owner: [UInt8] = catalog.definitions.map { d in
+            scsi.reads(d.id) ? 1 : nbd.reads(d.id) ? 2 : 0
+        }
+        try reader.read(input, decoder: decoder) { event in
+            let id = event.definition.id
+            let analysis = id >= 0 && id < owner.count ? owner[id] : 0
+            switch analysis {
+            case 1: scsi.consume(event); tracker.noteTime(event.timestamp)
+            case 2: nbd.consume(event); tracker.noteTime(event.timestamp)
+            default: tracker.consume(event)
+            }
+        }
+        var report = tracker.report(input: TraceReport.Input(name: stream.name, stats: reader.stats,
+                                                             definitions: catalog.sources))
+        report.scsi = scsi.report()
+        report.backend = nbd.report(coverage: report.coverage, stats: reader.stats)
+        report.warnings += scsi.warnings
+        return report
     }
+
+    /// Every event the analyses read (virtio-blk requests, SCSI requests, the NBD client).
+    public static let analysedEventNames = VirtioBlkRequestTracker.eventNames
+        .union(ScsiRequestTracker.eventNames).union(NbdClientTracker.eventNames)
 
     /// Prints every selected event that matches all `matches` through `renderer` into `output`;
     /// returns what the reader saw.

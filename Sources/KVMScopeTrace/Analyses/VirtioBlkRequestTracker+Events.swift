@@ -85,6 +85,18 @@ extension VirtioBlkRequestTracker {
             finalize(old, at: t)
             i = requestIndex(req, legacy: legacy, at: t)
         }
+        if requests.values[i].status == nil, let ret = requests.values[i].lastRet, requests.values[i].lastHandleNs == nil,
+           notes.pops == 0, ret >= 0 || !(notes.reqCompletes > 0 || fillsSeen || pausesTotal > 0) {
+            // Storage answered and the pointer is submitted again with no status in between
+            // (and no virtqueue_pop traced, which would have shown a new request):
+            // QEMU only resubmits a request after a VM stop (werror/rerror=stop, enospc:
+            // virtio_blk_handle_rw_error() in hw/block/virtio-blk.c), which shows in a trace
+            // with completions or runstate_set. Here the old request ended untraced (its
+            // virtio_blk_req_complete is not in the trace) and this is a new one.
+            let old = requests.remove(at: i).value
+            endUntraced(old)
+            i = requestIndex(req, legacy: legacy, at: t)
+        }
         var r = requests.values[i]
         markBlock(&r, vdev: vdev)
         if r.isWaitingForRetry {
@@ -105,6 +117,16 @@ extension VirtioBlkRequestTracker {
         r.sectors = sectors <= UInt64.max >> 9 ? sectors : nil
         r.lastHandleNs = t
         requests.values[i] = r
+    }
+
+    /// A request whose end is not in the trace (no req_complete or fill traced): neither
+    /// completed nor in flight; a storage error it had is still a failure.
+    mutating func endUntraced(_ r: VirtioBlkRequestState) {
+        if r.awaitingFill { completedAwaitingFill -= 1 }
+        counts.outcomeUnknown += 1
+        if r.firstErrorRet != nil {
+            recordFailure(r, cause: .backendError, guestStatus: nil, retrySucceeded: nil, note: Self.statusNotTracedNote)
+        }
     }
 
     mutating func rwComplete(vdev: UInt64, req: UInt64, legacy: Bool, ret: Int64, at t: Int64?) {
@@ -134,6 +156,7 @@ extension VirtioBlkRequestTracker {
         markBlock(&r, vdev: vdev)
         r.status = status
         r.statusNs = t
+        notes.reqCompletes += 1
         if fillNotTraced {
             requests.remove(at: i)
             finalize(r, at: t)

@@ -127,6 +127,10 @@ extension VirtioBlkRequestTracker {
             sectorMin: g.sectorMin, sectorEnd: g.sectorEnd)
     }
 
+    /// Said of a backend error when the trace has neither virtio_blk_req_complete nor
+    /// virtqueue_fill: what the guest was told (and whether the VM paused) is not in it.
+    static let statusNotTracedNote = "what the guest was told is not in the trace (no virtio_blk_req_complete or virtqueue_fill events)"
+
     /// One sentence saying what happened, in QEMU's terms.
     static func explain(_ f: VirtioBlkFailure, retries: Int, note: String?) -> String {
         let op = f.operation.words
@@ -142,6 +146,8 @@ extension VirtioBlkRequestTracker {
             switch f.guestStatus {
             case "OK"?:
                 s = "the storage under QEMU failed the \(op) with \(what), but the guest was told it succeeded (\(policy)=ignore)"
+            case nil where note == statusNotTracedNote:
+                return "the storage under QEMU failed the \(op) with \(what); \(statusNotTracedNote)"
             case nil:
                 s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stopPolicy)) and the request was never retried"
             case let status?:
@@ -200,12 +206,31 @@ extension VirtioBlkRequestTracker {
 
     /// The whole report. Call once, after the last event.
     public mutating func report(input: TraceReport.Input) -> TraceReport {
+        // No virtqueue_fill anywhere in the trace (e.g. only `virtio_blk_*` enabled): a request
+        // ends at virtio_blk_req_complete, which QEMU emits right before it pushes the status
+        // to the guest (virtio_blk_req_complete() in hw/block/virtio-blk.c). Those still
+        // awaiting a fill are done, in the order they completed.
+        if !fillsSeen {
+            fillNotTraced = true
+            let done = requests.filter { $0.value.status != nil }
+            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0, $0.key) < ($1.value.statusNs ?? 0, $1.key) }) {
+                requests.removeValue(forKey: key)
+                finalize(r, at: r.statusNs)
+            }
+        }
+        // Whether the trace can show a request's end at all: a request with no end is only in
+        // flight (or leaked) when the events that would have ended it were in the trace.
+        let completionTraced = fillsSeen || notes.reqCompletes > 0
         // Requests still open: the block ones are in flight; a parked failure is also a failure.
         var inFlight: [VirtioBlkInFlightRequest] = []
         var inFlightTotal = 0, leaked = 0
         var perDeviceInFlight: [String: Int] = [:]
         let open = requests.values.sorted { ($0.popNs ?? $0.firstSeenNs ?? 0, $0.elem) < ($1.popNs ?? $1.firstSeenNs ?? 0, $1.elem) }
         for r in open where r.isBlock || blockQueues.contains(r.vq) {
+            guard completionTraced else {
+                endUntraced(r)
+                continue
+            }
             if r.isWaitingForRetry {
                 if r.retries > 0 { counts.pausedAndRetried += 1 }
                 recordFailure(r, cause: r.retries > 0 ? .pausedRetried : .backendError, guestStatus: nil,
@@ -255,7 +280,7 @@ extension VirtioBlkRequestTracker {
             failureGroups: groupOrder.map { failureGroup($0, groups[$0]!) },
             inFlightTotal: inFlightTotal, inFlight: inFlight, leakedTotal: leaked,
             vmPauses: pauses, latency: latency, throughput: throughput,
-            warnings: warnings(input.stats))
+            warnings: warnings(input.stats), coverage: TraceCoverageReport(stats: input.stats))
     }
 
     func warnings(_ stats: TraceReadStats) -> [String] {
@@ -263,10 +288,23 @@ extension VirtioBlkRequestTracker {
         if notes.droppedEvents > 0 {
             w.append("QEMU dropped \(notes.droppedEvents) events (simpletrace buffer full): some requests may look incomplete")
         }
-        if notes.blockEvents == 0 {
-            w.append("no virtio_blk_* events in this trace: enable them with -trace 'virtio_blk_*' (or QMP trace-event-set-state)")
-        } else if notes.pops == 0 {
-            w.append("virtqueue_pop/virtqueue_fill not traced: requests are seen from handle to req_complete only (add -trace virtqueue_pop -trace virtqueue_fill)")
+        let coverage = TraceCoverageReport(stats: stats)
+        if !coverage.buses.contains(where: \.covered) {
+            w.append("no disk device events in this trace: enable them with "
+                + TraceCoverage.qemuOptions(for: [.virtioBlk, .virtioScsi])
+                + " (or at run time: HMP `trace-event NAME on`, QMP trace-event-set-state)")
+        } else if notes.blockEvents > 0 && notes.pops == 0 {
+            w.append("virtqueue_pop/virtqueue_fill not traced: requests are seen from handle to req_complete only (add "
+                + TraceCoverage.virtqueuePatterns.map { "-trace \($0)" }.joined(separator: " ") + ")")
+        }
+        if counts.outcomeUnknown > 0 {
+            w.append("\(counts.outcomeUnknown) virtio-blk requests have no end in the trace, which holds neither virtio_blk_req_complete nor virtqueue_fill: "
+                + "whether they completed is unknown (enable \(TraceCoverage.qemuOptions(for: [.virtioBlk])))")
+        }
+        for bus in [TraceBus.nvme, .ideAhci] {
+            if let b = coverage.bus(bus), b.covered {
+                w.append("\(b.events) \(bus.words) events: \(bus.words) requests are detected, not analysed")
+            }
         }
         if notes.eventsWithoutTime > 0 && firstNs == nil {
             w.append("the trace has no timestamps (QEMU's -msg timestamp=on adds them): no latency or ages")

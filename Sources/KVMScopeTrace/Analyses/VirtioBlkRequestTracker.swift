@@ -140,6 +140,7 @@ public struct VirtioBlkRequestTracker {
         var timeWentBack = 0
         var endedWithoutStatus = 0
         var untrackedPops = 0
+        var reqCompletes = 0
     }
 
     public init(catalog: TraceEventCatalog, options: Options = Options()) {
@@ -239,6 +240,14 @@ public struct VirtioBlkRequestTracker {
             let name = b.stateName >= 0 ? (event.string(b.stateName) ?? "") : Self.runStateName(event.signed(b.value))
             runstate(name, at: t)
         }
+    }
+
+    /// Another analysis's event: it still counts for the trace's time span.
+    public mutating func noteTime(_ timestamp: TraceTimestamp?) {
+        guard let timestamp else { return }
+        let t = timestamp.nanoseconds
+        if firstNs == nil { firstNs = t; clock = timestamp.clock }
+        lastNs = max(lastNs ?? t, t)
     }
 
     /// QEMU's RunState numbering (qapi/run-state.json; stable, new states appended), for the

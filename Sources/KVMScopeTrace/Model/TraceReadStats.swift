@@ -15,6 +15,9 @@ public struct TraceReadStats: Sendable, Equatable, Codable {
     /// Lines or records naming an event no definition knows (bounded list of names below).
     public var unknownEvents = 0
     public var unknownEventNames: [String: Int] = [:]
+    /// Unknown events per `TraceCoverage.countedPatterns` pattern, exact (not in the JSON:
+    /// the report's `coverage` says it by bus).
+    public var unknownEventsByPattern: [String: Int]? = nil
     /// Known events whose arguments did not match any of their definitions.
     public var malformedEvents = 0
     public var malformedEventNames: [String: Int] = [:]

@@ -28,6 +28,10 @@ public struct TraceReport: Sendable, Equatable, Codable {
         public var pausedAndRetried = 0
         /// Failed in storage but the guest was told OK (werror/rerror=ignore).
         public var backendErrorsIgnored = 0
+        /// Seen and not ended by the end of a trace that holds neither virtio_blk_req_complete
+        /// nor virtqueue_fill: whether they completed is not in the trace (neither in flight
+        /// nor leaked).
+        public var outcomeUnknown = 0
         public init() {}
     }
 
@@ -66,9 +70,19 @@ public struct TraceReport: Sendable, Equatable, Codable {
     public var throughput: Throughput?
     /// Things that limit what the analysis can say (dropped events, missing events...).
     public var warnings: [String]
+    /// Which buses the trace has events for, and which `-trace` patterns each one's analysis
+    /// still lacks.
+    public var coverage: TraceCoverageReport
+    /// virtio-scsi / SCSI requests (`virtio_scsi_*`, `scsi_req_*`, `scsi_disk_*`).
+    public var scsi = ScsiReport()
+    /// What served the disks (nbd, qcow2, file) and the NBD client's connection account.
+    public var backend = TraceBackendReport(kinds: [], kind: "unknown", events: [:], nbd: nil)
 
-    /// 1 when failures or leaked requests were found, else 0 (the command's exit status).
-    public var exitStatus: Int32 { failuresTotal > 0 || leakedTotal > 0 ? 1 : 0 }
+    /// 1 when failures or leaked requests were found (virtio-blk or SCSI requests that failed,
+    /// NBD requests the client failed), else 0 (the command's exit status).
+    public var exitStatus: Int32 {
+        failuresTotal > 0 || leakedTotal > 0 || scsi.failuresTotal > 0 || (backend.nbd?.failedRequestsTotal ?? 0) > 0 ? 1 : 0
+    }
 }
 
 extension TraceReport {
@@ -90,5 +104,8 @@ extension TraceReport {
         try c.encode(latency, forKey: .latency)
         try c.encode(throughput, forKey: .throughput)
         try c.encode(warnings, forKey: .warnings)
+        try c.encode(coverage, forKey: .coverage)
+        try c.encode(scsi, forKey: .scsi)
+        try c.encode(backend, forKey: .backend)
     }
 }

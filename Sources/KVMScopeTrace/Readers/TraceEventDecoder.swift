@@ -97,6 +97,7 @@ public final class TraceEventDecoder {
         }
         stats.unknownEvents = unknown.total
         stats.unknownEventNames = unknown.namesAndCounts
+        stats.unknownEventsByPattern = unknown.countsByPattern
     }
 }
 
@@ -106,6 +107,11 @@ struct UnknownNameCounter {
     private var indexByHash: [UInt64: [Int]] = [:]
     private var names: [[UInt8]] = []
     private var counts: [Int] = []
+    /// Per remembered name, its index in `TraceCoverage.countedPatterns` (-1: none).
+    private var patternOfName: [Int] = []
+    /// Unknown events per counted pattern, exact even past the remembered names: coverage
+    /// must see a bus whose events this QEMU's definitions (or the bundled ones) lack.
+    private var perPattern = [Int](repeating: 0, count: TraceCoverage.countedPatterns.count)
     private(set) var total = 0
 
     mutating func note(_ bytes: UnsafePointer<UInt8>, _ length: Int) {
@@ -115,19 +121,51 @@ struct UnknownNameCounter {
             for i in candidates where names[i].count == length {
                 if names[i].withUnsafeBufferPointer({ memcmp($0.baseAddress!, bytes, length) == 0 }) {
                     counts[i] += 1
+                    if patternOfName[i] >= 0 { perPattern[patternOfName[i]] += 1 }
                     return
                 }
             }
         }
+        let pattern = CountedPatternMatcher.shared.index(bytes, length)
+        if pattern >= 0 { perPattern[pattern] += 1 }
         guard names.count < TraceReadStats.maxUnknownNames else { return }
         indexByHash[h, default: []].append(names.count)
         names.append(Array(UnsafeBufferPointer(start: bytes, count: length)))
         counts.append(1)
+        patternOfName.append(pattern)
+    }
+
+    var countsByPattern: [String: Int] {
+        var out: [String: Int] = [:]
+        for (i, n) in perPattern.enumerated() where n > 0 { out[TraceCoverage.countedPatterns[i]] = n }
+        return out
     }
 
     var namesAndCounts: [String: Int] {
         var out: [String: Int] = [:]
         for (i, n) in names.enumerated() { out[String(decoding: n, as: UTF8.self)] = counts[i] }
         return out
+    }
+}
+
+/// `TraceCoverage.countedPatterns` matched against raw name bytes (no String per line): each
+/// pattern is a prefix (`virtio_blk_*`) or an exact name (`runstate_set`).
+struct CountedPatternMatcher: Sendable {
+    static let shared = CountedPatternMatcher(TraceCoverage.countedPatterns)
+    let patterns: [(bytes: [UInt8], prefix: Bool)]
+
+    init(_ list: [String]) {
+        patterns = list.map { p in
+            p.hasSuffix("*") ? (Array(p.utf8.dropLast()), true) : (Array(p.utf8), false)
+        }
+    }
+
+    func index(_ bytes: UnsafePointer<UInt8>, _ length: Int) -> Int {
+        for (i, p) in patterns.enumerated() {
+            let n = p.bytes.count
+            guard p.prefix ? length >= n : length == n else { continue }
+            if p.bytes.withUnsafeBufferPointer({ memcmp($0.baseAddress!, bytes, n) == 0 }) { return i }
+        }
+        return -1
     }
 }

@@ -97,9 +97,91 @@ public enum TraceReportRenderer {
                           t.requestsPerSecond, byteCount(t.bytesPerSecond), t.seconds)
         }
 
+        if report.scsi.seen { out += "\n" + scsiSection(report, style: style) }
+        out += "\n" + backendSection(report, style: style)
+        out += coverageLines(report.coverage)
+
         // Input accounting
         out += "\n" + inputLine(report) + "\n"
         for w in report.warnings { out += style.yellow("note: ") + w + "\n" }
+        return out
+    }
+
+    /// `BUSES: virtio-blk 24 events (analysed), virtio-scsi/SCSI none, …`
+    static func coverageLines(_ c: TraceCoverageReport) -> String {
+        let parts = c.buses.map { b in
+            "\(b.bus.words) " + (b.covered ? "\(b.events) events" + (b.analysed ? "" : " (not analysed)") : "none")
+        }
+        return "BUSES: " + parts.joined(separator: ", ") + "\n"
+    }
+
+    static func scsiSection(_ report: TraceReport, style: TerminalStyle) -> String {
+        let s = report.scsi
+        var out = ""
+        let r = s.requests
+        var head = "SCSI: \(r.completed) completed, \(r.failed) failed, \(r.inFlightAtEnd) in flight at end"
+        if r.cancelled > 0 { head += ", \(r.cancelled) cancelled" }
+        if r.unitAttentions > 0 { head += ", \(r.unitAttentions) unit attentions" }
+        if r.rejectedProbes > 0 { head += ", \(r.rejectedProbes) probes rejected" }
+        if r.outcomeUnknown > 0 { head += ", \(r.outcomeUnknown) with no end traced" }
+        out += style.bold(head) + "\n"
+        for d in s.devices {
+            out += "  " + scsiDevice(d.target, d.lun) + ": \(d.completed) completed, \(d.failed) failed, \(d.inFlightAtEnd) in flight"
+            if let b = d.blockSize { out += ", \(b)-byte blocks" }
+            out += "\n"
+        }
+        if s.failuresTotal > 0 {
+            out += style.red(style.bold("SCSI FAILURES: \(s.failuresTotal)")) + "\n"
+            for f in s.failures.prefix(detailedFailureLimit) {
+                var line = "  \(f.time.map { clockTime($0, report) } ?? "(no time)")  \(f.command?.name ?? "command")"
+                if let sec = f.sector { line += " sector \(sec)" + (f.sectors.map { "+\($0)" } ?? "") }
+                line += "  \(scsiDevice(f.target, f.lun)) tag \(f.tag)  [\(f.statusName ?? f.responseName ?? "error")"
+                if let sense = f.sense { line += ", " + sense.keyName + String(format: " %02x/%02x", sense.asc, sense.ascq) }
+                line += "]\n    \(f.explanation)\n"
+                out += line
+            }
+            if s.failures.count > detailedFailureLimit { out += "  … \(s.failuresTotal - detailedFailureLimit) more (--json)\n" }
+        }
+        for i in s.inFlight.prefix(20) {
+            out += "  in flight: \(i.command?.name ?? "command")" + (i.sector.map { " sector \($0)" } ?? "")
+                + "  \(scsiDevice(i.target, i.lun)) tag \(i.tag)" + (i.ageSeconds.map { String(format: "  age %.3f s", $0) } ?? "") + "\n"
+        }
+        return out
+    }
+
+    static func scsiDevice(_ target: Int?, _ lun: Int?) -> String {
+        (target.map { "target \($0) " } ?? "") + "lun " + (lun.map(String.init) ?? "?")
+    }
+
+    static func backendSection(_ report: TraceReport, style: TerminalStyle) -> String {
+        let b = report.backend
+        var out = "BACKEND: " + (b.kinds.isEmpty ? "unknown (no nbd_*, qcow2_* or file_* events)" : b.kinds.joined(separator: " over "))
+        out += "\n"
+        guard let n = b.nbd else { return out }
+        var line = "  NBD client"
+        if let e = n.export { line += " export '\(e)'" }
+        line += ": \(n.handshakesSucceeded) of \(n.handshakes) handshakes succeeded"
+        out += line + "\n"
+        if n.connectionLossesTotal > 0 {
+            out += style.red("  connection lost \(n.connectionLossesTotal) time\(n.connectionLossesTotal == 1 ? "" : "s")") + "\n"
+            for l in n.connectionLosses.prefix(5) {
+                out += "    \(l.time.map { clockTime($0, report) } ?? "(no time)")  \(l.reason.isEmpty ? "no message" : l.reason) (ret \(l.ret)\(l.errnoName.map { " " + $0 } ?? ""))\n"
+            }
+        }
+        if n.reconnectAttempts > 0 {
+            out += "  \(n.reconnectAttempts) reconnect attempts, \(n.reconnectsSucceeded) succeeded"
+            if !n.reconnectFailures.isEmpty {
+                out += "; failed: " + n.reconnectFailures.map { "\($0.count) × \($0.errnoName ?? "ret \($0.ret)")" }.joined(separator: ", ")
+            }
+            out += "\n"
+        }
+        if n.failedRequestsTotal > 0 {
+            out += style.red("  \(n.failedRequestsTotal) requests failed by the NBD client") + "\n"
+            for g in n.failedRequests.prefix(10) {
+                out += "    \(g.count) × \(g.type) \(g.errnoName ?? "ret \(g.ret)")" + (g.reason.map { ": \($0)" } ?? "")
+                    + "  bytes \(g.offsetMin)…\(g.offsetEnd)\n"
+            }
+        }
         return out
     }
 

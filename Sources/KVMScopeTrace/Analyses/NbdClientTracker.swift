@@ -1,0 +1,149 @@
+/// The NBD client's connection from QEMU 7.2's block/nbd.c and nbd/client-connection.c
+/// events, in constant memory (groups are capped):
+///
+///     nbd_client_handshake(export) / _success(export)   a connection (re)established
+///     nbd_read_reply_entry_fail(ret, err)                the reply reader failed: connection lost
+///                                                         ("Connection closed" when the server hung up)
+///     nbd_reconnect_attempt(in_flight)                   reconnect-delay: trying again
+///     nbd_reconnect_attempt_result(ret, in_flight)       0, or -errno (-111 ECONNREFUSED: no server)
+///     nbd_co_request_fail(from, len, …, name, ret, err)  a request QEMU failed back to the device
+public struct NbdClientTracker {
+    public static let eventNames: Set<String> = [
+        "nbd_client_handshake", "nbd_client_handshake_success", "nbd_read_reply_entry_fail",
+        "nbd_reconnect_attempt", "nbd_reconnect_attempt_result", "nbd_co_request_fail",
+    ]
+
+    enum Role { case handshake, handshakeSuccess, replyFail, reconnect, reconnectResult, requestFail }
+
+    struct Binding {
+        var role: Role
+        var ret = -1, err = -1, export = -1, from = -1, len = -1, name = -1
+    }
+
+    struct RequestKey: Hashable { var type: String, ret: Int64, reason: String? }
+
+    /// Groups kept (distinct errnos, distinct request type × errno × message); a hostile trace
+    /// with more still has exact totals.
+    static let maxGroups = 64
+    /// Messages are QEMU's error strings; longer ones are cut here.
+    static let maxReasonBytes = 200
+    static let maxLossesListed = 100
+
+    let bindings: [Binding?]
+    let errnoTable: ErrnoTable
+    var events = 0
+    var account = NbdClientAccount(handshakes: 0, handshakesSucceeded: 0, connectionLosses: [], connectionLossesTotal: 0,
+                                   reconnectAttempts: 0, reconnectsSucceeded: 0, reconnectFailures: [],
+                                   failedRequestsTotal: 0, failedRequests: [])
+    var requestGroups: [RequestKey: Int] = [:]
+
+    public init(catalog: TraceEventCatalog, errnoTable: ErrnoTable = .standard) {
+        self.errnoTable = errnoTable
+        bindings = catalog.definitions.map(Self.binding)
+    }
+
+    static func binding(_ d: TraceEventDefinition) -> Binding? {
+        func at(_ n: String) -> Int { d.argumentIndex(n) ?? -1 }
+        let role: Role
+        switch d.name {
+        case "nbd_client_handshake": role = .handshake
+        case "nbd_client_handshake_success": role = .handshakeSuccess
+        case "nbd_read_reply_entry_fail": role = .replyFail
+        case "nbd_reconnect_attempt": role = .reconnect
+        case "nbd_reconnect_attempt_result": role = .reconnectResult
+        case "nbd_co_request_fail": role = .requestFail
+        default: return nil
+        }
+        var b = Binding(role: role)
+        b.ret = at("ret"); b.err = at("err"); b.export = at("export_name")
+        b.from = at("from"); b.len = at("len"); b.name = at("name")
+        switch role {
+        case .replyFail, .reconnectResult: if b.ret < 0 { return nil }
+        case .requestFail: if b.ret < 0 || b.from < 0 || b.len < 0 { return nil }
+        default: break
+        }
+        return b
+    }
+
+    public mutating func consume(_ event: TraceEvent) {
+        let id = event.definition.id
+        guard id >= 0, id < bindings.count, let b = bindings[id] else { return }
+        events += 1
+        let time = event.timestamp.map { TraceTimestamp.decimalSeconds($0.nanoseconds) }
+        // `int ret`: sign-extended from 32 bits by the reader, so its magnitude fits.
+        let ret = b.ret >= 0 ? event.signed(b.ret) : 0
+        switch b.role {
+        case .handshake:
+            account.handshakes += 1
+            if b.export >= 0, let e = event.string(b.export) { account.export = Self.cut(e) }
+        case .handshakeSuccess:
+            account.handshakesSucceeded += 1
+        case .replyFail:
+            account.connectionLossesTotal += 1
+            if account.connectionLosses.count < Self.maxLossesListed {
+                account.connectionLosses.append(NbdConnectionLoss(
+                    time: time, ret: ret, errnoName: errnoTable.entry(number: ret)?.name,
+                    reason: b.err >= 0 ? Self.cut(event.string(b.err) ?? "") : ""))
+            }
+        case .reconnect:
+            account.reconnectAttempts += 1
+        case .reconnectResult:
+            if ret == 0 {
+                account.reconnectsSucceeded += 1
+            } else if let i = account.reconnectFailures.firstIndex(where: { $0.ret == ret }) {
+                account.reconnectFailures[i].count += 1
+                account.reconnectFailures[i].lastTime = time ?? account.reconnectFailures[i].lastTime
+            } else if account.reconnectFailures.count < Self.maxGroups {
+                let e = errnoTable.entry(number: ret)
+                account.reconnectFailures.append(NbdErrnoCount(ret: ret, errnoName: e?.name, errnoMessage: e?.message,
+                                                               count: 1, firstTime: time, lastTime: time))
+            }
+        case .requestFail:
+            account.failedRequestsTotal += 1
+            if account.firstFailureTime == nil { account.firstFailureTime = time }
+            if let time { account.lastFailureTime = time }
+            let type = b.name >= 0 ? Self.cut(event.string(b.name) ?? "") : "request"
+            let reason = b.err >= 0 ? event.string(b.err).map(Self.cut) : nil
+            let key = RequestKey(type: type, ret: ret, reason: reason)
+            let from = event.unsigned(b.from)
+            // `uint32_t len`: the end of a request at the top of the 64-bit space stops there.
+            let (end, overflow) = from.addingReportingOverflow(UInt64(UInt32(truncatingIfNeeded: event.unsigned(b.len))))
+            let last = overflow ? UInt64.max : end
+            if let i = requestGroups[key] {
+                var g = account.failedRequests[i]
+                g.count += 1
+                if let time { g.lastTime = time }
+                g.offsetMin = min(g.offsetMin, from)
+                g.offsetEnd = max(g.offsetEnd, last)
+                account.failedRequests[i] = g
+            } else if account.failedRequests.count < Self.maxGroups {
+                requestGroups[key] = account.failedRequests.count
+                account.failedRequests.append(NbdFailedRequestGroup(
+                    type: type, ret: ret, errnoName: errnoTable.entry(number: ret)?.name, reason: reason,
+                    count: 1, firstTime: time, lastTime: time, offsetMin: from, offsetEnd: last))
+            }
+        }
+    }
+
+    static func cut(_ s: String) -> String {
+        s.utf8.count <= maxReasonBytes ? s : String(decoding: s.utf8.prefix(maxReasonBytes), as: UTF8.self) + "…"
+    }
+
+    /// Events only QEMU's NBD *client* emits (block/nbd.c, nbd/client.c): `nbd_*` also
+    /// covers QEMU's NBD server (nbd/server.c: nbd_negotiate_*, nbd_co_send_*, …), which says
+    /// nothing about what serves the guest's disks.
+    public static let clientEventNames: Set<String> = eventNames.union([
+        "nbd_start_negotiate", "nbd_send_request", "nbd_receive_simple_reply", "nbd_receive_structured_reply_chunk",
+    ])
+
+    func reads(_ id: Int) -> Bool { id >= 0 && id < bindings.count && bindings[id] != nil }
+
+    /// The backend account, from this tracker and the coverage's per-family counts.
+    func report(coverage: TraceCoverageReport, stats: TraceReadStats) -> TraceBackendReport {
+        let nbdClient = events > 0 || stats.eventCounts.contains { Self.clientEventNames.contains($0.key) && $0.value > 0 }
+        var kinds: [String] = nbdClient ? ["nbd"] : []
+        kinds += ["qcow2", "file"].filter { (coverage.backendEvents[$0] ?? 0) > 0 }
+        return TraceBackendReport(kinds: kinds, kind: kinds.first ?? "unknown", events: coverage.backendEvents,
+                                  nbd: nbdClient ? account : nil)
+    }
+}
