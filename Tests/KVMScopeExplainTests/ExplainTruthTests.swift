@@ -51,35 +51,43 @@ import KVMScope
         #expect(!Self.namesALayer(origins[.guest]!), "\(scenario): guest log alone says \(origins[.guest]!.rawValue)")
     }
 
-    /// A blkdebug EIO on a virtio-scsi disk: QMP sends six BLOCK_IO_ERRORs (one per attempt),
-    /// the guest logs one `I/O error, dev sda`, and the trace has only the SCSI layer's events.
-    /// The old verdict was "the error arose inside the guest".
-    @Test func virtioSCSIErrorIsBlamedOnTheHostFromQMP() throws {
+    /// A blkdebug EIO on a virtio-scsi disk: QEMU fails the WRITE(10) six times (the guest's
+    /// SCSI layer retries ABORTED COMMAND), QMP sends six BLOCK_IO_ERRORs, the guest logs one
+    /// `I/O error, dev sda`. The old verdict was "the error arose inside the guest".
+    @Test func virtioSCSIErrorIsTheHostsWithItsRetries() throws {
         let r = try Self.explain("scsi-write-eio")
         #expect(r.verdict.origin == .hostStorage)
         #expect(!r.verdict.summary.contains("inside the guest"))
         #expect(r.matches.count == 1)
         let m = try #require(r.matches.first)
         #expect(r.guestBlockErrors[m.guest].device == "sda" && r.guestBlockErrors[m.guest].sector == 2048)
+        #expect(m.attempts == 6 && m.scsi != nil && m.host == nil)
+        let f = try #require(m.scsi.flatMap { r.host?.scsi.failures[$0] })
+        #expect(f.command?.name == "WRITE(10)" && f.sense?.keyName == "ABORTED COMMAND")
         // Paired with the last attempt: the guest logs after its retries are used up.
-        let q = try #require(m.qmp)
-        #expect(q == (r.qmp?.ioErrors.count ?? 0) - 1)
+        #expect(m.qmp == (r.qmp?.ioErrors.count ?? 0) - 1)
         #expect(r.unmatched.filter { $0.side == .qmp && $0.reason.contains("retried") }.count == 5)
-        #expect(r.verdict.summary.contains("5 of them were retries"))
-        let c = try #require(r.coverage.first { $0.guestDevice == "sda" })
-        #expect(c.bus == .scsi)
+        #expect(r.verdict.summary.contains("retried it 5 times"))
+        #expect(r.coverage.first { $0.guestDevice == "sda" }?.covered == true)
+        // Without the trace, QMP alone still blames the host and counts the retries.
+        let q = try Self.explain("scsi-write-eio", [.guest, .qmp])
+        #expect(q.verdict.origin == .hostStorage && q.verdict.summary.contains("5 of them were retries"))
     }
 
-    /// Without QMP, the same capture's guest error on sda cannot be placed: "not covered",
-    /// with what would cover it, never "arose inside the guest".
-    @Test func virtioSCSIErrorWithAVirtioBlkTraceOnlyIsNotCovered() throws {
-        let r = try Self.explain("scsi-write-eio", [.guest, .trace])
-        #expect(r.verdict.origin == .notCovered || r.verdict.origin == .hostStorage)
-        #expect(r.verdict.origin != .guestInternal)
-        if r.verdict.origin == .notCovered {
-            let c = try #require(r.coverage.first)
-            #expect(!c.covered && !c.toCover.isEmpty)
-        }
+    /// The same capture with a trace that holds no SCSI events (only what a virtio-blk hint
+    /// turns on: the capture's own virtqueue, virtio_set_status, runstate and blk_co lines):
+    /// the guest's sda error is "not covered", never "arose inside the guest".
+    @Test func scsiErrorBesideATraceWithoutSCSIEventsIsNotCovered() throws {
+        let trace = try String(contentsOfFile: LabFixtures.path("scsi-write-eio", "trace.log"), encoding: .utf8)
+            .split(separator: "\n").filter { !$0.contains(":virtio_scsi_") && !$0.contains(":scsi_") }
+            .joined(separator: "\n") + "\n"
+        let r = try ExplainSession.run(.init(guest: try FileByteSource(path: LabFixtures.path("scsi-write-eio", "console.log")),
+                                             trace: MemoryByteSource(trace, name: "trace-without-scsi.log")))
+        #expect(r.verdict.origin == .notCovered)
+        let c = try #require(r.coverage.first)
+        #expect(c.guestDevice == "sda" && c.traceHasBusEvents == false && !c.covered)
+        #expect(c.toCover.contains { $0.contains("virtio_scsi_*") })
+        #expect(!r.unmatched.contains { $0.reason.contains("arose inside the guest") })
     }
 
     /// ext4 metadata corrupted on the host before boot; QEMU completed every request.

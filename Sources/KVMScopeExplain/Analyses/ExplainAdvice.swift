@@ -62,7 +62,9 @@ extension ExplainStory {
                 }
                 steps.append("Free space where the image lives: `df -h` on the host filesystem (and quotas), `qemu-img info IMAGE` for its allocation\(resume).")
             }
-            if errnos.contains("EIO") || errnos.isEmpty {
+            if let nbd = host?.backend.nbd, host?.backend.kind == "nbd" {
+                steps.append(nbdStep(nbd))
+            } else if errnos.contains("EIO") || errnos.isEmpty {
                 steps.append("Look under the image: the host's own kernel log (`dmesg -T` on the host), the disk's health (`smartctl -a`), RAID/SAN/NFS status; for qcow2 images `qemu-img check IMAGE`.")
             }
             let unusual = errnos.subtracting(["EIO", "ENOSPC", "EDQUOT"]).sorted()
@@ -102,6 +104,16 @@ extension ExplainStory {
             }
         }
         return steps
+    }
+
+    /// The disk is an NBD export: the server and the network, not a local disk, come first.
+    func nbdStep(_ nbd: NbdClientAccount) -> String {
+        let server = nbd.server.map { "the NBD server at \($0)" } ?? "the NBD server (its address is in QEMU's command line: `-blockdev driver=nbd,server.host=…` or libvirt's `<source protocol='nbd'>`)"
+        var t = "The disk is served by \(server)\(nbd.export.map { ", export \($0)" } ?? ""): check that the server process is running and reachable from the host (`nbdinfo nbd://HOST:PORT/EXPORT`), and its own log"
+        if nbd.reconnectAttempts > 0 {
+            t += "; QEMU reconnects by itself while `reconnect-delay` lasts, and requests fail with EIO after it"
+        }
+        return t + "."
     }
 
     /// What each input that was not given would have added, and how to get it.

@@ -44,6 +44,7 @@ enum ExplainAnalysis {
         var candidateCounts: [Int] = []
         var unmatchedQMP: [Int] = []
         var qmpRetries: Set<Int> = []
+        var qmpForSCSI: Set<Int> = []
 
         // QMP BLOCK_IO_ERRORs belong to host failures when both are on the wall clock.
         var qmpForHost: [Int: Int] = [:]
@@ -58,10 +59,33 @@ enum ExplainAnalysis {
             deviceMap = r.deviceMap
             candidateCounts = r.candidateCounts
             for p in r.pairs {
-                matches.append(.init(guest: p.guest, host: p.host, qmp: qmpForHost[p.host],
+                matches.append(.init(guest: p.guest, host: p.host, scsi: nil, attempts: nil, qmp: qmpForHost[p.host],
                                      guestDevice: guestErrors[p.guest].device, hostDevice: failures[p.host].device,
                                      operation: failures[p.host].operation.rawValue, timeDeltaSeconds: p.delta))
             }
+        }
+        // Guest errors on SCSI disks ↔ the SCSI requests QEMU failed, retries folded.
+        var scsiRetryQMP: Set<Int> = []
+        var scsiMatched: Set<Int> = []
+        if let h = host, !h.scsi.failures.isEmpty {
+            let candidates = guestErrors.indices.filter { GuestDiskBus(guestDevice: guestErrors[$0].device) == .scsi }
+            let (pairs, o) = SCSICorrelation.correlate(guestErrors, candidates: candidates, failures: h.scsi.failures, offset: offset)
+            if offset == nil { offset = o }
+            var taken = Set(qmpForHost.values)
+            for p in pairs {
+                let last = p.burst.failures.last!
+                let q = qmp.map { SCSICorrelation.qmpErrors(for: p.burst, in: $0.ioErrors, excluding: taken) } ?? []
+                taken.formUnion(q)
+                scsiRetryQMP.formUnion(q.dropLast())
+                let f = h.scsi.failures[last]
+                matches.append(.init(guest: p.guest, host: nil, scsi: last, attempts: p.burst.failures.count, qmp: q.last,
+                                     guestDevice: guestErrors[p.guest].device,
+                                     hostDevice: "scsi \(f.target.map(String.init) ?? "?"):\(f.lun.map(String.init) ?? "?")",
+                                     operation: f.command?.kind ?? "other", timeDeltaSeconds: p.delta))
+                scsiMatched.formUnion(p.burst.failures)
+            }
+            qmpForSCSI = taken.subtracting(qmpForHost.values)
+            matches.sort { $0.guest < $1.guest }
         }
         // No failed request to line the clocks up with: the guest's disk setup can.
         var anchored = false
@@ -74,11 +98,10 @@ enum ExplainAnalysis {
             // disks whose bus the trace does not show (a virtio-blk trace says nothing of sda) —
             // pair with the BLOCK_IO_ERRORs no traced failure took, of the same kind, in order.
             let matchedGuest = Set(matches.map(\.guest))
-            let takenQMP = Set(qmpForHost.values)
+            let takenQMP = Set(qmpForHost.values).union(qmpForSCSI)
             let guestIdx = guestErrors.indices.filter { i in
                 !matchedGuest.contains(i) && (host == nil || !(host.map { h in
-                    TraceBusEvents.supported(GuestDiskBus(guestDevice: guestErrors[i].device))
-                        && TraceBusEvents.present(GuestDiskBus(guestDevice: guestErrors[i].device), in: h) } ?? false))
+                    TraceBusEvents.analysedAndPresent(GuestDiskBus(guestDevice: guestErrors[i].device), in: h) } ?? false))
             }
             var qmpIdx = qmp.ioErrors.indices.filter { !takenQMP.contains($0) }
             // A SCSI guest retries a failed command and logs the error once, after the last
@@ -92,7 +115,7 @@ enum ExplainAnalysis {
             if offset == nil { offset = o; spread = s }
             for (gi, qi, delta) in pairs {
                 let g = guestIdx[gi], q = qmpIdx[qi]
-                matches.append(.init(guest: g, host: nil, qmp: q, guestDevice: guestErrors[g].device,
+                matches.append(.init(guest: g, host: nil, scsi: nil, attempts: nil, qmp: q, guestDevice: guestErrors[g].device,
                                      hostDevice: qmp.ioErrors[q].device, operation: qmp.ioErrors[q].operation.rawValue,
                                      timeDeltaSeconds: delta))
             }
@@ -105,7 +128,7 @@ enum ExplainAnalysis {
             if guestClock != .uptime, let w = loc.time.wallClock { return ClockReading.seconds(w, defaultYear: hostYear) }
             return nil
         }
-        let tracedDisks = Set(matches.filter { $0.host != nil }.map { GuestDiskBus.disk(of: $0.guestDevice) })
+        let tracedDisks = Set(matches.filter { $0.host != nil || $0.scsi != nil }.map { GuestDiskBus.disk(of: $0.guestDevice) })
         let coverage = ExplainCoverage.coverage(guest: guest, host: host, qmp: qmp, offset: offset,
                                                 matchedDisks: tracedDisks, time: guestTime)
 
@@ -115,7 +138,9 @@ enum ExplainAnalysis {
         story.guestClock = guestClock
         story.candidateCounts = candidateCounts
         story.unmatchedQMP = unmatchedQMP
-        story.qmpRetries = qmpRetries
+        story.qmpRetries = qmpRetries.union(scsiRetryQMP)
+        story.qmpForSCSI = qmpForSCSI
+        story.scsiMatchedFailures = scsiMatched
         story.guestCoverage = guest.flatMap { g in
             g.input.firstUptimeMicroseconds.flatMap { a in g.input.lastUptimeMicroseconds.map { Double(a) / 1e6...Double($0) / 1e6 } }
         }

@@ -63,4 +63,51 @@ extension ExplainStory {
         if let p = known.first, known.allSatisfy({ $0.possible == p.possible }) { return p.words }
         return operation == .read ? "rerror=report, the default" : "werror=report, or the default werror=enospc, which reports every error but ENOSPC"
     }
+
+    /// What the trace's SCSI requests say: per guest request the guest logged, the command,
+    /// the errno behind the sense, and the attempts; then those no guest error pairs with.
+    func scsiSentences() -> [String] {
+        var out: [String] = []
+        for m in matches {
+            guard let i = m.scsi, i < scsiFailures.count else { continue }
+            let f = scsiFailures[i]
+            let cmd = f.command.map { "\($0.name)" } ?? "command"
+            let at = f.sector.map { " at sector \($0)" + (f.sectors.map { "+\($0)" } ?? "") } ?? ""
+            let attempts = m.attempts ?? 1
+            var t = "The host's storage under QEMU failed the guest's SCSI \(f.command?.kind ?? "") request (\(cmd)\(at)"
+            t += attempts > 1 ? ", \(attempts) attempts)" : ")"
+            if let e = f.sense?.hostErrno { t += " with \(e)" }
+            if let sense = f.sense {
+                t += "; QEMU's SCSI disk answered \(f.statusName ?? "CHECK CONDITION") with sense \(sense.keyName)" + (sense.ascName.map { " / \($0)" } ?? "")
+            }
+            if attempts > 1 {
+                t += "; the guest's SCSI layer retried it \(attempts - 1) time\(attempts == 2 ? "" : "s") (ABORTED COMMAND is retried, drivers/scsi/scsi_error.c) and logged the error once, after the last"
+            }
+            out.append(t + ".")
+        }
+        let rest = scsiRealFailures.filter { !scsiMatchedFailures.contains($0) }
+        if !rest.isEmpty, guest != nil {
+            out.append("\(count(rest.count, "other failed SCSI request")) in the trace \(rest.count == 1 ? "has" : "have") no guest error paired with \(rest.count == 1 ? "it" : "them").")
+        } else if !rest.isEmpty, let f = rest.first.map({ scsiFailures[$0] }) {
+            out.append("QEMU failed \(count(rest.count, "SCSI request")) (first: \(f.explanation)).")
+        }
+        return out
+    }
+
+    /// The NBD client's account: the connection lost, the reconnects, the requests failed.
+    func nbdSentence(_ nbd: NbdClientAccount) -> String {
+        var t = "The storage under QEMU is an NBD server" + (nbd.server.map { " (\($0))" } ?? "")
+        if let loss = nbd.connectionLosses.first {
+            t += ": it closed the connection" + (loss.time.map { " at \(Self.clock($0))" } ?? "") + " (\(loss.reason))"
+        }
+        if nbd.reconnectAttempts > 0 {
+            let why = nbd.reconnectFailures.map { "\($0.errnoName ?? "ret \($0.ret)") ×\($0.count)" }.joined(separator: ", ")
+            t += "; QEMU tried to reconnect \(count(nbd.reconnectAttempts, "time")), \(nbd.reconnectsSucceeded) succeeded" + (why.isEmpty ? "" : " (failed: \(why))")
+        }
+        if nbd.failedRequestsTotal > 0 {
+            let reasons = Set(nbd.failedRequests.compactMap(\.reason)).sorted()
+            t += "; the NBD client failed \(count(nbd.failedRequestsTotal, "request"))" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))")
+        }
+        return t + "."
+    }
 }

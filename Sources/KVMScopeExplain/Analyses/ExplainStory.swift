@@ -25,6 +25,10 @@ struct ExplainStory {
     var unmatchedQMP: [Int] = []
     /// QMP errors that were earlier attempts of a request the guest's SCSI layer retried.
     var qmpRetries: Set<Int> = []
+    /// QMP errors that belong to SCSI requests the trace shows (all their attempts).
+    var qmpForSCSI: Set<Int> = []
+    /// SCSI failures (indices into host.scsi.failures) that are attempts of a matched request.
+    var scsiMatchedFailures: Set<Int> = []
     /// The guest uptimes the log covers, when it has uptime stamps.
     var guestCoverage: ClosedRange<Double>?
     /// Per troubled guest disk, what the host inputs can see of it.
@@ -204,9 +208,26 @@ struct ExplainStory {
     var rejected: [VirtioBlkFailure] { failures.filter { $0.cause == .rejected } }
     var otherRequests: [VirtioBlkFailure] { failures.filter { $0.cause == .otherRequest } }
 
+    var scsiFailures: [ScsiFailure] { host?.scsi.failures ?? [] }
+    /// Failures that are not the guest's bus scan: Linux probes every target with INQUIRY and
+    /// REPORT LUNS (drivers/scsi/scsi_scan.c), and virtio-scsi answers BAD_TARGET for each one
+    /// without a disk (hw/scsi/virtio-scsi.c virtio_scsi_handle_cmd_req_prepare()).
+    var scsiRealFailures: [Int] {
+        scsiFailures.indices.filter { i in
+            let f = scsiFailures[i]
+            let probe = ["INQUIRY", "REPORT LUNS", "TEST UNIT READY"].contains(f.command?.name ?? "")
+            return !(probe && f.responseName == "BAD_TARGET")
+        }
+    }
+    /// SCSI requests failed because QEMU's storage returned an errno (scsi-disk's
+    /// scsi_handle_rw_error() → scsi_sense_from_errno()).
+    var scsiStorageFailures: [ScsiFailure] { scsiFailures.filter { $0.sense?.hostErrno != nil } }
+    /// SCSI requests QEMU refused itself: ILLEGAL REQUEST (LBA out of range, bad CDB field).
+    var scsiRejected: [ScsiFailure] { scsiFailures.filter { $0.sense?.hostErrno == nil && $0.sense?.key == 5 } }
+
     var origin: ExplainReport.Origin {
-        if !backendFailures.isEmpty || !otherRequests.isEmpty { return .hostStorage }
-        if !rejected.isEmpty { return .qemuRejected }
+        if !backendFailures.isEmpty || !otherRequests.isEmpty || !scsiStorageFailures.isEmpty { return .hostStorage }
+        if !rejected.isEmpty || !scsiRejected.isEmpty { return .qemuRejected }
         // QEMU sends BLOCK_IO_ERROR for every error its storage returns, whatever the policy.
         if let qmp, !qmp.ioErrors.isEmpty { return .hostStorage }
         // Nothing failed on the host side: that proves something only about disks the host
@@ -290,17 +311,22 @@ struct ExplainStory {
                 out.append("QEMU rejected \(what) before touching storage (the guest got \(f.guestStatus ?? "an error")).")
             }
         }
+        out += scsiSentences()
         // BLOCK_IO_ERRORs no traced failure accounts for: all of them without a trace, and
         // those of disks the trace does not show (a virtio-scsi disk beside a virtio-blk trace).
-        let joined = Set(qmpForHost.values)
+        let joined = Set(qmpForHost.values).union(qmpForSCSI)
         if let qmp, host == nil || qmp.ioErrors.indices.contains(where: { !joined.contains($0) }) {
             let own = qmp.ioErrors.indices.filter { !joined.contains($0) }
+            let ownRetries = own.filter { qmpRetries.contains($0) }.count
             for e in own.prefix(1).map({ qmp.ioErrors[$0] }) {
-                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(own.count > 1 ? ", and \(own.count - 1) more" : "")\(qmpRetries.isEmpty ? "" : "; \(qmpRetries.count) of them \(qmpRetries.count == 1 ? "was a retry" : "were retries") of a failed command by the guest's SCSI layer").")
+                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(own.count > 1 ? ", and \(own.count - 1) more" : "")\(ownRetries == 0 ? "" : "; \(ownRetries) of them \(ownRetries == 1 ? "was a retry" : "were retries") of a failed command by the guest's SCSI layer").")
             }
             for p in qmp.pauses where host == nil {
                 out.append("The VM was paused" + (p.seconds.map { String(format: " for %.1f s", $0) } ?? " until the end of the capture") + " because \(p.nospace ? "the host ran out of space" : "of a \(p.operation) error")" + (p.retrySucceeded == true ? "; the retry succeeded." : p.retrySucceeded == false ? "; the retry failed again." : "."))
             }
+        }
+        if let nbd = host?.backend.nbd, host?.backend.kind == "nbd", nbd.connectionLossesTotal > 0 || nbd.failedRequestsTotal > 0 {
+            out.append(nbdSentence(nbd))
         }
         if let trace = host, trace.leakedTotal > 0 {
             out.append("\(count(trace.leakedTotal, "request")) never came back from QEMU by the end of the trace (see in-flight requests).")

@@ -31,8 +31,13 @@ public struct ExplainReport: Sendable, Encodable {
     public struct Match: Sendable, Encodable, Equatable {
         /// Index into `guestBlockErrors` (all devices' listed block errors, in report order).
         public var guest: Int
-        /// Index into `host.failures`; nil when the match is to a QMP event only (no trace).
+        /// Index into `host.failures` (virtio-blk); nil when the match is to a SCSI request or
+        /// to a QMP event only.
         public var host: Int?
+        /// Index into `host.scsi.failures`: the last attempt of the SCSI request the guest logged.
+        public var scsi: Int?
+        /// How many times QEMU failed that SCSI request (the guest retried it `attempts - 1` times).
+        public var attempts: Int?
         /// Index into `qmp.ioErrors` of the BLOCK_IO_ERROR QEMU sent for it, when there is one.
         public var qmp: Int?
         public var guestDevice: String
@@ -158,11 +163,13 @@ extension ExplainReport.Inputs {
 }
 
 extension ExplainReport.Match {
-    enum CodingKeys: String, CodingKey { case guest, host, qmp, guestDevice, hostDevice, operation, timeDeltaSeconds }
+    enum CodingKeys: String, CodingKey { case guest, host, scsi, attempts, qmp, guestDevice, hostDevice, operation, timeDeltaSeconds }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(guest, forKey: .guest)
         try c.encode(host, forKey: .host)
+        try c.encode(scsi, forKey: .scsi)
+        try c.encode(attempts, forKey: .attempts)
         try c.encode(qmp, forKey: .qmp)
         try c.encode(guestDevice, forKey: .guestDevice)
         try c.encode(hostDevice, forKey: .hostDevice)

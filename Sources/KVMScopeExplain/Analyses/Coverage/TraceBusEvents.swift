@@ -1,35 +1,37 @@
 import KVMScopeTrace
 
-/// Which QEMU trace events speak for which guest bus (event names from QEMU 7.2's
-/// hw/block/trace-events, hw/scsi/trace-events, hw/nvme/trace-events, hw/ide/trace-events).
+/// The guest's view of a bus ↔ the trace's (KVMScopeTrace's TraceCoverage is the one table
+/// of which events and `-trace` patterns cover which bus).
 enum TraceBusEvents {
-    static func prefixes(_ bus: GuestDiskBus) -> [String] {
+    static func traceBus(_ bus: GuestDiskBus) -> TraceBus? {
         switch bus {
-        case .virtioBlk: return ["virtio_blk_"]
-        case .scsi: return ["virtio_scsi_", "scsi_req_", "scsi_disk_"]
-        case .nvme: return ["pci_nvme_"]
-        case .ide: return ["ide_", "ahci_"]
-        case .xen, .stacked, .unknown: return []
+        case .virtioBlk: return .virtioBlk
+        // sdX is virtio-scsi or another HBA through QEMU's SCSI layer (scsi-disk), or SATA
+        // through libata (then the AHCI events would show it); the SCSI layer's events are the
+        // ones that can.
+        case .scsi: return .virtioScsi
+        case .nvme: return .nvme
+        case .ide: return .ideAhci
+        case .xen, .stacked, .unknown: return nil
         }
     }
 
     /// The `-trace` patterns that turn on what the analysis needs for the bus.
     static func patterns(_ bus: GuestDiskBus) -> [String] {
-        switch bus {
-        case .virtioBlk: return ["virtio_blk_*", "virtqueue_pop", "virtqueue_fill", "virtio_set_status", "runstate_set"]
-        case .scsi: return ["virtio_scsi_*", "scsi_req_*", "scsi_disk_*", "runstate_set"]
-        case .nvme: return ["pci_nvme_*"]
-        case .ide: return ["ide_*", "ahci_*"]
-        case .xen, .stacked, .unknown: return []
-        }
+        traceBus(bus).map { TraceCoverage.tracePatterns(for: $0) } ?? []
     }
 
     /// Buses whose requests kvmscope rebuilds from the trace.
-    static func supported(_ bus: GuestDiskBus) -> Bool { bus == .virtioBlk }
+    static func supported(_ bus: GuestDiskBus) -> Bool {
+        traceBus(bus).map(TraceCoverage.isAnalysed) ?? false
+    }
 
     /// Whether the trace holds any event of the bus.
     static func present(_ bus: GuestDiskBus, in host: TraceReport) -> Bool {
-        let p = prefixes(bus)
-        return host.input.stats.eventCounts.contains { name, n in n > 0 && p.contains { name.hasPrefix($0) } }
+        traceBus(bus).flatMap { host.coverage.bus($0)?.covered } ?? false
+    }
+
+    static func analysedAndPresent(_ bus: GuestDiskBus, in host: TraceReport) -> Bool {
+        supported(bus) && present(bus, in: host)
     }
 }
