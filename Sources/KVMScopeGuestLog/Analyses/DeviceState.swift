@@ -221,6 +221,11 @@ struct FilesystemState {
             if !report.shutdown { report.shutdown = true; report.shutdownAt = l }
             problem = .shutdown
         case .corruption(let c):
+            // A corruption report is an error too (ext4 prints it as `EXT4-fs error`).
+            report.errors += 1
+            if let function = c.function, report.errorFunctions.count < 16 || report.errorFunctions[function] != nil {
+                report.errorFunctions[function, default: 0] += 1
+            }
             addCorruption(c, e)
             if c.shutsDown, !report.shutdown { report.shutdown = true; report.shutdownAt = l }
             problem = .corruption
@@ -238,6 +243,7 @@ struct FilesystemState {
         report.lastProblem = GuestLogLocation.later(report.lastProblem, l)
         note(problem, e)
         if alsoAborted { note(.journalAborted, e) }
+        if case .corruption(let c) = e.kind, c.shutsDown { note(.shutdown, e) }
         return problem
     }
 

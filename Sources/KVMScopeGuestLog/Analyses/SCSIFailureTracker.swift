@@ -122,6 +122,7 @@ struct SCSIFailureTracker {
         f.blockErrorLine = line
         f.blockErrorSector = e.sector
         f.blockOperation = e.operation
+        f.last = GuestLogLocation.later(f.last, e.location)
         if let k = factor, let range = f.cdb?.blockRange {
             f.sector = e.sector
             let (n, overflow) = UInt64(range.blocks).multipliedReportingOverflow(by: k)
