@@ -16,11 +16,15 @@ struct DeviceState {
     var filesystemSlot = [-1, -1, -1, -1]
     /// SCSI command failures being assembled from their lines (SCSIFailureTracker.swift).
     var scsiFailures = SCSIFailureTracker()
+    /// An `sdX` name: its block errors are kept for the SCSI tracker even before any SCSI line
+    /// (a quiet console shows the block error first, the dmesg replay the SCSI lines later).
+    let scsiDisk: Bool
     var timeouts: DeviceTimeoutSummary?
     var timeoutEvidenceKinds: UInt32 = 0
 
     init(name: String, rangeLimit: Int) {
         report = GuestDeviceReport(name: name)
+        scsiDisk = name.hasPrefix("sd")
         ranges = SectorRangeSet(limit: rangeLimit)
     }
 
@@ -243,7 +247,8 @@ struct FilesystemState {
         report.lastProblem = GuestLogLocation.later(report.lastProblem, l)
         note(problem, e)
         if alsoAborted { note(.journalAborted, e) }
-        if case .corruption(let c) = e.kind, c.shutsDown { note(.shutdown, e) }
+        // The shutdown is evidenced by the corruption line already quoted: not quoted twice.
+        if case .corruption(let c) = e.kind, c.shutsDown { evidenceKinds |= Problem.shutdown.rawValue }
         return problem
     }
 

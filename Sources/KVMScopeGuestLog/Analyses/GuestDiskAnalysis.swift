@@ -84,7 +84,7 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         // Mutate in place (devices[d].…): copying the element out and back would copy its
         // detail arrays on every append.
         devices[d].addBlockError(e, keepDetail: keep)
-        if devices[d].scsiFailures.hasFailures {
+        if devices[d].scsiDisk || devices[d].scsiFailures.hasFailures {
             devices[d].scsiFailures.blockError(e, logicalBlockSize: devices[d].report.capacity?.logicalBlockSize)
         }
     }

@@ -10,12 +10,24 @@
 /// The three SCSI lines are rate-limited together (DEFAULT_RATELIMIT_BURST per 5 s), so a
 /// block error with no SCSI lines before it is normal in a flood and is tied to nothing.
 ///
-/// Bounded: at most `pendingLimit` commands being assembled, `SCSISummary.failedRequestLimit`
-/// distinct requests kept; everything beyond is counted.
+/// A serial console at the default `quiet` loglevel shows the KERN_ERR block error but not the
+/// KERN_INFO SCSI lines, which only the dmesg replay after it has; the replay's block error is
+/// then a duplicate (same stamp) and dropped by the reader. So a command still untied when it
+/// is finished is also tied to an earlier untied block error of the same disk whose sector its
+/// CDB starts at and whose uptime is within `tieWindowMicroseconds` after the command's first line.
+///
+/// Bounded: at most `pendingLimit` commands being assembled, `untiedLimit` untied block errors,
+/// `SCSISummary.failedRequestLimit` distinct requests kept; everything beyond is counted.
 struct SCSIFailureTracker {
     static let pendingLimit = 8
     /// A block error is tied only to a command whose last line is at most this many lines back.
     static let tieDistance = 16
+    static let untiedLimit = 16
+    static let tieWindowMicroseconds: Int64 = 1_000_000
+
+    /// Recent block errors no command was tied to, oldest first.
+    private var untied: [BlockErrorEvent] = []
+    private var logicalBlockSize: UInt32?
 
     private var pending: [(failure: SCSICommandFailure, lastLine: Int)] = []
     private(set) var failures: [SCSICommandFailure] = []
@@ -92,6 +104,7 @@ struct SCSIFailureTracker {
     /// A block-layer error on this disk: ties it to its command, or counts it as another
     /// failure of a request already listed.
     mutating func blockError(_ e: BlockErrorEvent, logicalBlockSize: UInt32?) {
+        self.logicalBlockSize = logicalBlockSize
         let line = e.location.line
         var chosen: Int? = nil
         var factor: UInt64? = nil
@@ -115,11 +128,18 @@ struct SCSIFailureTracker {
             if let op = e.operation?.rawValue, let j = index[RequestKey(operation: op, start: e.sector)] {
                 failures[j].loggedFailures += 1
                 failures[j].last = GuestLogLocation.later(failures[j].last, e.location)
+            } else {
+                if untied.count >= Self.untiedLimit { untied.removeFirst() }
+                untied.append(e)
             }
             return
         }
-        var f = pending[i].failure
-        f.blockErrorLine = line
+        Self.tie(&pending[i].failure, e, factor: factor)
+        finalize(at: i)
+    }
+
+    private static func tie(_ f: inout SCSICommandFailure, _ e: BlockErrorEvent, factor: UInt64?) {
+        f.blockErrorLine = e.location.line
         f.blockErrorSector = e.sector
         f.blockOperation = e.operation
         f.last = GuestLogLocation.later(f.last, e.location)
@@ -128,8 +148,21 @@ struct SCSIFailureTracker {
             let (n, overflow) = UInt64(range.blocks).multipliedReportingOverflow(by: k)
             f.sectors = overflow ? nil : n
         }
-        pending[i].failure = f
-        finalize(at: i)
+    }
+
+    /// For a command finished without a block error after it: an earlier untied one of its
+    /// request, by uptime (see the type's comment).
+    private mutating func tieToEarlier(_ f: inout SCSICommandFailure) {
+        guard f.blockErrorLine == nil, let range = f.cdb?.blockRange, let start = f.first.time.uptimeMicroseconds else { return }
+        for j in untied.indices.reversed() {
+            let e = untied[j]
+            guard let t = e.location.time.uptimeMicroseconds, t >= start, t - start <= Self.tieWindowMicroseconds,
+                  let k = Self.sectorFactor(lba: range.lba, sector: e.sector, logicalBlockSize: logicalBlockSize)
+            else { continue }
+            Self.tie(&f, e, factor: k)
+            untied.remove(at: j)
+            return
+        }
     }
 
     /// The multiple of 512 bytes a logical block must be for `lba` to start at `sector`: the
@@ -176,7 +209,8 @@ struct SCSIFailureTracker {
     }
 
     private mutating func finalize(at i: Int) {
-        let f = pending.remove(at: i).failure
+        var f = pending.remove(at: i).failure
+        tieToEarlier(&f)
         commandFailures += 1
         let op = f.cdb.map { $0.operation.rawValue } ?? f.blockOperation?.rawValue
         let start = f.cdb?.blockRange?.lba ?? f.blockErrorSector
@@ -204,6 +238,7 @@ struct SCSIFailureTracker {
     /// Everything still pending is a failure too (its block error line was not logged, or not yet).
     func finish(into s: inout SCSISummary, logicalBlockSize: UInt32?) {
         var copy = self
+        if copy.logicalBlockSize == nil { copy.logicalBlockSize = logicalBlockSize }
         while !copy.pending.isEmpty { copy.finalize(at: 0) }
         // With the disk's block size known, commands not tied to a block error get their sector too.
         if let size = logicalBlockSize, size >= 512, size % 512 == 0 {

@@ -268,6 +268,19 @@ public enum GuestReportRenderer {
         if fs.corruptionReportsNotListed > 0 {
             out.append("      … and \(fs.corruptionReportsNotListed) reports of further kinds (counted only)")
         }
+        if fs.corruptionReports > 0 {
+            // Read-only checks first: a repair rewrites metadata and can lose what it cannot place.
+            let check: String?
+            switch fs.type {
+            case "ext4", "ext3", "ext2": check = "e2fsck -fn /dev/\(fs.device)"
+            case "xfs": check = "xfs_repair -n /dev/\(fs.device)"
+            case "btrfs": check = "btrfs check --readonly /dev/\(fs.device)"
+            default: check = nil
+            }
+            if let check {
+                out.append("      " + style.dim("check it unmounted with `\(check)` (changes nothing); copy the disk image before any repair"))
+            }
+        }
         for r in fs.btrfsDeviceStats where r.stats.hasErrors {
             let s = r.stats
             out.append("      btrfs error counters of \(s.bdev) at \(place(r.at)): write \(s.writeErrors), read \(s.readErrors), flush \(s.flushErrors), corrupt \(s.corruptionErrors), generation \(s.generationErrors)")
