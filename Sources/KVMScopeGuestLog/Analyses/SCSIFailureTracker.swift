@@ -25,8 +25,17 @@ struct SCSIFailureTracker {
     static let untiedLimit = 16
     static let tieWindowMicroseconds: Int64 = 1_000_000
 
-    /// Recent block errors no command was tied to, oldest first.
-    private var untied: [BlockErrorEvent] = []
+    /// Recent block errors no command was tied to: a ring of `untiedLimit`, `untiedNext` the
+    /// slot to overwrite next. Only what tying needs is kept (this runs for every error on sdX).
+    private var untied: [UntiedBlockError] = []
+    private var untiedNext = 0
+
+    struct UntiedBlockError {
+        var sector: UInt64
+        var operation: BlockIOOperation?
+        var location: GuestLogLocation
+        var used = false
+    }
     private var logicalBlockSize: UInt32?
 
     private var pending: [(failure: SCSICommandFailure, lastLine: Int)] = []
@@ -125,20 +134,22 @@ struct SCSIFailureTracker {
         }
         guard let i = chosen else {
             // Untied: a repeat of a listed request (the SCSI lines were rate-limited) still counts.
-            if let op = e.operation?.rawValue, let j = index[RequestKey(operation: op, start: e.sector)] {
+            if !failures.isEmpty, let op = e.operation?.rawValue, let j = index[RequestKey(operation: op, start: e.sector)] {
                 failures[j].loggedFailures += 1
                 failures[j].last = GuestLogLocation.later(failures[j].last, e.location)
             } else {
-                if untied.count >= Self.untiedLimit { untied.removeFirst() }
-                untied.append(e)
+                let u = UntiedBlockError(sector: e.sector, operation: e.operation, location: e.location)
+                if untied.count < Self.untiedLimit { untied.append(u) } else { untied[untiedNext] = u }
+                untiedNext = (untiedNext + 1) % Self.untiedLimit
             }
             return
         }
-        Self.tie(&pending[i].failure, e, factor: factor)
+        Self.tie(&pending[i].failure, UntiedBlockError(sector: e.sector, operation: e.operation, location: e.location),
+                 factor: factor)
         finalize(at: i)
     }
 
-    private static func tie(_ f: inout SCSICommandFailure, _ e: BlockErrorEvent, factor: UInt64?) {
+    private static func tie(_ f: inout SCSICommandFailure, _ e: UntiedBlockError, factor: UInt64?) {
         f.blockErrorLine = e.location.line
         f.blockErrorSector = e.sector
         f.blockOperation = e.operation
@@ -154,13 +165,14 @@ struct SCSIFailureTracker {
     /// request, by uptime (see the type's comment).
     private mutating func tieToEarlier(_ f: inout SCSICommandFailure) {
         guard f.blockErrorLine == nil, let range = f.cdb?.blockRange, let start = f.first.time.uptimeMicroseconds else { return }
-        for j in untied.indices.reversed() {
+        for j in untied.indices {
             let e = untied[j]
-            guard let t = e.location.time.uptimeMicroseconds, t >= start, t - start <= Self.tieWindowMicroseconds,
+            guard !e.used, let t = e.location.time.uptimeMicroseconds, t >= start,
+                  case let (gap, overflow) = t.subtractingReportingOverflow(start), !overflow, gap <= Self.tieWindowMicroseconds,
                   let k = Self.sectorFactor(lba: range.lba, sector: e.sector, logicalBlockSize: logicalBlockSize)
             else { continue }
             Self.tie(&f, e, factor: k)
-            untied.remove(at: j)
+            untied[j].used = true
             return
         }
     }
