@@ -364,7 +364,10 @@ enum JournalMatcherNames {
         #expect(unhandled.kind == .unhandled)
         let offline = try #require(try F.scsi("[Mon Jun 22 00:03:31 2020] sd 5:0:0:0: rejecting I/O to offline device"))
         #expect(offline.kind == .offline)
-        #expect(try F.event("[   95.572439] sd 0:0:0:0: [sda] tag#0 CDB: Read(10) 28 00 0d c1 26 98 00 00 08 00") == nil)
+        // The CDB line is read since the SCSI command detail was added (GuestInternalMatcherTests).
+        let cdb = try #require(try F.scsi("[   95.572439] sd 0:0:0:0: [sda] tag#0 CDB: Read(10) 28 00 0d c1 26 98 00 00 08 00"))
+        guard case .cdb(let d) = cdb.kind else { Issue.record("\(cdb.kind)"); return }
+        #expect(d.name == "Read(10)" && d.blockRange?.lba == 0x0DC1_2698 && d.blockRange?.blocks == 8)
     }
 
     @Test func virtioAndSCSICapacity() throws {

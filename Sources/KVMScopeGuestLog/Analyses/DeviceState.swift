@@ -13,10 +13,18 @@ struct DeviceState {
     var ext4WritebackErrors = false
     /// In order of first appearance; `filesystemSlot` maps a group (ext, xfs, f2fs) to its index.
     var filesystems: [FilesystemState] = []
-    var filesystemSlot = [-1, -1, -1]
+    var filesystemSlot = [-1, -1, -1, -1]
+    /// SCSI command failures being assembled from their lines (SCSIFailureTracker.swift).
+    var scsiFailures = SCSIFailureTracker()
+    /// An `sdX` name: its block errors are kept for the SCSI tracker even before any SCSI line
+    /// (a quiet console shows the block error first, the dmesg replay the SCSI lines later).
+    let scsiDisk: Bool
+    var timeouts: DeviceTimeoutSummary?
+    var timeoutEvidenceKinds: UInt32 = 0
 
     init(name: String, rangeLimit: Int) {
         report = GuestDeviceReport(name: name)
+        scsiDisk = name.hasPrefix("sd")
         ranges = SectorRangeSet(limit: rangeLimit)
     }
 
@@ -101,6 +109,7 @@ struct DeviceState {
         switch e.filesystem {
         case .xfs: group = 1
         case .f2fs: group = 2
+        case .btrfs: group = 3
         default: group = 0
         }
         if filesystemSlot[group] < 0 {
@@ -139,6 +148,12 @@ struct DeviceState {
             }
         }
         r.filesystems = filesystems.map { $0.finished() }
+        r.timeouts = timeouts
+        if r.scsi != nil || scsiFailures.hasFailures {
+            var s = r.scsi ?? SCSISummary()
+            scsiFailures.finish(into: &s, logicalBlockSize: r.capacity?.logicalBlockSize)
+            r.scsi = s
+        }
         return r
     }
 }
@@ -151,6 +166,7 @@ struct FilesystemState {
     enum Problem: UInt32 {
         case error = 1, journalAborted = 2, readOnly = 4, superblock = 8, journalSuperblock = 16
         case journalDataFlush = 32, inodeWrite = 64, dataLoss = 128, metadata = 256, log = 512, shutdown = 1024
+        case corruption = 2048, deviceStats = 4096
     }
 
     /// Adds an event; returns the problem kind when it is one (nil for `mounted`).
@@ -208,13 +224,70 @@ struct FilesystemState {
         case .shutdown:
             if !report.shutdown { report.shutdown = true; report.shutdownAt = l }
             problem = .shutdown
+        case .corruption(let c):
+            // A corruption report is an error too (ext4 prints it as `EXT4-fs error`).
+            report.errors += 1
+            if let function = c.function, report.errorFunctions.count < 16 || report.errorFunctions[function] != nil {
+                report.errorFunctions[function, default: 0] += 1
+            }
+            addCorruption(c, e)
+            if c.shutsDown, !report.shutdown { report.shutdown = true; report.shutdownAt = l }
+            problem = .corruption
+        case .btrfsDeviceStats(let stats):
+            // Cumulative counters: the latest line per device is the state.
+            if let i = report.btrfsDeviceStats.firstIndex(where: { $0.stats.bdev == stats.bdev }) {
+                report.btrfsDeviceStats[i] = BtrfsDeviceStatsRecord(stats: stats, at: l)
+            } else if report.btrfsDeviceStats.count < 16 {
+                report.btrfsDeviceStats.append(BtrfsDeviceStatsRecord(stats: stats, at: l))
+            }
+            problem = stats.hasErrors ? .deviceStats : nil
         }
         guard let problem else { return nil }
         report.firstProblem = GuestLogLocation.earlier(report.firstProblem, l)
         report.lastProblem = GuestLogLocation.later(report.lastProblem, l)
         note(problem, e)
         if alsoAborted { note(.journalAborted, e) }
+        // The shutdown is evidenced by the corruption line already quoted: not quoted twice.
+        if case .corruption(let c) = e.kind, c.shutsDown { evidenceKinds |= Problem.shutdown.rawValue }
         return problem
+    }
+
+    /// Folds a corruption report into the finding of its structure, checksum flag and function.
+    mutating func addCorruption(_ c: FilesystemCorruptionEvent, _ e: FilesystemEvent) {
+        report.corruptionReports += 1
+        let i: Int
+        if let found = report.corruption.firstIndex(where: {
+            $0.structure == c.structure && $0.checksum == c.checksum && $0.function == c.function
+        }) {
+            i = found
+        } else if report.corruption.count < FilesystemReport.corruptionFindingLimit {
+            report.corruption.append(CorruptionFinding(structure: c.structure, checksum: c.checksum, function: c.function,
+                                                       first: EvidenceLine(location: e.location, message: e.message)))
+            i = report.corruption.count - 1
+        } else {
+            report.corruptionReportsNotListed += 1
+            return
+        }
+        var f = report.corruption[i]
+        f.count += 1
+        f.last = GuestLogLocation.later(f.last, e.location)
+        if GuestLogLocation.ordered(e.location, f.first.location) {
+            f.first = EvidenceLine(location: e.location, message: e.message)
+        }
+        var missed = false
+        func keep(_ v: UInt64?, _ list: inout [UInt64]) {
+            guard let v, !list.contains(v) else { return }
+            if list.count < CorruptionFinding.valueLimit { list.append(v) } else { missed = true }
+        }
+        keep(c.inode, &f.inodes)
+        keep(c.block, &f.blocks)
+        keep(c.group, &f.groups)
+        if c.block != nil, f.blockUnit == nil { f.blockUnit = c.blockUnit }
+        if missed { f.valuesNotListed += 1 }
+        if let p = c.process, !f.processes.contains(p), f.processes.count < CorruptionFinding.valueLimit {
+            f.processes.append(p)
+        }
+        report.corruption[i] = f
     }
 
     mutating func note(_ kind: Problem, _ e: FilesystemEvent) {

@@ -22,6 +22,7 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
     /// Set once a line shape that only kernels ≥4.1 print has been seen.
     private var modernKernel = false
     private var scsiAddresses: [String: String] = [:]
+    private var hungTasks = HungTaskSummary()
 
     public init(detailLimit: Int = 10_000, deviceLimit: Int = 256, rangeLimit: Int = 4096) {
         self.detailLimit = max(0, detailLimit)
@@ -39,6 +40,8 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
             guard let d = device(e.device) else { return }
             devices[d].report.capacity = e
         case .suppressed(let e): addSuppressed(e)
+        case .hungTask(let e): addHungTask(e)
+        case .deviceTimeout(let e): addTimeout(e)
         }
     }
 
@@ -81,6 +84,9 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         // Mutate in place (devices[d].…): copying the element out and back would copy its
         // detail arrays on every append.
         devices[d].addBlockError(e, keepDetail: keep)
+        if devices[d].scsiDisk || devices[d].scsiFailures.hasFailures {
+            devices[d].scsiFailures.blockError(e, logicalBlockSize: devices[d].report.capacity?.logicalBlockSize)
+        }
     }
 
     // MARK: - buffer errors
@@ -127,8 +133,46 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         case .additionalSense(let a): bump(&s.additionalSense, a)
         case .unhandled: s.unhandled += 1
         case .offline: s.offlineRejections += 1
+        case .cdb: break
         }
         devices[d].report.scsi = s
+        devices[d].scsiFailures.add(e)
+        noteError(d, e.location)
+    }
+
+    // MARK: - hung tasks, timeouts
+
+    private mutating func addHungTask(_ e: HungTaskEvent) {
+        hungTasks.total += 1
+        if hungTasks.tasks.count < HungTaskSummary.listLimit {
+            hungTasks.tasks.append(HungTaskRecord(event: e))
+        } else {
+            hungTasks.tasksNotListed += 1
+        }
+        hungTasks.maxBlockedSeconds = max(hungTasks.maxBlockedSeconds ?? 0, e.blockedSeconds)
+        hungTasks.first = GuestLogLocation.earlier(hungTasks.first, e.location)
+        hungTasks.last = GuestLogLocation.later(hungTasks.last, e.location)
+    }
+
+    private mutating func addTimeout(_ e: DeviceTimeoutEvent) {
+        var name = e.device
+        if let address = e.address {
+            if name.hasPrefix("sd ") { if let known = scsiAddresses[address] { name = known } }
+            else if scsiAddresses.count < 256 { scsiAddresses[address] = name }
+        }
+        guard let d = device(name) else { return }
+        var t = devices[d].timeouts ?? DeviceTimeoutSummary()
+        t.total += 1
+        t.counts[e.kind.rawValue, default: 0] += 1
+        if let w = e.waitedSeconds { t.maxWaitedSeconds = max(t.maxWaitedSeconds ?? 0, w) }
+        t.first = GuestLogLocation.earlier(t.first, e.location)
+        t.last = GuestLogLocation.later(t.last, e.location)
+        let bit = UInt32(1) << UInt32(DeviceTimeoutKind.allCases.firstIndex(of: e.kind) ?? 0)
+        if devices[d].timeoutEvidenceKinds & bit == 0, t.evidence.count < DeviceTimeoutSummary.evidenceLimit {
+            devices[d].timeoutEvidenceKinds |= bit
+            t.evidence.append(EvidenceLine(location: e.location, message: e.message))
+        }
+        devices[d].timeouts = t
         noteError(d, e.location)
     }
 
@@ -170,6 +214,7 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         }
         let reports = copy.devices.map { $0.finished(modernKernel: copy.modernKernel) }
         return GuestDiskReport(source: source, input: input, detailLimit: detailLimit, devices: reports,
-                               suppressed: copy.suppressed, eventsOverDeviceLimit: copy.eventsOverDeviceLimit)
+                               suppressed: copy.suppressed, eventsOverDeviceLimit: copy.eventsOverDeviceLimit,
+                               hungTasks: copy.hungTasks)
     }
 }

@@ -19,7 +19,7 @@ public struct FilesystemEvent: Equatable, Sendable {
 }
 
 public enum FilesystemKind: String, CaseIterable, Sendable, Codable {
-    case ext2, ext3, ext4, f2fs, xfs
+    case ext2, ext3, ext4, f2fs, xfs, btrfs
     /// Journal layers, reported under the filesystem on the same device when there is one.
     case jbd, jbd2
 
@@ -64,6 +64,10 @@ public enum FilesystemEventKind: Equatable, Sendable {
     /// The filesystem stopped all writes: XFS `... Shutting down filesystem`,
     /// `Filesystem has been shut down due to log error (0x%x).`; ext4 `shut down requested`.
     case shutdown
+    /// Damaged metadata or data found on read (FilesystemCorruption.swift).
+    case corruption(FilesystemCorruptionEvent)
+    /// btrfs `bdev %s errs: wr %u, rd %u, flush %u, corrupt %u, gen %u`.
+    case btrfsDeviceStats(BtrfsDeviceStatsEvent)
 }
 
 /// `sd H:C:T:L: [sdX] ...` lines from the SCSI disk driver (drivers/scsi/sd.c,
@@ -73,10 +77,21 @@ public struct SCSIEvent: Equatable, Sendable {
     /// `H:C:T:L` (host, channel, target, LUN).
     public var address: String
     public var kind: SCSIEventKind
+    /// `tag#%d` after the disk name (scsi_logging.c sdev_format_header), when printed.
+    public var tag: Int?
+    /// For `.result`: the disposition word scsi_print_result prints before `Result:` (`FAILED`,
+    /// `SUCCESS`, `UNKNOWN(0x2003)`) and the command's age (`cmd_age=%lus`, 4.x+).
+    public var disposition: String?
+    public var commandAgeSeconds: UInt64?
+    /// For `.senseKey`: `[deferred]` rather than `[current]`.
+    public var senseDeferred: Bool?
     public var location: GuestLogLocation
 
-    public init(device: String, address: String, kind: SCSIEventKind, location: GuestLogLocation) {
-        self.device = device; self.address = address; self.kind = kind; self.location = location
+    public init(device: String, address: String, kind: SCSIEventKind, tag: Int? = nil, disposition: String? = nil,
+                commandAgeSeconds: UInt64? = nil, senseDeferred: Bool? = nil, location: GuestLogLocation) {
+        self.device = device; self.address = address; self.kind = kind; self.tag = tag
+        self.disposition = disposition; self.commandAgeSeconds = commandAgeSeconds; self.senseDeferred = senseDeferred
+        self.location = location
     }
 }
 
@@ -86,6 +101,8 @@ public enum SCSIEventKind: Equatable, Sendable {
     case result(hostbyte: String, driverbyte: String)
     /// `Sense Key : %s [current]` / `[deferred]`, optionally `[descriptor]`.
     case senseKey(String)
+    /// `CDB: %s %02x ...` (scsi_print_command).
+    case cdb(SCSICommandDescriptor)
     /// `Add. Sense: %s`, or `ASC=0x%x ASCQ=0x%x` when the kernel has no words for it.
     case additionalSense(String)
     /// `Unhandled error code`, `Unhandled sense code` (≤3.x).
@@ -161,6 +178,8 @@ public indirect enum GuestLogEvent: Equatable, Sendable {
     case scsi(SCSIEvent)
     case capacity(DiskCapacityEvent)
     case suppressed(SuppressedMessagesEvent)
+    case hungTask(HungTaskEvent)
+    case deviceTimeout(DeviceTimeoutEvent)
 
     public var location: GuestLogLocation {
         switch self {
@@ -170,6 +189,8 @@ public indirect enum GuestLogEvent: Equatable, Sendable {
         case .scsi(let e): return e.location
         case .capacity(let e): return e.location
         case .suppressed(let e): return e.location
+        case .hungTask(let e): return e.location
+        case .deviceTimeout(let e): return e.location
         }
     }
 }

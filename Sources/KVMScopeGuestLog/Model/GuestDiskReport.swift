@@ -13,18 +13,22 @@ public struct GuestDiskReport: Sendable, Encodable {
     public var suppressed: SuppressedSummary
     /// Events about devices beyond the analysis' device limit (256 names): counted, not analysed.
     public var eventsOverDeviceLimit: Int
+    /// `INFO: task %s:%d blocked for more than %ld seconds.`: tasks stuck in D state. The line
+    /// names no device, so these are not in `devices` (a jbd2 thread's name says its device).
+    public var hungTasks: HungTaskSummary
 
     public init(source: String, input: GuestLogInputStats, detailLimit: Int, devices: [GuestDeviceReport],
-                suppressed: SuppressedSummary, eventsOverDeviceLimit: Int) {
+                suppressed: SuppressedSummary, eventsOverDeviceLimit: Int, hungTasks: HungTaskSummary = HungTaskSummary()) {
         self.source = source; self.input = input; self.detailLimit = detailLimit
         self.devices = devices; self.suppressed = suppressed; self.eventsOverDeviceLimit = eventsOverDeviceLimit
+        self.hungTasks = hungTasks
     }
 
     /// Whether the log shows any disk trouble (what `kvmscope guest` exits 1 for).
     public var hasDiskErrors: Bool { devices.contains { $0.hasErrors } || suppressed.total > 0 }
 
     enum CodingKeys: String, CodingKey {
-        case source, input, detailLimit, devices, suppressed, eventsOverDeviceLimit, hasDiskErrors
+        case source, input, detailLimit, devices, suppressed, eventsOverDeviceLimit, hasDiskErrors, hungTasks
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -36,6 +40,7 @@ public struct GuestDiskReport: Sendable, Encodable {
         try c.encode(suppressed, forKey: .suppressed)
         try c.encode(eventsOverDeviceLimit, forKey: .eventsOverDeviceLimit)
         try c.encode(hasDiskErrors, forKey: .hasDiskErrors)
+        try c.encode(hungTasks, forKey: .hungTasks)
     }
 }
 
@@ -64,6 +69,9 @@ public struct GuestDeviceReport: Sendable, Encodable {
 
     public var filesystems: [FilesystemReport]
     public var scsi: SCSISummary?
+    /// Timeouts, aborts and resets the guest's driver logged for this device (SCSI: the disk;
+    /// NVMe: the controller, `nvme0`).
+    public var timeouts: DeviceTimeoutSummary?
 
     /// Messages the kernel's rate limiter dropped, attributed to this device (see SuppressedSummary).
     public var suppressed: Int
@@ -83,14 +91,14 @@ public struct GuestDeviceReport: Sendable, Encodable {
 
     public var hasErrors: Bool {
         totalBlockErrors > 0 || totalBufferErrors > 0 || suppressed > 0
-            || filesystems.contains { $0.hasProblems } || (scsi?.hasProblems ?? false)
+            || filesystems.contains { $0.hasProblems } || (scsi?.hasProblems ?? false) || (timeouts?.total ?? 0) > 0
     }
 
     enum CodingKeys: String, CodingKey {
         case name, kind, parent, capacity, blockErrors, totalBlockErrors, blockErrorsTruncated, operations, errorTypes
         case sectorRanges, sectorRangesCoalesced, sectorMergeGap, bufferErrors, totalBufferErrors, bufferErrorsTruncated
         case lostBlocks, inferredBlockSize, filesystems, scsi, suppressed, suppressedByFunction, firstError, lastError
-        case hasErrors
+        case hasErrors, timeouts
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -114,6 +122,7 @@ public struct GuestDeviceReport: Sendable, Encodable {
         try c.encode(inferredBlockSize, forKey: .inferredBlockSize)
         try c.encode(filesystems, forKey: .filesystems)
         try c.encode(scsi, forKey: .scsi)
+        try c.encode(timeouts, forKey: .timeouts)
         try c.encode(suppressed, forKey: .suppressed)
         try c.encode(suppressedByFunction, forKey: .suppressedByFunction)
         try c.encode(firstError, forKey: .firstError)
@@ -193,6 +202,16 @@ public struct FilesystemReport: Sendable, Encodable {
     public var lastProblem: GuestLogLocation?
     /// The first line of each kind of problem, in log order (at most 12).
     public var evidence: [EvidenceLine] = []
+    /// Reports of damaged metadata or data (all of them, whatever `corruption` could keep).
+    public var corruptionReports = 0
+    /// Those reports folded by structure, checksum and function (at most `corruptionFindingLimit`).
+    public var corruption: [CorruptionFinding] = []
+    /// Reports of further kinds once the list was full: counted here only.
+    public var corruptionReportsNotListed = 0
+    /// btrfs: the latest error counters of each device (at most 16 devices).
+    public var btrfsDeviceStats: [BtrfsDeviceStatsRecord] = []
+
+    public static let corruptionFindingLimit = 16
 
     public init(type: String, device: String) {
         self.type = type; self.device = device
@@ -201,7 +220,7 @@ public struct FilesystemReport: Sendable, Encodable {
     public var hasProblems: Bool {
         readOnly || journalAborted || shutdown || errors > 0 || superblockWriteErrors > 0 || journalSuperblockErrors > 0
             || journalDataFlushErrors > 0 || inodeWriteErrors > 0 || metadataIOErrors > 0 || logIOErrors > 0
-            || dataLossMessages > 0
+            || dataLossMessages > 0 || corruptionReports > 0 || btrfsDeviceStats.contains { $0.stats.hasErrors }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -209,6 +228,7 @@ public struct FilesystemReport: Sendable, Encodable {
         case errors, errorFunctions, superblockWriteErrors, journalSuperblockErrors, journalDataFlushErrors
         case inodeWriteErrors, inodesWithWriteErrors, inodeWriteStatuses, metadataIOErrors, logIOErrors
         case dataLossMessages, firstProblem, lastProblem, evidence
+        case corruptionReports, corruption, corruptionReportsNotListed, btrfsDeviceStats
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -236,6 +256,10 @@ public struct FilesystemReport: Sendable, Encodable {
         try c.encode(firstProblem, forKey: .firstProblem)
         try c.encode(lastProblem, forKey: .lastProblem)
         try c.encode(evidence, forKey: .evidence)
+        try c.encode(corruptionReports, forKey: .corruptionReports)
+        try c.encode(corruption, forKey: .corruption)
+        try c.encode(corruptionReportsNotListed, forKey: .corruptionReportsNotListed)
+        try c.encode(btrfsDeviceStats, forKey: .btrfsDeviceStats)
     }
 }
 
@@ -268,14 +292,29 @@ public struct SCSISummary: Sendable, Equatable, Encodable {
     public var additionalSense: [String: Int] = [:]
     public var unhandled = 0
     public var offlineRejections = 0
+    /// Failed commands (`FAILED Result:` groups, or sense/CDB lines without one) logged.
+    public var commandFailures = 0
+    /// Those failures per request (same operation and first block), each with its decoded
+    /// result, sense, CDB and tied block-layer error; at most `failedRequestLimit`.
+    public var failedRequests: [SCSICommandFailure] = []
+    /// Failures of further requests once the list was full: counted here only.
+    public var failuresNotListed = 0
+    /// Listed requests the guest logged failing more than once.
+    public var retriedRequests = 0
+
+    public static let failedRequestLimit = 64
 
     public init() {}
 
     public var hasProblems: Bool {
         !results.isEmpty || !senseKeys.isEmpty || !additionalSense.isEmpty || unhandled > 0 || offlineRejections > 0
+            || commandFailures > 0
     }
 
-    enum CodingKeys: String, CodingKey { case address, results, senseKeys, additionalSense, unhandled, offlineRejections }
+    enum CodingKeys: String, CodingKey {
+        case address, results, senseKeys, additionalSense, unhandled, offlineRejections
+        case commandFailures, failedRequests, failuresNotListed, retriedRequests
+    }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -285,6 +324,10 @@ public struct SCSISummary: Sendable, Equatable, Encodable {
         try c.encode(additionalSense, forKey: .additionalSense)
         try c.encode(unhandled, forKey: .unhandled)
         try c.encode(offlineRejections, forKey: .offlineRejections)
+        try c.encode(commandFailures, forKey: .commandFailures)
+        try c.encode(failedRequests, forKey: .failedRequests)
+        try c.encode(failuresNotListed, forKey: .failuresNotListed)
+        try c.encode(retriedRequests, forKey: .retriedRequests)
     }
 }
 

@@ -42,6 +42,10 @@ public enum GuestReportRenderer {
             }
             out.append("Suppressed: " + parts.joined(separator: "; "))
         }
+        if report.hungTasks.total > 0 {
+            out.append("")
+            out.append(contentsOf: hungTaskLines(report.hungTasks, style: style))
+        }
         if report.eventsOverDeviceLimit > 0 {
             out.append(style.yellow("\(report.eventsOverDeviceLimit) events about further devices were counted but not analysed (device limit reached)."))
         }
@@ -88,6 +92,10 @@ public enum GuestReportRenderer {
         }
         if let s = d.scsi, s.hasProblems {
             out.append(contentsOf: scsiLines(s))
+            out.append(contentsOf: scsiFailureLines(s))
+        }
+        if let t = d.timeouts, t.total > 0 {
+            out.append(contentsOf: timeoutLines(t, style: style))
         }
         if let first = d.firstError, let last = d.lastError {
             out.append(first == last ? "  at \(place(first))" : "  first at \(place(first)), last at \(place(last))")
@@ -111,6 +119,9 @@ public enum GuestReportRenderer {
         case .disk:
             if d.capacity?.driver == "virtio_blk" || d.name.hasPrefix("vd") { kind = "virtio disk" }
             else if d.capacity?.driver == "sd" || d.name.hasPrefix("sd") { kind = "SCSI disk" }
+            else if d.name.hasPrefix("nvme"), d.name.dropFirst(4).allSatisfy(\.isNumber), d.name.count > 4 {
+                kind = "NVMe controller (its namespaces are \(d.name)n1, ...)"
+            }
             else { kind = "disk" }
         default: kind = d.kind.label
         }
@@ -206,6 +217,7 @@ public enum GuestReportRenderer {
         if fs.logIOErrors > 0 { counts.append("\(fs.logIOErrors) log I/O error\(fs.logIOErrors == 1 ? "" : "s")") }
         if fs.dataLossMessages > 0 { counts.append(style.red("\(fs.dataLossMessages) data-loss message\(fs.dataLossMessages == 1 ? "" : "s")")) }
         if !counts.isEmpty { out.append("    " + counts.joined(separator: "; ")) }
+        out.append(contentsOf: corruptionLines(fs, style: style))
         for e in fs.evidence {
             out.append("    " + style.dim("line \(e.location.line) [\(stamp(e.location))] ") + e.message)
         }
@@ -222,6 +234,109 @@ public enum GuestReportRenderer {
         if !s.additionalSense.isEmpty { out.append("    additional sense: " + list(s.additionalSense)) }
         if s.unhandled > 0 { out.append("    \(s.unhandled) unhandled error code\(s.unhandled == 1 ? "" : "s")") }
         if s.offlineRejections > 0 { out.append("    \(s.offlineRejections) I/O rejected: device offline") }
+        return out
+    }
+
+    // MARK: - guest-internal findings
+
+    static func corruptionLines(_ fs: FilesystemReport, style: TerminalStyle) -> [String] {
+        guard fs.corruptionReports > 0 || fs.btrfsDeviceStats.contains(where: { $0.stats.hasErrors }) else { return [] }
+        var out: [String] = []
+        if fs.corruptionReports > 0 {
+            out.append("    " + style.red("\(fs.corruptionReports) corruption report\(fs.corruptionReports == 1 ? "" : "s")")
+                       + ": the filesystem read bytes that are wrong (the read itself succeeded)")
+        }
+        for f in fs.corruption {
+            var what = f.structure.rawValue + (f.checksum ? " checksum mismatch" : " damaged")
+            if let fn = f.function { what += " (\(fn))" }
+            var parts = ["\(f.count)×"]
+            if !f.inodes.isEmpty { parts.append("inode" + (f.inodes.count == 1 ? " " : "s ") + f.inodes.map(String.init).joined(separator: ", ")) }
+            if !f.groups.isEmpty { parts.append("group" + (f.groups.count == 1 ? " " : "s ") + f.groups.map(String.init).joined(separator: ", ")) }
+            if !f.blocks.isEmpty {
+                let unit: String
+                switch f.blockUnit {
+                case .sector512?: unit = "daddr (512-byte sectors)"
+                case .logicalByte?: unit = "logical byte address"
+                default: unit = "block"
+                }
+                parts.append(unit + " " + f.blocks.map(String.init).joined(separator: ", "))
+            }
+            if f.valuesNotListed > 0 { parts.append("+\(f.valuesNotListed) reports naming others") }
+            if !f.processes.isEmpty { parts.append("seen by " + f.processes.joined(separator: ", ")) }
+            out.append("      \(what): " + parts.joined(separator: "; "))
+        }
+        if fs.corruptionReportsNotListed > 0 {
+            out.append("      … and \(fs.corruptionReportsNotListed) reports of further kinds (counted only)")
+        }
+        if fs.corruptionReports > 0 {
+            // Read-only checks first: a repair rewrites metadata and can lose what it cannot place.
+            let check: String?
+            switch fs.type {
+            case "ext4", "ext3", "ext2": check = "e2fsck -fn /dev/\(fs.device)"
+            case "xfs": check = "xfs_repair -n /dev/\(fs.device)"
+            case "btrfs": check = "btrfs check --readonly /dev/\(fs.device)"
+            default: check = nil
+            }
+            if let check {
+                out.append("      " + style.dim("check it unmounted with `\(check)` (changes nothing); copy the disk image before any repair"))
+            }
+        }
+        for r in fs.btrfsDeviceStats where r.stats.hasErrors {
+            let s = r.stats
+            out.append("      btrfs error counters of \(s.bdev) at \(place(r.at)): write \(s.writeErrors), read \(s.readErrors), flush \(s.flushErrors), corrupt \(s.corruptionErrors), generation \(s.generationErrors)")
+        }
+        return out
+    }
+
+    static func scsiFailureLines(_ s: SCSISummary) -> [String] {
+        guard !s.failedRequests.isEmpty else { return [] }
+        var out = ["    \(s.commandFailures) failed command\(s.commandFailures == 1 ? "" : "s") logged, \(s.failedRequests.count) distinct request\(s.failedRequests.count == 1 ? "" : "s")"
+                   + (s.retriedRequests > 0 ? ", \(s.retriedRequests) logged failing more than once" : "") + ":"]
+        for f in s.failedRequests.prefix(8) {
+            var parts: [String] = []
+            if let c = f.cdb {
+                var cmd = c.name
+                if let r = c.blockRange { cmd += " LBA \(r.lba) × \(r.blocks)" }
+                parts.append(cmd)
+            } else if let op = f.blockOperation {
+                parts.append(op.rawValue)
+            }
+            if let sector = f.sector ?? f.blockErrorSector { parts.append("sector \(sector)" + (f.sectors.map { "+\($0)" } ?? "")) }
+            if let k = f.senseKey { parts.append(k + (f.additionalSense.map { " / \($0)" } ?? "")) }
+            else if let hb = f.hostbyte { parts.append("hostbyte=\(hb)") }
+            if f.loggedFailures > 1 { parts.append("logged \(f.loggedFailures)×") }
+            if let n = f.silentRetriesUpTo, n > 0 {
+                parts.append("each after up to \(n) silent retries (the host sees up to \(n + 1) attempts)")
+            }
+            out.append("      " + parts.joined(separator: "; ") + " — \(place(f.first))")
+        }
+        if s.failedRequests.count > 8 { out.append("      … and \(s.failedRequests.count - 8) more (--json lists them)") }
+        if s.failuresNotListed > 0 { out.append("      … and \(s.failuresNotListed) failures of further requests (counted only)") }
+        return out
+    }
+
+    static func timeoutLines(_ t: DeviceTimeoutSummary, style: TerminalStyle) -> [String] {
+        let kinds = t.counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        var out = ["  " + style.red("\(t.total) timeout/abort/reset message\(t.total == 1 ? "" : "s")") + " from the guest's driver: \(kinds)"
+                   + (t.maxWaitedSeconds.map { "; waited up to \($0) s" } ?? "")]
+        for e in t.evidence {
+            out.append("    " + style.dim("line \(e.location.line) [\(stamp(e.location))] ") + e.message)
+        }
+        return out
+    }
+
+    static func hungTaskLines(_ h: HungTaskSummary, style: TerminalStyle) -> [String] {
+        var out = [style.bold("Hung tasks") + ": \(h.total) report\(h.total == 1 ? "" : "s") of a task blocked in D state"
+                   + (h.maxBlockedSeconds.map { " (longest: more than \($0) s)" } ?? "")
+                   + "; the line names no device"]
+        for t in h.tasks.prefix(8) {
+            let e = t.event
+            out.append("  \(e.task) (pid \(e.pid)) blocked for more than \(e.blockedSeconds) s at \(place(e.location))"
+                       + (e.journalDevice.map { " — the journal thread of \($0)" } ?? ""))
+        }
+        let more = h.total - min(8, h.tasks.count)
+        if more > 0 { out.append("  … and \(more) more") }
         return out
     }
 

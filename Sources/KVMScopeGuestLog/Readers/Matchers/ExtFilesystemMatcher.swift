@@ -16,6 +16,9 @@
 ///   `EXT3-fs (%s): error: remounting filesystem read-only`      ext3_handle_error
 ///   `F2FS-fs (%s): Remounting filesystem read-only`             f2fs_handle_critical_error
 ///
+/// ext4 errors and mount-time messages that report damaged metadata become corruption events
+/// (Ext4CorruptionMatcher quotes those messages).
+///
 /// Detected aborted journal / Journal has aborted in an error line mark the journal aborted.
 enum ExtFilesystemMatcher {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
@@ -34,10 +37,18 @@ enum ExtFilesystemMatcher {
                   line.matches(")", at: devEnd) else { return .malformed }
             var function: String? = nil
             var f = devEnd + 1
-            if line.matches(": ", at: f) { f += 2 } else if line.matches(" in ", at: f) { f += 4 } else { f = -1 }
+            var inForm = false
+            if line.matches(": ", at: f) { f += 2 } else if line.matches(" in ", at: f) { f += 4; inForm = true } else { f = -1 }
             if f >= 0 {
                 let id = line.identifier(at: f)
-                if !id.isEmpty { function = line.string(id) }
+                if !id.isEmpty {
+                    function = line.string(id)
+                    // __ext4_std_error (` in %s:%d: %s`) reports an errno, never what it read.
+                    if kind == .ext4, !inForm,
+                       let c = Ext4CorruptionMatcher.corruption(line, function: function, afterFunction: id.upperBound) {
+                        return event(ctx, kind, device, .corruption(c))
+                    }
+                }
             }
             let aborted = line.find("aborted journal", from: devEnd) != nil || line.find("Journal has aborted", from: devEnd) != nil
             return event(ctx, kind, device, .error(function: function, abortedJournal: aborted))
@@ -74,6 +85,9 @@ enum ExtFilesystemMatcher {
             }
             if line.find("aborted journal", from: m) != nil {
                 return event(ctx, kind, device, .journalAborted)
+            }
+            if kind == .ext4, let c = Ext4CorruptionMatcher.mountTime(line, message: m) {
+                return event(ctx, kind, device, .corruption(c))
             }
             return .noMatch
         }

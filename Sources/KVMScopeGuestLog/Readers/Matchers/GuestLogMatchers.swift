@@ -8,13 +8,17 @@ enum GuestLogMatchers {
         let first = line[s]
         var outcome = MatchOutcome.noMatch
         switch first {
-        case UInt8(ascii: "B"): outcome = BufferErrorMatcher.matchBuffer(ctx)
+        case UInt8(ascii: "B"):
+            outcome = s + 1 < line.count && line[s + 1] == UInt8(ascii: "T") ? BtrfsMatcher.match(ctx)
+                                                                          : BufferErrorMatcher.matchBuffer(ctx)
         case UInt8(ascii: "l"): outcome = BufferErrorMatcher.matchLostPageWrite(ctx)
         case UInt8(ascii: "E"), UInt8(ascii: "F"): outcome = ExtFilesystemMatcher.match(ctx)
         case UInt8(ascii: "J"), UInt8(ascii: "A"): outcome = JournalMatcher.match(ctx)
         case UInt8(ascii: "X"): outcome = XFSMatcher.match(ctx)
         case UInt8(ascii: "s"): outcome = SCSIMatcher.match(ctx)
         case UInt8(ascii: "v"): outcome = CapacityMatcher.match(ctx)
+        case UInt8(ascii: "I"): outcome = HungTaskMatcher.match(ctx)
+        case UInt8(ascii: "n"): outcome = NVMeMatcher.match(ctx)
         default: break
         }
         // Pattern match, not `!=`: Equatable would compare whole event payloads.
