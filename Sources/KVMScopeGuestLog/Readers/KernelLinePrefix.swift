@@ -143,7 +143,8 @@ public enum KernelLinePrefixParser {
         var i = afterTime
         var commaFraction = false
         var micro: Int? = nil
-        if let f = fraction { micro = f.value; commaFraction = f.comma }
+        var digits = 0
+        if let f = fraction { micro = f.value; commaFraction = f.comma; digits = f.digits }
         var offset: Int? = nil
         if i < line.count, line[i] == UInt8(ascii: "Z") { offset = 0; i += 1 }
         else if i < line.count, line[i] == UInt8(ascii: "+") || line[i] == UInt8(ascii: "-") {
@@ -160,7 +161,7 @@ public enum KernelLinePrefixParser {
         guard i < line.count, line[i] == 0x20 else { return nil }
         i += 1
         let wc = WallClockTime(year: Int(year), month: Int(month), day: Int(day), hour: h, minute: m, second: s,
-                               microsecond: micro, utcOffsetMinutes: offset)
+                               microsecond: micro, utcOffsetMinutes: offset, fractionDigits: digits)
         // dmesg's ISO stamp uses a comma before the fraction and is followed by the message itself;
         // journald and rsyslog use a dot (or no fraction) and are followed by "host tag: ".
         if commaFraction {
@@ -178,7 +179,7 @@ public enum KernelLinePrefixParser {
               let (h, m, s, fraction, afterTime) = clock(line, de + 1), line.matches(" ", at: afterTime)
         else { return nil }
         let wc = WallClockTime(year: nil, month: month, day: Int(day), hour: h, minute: m, second: s,
-                               microsecond: fraction?.value)
+                               microsecond: fraction?.value, fractionDigits: fraction?.digits)
         return hostAndTag(line, afterTime + 1, wallClock: wc)
     }
 
@@ -254,11 +255,11 @@ public enum KernelLinePrefixParser {
 
     /// "hh:mm:ss" with an optional ".ffffff" or ",ffffff" fraction.
     static func clock(_ line: LineBytes, _ at: Int)
-        -> (h: Int, m: Int, s: Int, fraction: (value: Int, comma: Bool)?, end: Int)? {
+        -> (h: Int, m: Int, s: Int, fraction: (value: Int, comma: Bool, digits: Int)?, end: Int)? {
         guard let (h, he) = line.decimal(at: at), he - at == 2, h < 24, line.matches(":", at: he),
               let (m, me) = line.decimal(at: he + 1), me - he == 3, m < 60, line.matches(":", at: me),
               let (s, se) = line.decimal(at: me + 1), se - me == 3, s <= 60 else { return nil }
-        var fraction: (value: Int, comma: Bool)? = nil
+        var fraction: (value: Int, comma: Bool, digits: Int)? = nil
         var end = se
         if se < line.count, line[se] == UInt8(ascii: ".") || line[se] == UInt8(ascii: ","), line.isDigit(at: se + 1) {
             var v = 0, digits = 0, i = se + 1
@@ -266,8 +267,9 @@ public enum KernelLinePrefixParser {
                 if digits < 6 { v = v * 10 + Int(line[i] - 0x30); digits += 1 }
                 i += 1
             }
+            let printed = digits
             while digits < 6 { v *= 10; digits += 1 }
-            fraction = (v, line[se] == UInt8(ascii: ","))
+            fraction = (v, line[se] == UInt8(ascii: ","), printed)
             end = i
         }
         return (Int(h), Int(m), Int(s), fraction, end)
