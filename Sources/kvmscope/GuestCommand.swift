@@ -27,7 +27,7 @@ struct GuestCommand: ParsableCommand {
           $ journalctl -k -b -1 | kvmscope guest --json -
           $ kvmscope guest --top 20 /var/log/kern.log
         Exit status: 0 no disk errors, 1 disk errors found or unreadable input,
-        2 usage error.
+        2 usage error (including an input with no kernel message at all).
         """
     )
 
@@ -58,6 +58,7 @@ struct GuestCommand: ParsableCommand {
         var analysis = GuestDiskAnalysis(detailLimit: detailLimit)
         try reader.read(source, into: &analysis, progress: meter.update)
         meter.finish()
+        try reader.stats.requireKernelMessages(source: source.name)
         let report = analysis.report(source: source.name, input: reader.stats)
         if output.json {
             CLIOutput.write(try GuestReportRenderer.json(report))

@@ -36,8 +36,21 @@ public struct GuestLogInputStats: Equatable, Sendable {
     /// covers, which `explain` needs to tell "the guest did not log it" from "not in this log".
     public var firstUptimeMicroseconds: Int64?
     public var lastUptimeMicroseconds: Int64?
+    /// Lines recognised as kernel messages: every stamped kernel line, and unstamped lines
+    /// that read as a known kernel message. Zero means the input is not a kernel log.
+    public var recognisedKernelLines = 0
+    /// Lines with no kernel stamp that are no known kernel message: user-space output on a
+    /// serial console, or text that is no log at all. Not skipped, just not understood.
+    public var unrecognisedLines = 0
+    /// The guest's boots, in log order (the first GuestBootTracker.bootLimit in detail).
+    public var boots: [GuestBoot] = []
+    /// Boots counted, including any beyond the detail limit.
+    public var bootCount = 0
 
     public init() {}
+
+    /// Lines skipped unread: binary, overlong or malformed.
+    public var skippedLines: Int { binaryLines + overlongLines + malformedLines }
 
     /// Messages with a recognised timestamp (every style but `bare`).
     public var stampedLines: Int { styles.filter { $0.key != .bare }.reduce(0) { $0 + $1.value } }
@@ -54,6 +67,16 @@ public struct GuestLogReader {
     private var styleCounts = [Int](repeating: 0, count: KernelLogStyle.allCases.count)
     private var previousWasKmsg = false
     private var latestEventUptime = Int64.min
+    private var bootTracker = GuestBootTracker()
+    /// Events of a candidate boot (see GuestBootTracker), with their de-duplication stamp and
+    /// key, until it is decided. Bounded: at the limit the candidate is decided as it stands.
+    private var pendingEvents: [PendingEvent] = []
+    struct PendingEvent {
+        var event: GuestLogEvent
+        var us: Int64?
+        var key: UInt64
+    }
+    static let pendingEventLimit = 4096
 
     public init(deduplicate: Bool = true) {
         self.deduplicate = deduplicate
@@ -72,10 +95,19 @@ public struct GuestLogReader {
         stats.lines += splitter.stats.lines
         stats.overlongLines += splitter.stats.overlongLines
         stats.endedMidLine = stats.endedMidLine || splitter.stats.endedMidLine
+        finish(into: &sink)
+    }
+
+    /// Decides a boot still open and publishes the statistics; `read` calls it. Callers that
+    /// split lines themselves call it once at the end.
+    public mutating func finish<Sink: GuestLogEventSink>(into sink: inout Sink) {
+        flushPending(bootTracker.finish(), into: &sink)
+        stats.boots = bootTracker.boots
+        stats.bootCount = bootTracker.count
         finishStyles()
     }
 
-    /// One line; for callers that split lines themselves. Call `finishStyles()` at the end.
+    /// One line; for callers that split lines themselves. Call `finish(into:)` at the end.
     public mutating func consume<Sink: GuestLogEventSink>(line: LineBytes, number: Int, into sink: inout Sink) {
         let prefix: KernelLinePrefix
         switch KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg) {
@@ -92,37 +124,83 @@ public struct GuestLogReader {
             if us > (stats.lastUptimeMicroseconds ?? .min) { stats.lastUptimeMicroseconds = us }
         }
         previousWasKmsg = prefix.style == .kmsg
-        let ctx = MatchContext(line: line, start: prefix.messageStart, lineNumber: number, time: prefix.time)
-        switch GuestLogMatchers.match(ctx) {
+        kernelMessage(line, start: prefix.messageStart, style: prefix.style, time: prefix.time,
+                      number: number, bootId: nil, into: &sink)
+    }
+
+    /// A kernel message, from whichever format carried it: matched, counted, placed in its
+    /// boot and handed to the sink (or held while its boot is undecided).
+    mutating func kernelMessage<Sink: GuestLogEventSink>(_ line: LineBytes, start: Int, style: KernelLogStyle,
+                                                         time: GuestLogTime, number: Int, bootId: String?,
+                                                         into sink: inout Sink) {
+        let ctx = MatchContext(line: line, start: start, lineNumber: number, time: time)
+        let outcome = GuestLogMatchers.match(ctx)
+        switch outcome {
         case .noMatch:
-            if prefix.style == .bare, line.looksBinary {
-                stats.binaryLines += 1
-                return
+            if style == .bare {
+                if line.looksBinary { stats.binaryLines += 1; return }
+                styleCounts[style.index] += 1
+                // An unstamped line is a kernel message only if it reads as one.
+                guard line.matches("Linux version ", at: start) else { stats.unrecognisedLines += 1; return }
+            } else {
+                styleCounts[style.index] += 1
             }
-            styleCounts[prefix.style.index] += 1
         case .malformed:
             if line.looksBinary { stats.binaryLines += 1; return }
-            styleCounts[prefix.style.index] += 1
+            styleCounts[style.index] += 1
             stats.malformedLines += 1
             if stats.firstMalformedLine == nil { stats.firstMalformedLine = number }
-        case .event(let event):
-            styleCounts[prefix.style.index] += 1
-            if deduplicate, let us = prefix.time.uptimeMicroseconds {
-                let key = line.hash(prefix.messageStart..<line.count, seed: 0xcbf29ce484222325 ^ UInt64(bitPattern: us))
-                // A repeat has the stamp of a line already seen, so it cannot be later than all
-                // of them: events moving forward in time (nearly all) skip the lookup.
-                if us <= latestEventUptime {
-                    if !recent.insert(key) {
-                        stats.duplicateEvents += 1
-                        return
-                    }
-                } else {
-                    recent.insertNew(key)
-                    latestEventUptime = us
-                }
-            }
-            sink.consume(event)
+        case .event:
+            styleCounts[style.index] += 1
         }
+        stats.recognisedKernelLines += 1
+        let resolution = bootTracker.observe(line, start: start, number: number, time: time, bootId: bootId)
+        if resolution != .none { flushPending(resolution, into: &sink) }
+        guard case .event(let event) = outcome else { return }
+        var key: UInt64 = 0
+        let us = time.uptimeMicroseconds
+        if deduplicate, let us {
+            key = line.hash(start..<line.count, seed: 0xcbf29ce484222325 ^ UInt64(bitPattern: us))
+        }
+        if bootTracker.pending {
+            pendingEvents.append(PendingEvent(event: event, us: us, key: key))
+            if pendingEvents.count >= Self.pendingEventLimit { flushPending(bootTracker.finish(), into: &sink) }
+            return
+        }
+        emit(event, us: us, key: key, into: &sink)
+    }
+
+    private mutating func flushPending<Sink: GuestLogEventSink>(_ resolution: GuestBootTracker.Resolution,
+                                                                into sink: inout Sink) {
+        if resolution == .newBoot {
+            // Stamps restart: the previous boot's events cannot repeat in this one.
+            recent = RecentKeyWindow(capacity: 1 << 15)
+            latestEventUptime = .min
+        }
+        guard !pendingEvents.isEmpty else { return }
+        let events = pendingEvents
+        pendingEvents.removeAll(keepingCapacity: true)
+        for e in events { emit(e.event, us: e.us, key: e.key, into: &sink) }
+    }
+
+    @inline(__always)
+    private mutating func emit<Sink: GuestLogEventSink>(_ event: GuestLogEvent, us: Int64?, key: UInt64,
+                                                        into sink: inout Sink) {
+        if deduplicate, let us {
+            // A repeat has the stamp of a line already seen, so it cannot be later than all
+            // of them: events moving forward in time (nearly all) skip the lookup.
+            if us <= latestEventUptime {
+                if !recent.insert(key) {
+                    stats.duplicateEvents += 1
+                    return
+                }
+            } else {
+                recent.insertNew(key)
+                latestEventUptime = us
+            }
+        }
+        let boot = bootTracker.current
+        sink.consume(boot == 1 ? event : event.inBoot(boot))
     }
 
     /// Folds the per-style counters into `stats.styles`.
