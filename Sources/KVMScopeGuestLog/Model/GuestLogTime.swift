@@ -130,6 +130,27 @@ public struct WallClockTime: Equatable, Hashable, Sendable, CustomStringConverti
         off = utcOffsetMinutes.map { Int16(clamping: $0) } ?? .min
     }
 
+    /// A UTC time from seconds and µs since the epoch (journal `__REALTIME_TIMESTAMP`,
+    /// `journalctl -o short-unix`); nil outside years 1970...9999.
+    public init?(unixMicroseconds seconds: UInt64, _ micro: UInt64) {
+        // 253402300800 = 10000-01-01T00:00:00Z: beyond it the year does not fit the stamp formats.
+        guard seconds < 253_402_300_800, micro < 1_000_000 else { return nil }
+        let secs = Int(seconds)
+        let days = secs / 86_400, rem = secs % 86_400
+        // Civil from days (Howard Hinnant's algorithm), proleptic Gregorian.
+        let z = days + 719_468
+        let era = z / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        self.init(year: y, month: m, day: d, hour: rem / 3600, minute: rem % 3600 / 60, second: rem % 60,
+                  microsecond: Int(micro), utcOffsetMinutes: 0, fractionDigits: 6)
+    }
+
     static let none = WallClockTime(year: nil, month: 0, day: 0, hour: 0, minute: 0, second: 0)
     var isNone: Bool { mo == 0 }
 

@@ -141,6 +141,18 @@ struct GuestBootTracker {
         return .none
     }
 
+    /// journalctl's `-- Boot ID --` line: the lines after it are another boot (the reader
+    /// decides a pending candidate first).
+    mutating func separator(bootId: String, line: Int) -> Resolution {
+        if count > 0, count <= boots.count, boots[count - 1].kernelMessages == 0 {
+            boots[count - 1].bootId = bootId
+            currentId = bootId
+            return .none
+        }
+        begin(GuestBoot(index: count + 1, startedBy: .bootId, line: line, bootId: bootId))
+        return .newBoot
+    }
+
     /// Decides a candidate still open: at the end of the input, or when its events would
     /// exceed the reader's buffer. With nothing to compare, a `Linux version` line says
     /// "boot"; a step back in uptime alone does not.

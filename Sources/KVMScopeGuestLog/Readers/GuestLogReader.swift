@@ -46,11 +46,17 @@ public struct GuestLogInputStats: Equatable, Sendable {
     public var boots: [GuestBoot] = []
     /// Boots counted, including any beyond the detail limit.
     public var bootCount = 0
+    /// Kernel lines found after other output on the same console line.
+    public var midLineStamps = 0
+    /// journalctl -o json*/export records read (each counts as one line above when it is a
+    /// kernel message or another program's), and those skipped: unreadable or over the size limit.
+    public var journalRecords = 0
+    public var skippedJournalRecords = 0
 
     public init() {}
 
     /// Lines skipped unread: binary, overlong or malformed.
-    public var skippedLines: Int { binaryLines + overlongLines + malformedLines }
+    public var skippedLines: Int { binaryLines + overlongLines + malformedLines + skippedJournalRecords }
 
     /// Messages with a recognised timestamp (every style but `bare`).
     public var stampedLines: Int { styles.filter { $0.key != .bare }.reduce(0) { $0 + $1.value } }
@@ -77,6 +83,8 @@ public struct GuestLogReader {
         var key: UInt64
     }
     static let pendingEventLimit = 4096
+    private var journal = JournalRecordReader()
+    private var ansiScratch: [UInt8] = []
 
     public init(deduplicate: Bool = true) {
         self.deduplicate = deduplicate
@@ -101,6 +109,9 @@ public struct GuestLogReader {
     /// Decides a boot still open and publishes the statistics; `read` calls it. Callers that
     /// split lines themselves call it once at the end.
     public mutating func finish<Sink: GuestLogEventSink>(into sink: inout Sink) {
+        var j = journal
+        journal = JournalRecordReader()
+        j.finish(reader: &self, into: &sink)
         flushPending(bootTracker.finish(), into: &sink)
         stats.boots = bootTracker.boots
         stats.bootCount = bootTracker.count
@@ -108,8 +119,50 @@ public struct GuestLogReader {
     }
 
     /// One line; for callers that split lines themselves. Call `finish(into:)` at the end.
-    public mutating func consume<Sink: GuestLogEventSink>(line: LineBytes, number: Int, into sink: inout Sink) {
-        let prefix: KernelLinePrefix
+    public mutating func consume<Sink: GuestLogEventSink>(line raw: LineBytes, number: Int, into sink: inout Sink) {
+        var line = raw
+        // pty captures end lines with "\r\r\n" (the tty's ONLCR after the kernel's own "\r\n");
+        // the splitter took one "\r".
+        if line.count > 0, line[line.count - 1] == 0x0D {
+            var n = line.count
+            while n > 0, line[n - 1] == 0x0D { n -= 1 }
+            line = LineBytes(UnsafeBufferPointer(rebasing: line.bytes[0..<n]))
+        }
+        if journal.active || (line.count > 0 && JournalRecordReader.mayStart(line)) {
+            var j = journal
+            journal = JournalRecordReader()
+            let handled = j.consume(line, number: number, reader: &self, into: &sink)
+            journal = j
+            if handled { return }
+        }
+        // Colour and cursor sequences (systemd's console status, a terminal capture).
+        if line.find(byte: 0x1B) != nil {
+            var buf = ansiScratch
+            ansiScratch = []
+            buf.removeAll(keepingCapacity: true)
+            Self.stripANSI(line, into: &buf)
+            buf.withUnsafeBufferPointer { consumeText(LineBytes($0), number: number, into: &sink) }
+            ansiScratch = buf
+            return
+        }
+        consumeText(line, number: number, into: &sink)
+    }
+
+    private mutating func consumeText<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink) {
+        // journalctl between boots: "-- Boot 6c7c6013a26343b29e964691ff25d04c --" (journalctl-show.c).
+        if line.count >= 8, line[0] == 0x2D, line.matches("-- ", at: 0) {
+            if line.count == 43, line.matches("-- Boot ", at: 0), line.matches(" --", at: 40) {
+                let id = line.string(8..<40)
+                if id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+                    if bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
+                    if bootTracker.separator(bootId: id, line: number) == .newBoot { resetDeduplication() }
+                    stats.notKernelLines += 1
+                    return
+                }
+            }
+            if line.matches(" --", at: line.count - 3) { stats.notKernelLines += 1; return }   // "-- No entries --"
+        }
+        var prefix: KernelLinePrefix
         switch KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg) {
         case .notKernel:
             stats.notKernelLines += 1
@@ -118,6 +171,12 @@ public struct GuestLogReader {
             return
         case .kernel(let p):
             prefix = p
+        }
+        // A serial console: user space wrote without a newline and the kernel's line follows
+        // ("...Starting journal.service...[    2.327010] I/O error, dev vda, ...").
+        if prefix.style == .bare, let q = Self.midLineStamp(line, after: prefix.messageStart) {
+            prefix = q
+            stats.midLineStamps += 1
         }
         if let us = prefix.time.uptimeMicroseconds {
             if stats.firstUptimeMicroseconds == nil { stats.firstUptimeMicroseconds = us }
@@ -154,6 +213,7 @@ public struct GuestLogReader {
             styleCounts[style.index] += 1
         }
         stats.recognisedKernelLines += 1
+        if bootId != nil, bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
         let resolution = bootTracker.observe(line, start: start, number: number, time: time, bootId: bootId)
         if resolution != .none { flushPending(resolution, into: &sink) }
         guard case .event(let event) = outcome else { return }
@@ -170,13 +230,73 @@ public struct GuestLogReader {
         emit(event, us: us, key: key, into: &sink)
     }
 
+    /// A whole journal record (JournalRecordReader): its kernel message, or a count.
+    mutating func journalRecord<Sink: GuestLogEventSink>(_ f: JournalFields, style: KernelLogStyle, number: Int,
+                                                         into sink: inout Sink) {
+        stats.journalRecords += 1
+        guard f.hasMessage, f.isKernel else { stats.notKernelLines += 1; return }
+        var message = f.message
+        // journald keeps a kernel message's text as printk wrote it, without the newline.
+        while let last = message.last, last == 0x0A || last == 0x0D { message.removeLast() }
+        message.withUnsafeBufferPointer { m in
+            kernelMessage(LineBytes(m), start: 0, style: style, time: f.time, number: number, bootId: f.bootId, into: &sink)
+        }
+    }
+
+    mutating func skippedJournalRecord() {
+        stats.journalRecords += 1
+        stats.skippedJournalRecords += 1
+    }
+
+    /// Removes ANSI escape sequences (ECMA-48: CSI `ESC [ params final`, OSC `ESC ] … BEL/ST`,
+    /// and two-byte `ESC x`).
+    static func stripANSI(_ line: LineBytes, into out: inout [UInt8]) {
+        var i = 0
+        let n = line.count
+        while i < n {
+            let c = line[i]
+            if c != 0x1B { out.append(c); i += 1; continue }
+            guard i + 1 < n else { break }
+            let k = line[i + 1]
+            if k == 0x5B {                                             // CSI: parameters, then 0x40...0x7E
+                var j = i + 2
+                while j < n, !(line[j] >= 0x40 && line[j] <= 0x7E) { j += 1 }
+                i = j + 1
+            } else if k == 0x5D {                                      // OSC: up to BEL or ESC \
+                var j = i + 2
+                while j < n, line[j] != 0x07, !(line[j] == 0x1B && j + 1 < n && line[j + 1] == 0x5C) { j += 1 }
+                i = j < n && line[j] == 0x07 ? j + 1 : j + 2
+            } else {
+                i += 2
+            }
+        }
+    }
+
+    /// A printk stamp after other text on the line, as a prefix starting there.
+    static func midLineStamp(_ line: LineBytes, after start: Int) -> KernelLinePrefix? {
+        var from = start + 1
+        while from < line.count, let j = line.find(byte: UInt8(ascii: "["), from: from) {
+            // Only printk's own "[%5lu.%06lu]": "Slot [2]" or "IOAPIC[0]" is text.
+            if let close = line.find(byte: UInt8(ascii: "]"), in: (j + 1)..<min(line.count, j + 24)), close - j >= 9,
+               line[close - 7] == UInt8(ascii: "."), (1...6).allSatisfy({ line.isDigit(at: close - $0) }),
+               let p = KernelLinePrefixParser.bracketed(line, j), p.time.uptimeMicroseconds != nil,
+               p.style == .printk || p.style == .printkCaller {
+                return p
+            }
+            from = j + 1
+        }
+        return nil
+    }
+
+    private mutating func resetDeduplication() {
+        // Stamps restart: the previous boot's events cannot repeat in this one.
+        recent = RecentKeyWindow(capacity: 1 << 15)
+        latestEventUptime = .min
+    }
+
     private mutating func flushPending<Sink: GuestLogEventSink>(_ resolution: GuestBootTracker.Resolution,
                                                                 into sink: inout Sink) {
-        if resolution == .newBoot {
-            // Stamps restart: the previous boot's events cannot repeat in this one.
-            recent = RecentKeyWindow(capacity: 1 << 15)
-            latestEventUptime = .min
-        }
+        if resolution == .newBoot { resetDeduplication() }
         guard !pendingEvents.isEmpty else { return }
         let events = pendingEvents
         pendingEvents.removeAll(keepingCapacity: true)
@@ -224,6 +344,8 @@ extension KernelLogStyle {
         case .journal: return 5
         case .syslog: return 6
         case .bare: return 7
+        case .journalJSON: return 8
+        case .journalExport: return 9
         }
     }
 }
