@@ -61,7 +61,7 @@ import KVMScopeTestSupport
         #expect(r.status == 1)
         #expect(r.stdout.contains("2 boots in this log (uptime stamps restart with each):"))
         #expect(r.stdout.contains("boot 2: lines "))
-        #expect(r.stdout.contains("(a new `Linux version` line)"))
+        #expect(r.stdout.contains("(after the kernel's reboot message)"))
         #expect(r.stdout.contains("in boots 1, 2"))
     }
 }

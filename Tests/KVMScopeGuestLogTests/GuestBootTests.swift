@@ -43,6 +43,20 @@ import KVMScopeCore
         #expect(r.input.boots[1].firstLine > firstLines)
     }
 
+    /// The lab's real two-boot run: one QEMU process, the guest reboots (`reboot: Restarting
+    /// system`); each boot's quiet console shows its error, then its own dmesg.
+    @Test func realTwoBootCapture() throws {
+        let r = try F.report(file: F.lab("two-boot"))
+        #expect(r.input.bootCount == 2)
+        #expect(r.input.boots.map(\.startedBy) == [.startOfLog, .reboot])
+        #expect(r.input.boots.map(\.kernelVersion) == ["6.1.0-57-amd64", "6.1.0-57-amd64"])
+        let vda = try #require(F.device(r, "vda"))
+        #expect(vda.totalBlockErrors == 2)
+        #expect(vda.blockErrors.map(\.operation) == [.write, .read])
+        #expect(vda.blockErrors.map(\.location.boot) == [1, 2])
+        #expect(r.input.duplicateEvents == 2)
+    }
+
     @Test func consoleLinesOutOfOrderDoNotStartABoot() throws {
         let text = """
         [    5.000100] virtio_blk virtio0: [vda] 131072 512-byte logical blocks (67.1 MB/64.0 MiB)

@@ -82,7 +82,9 @@ import KVMScopeCore
     @Test func twoRunsInOneKernLogAreTwoBoots() throws {
         let r = try F.report(file: TestFixtures.path("guest/transformed/two-boot.kern.log"))
         #expect(r.input.bootCount == 2)
-        #expect(r.input.boots.map(\.startedBy) == [.startOfLog, .linuxVersion])
+        // Capture A ends with "reboot: Power down"; B's Linux version line follows.
+        #expect(r.input.boots.map(\.startedBy) == [.startOfLog, .reboot])
+        #expect(r.input.boots[1].kernelVersion == "6.1.0-56-amd64")
         let vda = try #require(F.device(r, "vda"))
         #expect(vda.boots == [1, 2])
         #expect(vda.blockErrors.map(\.location.boot) == [1, 2])

@@ -28,8 +28,10 @@ public struct GuestBoot: Sendable, Equatable, Encodable {
         case linuxVersion = "linux-version"
         /// Uptime stamps went back and did not repeat the earlier boot's lines.
         case uptimeReset = "uptime-reset"
-        /// The journal's `_BOOT_ID` changed.
+        /// The journal's `_BOOT_ID` changed (or journalctl's `-- Boot ID --` line).
         case bootId = "boot-id"
+        /// The line after the kernel's `reboot: Restarting system` / `Power down` / `System halted`.
+        case reboot = "reboot"
     }
 
     public init(index: Int, startedBy: Start, line: Int, bootId: String? = nil) {

@@ -387,6 +387,7 @@ extension GuestLogInputStats: Encodable {
         case bytes, lines, styles, stampedLines, recognisedKernelLines, notKernelLines, unrecognisedLines
         case skippedLines, binaryLines, overlongLines, malformedLines
         case firstMalformedLine, duplicateEvents, endedMidLine, firstUptimeSeconds, lastUptimeSeconds, bootCount
+        case midLineStamps, journalRecords, skippedJournalRecords, journalLines
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -408,5 +409,9 @@ extension GuestLogInputStats: Encodable {
         try c.encode(firstUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .firstUptimeSeconds)
         try c.encode(lastUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .lastUptimeSeconds)
         try c.encode(bootCount, forKey: .bootCount)
+        try c.encode(midLineStamps, forKey: .midLineStamps)
+        try c.encode(journalRecords, forKey: .journalRecords)
+        try c.encode(skippedJournalRecords, forKey: .skippedJournalRecords)
+        try c.encode(journalLines, forKey: .journalLines)
     }
 }

@@ -31,6 +31,9 @@ struct GuestBootTracker {
     /// After a candidate turned out to be a replay: the rest of the replay steps back too
     /// until it passes this uptime; it opens no new candidate on the way.
     private var replayUntil: Int64?
+    /// The last kernel message was kernel/reboot.c's "reboot: Restarting system" (or "Power
+    /// down", "System halted"): printed last before the machine resets.
+    private(set) var rebootPrinted = false
 
     struct Candidate {
         var boot: GuestBoot
@@ -82,6 +85,16 @@ struct GuestBootTracker {
             noteCurrent(line, start: start, number: number, time: time, linuxVersion: linuxVersion)
             return r
         }
+        if rebootPrinted {
+            // The machine reset after kernel_restart()/kernel_power_off() printed: whatever the
+            // log says next is a later boot (a serial console keeps running across a reboot).
+            rebootPrinted = false
+            begin(GuestBoot(index: count + 1, startedBy: .reboot, line: number))
+            if Self.isReboot(line, start) { rebootPrinted = true }
+            noteCurrent(line, start: start, number: number, time: time, linuxVersion: linuxVersion)
+            return .newBoot
+        }
+        if Self.isReboot(line, start) { rebootPrinted = true }
         if var c = candidate {
             var result = Resolution.none
             if let us, us >= Self.comparableUptime, ring.contains(uptime: us, key: Self.key(line, start)) {
@@ -228,6 +241,14 @@ struct GuestBootTracker {
             for i in 0..<n { h = (h ^ UInt64(p.load(fromByteOffset: i, as: UInt8.self))) &* 0x100_0000_01B3 }
         }
         return (h &* 0x87C3_7B91_1142_53D5) | 1
+    }
+
+    /// kernel/reboot.c (pr_fmt "reboot: "): kernel_restart() "Restarting system",
+    /// kernel_halt() "System halted", kernel_power_off() "Power down".
+    static func isReboot(_ line: LineBytes, _ start: Int) -> Bool {
+        guard line.matches("reboot: ", at: start) else { return false }
+        return line.matches("Restarting system", at: start + 8) || line.matches("Power down", at: start + 8)
+            || line.matches("System halted", at: start + 8)
     }
 
     /// "Linux version 6.1.0-56-amd64 (debian-kernel@...) ..." → "6.1.0-56-amd64".

@@ -52,6 +52,10 @@ public struct GuestLogInputStats: Equatable, Sendable {
     /// kernel message or another program's), and those skipped: unreadable or over the size limit.
     public var journalRecords = 0
     public var skippedJournalRecords = 0
+    /// Lines read as parts of journal records (a json-pretty object or an export record
+    /// spans many): `lines` = styled + notKernel + binary + overlong + journalLines −
+    /// (journalRecords − skippedJournalRecords).
+    public var journalLines = 0
 
     public init() {}
 
@@ -133,7 +137,7 @@ public struct GuestLogReader {
             journal = JournalRecordReader()
             let handled = j.consume(line, number: number, reader: &self, into: &sink)
             journal = j
-            if handled { return }
+            if handled { stats.journalLines += 1; return }
         }
         // Colour and cursor sequences (systemd's console status, a terminal capture).
         if line.find(byte: 0x1B) != nil {
@@ -213,7 +217,7 @@ public struct GuestLogReader {
             styleCounts[style.index] += 1
         }
         stats.recognisedKernelLines += 1
-        if bootId != nil, bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
+        if bootId != nil || bootTracker.rebootPrinted, bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
         let resolution = bootTracker.observe(line, start: start, number: number, time: time, bootId: bootId)
         if resolution != .none { flushPending(resolution, into: &sink) }
         guard case .event(let event) = outcome else { return }

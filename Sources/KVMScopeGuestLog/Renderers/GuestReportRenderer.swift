@@ -307,6 +307,7 @@ public enum GuestReportRenderer {
         case .linuxVersion: t += " (a new `Linux version` line)"
         case .uptimeReset: t += " (uptime went back)"
         case .bootId: t += " (a new _BOOT_ID)"
+        case .reboot: t += " (after the kernel's reboot message)"
         }
         return t
     }
