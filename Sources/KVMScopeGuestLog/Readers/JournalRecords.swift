@@ -313,6 +313,8 @@ struct JournalRecordReader {
     /// Bytes of the current binary field seen so far (length prefix included) and expected.
     private var binarySeen: UInt64 = 0
     private var binaryNeed: UInt64?
+    /// Lines of the current binary field read so far (after the first, each adds its "\n").
+    private var binaryLineCount = 0
     private var json = JournalJSONObject()
 
     var active: Bool { mode != .idle }
@@ -427,13 +429,15 @@ struct JournalRecordReader {
         buffer.removeAll(keepingCapacity: true)
         binarySeen = 0
         binaryNeed = nil
+        binaryLineCount = 0
         oversize = false
         mode = .exportBinary
     }
 
     /// One more line of a binary field's bytes (the "\n" between lines is part of them).
     private mutating func binaryLine(_ line: LineBytes) {
-        let continuing = binarySeen > 0 || !buffer.isEmpty || binaryNeed != nil
+        let continuing = binaryLineCount > 0
+        binaryLineCount += 1
         let add = UInt64(line.count) + (continuing ? 1 : 0)
         binarySeen += add                                           // ≤ total input: cannot overflow
         if !oversize {
