@@ -267,9 +267,14 @@ struct StampRing {
     private var head = 0      // index of the oldest entry
     private(set) var count = 0
     private let capacity: Int
+    private let mask: Int
 
+    /// `capacity` is rounded up to a power of two (slots are masked, not divided).
     init(capacity: Int) {
-        self.capacity = capacity
+        var c = 1
+        while c < max(1, capacity) { c <<= 1 }
+        self.capacity = c
+        mask = c - 1
         uptimes = []; keys = []
     }
 
@@ -284,7 +289,7 @@ struct StampRing {
         }
         if count == capacity {
             uptimes[head] = uptime; keys[head] = key
-            head = (head + 1) % capacity
+            head = (head + 1) & mask
         } else {
             let s = slot(count)
             uptimes[s] = uptime; keys[s] = key
@@ -292,7 +297,7 @@ struct StampRing {
         }
     }
 
-    @inline(__always) private func slot(_ i: Int) -> Int { (head + i) % capacity }
+    @inline(__always) private func slot(_ i: Int) -> Int { (head + i) & mask }
 
     /// Index (logical) of the first entry with uptime ≥ `us`.
     private func lowerBound(_ us: Int64) -> Int {

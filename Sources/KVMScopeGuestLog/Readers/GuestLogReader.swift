@@ -293,8 +293,8 @@ public struct GuestLogReader {
     }
 
     private mutating func resetDeduplication() {
-        // Stamps restart: the previous boot's events cannot repeat in this one.
-        recent = RecentKeyWindow(capacity: 1 << 15)
+        // Stamps restart: the previous boot's events cannot repeat in this one. The boot is
+        // mixed into every key (emit), so the window itself needs no clearing (1 MiB per boot).
         latestEventUptime = .min
     }
 
@@ -310,7 +310,9 @@ public struct GuestLogReader {
     @inline(__always)
     private mutating func emit<Sink: GuestLogEventSink>(_ event: GuestLogEvent, us: Int64?, key: UInt64,
                                                         into sink: inout Sink) {
+        let boot = bootTracker.current
         if deduplicate, let us {
+            let key = boot == 1 ? key : key ^ (UInt64(truncatingIfNeeded: boot) &* 0x9E37_79B9_7F4A_7C15)
             // A repeat has the stamp of a line already seen, so it cannot be later than all
             // of them: events moving forward in time (nearly all) skip the lookup.
             if us <= latestEventUptime {
@@ -323,7 +325,6 @@ public struct GuestLogReader {
                 latestEventUptime = us
             }
         }
-        let boot = bootTracker.current
         sink.consume(boot == 1 ? event : event.inBoot(boot))
     }
 
