@@ -7,9 +7,15 @@ struct GuestCommand: ParsableCommand {
         commandName: "guest",
         abstract: "Read a guest's kernel log and say what went wrong with its disks.",
         discussion: """
-        Reads dmesg, dmesg -T, journalctl -k, /var/log/kern.log, /dev/kmsg records
-        or a serial console capture; the stamp style is recognised per line, so a
-        file may mix them. Reports per device: failed requests by operation and
+        Reads dmesg, dmesg -T, journalctl -k (every -o style that carries the
+        message: short*, json, json-pretty, json-seq, export, cat, with-unit),
+        /var/log/kern.log and other syslog files (RFC 3164, RFC 3339, RFC 5424),
+        /dev/kmsg records or a serial console capture (pty "\r\r\n" line ends, ANSI
+        sequences, kernel lines after user-space output); the style is recognised
+        per line, so a file may mix them. A log with several boots is split into
+        them (_BOOT_ID, "Linux version", a reboot message, uptime going back); a
+        dmesg appended to the console of the same boot is not a new boot. A file
+        with no kernel message is refused. Reports per device: failed requests by operation and
         error type, the sectors hit, lost writes (sync or async), filesystems that
         aborted their journal, went read-only or shut down, and messages the
         kernel's rate limiter dropped. A line repeated with the same uptime stamp
@@ -27,7 +33,7 @@ struct GuestCommand: ParsableCommand {
           $ journalctl -k -b -1 | kvmscope guest --json -
           $ kvmscope guest --top 20 /var/log/kern.log
         Exit status: 0 no disk errors, 1 disk errors found or unreadable input,
-        2 usage error.
+        2 usage error (including an input with no kernel message at all).
         """
     )
 
@@ -58,6 +64,7 @@ struct GuestCommand: ParsableCommand {
         var analysis = GuestDiskAnalysis(detailLimit: detailLimit)
         try reader.read(source, into: &analysis, progress: meter.update)
         meter.finish()
+        try reader.stats.requireKernelMessages(source: source.name)
         let report = analysis.report(source: source.name, input: reader.stats)
         if output.json {
             CLIOutput.write(try GuestReportRenderer.json(report))

@@ -30,9 +30,10 @@ import KVMScope
             #expect(r.status == 1, "\(args)")
             #expect(r.stdout.contains("Disk errors in <stdin>: vda, dm-0"), "\(args)")
         }
+        // Nothing read is no clean bill of health (issue 12: empty input is a usage error).
         let empty = try CLIRunner.run(["guest", "-"], stdin: "")
-        #expect(empty.status == 0)
-        #expect(empty.stdout.hasPrefix("No disk errors in <stdin>."))
+        #expect(empty.status == 2)
+        #expect(empty.stderr == "kvmscope: no kernel messages found in <stdin>: not a guest kernel log?\n")
     }
 
     @Test func jsonHasTheDocumentedKeys() throws {

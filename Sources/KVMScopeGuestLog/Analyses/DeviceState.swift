@@ -121,6 +121,10 @@ struct DeviceState {
     }
 
     mutating func noteError(_ l: GuestLogLocation) {
+        if report.boots.last != l.boot, !report.boots.contains(l.boot), report.boots.count < 64 {
+            report.boots.append(l.boot)
+            report.boots.sort()
+        }
         report.firstError = GuestLogLocation.earlier(report.firstError, l)
         report.lastError = GuestLogLocation.later(report.lastError, l)
     }
@@ -306,6 +310,8 @@ struct FilesystemState {
 extension GuestLogLocation {
     /// Time order when both have an uptime, line order otherwise.
     static func ordered(_ a: GuestLogLocation, _ b: GuestLogLocation) -> Bool {
+        // Uptimes restart with each boot: only compare them within one.
+        if a.boot != b.boot { return a.boot < b.boot }
         if let ta = a.time.uptimeMicroseconds, let tb = b.time.uptimeMicroseconds, ta != tb { return ta < tb }
         return a.line < b.line
     }

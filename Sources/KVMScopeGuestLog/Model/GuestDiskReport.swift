@@ -28,13 +28,14 @@ public struct GuestDiskReport: Sendable, Encodable {
     public var hasDiskErrors: Bool { devices.contains { $0.hasErrors } || suppressed.total > 0 }
 
     enum CodingKeys: String, CodingKey {
-        case source, input, detailLimit, devices, suppressed, eventsOverDeviceLimit, hasDiskErrors, hungTasks
+        case source, input, boots, detailLimit, devices, suppressed, eventsOverDeviceLimit, hasDiskErrors, hungTasks
     }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(source, forKey: .source)
         try c.encode(input, forKey: .input)
+        try c.encode(input.boots, forKey: .boots)
         try c.encode(detailLimit, forKey: .detailLimit)
         try c.encode(devices, forKey: .devices)
         try c.encode(suppressed, forKey: .suppressed)
@@ -79,6 +80,8 @@ public struct GuestDeviceReport: Sendable, Encodable {
 
     public var firstError: GuestLogLocation?
     public var lastError: GuestLogLocation?
+    /// The boots (GuestBoot.index) in which this device had errors (first 64).
+    public var boots: [Int] = []
 
     public init(name: String) {
         self.name = name
@@ -98,7 +101,7 @@ public struct GuestDeviceReport: Sendable, Encodable {
         case name, kind, parent, capacity, blockErrors, totalBlockErrors, blockErrorsTruncated, operations, errorTypes
         case sectorRanges, sectorRangesCoalesced, sectorMergeGap, bufferErrors, totalBufferErrors, bufferErrorsTruncated
         case lostBlocks, inferredBlockSize, filesystems, scsi, suppressed, suppressedByFunction, firstError, lastError
-        case hasErrors, timeouts
+        case boots, hasErrors, timeouts
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -127,6 +130,7 @@ public struct GuestDeviceReport: Sendable, Encodable {
         try c.encode(suppressedByFunction, forKey: .suppressedByFunction)
         try c.encode(firstError, forKey: .firstError)
         try c.encode(lastError, forKey: .lastError)
+        try c.encode(boots, forKey: .boots)
         try c.encode(hasErrors, forKey: .hasErrors)
     }
 }
@@ -145,7 +149,9 @@ public struct BufferErrorRecord: Sendable, Equatable, Encodable {
         self.event = event; self.loss = loss; self.lossInferred = lossInferred
     }
 
-    enum CodingKeys: String, CodingKey { case logicalBlock, loss, lossInferred, shape, line, uptimeSeconds, wallClock }
+    enum CodingKeys: String, CodingKey {
+        case logicalBlock, loss, lossInferred, shape, line, uptimeSeconds, wallClock, stampPrecisionMicroseconds, boot
+    }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -156,6 +162,8 @@ public struct BufferErrorRecord: Sendable, Equatable, Encodable {
         try c.encode(event.location.line, forKey: .line)
         try c.encode(event.location.time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(event.location.time.wallClock?.description, forKey: .wallClock)
+        try c.encode(event.location.time.precisionMicroseconds, forKey: .stampPrecisionMicroseconds)
+        try c.encode(event.location.boot, forKey: .boot)
     }
 }
 
@@ -272,13 +280,15 @@ public struct EvidenceLine: Sendable, Equatable, Encodable {
         self.location = location; self.message = message
     }
 
-    enum CodingKeys: String, CodingKey { case line, uptimeSeconds, wallClock, message }
+    enum CodingKeys: String, CodingKey { case line, uptimeSeconds, wallClock, stampPrecisionMicroseconds, boot, message }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(location.line, forKey: .line)
         try c.encode(location.time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(location.time.wallClock?.description, forKey: .wallClock)
+        try c.encode(location.time.precisionMicroseconds, forKey: .stampPrecisionMicroseconds)
+        try c.encode(location.boot, forKey: .boot)
         try c.encode(message, forKey: .message)
     }
 }
@@ -349,8 +359,8 @@ public struct SuppressedSummary: Sendable, Equatable, Encodable {
 
 extension BlockErrorEvent: Encodable {
     enum CodingKeys: String, CodingKey {
-        case sector, operation, reportedOperation, errorType, errno, uptimeSeconds, wallClock, line
-        case opCode, flags, physSegments, prioClass, caller, kernelShape, kernels
+        case sector, operation, reportedOperation, errorType, errno, uptimeSeconds, wallClock, stampPrecisionMicroseconds
+        case boot, line, opCode, flags, physSegments, prioClass, caller, kernelShape, kernels
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -362,6 +372,8 @@ extension BlockErrorEvent: Encodable {
         try c.encode(errorType.errnoName, forKey: .errno)
         try c.encode(location.time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(location.time.wallClock?.description, forKey: .wallClock)
+        try c.encode(location.time.precisionMicroseconds, forKey: .stampPrecisionMicroseconds)
+        try c.encode(location.boot, forKey: .boot)
         try c.encode(location.line, forKey: .line)
         try c.encode(opCode, forKey: .opCode)
         try c.encode(flags, forKey: .flags)
@@ -374,13 +386,15 @@ extension BlockErrorEvent: Encodable {
 }
 
 extension GuestLogLocation: Encodable {
-    enum CodingKeys: String, CodingKey { case line, uptimeSeconds, wallClock }
+    enum CodingKeys: String, CodingKey { case line, uptimeSeconds, wallClock, stampPrecisionMicroseconds, boot }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(line, forKey: .line)
         try c.encode(time.uptimeSeconds, forKey: .uptimeSeconds)
         try c.encode(time.wallClock?.description, forKey: .wallClock)
+        try c.encode(time.precisionMicroseconds, forKey: .stampPrecisionMicroseconds)
+        try c.encode(boot, forKey: .boot)
     }
 }
 
@@ -413,8 +427,10 @@ extension SectorRange: Encodable {
 
 extension GuestLogInputStats: Encodable {
     enum CodingKeys: String, CodingKey {
-        case bytes, lines, styles, stampedLines, notKernelLines, binaryLines, overlongLines, malformedLines
-        case firstMalformedLine, duplicateEvents, endedMidLine, firstUptimeSeconds, lastUptimeSeconds
+        case bytes, lines, styles, stampedLines, recognisedKernelLines, notKernelLines, unrecognisedLines
+        case skippedLines, binaryLines, overlongLines, malformedLines
+        case firstMalformedLine, duplicateEvents, endedMidLine, firstUptimeSeconds, lastUptimeSeconds, bootCount
+        case midLineStamps, journalRecords, skippedJournalRecords, journalLines
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -423,7 +439,10 @@ extension GuestLogInputStats: Encodable {
         try c.encode(lines, forKey: .lines)
         try c.encode(Dictionary(uniqueKeysWithValues: styles.map { ($0.key.rawValue, $0.value) }), forKey: .styles)
         try c.encode(stampedLines, forKey: .stampedLines)
+        try c.encode(recognisedKernelLines, forKey: .recognisedKernelLines)
         try c.encode(notKernelLines, forKey: .notKernelLines)
+        try c.encode(unrecognisedLines, forKey: .unrecognisedLines)
+        try c.encode(skippedLines, forKey: .skippedLines)
         try c.encode(binaryLines, forKey: .binaryLines)
         try c.encode(overlongLines, forKey: .overlongLines)
         try c.encode(malformedLines, forKey: .malformedLines)
@@ -432,5 +451,10 @@ extension GuestLogInputStats: Encodable {
         try c.encode(endedMidLine, forKey: .endedMidLine)
         try c.encode(firstUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .firstUptimeSeconds)
         try c.encode(lastUptimeMicroseconds.map { Double($0) / 1e6 }, forKey: .lastUptimeSeconds)
+        try c.encode(bootCount, forKey: .bootCount)
+        try c.encode(midLineStamps, forKey: .midLineStamps)
+        try c.encode(journalRecords, forKey: .journalRecords)
+        try c.encode(skippedJournalRecords, forKey: .skippedJournalRecords)
+        try c.encode(journalLines, forKey: .journalLines)
     }
 }

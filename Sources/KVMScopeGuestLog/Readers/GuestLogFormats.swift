@@ -15,7 +15,9 @@ struct GuestKernelLogFormat: InputFormat {
         case .kmsg: return "/dev/kmsg records (`6,339,5140900,-;msg`)"
         case .journal: return "journalctl -k short/short-precise/short-iso/short-monotonic (`Nov 22 14:42:17 host kernel: msg`)"
         case .syslog: return "syslog/kern.log with the printk stamp inside (`Nov 22 14:42:17 host kernel: [  439.49] msg`)"
-        case .bare: return "kernel messages without stamps (dmesg -t, pasted excerpts)"
+        case .bare: return "kernel messages without stamps (dmesg -t, journalctl -o cat, pasted excerpts)"
+        case .journalJSON: return "journalctl -k -o json, json-pretty, json-seq (`{\"_TRANSPORT\":\"kernel\",\"MESSAGE\":...}`)"
+        case .journalExport: return "journalctl -k -o export (`__CURSOR=...`, `MESSAGE=...`, records separated by an empty line)"
         }
     }
 
@@ -24,6 +26,20 @@ struct GuestKernelLogFormat: InputFormat {
     /// True when some complete line of the sample is a kernel message stamped in this style.
     public func recognizes(_ sample: UnsafeRawBufferPointer) -> Bool {
         let bytes = sample.bindMemory(to: UInt8.self)
+        if style == .journalJSON || style == .journalExport {
+            // A kernel entry's fields (the journal writes "_TRANSPORT":"kernel" / _TRANSPORT=kernel).
+            var r = GuestLogReader()
+            var sink = GuestLogEventCollector()
+            var start = 0, checked = 0
+            while start < bytes.count, checked < 400 {
+                guard let nl = bytes[start...].firstIndex(of: 0x0A) else { break }
+                r.consume(line: LineBytes(UnsafeBufferPointer(rebasing: bytes[start..<nl])), number: checked + 1, into: &sink)
+                start = nl + 1
+                checked += 1
+            }
+            r.finish(into: &sink)
+            return (r.stats.styles[style] ?? 0) > 0
+        }
         var start = 0
         var previousWasKmsg = false
         var checked = 0

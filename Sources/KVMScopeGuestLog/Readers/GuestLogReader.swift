@@ -36,8 +36,31 @@ public struct GuestLogInputStats: Equatable, Sendable {
     /// covers, which `explain` needs to tell "the guest did not log it" from "not in this log".
     public var firstUptimeMicroseconds: Int64?
     public var lastUptimeMicroseconds: Int64?
+    /// Lines recognised as kernel messages: every stamped kernel line, and unstamped lines
+    /// that read as a known kernel message. Zero means the input is not a kernel log.
+    public var recognisedKernelLines = 0
+    /// Lines with no kernel stamp that are no known kernel message: user-space output on a
+    /// serial console, or text that is no log at all. Not skipped, just not understood.
+    public var unrecognisedLines = 0
+    /// The guest's boots, in log order (the first GuestBootTracker.bootLimit in detail).
+    public var boots: [GuestBoot] = []
+    /// Boots counted, including any beyond the detail limit.
+    public var bootCount = 0
+    /// Kernel lines found after other output on the same console line.
+    public var midLineStamps = 0
+    /// journalctl -o json*/export records read (each counts as one line above when it is a
+    /// kernel message or another program's), and those skipped: unreadable or over the size limit.
+    public var journalRecords = 0
+    public var skippedJournalRecords = 0
+    /// Lines read as parts of journal records (a json-pretty object or an export record
+    /// spans many): `lines` = styled + notKernel + binary + overlong + journalLines −
+    /// (journalRecords − skippedJournalRecords).
+    public var journalLines = 0
 
     public init() {}
+
+    /// Lines skipped unread: binary, overlong or malformed.
+    public var skippedLines: Int { binaryLines + overlongLines + malformedLines + skippedJournalRecords }
 
     /// Messages with a recognised timestamp (every style but `bare`).
     public var stampedLines: Int { styles.filter { $0.key != .bare }.reduce(0) { $0 + $1.value } }
@@ -54,6 +77,18 @@ public struct GuestLogReader {
     private var styleCounts = [Int](repeating: 0, count: KernelLogStyle.allCases.count)
     private var previousWasKmsg = false
     private var latestEventUptime = Int64.min
+    private var bootTracker = GuestBootTracker()
+    /// Events of a candidate boot (see GuestBootTracker), with their de-duplication stamp and
+    /// key, until it is decided. Bounded: at the limit the candidate is decided as it stands.
+    private var pendingEvents: [PendingEvent] = []
+    struct PendingEvent {
+        var event: GuestLogEvent
+        var us: Int64?
+        var key: UInt64
+    }
+    static let pendingEventLimit = 4096
+    private var journal = JournalRecordReader()
+    private var ansiScratch: [UInt8] = []
 
     public init(deduplicate: Bool = true) {
         self.deduplicate = deduplicate
@@ -72,12 +107,66 @@ public struct GuestLogReader {
         stats.lines += splitter.stats.lines
         stats.overlongLines += splitter.stats.overlongLines
         stats.endedMidLine = stats.endedMidLine || splitter.stats.endedMidLine
+        finish(into: &sink)
+    }
+
+    /// Decides a boot still open and publishes the statistics; `read` calls it. Callers that
+    /// split lines themselves call it once at the end.
+    public mutating func finish<Sink: GuestLogEventSink>(into sink: inout Sink) {
+        var j = journal
+        journal = JournalRecordReader()
+        j.finish(reader: &self, into: &sink)
+        flushPending(bootTracker.finish(), into: &sink)
+        stats.boots = bootTracker.boots
+        stats.bootCount = bootTracker.count
         finishStyles()
     }
 
-    /// One line; for callers that split lines themselves. Call `finishStyles()` at the end.
-    public mutating func consume<Sink: GuestLogEventSink>(line: LineBytes, number: Int, into sink: inout Sink) {
-        let prefix: KernelLinePrefix
+    /// One line; for callers that split lines themselves. Call `finish(into:)` at the end.
+    public mutating func consume<Sink: GuestLogEventSink>(line raw: LineBytes, number: Int, into sink: inout Sink) {
+        var line = raw
+        // pty captures end lines with "\r\r\n" (the tty's ONLCR after the kernel's own "\r\n");
+        // the splitter took one "\r".
+        if line.count > 0, line[line.count - 1] == 0x0D {
+            var n = line.count
+            while n > 0, line[n - 1] == 0x0D { n -= 1 }
+            line = LineBytes(UnsafeBufferPointer(rebasing: line.bytes[0..<n]))
+        }
+        if journal.active || (line.count > 0 && JournalRecordReader.mayStart(line)) {
+            var j = journal
+            journal = JournalRecordReader()
+            let handled = j.consume(line, number: number, reader: &self, into: &sink)
+            journal = j
+            if handled { stats.journalLines += 1; return }
+        }
+        // Colour and cursor sequences (systemd's console status, a terminal capture).
+        if line.find(byte: 0x1B) != nil {
+            var buf = ansiScratch
+            ansiScratch = []
+            buf.removeAll(keepingCapacity: true)
+            Self.stripANSI(line, into: &buf)
+            buf.withUnsafeBufferPointer { consumeText(LineBytes($0), number: number, into: &sink) }
+            ansiScratch = buf
+            return
+        }
+        consumeText(line, number: number, into: &sink)
+    }
+
+    private mutating func consumeText<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink) {
+        // journalctl between boots: "-- Boot 6c7c6013a26343b29e964691ff25d04c --" (journalctl-show.c).
+        if line.count >= 8, line[0] == 0x2D, line.matches("-- ", at: 0) {
+            if line.count == 43, line.matches("-- Boot ", at: 0), line.matches(" --", at: 40) {
+                let id = line.string(8..<40)
+                if id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+                    if bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
+                    if bootTracker.separator(bootId: id, line: number) == .newBoot { resetDeduplication() }
+                    stats.notKernelLines += 1
+                    return
+                }
+            }
+            if line.matches(" --", at: line.count - 3) { stats.notKernelLines += 1; return }   // "-- No entries --"
+        }
+        var prefix: KernelLinePrefix
         switch KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg) {
         case .notKernel:
             stats.notKernelLines += 1
@@ -87,42 +176,156 @@ public struct GuestLogReader {
         case .kernel(let p):
             prefix = p
         }
+        // A serial console: user space wrote without a newline and the kernel's line follows
+        // ("...Starting journal.service...[    2.327010] I/O error, dev vda, ...").
+        if prefix.style == .bare, let q = Self.midLineStamp(line, after: prefix.messageStart) {
+            prefix = q
+            stats.midLineStamps += 1
+        }
         if let us = prefix.time.uptimeMicroseconds {
             if stats.firstUptimeMicroseconds == nil { stats.firstUptimeMicroseconds = us }
             if us > (stats.lastUptimeMicroseconds ?? .min) { stats.lastUptimeMicroseconds = us }
         }
         previousWasKmsg = prefix.style == .kmsg
-        let ctx = MatchContext(line: line, start: prefix.messageStart, lineNumber: number, time: prefix.time)
-        switch GuestLogMatchers.match(ctx) {
+        kernelMessage(line, start: prefix.messageStart, style: prefix.style, time: prefix.time,
+                      number: number, bootId: nil, into: &sink)
+    }
+
+    /// A kernel message, from whichever format carried it: matched, counted, placed in its
+    /// boot and handed to the sink (or held while its boot is undecided).
+    mutating func kernelMessage<Sink: GuestLogEventSink>(_ line: LineBytes, start: Int, style: KernelLogStyle,
+                                                         time: GuestLogTime, number: Int, bootId: String?,
+                                                         into sink: inout Sink) {
+        let ctx = MatchContext(line: line, start: start, lineNumber: number, time: time)
+        let outcome = GuestLogMatchers.match(ctx)
+        switch outcome {
         case .noMatch:
-            if prefix.style == .bare, line.looksBinary {
-                stats.binaryLines += 1
-                return
+            if style == .bare {
+                if line.looksBinary { stats.binaryLines += 1; return }
+                styleCounts[style.index] += 1
+                // An unstamped line is a kernel message only if it reads as one.
+                guard line.matches("Linux version ", at: start) else { stats.unrecognisedLines += 1; return }
+            } else {
+                styleCounts[style.index] += 1
             }
-            styleCounts[prefix.style.index] += 1
         case .malformed:
             if line.looksBinary { stats.binaryLines += 1; return }
-            styleCounts[prefix.style.index] += 1
+            styleCounts[style.index] += 1
             stats.malformedLines += 1
             if stats.firstMalformedLine == nil { stats.firstMalformedLine = number }
-        case .event(let event):
-            styleCounts[prefix.style.index] += 1
-            if deduplicate, let us = prefix.time.uptimeMicroseconds {
-                let key = line.hash(prefix.messageStart..<line.count, seed: 0xcbf29ce484222325 ^ UInt64(bitPattern: us))
-                // A repeat has the stamp of a line already seen, so it cannot be later than all
-                // of them: events moving forward in time (nearly all) skip the lookup.
-                if us <= latestEventUptime {
-                    if !recent.insert(key) {
-                        stats.duplicateEvents += 1
-                        return
-                    }
-                } else {
-                    recent.insertNew(key)
-                    latestEventUptime = us
-                }
-            }
-            sink.consume(event)
+        case .event:
+            styleCounts[style.index] += 1
         }
+        stats.recognisedKernelLines += 1
+        if bootId != nil || bootTracker.rebootPrinted, bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
+        let resolution = bootTracker.observe(line, start: start, number: number, time: time, bootId: bootId)
+        if resolution != .none { flushPending(resolution, into: &sink) }
+        guard case .event(let event) = outcome else { return }
+        var key: UInt64 = 0
+        let us = time.uptimeMicroseconds
+        if deduplicate, let us {
+            key = line.hash(start..<line.count, seed: 0xcbf29ce484222325 ^ UInt64(bitPattern: us))
+        }
+        if bootTracker.pending {
+            pendingEvents.append(PendingEvent(event: event, us: us, key: key))
+            if pendingEvents.count >= Self.pendingEventLimit { flushPending(bootTracker.finish(), into: &sink) }
+            return
+        }
+        emit(event, us: us, key: key, into: &sink)
+    }
+
+    /// A whole journal record (JournalRecordReader): its kernel message, or a count.
+    mutating func journalRecord<Sink: GuestLogEventSink>(_ f: JournalFields, style: KernelLogStyle, number: Int,
+                                                         into sink: inout Sink) {
+        stats.journalRecords += 1
+        guard f.hasMessage, f.isKernel else { stats.notKernelLines += 1; return }
+        var message = f.message
+        // journald keeps a kernel message's text as printk wrote it, without the newline.
+        while let last = message.last, last == 0x0A || last == 0x0D { message.removeLast() }
+        message.withUnsafeBufferPointer { m in
+            kernelMessage(LineBytes(m), start: 0, style: style, time: f.time, number: number, bootId: f.bootId, into: &sink)
+        }
+    }
+
+    mutating func skippedJournalRecord() {
+        stats.journalRecords += 1
+        stats.skippedJournalRecords += 1
+    }
+
+    /// Removes ANSI escape sequences (ECMA-48: CSI `ESC [ params final`, OSC `ESC ] … BEL/ST`,
+    /// and two-byte `ESC x`).
+    static func stripANSI(_ line: LineBytes, into out: inout [UInt8]) {
+        var i = 0
+        let n = line.count
+        while i < n {
+            let c = line[i]
+            if c != 0x1B { out.append(c); i += 1; continue }
+            guard i + 1 < n else { break }
+            let k = line[i + 1]
+            if k == 0x5B {                                             // CSI: parameters, then 0x40...0x7E
+                var j = i + 2
+                while j < n, !(line[j] >= 0x40 && line[j] <= 0x7E) { j += 1 }
+                i = j + 1
+            } else if k == 0x5D {                                      // OSC: up to BEL or ESC \
+                var j = i + 2
+                while j < n, line[j] != 0x07, !(line[j] == 0x1B && j + 1 < n && line[j + 1] == 0x5C) { j += 1 }
+                i = j < n && line[j] == 0x07 ? j + 1 : j + 2
+            } else {
+                i += 2
+            }
+        }
+    }
+
+    /// A printk stamp after other text on the line, as a prefix starting there.
+    static func midLineStamp(_ line: LineBytes, after start: Int) -> KernelLinePrefix? {
+        var from = start + 1
+        while from < line.count, let j = line.find(byte: UInt8(ascii: "["), from: from) {
+            // Only printk's own "[%5lu.%06lu]": "Slot [2]" or "IOAPIC[0]" is text.
+            if let close = line.find(byte: UInt8(ascii: "]"), in: (j + 1)..<min(line.count, j + 24)), close - j >= 9,
+               line[close - 7] == UInt8(ascii: "."), (1...6).allSatisfy({ line.isDigit(at: close - $0) }),
+               let p = KernelLinePrefixParser.bracketed(line, j), p.time.uptimeMicroseconds != nil,
+               p.style == .printk || p.style == .printkCaller {
+                return p
+            }
+            from = j + 1
+        }
+        return nil
+    }
+
+    private mutating func resetDeduplication() {
+        // Stamps restart: the previous boot's events cannot repeat in this one. The boot is
+        // mixed into every key (emit), so the window itself needs no clearing (1 MiB per boot).
+        latestEventUptime = .min
+    }
+
+    private mutating func flushPending<Sink: GuestLogEventSink>(_ resolution: GuestBootTracker.Resolution,
+                                                                into sink: inout Sink) {
+        if resolution == .newBoot { resetDeduplication() }
+        guard !pendingEvents.isEmpty else { return }
+        let events = pendingEvents
+        pendingEvents.removeAll(keepingCapacity: true)
+        for e in events { emit(e.event, us: e.us, key: e.key, into: &sink) }
+    }
+
+    @inline(__always)
+    private mutating func emit<Sink: GuestLogEventSink>(_ event: GuestLogEvent, us: Int64?, key: UInt64,
+                                                        into sink: inout Sink) {
+        let boot = bootTracker.current
+        if deduplicate, let us {
+            let key = boot == 1 ? key : key ^ (UInt64(truncatingIfNeeded: boot) &* 0x9E37_79B9_7F4A_7C15)
+            // A repeat has the stamp of a line already seen, so it cannot be later than all
+            // of them: events moving forward in time (nearly all) skip the lookup.
+            if us <= latestEventUptime {
+                if !recent.insert(key) {
+                    stats.duplicateEvents += 1
+                    return
+                }
+            } else {
+                recent.insertNew(key)
+                latestEventUptime = us
+            }
+        }
+        sink.consume(boot == 1 ? event : event.inBoot(boot))
     }
 
     /// Folds the per-style counters into `stats.styles`.
@@ -146,6 +349,8 @@ extension KernelLogStyle {
         case .journal: return 5
         case .syslog: return 6
         case .bare: return 7
+        case .journalJSON: return 8
+        case .journalExport: return 9
         }
     }
 }

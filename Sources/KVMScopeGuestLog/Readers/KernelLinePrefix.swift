@@ -18,6 +18,11 @@ public enum KernelLogStyle: String, CaseIterable, Sendable, Codable {
     /// `Nov 22 14:42:17 host kernel: [  439.490934] msg` — syslog/kern.log (RFC 3164 or
     /// RFC 3339 stamps) with printk's stamp still inside the message.
     case syslog = "syslog"
+    /// `{"__REALTIME_TIMESTAMP":"…","_BOOT_ID":"…","MESSAGE":"…",…}` — journalctl -o json,
+    /// json-pretty, json-seq, json-sse (systemd's Journal JSON Format).
+    case journalJSON = "journal-json"
+    /// `MESSAGE=…` fields, records separated by an empty line — journalctl -o export.
+    case journalExport = "journal-export"
     /// No recognised stamp: dmesg -t, a pasted excerpt, or serial-console text that is not a
     /// kernel message at all. Matchers still look at it; nothing about it is assumed.
     case bare = "bare"
@@ -51,9 +56,10 @@ public enum KernelLinePrefixParser {
         let n = line.count
         guard n > 0 else { return .kernel(KernelLinePrefix(style: .bare, messageStart: 0)) }
         var i = 0
-        // dmesg -r: "<3>[  439.490934] msg"
-        if line[0] == UInt8(ascii: "<"), let (_, end) = line.decimal(at: 1), end < n, line[end] == UInt8(ascii: ">") {
+        // dmesg -r: "<3>[  439.490934] msg"; RFC 5424: "<4>1 2026-11-22T14:42:17.123456+00:00 host kernel - - - msg"
+        if line[0] == UInt8(ascii: "<"), let (pri, end) = line.decimal(at: 1), end < n, line[end] == UInt8(ascii: ">") {
             i = end + 1
+            if line.matches("1 ", at: i) { return rfc5424(line, i + 2, facility: pri >> 3) }
         }
         // dmesg -x: "kern  :err   : [  439.490934] msg" (facility and level padded to 6)
         if i < n, line[i] == UInt8(ascii: "k"), line.matches("kern  :", at: i),
@@ -71,8 +77,10 @@ public enum KernelLinePrefixParser {
         } else if c &- 0x30 <= 9 {
             if let r = kmsg(line, i) { return r }
             if let r = iso(line, i) { return r }
+            if let r = unixSeconds(line, i) { return r }
         } else if c >= 0x41 && c <= 0x5A {       // 'A'...'Z': "Nov 22 14:42:17 host kernel: "
             if let r = rfc3164(line, i) { return r }
+            if let r = weekdayISO(line, i) { return r }
         } else if c == 0x20 && previousWasKmsg {
             return .notKernel
         }
@@ -143,7 +151,8 @@ public enum KernelLinePrefixParser {
         var i = afterTime
         var commaFraction = false
         var micro: Int? = nil
-        if let f = fraction { micro = f.value; commaFraction = f.comma }
+        var digits = 0
+        if let f = fraction { micro = f.value; commaFraction = f.comma; digits = f.digits }
         var offset: Int? = nil
         if i < line.count, line[i] == UInt8(ascii: "Z") { offset = 0; i += 1 }
         else if i < line.count, line[i] == UInt8(ascii: "+") || line[i] == UInt8(ascii: "-") {
@@ -160,13 +169,100 @@ public enum KernelLinePrefixParser {
         guard i < line.count, line[i] == 0x20 else { return nil }
         i += 1
         let wc = WallClockTime(year: Int(year), month: Int(month), day: Int(day), hour: h, minute: m, second: s,
-                               microsecond: micro, utcOffsetMinutes: offset)
+                               microsecond: micro, utcOffsetMinutes: offset, fractionDigits: digits)
         // dmesg's ISO stamp uses a comma before the fraction and is followed by the message itself;
         // journald and rsyslog use a dot (or no fraction) and are followed by "host tag: ".
         if commaFraction {
             return .kernel(KernelLinePrefix(style: .dmesgISO, messageStart: i, time: GuestLogTime(wallClock: wc)))
         }
         return hostAndTag(line, i, wallClock: wc)
+    }
+
+    // MARK: - journalctl -o short-unix: "1795363566.123456 host kernel: "
+
+    /// systemd's logs-show.c prints `%10llu.%06llu` seconds.µs since the epoch (UTC).
+    static func unixSeconds(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let (secs, se) = line.decimal(at: start), se - start >= 9, se - start <= 11,
+              line.matches(".", at: se), let (usec, ue) = line.decimal(at: se + 1), ue - se == 7,
+              line.matches(" ", at: ue), let wc = WallClockTime(unixMicroseconds: secs, usec) else { return nil }
+        return hostAndTag(line, ue + 1, wallClock: wc)
+    }
+
+    // MARK: - journalctl -o short-full / with-unit: "Sun 2026-11-22 14:42:17 UTC host kernel: "
+
+    /// format_timestamp()'s `%a %Y-%m-%d %H:%M:%S %Z`: the zone is an abbreviation, which
+    /// says the offset only for UTC/GMT (others, like CET, are ambiguous without the tz database).
+    static func weekdayISO(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard start + 24 <= line.count, line[start + 3] == 0x20, line.isDigit(at: start + 4),
+              let (year, ye) = line.decimal(at: start + 4), ye - start == 8, line.matches("-", at: ye),
+              let (month, me) = line.decimal(at: ye + 1), me - ye == 3, (1...12).contains(month), line.matches("-", at: me),
+              let (day, de) = line.decimal(at: me + 1), de - me == 3, line.matches(" ", at: de),
+              let (h, m, s, fraction, afterTime) = clock(line, de + 1), line.matches(" ", at: afterTime) else { return nil }
+        let zone = line.token(at: afterTime + 1)
+        guard !zone.isEmpty, zone.count <= 8, zone.upperBound < line.count else { return nil }
+        let utc = line.matches("UTC ", at: zone.lowerBound) || line.matches("GMT ", at: zone.lowerBound)
+        let wc = WallClockTime(year: Int(year), month: Int(month), day: Int(day), hour: h, minute: m, second: s,
+                               microsecond: fraction?.value, utcOffsetMinutes: utc ? 0 : nil, fractionDigits: fraction?.digits)
+        return hostAndTag(line, zone.upperBound + 1, wallClock: wc)
+    }
+
+    // MARK: - RFC 5424: "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG"
+
+    static func rfc5424(_ line: LineBytes, _ start: Int, facility: UInt64) -> KernelLinePrefixParser.Result {
+        // RFC 5424 §6: the header is space-separated; "-" is the nil value.
+        var wc: WallClockTime? = nil
+        var i = start
+        if line.matches("- ", at: i) { i += 2 } else if case .kernel(let p)? = iso5424(line, i) {
+            wc = p.time.wallClock; i = p.messageStart
+        } else { return .kernel(KernelLinePrefix(style: .bare, messageStart: start)) }
+        let host = line.token(at: i)
+        let app = line.token(at: host.upperBound + 1)
+        guard !host.isEmpty, !app.isEmpty, app.upperBound < line.count else {
+            return .kernel(KernelLinePrefix(style: .bare, messageStart: start))
+        }
+        let isKernel = facility == 0 && line.matches("kernel ", at: app.lowerBound)
+        if !isKernel { return .notKernel }
+        let proc = line.token(at: app.upperBound + 1)
+        let msgid = line.token(at: proc.upperBound + 1)
+        var j = msgid.upperBound + 1
+        if j < line.count, line[j] == UInt8(ascii: "[") {
+            // Structured data: "[id k=\"v\"]..." — skip to the last "] ".
+            while j < line.count, line[j] == UInt8(ascii: "[") {
+                guard let close = line.find(byte: UInt8(ascii: "]"), from: j) else { break }
+                j = close + 1
+            }
+        } else if line.matches("-", at: j) { j += 1 }
+        if j < line.count, line[j] == 0x20 { j += 1 }
+        // Some relays keep printk's stamp in the message, as kern.log does.
+        var time = wc.map { GuestLogTime(wallClock: $0) } ?? .unknown
+        var style = KernelLogStyle.journal
+        if j < line.count, line[j] == UInt8(ascii: "["), let inner = bracketed(line, j), inner.time.uptimeMicroseconds != nil {
+            time.uptimeMicroseconds = inner.time.uptimeMicroseconds
+            j = inner.messageStart
+            style = .syslog
+        }
+        return .kernel(KernelLinePrefix(style: style, messageStart: min(j, line.count), time: time))
+    }
+
+    /// The RFC 3339 stamp of an RFC 5424 header, up to the blank after it.
+    static func iso5424(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        // iso() reads "stamp host tag: "; here only the stamp is wanted.
+        guard let (year, ye) = line.decimal(at: start), ye - start == 4, line.matches("-", at: ye),
+              let (month, me) = line.decimal(at: ye + 1), me - ye == 3, (1...12).contains(month), line.matches("-", at: me),
+              let (day, de) = line.decimal(at: me + 1), de - me == 3, line.matches("T", at: de),
+              let (h, m, s, fraction, afterTime) = clock(line, de + 1) else { return nil }
+        var i = afterTime
+        var offset: Int? = nil
+        if line.matches("Z", at: i) { offset = 0; i += 1 }
+        else if i < line.count, line[i] == UInt8(ascii: "+") || line[i] == UInt8(ascii: "-"),
+                let hh = twoDigits(line, i + 1), line.matches(":", at: i + 3), let mm = twoDigits(line, i + 4) {
+            offset = (line[i] == UInt8(ascii: "-") ? -1 : 1) * (hh * 60 + mm)
+            i += 6
+        }
+        guard line.matches(" ", at: i) else { return nil }
+        let wc = WallClockTime(year: Int(year), month: Int(month), day: Int(day), hour: h, minute: m, second: s,
+                               microsecond: fraction?.value, utcOffsetMinutes: offset, fractionDigits: fraction?.digits)
+        return .kernel(KernelLinePrefix(style: .journal, messageStart: i + 1, time: GuestLogTime(wallClock: wc)))
     }
 
     // MARK: - RFC 3164: "Nov 22 14:42:17 host kernel: "
@@ -178,7 +274,7 @@ public enum KernelLinePrefixParser {
               let (h, m, s, fraction, afterTime) = clock(line, de + 1), line.matches(" ", at: afterTime)
         else { return nil }
         let wc = WallClockTime(year: nil, month: month, day: Int(day), hour: h, minute: m, second: s,
-                               microsecond: fraction?.value)
+                               microsecond: fraction?.value, fractionDigits: fraction?.digits)
         return hostAndTag(line, afterTime + 1, wallClock: wc)
     }
 
@@ -254,11 +350,11 @@ public enum KernelLinePrefixParser {
 
     /// "hh:mm:ss" with an optional ".ffffff" or ",ffffff" fraction.
     static func clock(_ line: LineBytes, _ at: Int)
-        -> (h: Int, m: Int, s: Int, fraction: (value: Int, comma: Bool)?, end: Int)? {
+        -> (h: Int, m: Int, s: Int, fraction: (value: Int, comma: Bool, digits: Int)?, end: Int)? {
         guard let (h, he) = line.decimal(at: at), he - at == 2, h < 24, line.matches(":", at: he),
               let (m, me) = line.decimal(at: he + 1), me - he == 3, m < 60, line.matches(":", at: me),
               let (s, se) = line.decimal(at: me + 1), se - me == 3, s <= 60 else { return nil }
-        var fraction: (value: Int, comma: Bool)? = nil
+        var fraction: (value: Int, comma: Bool, digits: Int)? = nil
         var end = se
         if se < line.count, line[se] == UInt8(ascii: ".") || line[se] == UInt8(ascii: ","), line.isDigit(at: se + 1) {
             var v = 0, digits = 0, i = se + 1
@@ -266,8 +362,9 @@ public enum KernelLinePrefixParser {
                 if digits < 6 { v = v * 10 + Int(line[i] - 0x30); digits += 1 }
                 i += 1
             }
+            let printed = digits
             while digits < 6 { v *= 10; digits += 1 }
-            fraction = (v, line[se] == UInt8(ascii: ","))
+            fraction = (v, line[se] == UInt8(ascii: ","), printed)
             end = i
         }
         return (Int(h), Int(m), Int(s), fraction, end)

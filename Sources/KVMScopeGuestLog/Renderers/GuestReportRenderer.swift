@@ -18,6 +18,14 @@ public enum GuestReportRenderer {
             let names = troubled.map(\.name).joined(separator: ", ")
             out.append(style.bold("Disk errors in \(report.source): \(names)") + " " + inputSummary(report.input))
         }
+        if report.input.bootCount > 1 {
+            out.append("")
+            out.append("\(report.input.bootCount) boots in this log (uptime stamps restart with each):")
+            for b in report.input.boots { out.append("  " + bootLine(b)) }
+            if report.input.boots.count < report.input.bootCount {
+                out.append("  (\(report.input.bootCount - report.input.boots.count) more boots not listed)")
+            }
+        }
         for d in troubled {
             out.append("")
             out.append(contentsOf: deviceSection(d, report: report, style: style, topRanges: topRanges))
@@ -99,6 +107,9 @@ public enum GuestReportRenderer {
         }
         if let first = d.firstError, let last = d.lastError {
             out.append(first == last ? "  at \(place(first))" : "  first at \(place(first)), last at \(place(last))")
+        }
+        if report.input.bootCount > 1, !d.boots.isEmpty {
+            out.append("  in boot\(d.boots.count == 1 ? "" : "s") " + d.boots.map(String.init).joined(separator: ", "))
         }
         if d.suppressed > 0 {
             let fns = d.suppressedByFunction.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
@@ -362,7 +373,10 @@ public enum GuestReportRenderer {
 
     static func inputSummary(_ s: GuestLogInputStats) -> String {
         let styles = s.styles.filter { $0.key != .bare }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
-        var text = "(\(s.lines) line\(s.lines == 1 ? "" : "s")"
+        var text = "(\(s.lines) line\(s.lines == 1 ? "" : "s"): \(s.recognisedKernelLines) kernel message\(s.recognisedKernelLines == 1 ? "" : "s")"
+        if s.notKernelLines > 0 { text += ", \(s.notKernelLines) from other programs" }
+        if s.unrecognisedLines > 0 { text += ", \(s.unrecognisedLines) not understood" }
+        if s.skippedLines > 0 { text += ", \(s.skippedLines) skipped" }
         if !styles.isEmpty { text += "; kernel messages by stamp: " + styles.joined(separator: ", ") }
         if s.duplicateEvents > 0 { text += "; \(s.duplicateEvents) repeated event\(s.duplicateEvents == 1 ? "" : "s") counted once" }
         return text + ")"
@@ -391,7 +405,26 @@ public enum GuestReportRenderer {
         if let us = l.time.uptimeMicroseconds { parts.append(GuestLogTime.formatUptime(us) + " s") }
         if let wc = l.time.wallClock { parts.append(wc.description) }
         parts.append("line \(l.line)")
+        if l.boot > 1 { parts.append("boot \(l.boot)") }
         return parts.joined(separator: ", ")
+    }
+
+    static func bootLine(_ b: GuestBoot) -> String {
+        var t = "boot \(b.index): lines \(b.firstLine)–\(b.lastLine), \(b.kernelMessages) kernel messages"
+        if let v = b.kernelVersion { t += ", Linux \(v)" }
+        if let id = b.bootId { t += ", boot id \(id)" }
+        if let f = b.firstUptimeMicroseconds, let l = b.lastUptimeMicroseconds {
+            t += ", uptime \(GuestLogTime.formatUptime(f))–\(GuestLogTime.formatUptime(l)) s"
+        }
+        if let f = b.firstTime?.wallClock, let l = b.lastTime?.wallClock { t += ", \(f) – \(l)" }
+        switch b.startedBy {
+        case .startOfLog: break
+        case .linuxVersion: t += " (a new `Linux version` line)"
+        case .uptimeReset: t += " (uptime went back)"
+        case .bootId: t += " (a new _BOOT_ID)"
+        case .reboot: t += " (after the kernel's reboot message)"
+        }
+        return t
     }
 
     static func formatSize(_ bytes: UInt64) -> String {
