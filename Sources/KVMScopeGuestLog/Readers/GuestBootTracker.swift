@@ -334,6 +334,8 @@ extension GuestLogEvent {
         case .scsi(var e): e.location.boot = boot; return .scsi(e)
         case .capacity(var e): e.location.boot = boot; return .capacity(e)
         case .suppressed(var e): e.location.boot = boot; return .suppressed(e)
+        case .hungTask(var e): e.location.boot = boot; return .hungTask(e)
+        case .deviceTimeout(var e): e.location.boot = boot; return .deviceTimeout(e)
         }
     }
 }
