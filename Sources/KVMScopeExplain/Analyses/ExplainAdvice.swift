@@ -10,7 +10,11 @@ extension ExplainStory {
         var lines: [String] = []
         for m in matches {
             let g = guestErrors[m.guest]
-            var l = "guest line \(g.line)" + (g.uptime.map { String(format: " [%.6f]", $0) } ?? "")
+            let boot = bootClocks.isMultiBoot ? guestBoots[m.guest].map { " boot \($0)" } ?? "" : ""
+            // The guest's own stamp: its uptime, or its wall clock as the log printed it
+            // (guestErrors[].uptime holds that wall clock in epoch seconds, for matching only).
+            let stamp = guestClock == .uptime ? g.uptime.map { String(format: " [%.6f]", $0) } : guestWallClock[m.guest].map { " [\($0)]" }
+            var l = "guest line \(g.line)\(boot)" + (stamp ?? "")
                 + " \(g.device) sector \(g.sector) \(g.operation?.rawValue ?? "(operation not logged)")"
             if let h = m.host {
                 let f = failures[h]

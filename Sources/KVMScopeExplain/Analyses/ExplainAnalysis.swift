@@ -14,6 +14,7 @@ enum ExplainAnalysis {
         let hostYear = ClockReading.year(of: host?.timeSpan?.start ?? qmp?.ioErrors.compactMap(\.time).first)
         var guestRefs: [ExplainReport.GuestBlockErrorRef] = []
         var guestErrors: [GuestHostCorrelator.GuestError] = []
+        var guestBoots: [Int?] = []
         var guestClock: ExplainReport.GuestClock?
         for d in guest?.devices ?? [] {
             for e in d.blockErrors {
@@ -25,8 +26,12 @@ enum ExplainAnalysis {
                     if guestClock == nil { guestClock = .wall(zoneKnown: w.utcOffsetMinutes != nil) }
                 }
                 guestRefs.append(.init(device: e.device, sector: e.sector, operation: op?.rawValue,
-                                       uptime: e.location.time.uptimeSeconds, line: e.location.line))
-                guestErrors.append(.init(device: e.device, sector: e.sector, operation: op, uptime: t, line: e.location.line))
+                                       uptime: e.location.time.uptimeSeconds, line: e.location.line, boot: e.location.boot,
+                                       wallClock: e.location.time.wallClock?.description))
+                guestBoots.append(e.location.boot)
+                var ge = GuestHostCorrelator.GuestError(device: e.device, sector: e.sector, operation: op, uptime: t, line: e.location.line)
+                if e.location.time.uptimeSeconds == nil, let p = e.location.time.precisionMicroseconds { ge.precision = Double(p) / 1e6 }
+                guestErrors.append(ge)
             }
         }
         // A log with no block error still has a clock: its other messages' stamps.
@@ -52,7 +57,34 @@ enum ExplainAnalysis {
             qmpForHost = joinQMP(failures, qmp.ioErrors)
         }
 
-        if host != nil {
+        var bootClocks = BootClocks()
+        let boots = Set(guestBoots.compactMap { $0 })
+        if host != nil, boots.count > 1, guestClock == .uptime {
+            // One correlation per boot, each with its own clock, over the failures the earlier
+            // boots left: a failure answers one guest request.
+            var taken = Set<Int>()
+            candidateCounts = Array(repeating: 0, count: guestErrors.count)
+            var spreads: [Double] = []
+            for b in boots.sorted() {
+                let gi = guestErrors.indices.filter { guestBoots[$0] == b }
+                let hi = hostFailures.indices.filter { !taken.contains($0) }
+                let r = GuestHostCorrelator.correlate(guest: gi.map { guestErrors[$0] }, host: hi.map { hostFailures[$0] })
+                if let o = r.clockOffset { bootClocks.offsets[b] = o }
+                if let s = r.clockOffsetSpread { spreads.append(s) }
+                deviceMap.merge(r.deviceMap) { a, _ in a }
+                for (k, n) in r.candidateCounts.enumerated() { candidateCounts[gi[k]] = n }
+                for p in r.pairs {
+                    let g = gi[p.guest], h = hi[p.host]
+                    taken.insert(h)
+                    matches.append(.init(guest: g, host: h, scsi: nil, attempts: nil, qmp: qmpForHost[h],
+                                         guestDevice: guestErrors[g].device, hostDevice: failures[h].device,
+                                         operation: failures[h].operation.rawValue, timeDeltaSeconds: p.delta))
+                }
+            }
+            matches.sort { $0.guest < $1.guest }
+            offset = bootClocks.offsets[boots.sorted().first { bootClocks.offsets[$0] != nil } ?? 0]
+            spread = spreads.max()
+        } else if host != nil {
             let r = GuestHostCorrelator.correlate(guest: guestErrors, host: hostFailures)
             offset = r.clockOffset
             spread = r.clockOffsetSpread
@@ -129,8 +161,13 @@ enum ExplainAnalysis {
             return nil
         }
         let tracedDisks = Set(matches.filter { $0.host != nil || $0.scsi != nil }.map { GuestDiskBus.disk(of: $0.guestDevice) })
+        bootClocks.fallback = offset
+        let hostTime: (GuestLogLocation) -> Double? = { loc in
+            guard let t = guestTime(loc) else { return nil }
+            return guestClock == .uptime ? bootClocks.hostTime(uptime: t, boot: loc.boot) : offset.map { t + $0 }
+        }
         let coverage = ExplainCoverage.coverage(guest: guest, host: host, qmp: qmp, offset: offset,
-                                                matchedDisks: tracedDisks, time: guestTime)
+                                                matchedDisks: tracedDisks, time: guestTime, hostTime: hostTime)
 
         var story = ExplainStory(guest: guest, host: host, qmp: qmp, guestErrors: guestErrors, failures: failures,
                           matches: matches, offset: offset, spread: spread, deviceMap: deviceMap,
@@ -145,15 +182,21 @@ enum ExplainAnalysis {
             g.input.firstUptimeMicroseconds.flatMap { a in g.input.lastUptimeMicroseconds.map { Double(a) / 1e6...Double($0) / 1e6 } }
         }
         story.coverage = coverage
+        story.bootClocks = bootClocks
+        story.guestBoots = guestBoots
+        story.guestWallClock = guestRefs.map(\.wallClock)
         story.policies = ErrorPolicyInference.infer(host: host, qmp: qmp)
         story.clockAnchored = anchored
         story.account()
         return ExplainReport(
             inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
             unmatched: story.unmatched, guestClock: guestClock, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
+            bootClockOffsets: bootClocks.isMultiBoot
+                ? bootClocks.offsets.keys.sorted().map { BootClockOffset(boot: $0, clockOffsetSeconds: bootClocks.offsets[$0]!) } : [],
             coverage: coverage, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
             verdict: story.verdict(), evidence: story.evidence(),
-            timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, failures: failures, qmp: qmp, offset: offset),
+            timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, guestBoots: guestBoots, failures: failures,
+                                            qmp: qmp, clocks: bootClocks, wallClockOffset: guestClock == .uptime ? nil : offset),
             nextSteps: story.nextSteps(),
             missing: story.missing(), disagreements: story.disagreements)
     }

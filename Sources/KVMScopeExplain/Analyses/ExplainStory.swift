@@ -81,8 +81,18 @@ struct ExplainStory {
     }
     var suppressed: Int { guest?.suppressed.total ?? 0 }
 
-    /// Host time → guest uptime, when the offset is known.
-    func guestTime(_ hostTime: Double?) -> Double? { hostTime.flatMap { t in offset.map { t - $0 } } }
+    /// Each boot's clock offset (one boot: the correlation's offset).
+    var bootClocks = BootClocks()
+    /// The boot of each guest error (parallel to `guestErrors`).
+    var guestBoots: [Int?] = []
+    /// Each guest error's wall-clock stamp as printed, when it has one (parallel to `guestErrors`).
+    var guestWallClock: [String?] = []
+
+    /// Host time → guest uptime, when the offset is known (of the boot running at that time).
+    func guestTime(_ hostTime: Double?) -> Double? {
+        guard let t = hostTime else { return nil }
+        return bootClocks.isMultiBoot ? bootClocks.guestUptime(hostTime: t) : offset.map { t - $0 }
+    }
 
     // MARK: accounting for what does not match one-to-one
 
@@ -101,8 +111,9 @@ struct ExplainStory {
                 reason = "a failed host request covers sector \(g.sector), but it is already paired with another guest line: a repeated report of one failure, or a failure the trace did not record"
             } else if deviceMap[g.device] == nil && !(host?.devices.isEmpty ?? true) && !matches.isEmpty {
                 reason = "the trace shows no failure on the device that matched \(g.device)'s other errors"
-            } else if let span = traceSpan, span.clock == .wall, let offset, let ut = g.uptime,
-                      ut + offset < span.start - 1 || ut + offset > span.end + 1 {
+            } else if let span = traceSpan, span.clock == .wall,
+                      let t = bootClocks.hostTime(uptime: g.uptime, boot: i < guestBoots.count ? guestBoots[i] : nil) ?? offset.flatMap({ o in g.uptime.map { $0 + o } }),
+                      t < span.start - 1 || t > span.end + 1 {
                 reason = "logged at a time the trace does not cover"
             } else {
                 reason = "no failed host request covers sector \(g.sector): the error arose inside the guest, or in a layer the trace does not show"
@@ -380,7 +391,8 @@ struct ExplainStory {
                 t += " " + events.joined(separator: " and ")
                 if let first = guestErrors.enumerated().filter({ $0.element.device == d.name && $0.element.operation == .write })
                     .min(by: { ($0.element.uptime ?? 0, $0.element.line) < ($1.element.uptime ?? 0, $1.element.line) }) {
-                    t += "; the first failing write was sector \(first.element.sector)" + (first.element.uptime.map { String(format: " at %.6f s", $0) } ?? "")
+                    t += "; the first failing write was sector \(first.element.sector)"
+                        + (guestClock == .uptime ? first.element.uptime.map { String(format: " at %.6f s", $0) } ?? "" : guestWallClock[first.offset].map { " at \($0)" } ?? "")
                 }
                 out.append(t + ".")
             }
@@ -395,8 +407,9 @@ struct ExplainStory {
     }
 
     func at(_ loc: GuestLogLocation?) -> String {
-        guard let s = loc?.time.uptimeSeconds else { return "" }
-        return String(format: " at %.6f s", s)
+        if let s = loc?.time.uptimeSeconds { return String(format: " at %.6f s", s) }
+        if let w = loc?.time.wallClock { return " at \(w)" }
+        return ""
     }
 
     func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }

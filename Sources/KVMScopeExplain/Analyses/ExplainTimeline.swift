@@ -15,8 +15,16 @@ public struct ExplainTimelineEntry: Sendable, Encodable, Equatable {
 enum ExplainTimeline {
     static let limit = 200
 
-    static func build(guest: GuestDiskReport?, guestErrors: [GuestHostCorrelator.GuestError],
-                      failures: [VirtioBlkFailure], qmp: QMPTimeline?, offset: Double?) -> [ExplainTimelineEntry] {
+    /// `clocks` place uptimes per boot; `wallClockOffset` is for guest logs stamped with a
+    /// wall clock (their times are already seconds since the epoch, off by the zone).
+    static func build(guest: GuestDiskReport?, guestErrors: [GuestHostCorrelator.GuestError], guestBoots: [Int?],
+                      failures: [VirtioBlkFailure], qmp: QMPTimeline?, clocks: BootClocks,
+                      wallClockOffset: Double?) -> [ExplainTimelineEntry] {
+        func onHost(_ t: Double?, _ boot: Int?) -> Double? {
+            guard let t else { return nil }
+            if let w = wallClockOffset { return t + w }
+            return clocks.hostTime(uptime: t, boot: boot)
+        }
         var host: [ExplainTimelineEntry] = failures.compactMap { f in
             f.time.map { .init(time: $0, source: .host, what: "\(f.operation.rawValue)" + (f.sector.map { " sector \($0)" } ?? "")
                 + " failed" + (f.errnoName.map { " with \($0)" } ?? "") + "; guest told \(f.guestStatus ?? "nothing") [\(f.cause.rawValue)]") }
@@ -30,15 +38,17 @@ enum ExplainTimeline {
             if let t = p.start, let s = p.seconds { events.append(.init(time: t + s, source: .qmp, what: "VM resumed (RESUME)")) }
         }
         var guestSide: [ExplainTimelineEntry] = []
-        if let offset {
-            for g in guestErrors {
-                if let u = g.uptime { guestSide.append(.init(time: u + offset, source: .guest, what: "I/O error, dev \(g.device), sector \(g.sector) (\(g.operation?.rawValue ?? "operation not logged"))")) }
+        for (i, g) in guestErrors.enumerated() {
+            if let t = onHost(g.uptime, guestBoots[i]) {
+                guestSide.append(.init(time: t, source: .guest, what: "I/O error, dev \(g.device), sector \(g.sector) (\(g.operation?.rawValue ?? "operation not logged"))"))
             }
-            for d in guest?.devices ?? [] {
-                for fs in d.filesystems {
-                    if let u = fs.journalAbortedAt?.time.uptimeSeconds { guestSide.append(.init(time: u + offset, source: .guest, what: "\(fs.type) on \(fs.device): journal aborted")) }
-                    if let u = fs.readOnlyAt?.time.uptimeSeconds { guestSide.append(.init(time: u + offset, source: .guest, what: "\(fs.type) on \(fs.device): remounted read-only")) }
-                    if let u = fs.shutdownAt?.time.uptimeSeconds { guestSide.append(.init(time: u + offset, source: .guest, what: "\(fs.type) on \(fs.device): shut down")) }
+        }
+        for d in guest?.devices ?? [] {
+            for fs in d.filesystems {
+                for (loc, what) in [(fs.journalAbortedAt, "journal aborted"), (fs.readOnlyAt, "remounted read-only"), (fs.shutdownAt, "shut down")] {
+                    if let loc, let t = onHost(loc.time.uptimeSeconds, loc.boot) {
+                        guestSide.append(.init(time: t, source: .guest, what: "\(fs.type) on \(fs.device): \(what)"))
+                    }
                 }
             }
         }

@@ -16,6 +16,9 @@ struct GuestHostCorrelator {
         public var operation: BlockIOOperation?
         public var uptime: Double?
         public var line: Int
+        /// How fine the stamp is, in seconds (1 for syslog and journalctl short stamps): the
+        /// error happened somewhere in [uptime, uptime + precision).
+        public var precision: Double = 0.000_001
     }
 
     public struct HostFailure: Equatable {
@@ -123,17 +126,26 @@ struct GuestHostCorrelator {
                 guard let offset, let ut = g.uptime, let ht = host[hi].time else { return nil }
                 return ht - (ut + offset)
             }
+            // A coarse stamp is a window: any host time inside it is as close as can be told,
+            // and then order decides (the k-th error of the second ↔ the k-th failure in it).
+            func distance(_ hi: Int) -> Double? {
+                guard let d = delta(hi) else { return nil }
+                if g.precision <= 0.001 { return abs(d) }
+                return d < 0 ? -d : max(0, d - g.precision)
+            }
+            let coarse = g.precision > 0.001
             // With times: the closest candidate wins, a used one only within the merged-request
-            // window (the guest may log two errors for one host request). Without: first unused.
+            // window (the guest may log two errors for one host request) — never with coarse
+            // stamps, which cannot tell a repeat from a merge. Without times: first unused.
             let pool: [Int]
             if offset != nil && g.uptime != nil {
-                pool = cands.filter { hi in used[hi] == nil || (delta(hi).map { abs($0) <= mergedRequestWindow } ?? false) }
+                pool = cands.filter { hi in used[hi] == nil || (!coarse && (delta(hi).map { abs($0) <= mergedRequestWindow } ?? false)) }
             } else {
                 let fresh = cands.filter { used[$0] == nil }
                 pool = fresh.isEmpty ? [] : [fresh.min()!]
             }
             guard let best = pool.min(by: { a, b in
-                let da = delta(a).map(abs) ?? 0, db = delta(b).map(abs) ?? 0
+                let da = distance(a) ?? 0, db = distance(b) ?? 0
                 return da != db ? da < db : a < b
             }) else { continue }
             used[best] = g.uptime

@@ -54,6 +54,10 @@ public struct ExplainReport: Sendable, Encodable {
         public var operation: String?
         public var uptime: Double?
         public var line: Int
+        /// The guest boot the error belongs to (1-based, as `guest.boots[]`), when known.
+        public var boot: Int?
+        /// The wall-clock stamp as the log printed it (ISO 8601 when it has a year), when it has one.
+        public var wallClock: String?
     }
 
     /// Something that does not match one-to-one, and why.
@@ -98,6 +102,9 @@ public struct ExplainReport: Sendable, Encodable {
     public var clockOffsetSeconds: Double?
     /// Largest difference between the matches' own offsets: small when the matches agree.
     public var clockOffsetSpreadSeconds: Double?
+    /// Per guest boot with a clock of its own (a log with several boots): when it started by
+    /// the host's clock (host time − its uptime), from its own matches.
+    public var bootClockOffsets: [BootClockOffset]
     /// Per guest disk with trouble: what the host inputs can say about it.
     public var coverage: [DeviceCoverage]
     /// The werror/rerror policies the evidence allows, per drive and operation.
@@ -124,7 +131,7 @@ public struct ExplainReport: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
-        case clockOffsetSpreadSeconds, coverage, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
+        case clockOffsetSpreadSeconds, bootClockOffsets, coverage, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
     /// Every documented key is always present (`null` when an input was not given).
@@ -140,6 +147,7 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(guestClock, forKey: .guestClock)
         try c.encode(clockOffsetSeconds, forKey: .clockOffsetSeconds)
         try c.encode(clockOffsetSpreadSeconds, forKey: .clockOffsetSpreadSeconds)
+        try c.encode(bootClockOffsets, forKey: .bootClockOffsets)
         try c.encode(coverage, forKey: .coverage)
         try c.encode(errorPolicies, forKey: .errorPolicies)
         try c.encode(vmPausedAtEnd, forKey: .vmPausedAtEnd)
@@ -179,7 +187,7 @@ extension ExplainReport.Match {
 }
 
 extension ExplainReport.GuestBlockErrorRef {
-    enum CodingKeys: String, CodingKey { case device, sector, operation, uptime = "uptimeSeconds", line }
+    enum CodingKeys: String, CodingKey { case device, sector, operation, uptime = "uptimeSeconds", line, boot, wallClock }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(device, forKey: .device)
@@ -187,7 +195,14 @@ extension ExplainReport.GuestBlockErrorRef {
         try c.encode(operation, forKey: .operation)
         try c.encode(uptime, forKey: .uptime)
         try c.encode(line, forKey: .line)
+        try c.encode(boot, forKey: .boot)
+        try c.encode(wallClock, forKey: .wallClock)
     }
+}
+
+public struct BootClockOffset: Sendable, Encodable, Equatable {
+    public var boot: Int
+    public var clockOffsetSeconds: Double
 }
 
 /// Which input a piece of explain's evidence came from.

@@ -79,6 +79,9 @@ public enum ExplainRenderer {
             }
             let agree = r.clockOffsetSpreadSeconds.map { $0 < 0.001 ? "" : String(format: "; matched pairs agree within %.3f s", $0) } ?? ""
             line("  " + boot + agree)
+            for b in r.bootClockOffsets where b.clockOffsetSeconds > 946_684_800 {
+                line("  boot \(b.boot) started at \(wallClock(b.clockOffsetSeconds)) UTC by the host's clock")
+            }
         }
         if !r.disagreements.isEmpty {
             section("INPUTS THAT DISAGREE")

@@ -49,11 +49,14 @@ enum ExplainCoverage {
     /// `matchedDisks`: guest disks with an error paired to a traced failure — the trace sees
     /// them, whatever the clocks say.
     static func coverage(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?, offset: Double?,
-                         matchedDisks: Set<String> = [], time: (GuestLogLocation) -> Double?) -> [DeviceCoverage] {
-        troubledDisks(guest, time: time).map { disk, times in
+                         matchedDisks: Set<String> = [], time: (GuestLogLocation) -> Double?,
+                         hostTime: (GuestLogLocation) -> Double?) -> [DeviceCoverage] {
+        let onHost = troubledDisks(guest, time: hostTime)
+        return troubledDisks(guest, time: time).enumerated().map { k, entry in
+            let (disk, times) = entry
             let bus = GuestDiskBus(guestDevice: disk)
-            let first = times.min().flatMap { t in offset.map { t + $0 } }
-            let last = times.max().flatMap { t in offset.map { t + $0 } }
+            let first = onHost[k].times.min()
+            let last = onHost[k].times.max()
             var c = DeviceCoverage(guestDevice: disk, bus: bus, problemsStartTime: first, problemsEndTime: last,
                                    covered: false, toCover: [])
             if let host {
