@@ -211,6 +211,10 @@ import KVMScopeCore
         let huge = try #require(try cdb("Read(16) 88 00 ff ff ff ff ff ff ff ff ff ff ff ff 00 00"))
         #expect(huge.blockRange?.lba == UInt64.max && huge.blockRange?.blocks == UInt32.max)
         #expect(SCSIFailureTracker.sectorFactor(lba: UInt64.max, sector: 8, logicalBlockSize: 4096) == nil)
+        // `ASC=0x%x ASCQ=0x%x ` (with `<<vendor>>` before vendor-specific codes) is read as numbers.
+        #expect(SCSIFailureTracker.printedCodes("ASC=0x4b ASCQ=0x0") .map { [$0.0, $0.1] } == [0x4B, 0])
+        #expect(SCSIFailureTracker.printedCodes("<<vendor>>ASC=0x80 ASCQ=0x1 ").map { [$0.0, $0.1] } == [0x80, 1])
+        #expect(SCSIFailureTracker.printedCodes("ASC=0x123 ASCQ=0x0") == nil)
         // Garbage after `CDB:` is skipped and counted, never guessed.
         let bad = try F.events("[ 1.0] sd 0:0:0:0: [sda] tag#1 CDB: Write(10) zz yy\n[ 1.1] sd 0:0:0:0: [sda] tag#1 CDB: \(String(repeating: "00 ", count: 40))\n")
         #expect(bad.events.isEmpty && bad.stats.malformedLines == 2)
