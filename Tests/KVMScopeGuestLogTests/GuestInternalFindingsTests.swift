@@ -348,3 +348,29 @@ import KVMScopeCore
         #expect(fs.evidence.count == 1)
     }
 }
+
+@Suite struct GuestInternalHostileInputTests {
+    typealias F = GuestFixtures
+
+    /// Hostile numbers in the new messages are skipped or kept within their types, never wrapped.
+    @Test func hugeNumbersInTheNewMessages() throws {
+        let r = try F.events("""
+        [ 1.0] INFO: task dd:99999999999999999999 blocked for more than 120 seconds.
+        [ 1.1] INFO: task dd:1 blocked for more than 99999999999999999999 seconds.
+        [ 1.2] nvme nvme0: I/O 99999999999 QID 99999999 timeout, aborting
+        [ 1.3] sd 0:0:0:0: [sda] tag#99999999999 timing out command, waited 99999999999999999999s
+        [ 1.4] EXT4-fs error (device vda): ext4_lookup:99999999999: inode #12: comm ls: iget: checksum invalid
+        [ 1.5] EXT4-fs error (device vda): ext4_lookup:1860: inode #99999999999999999999: comm ls: iget: checksum invalid
+
+        """)
+        // The pid and the waited seconds do not fit: those lines are skipped and counted.
+        #expect(r.stats.malformedLines == 3)
+        #expect(r.events.count == 3)
+        guard case .deviceTimeout(let t)? = r.events.first else { Issue.record("\(r.events)"); return }
+        #expect(t.tag == nil && t.queue == nil)   // out of range: not invented
+        guard case .filesystem(let a)? = r.events.dropFirst().first, case .corruption(let c) = a.kind else { Issue.record("\(r.events)"); return }
+        #expect(c.sourceLine == nil && c.inode == 12 && c.structure == .inode)
+        // An inode number past 64 bits cannot be read: still an ext4 error, not a guessed corruption report.
+        guard case .filesystem(let b)? = r.events.last, case .error = b.kind else { Issue.record("\(r.events)"); return }
+    }
+}

@@ -42,8 +42,8 @@ enum Ext4CorruptionMatcher {
         var i = at
         var event = FilesystemCorruptionEvent(structure: .other, function: function)
         var comm: Range<Int>? = nil
-        if line.matches(":", at: i), let (n, e) = line.decimal(at: i + 1), n <= UInt64(Int32.max) {
-            event.sourceLine = Int(n)
+        if line.matches(":", at: i), let (n, e) = line.decimal(at: i + 1) {
+            if n <= UInt64(Int32.max) { event.sourceLine = Int(n) }   // a source line past that is not one
             i = e
         }
         guard line.matches(": ", at: i) else { return nil }
