@@ -211,6 +211,10 @@ import KVMScopeCore
         let huge = try #require(try cdb("Read(16) 88 00 ff ff ff ff ff ff ff ff ff ff ff ff 00 00"))
         #expect(huge.blockRange?.lba == UInt64.max && huge.blockRange?.blocks == UInt32.max)
         #expect(SCSIFailureTracker.sectorFactor(lba: UInt64.max, sector: 8, logicalBlockSize: 4096) == nil)
+        // `ASC=0x%x ASCQ=0x%x ` (with `<<vendor>>` before vendor-specific codes) is read as numbers.
+        #expect(SCSIFailureTracker.printedCodes("ASC=0x4b ASCQ=0x0") .map { [$0.0, $0.1] } == [0x4B, 0])
+        #expect(SCSIFailureTracker.printedCodes("<<vendor>>ASC=0x80 ASCQ=0x1 ").map { [$0.0, $0.1] } == [0x80, 1])
+        #expect(SCSIFailureTracker.printedCodes("ASC=0x123 ASCQ=0x0") == nil)
         // Garbage after `CDB:` is skipped and counted, never guessed.
         let bad = try F.events("[ 1.0] sd 0:0:0:0: [sda] tag#1 CDB: Write(10) zz yy\n[ 1.1] sd 0:0:0:0: [sda] tag#1 CDB: \(String(repeating: "00 ", count: 40))\n")
         #expect(bad.events.isEmpty && bad.stats.malformedLines == 2)
@@ -342,5 +346,31 @@ import KVMScopeCore
         let fs = try #require(F.device(r, "vdb")?.filesystems.first)
         #expect(fs.shutdown && fs.corruption.first?.structure == .inMemory)
         #expect(fs.evidence.count == 1)
+    }
+}
+
+@Suite struct GuestInternalHostileInputTests {
+    typealias F = GuestFixtures
+
+    /// Hostile numbers in the new messages are skipped or kept within their types, never wrapped.
+    @Test func hugeNumbersInTheNewMessages() throws {
+        let r = try F.events("""
+        [ 1.0] INFO: task dd:99999999999999999999 blocked for more than 120 seconds.
+        [ 1.1] INFO: task dd:1 blocked for more than 99999999999999999999 seconds.
+        [ 1.2] nvme nvme0: I/O 99999999999 QID 99999999 timeout, aborting
+        [ 1.3] sd 0:0:0:0: [sda] tag#99999999999 timing out command, waited 99999999999999999999s
+        [ 1.4] EXT4-fs error (device vda): ext4_lookup:99999999999: inode #12: comm ls: iget: checksum invalid
+        [ 1.5] EXT4-fs error (device vda): ext4_lookup:1860: inode #99999999999999999999: comm ls: iget: checksum invalid
+
+        """)
+        // The pid and the waited seconds do not fit: those lines are skipped and counted.
+        #expect(r.stats.malformedLines == 3)
+        #expect(r.events.count == 3)
+        guard case .deviceTimeout(let t)? = r.events.first else { Issue.record("\(r.events)"); return }
+        #expect(t.tag == nil && t.queue == nil)   // out of range: not invented
+        guard case .filesystem(let a)? = r.events.dropFirst().first, case .corruption(let c) = a.kind else { Issue.record("\(r.events)"); return }
+        #expect(c.sourceLine == nil && c.inode == 12 && c.structure == .inode)
+        // An inode number past 64 bits cannot be read: still an ext4 error, not a guessed corruption report.
+        guard case .filesystem(let b)? = r.events.last, case .error = b.kind else { Issue.record("\(r.events)"); return }
     }
 }

@@ -11,8 +11,8 @@ import KVMScopeCore
     static func seedLines() throws -> [[UInt8]] {
         var lines: [[UInt8]] = []
         let files = ["classic-report.log", "ubuntu-2.6.31-usb-ext4.log", "kmsg-4.13-scsi-ext4.log",
-                     "kernlog-5.x-critical-medium.log", "mixed-styles.log"].map { GuestFixtures.fixture($0) }
-            + ["ext4-readonly", "async-write-esrch", "flush-eio"].map { GuestFixtures.lab($0) }
+                     "kernlog-5.x-critical-medium.log", "mixed-styles.log", "guest-internal-6.1.log"].map { GuestFixtures.fixture($0) }
+            + ["ext4-readonly", "async-write-esrch", "flush-eio", "scsi-write-eio", "ext4-corrupt"].map { GuestFixtures.lab($0) }
         for f in files {
             let data = try Data(contentsOf: URL(fileURLWithPath: f))
             for line in data.split(separator: 0x0A) {
@@ -20,7 +20,8 @@ import KVMScopeCore
                 // Boot noise is plentiful; keep the lines the matchers care about and a sample of the rest.
                 let text = String(decoding: bytes, as: UTF8.self)
                 if text.contains("rror") || text.contains("Sense") || text.contains("suppressed") || text.contains("blocks")
-                    || text.contains("journal") || text.contains("XFS") || lines.count % 17 == 0 {
+                    || text.contains("journal") || text.contains("XFS") || text.contains("BTRFS") || text.contains("CDB")
+                    || text.contains("blocked") || text.contains("nvme") || text.contains("sd ") || lines.count % 17 == 0 {
                     lines.append(bytes)
                 }
             }

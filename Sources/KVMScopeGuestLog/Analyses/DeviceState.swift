@@ -155,7 +155,7 @@ struct DeviceState {
         r.timeouts = timeouts
         if r.scsi != nil || scsiFailures.hasFailures {
             var s = r.scsi ?? SCSISummary()
-            scsiFailures.finish(into: &s, logicalBlockSize: r.capacity?.logicalBlockSize)
+            scsiFailures.finish(into: &s)
             r.scsi = s
         }
         return r
@@ -272,26 +272,30 @@ struct FilesystemState {
             report.corruptionReportsNotListed += 1
             return
         }
-        var f = report.corruption[i]
-        f.count += 1
-        f.last = GuestLogLocation.later(f.last, e.location)
-        if GuestLogLocation.ordered(e.location, f.first.location) {
-            f.first = EvidenceLine(location: e.location, message: e.message)
+        // In place (report.corruption[i]....): a copy of the finding would copy its lists on every report.
+        report.corruption[i].count += 1
+        report.corruption[i].last = GuestLogLocation.later(report.corruption[i].last, e.location)
+        if GuestLogLocation.ordered(e.location, report.corruption[i].first.location) {
+            report.corruption[i].first = EvidenceLine(location: e.location, message: e.message)
         }
-        var missed = false
-        func keep(_ v: UInt64?, _ list: inout [UInt64]) {
-            guard let v, !list.contains(v) else { return }
-            if list.count < CorruptionFinding.valueLimit { list.append(v) } else { missed = true }
+        // No closure: one capturing `missed` would be boxed on the heap for every report.
+        let missedInode = Self.keep(c.inode, &report.corruption[i].inodes)
+        let missedBlock = Self.keep(c.block, &report.corruption[i].blocks)
+        let missedGroup = Self.keep(c.group, &report.corruption[i].groups)
+        let missed = missedInode || missedBlock || missedGroup
+        if c.block != nil, report.corruption[i].blockUnit == nil { report.corruption[i].blockUnit = c.blockUnit }
+        if missed { report.corruption[i].valuesNotListed += 1 }
+        if let p = c.process, report.corruption[i].processes.count < CorruptionFinding.valueLimit,
+           !report.corruption[i].processes.contains(p) {
+            report.corruption[i].processes.append(p)
         }
-        keep(c.inode, &f.inodes)
-        keep(c.block, &f.blocks)
-        keep(c.group, &f.groups)
-        if c.block != nil, f.blockUnit == nil { f.blockUnit = c.blockUnit }
-        if missed { f.valuesNotListed += 1 }
-        if let p = c.process, !f.processes.contains(p), f.processes.count < CorruptionFinding.valueLimit {
-            f.processes.append(p)
-        }
-        report.corruption[i] = f
+    }
+
+    /// Adds `v` to `list` unless there or the list is full; true when it did not fit.
+    static func keep(_ v: UInt64?, _ list: inout [UInt64]) -> Bool {
+        guard let v, !list.contains(v) else { return false }
+        if list.count < CorruptionFinding.valueLimit { list.append(v); return false }
+        return true
     }
 
     mutating func note(_ kind: Problem, _ e: FilesystemEvent) {

@@ -39,6 +39,7 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         case .capacity(let e):
             guard let d = device(e.device) else { return }
             devices[d].report.capacity = e
+            devices[d].scsiFailures.logicalBlockSize = e.logicalBlockSize
         case .suppressed(let e): addSuppressed(e)
         case .hungTask(let e): addHungTask(e)
         case .deviceTimeout(let e): addTimeout(e)
@@ -85,7 +86,7 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         // detail arrays on every append.
         devices[d].addBlockError(e, keepDetail: keep)
         if devices[d].scsiDisk || devices[d].scsiFailures.hasFailures {
-            devices[d].scsiFailures.blockError(e, logicalBlockSize: devices[d].report.capacity?.logicalBlockSize)
+            devices[d].scsiFailures.blockError(e)
         }
     }
 
@@ -122,20 +123,20 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
         if name == "?" { name = scsiAddresses[e.address] ?? "sd \(e.address)" }
         else if scsiAddresses.count < 256 { scsiAddresses[e.address] = name }
         guard let d = device(name) else { return }
-        var s = devices[d].report.scsi ?? SCSISummary()
-        s.address = e.address
+        // In place: a copy of the summary would make every bump copy its dictionaries.
+        if devices[d].report.scsi == nil { devices[d].report.scsi = SCSISummary() }
+        if devices[d].report.scsi!.address != e.address { devices[d].report.scsi!.address = e.address }
         func bump(_ dict: inout [String: Int], _ key: String) {
             if dict.count < 32 || dict[key] != nil { dict[key, default: 0] += 1 } else { dict["other", default: 0] += 1 }
         }
         switch e.kind {
-        case .result(let hb, let db): bump(&s.results, "hostbyte=\(hb) driverbyte=\(db)")
-        case .senseKey(let k): bump(&s.senseKeys, k)
-        case .additionalSense(let a): bump(&s.additionalSense, a)
-        case .unhandled: s.unhandled += 1
-        case .offline: s.offlineRejections += 1
+        case .result(let hb, let db): bump(&devices[d].report.scsi!.results, "hostbyte=\(hb) driverbyte=\(db)")
+        case .senseKey(let k): bump(&devices[d].report.scsi!.senseKeys, k)
+        case .additionalSense(let a): bump(&devices[d].report.scsi!.additionalSense, a)
+        case .unhandled: devices[d].report.scsi!.unhandled += 1
+        case .offline: devices[d].report.scsi!.offlineRejections += 1
         case .cdb: break
         }
-        devices[d].report.scsi = s
         devices[d].scsiFailures.add(e)
         noteError(d, e.location)
     }

@@ -29,6 +29,8 @@ struct SCSIFailureTracker {
     /// slot to overwrite next. Only what tying needs is kept (this runs for every error on sdX).
     private var untied: [UntiedBlockError] = []
     private var untiedNext = 0
+    /// The disk's logical block size, from its capacity line (`sd ...: [sdX] %llu %d-byte logical blocks`).
+    var logicalBlockSize: UInt32?
 
     struct UntiedBlockError {
         var sector: UInt64
@@ -36,7 +38,6 @@ struct SCSIFailureTracker {
         var location: GuestLogLocation
         var used = false
     }
-    private var logicalBlockSize: UInt32?
 
     private var pending: [(failure: SCSICommandFailure, lastLine: Int)] = []
     private(set) var failures: [SCSICommandFailure] = []
@@ -73,7 +74,9 @@ struct SCSIFailureTracker {
             update(e) { f in
                 guard f.additionalSense == nil else { return false }
                 f.additionalSense = text
-                if let (asc, ascq) = Self.printedCodes(text) ?? SCSIAdditionalSense.code(for: text) {
+                let codes = text.utf8.first == UInt8(ascii: "A") || text.utf8.first == UInt8(ascii: "<")
+                    ? Self.printedCodes(text) : SCSIAdditionalSense.code(for: text)
+                if let (asc, ascq) = codes {
                     f.asc = asc; f.ascq = ascq
                 }
                 return true
@@ -92,10 +95,10 @@ struct SCSIFailureTracker {
     /// Fills the pending command of the event's tag that `fill` accepts, or starts one.
     private mutating func update(_ e: SCSIEvent, _ fill: (inout SCSICommandFailure) -> Bool) {
         if let i = pending.lastIndex(where: { $0.failure.tag == e.tag }) {
-            var f = pending[i].failure
-            if fill(&f) {
-                f.last = e.location
-                pending[i] = (f, e.location.line)
+            // In place: a copy would copy the command's CDB bytes on every line.
+            if fill(&pending[i].failure) {
+                pending[i].failure.last = e.location
+                pending[i].lastLine = e.location.line
                 return
             }
             finalize(at: i)
@@ -112,8 +115,7 @@ struct SCSIFailureTracker {
 
     /// A block-layer error on this disk: ties it to its command, or counts it as another
     /// failure of a request already listed.
-    mutating func blockError(_ e: BlockErrorEvent, logicalBlockSize: UInt32?) {
-        self.logicalBlockSize = logicalBlockSize
+    mutating func blockError(_ e: BlockErrorEvent) {
         let line = e.location.line
         var chosen: Int? = nil
         var factor: UInt64? = nil
@@ -180,34 +182,39 @@ struct SCSIFailureTracker {
     /// The multiple of 512 bytes a logical block must be for `lba` to start at `sector`: the
     /// disk's own when known, else any of 512–4096 bytes (the sizes virtual disks use).
     static func sectorFactor(lba: UInt64, sector: UInt64, logicalBlockSize: UInt32?) -> UInt64? {
-        let candidates: [UInt64]
-        if let size = logicalBlockSize, size >= 512, size % 512 == 0 { candidates = [UInt64(size / 512)] }
-        else { candidates = [1, 2, 4, 8] }
-        for k in candidates {
+        func fits(_ k: UInt64) -> Bool {
             let (s, overflow) = lba.multipliedReportingOverflow(by: k)
-            if !overflow && s == sector { return k }
+            return !overflow && s == sector
+        }
+        if let size = logicalBlockSize, size >= 512, size % 512 == 0 {
+            let k = UInt64(size / 512)
+            return fits(k) ? k : nil
+        }
+        var k: UInt64 = 1
+        while k <= 8 {
+            if fits(k) { return k }
+            k <<= 1
         }
         return nil
     }
 
-    /// `ASC=0x%x ASCQ=0x%x` (scsi_format_extd_sense when the kernel has no words for the pair).
+    /// `[<<vendor>>]ASC=0x%x [<<vendor>>]ASCQ=0x%x ` (scsi_format_extd_sense when the kernel has
+    /// no words for the pair). One pass over the bytes; nil for anything else.
     static func printedCodes(_ text: String) -> (UInt8, UInt8)? {
-        let u = Array(text.utf8)
-        func hexAfter(_ tag: String) -> UInt8? {
+        var u = text.utf8[...]
+        func number(after tag: String) -> UInt8? {
             let t = Array(tag.utf8)
-            guard u.count >= t.count else { return nil }
-            var i = 0
-            while i + t.count <= u.count {
-                if Array(u[i..<(i + t.count)]) == t {
-                    var v = 0, j = i + t.count, digits = 0
-                    while j < u.count, let d = hexValue(u[j]), digits < 2 { v = v * 16 + d; j += 1; digits += 1 }
-                    return digits > 0 && (j == u.count || hexValue(u[j]) == nil) ? UInt8(v) : nil
-                }
-                i += 1
+            while !u.isEmpty, !u.starts(with: t) { u = u.dropFirst() }
+            guard !u.isEmpty else { return nil }
+            u = u.dropFirst(t.count)
+            var v = 0, digits = 0
+            while let c = u.first, let d = hexValue(c) {
+                guard digits < 2 else { return nil }
+                v = v * 16 + d; digits += 1; u = u.dropFirst()
             }
-            return nil
+            return digits > 0 ? UInt8(v) : nil
         }
-        guard let asc = hexAfter("ASC=0x"), let ascq = hexAfter("ASCQ=0x") else { return nil }
+        guard text.utf8.count <= 64, let asc = number(after: "ASC=0x"), let ascq = number(after: "ASCQ=0x") else { return nil }
         return (asc, ascq)
     }
 
@@ -248,9 +255,9 @@ struct SCSIFailureTracker {
     }
 
     /// Everything still pending is a failure too (its block error line was not logged, or not yet).
-    func finish(into s: inout SCSISummary, logicalBlockSize: UInt32?) {
+    func finish(into s: inout SCSISummary) {
         var copy = self
-        if copy.logicalBlockSize == nil { copy.logicalBlockSize = logicalBlockSize }
+        let logicalBlockSize = copy.logicalBlockSize
         while !copy.pending.isEmpty { copy.finalize(at: 0) }
         // With the disk's block size known, commands not tied to a block error get their sector too.
         if let size = logicalBlockSize, size >= 512, size % 512 == 0 {

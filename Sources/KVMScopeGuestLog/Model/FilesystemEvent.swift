@@ -65,9 +65,10 @@ public enum FilesystemEventKind: Equatable, Sendable {
     /// `Filesystem has been shut down due to log error (0x%x).`; ext4 `shut down requested`.
     case shutdown
     /// Damaged metadata or data found on read (FilesystemCorruption.swift).
-    case corruption(FilesystemCorruptionEvent)
+    /// Boxed: it is large, and every filesystem event's kind is copied on its way to the analysis.
+    indirect case corruption(FilesystemCorruptionEvent)
     /// btrfs `bdev %s errs: wr %u, rd %u, flush %u, corrupt %u, gen %u`.
-    case btrfsDeviceStats(BtrfsDeviceStatsEvent)
+    indirect case btrfsDeviceStats(BtrfsDeviceStatsEvent)
 }
 
 /// `sd H:C:T:L: [sdX] ...` lines from the SCSI disk driver (drivers/scsi/sd.c,

@@ -165,9 +165,10 @@ public enum SCSIAdditionalSense {
         (0x53, 0x02, "Medium removal prevented"),
     ]
 
-    public static func code(for text: String) -> (asc: UInt8, ascq: UInt8)? {
-        known.first { $0.text == text }.map { ($0.asc, $0.ascq) }
-    }
+    private static let byText: [String: (asc: UInt8, ascq: UInt8)] =
+        Dictionary(known.map { ($0.text, ($0.asc, $0.ascq)) }, uniquingKeysWith: { a, _ in a })
+
+    public static func code(for text: String) -> (asc: UInt8, ascq: UInt8)? { byText[text] }
 }
 
 extension SCSICommandFailure: Encodable {

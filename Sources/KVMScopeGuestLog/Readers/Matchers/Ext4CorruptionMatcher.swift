@@ -41,8 +41,9 @@ enum Ext4CorruptionMatcher {
     static func corruption(_ line: LineBytes, function: String?, afterFunction at: Int) -> FilesystemCorruptionEvent? {
         var i = at
         var event = FilesystemCorruptionEvent(structure: .other, function: function)
-        if line.matches(":", at: i), let (n, e) = line.decimal(at: i + 1), n <= UInt64(Int32.max) {
-            event.sourceLine = Int(n)
+        var comm: Range<Int>? = nil
+        if line.matches(":", at: i), let (n, e) = line.decimal(at: i + 1) {
+            if n <= UInt64(Int32.max) { event.sourceLine = Int(n) }   // a source line past that is not one
             i = e
         }
         guard line.matches(": ", at: i) else { return nil }
@@ -70,12 +71,15 @@ enum Ext4CorruptionMatcher {
                 var j = i + 5
                 while j + 1 < limit, !(line[j] == 0x3A && line[j + 1] == 0x20) { j += 1 }
                 guard j + 1 < limit else { return nil }
-                event.process = line.string((i + 5)..<j)
+                comm = (i + 5)..<j
                 i = j + 2
             }
             if line.matches("path ", at: i), let colon = line.find(": ", from: i + 5) { i = colon + 2 }
         }
-        return classify(line, message: i, event)
+        // Strings only for the lines that are corruption reports.
+        guard var found = classify(line, message: i, event) else { return nil }
+        if let comm { found.process = line.string(comm) }
+        return found
     }
 
     /// The message words → what is damaged. nil: not a corruption report.
