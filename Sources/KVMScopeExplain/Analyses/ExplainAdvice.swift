@@ -96,7 +96,8 @@ extension ExplainStory {
                 let check = fs.type == "xfs" ? "`xfs_repair -n /dev/\(fs.device)` first (no changes), then `xfs_repair`"
                     : fs.type == "btrfs" ? "`btrfs check --readonly /dev/\(fs.device)` (and `btrfs scrub` when mounted)"
                     : "`e2fsck -fn /dev/\(fs.device)` first (no changes), then `e2fsck -f`"
-                let whereText = fs.errorFunctions.isEmpty ? "" : " (the kernel's checks failed in \(fs.errorFunctions.keys.sorted().prefix(4).joined(separator: ", ")))"
+                let whereText = fs.corruptionReports > 0 ? " (damaged: \(Self.corruptionWhere(fs)))"
+                    : fs.errorFunctions.isEmpty ? "" : " (the kernel's checks failed in \(fs.errorFunctions.keys.sorted().prefix(4).joined(separator: ", ")))"
                 switch origin {
                 case .hostStorage:
                     steps.append("After the host side is fixed: unmount the filesystem on \(fs.device) in the guest and check it with \(check), then remount it read-write; data of lost writes must come back from the applications or backups.")

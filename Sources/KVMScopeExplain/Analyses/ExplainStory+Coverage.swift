@@ -11,7 +11,13 @@ extension ExplainStory {
         let errors = guestErrors.filter { GuestDiskBus.disk(of: $0.device) == disk }.count
         if errors > 0 { parts.append(count(errors, "I/O error")) }
         for d in guest?.devices ?? [] where GuestDiskBus.disk(of: d.name) == disk {
-            for fs in d.filesystems where fs.errors > 0 {
+            if let t = d.timeouts, t.total > 0 {
+                parts.append(count(t.total, "device timeout or abort") + (t.maxWaitedSeconds.map { " (up to \($0) s)" } ?? ""))
+            }
+            for fs in d.filesystems where fs.corruptionReports > 0 {
+                parts.append("\(count(fs.corruptionReports, "\(fs.type) corruption report")) (\(Self.corruptionWhere(fs)))")
+            }
+            for fs in d.filesystems where fs.errors > 0 && fs.corruptionReports == 0 {
                 let where_ = fs.errorFunctions.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.prefix(3).map(\.key)
                 parts.append("\(count(fs.errors, "\(fs.type) error"))" + (fs.device == disk ? "" : " on \(fs.device)") + (where_.isEmpty ? "" : " (in \(where_.joined(separator: ", ")))"))
             }
@@ -38,6 +44,9 @@ extension ExplainStory {
                 ? "the guest failed requests QEMU completed: the error arose inside the guest (a timeout or abort in its block layer, or a layer above the disk)"
                 : "the guest's filesystem found bad data that the disk returned faithfully: the corruption is in what is stored (written earlier, by an old failure, a bug, or something that wrote to the image outside the guest), not in a failing request now"
             out.append("The guest logged \(troubleWords(c.guestDevice)) on \(c.guestDevice), but \(proof): \(cause).")
+        }
+        if let h = guest?.hungTasks, h.total > 0 {
+            out.append("The guest also reported \(count(h.total, "hung task"))" + (h.maxBlockedSeconds.map { " (blocked for more than \($0) s)" } ?? "") + ": tasks waited on I/O that QEMU was not holding.")
         }
         return out
     }
@@ -109,5 +118,19 @@ extension ExplainStory {
             t += "; the NBD client failed \(count(nbd.failedRequestsTotal, "request"))" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))")
         }
         return t + "."
+    }
+
+    /// Where a filesystem's damage is, as its messages name it: "block-bitmap of group 0
+    /// (checksum), inode 17 (checksum)".
+    static func corruptionWhere(_ fs: FilesystemReport) -> String {
+        let parts = fs.corruption.prefix(6).map { c -> String in
+            var t = c.structure.rawValue
+            if !c.groups.isEmpty { t += " of group " + c.groups.prefix(3).map(String.init).joined(separator: ", ") }
+            if !c.inodes.isEmpty { t += " " + c.inodes.prefix(3).map(String.init).joined(separator: ", ") }
+            if !c.blocks.isEmpty { t += " at block " + c.blocks.prefix(3).map(String.init).joined(separator: ", ") }
+            if c.checksum { t += " (checksum)" }
+            return t
+        }
+        return parts.isEmpty ? "no structure named" : parts.joined(separator: ", ") + (fs.corruption.count > 6 ? ", …" : "")
     }
 }
