@@ -125,7 +125,14 @@ extension ExplainStory {
     func missing() -> [String] {
         var m: [String] = []
         if host == nil {
-            m.append("A QEMU trace would show the host errno behind each guest error and which layer failed. Start QEMU with `-trace 'virtio_blk_*' -trace virtqueue_pop -trace virtqueue_fill -trace virtio_set_status -trace runstate_set -D /var/log/qemu-trace.log -msg timestamp=on`, or turn the events on in a running VM: `virsh qemu-monitor-command VM --hmp 'trace-event virtio_blk_* on'` (QMP: `{\"execute\": \"trace-event-set-state\", \"arguments\": {\"name\": \"virtio_blk_*\", \"enable\": true}}`); the log backend writes to QEMU's stderr (under libvirt: /var/log/libvirt/qemu/VM.log).")
+            // The buses of the guest's troubled disks (virtio-blk when it names none), and the
+            // backend's events: TraceCoverage is the one list of what each analysis needs.
+            var buses: [TraceBus] = []
+            for c in coverage { if let b = TraceBusEvents.traceBus(c.bus), !buses.contains(b) { buses.append(b) } }
+            if buses.isEmpty { buses = [.virtioBlk] }
+            let options = TraceCoverage.qemuOptions(for: buses, backend: true)
+            let hmp = TraceCoverage.hmpCommands(for: buses, backend: true).map { "'\($0)'" }.joined(separator: ", ")
+            m.append("A QEMU trace would show the host errno behind each guest error and which layer failed. Start QEMU with `\(options) -D /var/log/qemu-trace.log -msg timestamp=on`, or turn the events on in a running VM with `virsh qemu-monitor-command VM --hmp` and each of \(hmp) (QMP: `trace-event-set-state`); the log backend writes to QEMU's stderr (under libvirt: /var/log/libvirt/qemu/VM.log).")
         }
         if qmp == nil {
             m.append("QMP events would show every host I/O error with its errno text (BLOCK_IO_ERROR) and every pause it caused: `virsh qemu-monitor-event VM --loop --pretty --timestamp > qmp-events.log`, or QEMU's `-qmp unix:/run/qmp.sock,server=on,wait=off` with any QMP client.")
