@@ -125,3 +125,19 @@ import KVMScopeCore
         #expect(stats.binaryLines == 0)
     }
 }
+
+/// What explain's classifier sees: the registry names the journal formats by their content.
+@Suite struct GuestJournalDetectionTests {
+    @Test(arguments: [("json", "kernel-log/journal-json"), ("json-seq", "kernel-log/journal-json"),
+                      ("json-pretty", "kernel-log/journal-json"), ("export", "kernel-log/journal-export")])
+    func registryDetectsJournalFormats(_ format: String, _ name: String) throws {
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: TestFixtures.path("guest/transformed/write-eio.\(format).log"))).prefix(InputSample.size))
+        let found = bytes.withUnsafeBytes { GuestLogFormats.list.detect(.guestLog, sample: $0) }
+        #expect(found?.name == name)
+    }
+
+    @Test func qmpIsNotAJournal() throws {
+        let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: LabFixtures.path("write-eio", "qmp.jsonl"))).prefix(InputSample.size))
+        #expect(bytes.withUnsafeBytes { GuestLogFormats.list.detect(.guestLog, sample: $0) } == nil)
+    }
+}

@@ -39,15 +39,21 @@ public struct GuestBoot: Sendable, Equatable, Encodable {
         self.bootId = bootId
     }
 
+    /// Called for every kernel message: kept to a few compares (the per-line path).
+    @inline(__always)
     mutating func note(line: Int, time: GuestLogTime) {
         kernelMessages += 1
         if line > lastLine { lastLine = line }
-        guard time != .unknown else { return }
-        if firstTime == nil { firstTime = time }
-        lastTime = time
         if let us = time.uptimeMicroseconds {
+            if us > (lastUptimeMicroseconds ?? .min) {
+                lastUptimeMicroseconds = us
+                if time.wallClock != nil || lastTime != nil { lastTime = time }
+            }
             if us < (firstUptimeMicroseconds ?? .max) { firstUptimeMicroseconds = us }
-            if us > (lastUptimeMicroseconds ?? .min) { lastUptimeMicroseconds = us }
+            if firstTime == nil { firstTime = time; lastTime = time }
+        } else if time.wallClock != nil {
+            if firstTime == nil { firstTime = time }
+            lastTime = time
         }
     }
 

@@ -22,30 +22,37 @@ struct GuestBootTracker {
     /// once it passes the line it should have repeated by this much.
     static let slack: Int64 = 1_000_000
 
-    private(set) var boots: [GuestBoot] = []
+    /// Boots before the current one (the first `bootLimit` − 1 kept).
+    private var finished: [GuestBoot] = []
+    /// The boot being read (valid once `count` > 0); kept out of the array, which every line
+    /// would otherwise index into.
+    private var currentBoot = GuestBoot(index: 0, startedBy: .startOfLog, line: 0)
+    /// Every boot seen, in detail up to `bootLimit`.
+    var boots: [GuestBoot] {
+        count == 0 ? [] : finished.count + 1 <= Self.bootLimit ? finished + [currentBoot] : finished
+    }
     private(set) var count = 0
     private var currentId: String?
     private var currentMaxUptime = Int64.min
     private var ring = StampRing(capacity: 1 << 14)
-    private var candidate: Candidate?
+    // The candidate boot, flattened into stored properties: it is touched on every line while
+    // open, and an optional struct was copied whole (memmove) on each of them.
+    private var hasCandidate = false
+    private var candidateBoot = GuestBoot(index: 0, startedBy: .startOfLog, line: 0)
+    /// The line of the current boot a replay would have to repeat (its uptime).
+    private var candidateAnchor: Int64?
+    private var candidateSawLinuxVersion = false
+    private var candidateMaxUptime = Int64.min
+    /// Opened by a step back of at most `slack` with no `Linux version` line: usually a
+    /// console line printed out of order, which the next line continuing the boot settles.
+    /// (A quiet console's next boot can look the same until its `dmesg` replay begins.)
+    private var candidateSmallStep = false
     /// After a candidate turned out to be a replay: the rest of the replay steps back too
     /// until it passes this uptime; it opens no new candidate on the way.
     private var replayUntil: Int64?
     /// The last kernel message was kernel/reboot.c's "reboot: Restarting system" (or "Power
     /// down", "System halted"): printed last before the machine resets.
     private(set) var rebootPrinted = false
-
-    struct Candidate {
-        var boot: GuestBoot
-        /// The line of the current boot a replay would have to repeat (its uptime).
-        var anchor: Int64?
-        var sawLinuxVersion: Bool
-        var maxUptime = Int64.min
-        /// Opened by a step back of at most `slack` with no `Linux version` line: usually a
-        /// console line printed out of order, which the next line continuing the boot settles.
-        /// (A quiet console's next boot can look the same until its `dmesg` replay begins.)
-        var smallStep = false
-    }
 
     enum Resolution: Equatable {
         case none
@@ -57,7 +64,7 @@ struct GuestBootTracker {
 
     /// 1-based index of the boot a decided line belongs to (0 before any kernel message).
     var current: Int { count }
-    var pending: Bool { candidate != nil }
+    var pending: Bool { hasCandidate }
 
     /// Called for every recognised kernel message, before its event is used.
     mutating func observe(_ line: LineBytes, start: Int, number: Int, time: GuestLogTime,
@@ -73,10 +80,10 @@ struct GuestBootTracker {
         // The journal says which boot each entry is from: nothing to infer.
         if let bootId {
             var r = Resolution.none
-            if candidate != nil { r = decide(newBoot: false) }
+            if hasCandidate { r = decide(newBoot: false) }
             if currentId == nil {
                 currentId = bootId
-                if count <= boots.count { boots[count - 1].bootId = bootId }
+                currentBoot.bootId = bootId
             } else if bootId != currentId {
                 begin(GuestBoot(index: count + 1, startedBy: .bootId, line: number, bootId: bootId))
                 currentId = bootId
@@ -95,21 +102,23 @@ struct GuestBootTracker {
             return .newBoot
         }
         if Self.isReboot(line, start) { rebootPrinted = true }
-        if var c = candidate {
+        if hasCandidate {
             var result = Resolution.none
             if let us, us >= Self.comparableUptime, ring.contains(uptime: us, key: Self.key(line, start)) {
                 result = decide(newBoot: false)
-            } else if c.smallStep {
-                if linuxVersion { c.smallStep = false }
+            } else if candidateSmallStep {
+                if linuxVersion { candidateSmallStep = false }
                 else if let us, us >= currentMaxUptime { result = decide(newBoot: false) }
-            } else if let us, let anchor = c.anchor, us > anchor, us - anchor > Self.slack {
+            } else if let us, let anchor = candidateAnchor, us > anchor, us - anchor > Self.slack {
                 result = decide(newBoot: true)
             }
             if result == .none {
-                c.boot.note(line: number, time: time)
-                if linuxVersion { c.sawLinuxVersion = true; if c.boot.kernelVersion == nil { c.boot.kernelVersion = Self.version(line, start) } }
-                if let us { c.maxUptime = max(c.maxUptime, us) }
-                candidate = c
+                candidateBoot.note(line: number, time: time)
+                if linuxVersion {
+                    candidateSawLinuxVersion = true
+                    if candidateBoot.kernelVersion == nil { candidateBoot.kernelVersion = Self.version(line, start) }
+                }
+                if let us, us > candidateMaxUptime { candidateMaxUptime = us }
                 return .none
             }
             noteCurrent(line, start: start, number: number, time: time, linuxVersion: linuxVersion)
@@ -140,11 +149,15 @@ struct GuestBootTracker {
                     noteStamp(line, start: start, us: us)
                     return .newBoot
                 }
-                candidate = Candidate(boot: b, anchor: anchor, sawLinuxVersion: linuxVersion, maxUptime: us,
-                                      smallStep: smallStep)
+                hasCandidate = true
+                candidateBoot = b
+                candidateAnchor = anchor
+                candidateSawLinuxVersion = linuxVersion
+                candidateMaxUptime = us
+                candidateSmallStep = smallStep
                 return .none
             }
-        } else if linuxVersion, count <= boots.count, boots[count - 1].kernelMessages > 0 {
+        } else if linuxVersion, currentBoot.kernelMessages > 0 {
             // Wall-clock-only logs (journalctl short, syslog, dmesg -T) are not replayed.
             begin(GuestBoot(index: count + 1, startedBy: .linuxVersion, line: number))
             noteCurrent(line, start: start, number: number, time: time, linuxVersion: true)
@@ -157,8 +170,8 @@ struct GuestBootTracker {
     /// journalctl's `-- Boot ID --` line: the lines after it are another boot (the reader
     /// decides a pending candidate first).
     mutating func separator(bootId: String, line: Int) -> Resolution {
-        if count > 0, count <= boots.count, boots[count - 1].kernelMessages == 0 {
-            boots[count - 1].bootId = bootId
+        if count > 0, currentBoot.kernelMessages == 0 {
+            currentBoot.bootId = bootId
             currentId = bootId
             return .none
         }
@@ -170,20 +183,21 @@ struct GuestBootTracker {
     /// exceed the reader's buffer. With nothing to compare, a `Linux version` line says
     /// "boot"; a step back in uptime alone does not.
     mutating func finish() -> Resolution {
-        guard let c = candidate else { return .none }
-        return decide(newBoot: c.sawLinuxVersion)
+        guard hasCandidate else { return .none }
+        return decide(newBoot: candidateSawLinuxVersion)
     }
 
     private mutating func decide(newBoot: Bool) -> Resolution {
-        guard let c = candidate else { return .none }
-        candidate = nil
+        guard hasCandidate else { return .none }
+        hasCandidate = false
+        let c = (boot: candidateBoot, maxUptime: candidateMaxUptime)
         if newBoot {
             begin(c.boot)
             currentMaxUptime = c.maxUptime
             return .newBoot
         }
-        if count <= boots.count {
-            var b = boots[count - 1]
+        do {
+            var b = currentBoot
             b.kernelMessages += c.boot.kernelMessages
             b.lastLine = max(b.lastLine, c.boot.lastLine)
             if let f = c.boot.firstUptimeMicroseconds, f < (b.firstUptimeMicroseconds ?? .max) { b.firstUptimeMicroseconds = f }
@@ -191,7 +205,7 @@ struct GuestBootTracker {
                 b.lastUptimeMicroseconds = l; b.lastTime = c.boot.lastTime
             }
             if b.kernelVersion == nil { b.kernelVersion = c.boot.kernelVersion }
-            boots[count - 1] = b
+            currentBoot = b
         }
         currentMaxUptime = max(currentMaxUptime, c.maxUptime)
         replayUntil = currentMaxUptime
@@ -202,7 +216,8 @@ struct GuestBootTracker {
         count += 1
         var b = boot
         b.index = count
-        if boots.count < Self.bootLimit { boots.append(b) }
+        if count > 1, finished.count < Self.bootLimit { finished.append(currentBoot) }
+        currentBoot = b
         currentMaxUptime = b.lastUptimeMicroseconds ?? .min
         currentId = b.bootId
         replayUntil = nil
@@ -210,9 +225,9 @@ struct GuestBootTracker {
     }
 
     private mutating func noteCurrent(_ line: LineBytes, start: Int, number: Int, time: GuestLogTime, linuxVersion: Bool) {
-        if count <= boots.count {
-            boots[count - 1].note(line: number, time: time)
-            if linuxVersion, boots[count - 1].kernelVersion == nil { boots[count - 1].kernelVersion = Self.version(line, start) }
+        do {
+            currentBoot.note(line: number, time: time)
+            if linuxVersion, currentBoot.kernelVersion == nil { currentBoot.kernelVersion = Self.version(line, start) }
         }
         if let us = time.uptimeMicroseconds {
             if us > currentMaxUptime { currentMaxUptime = us }
@@ -261,11 +276,21 @@ struct GuestBootTracker {
 
 /// The (uptime, fingerprint) of the current boot's latest stamped lines, in uptime order, in
 /// a fixed ring: a replayed dmesg can only repeat what the kernel's ring buffer still held.
+/// Raw storage, allocated on first use: appended to on every stamped line.
 struct StampRing {
-    private var uptimes: [Int64]
-    private var keys: [UInt64]
+    private final class Storage {
+        let uptimes: UnsafeMutablePointer<Int64>
+        let keys: UnsafeMutablePointer<UInt64>
+        init(_ n: Int) {
+            uptimes = .allocate(capacity: n); uptimes.initialize(repeating: 0, count: n)
+            keys = .allocate(capacity: n); keys.initialize(repeating: 0, count: n)
+        }
+        deinit { uptimes.deallocate(); keys.deallocate() }
+    }
+    private var storage: Storage?
     private var head = 0      // index of the oldest entry
     private(set) var count = 0
+    private var last = Int64.min
     private let capacity: Int
     private let mask: Int
 
@@ -275,49 +300,60 @@ struct StampRing {
         while c < max(1, capacity) { c <<= 1 }
         self.capacity = c
         mask = c - 1
-        uptimes = []; keys = []
     }
 
-    mutating func removeAll() { head = 0; count = 0 }
+    mutating func removeAll() { head = 0; count = 0; last = .min }
 
     /// Keeps the ring sorted: a line stamped before the latest one is not added.
+    @inline(__always)
     mutating func append(uptime: Int64, key: UInt64) {
-        if count > 0, uptime < uptimes[slot(count - 1)] { return }
-        if uptimes.isEmpty {
-            uptimes = [Int64](repeating: 0, count: capacity)
-            keys = [UInt64](repeating: 0, count: capacity)
-        }
+        if uptime < last { return }
+        if storage == nil { storage = Storage(capacity) }
+        // Value semantics: a copied reader must not share its ring.
+        if !isKnownUniquelyReferenced(&storage!) { copyStorage() }
+        let st = storage!
+        last = uptime
         if count == capacity {
-            uptimes[head] = uptime; keys[head] = key
+            st.uptimes[head] = uptime; st.keys[head] = key
             head = (head + 1) & mask
         } else {
-            let s = slot(count)
-            uptimes[s] = uptime; keys[s] = key
+            let s = (head + count) & mask
+            st.uptimes[s] = uptime; st.keys[s] = key
             count += 1
         }
+    }
+
+    private mutating func copyStorage() {
+        let old = storage!
+        let new = Storage(capacity)
+        new.uptimes.update(from: old.uptimes, count: capacity)
+        new.keys.update(from: old.keys, count: capacity)
+        storage = new
     }
 
     @inline(__always) private func slot(_ i: Int) -> Int { (head + i) & mask }
 
     /// Index (logical) of the first entry with uptime ≥ `us`.
-    private func lowerBound(_ us: Int64) -> Int {
+    private func lowerBound(_ us: Int64, _ st: Storage) -> Int {
         var lo = 0, hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if uptimes[slot(mid)] < us { lo = mid + 1 } else { hi = mid }
+            if st.uptimes[slot(mid)] < us { lo = mid + 1 } else { hi = mid }
         }
         return lo
     }
 
     func firstUptime(atOrAfter us: Int64) -> Int64? {
-        let i = lowerBound(us)
-        return i < count ? uptimes[slot(i)] : nil
+        guard let st = storage else { return nil }
+        let i = lowerBound(us, st)
+        return i < count ? st.uptimes[slot(i)] : nil
     }
 
     func contains(uptime us: Int64, key: UInt64) -> Bool {
-        var i = lowerBound(us)
-        while i < count, uptimes[slot(i)] == us {
-            if keys[slot(i)] == key { return true }
+        guard let st = storage else { return false }
+        var i = lowerBound(us, st)
+        while i < count, st.uptimes[slot(i)] == us {
+            if st.keys[slot(i)] == key { return true }
             i += 1
         }
         return false

@@ -139,20 +139,23 @@ public struct GuestLogReader {
             journal = j
             if handled { stats.journalLines += 1; return }
         }
-        // Colour and cursor sequences (systemd's console status, a terminal capture).
-        if line.find(byte: 0x1B) != nil {
-            var buf = ansiScratch
-            ansiScratch = []
-            buf.removeAll(keepingCapacity: true)
-            Self.stripANSI(line, into: &buf)
-            buf.withUnsafeBufferPointer { consumeText(LineBytes($0), number: number, into: &sink) }
-            ansiScratch = buf
-            return
-        }
-        consumeText(line, number: number, into: &sink)
+        consumeText(line, number: number, into: &sink, stripped: false)
     }
 
-    private mutating func consumeText<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink) {
+    /// Colour and cursor sequences (systemd's console status, a terminal capture) are looked
+    /// for only on lines that did not start with a kernel stamp: searching every line for
+    /// ESC cost a memchr per line, and a kernel line is never coloured by the kernel.
+    private mutating func consumeStripped<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink) {
+        var buf = ansiScratch
+        ansiScratch = []
+        buf.removeAll(keepingCapacity: true)
+        Self.stripANSI(line, into: &buf)
+        buf.withUnsafeBufferPointer { consumeText(LineBytes($0), number: number, into: &sink, stripped: true) }
+        ansiScratch = buf
+    }
+
+    private mutating func consumeText<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink,
+                                                             stripped: Bool) {
         // journalctl between boots: "-- Boot 6c7c6013a26343b29e964691ff25d04c --" (journalctl-show.c).
         if line.count >= 8, line[0] == 0x2D, line.matches("-- ", at: 0) {
             if line.count == 43, line.matches("-- Boot ", at: 0), line.matches(" --", at: 40) {
@@ -167,7 +170,12 @@ public struct GuestLogReader {
             if line.matches(" --", at: line.count - 3) { stats.notKernelLines += 1; return }   // "-- No entries --"
         }
         var prefix: KernelLinePrefix
-        switch KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg) {
+        let parsed = KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg)
+        if !stripped, case .kernel(let p) = parsed, p.style == .bare, line.find(byte: 0x1B) != nil {
+            consumeStripped(line, number: number, into: &sink)
+            return
+        }
+        switch parsed {
         case .notKernel:
             stats.notKernelLines += 1
             // A continuation line keeps the kmsg context; any other line ends it.
