@@ -30,9 +30,10 @@ import KVMScope
             #expect(r.status == 1, "\(args)")
             #expect(r.stdout.contains("Disk errors in <stdin>: vda, dm-0"), "\(args)")
         }
+        // Empty input is a usage error on every command (InputConventionsTests).
         let empty = try CLIRunner.run(["guest", "-"], stdin: "")
-        #expect(empty.status == 0)
-        #expect(empty.stdout.hasPrefix("No disk errors in <stdin>."))
+        #expect(empty.status == 2)
+        #expect(empty.stderr == "kvmscope: standard input is empty\n")
     }
 
     @Test func jsonHasTheDocumentedKeys() throws {
