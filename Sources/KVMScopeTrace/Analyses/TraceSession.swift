@@ -15,6 +15,7 @@ public enum TraceSession {
         var tracker = VirtioBlkRequestTracker(catalog: catalog, options: options)
         tracker.onNotice = onNotice
         try reader.read(input, decoder: decoder) { tracker.consume($0) }
+        try TraceRecognitionError.check(reader.stats, name: stream.name)
         return tracker.report(input: TraceReport.Input(name: stream.name, stats: reader.stats,
                                                        definitions: catalog.sources))
     }
@@ -40,6 +41,7 @@ public enum TraceSession {
             if flushEachLine { try output.flush() } else { try output.maybeFlush() }
         }
         try output.flush()
+        try TraceRecognitionError.check(reader.stats, name: stream.name)
         return (reader.stats, printed)
     }
 }
