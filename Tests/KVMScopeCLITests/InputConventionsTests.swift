@@ -256,6 +256,7 @@ import KVMScopeTestSupport
         let e = try CLIRunner.run(["explain", "--json", Self.console, noisy, Self.qmp])
         let understood = (try Self.jsonObject(e.stdout)["inputs"] as? [String: Any])?["understood"] as? [[String: Any]] ?? []
         #expect(understood.map { $0["role"] as? String } == ["guest-log", "qemu-trace", "qmp-events"])
+        try #require(understood.count == 3)
         #expect(understood[1]["linesRecognised"] as? Int == traceLines)
         #expect(understood[1]["linesSkipped"] as? Int == 2)
         let qmpLines = try String(contentsOfFile: Self.qmp, encoding: .utf8).split(separator: "\n").count

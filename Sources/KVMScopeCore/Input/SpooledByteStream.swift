@@ -7,8 +7,9 @@ import Foundation
 public final class SpooledByteStream: ByteStream {
     /// Set by the splitter once it knows what the part holds (`<stdin> (QEMU trace lines)`).
     public var name: String
-    /// The input this stream's bytes were taken from (`<stdin>`), for reports.
-    public let splitFrom: String?
+    /// The input this stream's bytes were taken from (`<stdin>`), for reports; nil once the
+    /// splitter found the whole input to be one part.
+    public var splitFrom: String?
     /// The format its content is known to be in (set by whoever split it), so that readers
     /// need not detect it.
     public var formatName: String?

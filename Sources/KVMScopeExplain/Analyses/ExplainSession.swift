@@ -94,6 +94,7 @@ public enum ExplainSession {
             for role in roles {
                 guard let part = parts[role] else { continue }
                 part.name = roles.count == 1 ? s.name : "\(s.name) (\(role.label))"
+                if roles.count == 1 { part.splitFrom = nil }
                 try assign(role.kind, part, part.name)
             }
         }

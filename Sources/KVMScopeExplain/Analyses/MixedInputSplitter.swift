@@ -52,7 +52,11 @@ struct MixedInputSplitter {
         }
     }
 
-    /// Reads `stream` once; with `spool`, writes each role's lines to its own stream.
+    /// Ends a census early: once two kinds are seen, the input will be split anyway.
+    private struct SecondKindFound: Error {}
+
+    /// Reads `stream` once; with `spool`, writes each role's lines to its own stream. Without,
+    /// only counts, and stops at the second kind found (the census then holds two roles).
     func split(_ stream: ByteStream, spool: Bool) throws -> (census: Census, parts: [Role: SpooledByteStream]) {
         var census = Census()
         var parts: [Role: SpooledByteStream] = [:]
@@ -61,35 +65,40 @@ struct MixedInputSplitter {
         var linesSoFar = 0
         var current: Role?
         var splitter = LineSplitter()
-        try splitter.forEachLine(in: stream) { line, number in
-            let blank = line.skipBlanks(0) == line.count
-            if let r = blank ? nil : role(of: line, &census) {
-                census.byContent[r.rawValue] += 1
-                if current == nil {
-                    census.byAdjacency[r.rawValue] += leadingLines
-                    if let leading { parts[r] = leading }
-                    leading = nil
-                } else if spool, parts[r] == nil {
-                    let part = try SpooledByteStream(name: stream.name, splitFrom: stream.name)
-                    try part.appendPlaceholders(linesSoFar)
-                    parts[r] = part
+        do {
+            try splitter.forEachLine(in: stream) { line, number in
+                let blank = line.skipBlanks(0) == line.count
+                if let r = blank ? nil : role(of: line, &census) {
+                    census.byContent[r.rawValue] += 1
+                    if !spool, census.byContent[r.rawValue] == 1, census.rolesFound.count > 1 { throw SecondKindFound() }
+                    if current == nil {
+                        census.byAdjacency[r.rawValue] += leadingLines
+                        if let leading { parts[r] = leading }
+                        leading = nil
+                    } else if spool, parts[r] == nil {
+                        let part = try SpooledByteStream(name: stream.name, splitFrom: stream.name)
+                        try part.appendPlaceholders(linesSoFar)
+                        parts[r] = part
+                    }
+                    current = r
+                } else if !blank {
+                    if let c = current { census.byAdjacency[c.rawValue] += 1 } else { leadingLines += 1 }
                 }
-                current = r
-            } else if !blank {
-                if let c = current { census.byAdjacency[c.rawValue] += 1 } else { leadingLines += 1 }
+                // Lines the splitter skipped (over its length limit) still took a number.
+                let skippedBefore = number - 1 - linesSoFar
+                linesSoFar = number
+                guard spool else { return }
+                let target = current.flatMap { parts[$0] } ?? leading!
+                for part in parts.values {
+                    if skippedBefore > 0 { try part.appendPlaceholders(skippedBefore) }
+                    if part !== target { try part.appendPlaceholders(1) }
+                }
+                if let leading, skippedBefore > 0 { try leading.appendPlaceholders(skippedBefore) }
+                try target.append(line.bytes)
+                try target.append(byte: 0x0A)
             }
-            // Lines the splitter skipped (over its length limit) still took a number.
-            let skippedBefore = number - 1 - linesSoFar
-            linesSoFar = number
-            guard spool else { return }
-            let target = current.flatMap { parts[$0] } ?? leading!
-            for part in parts.values {
-                if skippedBefore > 0 { try part.appendPlaceholders(skippedBefore) }
-                if part !== target { try part.appendPlaceholders(1) }
-            }
-            if let leading, skippedBefore > 0 { try leading.appendPlaceholders(skippedBefore) }
-            try target.append(line.bytes)
-            try target.append(byte: 0x0A)
+        } catch is SecondKindFound {
+            return (census, parts)
         }
         if current == nil {
             // No line of any kind: the text is offered to the guest-log reader, which judges it.
