@@ -98,6 +98,9 @@ final class DescriptorByteStream: ByteStream {
                 let n = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
                 if n >= 0 { return Array(head[0..<n]) }
                 if errno == EINTR { continue }
+                // tracefs's trace_pipe is a "regular file" that cannot be read at an offset
+                // (no_llseek: ESPIPE): read and replay its first bytes as for a pipe.
+                if errno == ESPIPE || errno == EINVAL { break }
                 throw KVMScopeError.readFailed(path: name, reason: KVMScopeError.systemMessage(errno))
             }
         }
