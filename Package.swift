@@ -5,7 +5,8 @@ import PackageDescription
 //
 // One target per domain over a small core; the compiler holds the boundaries (README
 // "Architecture" has the map, .ci/check-target-graph checks it):
-//   KVMScopeCore      byte streams, line splitting, errno table, output helpers, latency accumulator
+//   KVMScopeCore      byte streams (gzip/xz/zstd decompressed), line splitting, errno table, output helpers, latency accumulator
+//   CZlib CLzma CZstd the system decompression libraries, for the core's byte streams
 //   KVMScopeTracefs   tracefs instances, trace_pipe, tracepoint formats, ring-buffer pages, kallsyms
 //   KVMScopeGuestLog  guest kernel logs          KVMScopeTrace   QEMU trace events
 //   KVMScopeQMP       QMP events                 KVMScopeExits   kvm_exit/kvm_entry
@@ -33,8 +34,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
+        // The system's decompressors, for gzip/xz/zstd-compressed inputs (rotated logs): the
+        // libraries every distribution ships, not a hand-written inflate.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
+        .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"]), .brew(["xz"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
         .target(name: "KVMScopeCore",
-                dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")], swiftSettings: swift6),
+                dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift"), "CZlib", "CLzma", "CZstd"],
+                swiftSettings: swift6),
         .target(name: "KVMScopeTracefs", dependencies: ["KVMScopeCore"], swiftSettings: swift6),
         .target(name: "KVMScopeGuestLog", dependencies: ["KVMScopeCore"], swiftSettings: swift6),
         .target(name: "KVMScopeTrace", dependencies: ["KVMScopeCore"], swiftSettings: swift6),

@@ -68,7 +68,7 @@ struct BlkdebugCheckCommand: ParsableCommand {
             if fmt == .qcow2 { blockdevLines!.append("-blockdev driver=qcow2,node-name=disk0,file=blkdebug0") }
             else { blockdevLines!.append("-blockdev driver=raw,node-name=disk0,file=blkdebug0") }
         }
-        let report = BlkdebugCheckReport(file: file, config: parsed.config, diagnostics: diagnostics, blockdev: blockdevLines)
+        let report = BlkdebugCheckReport(file: file == "-" ? "<stdin>" : file, config: parsed.config, diagnostics: diagnostics, blockdev: blockdevLines)
         if output.json {
             CLIOutput.write(try JSONReport.encode(report))
         } else {

@@ -88,6 +88,8 @@ struct DropsCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        let stdinUses = [file, kallsyms, formatFile].filter { $0 == "-" }.count
+        if stdinUses > 1 { throw ValidationError("only one input can be standard input ('-')") }
         if file != nil {
             if source != .auto { throw ValidationError("--source is for live watching; a FILE is read as it is") }
             if duration != nil { throw ValidationError("--duration is for live watching, not a FILE") }
@@ -142,10 +144,7 @@ struct DropsCommand: ParsableCommand {
         analysis.grouping = by
         analysis.interval = interval?.seconds
         if let formatFile {
-            let text: String
-            do { text = try String(contentsOfFile: formatFile, encoding: .utf8) } catch {
-                throw KVMScopeError.cannotOpen(path: formatFile, reason: "not readable")
-            }
+            let text = try Self.readSmallText(formatFile)
             do {
                 analysis.reasonNames = try TracepointFormat.parse(text).symbolTables["reason"] ?? [:]
             } catch {
@@ -163,6 +162,23 @@ struct DropsCommand: ParsableCommand {
                 "no skb:kfree_skb events in \(i.lines) lines (expected ftrace trace text, trace-cmd report or perf script of skb:kfree_skb)")
         }
         return result.summary
+    }
+
+    /// A small text input (a tracepoint format file: a few KiB) read like every other input:
+    /// `-` is stdin, compressed copies are decompressed, an empty one is refused.
+    static func readSmallText(_ path: String, limit: Int = 1 << 20) throws -> String {
+        let source = try FileByteSource(path: path)
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+            if bytes.count > limit {
+                throw KVMScopeError.unsupportedFormat(path: source.name, detail: "larger than \(limit >> 20) MiB, not a tracepoint format file")
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func traceClockLabel(_ t: DropTally) -> String {

@@ -55,7 +55,7 @@ struct ExplainCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        let stdinUses = ([guest, trace, qmp].compactMap { $0 } + files).filter { $0 == "-" }.count
+        let stdinUses = ([guest, trace, qmp, events].compactMap { $0 } + files).filter { $0 == "-" }.count
         if stdinUses > 1 { throw ValidationError("only one input can be standard input ('-')") }
         if example != nil && (!files.isEmpty || guest != nil || trace != nil || qmp != nil) {
             throw ValidationError("--example runs on a bundled capture: give no other inputs")
@@ -78,9 +78,9 @@ struct ExplainCommand: ParsableCommand {
             }
             inputs = ExplainSession.inputs(example: e)
         } else {
-            inputs.guest = try guest.map(FileByteSource.init(path:))
-            inputs.trace = try trace.map(FileByteSource.init(path:))
-            inputs.qmp = try qmp.map(FileByteSource.init(path:))
+            inputs.guest = try guest.map { try FileByteSource(path: $0) }
+            inputs.trace = try trace.map { try FileByteSource(path: $0) }
+            inputs.qmp = try qmp.map { try FileByteSource(path: $0) }
             var unnamed: [ByteStream] = []
             for f in files {
                 var isDir: ObjCBool = false
@@ -90,7 +90,7 @@ struct ExplainCommand: ParsableCommand {
                     unnamed.append(try FileByteSource(path: f))
                 }
             }
-            try ExplainSession.classify(unnamed, into: &inputs)
+            try ExplainSession.classify(unnamed, into: &inputs, events: events)
         }
         let meter = ProgressMeter(label: "inputs", total: nil)
         let report = try ExplainSession.run(inputs, events: events, detailLimit: detailLimit, onProgress: meter.update)

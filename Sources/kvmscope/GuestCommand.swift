@@ -32,6 +32,7 @@ struct GuestCommand: ParsableCommand {
           $ dmesg | kvmscope guest -
           $ journalctl -k -b -1 | kvmscope guest --json -
           $ kvmscope guest --top 20 /var/log/kern.log
+          $ kvmscope guest /var/log/kern.log.2.gz     # gzip, xz, zstd: by content
         Exit status: 0 no disk errors, 1 disk errors found or unreadable input,
         2 usage error (including an input with no kernel message at all).
         """

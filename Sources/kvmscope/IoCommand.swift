@@ -54,6 +54,9 @@ struct IoCommand: ParsableCommand {
         if let problem = RawImageOpener.validate(format: format, readOnly: readOnly, forceShare: forceShare, tool: .io) {
             throw ValidationError(problem)
         }
+        if rules == "-" && commands.isEmpty {
+            throw ValidationError("--rules - reads the rules from standard input, where io reads its commands without -c: give the commands with -c")
+        }
         guard ["writethrough", "writeback"].contains(cache) else {
             throw ValidationError("-t must be writethrough or writeback, not '\(cache)'")
         }

@@ -70,6 +70,7 @@ struct TraceCommand: ParsableCommand {
             throw ValidationError("--grep needs FIELD=VALUE, got '\(g)'")
         }
         if maxFailures < 0 { throw ValidationError("--max-failures must be 0 or more") }
+        if file == "-" && events == "-" { throw ValidationError("only one input can be standard input ('-'): the trace or --events") }
         if !(leakAge >= 0) { throw ValidationError("--leak-age must be 0 or more seconds") }
     }
 

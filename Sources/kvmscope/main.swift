@@ -8,6 +8,8 @@ struct Kvmscope: ParsableCommand {
         commandName: "kvmscope",
         abstract: "Why did my QEMU/KVM guest see I/O errors? Answers from guest logs, QEMU traces and QMP events.",
         discussion: """
+        Every input may be a file or - (standard input), plain or gzip/xz/zstd-compressed (told
+        by its content); an empty input is a usage error.
         Exit status: 0 ok, 1 findings or failure, 2 usage error.
 
         Examples:

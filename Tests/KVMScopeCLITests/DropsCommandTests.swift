@@ -140,9 +140,10 @@ import KVMScope
         #expect(missing.stderr == "kvmscope: cannot open '/nonexistent/trace.txt': No such file or directory\n")
         let dir = try CLIRunner.run(["drops", "/tmp"])
         #expect(dir.status == 1)
+        // Empty input is a usage error on every command (InputConventionsTests).
         let empty = try CLIRunner.run(["drops", "-"], stdin: "")
-        #expect(empty.status == 0)
-        #expect(empty.stdout.hasPrefix("=== 0 drops"))
+        #expect(empty.status == 2)
+        #expect(empty.stderr == "kvmscope: standard input is empty\n")
         // Only normal frees: not an error, and nothing counted.
         let consumed = try CLIRunner.run(["drops", "-"], stdin: "  bash  4044 [001]  1360.824430: skb:consume_skb: skbaddr=0xffff88816333f300 location=skb_free_datagram+0x1c\n")
         #expect(consumed.status == 0)

@@ -30,10 +30,10 @@ import KVMScope
             #expect(r.status == 1, "\(args)")
             #expect(r.stdout.contains("Disk errors in <stdin>: vda, dm-0"), "\(args)")
         }
-        // Nothing read is no clean bill of health (issue 12: empty input is a usage error).
+        // Empty input is a usage error on every command (InputConventionsTests).
         let empty = try CLIRunner.run(["guest", "-"], stdin: "")
         #expect(empty.status == 2)
-        #expect(empty.stderr == "kvmscope: no kernel messages found in <stdin>: not a guest kernel log?\n")
+        #expect(empty.stderr == "kvmscope: standard input is empty\n")
     }
 
     @Test func jsonHasTheDocumentedKeys() throws {

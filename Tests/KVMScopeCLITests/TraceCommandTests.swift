@@ -125,8 +125,8 @@ import KVMScope
         #expect(missing.stderr == "kvmscope: cannot open '/nonexistent/trace.log': No such file or directory\n")
 
         let garbage = try CLIRunner.run(["trace", "-"], stdin: "hello\nworld\n")
-        #expect(garbage.status == 1)
-        #expect(garbage.stderr.hasPrefix("kvmscope: '<stdin>': not a QEMU trace"))
+        #expect(garbage.status == 2)
+        #expect(garbage.stderr.hasPrefix("kvmscope: no QEMU trace events found in <stdin>: not a QEMU trace?"))
 
         let badGrep = try CLIRunner.run(["trace", "--grep", "nonsense", Self.writeEIO])
         #expect(badGrep.status == 2)

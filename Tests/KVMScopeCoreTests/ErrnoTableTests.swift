@@ -14,12 +14,14 @@ import KVMScopeTestSupport
         }
         #expect(table.entry(number: 133)?.name == "EHWPOISON")
         #expect(table.entry(number: 134) == nil)
-        #expect(table.entries.count == 131)
+        #expect(table.entries.filter { !$0.kernelInternal }.count == 131)
     }
 
     /// The messages must be glibc's: compare with this machine's strerror() for every number.
     @Test func messagesAreGlibcStrerror() {
-        for e in table.entries {
+        // The kernel-internal numbers have no glibc text ("Unknown error 512"): theirs are the
+        // kernel header's comments, checked in kernelInternalNumbersFromLinuxErrnoH.
+        for e in table.entries where !e.kernelInternal {
             let glibc = String(cString: strerror(e.number))
             #expect(e.message == glibc, "\(e.name): \(e.message) vs glibc \(glibc)")
         }
@@ -52,6 +54,37 @@ import KVMScopeTestSupport
         for (alias, canonical) in aliases {
             #expect(table.entry(name: alias)?.number == defines[canonical], "\(alias) → \(canonical)")
         }
+    }
+
+    /// include/linux/errno.h's numbers, which kernel logs print (`probe failed with error -517`,
+    /// `-512` from an interrupted wait) and glibc does not know: on every architecture.
+    @Test func kernelInternalNumbersFromLinuxErrnoH() {
+        let expected: [(Int32, String, String)] = [
+            (512, "ERESTARTSYS", "To be restarted if SA_RESTART is set"), (513, "ERESTARTNOINTR", "To be restarted"),
+            (514, "ERESTARTNOHAND", "Restart if no handler"), (515, "ENOIOCTLCMD", "No ioctl command"),
+            (516, "ERESTART_RESTARTBLOCK", "Restart by calling sys_restart_syscall"),
+            (517, "EPROBE_DEFER", "Driver requests probe retry"), (518, "EOPENSTALE", "Open found a stale dentry"),
+            (519, "ENOPARAM", "Parameter not supported"), (521, "EBADHANDLE", "Illegal NFS file handle"),
+            (522, "ENOTSYNC", "Update synchronization mismatch"), (523, "EBADCOOKIE", "Cookie is stale"),
+            (524, "ENOTSUPP", "Operation is not supported"), (525, "ETOOSMALL", "Buffer or request is too small"),
+            (526, "ESERVERFAULT", "An untranslatable error occurred"), (527, "EBADTYPE", "Type not supported by server"),
+            (528, "EJUKEBOX", "Request initiated, but will not complete before timeout"),
+            (529, "EIOCBQUEUED", "iocb queued, will get completion event"),
+            (530, "ERECALLCONFLICT", "Conflict with recalled state"), (531, "ENOGRACE", "NFS file lock reclaim refused"),
+        ]
+        for arch in ErrnoArchitecture.allCases {
+            let t = ErrnoTable.forArchitecture(arch)
+            for (number, name, message) in expected {
+                let e = t.entry(number: -Int64(number))
+                #expect(e?.name == name && e?.message == message && e?.kernelInternal == true, "\(arch): \(number)")
+                #expect(t.entry(name: name.lowercased())?.number == number, "\(arch): \(name)")
+            }
+            #expect(t.entry(number: 520) == nil, "520 is unused")
+            #expect(t.entries.filter(\.kernelInternal).count == 19, "\(arch)")
+        }
+        #expect(table.describe(returnValue: -517) == "EPROBE_DEFER (Driver requests probe retry)")
+        #expect(ErrnoRenderer.line(table.entry(number: 512)!) == "ERESTARTSYS 512 To be restarted if SA_RESTART is set (kernel-internal, never returned to user space)")
+        #expect(ErrnoRenderer.line(table.entry(number: 5)!) == "EIO 5 Input/output error")
     }
 
     @Test func namesAliasesNegativeAndCaseInsensitive() {

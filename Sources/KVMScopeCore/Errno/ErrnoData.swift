@@ -145,6 +145,36 @@ enum ErrnoData {
         (133, "EHWPOISON", "Memory page has hardware error"),
     ]
 
+    /// The kernel's own error numbers, include/linux/errno.h (not uapi): the same on every
+    /// architecture, and "should never be seen by user programs" (its words), yet kernel logs
+    /// print them (`error -517` from a driver, `-512` from an interrupted wait). glibc has no
+    /// text for them; the messages are the header's comments. 512, 513 and 516 have none there:
+    /// theirs say what the kernel's signal delivery does with them (arch/x86/kernel/signal.c
+    /// handle_signal(): ERESTARTSYS restarts only with SA_RESTART, ERESTARTNOINTR always,
+    /// ERESTARTNOHAND and ERESTART_RESTARTBLOCK become EINTR when a handler runs), as strace
+    /// words them. 520 is unused.
+    static let kernelInternal: [(Int32, String, String)] = [
+        (512, "ERESTARTSYS", "To be restarted if SA_RESTART is set"),
+        (513, "ERESTARTNOINTR", "To be restarted"),
+        (514, "ERESTARTNOHAND", "Restart if no handler"),
+        (515, "ENOIOCTLCMD", "No ioctl command"),
+        (516, "ERESTART_RESTARTBLOCK", "Restart by calling sys_restart_syscall"),
+        (517, "EPROBE_DEFER", "Driver requests probe retry"),
+        (518, "EOPENSTALE", "Open found a stale dentry"),
+        (519, "ENOPARAM", "Parameter not supported"),
+        (521, "EBADHANDLE", "Illegal NFS file handle"),
+        (522, "ENOTSYNC", "Update synchronization mismatch"),
+        (523, "EBADCOOKIE", "Cookie is stale"),
+        (524, "ENOTSUPP", "Operation is not supported"),
+        (525, "ETOOSMALL", "Buffer or request is too small"),
+        (526, "ESERVERFAULT", "An untranslatable error occurred"),
+        (527, "EBADTYPE", "Type not supported by server"),
+        (528, "EJUKEBOX", "Request initiated, but will not complete before timeout"),
+        (529, "EIOCBQUEUED", "iocb queued, will get completion event"),
+        (530, "ERECALLCONFLICT", "Conflict with recalled state"),
+        (531, "ENOGRACE", "NFS file lock reclaim refused"),
+    ]
+
     /// Second names for a number, per asm-generic: `alias → canonical`.
     static let genericAliases: [(String, String)] = [
         ("EWOULDBLOCK", "EAGAIN"), ("EDEADLOCK", "EDEADLK"), ("ENOTSUP", "EOPNOTSUPP"),

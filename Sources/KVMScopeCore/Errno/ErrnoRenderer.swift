@@ -2,7 +2,7 @@
 /// `NAME NUMBER MESSAGE`.
 public enum ErrnoRenderer {
     public static func line(_ e: ErrnoEntry) -> String {
-        "\(e.name) \(e.number) \(e.message)"
+        "\(e.name) \(e.number) \(e.message)" + (e.kernelInternal ? " (\(ErrnoEntry.kernelInternalNote))" : "")
     }
 
     /// JSON: `{"schemaVersion", "architecture", "errnos": [{name, number, aliases, message, architecture}]}`.
@@ -12,6 +12,8 @@ public enum ErrnoRenderer {
         public let aliases: [String]
         public let message: String
         public let architecture: String
+        /// One of the kernel's own numbers (512...531), never returned to user space.
+        public let kernelInternal: Bool
     }
 
     struct JSONDocument: Encodable {
@@ -22,7 +24,7 @@ public enum ErrnoRenderer {
     public static func json(_ entries: [ErrnoEntry], architecture: ErrnoArchitecture) throws -> String {
         try JSONReport.encode(JSONDocument(architecture: architecture.rawValue, errnos: entries.map {
             JSONEntry(name: $0.name, number: $0.number, aliases: $0.aliases, message: $0.message,
-                      architecture: architecture.rawValue)
+                      architecture: architecture.rawValue, kernelInternal: $0.kernelInternal)
         }))
     }
 }

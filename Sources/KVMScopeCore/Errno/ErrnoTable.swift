@@ -8,8 +8,23 @@ public struct ErrnoEntry: Hashable, Sendable, Codable {
     public let name: String
     /// Other names for the same number, e.g. `EWOULDBLOCK` for `EAGAIN`.
     public let aliases: [String]
-    /// glibc's strerror() text, e.g. "Input/output error".
+    /// glibc's strerror() text, e.g. "Input/output error"; for kernel-internal numbers, the
+    /// comment of include/linux/errno.h.
     public let message: String
+    /// One of the kernel's own numbers (512...531, include/linux/errno.h): printed in kernel
+    /// logs, never returned to user space, unknown to glibc's strerror().
+    public let kernelInternal: Bool
+
+    public init(number: Int32, name: String, aliases: [String], message: String, kernelInternal: Bool = false) {
+        self.number = number
+        self.name = name
+        self.aliases = aliases
+        self.message = message
+        self.kernelInternal = kernelInternal
+    }
+
+    /// "kernel-internal, never returned to user space" for the kernel's own numbers.
+    public static let kernelInternalNote = "kernel-internal, never returned to user space"
 }
 
 /// Architectures whose errno numbering kvmscope knows. Everything not listed here
@@ -99,6 +114,11 @@ public struct ErrnoTable: Sendable {
             list.append(ErrnoEntry(number: number, name: name,
                                    aliases: (aliasMap[name] ?? []).sorted(),
                                    message: messages[name] ?? "Unknown error \(number)"))
+        }
+        // The kernel's own numbers sit above every architecture's user-space range (MIPS's
+        // largest, EDQUOT, is 1133 but nothing of MIPS lies in 512...531).
+        for (number, name, message) in ErrnoData.kernelInternal where canonicalByNumber[number] == nil {
+            list.append(ErrnoEntry(number: number, name: name, aliases: [], message: message, kernelInternal: true))
         }
         list.sort { $0.number < $1.number }
         entries = list

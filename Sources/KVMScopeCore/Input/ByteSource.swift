@@ -11,28 +11,121 @@ public protocol ByteStream: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
-/// A file or standard input (`-`), opened for streaming reads.
+/// A file or standard input (`-`), opened for streaming reads. A gzip, xz or zstd input (told
+/// by its magic bytes, not its name) is decompressed on the way, so every reader and format
+/// detection sees the text it holds; an uncompressed input is read straight from its descriptor.
+/// An empty input (after decompression) is refused unless `allowEmpty`: every command says
+/// "FILE is empty" rather than reporting on nothing.
 public final class FileByteSource: ByteStream {
     public let name: String
+    /// The file's size when it is a regular file read as it is (progress display); nil for
+    /// pipes and for compressed files (their decompressed size is unknown).
     public let knownSize: Int64?
-    private let fd: Int32
-    private let ownsDescriptor: Bool
+    /// The compression detected by magic bytes; nil when the input is read as it is.
+    public let compression: CompressionFormat?
+    /// A regular file (which can be opened again by its path), not a pipe or a terminal.
+    public let isRegularFile: Bool
+    /// The path it was opened with (`-` for standard input).
+    public let path: String
+    private let raw: DescriptorByteStream
+    private let decoded: ByteStream?
 
     /// Opens `path`, or standard input for `-`. Fails with one clear, user-facing message.
-    public init(path: String) throws {
+    public init(path: String, allowEmpty: Bool = false) throws {
         let opened = try OpenedInput(path: path)
+        name = opened.name
+        self.path = path
+        isRegularFile = opened.isRegularFile
+        #if os(Linux)
+        if opened.isRegularFile { _ = posix_fadvise(opened.fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL)) }
+        #endif
+        raw = DescriptorByteStream(opened)
+        let head = try raw.head()
+        if head.isEmpty && !allowEmpty { throw KVMScopeError.emptyInput(path: opened.name, compression: nil) }
+        if let (kind, tool) = CompressionFormat.unsupported(head) {
+            throw KVMScopeError.unsupportedFormat(path: opened.name, detail:
+                "\(kind)-compressed, which kvmscope does not decompress (it reads gzip, xz and zstd): decompress it first, e.g. \(tool) FILE | kvmscope ... -")
+        }
+        compression = CompressionFormat.detect(head)
+        if let compression {
+            let peekable = PeekableByteStream(try DecompressingByteStream(raw, format: compression))
+            if !allowEmpty, try peekable.peek(1).isEmpty {
+                throw KVMScopeError.emptyInput(path: opened.name, compression: compression.rawValue)
+            }
+            decoded = peekable
+            knownSize = nil
+        } else {
+            decoded = nil
+            knownSize = opened.isRegularFile ? opened.size : nil
+        }
+    }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if let decoded { return try decoded.read(into: buffer) }
+        return try raw.read(into: buffer)
+    }
+}
+
+/// The bytes of an opened descriptor, with its first bytes looked at once (for magic numbers)
+/// and handed out again: a regular file's with pread(2), which leaves the offset alone; a
+/// pipe's are read and replayed.
+final class DescriptorByteStream: ByteStream {
+    let name: String
+    var knownSize: Int64? { isRegularFile ? size : nil }
+    private let fd: Int32
+    private let ownsDescriptor: Bool
+    private let isRegularFile: Bool
+    private let size: Int64
+    private var replay: [UInt8] = []
+    private var replayOffset = 0
+
+    init(_ opened: OpenedInput) {
         name = opened.name
         fd = opened.fd
         ownsDescriptor = opened.ownsDescriptor
-        knownSize = opened.isRegularFile ? opened.size : nil
-        #if os(Linux)
-        if opened.isRegularFile { _ = posix_fadvise(fd, 0, 0, Int32(POSIX_FADV_SEQUENTIAL)) }
-        #endif
+        isRegularFile = opened.isRegularFile
+        size = opened.size
     }
 
     deinit { if ownsDescriptor { close(fd) } }
 
-    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+    /// Up to `CompressionFormat.magicLength` first bytes. A pipe is read only until the bytes
+    /// can start no known magic, so a slow writer's first line is not waited for needlessly.
+    func head() throws -> [UInt8] {
+        var head = [UInt8](repeating: 0, count: CompressionFormat.magicLength)
+        if isRegularFile {
+            while true {
+                let n = head.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+                if n >= 0 { return Array(head[0..<n]) }
+                if errno == EINTR { continue }
+                // tracefs's trace_pipe is a "regular file" that cannot be read at an offset
+                // (no_llseek: ESPIPE): read and replay its first bytes as for a pipe.
+                if errno == ESPIPE || errno == EINVAL { break }
+                throw KVMScopeError.readFailed(path: name, reason: KVMScopeError.systemMessage(errno))
+            }
+        }
+        var got = 0
+        while got < head.count {
+            let n = try head.withUnsafeMutableBytes { try readDescriptor(UnsafeMutableRawBufferPointer(rebasing: $0[got...])) }
+            if n == 0 { break }
+            got += n
+            if !CompressionFormat.couldStartMagic(Array(head[0..<got])) { break }
+        }
+        replay = Array(head[0..<got])
+        return replay
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if replayOffset < replay.count {
+            let n = min(buffer.count, replay.count - replayOffset)
+            replay.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + replayOffset, byteCount: n) }
+            replayOffset += n
+            return n
+        }
+        return try readDescriptor(buffer)
+    }
+
+    private func readDescriptor(_ buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n >= 0 { return n }

@@ -25,6 +25,11 @@ public enum KVMScopeError: KVMScopeFailure, Equatable {
     case unsupportedFormat(path: String, detail: String)
     /// The inputs were given the wrong way (exit status 2, like a bad flag).
     case usage(String)
+    /// An input with no bytes (or none once decompressed): nothing to report on is a usage
+    /// mistake (a wrong path, a command that printed nothing), exit status 2.
+    case emptyInput(path: String, compression: String?)
+    /// A gzip/xz/zstd input that cannot be decompressed to its end (cut short, corrupt).
+    case badCompressedInput(path: String, format: String, detail: String)
 
     public var description: String {
         switch self {
@@ -34,12 +39,18 @@ public enum KVMScopeError: KVMScopeFailure, Equatable {
         case let .cannotWrite(path, reason): return "cannot write '\(path)': \(reason)"
         case let .unsupportedFormat(path, detail): return "'\(path)': \(detail)"
         case let .usage(message): return message
+        case let .emptyInput(path, compression):
+            let what = path == "<stdin>" ? "standard input" : "'\(path)'"
+            return compression.map { "\(what) is empty (a \($0)-compressed empty file)" } ?? "\(what) is empty"
+        case let .badCompressedInput(path, format, detail): return "'\(path)': \(format): \(detail)"
         }
     }
 
     public var isUsageError: Bool {
-        if case .usage = self { return true }
-        return false
+        switch self {
+        case .usage, .emptyInput: return true
+        default: return false
+        }
     }
 
     /// glibc's text for the current errno, e.g. "Permission denied".

@@ -1,7 +1,8 @@
 /// Reads the first bytes of a stream for format detection and then replays them, so that
 /// detection works on pipes and stdin (which cannot seek back) as well as on files.
 public final class PeekableByteStream: ByteStream {
-    private let base: ByteStream
+    /// The stream being replayed (to look through to what it is, e.g. a compressed file).
+    public let base: ByteStream
     private var head: [UInt8] = []
     private var headOffset = 0
     public var name: String { base.name }

@@ -50,33 +50,65 @@ public enum ExplainSession {
     /// (QEMU's stderr mixes warnings into its trace; a command line mentioning events does not count).
     static let minimumTraceShare = 0.2
 
-    /// Sorts unnamed inputs by what they are. Throws one clear error for an input that is
-    /// none of the three, or a second input of a kind already given.
-    public static func classify(_ streams: [ByteStream], into inputs: inout Inputs) throws {
+    /// Sorts unnamed inputs by what they are. A text input is judged line by line
+    /// (MixedInputSplitter): one that holds several kinds (`cat console.log trace.log |
+    /// kvmscope explain -`) is split into its roles, each read by its own reader; a regular file
+    /// of one kind is read whole, as it is. Throws one clear error for an input that is none of
+    /// the three, or a second input of a kind already given.
+    public static func classify(_ streams: [ByteStream], into inputs: inout Inputs, events: String? = nil) throws {
+        var splitter: MixedInputSplitter?
+        func assign(_ kind: InputKind, _ stream: ByteStream, _ name: String) throws {
+            switch kind {
+            case .qmpEvents:
+                guard inputs.qmp == nil else { throw duplicate(name, "QMP event") }
+                inputs.qmp = stream
+            case .qemuTrace:
+                guard inputs.trace == nil else { throw duplicate(name, "QEMU trace") }
+                inputs.trace = stream
+            default:
+                guard inputs.guest == nil else { throw duplicate(name, "guest log") }
+                inputs.guest = stream
+            }
+        }
         for s in streams {
             let peekable = PeekableByteStream(s)
             let sample = try peekable.peek()
-            // A text file the user gave that no reader claims is taken as a guest log: a serial
-            // console can hold no kernel line at all (a guest that hung before printing any).
-            let detected = kind(of: sample)?.kind ?? (looksLikeText(sample) ? .guestLog : nil)
-            switch detected {
-            case .qmpEvents?:
-                guard inputs.qmp == nil else { throw duplicate(s, "QMP event") }
-                inputs.qmp = peekable
-            case .qemuTrace?:
-                guard inputs.trace == nil else { throw duplicate(s, "QEMU trace") }
-                inputs.trace = peekable
-            case .guestLog?:
-                guard inputs.guest == nil else { throw duplicate(s, "guest log") }
-                inputs.guest = peekable
-            default:
+            guard looksLikeText(sample) else {
+                // Binary: a simpletrace file (its magic says so) is read whole; nothing else is ours.
+                if let detected = kind(of: sample)?.kind { try assign(detected, peekable, s.name); continue }
                 throw KVMScopeError.unsupportedFormat(path: s.name, detail: "neither a guest kernel log, a QEMU trace nor QMP events (name its role with --guest, --trace or --qmp)")
+            }
+            let sp = try splitter ?? MixedInputSplitter(catalog: TraceEventCatalog.load(eventsFile: events))
+            splitter = sp
+            // A regular file can be read twice: count its kinds first, and read it whole when it
+            // holds one (no copy). A pipe is split as it is read.
+            if let file = underlyingFile(s), file.isRegularFile {
+                let census = try sp.split(FileByteSource(path: file.path), spool: false).census
+                if census.rolesFound.count <= 1 {
+                    try assign((census.rolesFound.first ?? .guest).kind, peekable, s.name)
+                    continue
+                }
+            }
+            let (census, parts) = try sp.split(peekable, spool: true)
+            let roles = census.rolesFound.isEmpty ? [MixedInputSplitter.Role.guest] : census.rolesFound
+            for role in roles {
+                guard let part = parts[role] else { continue }
+                part.name = roles.count == 1 ? s.name : "\(s.name) (\(role.label))"
+                if roles.count == 1 { part.splitFrom = nil }
+                try assign(role.kind, part, part.name)
             }
         }
     }
 
-    static func duplicate(_ s: ByteStream, _ what: String) -> KVMScopeError {
-        .usage("'\(s.name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp)")
+    /// The file under a stream (through the detection replay), if it is one.
+    static func underlyingFile(_ stream: ByteStream) -> FileByteSource? {
+        if let f = stream as? FileByteSource { return f }
+        if let p = stream as? PeekableByteStream { return underlyingFile(p.base) }
+        return nil
+    }
+
+    static func duplicate(_ name: String, _ what: String) -> KVMScopeError {
+        .usage("'\(name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp)")
     }
 
     /// The best file of each kind in a capture directory (e.g. a lab scenario: console.log,
@@ -88,7 +120,7 @@ public enum ExplainSession {
             let p = (path as NSString).appendingPathComponent(n)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
-            let s = PeekableByteStream(try FileByteSource(path: p))
+            let s = PeekableByteStream(try FileByteSource(path: p, allowEmpty: true))
             let sample = try s.peek()
             var found = kind(of: sample)
             if found == nil, looksLikeText(sample), guestLogNames.contains(where: { n.lowercased().hasPrefix($0) }) {
@@ -104,19 +136,30 @@ public enum ExplainSession {
     /// Reads every given input once and explains.
     public static func run(_ inputs: Inputs, events: String? = nil, detailLimit: Int = 10_000,
                            onProgress: ((Int64) -> Void)? = nil) throws -> ExplainReport {
+        var understood: [ExplainInputUnderstanding] = []
         var guestReport: GuestDiskReport?
         if let g = inputs.guest {
             var reader = GuestLogReader()
             var analysis = GuestDiskAnalysis(detailLimit: detailLimit)
             try reader.read(g, into: &analysis, progress: onProgress)
             guestReport = analysis.report(source: g.name, input: reader.stats)
+            understood.append(understanding(guest: reader.stats, stream: g))
         }
         var traceReport: TraceReport?
         if let t = inputs.trace {
             var options = VirtioBlkRequestTracker.Options()
             options.maxFailuresKept = detailLimit
-            traceReport = try TraceSession.analyse(t, catalog: try TraceEventCatalog.load(eventsFile: events),
-                                                   options: options, onProgress: onProgress)
+            // A part split from a mixed input holds trace lines by construction (and empty lines
+            // for the others', which detection from the first bytes would not see past).
+            let report = try TraceSession.analyse(t, catalog: try TraceEventCatalog.load(eventsFile: events),
+                                                  format: (t as? SpooledByteStream)?.formatName, options: options,
+                                                  onProgress: onProgress)
+            traceReport = report
+            let s = report.input.stats
+            understood.append(ExplainInputUnderstanding(role: InputKind.qemuTrace.rawValue, source: t.name,
+                                                        compression: compression(of: t), lines: s.lines - placeholders(t),
+                                                        linesRecognised: s.linesRecognised, linesSkipped: s.linesSkipped,
+                                                        splitFrom: splitSource(of: t)))
         }
         var timeline: QMPTimeline?
         if let q = inputs.qmp {
@@ -124,10 +167,40 @@ public enum ExplainSession {
             var reader = QMPEventReader()
             var t = QMPTimeline(detailLimit: detailLimit)
             try reader.read(q) { t.consume($0) }
+            try QMPRecognitionError.check(reader, name: q.name)
             t.finish(reader: reader)
             timeline = t
+            understood.append(ExplainInputUnderstanding(role: InputKind.qmpEvents.rawValue, source: q.name,
+                                                        compression: compression(of: q), lines: reader.lineStats.lines - placeholders(q),
+                                                        linesRecognised: reader.linesRecognised, linesSkipped: reader.linesSkipped,
+                                                        splitFrom: splitSource(of: q)))
         }
-        return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline,
-                                       inputs: .init(guest: inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name))
+        var names = ExplainReport.Inputs(guest: inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name)
+        names.understood = understood
+        return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, inputs: names)
+    }
+
+    /// The guest log's share: kernel messages with a recognised stamp; every other line
+    /// (user space on a console, other programs in a syslog, bare text) is counted as skipped.
+    static func understanding(guest s: GuestLogInputStats, stream: ByteStream) -> ExplainInputUnderstanding {
+        let recognised = s.stampedLines
+        let lines = s.lines - placeholders(stream)
+        return ExplainInputUnderstanding(role: InputKind.guestLog.rawValue, source: stream.name, compression: compression(of: stream),
+                                         lines: lines, linesRecognised: recognised, linesSkipped: max(0, lines - recognised),
+                                         splitFrom: splitSource(of: stream))
+    }
+
+    /// The compression a file input was read through (looking through the detection replay).
+    static func compression(of stream: ByteStream) -> String? {
+        underlyingFile(stream)?.compression?.rawValue
+    }
+
+    /// The empty lines a split part holds in place of other roles' lines (not the input's own).
+    static func placeholders(_ stream: ByteStream) -> Int {
+        (stream as? SpooledByteStream)?.placeholderLines ?? 0
+    }
+
+    static func splitSource(of stream: ByteStream) -> String? {
+        (stream as? SpooledByteStream)?.splitFrom
     }
 }

@@ -86,6 +86,8 @@ public struct ExplainReport: Sendable, Encodable {
         public var guest: String?
         public var trace: String?
         public var qmp: String?
+        /// How much of each input was understood, one entry per input read.
+        public var understood: [ExplainInputUnderstanding] = []
     }
 
     public var inputs: Inputs
@@ -161,12 +163,13 @@ public struct ExplainReport: Sendable, Encodable {
 }
 
 extension ExplainReport.Inputs {
-    enum CodingKeys: String, CodingKey { case guest, trace, qmp }
+    enum CodingKeys: String, CodingKey { case guest, trace, qmp, understood }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(guest, forKey: .guest)
         try c.encode(trace, forKey: .trace)
         try c.encode(qmp, forKey: .qmp)
+        try c.encode(understood, forKey: .understood)
     }
 }
 

@@ -16,6 +16,7 @@ public enum ExplainRenderer {
         let given = [r.inputs.guest.map { "guest log \($0)" }, r.inputs.trace.map { "QEMU trace \($0)" },
                      r.inputs.qmp.map { "QMP events \($0)" }].compactMap { $0 }
         line("kvmscope explain: " + given.joined(separator: ", "))
+        for u in r.inputs.understood { line("  read " + u.summary) }
 
         section("VERDICT: " + originWords(r.verdict.origin))
         let colored: (String) -> String = r.verdict.origin == .unknown ? { $0 } : { style.red($0) }

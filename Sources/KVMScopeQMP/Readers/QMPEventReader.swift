@@ -17,6 +17,11 @@ public struct QMPEventReader {
     public private(set) var badTimestamps = 0
     /// Events handed to the caller.
     public private(set) var events = 0
+    /// Lines that are QMP: events (raw, or every line of a virsh record), the greeting and
+    /// command replies. With `skippedLines` and blank lines, every line of the input.
+    public private(set) var linesRecognised = 0
+    /// Non-blank lines that were not read as QMP (the same count as `skippedLines`).
+    public var linesSkipped: Int { skippedLines }
     /// virsh records that never closed (cut off by the next record or the end of the input).
     public private(set) var truncatedRecords = 0
     /// Bytes the virsh record scanner looked at: at most each byte of the input once.
@@ -39,6 +44,7 @@ public struct QMPEventReader {
                 skippedLines += p.lines + 1
             } else if let event = p.finish() {
                 events += 1
+                linesRecognised += p.lines + 1
                 try body(event)
             } else {
                 skippedLines += p.lines + 1
@@ -64,9 +70,9 @@ public struct QMPEventReader {
             let text = Self.trimmed(line)
             if text.hasPrefix("{") {
                 switch Self.parseRaw(text, line: number) {
-                case let .event(event): events += 1; try body(event)
+                case let .event(event): events += 1; linesRecognised += 1; try body(event)
                 case .badTimestamp: badTimestamps += 1; skippedLines += 1
-                case .notEvent: if !Self.isQMPNonEvent(text) { skippedLines += 1 }
+                case .notEvent: if Self.isQMPNonEvent(text) { linesRecognised += 1 } else { skippedLines += 1 }
                 }
                 return
             }

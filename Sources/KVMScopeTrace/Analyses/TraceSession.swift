@@ -33,6 +33,7 @@ public enum TraceSession {
             default: tracker.consume(event)
             }
         }
+        try TraceRecognitionError.check(reader.stats, name: stream.name)
         var report = tracker.report(input: TraceReport.Input(name: stream.name, stats: reader.stats,
                                                              definitions: catalog.sources))
         report.scsi = scsi.report()
@@ -66,6 +67,7 @@ public enum TraceSession {
             if flushEachLine { try output.flush() } else { try output.maybeFlush() }
         }
         try output.flush()
+        try TraceRecognitionError.check(reader.stats, name: stream.name)
         return (reader.stats, printed)
     }
 }

@@ -6,6 +6,12 @@ public struct TraceReadStats: Sendable, Equatable, Codable {
     public var bytes: Int64 = 0
     /// Text formats: lines read (simpletrace: 0).
     public var lines = 0
+    /// Lines (simpletrace: records) that are QEMU trace events: a known event's name, or an
+    /// unknown name behind a trace prefix (a newer QEMU's event). What `trace` understood.
+    public var linesRecognised = 0
+    /// Non-blank lines (simpletrace: records) that are not: QEMU warnings, other text,
+    /// binary junk, overlong lines, bad timestamps, bare words that name no known event.
+    public var linesSkipped = 0
     /// Events decoded and handed to the analysis or the dump.
     public var events = 0
     /// Known events not asked for (counted by name in `eventCounts`, not decoded).
@@ -59,6 +65,8 @@ extension TraceReadStats {
         try c.encode(format, forKey: .format)
         try c.encode(bytes, forKey: .bytes)
         try c.encode(lines, forKey: .lines)
+        try c.encode(linesRecognised, forKey: .linesRecognised)
+        try c.encode(linesSkipped, forKey: .linesSkipped)
         try c.encode(events, forKey: .events)
         try c.encode(skippedEvents, forKey: .skippedEvents)
         try c.encode(eventCounts, forKey: .eventCounts)

@@ -118,6 +118,10 @@ struct SimpleTraceReader: TraceReader {
         stats.skippedEvents = skipped
         stats.unmappedEvents = unmapped
         decoder.finish(into: &stats)
+        // Records, not lines: every event record (known, unknown, unmapped, "dropped events")
+        // was understood; those cut short or with an impossible clock were not.
+        stats.linesRecognised = stats.eventCounts.values.reduce(0, +) + stats.unknownEvents + unmapped + stats.droppedEventRecords
+        stats.linesSkipped = stats.badTimestamps + stats.truncatedRecords
     }
 
     /// Decodes a payload with the first definition whose arguments fill it exactly, else the

@@ -20,8 +20,9 @@ public struct TextTraceReader: TraceReader {
         splitter.onProgress = onProgress
         var styleCounts = [Int](repeating: 0, count: 4)
         var events = 0, skipped = 0, other = 0, binary = 0, badTimestamps = 0
+        var recognised = 0, blank = 0
         try splitter.forEachLine(in: stream) { line, _ in
-            guard let p = line.bytes.baseAddress, line.count > 0 else { return }
+            guard let p = line.bytes.baseAddress, line.count > 0 else { blank += 1; return }
             let n = line.count
             let prefix = TraceLinePrefix.parse(p, n)
             if prefix.badTimestamp { badTimestamps += 1; return }
@@ -36,7 +37,7 @@ public struct TextTraceReader: TraceReader {
                 e += 1
             }
             guard e > prefix.nameStart else {
-                if line.looksBinary { binary += 1 } else if !Self.isBlank(p, n) { other += 1 }
+                if line.looksBinary { binary += 1 } else if !Self.isBlank(p, n) { other += 1 } else { blank += 1 }
                 return
             }
             let nameLength = e - prefix.nameStart
@@ -44,12 +45,16 @@ public struct TextTraceReader: TraceReader {
             guard index >= 0 else {
                 if prefix.style != .none || hasUnderscore {
                     decoder.noteUnknown(p + prefix.nameStart, nameLength)
+                    // Behind a trace prefix it is a trace line of an event the definitions lack;
+                    // a bare `some_word ...` could be any text.
+                    if prefix.style != .none { recognised += 1 }
                 } else {
                     other += 1
                 }
                 return
             }
             styleCounts[Int(prefix.style.rawValue)] += 1
+            recognised += 1
             decoder.seenByName[index] += 1
             guard decoder.isSelected[index] else { skipped += 1; return }
             let argsStart = e < n ? e + 1 : n
@@ -76,6 +81,8 @@ public struct TextTraceReader: TraceReader {
         stats.otherLines = other
         stats.binaryLines = binary
         stats.badTimestamps = badTimestamps
+        stats.linesRecognised = recognised
+        stats.linesSkipped = max(0, splitter.stats.lines - recognised - blank)
         decoder.finish(into: &stats)
         let styleNames = ["none", "TID@SEC.USEC:", "ISO 8601", "PID@NS"]
         for (i, n) in styleCounts.enumerated() where n > 0 { prefixCounts[styleNames[i]] = n }

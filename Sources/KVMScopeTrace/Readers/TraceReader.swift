@@ -42,12 +42,7 @@ enum TraceInput {
         let detected = sample.withUnsafeBytes { raw in
             traceFormats.first { $0.recognizes(raw) }
         }
-        guard let format = detected else {
-            throw KVMScopeError.unsupportedFormat(
-                path: stream.name,
-                detail: "not a QEMU trace: expected the log backend (`name args`, `TID@SEC.USEC:name args`), "
-                    + "a simpletrace binary file or SystemTap log output (`PID@NS name args`)")
-        }
+        guard let format = detected else { throw TraceRecognitionError.noTraceEvents(path: stream.name) }
         return (format, peekable)
     }
 }

@@ -11,6 +11,7 @@ let benchmarks: [(name: String, usage: String, run: ([String]) throws -> Void)] 
     ("exits", "FILE — kvmscope exits over a kvm_exit/kvm_entry trace (bench/make-exits.sh makes 1 GB)", benchExits),
     ("rules", "[LOOKUPS] — blkdebug rule lookups that match nothing, with 0..100 000 rules loaded", benchRules),
     ("drops", "FILE — kfree_skb text capture (bench/make-drops.sh) read and counted", benchDrops),
+    ("decompress", "FILE — FileByteSource drained: gzip/xz/zstd decompression throughput (bench/compressed-input.sh)", benchDecompress),
     ("drops-pages", "[MB] — ring-buffer pages of kfree_skb records decoded and counted (the live reader's path)", benchDropPages),
 ]
 

@@ -10,6 +10,9 @@ public enum TraceFuzz {
                                                      catalog: .bundled, format: format))
         } catch let error as KVMScopeError {
             return .failure(error)
+        } catch let error as TraceRecognitionError {
+            // "no QEMU trace events found": a refusal, as clear as KVMScopeError's.
+            return .failure(.usage(error.description))
         } catch {
             FuzzCheck.require(false, "trace reader (\(format)) threw something else than KVMScopeError: \(error)")
             fatalError()
