@@ -22,7 +22,7 @@ struct TraceCommand: ParsableCommand {
           $ kvmscope trace lab/scenarios/write-eio/trace.log
           FAILURES: 1
             16:06:32.754736  write sector 2048+8  device 0x564184f66810  [backend-error, EIO, guest: IOERR]
-              the storage under QEMU failed the write with EIO (Input/output error); QEMU passed it to the guest as IOERR (werror=report)
+              the storage under QEMU failed the write with EIO (Input/output error); QEMU passed it to the guest as IOERR (werror=report, or enospc (the default), which reports all but ENOSPC)
           $ kvmscope trace --json trace.log | jq '.failures[] | {operation, sector, errnoName, cause}'
           $ kvmscope trace --events-only --filter 'virtio_blk_*' --grep ret=-5 lab/scenarios/write-eio/trace.log
           virtio_blk_rw_complete 0.000 tid=21601 vdev=0x564184f66810 req=0x56418437e2c0 ret=0xfffffffffffffffb

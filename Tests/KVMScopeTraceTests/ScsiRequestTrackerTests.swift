@@ -61,7 +61,7 @@ import KVMScopeCore
         #expect(sense.ascName == "I/O PROCESS TERMINATED" && sense.source == "scsi_req_build_sense")
         #expect(sense.hostErrno?.hasPrefix("EIO") == true)
         #expect(f.time == 1795400002.000008)      // virtio_scsi_cmd_resp
-        #expect(f.explanation.contains("WRITE(10) of sector 256+8") && f.explanation.contains("werror/rerror=report"))
+        #expect(f.explanation.contains("WRITE(10) of sector 256+8") && f.explanation.contains("instead of pausing the VM"))
         #expect(s.failures.map(\.time) == [1795400002.000008, 1795400003.000008, 1795400004.000008])
         #expect(s.devices == [ScsiDeviceSummary(target: 0, lun: 0, blockSize: 512, completed: 1, failed: 3, inFlightAtEnd: 0)])
         #expect(r.exitStatus == 1)

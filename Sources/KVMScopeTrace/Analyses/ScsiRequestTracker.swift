@@ -195,13 +195,15 @@ public struct ScsiRequestTracker {
         open[tag] = r
     }
 
-    /// The CDB bytes of scsi_disk_new_request's ` 2a 00 00 …` (scsi_disk_new_request_dump():
-    /// " %02x" per byte). At most 32 bytes are kept; anything else is not a CDB.
+    /// The CDB bytes of scsi_disk_new_request's ` 0x2a 0x00 …` (QEMU 7.2's
+    /// scsi_disk_new_request_dump() prints " 0x%02x" per byte; bare `2a` is read too). At most
+    /// 32 bytes are kept; anything else is not a CDB.
     static func parseCDB(_ text: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
         var i = 0
         while i < text.count {
             if text[i] == 0x20 { i += 1; continue }
+            if i + 1 < text.count, text[i] == 0x30, text[i + 1] | 0x20 == 0x78 { i += 2 }
             guard i + 1 < text.count, let hi = hexDigit(text[i]), let lo = hexDigit(text[i + 1]),
                   i + 2 == text.count || text[i + 2] == 0x20 else { return nil }
             if out.count < 32 { out.append(hi << 4 | lo) }

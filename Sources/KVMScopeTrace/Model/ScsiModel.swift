@@ -42,8 +42,9 @@ public struct ScsiRequestCounts: Sendable, Equatable, Codable {
     /// CHECK CONDITION with UNIT ATTENTION: the device announcing a reset or a change (QEMU
     /// sets one at every device reset); the guest retries the command. Not failures.
     public var unitAttentions = 0
-    /// Non-data commands (INQUIRY, MODE SENSE, REPORT SUPPORTED OPERATION CODES, …) answered
-    /// ILLEGAL REQUEST: the guest probing what the device supports. Not failures.
+    /// Non-data commands (REPORT LUNS, INQUIRY, MAINTENANCE IN, …) answered BAD_TARGET or
+    /// INCORRECT_LUN (the guest's bus scan of absent targets), ILLEGAL REQUEST or NOT READY
+    /// (the guest probing what a device supports). Not failures.
     public var rejectedProbes = 0
     public init() {}
 }
