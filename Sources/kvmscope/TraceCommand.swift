@@ -9,14 +9,16 @@ nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
-        abstract: "Rebuild every virtio-blk request from QEMU's own trace events: failures and their cause, requests stuck in flight, latency.",
+        abstract: "Rebuild every virtio-blk and virtio-scsi request from QEMU's own trace events: failures and their cause, requests stuck in flight, latency, buses covered, the backend.",
         discussion: """
         Reads the log backend (stderr or -D file; with or without -msg timestamp=on; ISO prefix of \
         QEMU ≥ 10.1), simpletrace v4 binary files and SystemTap log output (qemu-trace-stap), \
         detected automatically. Events are decoded with QEMU's own definitions: --events FILE, else \
         /usr/share/qemu/trace-events-all when installed, always completed by a bundled set covering \
         today's and old qemu-kvm signatures of the events analysed. Enable in QEMU with:
-          -trace 'virtio_blk_*' -trace virtqueue_pop -trace virtqueue_fill -trace virtio_set_status -trace runstate_set
+          \(TraceCoverage.qemuOptions(for: [.virtioBlk]))
+          \(TraceCoverage.qemuOptions(for: [.virtioScsi]))          (virtio-scsi disks)
+          \(TraceCoverage.backendPatterns.map { "-trace '\($0)'" }.joined(separator: " "))    (the backend; the last three print a line per request)
 
         Examples:
           $ kvmscope trace lab/scenarios/write-eio/trace.log

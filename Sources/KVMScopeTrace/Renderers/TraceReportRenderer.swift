@@ -192,6 +192,9 @@ public enum TraceReportRenderer {
             }
             out += "\n"
         }
+        if n.guestRequestsFailedWhileDisconnected > 0 {
+            out += style.red("  \(n.guestRequestsFailedWhileDisconnected) guest request failures while disconnected") + "\n"
+        }
         if n.failedRequestsTotal > 0 {
             out += style.red("  \(n.failedRequestsTotal) requests failed by the NBD client") + "\n"
             for g in n.failedRequests.prefix(10) {
