@@ -72,8 +72,10 @@ public struct NbdClientTracker {
         guard id >= 0, id < bindings.count, let b = bindings[id] else { return }
         events += 1
         let time = event.timestamp.map { TraceTimestamp.decimalSeconds($0.nanoseconds) }
-        // `int ret`: sign-extended from 32 bits by the reader, so its magnitude fits.
-        let ret = b.ret >= 0 ? event.signed(b.ret) : 0
+        // `int ret` in QEMU 7.2, sign-extended from 32 bits by the reader; an --events file
+        // that declares it 64-bit could give Int64.min, whose magnitude does not fit: no ret.
+        let raw = b.ret >= 0 ? event.signed(b.ret) : 0
+        let ret = raw == .min ? 0 : raw
         switch b.role {
         case .handshake:
             account.handshakes += 1
