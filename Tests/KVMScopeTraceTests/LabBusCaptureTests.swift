@@ -28,6 +28,7 @@ import KVMScopeCore
         #expect(f.statusName == "CHECK CONDITION" && f.responseName == "OK")
         #expect(f.sense?.keyName == "ABORTED COMMAND" && f.sense?.ascName == "I/O PROCESS TERMINATED")
         #expect(f.time == 1796123526.196519)
+        #expect(s.failures.map(\.attempt) == [1, 2, 3, 4, 5, 6])
         #expect(s.devices.map(\.lun) == [0] && s.devices.first?.blockSize == 512)
         #expect(r.coverage.bus(.virtioScsi)?.covered == true && r.coverage.bus(.virtioBlk)?.covered == false)
         #expect(r.failuresTotal == 0 && r.leakedTotal == 0 && r.exitStatus == 1)

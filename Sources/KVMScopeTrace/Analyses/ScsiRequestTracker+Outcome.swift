@@ -43,6 +43,15 @@ extension ScsiRequestTracker {
         counts.failed += 1
         self[device: key].failed += 1
         failuresTotal += 1
+        let attemptKey = AttemptKey(device: key, opcode: r.opcode, lba: lba(r, op))
+        var attempt: Int?
+        if let n = attempts[attemptKey] {
+            attempt = n + 1
+            attempts[attemptKey] = n + 1
+        } else if attempts.count < Self.maxAttemptKeys {
+            attempt = 1
+            attempts[attemptKey] = 1
+        }
         guard failures.count < options.maxFailuresKept else { return }
         let command = self.command(r, op)
         let (sector, sectors, blockSize, source) = sectorRange(r, op, key)
@@ -52,7 +61,7 @@ extension ScsiRequestTracker {
             sector: sector, sectors: sectors, blockSize: blockSize, blockSizeSource: source,
             status: effectiveStatus, statusName: effectiveStatus.map(ScsiNames.status),
             response: response, responseName: response.map(ScsiNames.virtioResponse), sense: r.sense,
-            time: timeNs.map(TraceTimestamp.decimalSeconds),
+            attempt: attempt, time: timeNs.map(TraceTimestamp.decimalSeconds),
             sinceStart: timeNs.flatMap { t in firstNs.map { TraceTimestamp.decimalSeconds(t - $0) } },
             explanation: "")
         f.explanation = Self.explain(f, statusTraced: status != nil)

@@ -65,6 +65,10 @@ public struct ScsiRequestTracker {
     }
 
     struct DeviceKey: Hashable { var target: Int?, lun: Int? }
+    struct AttemptKey: Hashable { var device: DeviceKey, opcode: Int?, lba: UInt64? }
+    /// Failed commands followed for `ScsiFailure.attempt` (bounded: a hostile trace may fail
+    /// millions of distinct ones).
+    static let maxAttemptKeys = 10_000
     struct DeviceCounters { var completed = 0, failed = 0, inFlight = 0; var blockSize: Int? }
 
     public var options: Options
@@ -81,6 +85,7 @@ public struct ScsiRequestTracker {
     var respSeen = false
     var dequeueSeen = false
     var untracked = 0
+    var attempts: [AttemptKey: Int] = [:]
     /// A virtqueue holds at most 1024 commands per queue; this many open tags means their
     /// completions are not in the trace. Memory stays bounded.
     static let maxOpen = 100_000

@@ -118,6 +118,10 @@ public struct ScsiFailure: Sendable, Equatable, Codable {
     @NullEncoded public var response: Int? = nil
     @NullEncoded public var responseName: String? = nil
     @NullEncoded public var sense: ScsiSense? = nil
+    /// 1 for the first failure of this command (opcode and LBA) on this LUN, 2 for the next
+    /// (the guest's sd retries a failed command as a new one, often with the same tag), …;
+    /// nil past the number of distinct commands followed.
+    @NullEncoded public var attempt: Int? = nil
     /// When QEMU completed it (seconds in the trace's clock), and since the trace started.
     @NullEncoded public var time: Double? = nil
     @NullEncoded public var sinceStart: Double? = nil
@@ -126,7 +130,7 @@ public struct ScsiFailure: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case target, lun, tag, command, sector, sectors, blockSize, blockSizeSource, status, statusName
-        case response, responseName, sense, time, sinceStart = "sinceStartSeconds", explanation
+        case response, responseName, sense, attempt, time, sinceStart = "sinceStartSeconds", explanation
     }
 }
 
