@@ -53,3 +53,14 @@ import KVMScopeCore
         #expect(r.failuresTotal == 4 && n.guestRequestsFailedWhileDisconnected == 4)
     }
 }
+
+/// The fuzz targets' invariant, on the real captures: the report survives a JSON round trip.
+@Suite struct TraceReportRoundTripTests {
+    @Test func everyLabReportRoundTripsThroughJSON() throws {
+        for scenario in TraceTestData.scenarios + ["scsi-write-eio", "nbd-server-killed"] {
+            let r = try LabBusCaptureTests.lab(scenario)
+            let back = try JSONDecoder().decode(TraceReport.self, from: JSONEncoder().encode(r))
+            #expect(back == r, "\(scenario)")
+        }
+    }
+}
