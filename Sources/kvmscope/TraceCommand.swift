@@ -9,20 +9,22 @@ nonisolated(unsafe) private var interruptRequested: sig_atomic_t = 0
 struct TraceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
-        abstract: "Rebuild every virtio-blk request from QEMU's own trace events: failures and their cause, requests stuck in flight, latency.",
+        abstract: "Rebuild every virtio-blk and virtio-scsi request from QEMU's own trace events: failures and their cause, requests stuck in flight, latency, buses covered, the backend.",
         discussion: """
         Reads the log backend (stderr or -D file; with or without -msg timestamp=on; ISO prefix of \
         QEMU ≥ 10.1), simpletrace v4 binary files and SystemTap log output (qemu-trace-stap), \
         detected automatically. Events are decoded with QEMU's own definitions: --events FILE, else \
         /usr/share/qemu/trace-events-all when installed, always completed by a bundled set covering \
         today's and old qemu-kvm signatures of the events analysed. Enable in QEMU with:
-          -trace 'virtio_blk_*' -trace virtqueue_pop -trace virtqueue_fill -trace virtio_set_status -trace runstate_set
+          \(TraceCoverage.qemuOptions(for: [.virtioBlk]))
+          \(TraceCoverage.qemuOptions(for: [.virtioScsi]))          (virtio-scsi disks)
+          \(TraceCoverage.backendPatterns.map { "-trace '\($0)'" }.joined(separator: " "))    (the backend; the last three print a line per request)
 
         Examples:
           $ kvmscope trace lab/scenarios/write-eio/trace.log
           FAILURES: 1
             16:06:32.754736  write sector 2048+8  device 0x564184f66810  [backend-error, EIO, guest: IOERR]
-              the storage under QEMU failed the write with EIO (Input/output error); QEMU passed it to the guest as IOERR (werror=report or the default enospc)
+              the storage under QEMU failed the write with EIO (Input/output error); QEMU passed it to the guest as IOERR (werror=report, or enospc (the default), which reports all but ENOSPC)
           $ kvmscope trace --json trace.log | jq '.failures[] | {operation, sector, errnoName, cause}'
           $ kvmscope trace --events-only --filter 'virtio_blk_*' --grep ret=-5 lab/scenarios/write-eio/trace.log
           virtio_blk_rw_complete 0.000 tid=21601 vdev=0x564184f66810 req=0x56418437e2c0 ret=0xfffffffffffffffb

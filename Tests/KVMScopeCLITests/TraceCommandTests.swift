@@ -12,7 +12,7 @@ import KVMScope
         #expect(r.stderr == "")
         #expect(r.stdout.contains("FAILURES: 1\n"))
         #expect(r.stdout.contains("  16:06:32.754736  write sector 2048+8  device 0x564184f66810  [backend-error, EIO, guest: IOERR]\n"))
-        #expect(r.stdout.contains("    the storage under QEMU failed the write with EIO (Input/output error); QEMU passed it to the guest as IOERR (werror=report or the default enospc)\n"))
+        #expect(r.stdout.contains("    the storage under QEMU failed the write with EIO (Input/output error); QEMU passed it to the guest as IOERR (werror=report, or enospc (the default), which reports all but ENOSPC)\n"))
         #expect(r.stdout.contains("IN FLIGHT AT END: none"))
         #expect(r.stdout.contains("write pop→fill"))
         // Failures come before in-flight requests, which come before latency.
@@ -36,10 +36,10 @@ import KVMScope
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(Set(json.keys) == ["input", "timeSpan", "devices", "requests", "failuresTotal", "failuresShown", "failures",
                                    "failureGroups", "inFlightTotal", "inFlight", "leakedTotal", "vmPauses", "latency",
-                                   "throughput", "warnings", "schemaVersion"])
+                                   "throughput", "warnings", "coverage", "scsi", "backend", "schemaVersion"])
         let requests = try #require(json["requests"] as? [String: Int])
         #expect(requests == ["completed": 5, "failed": 0, "inFlightAtEnd": 0, "discardedAtReset": 0,
-                             "pausedAndRetried": 1, "backendErrorsIgnored": 0])
+                             "pausedAndRetried": 1, "backendErrorsIgnored": 0, "outcomeUnknown": 0])
         let failure = try #require((json["failures"] as? [[String: Any]])?.first)
         #expect(Set(failure.keys) == ["device", "queue", "request", "operation", "sector", "sectors", "errno", "errnoName",
                                       "errnoMessage", "guestStatus", "cause", "retrySucceeded", "attempts",

@@ -61,7 +61,7 @@ import KVMScopeCore
         #expect(sense.ascName == "I/O PROCESS TERMINATED" && sense.source == "scsi_req_build_sense")
         #expect(sense.hostErrno?.hasPrefix("EIO") == true)
         #expect(f.time == 1795400002.000008)      // virtio_scsi_cmd_resp
-        #expect(f.explanation.contains("WRITE(10) of sector 256+8") && f.explanation.contains("werror/rerror=report"))
+        #expect(f.explanation.contains("WRITE(10) of sector 256+8") && f.explanation.contains("instead of pausing the VM"))
         #expect(s.failures.map(\.time) == [1795400002.000008, 1795400003.000008, 1795400004.000008])
         #expect(s.devices == [ScsiDeviceSummary(target: 0, lun: 0, blockSize: 512, completed: 1, failed: 3, inFlightAtEnd: 0)])
         #expect(r.exitStatus == 1)
@@ -142,5 +142,35 @@ import KVMScopeCore
         let text = Self.command(at: 1, tag: 4, cdb: cdb, dir: 2, length: 4096, lba: UInt64.max, sense: (0x0b, 0, 6), status: 2)
         let f = try #require(try Self.analyse(text).scsi.failures.first)
         #expect(f.blockSize == 4096 && f.sector == nil && f.command?.lba == UInt64.max)
+    }
+}
+
+/// Values no QEMU prints, in lines of the right shape: nothing traps, nothing grows without bound.
+@Suite struct ScsiAndNbdHostileValueTests {
+    @Test func extremeValuesAreCheckedNotTrusted() throws {
+        var text = ""
+        let long = String(repeating: "x", count: 5000)
+        for i in 0..<300 {
+            // Every tag distinct and never completed; keys, ASC, lengths out of range; a CDB of 300 bytes.
+            text += "1@1795400000.\(String(format: "%06d", i)):virtio_scsi_cmd_req virtio_scsi_cmd_req lun=4294967295 tag=0x\(String(i, radix: 16)) cmd=0xffff\n"
+            text += "1@1795400000.\(String(format: "%06d", i)):scsi_req_parsed target -2147483648 lun -1 tag \(i) command 2147483647 dir 9 length -1\n"
+            text += "1@1795400000.\(String(format: "%06d", i)):scsi_req_parsed_lba target 0 lun 0 tag \(i) command 138 lba 18446744073709551615\n"
+            text += "1@1795400000.\(String(format: "%06d", i)):scsi_disk_new_request Command: lun=0 tag=0x\(String(i, radix: 16)) data=" + String(repeating: " 0x8a", count: 300) + "\n"
+            text += "1@1795400000.\(String(format: "%06d", i)):scsi_req_build_sense target 0 lun 0 tag \(i) key 0x7fffffff asc 0xfff ascq 0x100\n"
+            text += "1@1795400000.\(String(format: "%06d", i)):nbd_co_request_fail Request failed { .from = 18446744073709551615, .len = 4294967295, .handle = 1, .flags = 0x0, .type = 1 (\(i)\(long)) } ret = -2147483648, err: \(long)\n"
+            text += "1@1795400000.\(String(format: "%06d", i)):nbd_reconnect_attempt_result ret \(-i) in_flight 4294967295\n"
+        }
+        text += "1@1795400001.000000:virtio_scsi_cmd_resp virtio_scsi_cmd_resp lun=0 tag=0x5 response=-2147483648 status=0xff\n"
+        let r = try TraceSession.analyse(MemoryByteSource(text, name: "hostile.log"), catalog: .bundled)
+        #expect(r.scsi.failuresTotal == 1 && r.scsi.inFlightTotal == 299)
+        let f = try #require(r.scsi.failures.first)
+        #expect(f.command?.cdb?.split(separator: " ").count == 32)      // kept to 32 bytes
+        #expect(f.sense?.key == 0xff && f.sense?.keyName == "sense key 0xff")
+        // The CDB's LBA (0x8a8a…) wins over scsi_req_parsed_lba; no block size shown: 512 assumed.
+        #expect(f.command?.lba == 0x8a8a_8a8a_8a8a_8a8a && f.sector == f.command?.lba && f.blockSizeSource == "assumed")
+        let n = try #require(r.backend.nbd)
+        #expect(n.failedRequestsTotal == 300 && n.failedRequests.count == NbdClientTracker.maxGroups)
+        #expect(n.failedRequests.allSatisfy { $0.type.utf8.count <= NbdClientTracker.maxReasonBytes + 3 && $0.endOffset == UInt64.max })
+        #expect(n.reconnectsSucceeded == 1 && n.reconnectFailures.count == NbdClientTracker.maxGroups)
     }
 }

@@ -36,6 +36,8 @@ public struct NbdClientTracker {
                                    reconnectAttempts: 0, reconnectsSucceeded: 0, reconnectFailures: [],
                                    failedRequestsTotal: 0, failedRequests: [])
     var requestGroups: [RequestKey: Int] = [:]
+    /// The connection is up as far as the trace shows (a trace usually starts connected).
+    var connected = true
 
     public init(catalog: TraceEventCatalog, errnoTable: ErrnoTable = .standard) {
         self.errnoTable = errnoTable
@@ -70,26 +72,31 @@ public struct NbdClientTracker {
         guard id >= 0, id < bindings.count, let b = bindings[id] else { return }
         events += 1
         let time = event.timestamp.map { TraceTimestamp.decimalSeconds($0.nanoseconds) }
-        // `int ret`: sign-extended from 32 bits by the reader, so its magnitude fits.
-        let ret = b.ret >= 0 ? event.signed(b.ret) : 0
+        // `int ret` in QEMU 7.2, sign-extended from 32 bits by the reader; an --events file
+        // that declares it 64-bit could give Int64.min, whose magnitude does not fit: no ret.
+        let raw = b.ret >= 0 ? event.signed(b.ret) : 0
+        let ret = raw == .min ? 0 : raw
         switch b.role {
         case .handshake:
             account.handshakes += 1
             if b.export >= 0, let e = event.string(b.export) { account.export = Self.cut(e) }
         case .handshakeSuccess:
+            // QEMU 7.2 emits only the success on the usual path (nbd_client_handshake is
+            // traced by the reconnect code): a success is a handshake too.
             account.handshakesSucceeded += 1
+            account.handshakes = max(account.handshakes, account.handshakesSucceeded)
+            if b.export >= 0, let e = event.string(b.export) { account.export = Self.cut(e) }
+            connected = true
         case .replyFail:
-            account.connectionLossesTotal += 1
-            if account.connectionLosses.count < Self.maxLossesListed {
-                account.connectionLosses.append(NbdConnectionLoss(
-                    time: time, ret: ret, errnoName: errnoTable.entry(number: ret)?.name,
-                    reason: b.err >= 0 ? Self.cut(event.string(b.err) ?? "") : ""))
-            }
+            lose(at: time, ret: ret, reason: b.err >= 0 ? Self.cut(event.string(b.err) ?? "") : "", source: event.name)
         case .reconnect:
             account.reconnectAttempts += 1
         case .reconnectResult:
             if ret == 0 {
                 account.reconnectsSucceeded += 1
+                connected = true
+                account.reconnectedTimes.append(time)
+                if account.reconnectedTimes.count > Self.maxLossesListed { account.reconnectedTimes.removeFirst() }
             } else if let i = account.reconnectFailures.firstIndex(where: { $0.ret == ret }) {
                 account.reconnectFailures[i].count += 1
                 account.reconnectFailures[i].lastTime = time ?? account.reconnectFailures[i].lastTime
@@ -99,6 +106,12 @@ public struct NbdClientTracker {
                                                                count: 1, firstTime: time, lastTime: time))
             }
         case .requestFail:
+            // nbd_co_request() traces this only for a connection-level error (local_err set:
+            // "Connection closed", a broken reply), never for an error the server returned;
+            // the first one on a live connection is when it broke.
+            if connected {
+                lose(at: time, ret: ret, reason: b.err >= 0 ? Self.cut(event.string(b.err) ?? "") : "", source: event.name)
+            }
             account.failedRequestsTotal += 1
             if account.firstFailureTime == nil { account.firstFailureTime = time }
             if let time { account.lastFailureTime = time }
@@ -113,15 +126,24 @@ public struct NbdClientTracker {
                 var g = account.failedRequests[i]
                 g.count += 1
                 if let time { g.lastTime = time }
-                g.offsetMin = min(g.offsetMin, from)
-                g.offsetEnd = max(g.offsetEnd, last)
+                g.lowestOffset = min(g.lowestOffset, from)
+                g.endOffset = max(g.endOffset, last)
                 account.failedRequests[i] = g
             } else if account.failedRequests.count < Self.maxGroups {
                 requestGroups[key] = account.failedRequests.count
                 account.failedRequests.append(NbdFailedRequestGroup(
                     type: type, ret: ret, errnoName: errnoTable.entry(number: ret)?.name, reason: reason,
-                    count: 1, firstTime: time, lastTime: time, offsetMin: from, offsetEnd: last))
+                    count: 1, firstTime: time, lastTime: time, lowestOffset: from, endOffset: last))
             }
+        }
+    }
+
+    mutating func lose(at time: Double?, ret: Int64, reason: String, source: String) {
+        connected = false
+        account.connectionLossesTotal += 1
+        if account.connectionLosses.count < Self.maxLossesListed {
+            account.connectionLosses.append(NbdConnectionLoss(
+                time: time, ret: ret, errnoName: errnoTable.entry(number: ret)?.name, reason: reason, source: source))
         }
     }
 
@@ -135,6 +157,18 @@ public struct NbdClientTracker {
     public static let clientEventNames: Set<String> = eventNames.union([
         "nbd_start_negotiate", "nbd_send_request", "nbd_receive_simple_reply", "nbd_receive_structured_reply_chunk",
     ])
+
+    /// How many of `times` fall in a disconnected window: from a loss to the next successful
+    /// reconnect, or to the end.
+    static func failedWhileDisconnected(_ a: NbdClientAccount, times: [Double]) -> Int {
+        let losses = a.connectionLosses.compactMap(\.time).sorted()
+        let backs = a.reconnectedTimes.compactMap { $0 }.sorted()
+        guard !losses.isEmpty else { return 0 }
+        return times.filter { t in
+            guard let loss = losses.last(where: { $0 <= t }) else { return false }
+            return !backs.contains { $0 > loss && $0 <= t }
+        }.count
+    }
 
     func reads(_ id: Int) -> Bool { id >= 0 && id < bindings.count && bindings[id] != nil }
 

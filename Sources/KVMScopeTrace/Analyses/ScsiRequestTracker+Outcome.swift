@@ -7,7 +7,6 @@ extension ScsiRequestTracker {
     /// `superseded`: the tag started again with no end traced for this one.
     mutating func end(_ r: Request, ns: Int64?, response: Int?, status: Int?, superseded: Bool) {
         let key = DeviceKey(target: r.target, lun: r.lun)
-        if devices[key] == nil { deviceOrder.append(key); devices[key] = DeviceCounters() }
         learnBlockSize(r, key)
         if superseded {
             counts.outcomeUnknown += 1
@@ -21,22 +20,38 @@ extension ScsiRequestTracker {
         let good = (response ?? 0) == 0 && (effectiveStatus ?? 0) == 0
         if good {
             counts.completed += 1
-            devices[key]!.completed += 1
+            self[device: key].completed += 1
             return
         }
         let op = r.opcode.map { ScsiNames.opcode($0, serviceAction: r.cdb.flatMap { $0.count > 1 ? Int($0[1] & 0x1f) : nil }) }
+        let nonData = op.map { $0.kind == "other" && !$0.name.hasPrefix("opcode") } ?? false
+        // The guest's bus scan: REPORT LUNS / INQUIRY to targets and LUNs that do not exist
+        // (virtio_scsi_handle_cmd_req_prepare() answers BAD_TARGET or INCORRECT_LUN).
+        if nonData, response == 3 || response == 12 {
+            counts.rejectedProbes += 1
+            return
+        }
         if (response ?? 0) == 0, let sense = r.sense {
             if sense.key == 0x06 { counts.unitAttentions += 1; return }
             // Non-data commands answered ILLEGAL REQUEST or NOT READY: the guest probing
             // (INQUIRY pages, REPORT SUPPORTED OPERATION CODES, TEST UNIT READY on an empty CD).
-            if let op, op.kind == "other", !op.name.hasPrefix("opcode"), sense.key == 0x05 || sense.key == 0x02 {
+            if nonData, sense.key == 0x05 || sense.key == 0x02 {
                 counts.rejectedProbes += 1
                 return
             }
         }
         counts.failed += 1
-        devices[key]!.failed += 1
+        self[device: key].failed += 1
         failuresTotal += 1
+        let attemptKey = AttemptKey(device: key, opcode: r.opcode, lba: lba(r, op))
+        var attempt: Int?
+        if let n = attempts[attemptKey] {
+            attempt = n + 1
+            attempts[attemptKey] = n + 1
+        } else if attempts.count < Self.maxAttemptKeys {
+            attempt = 1
+            attempts[attemptKey] = 1
+        }
         guard failures.count < options.maxFailuresKept else { return }
         let command = self.command(r, op)
         let (sector, sectors, blockSize, source) = sectorRange(r, op, key)
@@ -46,16 +61,32 @@ extension ScsiRequestTracker {
             sector: sector, sectors: sectors, blockSize: blockSize, blockSizeSource: source,
             status: effectiveStatus, statusName: effectiveStatus.map(ScsiNames.status),
             response: response, responseName: response.map(ScsiNames.virtioResponse), sense: r.sense,
-            time: timeNs.map(TraceTimestamp.decimalSeconds),
+            attempt: attempt, time: timeNs.map(TraceTimestamp.decimalSeconds),
             sinceStart: timeNs.flatMap { t in firstNs.map { TraceTimestamp.decimalSeconds(t - $0) } },
             explanation: "")
         f.explanation = Self.explain(f, statusTraced: status != nil)
         failures.append(f)
     }
 
+    subscript(device key: DeviceKey) -> DeviceCounters {
+        get { devices[key] ?? DeviceCounters() }
+        set {
+            if devices[key] == nil { deviceOrder.append(key) }
+            devices[key] = newValue
+        }
+    }
+
+    /// The request's LBA when its command has one: scsi_req_parsed_lba prints whatever QEMU's
+    /// generic parser took from the CDB (scsi_cmd_lba()), also for commands without an LBA
+    /// (MAINTENANCE IN "lba 17956864"); only the block commands' LBA is an address.
+    func lba(_ r: Request, _ op: ScsiNames.Opcode?) -> UInt64? {
+        guard let op, op.layout != 0 else { return nil }
+        return r.lba
+    }
+
     func command(_ r: Request, _ op: ScsiNames.Opcode?) -> ScsiCommand? {
         guard let opcode = r.opcode, let op else { return nil }
-        return ScsiCommand(opcode: opcode, name: op.name, kind: op.kind, lba: r.lba, blocks: r.blocks,
+        return ScsiCommand(opcode: opcode, name: op.name, kind: op.kind, lba: lba(r, op), blocks: r.blocks,
                            transferBytes: r.xfer, cdb: r.cdb.map { $0.map { b in (b < 16 ? "0" : "") + String(b, radix: 16) }.joined(separator: " ") })
     }
 
@@ -68,14 +99,14 @@ extension ScsiRequestTracker {
         let size = xfer / blocks
         // SBC logical block sizes QEMU accepts: powers of two from 512 to 32 KiB (block.c/blkconf).
         guard size >= 512, size <= 32768, size & (size - 1) == 0 else { return }
-        devices[key]?.blockSize = Int(size)
+        self[device: key].blockSize = Int(size)
     }
 
     /// The request's range in 512-byte sectors, as a guest's sd driver prints it (its
     /// `sector N` is in 512-byte units whatever the logical block size). LBA × blocksize / 512,
     /// checked: a hostile LBA that does not fit gives no sector.
     func sectorRange(_ r: Request, _ op: ScsiNames.Opcode?, _ key: DeviceKey) -> (UInt64?, UInt64?, Int?, String?) {
-        guard let lba = r.lba else { return (nil, nil, nil, nil) }
+        guard let lba = lba(r, op) else { return (nil, nil, nil, nil) }
         let learned = devices[key]?.blockSize
         let blockSize = learned ?? 512
         let perBlock = UInt64(blockSize / 512)
@@ -111,7 +142,7 @@ extension ScsiRequestTracker {
             if let name = sense.ascName { s += " / \(name)" }
             s += String(format: " (%02x/%02x)", sense.asc, sense.ascq)
             if let errno = sense.hostErrno {
-                s += ": the sense QEMU builds when the storage under it fails with \(errno) and the drive's error policy reports it to the guest (werror/rerror=report)"
+                s += ": the sense QEMU builds when the storage under it fails with \(errno) and the drive's error policy passes the error to the guest instead of pausing the VM (werror/rerror=report, or werror=enospc for all but ENOSPC)"
             }
         }
         return s
@@ -137,8 +168,7 @@ extension ScsiRequestTracker {
                 continue
             }
             let key = DeviceKey(target: r.target, lun: r.lun)
-            if devices[key] == nil { deviceOrder.append(key); devices[key] = DeviceCounters() }
-            devices[key]!.inFlight += 1
+            self[device: key].inFlight += 1
             inFlightTotal += 1
             if inFlight.count < options.maxInFlightListed {
                 let op = r.opcode.map { ScsiNames.opcode($0) }

@@ -65,6 +65,10 @@ public struct ScsiRequestTracker {
     }
 
     struct DeviceKey: Hashable { var target: Int?, lun: Int? }
+    struct AttemptKey: Hashable { var device: DeviceKey, opcode: Int?, lba: UInt64? }
+    /// Failed commands followed for `ScsiFailure.attempt` (bounded: a hostile trace may fail
+    /// millions of distinct ones).
+    static let maxAttemptKeys = 10_000
     struct DeviceCounters { var completed = 0, failed = 0, inFlight = 0; var blockSize: Int? }
 
     public var options: Options
@@ -81,6 +85,7 @@ public struct ScsiRequestTracker {
     var respSeen = false
     var dequeueSeen = false
     var untracked = 0
+    var attempts: [AttemptKey: Int] = [:]
     /// A virtqueue holds at most 1024 commands per queue; this many open tags means their
     /// completions are not in the trace. Memory stays bounded.
     static let maxOpen = 100_000
@@ -140,17 +145,36 @@ public struct ScsiRequestTracker {
         func byte(_ i: Int) -> Int { Int(UInt8(truncatingIfNeeded: event.unsigned(i))) }
 
         let bit = Self.startBit(b.role)
-        if bit != 0, let r = open[tag], r.startsSeen & bit != 0 {
+        var index = open.index(forKey: tag)
+        if bit != 0, let i = index, open.values[i].startsSeen & bit != 0 {
             // The tag starts again while we hold it: the old request's end was not traced.
-            open.removeValue(forKey: tag)
+            let r = open.remove(at: i).value
             end(r, ns: r.dequeuedNs, response: nil, status: nil, superseded: r.dequeuedNs == nil)
+            index = nil
         }
-        if open[tag] == nil {
+        if index == nil {
             if open.count >= Self.maxOpen { untracked += 1; return }
             open[tag] = Request(tag: tag, firstNs: t)
+            index = open.index(forKey: tag)
         }
-        var r = open[tag]!
-        r.startsSeen |= bit
+        let i = index!
+        if b.role == .cmdResp {
+            respSeen = true
+            var r = open.remove(at: i).value
+            Self.note(b, event, at: t, into: &r)
+            end(r, ns: t, response: small(b.response), status: byte(b.status), superseded: false)
+            return
+        }
+        if b.role == .dequeue { dequeueSeen = true }
+        // In place: one hash lookup per event.
+        Self.note(b, event, at: t, into: &open.values[i])
+    }
+
+    /// What one event says about its request.
+    static func note(_ b: Binding, _ event: TraceEvent, at t: Int64?, into r: inout Request) {
+        func small(_ i: Int) -> Int? { i >= 0 ? Int(Int32(truncatingIfNeeded: event.signed(i))) : nil }
+        func byte(_ i: Int) -> Int { Int(UInt8(truncatingIfNeeded: event.unsigned(i))) }
+        r.startsSeen |= startBit(b.role)
         if let target = small(b.target) { r.target = target }
         if let lun = small(b.lun) { r.lun = lun }
         switch b.role {
@@ -163,10 +187,10 @@ public struct ScsiRequestTracker {
                 r.xfer = x >= 0 && x <= Int64(Int32.max) ? UInt64(x) : nil
             }
             if b.role == .parsedLba { r.lba = event.unsigned(b.lba) }
-        case .alloc:
+        case .alloc, .cmdResp:
             break
         case .newRequest:
-            if let bytes = event.stringArgumentBytes(b.line), let cdb = Self.parseCDB(bytes) {
+            if let bytes = event.stringArgumentBytes(b.line), let cdb = parseCDB(bytes) {
                 r.cdb = cdb
                 r.opcode = Int(cdb[0])
                 let op = ScsiNames.opcode(Int(cdb[0]), serviceAction: cdb.count > 1 ? Int(cdb[1] & 0x1f) : nil)
@@ -184,24 +208,19 @@ public struct ScsiRequestTracker {
         case .cancel:
             r.cancelled = true
         case .dequeue:
-            dequeueSeen = true
             r.dequeuedNs = t
-        case .cmdResp:
-            respSeen = true
-            open.removeValue(forKey: tag)
-            end(r, ns: t, response: small(b.response), status: byte(b.status), superseded: false)
-            return
         }
-        open[tag] = r
     }
 
-    /// The CDB bytes of scsi_disk_new_request's ` 2a 00 00 …` (scsi_disk_new_request_dump():
-    /// " %02x" per byte). At most 32 bytes are kept; anything else is not a CDB.
+    /// The CDB bytes of scsi_disk_new_request's ` 0x2a 0x00 …` (QEMU 7.2's
+    /// scsi_disk_new_request_dump() prints " 0x%02x" per byte; bare `2a` is read too). At most
+    /// 32 bytes are kept; anything else is not a CDB.
     static func parseCDB(_ text: [UInt8]) -> [UInt8]? {
         var out: [UInt8] = []
         var i = 0
         while i < text.count {
             if text[i] == 0x20 { i += 1; continue }
+            if i + 1 < text.count, text[i] == 0x30, text[i + 1] | 0x20 == 0x78 { i += 2 }
             guard i + 1 < text.count, let hi = hexDigit(text[i]), let lo = hexDigit(text[i + 1]),
                   i + 2 == text.count || text[i + 2] == 0x20 else { return nil }
             if out.count < 32 { out.append(hi << 4 | lo) }

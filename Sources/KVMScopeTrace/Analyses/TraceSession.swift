@@ -38,6 +38,11 @@ public enum TraceSession {
                                                              definitions: catalog.sources))
         report.scsi = scsi.report()
         report.backend = nbd.report(coverage: report.coverage, stats: reader.stats)
+        if var account = report.backend.nbd {
+            account.guestRequestsFailedWhileDisconnected = NbdClientTracker.failedWhileDisconnected(
+                account, times: report.failures.compactMap(\.time) + report.scsi.failures.compactMap(\.time))
+            report.backend.nbd = account
+        }
         report.warnings += scsi.warnings
         return report
     }

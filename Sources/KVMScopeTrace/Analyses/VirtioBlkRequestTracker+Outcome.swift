@@ -131,6 +131,13 @@ extension VirtioBlkRequestTracker {
     /// virtqueue_fill: what the guest was told (and whether the VM paused) is not in it.
     static let statusNotTracedNote = "what the guest was told is not in the trace (no virtio_blk_req_complete or virtqueue_fill events)"
 
+    /// The error policies under which QEMU passes a storage error to the guest: `report`, and
+    /// `enospc` (werror's default) for every errno but ENOSPC (blk_get_error_action() in
+    /// block/block-backend.c). The trace does not say which one the drive had.
+    static func reportingPolicy(_ policy: String, errno: Int?) -> String {
+        errno == 28 ? "\(policy)=report" : "\(policy)=report, or enospc\(policy == "werror" ? " (the default)" : ""), which reports all but ENOSPC"
+    }
+
     /// One sentence saying what happened, in QEMU's terms.
     static func explain(_ f: VirtioBlkFailure, retries: Int, note: String?) -> String {
         let op = f.operation.words
@@ -151,10 +158,7 @@ extension VirtioBlkRequestTracker {
             case nil:
                 s = "the storage under QEMU failed the \(op) with \(what); the VM paused (\(stopPolicy)) and the request was never retried"
             case let status?:
-                // blk_get_error_action(): `report`, or `enospc` (werror's default) for any errno
-                // but ENOSPC; rerror's default is report. The trace cannot tell them apart.
-                let reported = f.operation == .read ? "rerror=report" : (f.errno == 28 ? "werror=report" : "werror=report or the default enospc")
-                s = "the storage under QEMU failed the \(op) with \(what); QEMU passed it to the guest as \(status) (\(reported))"
+                s = "the storage under QEMU failed the \(op) with \(what); QEMU passed it to the guest as \(status) (\(Self.reportingPolicy(policy, errno: f.errno)))"
             }
         case .pausedRetried:
             let waited = f.waitedSeconds.map { String(format: " %.2f s later", $0) } ?? ""
@@ -267,7 +271,7 @@ extension VirtioBlkRequestTracker {
             let seconds = Double(last - first) / 1e9
             span = TraceReport.TimeSpan(start: TraceTimestamp.decimalSeconds(first), end: TraceTimestamp.decimalSeconds(last),
                                         seconds: TraceTimestamp.decimalSeconds(last - first), clock: clock)
-            if seconds > 0 {
+            if seconds > 0, counts.completed + counts.failed > 0 {
                 throughput = TraceReport.Throughput(
                     seconds: seconds, requestsPerSecond: Double(counts.completed + counts.failed) / seconds,
                     bytesPerSecond: Double(totalBytes) / seconds)

@@ -32,8 +32,9 @@ public struct NbdClientAccount: Sendable, Equatable, Codable {
     /// Handshakes begun and completed (the first connection and every successful reconnect).
     public var handshakes: Int
     public var handshakesSucceeded: Int
-    /// When the connection broke: `nbd_read_reply_entry_fail` (the reply reader failed,
-    /// e.g. "Connection closed" / "Unexpected end-of-file before all data were read").
+    /// When the connection broke: `nbd_read_reply_entry_fail` (the reply reader failed), or
+    /// the first `nbd_co_request_fail` on a live connection (QEMU traces it only for
+    /// connection-level errors such as "Connection closed").
     public var connectionLosses: [NbdConnectionLoss]
     public var connectionLossesTotal: Int
     /// `nbd_reconnect_attempt` / `nbd_reconnect_attempt_result` (reconnect-delay set).
@@ -41,6 +42,11 @@ public struct NbdClientAccount: Sendable, Equatable, Codable {
     public var reconnectsSucceeded: Int
     /// Failed attempts grouped by errno (ret -111 → ECONNREFUSED …).
     public var reconnectFailures: [NbdErrnoCount]
+    /// When reconnects succeeded (the last 100).
+    public var reconnectedTimes: [Double?] = []
+    /// Guest requests (virtio-blk and SCSI failures kept in the report) that failed between a
+    /// connection loss and the next successful reconnect (or the end of the trace).
+    public var guestRequestsFailedWhileDisconnected = 0
     /// Requests the client failed (`nbd_co_request_fail`), grouped by type, errno and message.
     public var failedRequestsTotal: Int
     public var failedRequests: [NbdFailedRequestGroup]
@@ -55,6 +61,8 @@ public struct NbdConnectionLoss: Sendable, Equatable, Codable {
     @NullEncoded public var errnoName: String? = nil
     /// QEMU's own message (`err: …`).
     public var reason: String
+    /// The event that showed it.
+    public var source: String
 }
 
 public struct NbdErrnoCount: Sendable, Equatable, Codable {
@@ -77,6 +85,6 @@ public struct NbdFailedRequestGroup: Sendable, Equatable, Codable {
     @NullEncoded public var firstTime: Double? = nil
     @NullEncoded public var lastTime: Double? = nil
     /// Lowest byte offset and highest offset + length of the group.
-    public var offsetMin: UInt64
-    public var offsetEnd: UInt64
+    public var lowestOffset: UInt64
+    public var endOffset: UInt64
 }

@@ -42,8 +42,9 @@ public struct ScsiRequestCounts: Sendable, Equatable, Codable {
     /// CHECK CONDITION with UNIT ATTENTION: the device announcing a reset or a change (QEMU
     /// sets one at every device reset); the guest retries the command. Not failures.
     public var unitAttentions = 0
-    /// Non-data commands (INQUIRY, MODE SENSE, REPORT SUPPORTED OPERATION CODES, …) answered
-    /// ILLEGAL REQUEST: the guest probing what the device supports. Not failures.
+    /// Non-data commands (REPORT LUNS, INQUIRY, MAINTENANCE IN, …) answered BAD_TARGET or
+    /// INCORRECT_LUN (the guest's bus scan of absent targets), ILLEGAL REQUEST or NOT READY
+    /// (the guest probing what a device supports). Not failures.
     public var rejectedProbes = 0
     public init() {}
 }
@@ -117,6 +118,10 @@ public struct ScsiFailure: Sendable, Equatable, Codable {
     @NullEncoded public var response: Int? = nil
     @NullEncoded public var responseName: String? = nil
     @NullEncoded public var sense: ScsiSense? = nil
+    /// 1 for the first failure of this command (opcode and LBA) on this LUN, 2 for the next
+    /// (the guest's sd retries a failed command as a new one, often with the same tag), …;
+    /// nil past the number of distinct commands followed.
+    @NullEncoded public var attempt: Int? = nil
     /// When QEMU completed it (seconds in the trace's clock), and since the trace started.
     @NullEncoded public var time: Double? = nil
     @NullEncoded public var sinceStart: Double? = nil
@@ -125,7 +130,7 @@ public struct ScsiFailure: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case target, lun, tag, command, sector, sectors, blockSize, blockSizeSource, status, statusName
-        case response, responseName, sense, time, sinceStart = "sinceStartSeconds", explanation
+        case response, responseName, sense, attempt, time, sinceStart = "sinceStartSeconds", explanation
     }
 }
 

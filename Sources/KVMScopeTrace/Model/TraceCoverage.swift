@@ -153,7 +153,7 @@ public struct TraceCoverageReport: Sendable, Equatable, Codable {
         for (name, count) in stats.eventCounts where count > 0 {
             if let p = TraceCoverage.countedPattern(ofEvent: name) { perPattern[p, default: 0] += count }
         }
-        for (p, count) in stats.unknownEventsByPattern ?? [:] where count > 0 { perPattern[p, default: 0] += count }
+        for (p, count) in stats.unknownEventsByPattern where count > 0 { perPattern[p, default: 0] += count }
         buses = TraceBus.allCases.map { bus in
             let n = TraceCoverage.eventPatterns(of: bus).reduce(0) { $0 + (perPattern[$1] ?? 0) }
             let patterns = TraceCoverage.tracePatterns(for: bus)

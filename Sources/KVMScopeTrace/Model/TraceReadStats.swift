@@ -21,9 +21,9 @@ public struct TraceReadStats: Sendable, Equatable, Codable {
     /// Lines or records naming an event no definition knows (bounded list of names below).
     public var unknownEvents = 0
     public var unknownEventNames: [String: Int] = [:]
-    /// Unknown events per `TraceCoverage.countedPatterns` pattern, exact (not in the JSON:
-    /// the report's `coverage` says it by bus).
-    public var unknownEventsByPattern: [String: Int]? = nil
+    /// Unknown events per `TraceCoverage.countedPatterns` pattern (`pci_nvme_*` …), exact even
+    /// past the names kept in `unknownEventNames`: what the report's `coverage` counts them by.
+    public var unknownEventsByPattern: [String: Int] = [:]
     /// Known events whose arguments did not match any of their definitions.
     public var malformedEvents = 0
     public var malformedEventNames: [String: Int] = [:]
@@ -72,6 +72,7 @@ extension TraceReadStats {
         try c.encode(eventCounts, forKey: .eventCounts)
         try c.encode(unknownEvents, forKey: .unknownEvents)
         try c.encode(unknownEventNames, forKey: .unknownEventNames)
+        try c.encode(unknownEventsByPattern, forKey: .unknownEventsByPattern)
         try c.encode(malformedEvents, forKey: .malformedEvents)
         try c.encode(malformedEventNames, forKey: .malformedEventNames)
         try c.encode(otherLines, forKey: .otherLines)

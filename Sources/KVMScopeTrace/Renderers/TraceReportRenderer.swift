@@ -22,12 +22,22 @@ public enum TraceReportRenderer {
         }
         out += style.bold(head) + "\n"
         for d in report.devices {
-            out += "  device \(d.device) (queue\(d.queues.count == 1 ? "" : "s") \(d.queues.joined(separator: ", "))): "
+            out += "  device \(d.device)" + (d.queues.isEmpty ? ": " : " (queue\(d.queues.count == 1 ? "" : "s") \(d.queues.joined(separator: ", "))): ")
             out += "\(d.completed) completed, \(d.failed) failed, \(d.inFlightAtEnd) in flight at end"
             if d.discardedAtReset > 0 { out += ", \(d.discardedAtReset) discarded by resets" }
             out += "\n"
         }
         out += "\n"
+
+        // A trace of another bus only: its sections, not an empty virtio-blk report.
+        let virtioBlk = report.coverage.bus(.virtioBlk)?.covered == true || !report.devices.isEmpty
+            || report.failuresTotal > 0 || report.inFlightTotal > 0
+        if !virtioBlk {
+            out += "virtio-blk: no events in this trace\n"
+            if !report.vmPauses.isEmpty { out += vmPauseLines(report, style: style) }
+            out += otherSections(report, style: style)
+            return out
+        }
 
         // Failures
         if report.failuresTotal == 0 {
@@ -67,13 +77,7 @@ public enum TraceReportRenderer {
             out += "  \(report.requests.discardedAtReset) outstanding at a device reset were discarded (not leaks)\n"
         }
 
-        if !report.vmPauses.isEmpty {
-            let total = report.vmPauses.compactMap(\.seconds).reduce(0, +)
-            out += "\n" + style.bold("VM PAUSES (io-error): \(report.vmPauses.count)") + String(format: ", %.3f s in total", total) + "\n"
-            for p in report.vmPauses.prefix(10) {
-                out += "  \(clockTime(p.start, report)) " + (p.seconds.map { String(format: "paused %.3f s", $0) } ?? "still paused at the end") + "\n"
-            }
-        }
+        if !report.vmPauses.isEmpty { out += vmPauseLines(report, style: style) }
 
         // Latency
         out += "\n" + style.bold("LATENCY") + "  (pop→fill: what the guest waited; handle→rw: storage)\n"
@@ -96,12 +100,25 @@ public enum TraceReportRenderer {
             out += String(format: "THROUGHPUT: %.1f requests/s, %@/s over %.3f s\n",
                           t.requestsPerSecond, byteCount(t.bytesPerSecond), t.seconds)
         }
+        out += otherSections(report, style: style)
+        return out
+    }
 
+    static func vmPauseLines(_ report: TraceReport, style: TerminalStyle) -> String {
+        let total = report.vmPauses.compactMap(\.seconds).reduce(0, +)
+        var out = "\n" + style.bold("VM PAUSES (io-error): \(report.vmPauses.count)") + String(format: ", %.3f s in total", total) + "\n"
+        for p in report.vmPauses.prefix(10) {
+            out += "  \(clockTime(p.start, report)) " + (p.seconds.map { String(format: "paused %.3f s", $0) } ?? "still paused at the end") + "\n"
+        }
+        return out
+    }
+
+    /// SCSI, backend, bus coverage, input accounting and notes.
+    static func otherSections(_ report: TraceReport, style: TerminalStyle) -> String {
+        var out = ""
         if report.scsi.seen { out += "\n" + scsiSection(report, style: style) }
         out += "\n" + backendSection(report, style: style)
         out += coverageLines(report.coverage)
-
-        // Input accounting
         out += "\n" + inputLine(report) + "\n"
         for w in report.warnings { out += style.yellow("note: ") + w + "\n" }
         return out
@@ -175,11 +192,14 @@ public enum TraceReportRenderer {
             }
             out += "\n"
         }
+        if n.guestRequestsFailedWhileDisconnected > 0 {
+            out += style.red("  \(n.guestRequestsFailedWhileDisconnected) guest request failures while disconnected") + "\n"
+        }
         if n.failedRequestsTotal > 0 {
             out += style.red("  \(n.failedRequestsTotal) requests failed by the NBD client") + "\n"
             for g in n.failedRequests.prefix(10) {
                 out += "    \(g.count) × \(g.type) \(g.errnoName ?? "ret \(g.ret)")" + (g.reason.map { ": \($0)" } ?? "")
-                    + "  bytes \(g.offsetMin)…\(g.offsetEnd)\n"
+                    + "  bytes \(g.lowestOffset)…\(g.endOffset)\n"
             }
         }
         return out
@@ -224,7 +244,7 @@ public enum TraceReportRenderer {
     static func inputLine(_ report: TraceReport) -> String {
         let s = report.input.stats
         var parts: [String] = ["\(s.events) events decoded"]
-        let skipped = s.eventCounts.filter { !VirtioBlkRequestTracker.eventNames.contains($0.key) }
+        let skipped = s.eventCounts.filter { !TraceSession.analysedEventNames.contains($0.key) }
             .sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }   // ties by name: stable output
         if s.skippedEvents > 0 {
             parts.append("\(s.skippedEvents) other known events counted ("
