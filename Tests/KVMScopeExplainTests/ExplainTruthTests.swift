@@ -40,7 +40,12 @@ import KVMScope
         var origins: [Roles: ExplainReport.Origin] = [:]
         for bits in 1...7 {
             let roles = Roles(rawValue: bits)
-            origins[roles] = try Self.explain(scenario, roles).verdict.origin
+            do {
+                origins[roles] = try Self.explain(scenario, roles).verdict.origin
+            } catch let e as GuestLogError {
+                // A console with no kernel message (werror-stop) is refused, never read as clean.
+                #expect(roles.contains(.guest), "\(scenario) \(roles): \(e)")
+            }
         }
         for (smaller, o) in origins where Self.namesALayer(o) {
             for (larger, p) in origins where larger.isSuperset(of: smaller) && larger != smaller {
@@ -48,7 +53,7 @@ import KVMScope
             }
         }
         // The guest log alone never names a layer: it cannot see the host.
-        #expect(!Self.namesALayer(origins[.guest]!), "\(scenario): guest log alone says \(origins[.guest]!.rawValue)")
+        if let g = origins[.guest] { #expect(!Self.namesALayer(g), "\(scenario): guest log alone says \(g.rawValue)") }
     }
 
     /// A blkdebug EIO on a virtio-scsi disk: QEMU fails the WRITE(10) six times (the guest's
@@ -123,7 +128,7 @@ import KVMScope
         let w = try Self.explain("write-eio")
         #expect(w.errorPolicies.first { $0.operation == "write" }?.possible == [.report, .enospc])
         #expect(!w.verdict.summary.contains("(werror=report)"))
-        let s = try Self.explain("werror-stop")
+        let s = try Self.explain("werror-stop", [.trace, .qmp])
         #expect(s.errorPolicies.contains { $0.possible == [.stop] })
     }
 

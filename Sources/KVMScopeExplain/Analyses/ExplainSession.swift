@@ -142,6 +142,8 @@ public enum ExplainSession {
             var reader = GuestLogReader()
             var analysis = GuestDiskAnalysis(detailLimit: detailLimit)
             try reader.read(g, into: &analysis, progress: onProgress)
+            // No kernel message: no clean bill of health from a file that is not a kernel log.
+            try reader.stats.requireKernelMessages(source: g.name)
             guestReport = analysis.report(source: g.name, input: reader.stats)
             understood.append(understanding(guest: reader.stats, stream: g))
         }
@@ -183,7 +185,7 @@ public enum ExplainSession {
     /// The guest log's share: kernel messages with a recognised stamp; every other line
     /// (user space on a console, other programs in a syslog, bare text) is counted as skipped.
     static func understanding(guest s: GuestLogInputStats, stream: ByteStream) -> ExplainInputUnderstanding {
-        let recognised = s.stampedLines
+        let recognised = s.recognisedKernelLines
         let lines = s.lines - placeholders(stream)
         return ExplainInputUnderstanding(role: InputKind.guestLog.rawValue, source: stream.name, compression: compression(of: stream),
                                          lines: lines, linesRecognised: recognised, linesSkipped: max(0, lines - recognised),
