@@ -220,6 +220,34 @@ import KVMScopeTestSupport
         #expect(r.input.malformedLines >= 5)
     }
 
+    /// Every message cut off at every length, and with its bytes flipped, is read without a
+    /// trap (debug builds check every index) and never yields a finding of another device.
+    @Test func everyCutAndGarbledMessageIsSafe() throws {
+        for c in Self.cases {
+            let bytes = Array(c.message.utf8)
+            for n in 0...bytes.count {
+                var text = "[    1.000000] ".utf8.map { $0 } + bytes[0..<n]
+                text.append(0x0A)
+                text += Array("2026-12-01T11:50:31,425726+00:00 ".utf8) + bytes[0..<n] + [0x0A]
+                var reader = HostKernelLogReader()
+                var analysis = HostKernelAnalysis()
+                try reader.read(MemoryByteSource(text, name: "cut"), into: &analysis)
+                let r = analysis.report(source: "cut", input: reader.stats)
+                for f in r.findings where f.device != nil && c.device != nil {
+                    #expect(c.device!.hasPrefix(f.device!) || f.device!.hasPrefix(c.device!) || f.device == "?",
+                            "\(c.message) cut at \(n): device \(f.device!)")
+                }
+            }
+            var flipped = bytes
+            for i in stride(from: 0, to: flipped.count, by: 3) { flipped[i] ^= 0xA5 }
+            var reader = HostKernelLogReader()
+            var analysis = HostKernelAnalysis()
+            try reader.read(MemoryByteSource(flipped + [0x0A], name: "flipped"), into: &analysis)
+        }
+        // A message that is a single blank, or nothing at all after the stamp.
+        _ = try Self.read("[    1.000000]  \n[    1.000000] \n[    1.000000]\n")
+    }
+
     /// A file with no kernel message at all is not a host kernel log.
     @Test func aQMPStreamIsNotAKernelLog() throws {
         let text = try String(contentsOfFile: LabFixtures.path("write-eio", "qmp.jsonl"), encoding: .utf8)

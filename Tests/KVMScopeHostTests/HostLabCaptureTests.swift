@@ -32,6 +32,18 @@ import KVMScopeTestSupport
         #expect(d.findings == 2 && d.sectors == [133120, 133152] && d.noise[.unsupportedOptionalOperation] == 7)
     }
 
+    /// Past --detail-limit findings are counted and summarised, not listed; the listed ones
+    /// keep their line's text.
+    @Test func detailLimitListsTheFirstFindingsWithTheirText() throws {
+        var reader = HostKernelLogReader()
+        var analysis = HostKernelAnalysis(detailLimit: 1)
+        try reader.read(try FileByteSource(path: LabFixtures.path("host-disk-eio", "host-dmesg.log")), into: &analysis)
+        let r = analysis.report(source: "x", input: reader.stats)
+        #expect(r.findings.count == 1 && r.findingsTotal == 2)
+        #expect(r.findings[0].message == "I/O error, dev loop0, sector 133120 op 0x1:(WRITE) flags 0x8800 phys_seg 1 prio class 2")
+        #expect(r.devices.first?.findings == 2 && r.devices.first?.sectors == [133120, 133152])
+    }
+
     /// host-fs-full: the tmpfs filled up and the host kernel logged nothing about it.
     @Test func fullTmpfsLeavesNothingInTheHostLog() throws {
         let r = try Self.read("host-fs-full")

@@ -4,7 +4,13 @@ import KVMScopeGuestLog
 public struct HostDeviceSummary: Equatable, Sendable {
     public var device: String
     public var findings = 0
-    public var kinds: [HostFindingKind: Int] = [:]
+    /// Findings per kind, by `HostFindingKind.ordinal`.
+    var kindCounts = [Int](repeating: 0, count: HostFindingKind.allCases.count)
+    public var kinds: [HostFindingKind: Int] {
+        var d: [HostFindingKind: Int] = [:]
+        for k in HostFindingKind.allCases where kindCounts[k.ordinal] > 0 { d[k] = kindCounts[k.ordinal] }
+        return d
+    }
     public var operations: [String: Int] = [:]
     public var errnos: [String: Int] = [:]
     /// Distinct 512-byte sectors of failed requests, in the order first seen (at most `sectorLimit`).
@@ -53,55 +59,72 @@ public struct HostKernelAnalysis: HostKernelEventSink {
     public let deviceLimit: Int
     private(set) var findings: [HostKernelFinding] = []
     private(set) var total = 0
-    private(set) var kinds: [HostFindingKind: Int] = [:]
-    private var devices: [String: HostDeviceSummary] = [:]
+    private var kindCounts = [Int](repeating: 0, count: HostFindingKind.allCases.count)
+    /// Summaries in order of first finding, and where each device's is (updated in place).
+    private var summaries: [HostDeviceSummary] = []
+    private var summaryIndex: [String: Int] = [:]
     private var droppedDevices = 0
     private var noise: [HostNoiseKind: Int] = [:]
     private var noiseFirstLine: [HostNoiseKind: Int] = [:]
     /// Noise per device, kept apart: it usually comes before the device's failures (mkfs, attach).
-    private var noiseByDevice: [String: [HostNoiseKind: Int]] = [:]
+    private var noiseByDevice: [NoiseKey: Int] = [:]
+    private struct NoiseKey: Hashable { var device: String; var kind: HostNoiseKind }
 
     public init(detailLimit: Int = 10_000, deviceLimit: Int = 4096) {
         self.detailLimit = max(0, detailLimit)
         self.deviceLimit = max(0, deviceLimit)
     }
 
+    /// Messages are kept for the listed findings only.
+    public var wantsMessages: Bool { findings.count < detailLimit }
+
     public mutating func consume(_ event: HostKernelEvent) {
         switch event {
         case .noise(let kind, let device, let line):
             noise[kind, default: 0] += 1
             if noiseFirstLine[kind] == nil { noiseFirstLine[kind] = line }
-            if let device, noiseByDevice[device] != nil || noiseByDevice.count < deviceLimit {
-                noiseByDevice[device, default: [:]][kind, default: 0] += 1
+            if let device {
+                let key = NoiseKey(device: device, kind: kind)
+                if let n = noiseByDevice[key] { noiseByDevice[key] = n + 1 }
+                else if noiseByDevice.count < deviceLimit { noiseByDevice[key] = 1 }
             }
         case .finding(let f):
             total += 1
-            kinds[f.kind, default: 0] += 1
+            kindCounts[f.kind.ordinal] += 1
             if findings.count < detailLimit { findings.append(f) }
             guard let key = f.device ?? f.peer else { return }
-            if devices[key] == nil {
-                guard devices.count < deviceLimit else { droppedDevices += 1; return }
-                devices[key] = HostDeviceSummary(device: key, line: f.line, time: f.time)
+            if let i = summaryIndex[key] {
+                summaries[i].add(f)
+            } else {
+                guard summaries.count < deviceLimit else { droppedDevices += 1; return }
+                var summary = HostDeviceSummary(device: key, line: f.line, time: f.time)
+                summary.add(f)
+                summaryIndex[key] = summaries.count
+                summaries.append(summary)
             }
-            devices[key]!.add(f)
         }
     }
 
     public func report(source: String, input: HostKernelInputStats) -> HostKernelReport {
-        HostKernelReport(source: source, input: input, findings: findings, findingsTotal: total, kinds: kinds,
-                         devices: devices.values.map { d in
-                             var d = d
-                             d.noise = noiseByDevice[d.device] ?? [:]
-                             return d
-                         }.sorted { $0.device < $1.device },
-                         devicesNotSummarised: droppedDevices, noise: noise, noiseFirstLine: noiseFirstLine)
+        var kinds: [HostFindingKind: Int] = [:]
+        for k in HostFindingKind.allCases where kindCounts[k.ordinal] > 0 { kinds[k] = kindCounts[k.ordinal] }
+        var devices = summaries
+        for i in devices.indices {
+            for kind in HostNoiseKind.allCases {
+                if let n = noiseByDevice[NoiseKey(device: devices[i].device, kind: kind)] { devices[i].noise[kind] = n }
+            }
+        }
+        devices.sort { $0.device < $1.device }
+        return HostKernelReport(source: source, input: input, findings: findings, findingsTotal: total, kinds: kinds,
+                                devices: devices, devicesNotSummarised: droppedDevices, noise: noise,
+                                noiseFirstLine: noiseFirstLine)
     }
 }
 
 extension HostDeviceSummary {
     mutating func add(_ f: HostKernelFinding) {
         findings += 1
-        kinds[f.kind, default: 0] += 1
+        kindCounts[f.kind.ordinal] += 1
         if let op = f.operation { operations[op, default: 0] += 1 }
         if let e = f.errno { errnos[e, default: 0] += 1 }
         // NVMe LBAs are in the namespace's block size, which the line does not give: kept on

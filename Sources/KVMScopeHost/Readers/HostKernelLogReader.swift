@@ -4,6 +4,13 @@ import KVMScopeGuestLog
 /// it needs, so memory does not grow with the input).
 public protocol HostKernelEventSink {
     mutating func consume(_ event: HostKernelEvent)
+    /// Whether the next finding's `message` (the line's text) is wanted. Making it is most of
+    /// the cost of a finding; an analysis that lists only its first N findings says no after N.
+    var wantsMessages: Bool { get }
+}
+
+extension HostKernelEventSink {
+    public var wantsMessages: Bool { true }
 }
 
 /// What the reader saw of its input, for the report and for refusing a file that is not a
@@ -78,25 +85,50 @@ public struct HostKernelLogReader {
         }
         previousWasKmsg = prefix.style == .kmsg
         let ctx = MatchContext(line: line, start: prefix.messageStart, lineNumber: number, time: prefix.time)
-        var event: HostKernelEvent? = nil
-        var malformed = false
+        // Each event goes to the sink from where it was made: a finding is a large value, and
+        // carrying it through optionals cost a copy per line (measured: ~10 % of the time).
         switch HostKernelMatchers.match(ctx) {
-        case .event(let e): event = e
-        case .malformed: malformed = true
+        case .event(let e):
+            account(prefix, line, number, matched: true, malformed: false)
+            deliver(e, ctx, into: &sink)
+            return
+        case .malformed:
+            account(prefix, line, number, matched: false, malformed: true)
+            return
         case .noMatch:
-            switch GuestLogMatchers.match(ctx) {
-            case .noMatch: break
-            case .malformed: malformed = true
-            case .event(let g):
-                if case .suppressed(let s) = g {
-                    // Saturating: a garbled count must not trap.
-                    let (sum, overflow) = stats.suppressedMessages.addingReportingOverflow(s.count)
-                    stats.suppressedMessages = overflow ? .max : sum
-                }
-                event = Self.hostEvent(g, ctx)
-            }
+            break
         }
-        if prefix.style == .bare, event == nil {
+        switch GuestLogMatchers.match(ctx) {
+        case .noMatch:
+            account(prefix, line, number, matched: false, malformed: false)
+        case .malformed:
+            account(prefix, line, number, matched: false, malformed: true)
+        case .event(let g):
+            if case .suppressed(let s) = g {
+                // Saturating: a garbled count must not trap.
+                let (sum, overflow) = stats.suppressedMessages.addingReportingOverflow(s.count)
+                stats.suppressedMessages = overflow ? .max : sum
+            }
+            account(prefix, line, number, matched: true, malformed: false)
+            if let e = Self.hostEvent(g, ctx) { deliver(e, ctx, into: &sink) }
+        }
+    }
+
+    @inline(__always)
+    private func deliver<Sink: HostKernelEventSink>(_ e: HostKernelEvent, _ ctx: MatchContext, into sink: inout Sink) {
+        if case .finding(var f) = e, sink.wantsMessages {
+            f.message = ctx.message
+            sink.consume(.finding(f))
+        } else {
+            sink.consume(e)
+        }
+    }
+
+    /// The line's share of the statistics: binary junk and unmatched unstamped text are not
+    /// kernel messages; everything else counts under its stamp style.
+    @inline(__always)
+    private mutating func account(_ prefix: KernelLinePrefix, _ line: LineBytes, _ number: Int, matched: Bool, malformed: Bool) {
+        if prefix.style == .bare, !matched {
             if line.looksBinary { stats.binaryLines += 1; return }
             stats.unrecognisedBareLines += 1
         }
@@ -110,7 +142,6 @@ public struct HostKernelLogReader {
             if stats.first == nil { stats.first = prefix.time }
             stats.last = prefix.time
         }
-        if let event { sink.consume(event) }
     }
 
     /// Folds the per-style counters into `stats.styles`.
@@ -155,7 +186,7 @@ public struct HostKernelLogReader {
     /// A guest-log event, as the host sees it (nil for what the host report does not keep).
     static func hostEvent(_ g: GuestLogEvent, _ ctx: MatchContext) -> HostKernelEvent? {
         func make(_ kind: HostFindingKind, _ device: String?) -> HostKernelFinding {
-            HostKernelFinding(kind: kind, device: device, time: ctx.time, line: ctx.lineNumber, message: ctx.message)
+            HostKernelFinding(kind: kind, device: device, time: ctx.time, line: ctx.lineNumber, message: "")
         }
         switch g {
         case .blockError(let e):

@@ -34,6 +34,7 @@ enum HostKernelMatchers {
         case UInt8(ascii: " "), UInt8(ascii: "c"):
             // iSCSI class devices have no driver name, so dev_printk leaves a blank before them.
             if line[s] == 0x20 { s += 1 }
+            guard s < line.count else { return .noMatch }
             if line.matches("connection", at: s) || line.matches("session", at: s) { return iscsi(ctx, s) }
         default: break
         }
@@ -417,6 +418,7 @@ enum HostKernelMatchers {
 
     @inline(__always)
     static func finding(_ kind: HostFindingKind, _ device: String?, _ ctx: MatchContext) -> HostKernelFinding {
-        HostKernelFinding(kind: kind, device: device, time: ctx.time, line: ctx.lineNumber, message: ctx.message)
+        // The message is filled in by the reader, only when its sink keeps it.
+        HostKernelFinding(kind: kind, device: device, time: ctx.time, line: ctx.lineNumber, message: "")
     }
 }
