@@ -99,8 +99,8 @@ import KVMScopeTestSupport
         // drivers/md/raid1.c raid1_error: "md/raid1:%s: Disk failure on %pg, disabling device.\n..."
         Case(source: "drivers/md/raid1.c", message: "md/raid1:md0: Disk failure on sdb1, disabling device.", kind: .mdMemberFailed, device: "md0"),
         Case(source: "drivers/md/raid5.c", message: "md/raid:md1: Disk failure on sdc, disabling device.", kind: .mdMemberFailed, device: "md1"),
-        // drivers/scsi/libiscsi.c iscsi_conn_failure: "detected conn error (%d)"; class device, no driver name: leading blank
-        Case(source: "drivers/scsi/libiscsi.c", message: " connection1:0: detected conn error (1020)", kind: .iscsiConnectionError, device: "connection1:0"),
+        // drivers/scsi/scsi_transport_iscsi.c iscsi_conn_error_event: iscsi_cls_conn_printk(KERN_INFO, conn, "detected conn error (%d)\n", error); class device, no driver name: leading blank
+        Case(source: "drivers/scsi/scsi_transport_iscsi.c", message: " connection1:0: detected conn error (1020)", kind: .iscsiConnectionError, device: "connection1:0"),
         // drivers/scsi/scsi_transport_iscsi.c session_recovery_timedout: "session recovery timed out after %d secs"
         Case(source: "drivers/scsi/scsi_transport_iscsi.c", message: " session1: session recovery timed out after 120 secs",
              kind: .iscsiSessionRecoveryTimeout, device: "session1"),

@@ -38,7 +38,7 @@ public enum HostFindingKind: String, CaseIterable, Sendable, Codable {
     case dmCryptError
     /// `md/raid1:%s: Disk failure on %pg, disabling device.` (drivers/md/raid1.c; raid10.c, raid5.c alike).
     case mdMemberFailed
-    /// ` connection%d:%d: detected conn error (%d)` (drivers/scsi/libiscsi.c iscsi_conn_failure).
+    /// ` connection%d:%d: detected conn error (%d)` (drivers/scsi/scsi_transport_iscsi.c iscsi_conn_error_event, through iscsi_cls_conn_printk).
     case iscsiConnectionError
     /// ` session%d: session recovery timed out after %d secs` (drivers/scsi/scsi_transport_iscsi.c).
     case iscsiSessionRecoveryTimeout

@@ -283,7 +283,7 @@ enum HostKernelMatchers {
         return .event(.finding(f))
     }
 
-    // MARK: - drivers/scsi/libiscsi.c, scsi_transport_iscsi.c
+    // MARK: - drivers/scsi/scsi_transport_iscsi.c (iscsi_cls_conn_printk / iscsi_cls_session_printk)
 
     static func iscsi(_ ctx: MatchContext, _ s: Int) -> HostMatch {
         let line = ctx.line
@@ -291,7 +291,7 @@ enum HostKernelMatchers {
         guard name.count >= 2, line[name.upperBound - 1] == UInt8(ascii: ":") else { return .noMatch }
         let device = line.string(name.lowerBound..<(name.upperBound - 1))
         let m = name.upperBound + 1
-        // iscsi_conn_failure: iscsi_conn_printk(KERN_INFO, conn, "detected conn error (%d)\n", err)
+        // iscsi_conn_error_event: iscsi_cls_conn_printk(KERN_INFO, conn, "detected conn error (%d)\n", error)
         if line.matches("detected conn error (", at: m) {
             guard let (code, _) = line.decimal(at: m + 21) else { return .malformed }
             var f = finding(.iscsiConnectionError, device, ctx)
