@@ -11,6 +11,7 @@ import PackageDescription
 //   KVMScopeGuestLog  guest kernel logs          KVMScopeTrace   QEMU trace events
 //   KVMScopeQMP       QMP events                 KVMScopeExits   kvm_exit/kvm_entry
 //   KVMScopeDrops     skb:kfree_skb, NET_DM      KVMScopeFaults  blkdebug rules, block backends, qemu-io
+//   KVMScopeHost      the host's kernel log (host block devices, SAN/NFS/Ceph paths, host filesystems)
 //   KVMScopeExplain   correlation of guest log, trace and QMP into a verdict
 //   KVMScopeExamples  the bundled lab captures   KVMScopeNBD     the NBD server (SwiftNIO)
 //   KVMScope          umbrella: re-exports the domains, composes the format registry
@@ -49,12 +50,14 @@ let package = Package(
         .target(name: "KVMScopeExits", dependencies: ["KVMScopeCore", "KVMScopeTracefs"], swiftSettings: swift6),
         .target(name: "KVMScopeDrops", dependencies: ["KVMScopeCore", "KVMScopeTracefs"], swiftSettings: swift6),
         .target(name: "KVMScopeFaults", dependencies: ["KVMScopeCore"], swiftSettings: swift6),
+        .target(name: "KVMScopeHost", dependencies: ["KVMScopeCore", "KVMScopeGuestLog"], swiftSettings: swift6),
         .target(name: "KVMScopeExplain",
                 dependencies: ["KVMScopeCore", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP"], swiftSettings: swift6),
         .target(name: "KVMScopeExamples", dependencies: ["KVMScopeCore"], swiftSettings: swift6),
         .target(name: "KVMScope",
                 dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP",
-                               "KVMScopeExits", "KVMScopeDrops", "KVMScopeFaults", "KVMScopeExplain", "KVMScopeExamples"],
+                               "KVMScopeExits", "KVMScopeDrops", "KVMScopeFaults", "KVMScopeExplain", "KVMScopeExamples",
+                               "KVMScopeHost"],
                 swiftSettings: swift6),
         // The NBD server: SwiftNIO codecs + handler over the faults domain's block backends.
         .target(
@@ -97,6 +100,8 @@ let package = Package(
         .testTarget(name: "KVMScopeTracefsTests",
                     dependencies: ["KVMScopeTracefs", "KVMScopeDrops", "KVMScopeTestSupport"], swiftSettings: swift5),
         .testTarget(name: "KVMScopeGuestLogTests", dependencies: ["KVMScopeGuestLog", "KVMScope", "KVMScopeTestSupport"],
+                    swiftSettings: swift5),
+        .testTarget(name: "KVMScopeHostTests", dependencies: ["KVMScopeHost", "KVMScopeTestSupport"],
                     swiftSettings: swift5),
         .testTarget(name: "KVMScopeTraceTests", dependencies: ["KVMScopeTrace", "KVMScope", "KVMScopeTestSupport", "kvmscope"],
                     swiftSettings: swift5),

@@ -11,6 +11,7 @@
 @_exported import KVMScopeFaults
 @_exported import KVMScopeExplain
 @_exported import KVMScopeExamples
+@_exported import KVMScopeHost
 
 /// Every input format kvmscope reads, in detection order.
 public enum FormatRegistry {

@@ -24,7 +24,7 @@ struct Kvmscope: ParsableCommand {
           kvmscope nbd serve disk.img --rules rules.cfg   # fault-injecting NBD server
         """,
         version: KVMScopeVersion.string,
-        subcommands: [ExplainCommand.self, ErrnoCommand.self, GuestCommand.self, TraceCommand.self, ExitsCommand.self,
+        subcommands: [ExplainCommand.self, ErrnoCommand.self, GuestCommand.self, HostCommand.self, TraceCommand.self, ExitsCommand.self,
                       DropsCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
 }

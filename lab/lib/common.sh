@@ -6,7 +6,8 @@ LAB_CACHE="${LAB_CACHE:-$LAB_DIR/.cache}"
 LAB_SCENARIOS="$LAB_DIR/scenarios"
 
 # Debian packages the lab needs on the host.
-LAB_PACKAGES=(qemu-system-x86 qemu-utils cpio e2fsprogs busybox-static python3 kmod)
+LAB_PACKAGES=(qemu-system-x86 qemu-utils cpio e2fsprogs busybox-static python3 kmod
+              fuse3 python3-fusepy)
 
 # Guest kernel modules, in the order /init must load them. setup checks this
 # list against the kernel's modules.dep (generated with depmod) and fails if a

@@ -7,6 +7,7 @@ import KVMScope
 let benchmarks: [(name: String, usage: String, run: ([String]) throws -> Void)] = [
     ("lines", "FILE — raw LineSplitter throughput (the floor every text reader sits on)", benchLines),
     ("guest", "FILE — kvmscope guest: read, recognise and analyse a guest kernel log (bench/make-guest-log.sh)", benchGuest),
+    ("host", "FILE — kvmscope host: read, recognise and analyse a host kernel log (bench/make-host-log.sh)", benchHost),
     ("trace", "FILE [--bundled] — kvmscope trace's whole analysis (bench/make-trace.sh builds FILE)", benchTrace),
     ("exits", "FILE — kvmscope exits over a kvm_exit/kvm_entry trace (bench/make-exits.sh makes 1 GB)", benchExits),
     ("rules", "[LOOKUPS] — blkdebug rule lookups that match nothing, with 0..100 000 rules loaded", benchRules),

@@ -1,6 +1,6 @@
 /// Picks the matcher for a kernel message from its first byte, so that the ordinary noise of a
 /// kernel log (USB, ACPI, network...) costs a switch and at most one bounded memchr.
-enum GuestLogMatchers {
+public enum GuestLogMatchers {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         let s = ctx.start

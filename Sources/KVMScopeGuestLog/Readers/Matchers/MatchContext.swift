@@ -1,5 +1,5 @@
 /// What a matcher sees: the line, where the kernel message starts, and where to say it came from.
-struct MatchContext {
+public struct MatchContext {
     public let line: LineBytes
     public let start: Int
     public let lineNumber: Int
@@ -16,7 +16,7 @@ struct MatchContext {
 }
 
 /// A matcher's verdict on one line.
-enum MatchOutcome: Equatable {
+public enum MatchOutcome: Equatable {
     /// Not this matcher's family.
     case noMatch
     case event(GuestLogEvent)

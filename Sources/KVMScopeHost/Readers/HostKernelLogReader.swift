@@ -1,0 +1,259 @@
+import KVMScopeGuestLog
+
+/// Receives what HostKernelLogReader finds, line by line (a streaming analysis keeps only what
+/// it needs, so memory does not grow with the input).
+public protocol HostKernelEventSink {
+    mutating func consume(_ event: HostKernelEvent)
+    /// Whether the next finding's `message` (the line's text) is wanted. Making it is most of
+    /// the cost of a finding; an analysis that lists only its first N findings says no after N.
+    var wantsMessages: Bool { get }
+}
+
+extension HostKernelEventSink {
+    public var wantsMessages: Bool { true }
+}
+
+/// What the reader saw of its input, for the report and for refusing a file that is not a
+/// kernel log at all.
+public struct HostKernelInputStats: Equatable, Sendable {
+    public var bytes: Int64 = 0
+    public var lines = 0
+    /// Lines per stamp style (`dmesg-iso`, `journal`, `bare`, ...).
+    public var styles: [KernelLogStyle: Int] = [:]
+    /// Lines that are positively not kernel messages (other programs' syslog/journal lines).
+    public var notKernelLines = 0
+    /// Unstamped lines that matched no message: not counted as kernel messages.
+    public var unrecognisedBareLines = 0
+    public var binaryLines = 0
+    public var overlongLines = 0
+    /// Lines that start like a known message but whose fields cannot be read (cut off, garbled).
+    public var malformedLines = 0
+    public var firstMalformedLine: Int?
+    /// Messages the kernel's rate limiter dropped (`%s: %d callbacks suppressed`), summed.
+    public var suppressedMessages: UInt64 = 0
+    public var endedMidLine = false
+    public var first: GuestLogTime?
+    public var last: GuestLogTime?
+
+    public init() {}
+
+    /// Lines that are kernel messages: stamped kernel lines, and unstamped ones that matched.
+    public var kernelMessages: Int {
+        styles.reduce(0) { $0 + $1.value } - unrecognisedBareLines
+    }
+}
+
+/// Reads a host kernel log (dmesg in all its time formats, journalctl -k, kern.log/syslog,
+/// /dev/kmsg records: the guest log's KernelLinePrefixParser finds where each message starts)
+/// and turns the messages about the host's storage stack into HostKernelEvents. Host-only
+/// messages (HostKernelMatchers) are tried first; then the messages a guest prints too
+/// (GuestLogMatchers: block-layer errors on any device, buffer errors, ext4/XFS, SCSI).
+/// One pass, constant memory; unlike the guest reader it keeps repeated lines (a host log is
+/// not a console capture followed by its own dmesg).
+public struct HostKernelLogReader {
+    public private(set) var stats = HostKernelInputStats()
+    private var styleCounts = [Int](repeating: 0, count: KernelLogStyle.allCases.count)
+    private var previousWasKmsg = false
+
+    public init() {}
+
+    public mutating func read<Sink: HostKernelEventSink>(_ stream: ByteStream, into sink: inout Sink,
+                                                         progress: ((Int64) -> Void)? = nil) throws {
+        var splitter = LineSplitter()
+        splitter.onProgress = progress
+        try splitter.forEachLine(in: stream) { line, number in
+            consume(line: line, number: number, into: &sink)
+        }
+        stats.bytes += splitter.stats.bytes
+        stats.lines += splitter.stats.lines
+        stats.overlongLines += splitter.stats.overlongLines
+        stats.endedMidLine = stats.endedMidLine || splitter.stats.endedMidLine
+        finishStyles()
+    }
+
+    /// One line; for callers that split lines themselves. Call `finishStyles()` at the end.
+    public mutating func consume<Sink: HostKernelEventSink>(line: LineBytes, number: Int, into sink: inout Sink) {
+        let prefix: KernelLinePrefix
+        switch KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg) {
+        case .notKernel:
+            stats.notKernelLines += 1
+            previousWasKmsg = previousWasKmsg && line.count > 0 && line[0] == 0x20
+            if let event = Self.multipathd(line, number) { sink.consume(event) }
+            return
+        case .kernel(let p):
+            prefix = p
+        }
+        previousWasKmsg = prefix.style == .kmsg
+        let ctx = MatchContext(line: line, start: prefix.messageStart, lineNumber: number, time: prefix.time)
+        // Each event goes to the sink from where it was made: a finding is a large value, and
+        // carrying it through optionals cost a copy per line (measured: ~10 % of the time).
+        switch HostKernelMatchers.match(ctx) {
+        case .event(let e):
+            account(prefix, line, number, matched: true, malformed: false)
+            deliver(e, ctx, into: &sink)
+            return
+        case .malformed:
+            account(prefix, line, number, matched: false, malformed: true)
+            return
+        case .noMatch:
+            break
+        }
+        switch GuestLogMatchers.match(ctx) {
+        case .noMatch:
+            account(prefix, line, number, matched: false, malformed: false)
+        case .malformed:
+            account(prefix, line, number, matched: false, malformed: true)
+        case .event(let g):
+            if case .suppressed(let s) = g {
+                // Saturating: a garbled count must not trap.
+                let (sum, overflow) = stats.suppressedMessages.addingReportingOverflow(s.count)
+                stats.suppressedMessages = overflow ? .max : sum
+            }
+            account(prefix, line, number, matched: true, malformed: false)
+            if let e = Self.hostEvent(g, ctx) { deliver(e, ctx, into: &sink) }
+        }
+    }
+
+    @inline(__always)
+    private func deliver<Sink: HostKernelEventSink>(_ e: HostKernelEvent, _ ctx: MatchContext, into sink: inout Sink) {
+        if case .finding(var f) = e, sink.wantsMessages {
+            f.message = ctx.message
+            sink.consume(.finding(f))
+        } else {
+            sink.consume(e)
+        }
+    }
+
+    /// The line's share of the statistics: binary junk and unmatched unstamped text are not
+    /// kernel messages; everything else counts under its stamp style.
+    @inline(__always)
+    private mutating func account(_ prefix: KernelLinePrefix, _ line: LineBytes, _ number: Int, matched: Bool, malformed: Bool) {
+        if prefix.style == .bare, !matched {
+            if line.looksBinary { stats.binaryLines += 1; return }
+            stats.unrecognisedBareLines += 1
+        }
+        if malformed {
+            if line.looksBinary { stats.binaryLines += 1; return }
+            stats.malformedLines += 1
+            if stats.firstMalformedLine == nil { stats.firstMalformedLine = number }
+        }
+        styleCounts[Self.index(prefix.style)] += 1
+        if prefix.style != .bare {
+            if stats.first == nil { stats.first = prefix.time }
+            stats.last = prefix.time
+        }
+    }
+
+    /// Folds the per-style counters into `stats.styles`.
+    public mutating func finishStyles() {
+        for (i, style) in KernelLogStyle.allCases.enumerated() where styleCounts[i] > 0 {
+            stats.styles[style, default: 0] += styleCounts[i]
+            styleCounts[i] = 0
+        }
+    }
+
+    @inline(__always)
+    static func index(_ style: KernelLogStyle) -> Int {
+        switch style {
+        case .printk: return 0
+        case .printkCaller: return 1
+        case .dmesgWallClock: return 2
+        case .dmesgISO: return 3
+        case .kmsg: return 4
+        case .journal: return 5
+        case .syslog: return 6
+        case .bare: return 7
+        }
+    }
+
+    /// multipathd (user space, multipathd/main.c): `multipathd[PID]: %s: remaining active paths: %d`
+    /// in a syslog or journal file. Only the count 0 is a finding: the map has lost every path.
+    static func multipathd(_ line: LineBytes, _ number: Int) -> HostKernelEvent? {
+        guard line.count > 40, let tag = line.find("multipathd", from: 0), tag < 64,
+              let r = line.find(": remaining active paths: ", from: tag + 10),
+              let (n, end) = line.decimal(at: r + 26), end == line.count, n == 0 else { return nil }
+        // The map's alias is the word before ": remaining".
+        var a = r
+        while a > tag, line[a - 1] != 0x20 { a -= 1 }
+        guard a < r else { return nil }
+        var f = HostKernelFinding(kind: .multipathNoPaths, device: line.string(a..<r), time: .unknown, line: number,
+                                  message: line.string(from: tag))
+        if case .kernel(let p) = KernelLinePrefixParser.parse(line) { f.time = p.time }
+        f.status = "remaining active paths: 0"
+        return .finding(f)
+    }
+
+    /// A guest-log event, as the host sees it (nil for what the host report does not keep).
+    static func hostEvent(_ g: GuestLogEvent, _ ctx: MatchContext) -> HostKernelEvent? {
+        func make(_ kind: HostFindingKind, _ device: String?) -> HostKernelFinding {
+            HostKernelFinding(kind: kind, device: device, time: ctx.time, line: ctx.lineNumber, message: "")
+        }
+        switch g {
+        case .blockError(let e):
+            // mkfs, fstrim and the filesystems try these on every device and fall back when the
+            // device lacks them (block/blk-lib.c): not a failure of the device.
+            if e.errorType == .notSupported, let op = e.operation, Self.optionalOperations.contains(op) {
+                return .noise(.unsupportedOptionalOperation, device: e.device, line: ctx.lineNumber)
+            }
+            var f = make(.blockError, e.device)
+            f.sector = e.sector
+            f.operation = e.operation?.rawValue
+            f.flags = e.flags
+            f.status = e.errorType.text
+            f.errno = e.errorType.errnoName
+            return .finding(f)
+        case .bufferError(let b):
+            var f = make(.bufferIOError, b.device)
+            f.status = b.loss?.rawValue
+            f.errno = "EIO"
+            return .finding(f)
+        case .filesystem(let fe):
+            let kind: HostFindingKind
+            switch fe.kind {
+            case .mounted: return .noise(.filesystemMounted, device: fe.device, line: ctx.lineNumber)
+            case .remountedReadOnly: kind = .filesystemReadOnly
+            case .shutdown: kind = .filesystemShutdown
+            default: kind = .filesystemError
+            }
+            var f = make(kind, fe.device)
+            f.status = fe.filesystem.rawValue
+            if case .metadataIOError(let daddr, _, let errno, _) = fe.kind {
+                f.sector = daddr
+                if errno == 5 { f.errno = "EIO" }
+            }
+            return .finding(f)
+        case .scsi(let se):
+            // "sd H:C:T:L: msg" lines without "[sdX]" name the SCSI address only.
+            let device = se.device == "?" || se.device.isEmpty ? se.address : se.device
+            switch se.kind {
+            case .result(let host, let driver):
+                var f = make(.scsiResult, device)
+                f.status = "hostbyte=\(host) driverbyte=\(driver)"
+                return .finding(f)
+            case .senseKey(let k):
+                var f = make(.scsiSense, device)
+                f.status = "Sense Key : " + k
+                return .finding(f)
+            case .additionalSense(let a):
+                var f = make(.scsiSense, device)
+                f.status = "Add. Sense: " + a
+                return .finding(f)
+            case .unhandled:
+                return .finding(make(.scsiResult, device))
+            case .offline:
+                var f = make(.scsiOffline, device)
+                f.errno = "EIO"
+                return .finding(f)
+            }
+        case .capacity(let c):
+            return .noise(.capacityChange, device: c.device, line: ctx.lineNumber)
+        case .suppressed:
+            return nil
+        }
+    }
+
+    static let optionalOperations: Set<BlockIOOperation> = [
+        .discard, .secureErase, .writeZeroes, .writeSame, .zoneReport, .zoneReset, .zoneResetAll,
+        .zoneOpen, .zoneClose, .zoneFinish, .zoneAppend,
+    ]
+}
