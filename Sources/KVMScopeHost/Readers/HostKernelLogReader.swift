@@ -161,8 +161,11 @@ public struct HostKernelLogReader {
         case .dmesgISO: return 3
         case .kmsg: return 4
         case .journal: return 5
+        // KernelLogStyle.allCases order (finishStyles folds the counters back by it).
         case .syslog: return 6
-        case .bare: return 7
+        case .journalJSON: return 7
+        case .journalExport: return 8
+        case .bare: return 9
         }
     }
 
@@ -244,10 +247,16 @@ public struct HostKernelLogReader {
                 var f = make(.scsiOffline, device)
                 f.errno = "EIO"
                 return .finding(f)
+            case .cdb:
+                // The command of a failure already reported by its Result/Sense lines.
+                return nil
             }
         case .capacity(let c):
             return .noise(.capacityChange, device: c.device, line: ctx.lineNumber)
         case .suppressed:
+            return nil
+        case .hungTask, .deviceTimeout:
+            // The host reader's own matchers report these with the QEMU process they name.
             return nil
         }
     }
