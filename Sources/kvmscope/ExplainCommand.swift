@@ -26,6 +26,7 @@ struct ExplainCommand: ParsableCommand {
           $ kvmscope explain --example list
           $ kvmscope explain console.log qemu-trace.log qmp-events.log
           $ kvmscope explain --guest dmesg.txt --qmp events.log --json
+          $ kvmscope explain console.log trace.log --qemu-cmdline /proc/$(pidof qemu-system-x86_64)/cmdline
           $ kvmscope explain lab/scenarios/ext4-readonly
         Exit status: 0 no errors found, 1 errors explained (or unreadable input), 2 usage error.
         """
@@ -43,6 +44,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .long, help: "QMP events ('-' for stdin).")
     var qmp: String?
 
+    @Option(name: .customLong("qemu-cmdline"), help: "QEMU's command line: a copy of /proc/PID/cmdline, `ps -o args` output, or a libvirt VM log (drives, backends, werror/rerror).")
+    var qemuCmdline: String?
+
     @Option(name: .long, help: "Run on a lab capture built into kvmscope; 'list' lists them.")
     var example: String?
 
@@ -55,7 +59,7 @@ struct ExplainCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        let stdinUses = ([guest, trace, qmp, events].compactMap { $0 } + files).filter { $0 == "-" }.count
+        let stdinUses = ([guest, trace, qmp, qemuCmdline, events].compactMap { $0 } + files).filter { $0 == "-" }.count
         if stdinUses > 1 { throw ValidationError("only one input can be standard input ('-')") }
         if example != nil && (!files.isEmpty || guest != nil || trace != nil || qmp != nil) {
             throw ValidationError("--example runs on a bundled capture: give no other inputs")
@@ -81,11 +85,13 @@ struct ExplainCommand: ParsableCommand {
             inputs.guest = try guest.map { try FileByteSource(path: $0) }
             inputs.trace = try trace.map { try FileByteSource(path: $0) }
             inputs.qmp = try qmp.map { try FileByteSource(path: $0) }
+            inputs.qemuCommandLine = try qemuCmdline.map { try FileByteSource(path: $0) }
             var unnamed: [ByteStream] = []
             for f in files {
                 var isDir: ObjCBool = false
                 if f != "-", FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue {
                     unnamed += try ExplainSession.streams(inDirectory: f)
+                    if inputs.qemuCommandLine == nil { inputs.qemuCommandLine = ExplainSession.commandLine(inDirectory: f) }
                 } else {
                     unnamed.append(try FileByteSource(path: f))
                 }

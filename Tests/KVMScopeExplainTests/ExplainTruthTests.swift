@@ -225,3 +225,24 @@ import KVMScope
         }
     }
 }
+
+/// With QEMU's command line (the lab's run.txt in the capture directory), the policy is what
+/// the drive says, not what the errors allow.
+@Suite struct ExplainCommandLineTests {
+    @Test func policyAndBackendFromTheCommandLine() throws {
+        let dir = LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/nbd-server-killed").path
+        var inputs = ExplainSession.Inputs()
+        try ExplainSession.classify(try ExplainSession.streams(inDirectory: dir), into: &inputs)
+        inputs.qemuCommandLine = ExplainSession.commandLine(inDirectory: dir)
+        let r = try ExplainSession.run(inputs)
+        #expect(r.inputs.qemuCommandLine?.hasSuffix("run.txt") == true)
+        let w = try #require(r.errorPolicies.first { $0.operation == "write" })
+        #expect(w.possible == [.report] && w.statedOnCommandLine == true)
+        #expect(r.verdict.summary.contains("(werror=report)"))
+        #expect(r.verdict.summary.contains("NBD server (127.0.0.1:"))
+        #expect(r.nextSteps.contains { $0.contains("NBD server at 127.0.0.1:") })
+        // Without it, the same errors only allow report or the default enospc.
+        let bare = try ExplainTruthTests.explain("nbd-server-killed")
+        #expect(bare.errorPolicies.first { $0.operation == "write" }?.possible == [.report, .enospc])
+    }
+}

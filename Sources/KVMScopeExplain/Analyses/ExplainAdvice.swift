@@ -2,6 +2,7 @@ import Foundation
 import KVMScopeQMP
 import KVMScopeTrace
 import KVMScopeGuestLog
+import KVMScopeHost
 
 /// The evidence lines, the next steps and the notes on missing inputs.
 extension ExplainStory {
@@ -113,8 +114,10 @@ extension ExplainStory {
 
     /// The disk is an NBD export: the server and the network, not a local disk, come first.
     func nbdStep(_ nbd: NbdClientAccount) -> String {
-        let server = nbd.server.map { "the NBD server at \($0)" } ?? "the NBD server (its address is in QEMU's command line: `-blockdev driver=nbd,server.host=…` or libvirt's `<source protocol='nbd'>`)"
-        var t = "The disk is served by \(server)\(nbd.export.map { ", export \($0)" } ?? ""): check that the server process is running and reachable from the host (`nbdinfo nbd://HOST:PORT/EXPORT`), and its own log"
+        let fromCommandLine = disks?.disks.first { $0.drivers.contains("nbd") }
+        let address = nbd.server ?? fromCommandLine?.server
+        let server = address.map { "the NBD server at \($0)" } ?? "the NBD server (its address is in QEMU's command line: `-blockdev driver=nbd,server.host=…` or libvirt's `<source protocol='nbd'>`)"
+        var t = "The disk is served by \(server)\((nbd.export ?? fromCommandLine?.export).map { ", export \($0)" } ?? ""): check that the server process is running and reachable from the host (`nbdinfo nbd://HOST:PORT/EXPORT`), and its own log"
         if nbd.reconnectAttempts > 0 {
             t += "; QEMU reconnects by itself while `reconnect-delay` lasts, and requests fail with EIO after it"
         }

@@ -2,12 +2,13 @@ import Foundation
 import KVMScopeQMP
 import KVMScopeTrace
 import KVMScopeGuestLog
+import KVMScopeHost
 
 /// Joins what the guest logged, what QEMU traced and what QMP reported into one account.
 /// Pure: it takes the three models (any may be missing) and returns the report.
 enum ExplainAnalysis {
     public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?,
-                               inputs: ExplainReport.Inputs) -> ExplainReport {
+                               disks: QEMUDiskMap? = nil, inputs: ExplainReport.Inputs) -> ExplainReport {
         // The guest's block errors, flattened in report order. Their time is the kernel's uptime
         // stamp, or, for logs stamped only with a wall clock (journalctl, dmesg -T), that clock
         // read as UTC: the estimated offset then absorbs the time zone (and a missing year).
@@ -185,7 +186,8 @@ enum ExplainAnalysis {
         story.bootClocks = bootClocks
         story.guestBoots = guestBoots
         story.guestWallClock = guestRefs.map(\.wallClock)
-        story.policies = ErrorPolicyInference.infer(host: host, qmp: qmp)
+        story.policies = ErrorPolicyInference.infer(host: host, qmp: qmp, disks: disks)
+        story.disks = disks
         story.clockAnchored = anchored
         story.account()
         return ExplainReport(
@@ -193,7 +195,7 @@ enum ExplainAnalysis {
             unmatched: story.unmatched, guestClock: guestClock, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
             bootClockOffsets: bootClocks.isMultiBoot
                 ? bootClocks.offsets.keys.sorted().map { BootClockOffset(boot: $0, clockOffsetSeconds: bootClocks.offsets[$0]!) } : [],
-            coverage: coverage, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
+            coverage: coverage, qemuDisks: disks?.disks, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
             verdict: story.verdict(), evidence: story.evidence(),
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, guestBoots: guestBoots, failures: failures,
                                             qmp: qmp, clocks: bootClocks, wallClockOffset: guestClock == .uptime ? nil : offset),

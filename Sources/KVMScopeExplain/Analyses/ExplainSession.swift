@@ -2,6 +2,7 @@ import Foundation
 import KVMScopeQMP
 import KVMScopeTrace
 import KVMScopeGuestLog
+import KVMScopeHost
 
 /// Reads `explain`'s inputs — named by role, or just given, in which case each one's kind is
 /// detected by the format registry — runs each through its own reader and analysis (the
@@ -14,8 +15,10 @@ public enum ExplainSession {
         public var guest: ByteStream?
         public var trace: ByteStream?
         public var qmp: ByteStream?
-        public init(guest: ByteStream? = nil, trace: ByteStream? = nil, qmp: ByteStream? = nil) {
-            self.guest = guest; self.trace = trace; self.qmp = qmp
+        /// QEMU's command line (a /proc/PID/cmdline copy, `ps -o args`, a libvirt VM log).
+        public var qemuCommandLine: ByteStream?
+        public init(guest: ByteStream? = nil, trace: ByteStream? = nil, qmp: ByteStream? = nil, qemuCommandLine: ByteStream? = nil) {
+            self.guest = guest; self.trace = trace; self.qmp = qmp; self.qemuCommandLine = qemuCommandLine
         }
         public var isEmpty: Bool { guest == nil && trace == nil && qmp == nil }
     }
@@ -133,6 +136,22 @@ public enum ExplainSession {
         return [InputKind.guestLog, .qemuTrace, .qmpEvents].compactMap { best[$0]?.stream }
     }
 
+    /// A small text file in a capture directory that holds a QEMU command line (the lab's
+    /// run.txt, a saved `ps -o args`, a /proc/PID/cmdline copy), when there is one.
+    public static func commandLine(inDirectory path: String) -> ByteStream? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        for n in names.sorted() where !n.hasPrefix(".") {
+            let p = (path as NSString).appendingPathComponent(n)
+            guard let attrs = try? FileManager.default.attributesOfItem(atPath: p),
+                  (attrs[.type] as? FileAttributeType) == .typeRegular,
+                  let size = attrs[.size] as? Int, size > 0, size < 1 << 20,
+                  let data = FileManager.default.contents(atPath: p),
+                  (try? QEMUCommandLineReader.arguments(in: Array(data), name: p)) != nil else { continue }
+            return MemoryByteSource(String(decoding: data, as: UTF8.self), name: p)
+        }
+        return nil
+    }
+
     /// Reads every given input once and explains.
     public static func run(_ inputs: Inputs, events: String? = nil, detailLimit: Int = 10_000,
                            onProgress: ((Int64) -> Void)? = nil) throws -> ExplainReport {
@@ -177,9 +196,11 @@ public enum ExplainSession {
                                                         linesRecognised: reader.linesRecognised, linesSkipped: reader.linesSkipped,
                                                         splitFrom: splitSource(of: q)))
         }
+        let disks = try inputs.qemuCommandLine.map { QEMUDiskMap(arguments: try QEMUCommandLineReader.arguments(in: $0)) }
         var names = ExplainReport.Inputs(guest: inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name)
+        names.qemuCommandLine = inputs.qemuCommandLine?.name
         names.understood = understood
-        return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, inputs: names)
+        return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks, inputs: names)
     }
 
     /// The guest log's share: kernel messages with a recognised stamp; every other line

@@ -2,6 +2,7 @@ import Foundation
 import KVMScopeQMP
 import KVMScopeTrace
 import KVMScopeGuestLog
+import KVMScopeHost
 
 /// The verdict's sentences for disks the host saw working, and for disks it could not see.
 extension ExplainStory {
@@ -105,7 +106,8 @@ extension ExplainStory {
 
     /// The NBD client's account: the connection lost, the reconnects, the requests failed.
     func nbdSentence(_ nbd: NbdClientAccount) -> String {
-        var t = "The storage under QEMU is an NBD server" + (nbd.server.map { " (\($0))" } ?? "")
+        let address = nbd.server ?? disks?.disks.first { $0.drivers.contains("nbd") }?.server
+        var t = "The storage under QEMU is an NBD server" + (address.map { " (\($0))" } ?? "")
         if let loss = nbd.connectionLosses.first {
             t += ": it closed the connection" + (loss.time.map { " at \(Self.clock($0))" } ?? "") + " (\(loss.reason))"
         }

@@ -2,6 +2,7 @@ import Foundation
 import KVMScopeQMP
 import KVMScopeTrace
 import KVMScopeGuestLog
+import KVMScopeHost
 
 /// Turns the joined evidence into words: the verdict, the matched evidence lines, what does
 /// not match one-to-one and why, what to do next, and what a missing input would have told.
@@ -34,6 +35,8 @@ struct ExplainStory {
     /// Per troubled guest disk, what the host inputs can see of it.
     var coverage: [DeviceCoverage] = []
     var policies: [ErrorPolicyEvidence] = []
+    /// QEMU's command line, when given: the drives, their backends and policies.
+    var disks: QEMUDiskMap?
     /// The clock offset comes from the guest's disk setup, not from matched failures.
     var clockAnchored = false
 

@@ -1,6 +1,7 @@
 import KVMScopeQMP
 import KVMScopeTrace
 import KVMScopeGuestLog
+import KVMScopeHost
 /// `kvmscope explain`'s answer: the guest's story, the host's, the QMP events, how they line
 /// up, and the verdict. Text and JSON are both rendered from this one value; the `guest` and
 /// `host` parts are exactly what `kvmscope guest --json` and `kvmscope trace --json` print.
@@ -86,6 +87,7 @@ public struct ExplainReport: Sendable, Encodable {
         public var guest: String?
         public var trace: String?
         public var qmp: String?
+        public var qemuCommandLine: String?
         /// How much of each input was understood, one entry per input read.
         public var understood: [ExplainInputUnderstanding] = []
     }
@@ -109,6 +111,8 @@ public struct ExplainReport: Sendable, Encodable {
     public var bootClockOffsets: [BootClockOffset]
     /// Per guest disk with trouble: what the host inputs can say about it.
     public var coverage: [DeviceCoverage]
+    /// The disks QEMU's command line defines (null when no command line was given).
+    public var qemuDisks: [QEMUDiskConfig]?
     /// The werror/rerror policies the evidence allows, per drive and operation.
     public var errorPolicies: [ErrorPolicyEvidence]
     /// Whether the VM was still paused when the inputs end (QMP STOP/RESUME, trace runstate);
@@ -133,7 +137,7 @@ public struct ExplainReport: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
-        case clockOffsetSpreadSeconds, bootClockOffsets, coverage, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
+        case clockOffsetSpreadSeconds, bootClockOffsets, coverage, qemuDisks, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
     /// Every documented key is always present (`null` when an input was not given).
@@ -151,6 +155,7 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(clockOffsetSpreadSeconds, forKey: .clockOffsetSpreadSeconds)
         try c.encode(bootClockOffsets, forKey: .bootClockOffsets)
         try c.encode(coverage, forKey: .coverage)
+        try c.encode(qemuDisks, forKey: .qemuDisks)
         try c.encode(errorPolicies, forKey: .errorPolicies)
         try c.encode(vmPausedAtEnd, forKey: .vmPausedAtEnd)
         try c.encode(verdict, forKey: .verdict)
@@ -163,12 +168,13 @@ public struct ExplainReport: Sendable, Encodable {
 }
 
 extension ExplainReport.Inputs {
-    enum CodingKeys: String, CodingKey { case guest, trace, qmp, understood }
+    enum CodingKeys: String, CodingKey { case guest, trace, qmp, qemuCommandLine, understood }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(guest, forKey: .guest)
         try c.encode(trace, forKey: .trace)
         try c.encode(qmp, forKey: .qmp)
+        try c.encode(qemuCommandLine, forKey: .qemuCommandLine)
         try c.encode(understood, forKey: .understood)
     }
 }

@@ -1,5 +1,6 @@
 import KVMScopeQMP
 import KVMScopeTrace
+import KVMScopeHost
 
 /// Which `werror`/`rerror` policy the evidence allows for a drive. Each observed error narrows
 /// the set (QEMU block/block-backend.c blk_get_error_action(): `enospc` stops on ENOSPC and
@@ -24,13 +25,17 @@ public struct ErrorPolicyEvidence: Sendable, Encodable, Equatable {
     public var possible: [Policy]
     /// What narrowed it down, one phrase per kind of observation.
     public var from: [String]
+    /// True when QEMU's command line sets the option, false when it leaves QEMU's default,
+    /// nil without a command line.
+    @NullEncoded public var statedOnCommandLine: Bool? = nil
 
     /// `werror=report`, `werror=report or werror=enospc (the default)`, …
     public var words: String {
         let option = operation == "read" ? "rerror" : "werror"
         guard !possible.isEmpty else { return "\(option) unclear (the observations contradict each other)" }
         return possible.map { p in
-            "\(option)=\(p.rawValue)" + ((option == "werror" && p == .enospc) || (option == "rerror" && p == .report) ? " (the default)" : "")
+            let isDefault = (option == "werror" && p == .enospc) || (option == "rerror" && p == .report)
+            return "\(option)=\(p.rawValue)" + (isDefault && statedOnCommandLine != true ? " (the default)" : "")
         }.joined(separator: " or ")
     }
 }
@@ -48,11 +53,12 @@ enum ErrorPolicyInference {
         }
     }
 
-    static func infer(host: TraceReport?, qmp: QMPTimeline?) -> [ErrorPolicyEvidence] {
+    static func infer(host: TraceReport?, qmp: QMPTimeline?, disks: QEMUDiskMap? = nil) -> [ErrorPolicyEvidence] {
         struct Key: Hashable { var device: String; var read: Bool }
         var sets: [Key: Set<Policy>] = [:]
         var from: [Key: [String]] = [:]
         var order: [Key] = []
+        var stated: [Key: Bool] = [:]
         func observe(_ k: Key, _ allowed: Set<Policy>, _ why: String) {
             if sets[k] == nil { order.append(k); sets[k] = Set(Policy.allCases) }
             sets[k]!.formIntersection(allowed)
@@ -82,9 +88,23 @@ enum ErrorPolicyInference {
             observe(Key(device: f.device, read: read), allowed(isRead: read, enospc: enospc, outcome: outcome),
                     why + (enospc ? " (ENOSPC)" : ""))
         }
+        // The command line says it outright (or leaves QEMU's default), for the drives the other
+        // inputs name, or for the only drive.
+        if let disks {
+            let named = order.map(\.device)
+            for k in order.isEmpty ? [] : order {
+                guard let d = disks.disk(named: k.device) ?? (named.count <= 2 ? disks.disk(named: nil) : nil) else { continue }
+                let (value, isDefault) = d.policy(read: k.read)
+                guard let p = Policy(rawValue: value) else { continue }
+                let option = k.read ? "rerror" : "werror"
+                stated[k] = !isDefault
+                observe(k, [p], isDefault ? "QEMU command line: no \(option) on drive \(d.id ?? d.nodeName ?? "?"), so QEMU's default \(value)"
+                                          : "QEMU command line: \(option)=\(value) on drive \(d.id ?? d.nodeName ?? "?")")
+            }
+        }
         return order.map { k in
             ErrorPolicyEvidence(device: k.device, operation: k.read ? "read" : "write",
-                                possible: sets[k]!.sorted(), from: from[k] ?? [])
+                                possible: sets[k]!.sorted(), from: from[k] ?? [], statedOnCommandLine: stated[k])
         }
     }
 }
