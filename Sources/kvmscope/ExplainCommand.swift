@@ -21,7 +21,8 @@ struct ExplainCommand: ParsableCommand {
             on vda at sector 2048.
           $ kvmscope explain --example ext4-corrupt
           VERDICT: the error arose inside the guest (the host saw its requests succeed)
-            The guest logged 7 ext4 errors (in ...) on vda, but QEMU's trace holds virtio-blk events from
+            The guest logged 3 ext4 corruption reports (block-bitmap of group 0 (checksum), inode 17
+            (checksum)) on vda, but QEMU's trace holds virtio-blk events from
             11:17:05 to 11:17:23 and shows all 41 requests to the disk completing successfully; ...
           $ kvmscope explain --example list
           $ kvmscope explain console.log qemu-trace.log qmp-events.log
@@ -90,7 +91,10 @@ struct ExplainCommand: ParsableCommand {
             for f in files {
                 var isDir: ObjCBool = false
                 if f != "-", FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue {
-                    unnamed += try ExplainSession.streams(inDirectory: f)
+                    let found = try ExplainSession.streams(inDirectory: f)
+                    inputs.foundInDirectory.formUnion(found.map(\.name))
+                    inputs.notes += ExplainSession.notes(inDirectory: f)
+                    unnamed += found
                     if inputs.qemuCommandLine == nil { inputs.qemuCommandLine = ExplainSession.commandLine(inDirectory: f) }
                 } else {
                     unnamed.append(try FileByteSource(path: f))

@@ -132,7 +132,7 @@ import KVMScope
 
     @Test func badInputAndMissingFiles() throws {
         let garbage = try CLIRunner.run(["drops", "-"], stdin: "hello\nworld\n\u{01}\u{02}\n")
-        #expect(garbage.status == 1)
+        #expect(garbage.status == 2)
         #expect(garbage.stdout.isEmpty)
         #expect(garbage.stderr == "kvmscope: '<stdin>': no skb:kfree_skb events in 3 lines (expected ftrace trace text, trace-cmd report or perf script of skb:kfree_skb)\n")
         let missing = try CLIRunner.run(["drops", "/nonexistent/trace.txt"])

@@ -69,7 +69,7 @@ import KVMScope
         let unknown = try CLIRunner.run(["explain", "--example", "nope"])
         #expect(unknown.status == 2 && unknown.stderr.hasPrefix("kvmscope: no example named 'nope'"))
         let junk = try CLIRunner.run(["explain", "-"], stdin: "\u{0}\u{1}\u{2} binary junk\n")
-        #expect(junk.status == 1 && junk.stderr.split(separator: "\n").count == 1)
+        #expect(junk.status == 2 && junk.stderr.split(separator: "\n").count == 1)
         for args in [["explain"], ["explain", "--example", "write-eio", "x.log"], ["explain", "--guest", "-", "--qmp", "-"]] {
             let u = try CLIRunner.run(args)
             #expect(u.status == 2, "\(args)")

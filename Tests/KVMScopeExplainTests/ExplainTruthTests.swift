@@ -246,3 +246,70 @@ import KVMScope
         #expect(bare.errorPolicies.first { $0.operation == "write" }?.possible == [.report, .enospc])
     }
 }
+
+/// Found by trying explain as an admin would (each was a false or too specific statement).
+@Suite struct ExplainAdminReviewTests {
+    func file(_ s: String, _ f: String) throws -> ByteStream { try FileByteSource(path: LabFixtures.path(s, f)) }
+    func lines(_ s: String, _ f: String, _ keep: (Substring) -> Bool) throws -> ByteStream {
+        let t = try String(contentsOfFile: LabFixtures.path(s, f), encoding: .utf8).split(separator: "\n").filter(keep)
+        return MemoryByteSource(t.joined(separator: "\n") + "\n", name: "\(s)-\(f)-cut")
+    }
+
+    /// A trace that ends before the failing request: not covered, never "inside the guest".
+    @Test func traceEndingBeforeTheFailureDoesNotCover() throws {
+        let cut = try lines("write-eio", "trace.log") { l in
+            guard let at = l.firstIndex(of: "@"), let colon = l[at...].firstIndex(of: ":") else { return true }
+            return (Double(l[l.index(after: at)..<colon]) ?? 0) < 1795363592.70
+        }
+        let r = try ExplainSession.run(.init(guest: try file("write-eio", "console.log"), trace: cut))
+        #expect(r.verdict.origin == .notCovered)
+        #expect(r.coverage.first?.traceCoversTime == false)
+    }
+
+    /// A virtio-blk guest's I/O error with a trace of another run that shows every request
+    /// succeeding: the inputs contradict each other; not "the guest failed requests QEMU completed".
+    @Test func virtioBlkErrorWithAnotherRunsCleanTraceIsAContradiction() throws {
+        let r = try ExplainSession.run(.init(guest: try file("write-eio", "console.log"), trace: try file("ext4-corrupt", "trace.log")))
+        #expect(r.verdict.origin == .unknown)
+        #expect(r.disagreements.contains { $0.contains("virtio_blk fails a request only when QEMU returns an error") })
+    }
+
+    /// A SCSI disk's error is never paired with a virtio-blk request.
+    @Test func scsiErrorIsNeverPairedWithAVirtioBlkRequest() throws {
+        let vb = try lines("write-eio", "trace.log") { $0.contains(":virtio_blk_") }
+        let r = try ExplainSession.run(.init(guest: try file("scsi-write-eio", "console.log"), trace: vb))
+        #expect(r.matches.isEmpty)
+        #expect(r.coverage.first { $0.guestDevice == "sda" }?.covered == false)
+    }
+
+    /// A QMP stream of another run is set aside, not used as fact.
+    @Test func qmpOfAnotherRunIsNotUsed() throws {
+        let r = try ExplainSession.run(.init(guest: try file("write-eio", "console.log"), trace: try file("write-eio", "trace.log"),
+                                             qmp: try file("read-once", "qmp.jsonl")))
+        #expect(r.disagreements.first?.contains("the QMP events are not used") == true)
+        #expect(!r.verdict.summary.contains("read error"))
+        #expect(!r.errorPolicies.contains { $0.operation == "read" })
+    }
+
+    /// A directory whose console has no kernel line (werror-stop): the console is left out with
+    /// a note and the trace and QMP still explain; a host kernel log is named, not read as the guest's.
+    @Test func directoryNotesWhatItLeavesOut() throws {
+        let r = try CLIRunner.run(["explain", LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/werror-stop").path],
+                                  environment: ["NO_COLOR": "1"])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("no kernel messages in it") && r.stdout.contains("VERDICT: the host's storage failed"))
+        let h = try CLIRunner.run(["explain", LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/host-disk-eio").path],
+                                  environment: ["NO_COLOR": "1"])
+        #expect(h.stdout.contains("host-dmesg.log: the host's kernel log, not read by explain"))
+        #expect(!h.stdout.contains("loop0"))
+        // Given by name, the same console is refused.
+        let given = try CLIRunner.run(["explain", "--guest", LabFixtures.path("werror-stop", "console.log")])
+        #expect(given.status == 2 && given.stderr.contains("no kernel messages found"))
+    }
+
+    /// Findings in the trace alone make a findings exit status.
+    @Test func scsiFailuresInTheTraceAloneExitOne() throws {
+        let r = try CLIRunner.run(["explain", "--trace", LabFixtures.path("scsi-write-eio", "trace.log")])
+        #expect(r.status == 1)
+    }
+}

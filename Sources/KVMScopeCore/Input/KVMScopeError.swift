@@ -48,7 +48,8 @@ public enum KVMScopeError: KVMScopeFailure, Equatable {
 
     public var isUsageError: Bool {
         switch self {
-        case .usage, .emptyInput: return true
+        // Input no reader recognises is refused like a bad flag: exit 2, never "no errors".
+        case .usage, .emptyInput, .unsupportedFormat: return true
         default: return false
         }
     }

@@ -70,6 +70,9 @@ extension ExplainStory {
             if let nbd = host?.backend.nbd, host?.backend.kind == "nbd" {
                 steps.append(nbdStep(nbd))
             } else if errnos.contains("EIO") || errnos.isEmpty {
+                if let h = host, h.backend.kind == "unknown", disks == nil {
+                    steps.append("The inputs do not show what serves the disk (the trace has no `nbd_*`, `qcow2_*` or `file_*` events and no QEMU command line was given): find the drive's backend first (`virsh domblklist VM`, `--qemu-cmdline /proc/PID/cmdline`); if it is a network disk (NBD, iSCSI, Ceph), its server comes before the host's disks.")
+                }
                 steps.append("Look under the image: the host's own kernel log (`dmesg -T` on the host), the disk's health (`smartctl -a`), RAID/SAN/NFS status; for qcow2 images `qemu-img check IMAGE`.")
             }
             let unusual = errnos.subtracting(["EIO", "ENOSPC", "EDQUOT"]).sorted()
@@ -137,7 +140,7 @@ extension ExplainStory {
             let hmp = TraceCoverage.hmpCommands(for: buses, backend: true).map { "'\($0)'" }.joined(separator: ", ")
             m.append("A QEMU trace would show the host errno behind each guest error and which layer failed. Start QEMU with `\(options) -D /var/log/qemu-trace.log -msg timestamp=on`, or turn the events on in a running VM with `virsh qemu-monitor-command VM --hmp` and each of \(hmp) (QMP: `trace-event-set-state`); the log backend writes to QEMU's stderr (under libvirt: /var/log/libvirt/qemu/VM.log).")
         }
-        if qmp == nil {
+        if qmp == nil && !qmpSetAside {
             m.append("QMP events would show every host I/O error with its errno text (BLOCK_IO_ERROR) and every pause it caused: `virsh qemu-monitor-event VM --loop --pretty --timestamp > qmp-events.log`, or QEMU's `-qmp unix:/run/qmp.sock,server=on,wait=off` with any QMP client.")
         }
         if guest == nil {

@@ -7,8 +7,16 @@ import KVMScopeHost
 /// Joins what the guest logged, what QEMU traced and what QMP reported into one account.
 /// Pure: it takes the three models (any may be missing) and returns the report.
 enum ExplainAnalysis {
-    public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?,
+    public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp qmpInput: QMPTimeline?,
                                disks: QEMUDiskMap? = nil, inputs: ExplainReport.Inputs) -> ExplainReport {
+        // A QMP stream that does not overlap the trace in time is from another run (or was not
+        // connected then): it is reported, and said to disagree, but not used as evidence.
+        var qmpSetAside: String?
+        if let q = qmpInput, let span = host?.timeSpan, span.clock == .wall, let a = q.firstEventTime, let b = q.lastEventTime,
+           b < span.start - 1 || a > span.end + 1 {
+            qmpSetAside = "The QMP stream (\(ExplainStory.clock(a))–\(ExplainStory.clock(b))) and the trace (\(ExplainStory.clock(span.start))–\(ExplainStory.clock(span.end))) do not overlap in time: they come from different runs, or QMP was not connected while the trace ran; the QMP events are not used."
+        }
+        let qmp = qmpSetAside == nil ? qmpInput : nil
         // The guest's block errors, flattened in report order. Their time is the kernel's uptime
         // stamp, or, for logs stamped only with a wall clock (journalctl, dmesg -T), that clock
         // read as UTC: the estimated offset then absorbs the time zone (and a missing year).
@@ -67,7 +75,7 @@ enum ExplainAnalysis {
             candidateCounts = Array(repeating: 0, count: guestErrors.count)
             var spreads: [Double] = []
             for b in boots.sorted() {
-                let gi = guestErrors.indices.filter { guestBoots[$0] == b }
+                let gi = guestErrors.indices.filter { guestBoots[$0] == b && virtioCandidate(guestErrors[$0].device) }
                 let hi = hostFailures.indices.filter { !taken.contains($0) }
                 let r = GuestHostCorrelator.correlate(guest: gi.map { guestErrors[$0] }, host: hi.map { hostFailures[$0] })
                 if let o = r.clockOffset { bootClocks.offsets[b] = o }
@@ -86,14 +94,19 @@ enum ExplainAnalysis {
             offset = bootClocks.offsets[boots.sorted().first { bootClocks.offsets[$0] != nil } ?? 0]
             spread = spreads.max()
         } else if host != nil {
-            let r = GuestHostCorrelator.correlate(guest: guestErrors, host: hostFailures)
+            // Only disks that can be virtio-blk pair with virtio-blk requests: an sda error is
+            // never a vdev's failure, however well sector and time line up.
+            let gi = guestErrors.indices.filter { virtioCandidate(guestErrors[$0].device) }
+            let r = GuestHostCorrelator.correlate(guest: gi.map { guestErrors[$0] }, host: hostFailures)
             offset = r.clockOffset
             spread = r.clockOffsetSpread
             deviceMap = r.deviceMap
-            candidateCounts = r.candidateCounts
+            candidateCounts = Array(repeating: 0, count: guestErrors.count)
+            for (k, n) in r.candidateCounts.enumerated() { candidateCounts[gi[k]] = n }
             for p in r.pairs {
-                matches.append(.init(guest: p.guest, host: p.host, scsi: nil, attempts: nil, qmp: qmpForHost[p.host],
-                                     guestDevice: guestErrors[p.guest].device, hostDevice: failures[p.host].device,
+                let g = gi[p.guest]
+                matches.append(.init(guest: g, host: p.host, scsi: nil, attempts: nil, qmp: qmpForHost[p.host],
+                                     guestDevice: guestErrors[g].device, hostDevice: failures[p.host].device,
                                      operation: failures[p.host].operation.rawValue, timeDeltaSeconds: p.delta))
             }
         }
@@ -189,9 +202,11 @@ enum ExplainAnalysis {
         story.policies = ErrorPolicyInference.infer(host: host, qmp: qmp, disks: disks)
         story.disks = disks
         story.clockAnchored = anchored
+        story.qmpSetAside = qmpSetAside != nil
         story.account()
+        if let note = qmpSetAside { story.disagreements.insert(note, at: 0) }
         return ExplainReport(
-            inputs: inputs, guest: guest, host: host, qmp: qmp, guestBlockErrors: guestRefs, matches: matches,
+            inputs: inputs, guest: guest, host: host, qmp: qmpInput, guestBlockErrors: guestRefs, matches: matches,
             unmatched: story.unmatched, guestClock: guestClock, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
             bootClockOffsets: bootClocks.isMultiBoot
                 ? bootClocks.offsets.keys.sorted().map { BootClockOffset(boot: $0, clockOffsetSeconds: bootClocks.offsets[$0]!) } : [],
@@ -201,6 +216,15 @@ enum ExplainAnalysis {
                                             qmp: qmp, clocks: bootClocks, wallClockOffset: guestClock == .uptime ? nil : offset),
             nextSteps: story.nextSteps(),
             missing: story.missing(), disagreements: story.disagreements)
+    }
+
+    /// A guest disk whose requests can be virtio-blk's: `vdX`, and names that say nothing of
+    /// their bus (dm/md stacks are matched through the disks below them in their own lines).
+    static func virtioCandidate(_ device: String) -> Bool {
+        switch GuestDiskBus(guestDevice: device) {
+        case .virtioBlk, .unknown: return true
+        default: return false
+        }
     }
 
     /// Each host failure (but QEMU's own rejections) ↔ the nearest unused BLOCK_IO_ERROR of the

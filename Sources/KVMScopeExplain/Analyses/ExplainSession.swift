@@ -17,6 +17,11 @@ public enum ExplainSession {
         public var qmp: ByteStream?
         /// QEMU's command line (a /proc/PID/cmdline copy, `ps -o args`, a libvirt VM log).
         public var qemuCommandLine: ByteStream?
+        /// Names of inputs found in a capture directory rather than given: one that turns out
+        /// to hold nothing of its role is left out with a note instead of failing the rest.
+        public var foundInDirectory: Set<String> = []
+        /// What was left out of a directory, and why (printed with the inputs).
+        public var notes: [String] = []
         public init(guest: ByteStream? = nil, trace: ByteStream? = nil, qmp: ByteStream? = nil, qemuCommandLine: ByteStream? = nil) {
             self.guest = guest; self.trace = trace; self.qmp = qmp; self.qemuCommandLine = qemuCommandLine
         }
@@ -38,6 +43,21 @@ public enum ExplainSession {
             }
             if ExplainSession.formats.detect(.guestLog, sample: buf) != nil { return (.guestLog, 1) }
             return nil
+        }
+    }
+
+    /// The host's own kernel log in a capture directory (`host-dmesg.log`, `host-kern.log`,
+    /// `host-journal…`): read by `kvmscope host`, never taken for the guest's.
+    public static func isHostLog(_ name: String) -> Bool {
+        let n = name.lowercased()
+        return ["host-dmesg", "host-kern", "host-journal", "host-syslog", "host-messages"].contains { n.hasPrefix($0) }
+    }
+
+    /// What a directory holds that explain does not read yet, for the inputs' notes.
+    public static func notes(inDirectory path: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.sorted().filter(isHostLog).map {
+            "\((path as NSString).appendingPathComponent($0)): the host's kernel log, not read by explain (see `kvmscope host`)"
         }
     }
 
@@ -119,7 +139,7 @@ public enum ExplainSession {
     public static func streams(inDirectory path: String) throws -> [ByteStream] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         var best: [InputKind: (stream: ByteStream, score: Double)] = [:]
-        for n in names.sorted() where !n.hasPrefix(".") {
+        for n in names.sorted() where !n.hasPrefix(".") && !isHostLog(n) {
             let p = (path as NSString).appendingPathComponent(n)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
@@ -156,15 +176,22 @@ public enum ExplainSession {
     public static func run(_ inputs: Inputs, events: String? = nil, detailLimit: Int = 10_000,
                            onProgress: ((Int64) -> Void)? = nil) throws -> ExplainReport {
         var understood: [ExplainInputUnderstanding] = []
+        var notes = inputs.notes
         var guestReport: GuestDiskReport?
         if let g = inputs.guest {
             var reader = GuestLogReader()
             var analysis = GuestDiskAnalysis(detailLimit: detailLimit)
             try reader.read(g, into: &analysis, progress: onProgress)
-            // No kernel message: no clean bill of health from a file that is not a kernel log.
-            try reader.stats.requireKernelMessages(source: g.name)
-            guestReport = analysis.report(source: g.name, input: reader.stats)
-            understood.append(understanding(guest: reader.stats, stream: g))
+            // No kernel message: no clean bill of health from a file that is not a kernel log. A
+            // console found in a directory (a guest that stopped before logging anything) is
+            // left out with a note; one the user gave is refused.
+            if reader.stats.recognisedKernelLines == 0, inputs.foundInDirectory.contains(g.name) {
+                notes.append("\(g.name): no kernel messages in it (a guest that logged nothing, or not a kernel log): not used as the guest log")
+            } else {
+                try reader.stats.requireKernelMessages(source: g.name)
+                guestReport = analysis.report(source: g.name, input: reader.stats)
+                understood.append(understanding(guest: reader.stats, stream: g))
+            }
         }
         var traceReport: TraceReport?
         if let t = inputs.trace {
@@ -197,7 +224,8 @@ public enum ExplainSession {
                                                         splitFrom: splitSource(of: q)))
         }
         let disks = try inputs.qemuCommandLine.map { QEMUDiskMap(arguments: try QEMUCommandLineReader.arguments(in: $0)) }
-        var names = ExplainReport.Inputs(guest: inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name)
+        var names = ExplainReport.Inputs(guest: guestReport == nil ? nil : inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name)
+        names.notes = notes
         names.qemuCommandLine = inputs.qemuCommandLine?.name
         names.understood = understood
         return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks, inputs: names)

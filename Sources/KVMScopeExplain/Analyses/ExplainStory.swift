@@ -35,6 +35,8 @@ struct ExplainStory {
     /// Per troubled guest disk, what the host inputs can see of it.
     var coverage: [DeviceCoverage] = []
     var policies: [ErrorPolicyEvidence] = []
+    /// A QMP stream was given but set aside (another run): not "not given".
+    var qmpSetAside = false
     /// QEMU's command line, when given: the drives, their backends and policies.
     var disks: QEMUDiskMap?
     /// The clock offset comes from the guest's disk setup, not from matched failures.
@@ -47,6 +49,18 @@ struct ExplainStory {
         if let last = host?.vmPauses.last { return last.end == nil }
         if let p = qmp?.pauses.last { return p.seconds == nil }
         return nil
+    }
+
+    /// Covered virtio-blk disks on which the guest logged block errors while the trace shows
+    /// every request succeeding. Linux's virtio_blk fails a request only when the device
+    /// returns a non-OK status (drivers/block/virtio_blk.c virtblk_result(); 6.1 has no timeout
+    /// handler), so such inputs contradict each other: another run, or a trace that misses
+    /// events — never proof that the guest failed on its own.
+    var contradictions: [String] {
+        guard failures.isEmpty, scsiRealFailures.isEmpty else { return [] }
+        return coverage.filter { c in
+            c.covered && c.bus == .virtioBlk && guestErrors.contains { GuestDiskBus.disk(of: $0.device) == c.guestDevice }
+        }.map(\.guestDevice)
     }
 
     func coverage(of device: String) -> DeviceCoverage? {
@@ -189,6 +203,9 @@ struct ExplainStory {
             let gd = Set(guestErrors.map(\.device)).sorted().joined(separator: ", ")
             disagreements.append("The guest's errors (\(gd)) and the trace's \(failures.count) failure(s) match in neither sector nor operation: is the trace from this VM and this disk, and from the same time?")
         }
+        for disk in contradictions {
+            disagreements.append("The guest logged I/O errors on \(disk), a virtio-blk disk, at a time the trace covers, but the trace shows every request succeeding; the guest's virtio_blk fails a request only when QEMU returns an error status (drivers/block/virtio_blk.c): the trace and the guest log are from different runs or VMs, or the trace misses events.")
+        }
         if let spread, spread > 2 {
             disagreements.append(String(format: "The matched pairs disagree on the clock offset by %.1f s: some matches may be wrong, or the logs come from different runs.", spread))
         }
@@ -247,6 +264,7 @@ struct ExplainStory {
         // Nothing failed on the host side: that proves something only about disks the host
         // inputs could see, over the time of their trouble.
         if coverage.isEmpty { return .unknown }
+        if !contradictions.isEmpty { return .unknown }
         if coverage.allSatisfy(\.covered) { return .guestInternal }
         if coverage.contains(where: { !$0.covered && !$0.toCover.isEmpty }) { return .notCovered }
         return .unknown
@@ -279,7 +297,9 @@ struct ExplainStory {
         case .notCovered:
             s += notCoveredSentences()
         case .unknown:
-            if guestErrors.isEmpty && !(guest?.hasDiskErrors ?? false) && failures.isEmpty && (qmp?.ioErrors.isEmpty ?? true) {
+            if !contradictions.isEmpty {
+                s.append("The guest logged \(count(guestErrors.count, "I/O error")) on \(contradictions.joined(separator: ", ")), but the trace, which covers that time, shows every request to the disk succeeding: the inputs contradict each other (see INPUTS THAT DISAGREE), and kvmscope does not guess which one is wrong.")
+            } else if guestErrors.isEmpty && !(guest?.hasDiskErrors ?? false) && failures.isEmpty && (qmp?.ioErrors.isEmpty ?? true) {
                 s.append("No disk errors: the inputs show no failed request.")
             } else {
                 let devs = Set(guestErrors.map(\.device)).sorted().joined(separator: ", ")
@@ -400,7 +420,9 @@ struct ExplainStory {
                 out.append(t + ".")
             }
             if d.lostBlocks.asyncWrite > 0 {
-                out.append("\(count(d.lostBlocks.asyncWrite, "page write")) on \(d.name) \(d.lostBlocks.asyncWrite == 1 ? "was" : "were") lost asynchronously: the programs that wrote that data were probably never told.")
+                // The kernel rate-limits "lost async page write" (printk_ratelimited: 10 per 5 s),
+                // so the count logged is a floor.
+                out.append("At least \(count(d.lostBlocks.asyncWrite, "page write")) on \(d.name) \(d.lostBlocks.asyncWrite == 1 ? "was" : "were") lost asynchronously (the kernel rate-limits these messages, so there may be more): the programs that wrote that data were probably never told.")
             }
         }
         if suppressed > 0 {

@@ -88,6 +88,8 @@ public struct ExplainReport: Sendable, Encodable {
         public var trace: String?
         public var qmp: String?
         public var qemuCommandLine: String?
+        /// Inputs left out, and why (a directory's console with no kernel line, a host log).
+        public var notes: [String] = []
         /// How much of each input was understood, one entry per input read.
         public var understood: [ExplainInputUnderstanding] = []
     }
@@ -131,8 +133,8 @@ public struct ExplainReport: Sendable, Encodable {
 
     /// Exit status of `kvmscope explain`: 1 when there is anything to explain.
     public var hasFindings: Bool {
-        !guestBlockErrors.isEmpty || (guest?.hasDiskErrors ?? false) || (host?.failuresTotal ?? 0) > 0
-            || !(qmp?.ioErrors.isEmpty ?? true)
+        !guestBlockErrors.isEmpty || (guest?.hasDiskErrors ?? false) || (host?.exitStatus ?? 0) != 0
+            || (host?.failuresTotal ?? 0) > 0 || !(qmp?.ioErrors.isEmpty ?? true)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -168,13 +170,14 @@ public struct ExplainReport: Sendable, Encodable {
 }
 
 extension ExplainReport.Inputs {
-    enum CodingKeys: String, CodingKey { case guest, trace, qmp, qemuCommandLine, understood }
+    enum CodingKeys: String, CodingKey { case guest, trace, qmp, qemuCommandLine, notes, understood }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(guest, forKey: .guest)
         try c.encode(trace, forKey: .trace)
         try c.encode(qmp, forKey: .qmp)
         try c.encode(qemuCommandLine, forKey: .qemuCommandLine)
+        try c.encode(notes, forKey: .notes)
         try c.encode(understood, forKey: .understood)
     }
 }

@@ -18,6 +18,7 @@ public enum ExplainRenderer {
         line("kvmscope explain: " + given.joined(separator: ", "))
         for u in r.inputs.understood { line("  read " + u.summary) }
 
+        for n in r.inputs.notes { line("  note: " + n) }
         section("VERDICT: " + originWords(r.verdict.origin))
         let colored: (String) -> String = r.verdict.origin == .unknown ? { $0 } : { style.red($0) }
         for l in wrap(r.verdict.summary, width - 2) { line("  " + (r.hasFindings ? colored(l) : style.green(l))) }
