@@ -42,7 +42,15 @@ enum TraceInput {
         let detected = sample.withUnsafeBytes { raw in
             traceFormats.first { $0.recognizes(raw) }
         }
-        guard let format = detected else { throw TraceRecognitionError.noTraceEvents(path: stream.name) }
-        return (format, peekable)
+        if let format = detected { return (format, peekable) }
+        // Text whose first 64 KiB hold no trace line (QEMU's stderr under libvirt starts with
+        // warnings and the command line) is still read with the log backend's reader: the
+        // lines it recognises decide, and none at all is refused after reading
+        // (TraceRecognitionError.check). Binary junk is refused at once.
+        if !live, !sample.isEmpty, !sample.contains(0),
+           let text = traceFormats.first(where: { $0 is LogBackendTraceFormat }) {
+            return (text, peekable)
+        }
+        throw TraceRecognitionError.noTraceEvents(path: stream.name)
     }
 }
