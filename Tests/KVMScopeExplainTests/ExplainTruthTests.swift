@@ -313,3 +313,22 @@ import KVMScope
         #expect(r.status == 1)
     }
 }
+
+/// A wall-clock guest log (journalctl) with no failed request is placed on the host's clock by
+/// the guest's disk setup when its stamps are fine enough, and only then can prove anything.
+@Suite struct ExplainWallClockAnchorTests {
+    @Test func journalCopiesOfTheCorruptExt4Capture() throws {
+        let dir = try TempDir()
+        let r = try runProcess("/usr/bin/env", ["python3", LabFixtures.repoRoot.appendingPathComponent("lab/transform-guest-log").path,
+                                                dir.path, "ext4-corrupt"])
+        #expect(r.status == 0, "\(r.stderr)")
+        func origin(_ style: String) throws -> ExplainReport.Origin {
+            try ExplainSession.run(.init(guest: try FileByteSource(path: dir.path + "/ext4-corrupt.\(style).log"),
+                                         trace: try FileByteSource(path: LabFixtures.path("ext4-corrupt", "trace.log")))).verdict.origin
+        }
+        #expect(try origin("short-precise") == .guestInternal)
+        #expect(try origin("json") == .guestInternal)
+        // Whole-second stamps cannot place a millisecond setup: no proof, so not covered.
+        #expect(try origin("short") == .notCovered)
+    }
+}

@@ -133,9 +133,14 @@ enum ExplainAnalysis {
             qmpForSCSI = taken.subtracting(qmpForHost.values)
             matches.sort { $0.guest < $1.guest }
         }
+        let guestTime: (GuestLogLocation) -> Double? = { loc in
+            if guestClock == .uptime { return loc.time.uptimeSeconds }
+            if let w = loc.time.wallClock { return ClockReading.seconds(w, defaultYear: hostYear) }
+            return loc.time.uptimeSeconds
+        }
         // No failed request to line the clocks up with: the guest's disk setup can.
         var anchored = false
-        if offset == nil, guestClock == .uptime, let a = ExplainClockAnchor.offset(guest: guest, host: host) {
+        if offset == nil, let a = ExplainClockAnchor.offset(guest: guest, host: host, time: guestTime) {
             offset = a
             anchored = true
         }
@@ -168,11 +173,6 @@ enum ExplainAnalysis {
             matches.sort { $0.guest < $1.guest }
             let paired = Set(pairs.map { qmpIdx[$0.1] })
             unmatchedQMP = qmpIdx.filter { !paired.contains($0) && qmp.ioErrors[$0].action == .report }
-        }
-        let guestTime: (GuestLogLocation) -> Double? = { loc in
-            if let u = loc.time.uptimeSeconds { return u }
-            if guestClock != .uptime, let w = loc.time.wallClock { return ClockReading.seconds(w, defaultYear: hostYear) }
-            return nil
         }
         let tracedDisks = Set(matches.filter { $0.host != nil || $0.scsi != nil }.map { GuestDiskBus.disk(of: $0.guestDevice) })
         bootClocks.fallback = offset

@@ -14,11 +14,16 @@ enum ExplainClockAnchor {
     /// The offset (host time − guest uptime), when every virtio-blk disk the guest announced
     /// pairs with exactly one driver setup in the trace and they agree. Nil when ambiguous
     /// (several boots, several setups of one device, a guest without uptime stamps).
-    static func offset(guest: GuestDiskReport?, host: TraceReport?) -> Double? {
+    /// `time`: a guest location on the guest's clock (its uptime, or its wall clock in epoch
+    /// seconds for logs stamped only so); default: uptime.
+    static func offset(guest: GuestDiskReport?, host: TraceReport?,
+                       time: (GuestLogLocation) -> Double? = { $0.time.uptimeSeconds }) -> Double? {
         guard let guest, let host, host.timeSpan?.clock == .wall else { return nil }
         let announced = guest.devices.compactMap { d -> Double? in
             guard let c = d.capacity, c.driver == "virtio_blk", !c.resized else { return nil }
-            return c.location.time.uptimeSeconds
+            // A 1-second stamp cannot place a setup that takes milliseconds.
+            if let p = c.location.time.precisionMicroseconds, p > 1000 { return nil }
+            return time(c.location)
         }
         let ready = host.devices.map(\.driverReadyTimes)
         // One setup per device, and as many set-up devices as announced disks: one boot.
