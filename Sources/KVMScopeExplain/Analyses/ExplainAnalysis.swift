@@ -208,6 +208,7 @@ enum ExplainAnalysis {
         return ExplainReport(
             inputs: inputs, guest: guest, host: host, qmp: qmpInput, guestBlockErrors: guestRefs, matches: matches,
             unmatched: story.unmatched, guestClock: guestClock, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
+            guestStampPrecisionSeconds: guestErrors.map(\.precision).max(),
             bootClockOffsets: bootClocks.isMultiBoot
                 ? bootClocks.offsets.keys.sorted().map { BootClockOffset(boot: $0, clockOffsetSeconds: bootClocks.offsets[$0]!) } : [],
             coverage: coverage, qemuDisks: disks?.disks, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,

@@ -108,6 +108,9 @@ public struct ExplainReport: Sendable, Encodable {
     public var clockOffsetSeconds: Double?
     /// Largest difference between the matches' own offsets: small when the matches agree.
     public var clockOffsetSpreadSeconds: Double?
+    /// How finely the guest's stamps resolve time (1 for journalctl short / syslog stamps,
+    /// 0.000001 for printk's): the offset is known no better than this.
+    public var guestStampPrecisionSeconds: Double?
     /// Per guest boot with a clock of its own (a log with several boots): when it started by
     /// the host's clock (host time − its uptime), from its own matches.
     public var bootClockOffsets: [BootClockOffset]
@@ -139,7 +142,7 @@ public struct ExplainReport: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
-        case clockOffsetSpreadSeconds, bootClockOffsets, coverage, qemuDisks, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
+        case clockOffsetSpreadSeconds, guestStampPrecisionSeconds, bootClockOffsets, coverage, qemuDisks, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
     /// Every documented key is always present (`null` when an input was not given).
@@ -155,6 +158,7 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(guestClock, forKey: .guestClock)
         try c.encode(clockOffsetSeconds, forKey: .clockOffsetSeconds)
         try c.encode(clockOffsetSpreadSeconds, forKey: .clockOffsetSpreadSeconds)
+        try c.encode(guestStampPrecisionSeconds, forKey: .guestStampPrecisionSeconds)
         try c.encode(bootClockOffsets, forKey: .bootClockOffsets)
         try c.encode(coverage, forKey: .coverage)
         try c.encode(qemuDisks, forKey: .qemuDisks)

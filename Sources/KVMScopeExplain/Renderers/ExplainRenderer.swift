@@ -79,7 +79,9 @@ public enum ExplainRenderer {
             } else {
                 boot = String(format: "host clock − guest uptime = %.6f s", offset)
             }
-            let agree = r.clockOffsetSpreadSeconds.map { $0 < 0.001 ? "" : String(format: "; matched pairs agree within %.3f s", $0) } ?? ""
+            let coarse = (r.guestStampPrecisionSeconds ?? 0) > 0.001
+            let agree = coarse ? String(format: " (the guest's stamps are whole seconds: known to ±%.0f s)", r.guestStampPrecisionSeconds ?? 1)
+                : r.clockOffsetSpreadSeconds.map { $0 < 0.001 ? "" : String(format: "; matched pairs agree within %.3f s", $0) } ?? ""
             line("  " + boot + agree)
             for b in r.bootClockOffsets where b.clockOffsetSeconds > 946_684_800 {
                 line("  boot \(b.boot) started at \(wallClock(b.clockOffsetSeconds)) UTC by the host's clock")
