@@ -337,7 +337,12 @@ struct ExplainStory {
                 let waited = idx.compactMap { failures[$0].waitedSeconds }.reduce(0, +)
                 let ok = idx.allSatisfy { failures[$0].retrySucceeded == true }
                 let why = f.errno == 28 ? "\(policy)=enospc or stop" : "\(policy)=stop"
-                out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error")\(f.errno == 28 ? ": the host ran out of space" : ""); QEMU paused the VM (\(why))\(waited > 0 ? String(format: " for %.1f s", waited) : "") and retried after `cont`: " + (ok ? "the retry succeeded, so the guest saw no error." : "the retry failed again."))
+                // Say every pause the trace shows, and one still open at its end: the waits of the
+                // failed attempts alone understate a VM that stayed stopped.
+                let pauses = host?.vmPauses ?? []
+                let pauseWords = pauses.count > 1 ? " \(pauses.count) times" : ""
+                let stillPaused = pauses.last.map { $0.end == nil } ?? false
+                out.append("The host's storage under QEMU failed \(what) with \(errnoText ?? "an error")\(f.errno == 28 ? ": the host ran out of space" : ""); QEMU paused the VM\(pauseWords) (\(why))\(waited > 0 && pauses.count <= 1 ? String(format: " for %.1f s", waited) : "") and retried after `cont`: " + (ok ? "the retry succeeded, so the guest saw no error." : "the retry failed again.") + (stillPaused ? " The VM was still paused when the trace ended." : ""))
             case .otherRequest:
                 let label = f.operation == .flush || f.operation == .flushOrOther ? "cache flush" : f.operation.rawValue
                 out.append("\(count(idx.count, "\(label) request")) failed on the host (the guest got \(f.guestStatus ?? "no answer"))\(errnoText.map { " with \($0)" } ?? ""); QEMU traces no errno for flushes, discards and write-zeroes\(errnoText != nil ? ", so this comes from QMP" : "").")
