@@ -145,7 +145,6 @@ public struct GuestLogReader {
     /// Colour and cursor sequences (systemd's console status, a terminal capture) are looked
     /// for only on lines that did not start with a kernel stamp: searching every line for
     /// ESC cost a memchr per line, and a kernel line is never coloured by the kernel.
-    @inline(never)
     private mutating func consumeStripped<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink) {
         var buf = ansiScratch
         ansiScratch = []
@@ -155,9 +154,6 @@ public struct GuestLogReader {
         ansiScratch = buf
     }
 
-    // consumeText and kernelMessage run for every line: inlined into consume, as the single
-    // function they replaced was (as calls, their arguments and frames showed in profiles).
-    @inline(__always)
     private mutating func consumeText<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink,
                                                              stripped: Bool) {
         // journalctl between boots: "-- Boot 6c7c6013a26343b29e964691ff25d04c --" (journalctl-show.c).
@@ -205,7 +201,6 @@ public struct GuestLogReader {
 
     /// A kernel message, from whichever format carried it: matched, counted, placed in its
     /// boot and handed to the sink (or held while its boot is undecided).
-    @inline(__always)
     mutating func kernelMessage<Sink: GuestLogEventSink>(_ line: LineBytes, start: Int, style: KernelLogStyle,
                                                          time: GuestLogTime, number: Int, bootId: String?,
                                                          into sink: inout Sink) {
