@@ -47,6 +47,9 @@ struct GuestBootTracker {
     /// console line printed out of order, which the next line continuing the boot settles.
     /// (A quiet console's next boot can look the same until its `dmesg` replay begins.)
     private var candidateSmallStep = false
+    /// Where the candidate's last lookup in `ring` ended (StampRing.contains(uptime:key:cursor:)):
+    /// a replay's lines come in rising uptime, so each lookup starts where the previous one ended.
+    private var candidateCursor = 0
     /// After a candidate turned out to be a replay: the rest of the replay steps back too
     /// until it passes this uptime; it opens no new candidate on the way.
     private var replayUntil: Int64?
@@ -67,8 +70,60 @@ struct GuestBootTracker {
     var pending: Bool { hasCandidate }
 
     /// Called for every recognised kernel message, before its event is used.
+    ///
+    /// Nearly every line of a log is the next line of the current boot: no journal boot id, no
+    /// candidate open, not after a reboot message, uptime not going back, and not one of the
+    /// two messages that mark boots (`Linux version`, `reboot: `, told apart by their first
+    /// byte). Those take the short path here, which does exactly what `observeMarkerOrStep`
+    /// does for them (note the line in the current boot, or in an open candidate the line does
+    /// not decide); everything else goes there.
+    @inline(__always)
     mutating func observe(_ line: LineBytes, start: Int, number: Int, time: GuestLogTime,
                           bootId: String?) -> Resolution {
+        let first = start < line.count ? line[start] : 0
+        if count > 0, bootId == nil, !rebootPrinted, first != UInt8(ascii: "L"), first != UInt8(ascii: "r") {
+            if hasCandidate {
+                // A line of an open candidate that does not decide it (no repeat of the
+                // current boot, not past the anchor): counted in the candidate, as
+                // observeMarkerOrStep does. A dmesg replay's lines before its first repeat
+                // (the console showed only some) are all such lines.
+                if let us = time.uptimeMicroseconds, !candidateSmallStep,
+                   us < Self.comparableUptime
+                    || !ring.contains(uptime: us, key: Self.key(line, start), cursor: &candidateCursor) {
+                    let passesAnchor: Bool
+                    if let anchor = candidateAnchor { passesAnchor = us > anchor && us - anchor > Self.slack } else { passesAnchor = false }
+                    if !passesAnchor {
+                        candidateBoot.note(line: number, time: time)
+                        if us > candidateMaxUptime { candidateMaxUptime = us }
+                        return .none
+                    }
+                }
+            } else {
+                if let us = time.uptimeMicroseconds {
+                    // Going on (or, during a replay, still within what the replay repeats:
+                    // `replayUntil` is at most currentMaxUptime, so `us` ≤ it is no new step back).
+                    let goesOn: Bool
+                    if let r = replayUntil { goesOn = us <= r } else { goesOn = us >= currentMaxUptime }
+                    if goesOn {
+                        currentBoot.note(line: number, time: time)
+                        if us > currentMaxUptime { currentMaxUptime = us }
+                        noteStamp(line, start: start, us: us)
+                        return .none
+                    }
+                } else {
+                    currentBoot.note(line: number, time: time)
+                    return .none
+                }
+            }
+        }
+        return observeMarkerOrStep(line, start: start, number: number, time: time, bootId: bootId)
+    }
+
+    /// `observe` for the first line, journal lines, boot markers, steps back in uptime, open
+    /// candidates and replays.
+    @inline(never)
+    private mutating func observeMarkerOrStep(_ line: LineBytes, start: Int, number: Int, time: GuestLogTime,
+                                              bootId: String?) -> Resolution {
         let linuxVersion = line.matches("Linux version ", at: start)
         let us = time.uptimeMicroseconds
         if count == 0 {
@@ -104,7 +159,8 @@ struct GuestBootTracker {
         if Self.isReboot(line, start) { rebootPrinted = true }
         if hasCandidate {
             var result = Resolution.none
-            if let us, us >= Self.comparableUptime, ring.contains(uptime: us, key: Self.key(line, start)) {
+            if let us, us >= Self.comparableUptime,
+               ring.contains(uptime: us, key: Self.key(line, start), cursor: &candidateCursor) {
                 result = decide(newBoot: false)
             } else if candidateSmallStep {
                 if linuxVersion { candidateSmallStep = false }
@@ -155,6 +211,7 @@ struct GuestBootTracker {
                 candidateSawLinuxVersion = linuxVersion
                 candidateMaxUptime = us
                 candidateSmallStep = smallStep
+                candidateCursor = 0
                 return .none
             }
         } else if linuxVersion, currentBoot.kernelMessages > 0 {
@@ -235,6 +292,7 @@ struct GuestBootTracker {
         }
     }
 
+    @inline(__always)
     private mutating func noteStamp(_ line: LineBytes, start: Int, us: Int64) {
         if us >= Self.comparableUptime { ring.append(uptime: us, key: Self.key(line, start)) }
     }
@@ -334,8 +392,8 @@ struct StampRing {
     @inline(__always) private func slot(_ i: Int) -> Int { (head + i) & mask }
 
     /// Index (logical) of the first entry with uptime ≥ `us`.
-    private func lowerBound(_ us: Int64, _ st: Storage) -> Int {
-        var lo = 0, hi = count
+    private func lowerBound(_ us: Int64, _ st: Storage, from: Int = 0) -> Int {
+        var lo = from, hi = count
         while lo < hi {
             let mid = (lo + hi) / 2
             if st.uptimes[slot(mid)] < us { lo = mid + 1 } else { hi = mid }
@@ -347,6 +405,33 @@ struct StampRing {
         guard let st = storage else { return nil }
         let i = lowerBound(us, st)
         return i < count ? st.uptimes[slot(i)] : nil
+    }
+
+    /// `contains(uptime:key:)` for lookups in mostly rising uptime (a candidate boot's lines):
+    /// `cursor` (0 for the first lookup) keeps the logical index where the previous lookup's
+    /// lower bound was. When every entry before it is below `us` (the ring is sorted) the lower
+    /// bound is at or after it: a few steps forward, then a binary search over the rest, instead
+    /// of a binary search over the whole ring on every line.
+    func contains(uptime us: Int64, key: UInt64, cursor: inout Int) -> Bool {
+        guard let st = storage else { return false }
+        var i: Int
+        if cursor >= 0, cursor <= count, cursor == 0 || st.uptimes[slot(cursor - 1)] < us {
+            i = cursor
+            var steps = 0
+            while i < count, st.uptimes[slot(i)] < us {
+                i += 1
+                steps += 1
+                if steps == 16 { i = lowerBound(us, st, from: i); break }
+            }
+        } else {
+            i = lowerBound(us, st)
+        }
+        cursor = i
+        while i < count, st.uptimes[slot(i)] == us {
+            if st.keys[slot(i)] == key { return true }
+            i += 1
+        }
+        return false
     }
 
     func contains(uptime us: Int64, key: UInt64) -> Bool {

@@ -310,9 +310,14 @@ public struct GuestLogReader {
                                                                 into sink: inout Sink) {
         if resolution == .newBoot { resetDeduplication() }
         guard !pendingEvents.isEmpty else { return }
-        let events = pendingEvents
-        pendingEvents.removeAll(keepingCapacity: true)
+        // Taken out and put back emptied: a copy (`let events = pendingEvents`) made
+        // removeAll(keepingCapacity:) allocate a fresh buffer of the full capacity on every
+        // decided candidate. emit does not touch pendingEvents.
+        var events: [PendingEvent] = []
+        swap(&events, &pendingEvents)
         for e in events { emit(e.event, us: e.us, key: e.key, into: &sink) }
+        events.removeAll(keepingCapacity: true)
+        pendingEvents = events
     }
 
     @inline(__always)

@@ -92,7 +92,7 @@ public enum KernelLinePrefixParser {
     static func bracketed(_ line: LineBytes, _ start: Int) -> KernelLinePrefix? {
         let j = line.skipBlanks(start + 1)
         if line.isDigit(at: j) {
-            guard let (us, end) = line.fixedPoint(at: j, fractionDigits: 6), end < line.count,
+            guard let (us, end) = printkStamp(line, j) ?? line.fixedPoint(at: j, fractionDigits: 6), end < line.count,
                   line[end] == UInt8(ascii: "]") else { return nil }
             var i = end + 1
             var style = KernelLogStyle.printk
@@ -308,9 +308,16 @@ public enum KernelLinePrefixParser {
     static func kernelTag(_ line: LineBytes, _ start: Int) -> Int? {
         // journalctl --no-hostname
         if line.matches("kernel: ", at: start) { return start + 8 }
-        let host = line.token(at: start)
-        guard !host.isEmpty, host.upperBound < line.count, line[host.upperBound] == 0x20 else { return nil }
-        let t = host.upperBound + 1
+        // The host: what token(at:) reads (up to a blank or tab), scanned in place. This runs
+        // for every printk-stamped line (short-monotonic puts "host kernel: " after the stamp),
+        // so a line whose second word does not start with "k" is turned down before any
+        // string comparison.
+        guard start >= 0, let base = line.bytes.baseAddress else { return nil }
+        let n = line.count
+        var e = start
+        while e < n, base[e] != 0x20, base[e] != 0x09 { e += 1 }
+        guard e > start, e + 1 < n, base[e] == 0x20, base[e + 1] == UInt8(ascii: "k") else { return nil }
+        let t = e + 1
         if line.matches("kernel: ", at: t) { return t + 8 }
         if line.matches("kernel:", at: t), t + 7 == line.count { return t + 7 }
         if line.matches("kernel[", at: t), let close = line.find(byte: UInt8(ascii: "]"), in: (t + 7)..<(t + 20)),
@@ -319,6 +326,34 @@ public enum KernelLinePrefixParser {
     }
 
     // MARK: - pieces
+
+    /// printk's own stamp, `%5lu.%06lu` followed by `]` (kernel/printk/printk.c print_time()),
+    /// read in one pass: what `fixedPoint(at:fractionDigits: 6)` returns for it, without its
+    /// general loops (scale, overflow guard, any number of fraction digits). It ran on every
+    /// line. Nil for any other shape (fewer or more fraction digits, a comma, 13+ digits of
+    /// seconds), which the caller reads with `fixedPoint` as before.
+    @inline(__always)
+    static func printkStamp(_ line: LineBytes, _ at: Int) -> (value: Int64, end: Int)? {
+        guard at >= 0, let base = line.bytes.baseAddress else { return nil }
+        let n = line.count
+        var i = at
+        var whole: Int64 = 0
+        // At most 12 digits: below Int64.max / 1_000_000 (fixedPoint's bound), so no overflow.
+        while i < n, i - at < 12 {
+            let d = base[i] &- 0x30
+            if d > 9 { break }
+            whole = whole * 10 + Int64(d)
+            i += 1
+        }
+        guard i > at, i + 7 < n, base[i] == UInt8(ascii: "."), base[i + 7] == UInt8(ascii: "]") else { return nil }
+        var frac: Int64 = 0
+        for k in 1...6 {
+            let d = base[i + k] &- 0x30
+            if d > 9 { return nil }
+            frac = frac * 10 + Int64(d)
+        }
+        return (whole * 1_000_000 + frac, i + 7)
+    }
 
     @inline(__always)
     static func twoDigits(_ line: LineBytes, _ at: Int) -> Int? {
