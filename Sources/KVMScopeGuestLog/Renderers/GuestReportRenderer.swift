@@ -20,7 +20,10 @@ public enum GuestReportRenderer {
         }
         if report.input.bootCount > 1 {
             out.append("")
-            out.append("\(report.input.bootCount) boots in this log (uptime stamps restart with each):")
+            // Only a log with uptime stamps shows them restart; a wall-clock log's boots are told
+            // apart by boot ids, `Linux version` lines and reboot messages.
+            let clockNote = report.input.firstUptimeMicroseconds != nil ? " (uptime stamps restart with each)" : ""
+            out.append("\(report.input.bootCount) boots in this log\(clockNote):")
             for b in report.input.boots { out.append("  " + bootLine(b)) }
             if report.input.boots.count < report.input.bootCount {
                 out.append("  (\(report.input.bootCount - report.input.boots.count) more boots not listed)")
