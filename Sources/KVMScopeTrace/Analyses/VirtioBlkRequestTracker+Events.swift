@@ -43,7 +43,15 @@ extension VirtioBlkRequestTracker {
     /// The request `req` names, created when the trace shows it for the first time here
     /// (pop not traced, or the trace started mid-request).
     mutating func requestIndex(_ req: UInt64, legacy: Bool, at t: Int64?) -> Dictionary<UInt64, VirtioBlkRequestState>.Index {
-        if let i = index(ofRequest: req, legacy: legacy) { return i }
+        if let i = index(ofRequest: req, legacy: legacy) {
+            // A request that already has its status is over: an event on its pointer belongs to
+            // the next request QEMU put there. Without virtqueue_fill in the trace nothing else
+            // ends it, and overwriting it would lose a completion.
+            guard requests.values[i].status != nil else { return i }
+            let done = requests.remove(at: i).value
+            finalize(done, at: done.statusNs)
+            return requestIndex(req, legacy: legacy, at: t)
+        }
         let key = legacy ? req &+ legacyOffset : req
         requests[key] = VirtioBlkRequestState(elem: key, at: t)
         return requests.index(forKey: key)!
