@@ -74,7 +74,7 @@ public struct GuestLogReader {
     /// Drop events whose line repeats one of the last 32 768–65 536 events with the same uptime stamp.
     public var deduplicate: Bool
     private var recent = RecentKeyWindow(capacity: 1 << 15)
-    private var styleCounts = [Int](repeating: 0, count: KernelLogStyle.allCases.count)
+    private var styleCounts = KernelLogStyleCounts()
     private var previousWasKmsg = false
     private var latestEventUptime = Int64.min
     private var bootTracker = GuestBootTracker()
@@ -156,18 +156,8 @@ public struct GuestLogReader {
 
     private mutating func consumeText<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int, into sink: inout Sink,
                                                              stripped: Bool) {
-        // journalctl between boots: "-- Boot 6c7c6013a26343b29e964691ff25d04c --" (journalctl-show.c).
-        if line.count >= 8, line[0] == 0x2D, line.matches("-- ", at: 0) {
-            if line.count == 43, line.matches("-- Boot ", at: 0), line.matches(" --", at: 40) {
-                let id = line.string(8..<40)
-                if id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
-                    if bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
-                    if bootTracker.separator(bootId: id, line: number) == .newBoot { resetDeduplication() }
-                    stats.notKernelLines += 1
-                    return
-                }
-            }
-            if line.matches(" --", at: line.count - 3) { stats.notKernelLines += 1; return }   // "-- No entries --"
+        if line.count >= 8, line[0] == 0x2D, line.matches("-- ", at: 0), journalSeparator(line, number: number, into: &sink) {
+            return
         }
         var prefix: KernelLinePrefix
         let parsed = KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg)
@@ -199,8 +189,28 @@ public struct GuestLogReader {
                       number: number, bootId: nil, into: &sink)
     }
 
+    /// journalctl between boots: "-- Boot 6c7c6013a26343b29e964691ff25d04c --" (journalctl-show.c),
+    /// or "-- No entries --". Out of line: rare, and it kept consumeText too large to inline into.
+    @inline(never)
+    private mutating func journalSeparator<Sink: GuestLogEventSink>(_ line: LineBytes, number: Int,
+                                                                    into sink: inout Sink) -> Bool {
+        if line.count == 43, line.matches("-- Boot ", at: 0), line.matches(" --", at: 40) {
+            let id = line.string(8..<40)
+            if id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
+                if bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
+                if bootTracker.separator(bootId: id, line: number) == .newBoot { resetDeduplication() }
+                stats.notKernelLines += 1
+                return true
+            }
+        }
+        if line.matches(" --", at: line.count - 3) { stats.notKernelLines += 1; return true }
+        return false
+    }
+
     /// A kernel message, from whichever format carried it: matched, counted, placed in its
-    /// boot and handed to the sink (or held while its boot is undecided).
+    /// boot and handed to the sink (or held while its boot is undecided). Inlined into its two
+    /// callers: the text path passes constants (no boot id) that the compiler then folds.
+    @inline(__always)
     mutating func kernelMessage<Sink: GuestLogEventSink>(_ line: LineBytes, start: Int, style: KernelLogStyle,
                                                          time: GuestLogTime, number: Int, bootId: String?,
                                                          into sink: inout Sink) {
@@ -210,19 +220,19 @@ public struct GuestLogReader {
         case .noMatch:
             if style == .bare {
                 if line.looksBinary { stats.binaryLines += 1; return }
-                styleCounts[style.index] += 1
+                styleCounts.add(style)
                 // An unstamped line is a kernel message only if it reads as one.
                 guard line.matches("Linux version ", at: start) else { stats.unrecognisedLines += 1; return }
             } else {
-                styleCounts[style.index] += 1
+                styleCounts.add(style)
             }
         case .malformed:
             if line.looksBinary { stats.binaryLines += 1; return }
-            styleCounts[style.index] += 1
+            styleCounts.add(style)
             stats.malformedLines += 1
             if stats.firstMalformedLine == nil { stats.firstMalformedLine = number }
         case .event:
-            styleCounts[style.index] += 1
+            styleCounts.add(style)
         }
         stats.recognisedKernelLines += 1
         if bootId != nil || bootTracker.rebootPrinted, bootTracker.pending { flushPending(bootTracker.finish(), into: &sink) }
@@ -343,28 +353,7 @@ public struct GuestLogReader {
 
     /// Folds the per-style counters into `stats.styles`.
     public mutating func finishStyles() {
-        var styles: [KernelLogStyle: Int] = [:]
-        for style in KernelLogStyle.allCases where styleCounts[style.index] > 0 {
-            styles[style] = styleCounts[style.index]
-        }
-        stats.styles = styles
-    }
-}
-
-extension KernelLogStyle {
-    var index: Int {
-        switch self {
-        case .printk: return 0
-        case .printkCaller: return 1
-        case .dmesgWallClock: return 2
-        case .dmesgISO: return 3
-        case .kmsg: return 4
-        case .journal: return 5
-        case .syslog: return 6
-        case .bare: return 7
-        case .journalJSON: return 8
-        case .journalExport: return 9
-        }
+        stats.styles = styleCounts.nonZero
     }
 }
 

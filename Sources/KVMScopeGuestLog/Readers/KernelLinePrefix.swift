@@ -52,6 +52,10 @@ public enum KernelLinePrefixParser {
     }
 
     /// `previousWasKmsg`: /dev/kmsg continuation lines (` SUBSYSTEM=block`) start with a space.
+    /// Inlined, like `bracketed`: returned through memory, the prefix (a packed time of bytes
+    /// and shorts) was read back in wider loads than it was written, a store-forwarding stall
+    /// on every line that cost more cycles than the parsing.
+    @inline(__always)
     public static func parse(_ line: LineBytes, previousWasKmsg: Bool = false) -> Result {
         let n = line.count
         guard n > 0 else { return .kernel(KernelLinePrefix(style: .bare, messageStart: 0)) }
@@ -89,10 +93,11 @@ public enum KernelLinePrefixParser {
 
     // MARK: - [uptime], [uptime][caller], [wall clock]
 
+    @inline(__always)
     static func bracketed(_ line: LineBytes, _ start: Int) -> KernelLinePrefix? {
         let j = line.skipBlanks(start + 1)
         if line.isDigit(at: j) {
-            guard let (us, end) = printkStamp(line, j) ?? line.fixedPoint(at: j, fractionDigits: 6), end < line.count,
+            guard let (us, end) = printkStamp(line, j) ?? otherUptimeStamp(line, j), end < line.count,
                   line[end] == UInt8(ascii: "]") else { return nil }
             var i = end + 1
             var style = KernelLogStyle.printk
@@ -111,7 +116,19 @@ public enum KernelLinePrefixParser {
             if let after = kernelTag(line, i) { i = after; style = .journal }
             return KernelLinePrefix(style: style, messageStart: i, time: GuestLogTime(uptimeMicroseconds: us))
         }
-        // dmesg -T: "[Sat Nov 22 14:42:17 2026] "
+        return bracketedWallClock(line, j)
+    }
+
+    /// An uptime stamp of another shape than printk's (fewer or more fraction digits, 13+ digits).
+    @inline(never)
+    static func otherUptimeStamp(_ line: LineBytes, _ j: Int) -> (value: Int64, end: Int)? {
+        line.fixedPoint(at: j, fractionDigits: 6)
+    }
+
+    /// dmesg -T: "[Sat Nov 22 14:42:17 2026] " (`j` after the bracket and any blanks). Out of
+    /// line, so that `bracketed` stays small enough to inline into `parse`.
+    @inline(never)
+    static func bracketedWallClock(_ line: LineBytes, _ j: Int) -> KernelLinePrefix? {
         guard j + 24 <= line.count, line[j + 3] == 0x20,
               let month = monthNumber(line, j + 4), line[j + 7] == 0x20 else { return nil }
         var d = line.skipBlanks(j + 8)
@@ -315,6 +332,17 @@ public enum KernelLinePrefixParser {
         guard start >= 0, let base = line.bytes.baseAddress else { return nil }
         let n = line.count
         var e = start
+        // Eight bytes at a time while none is a blank or a tab (the classic "has a zero byte"
+        // test on x ^ 0x2020…, x ^ 0x0909…), then byte by byte.
+        let raw = UnsafeRawPointer(base)
+        while e &+ 8 <= n {
+            let x = raw.loadUnaligned(fromByteOffset: e, as: UInt64.self)
+            let a = x ^ 0x2020_2020_2020_2020, b = x ^ 0x0909_0909_0909_0909
+            let zeroA = (a &- 0x0101_0101_0101_0101) & ~a & 0x8080_8080_8080_8080
+            let zeroB = (b &- 0x0101_0101_0101_0101) & ~b & 0x8080_8080_8080_8080
+            if zeroA | zeroB != 0 { break }
+            e &+= 8
+        }
         while e < n, base[e] != 0x20, base[e] != 0x09 { e += 1 }
         guard e > start, e + 1 < n, base[e] == 0x20, base[e + 1] == UInt8(ascii: "k") else { return nil }
         let t = e + 1
@@ -338,21 +366,23 @@ public enum KernelLinePrefixParser {
         let n = line.count
         var i = at
         var whole: Int64 = 0
-        // At most 12 digits: below Int64.max / 1_000_000 (fixedPoint's bound), so no overflow.
-        while i < n, i - at < 12 {
+        // At most 12 digits: below Int64.max / 1_000_000 (fixedPoint's bound), so the
+        // arithmetic cannot overflow and is written unchecked (the checks were this loop's cost).
+        let end = min(n, at &+ 12)
+        while i < end {
             let d = base[i] &- 0x30
             if d > 9 { break }
-            whole = whole * 10 + Int64(d)
-            i += 1
+            whole = whole &* 10 &+ Int64(d)
+            i &+= 1
         }
         guard i > at, i + 7 < n, base[i] == UInt8(ascii: "."), base[i + 7] == UInt8(ascii: "]") else { return nil }
         var frac: Int64 = 0
         for k in 1...6 {
-            let d = base[i + k] &- 0x30
+            let d = base[i &+ k] &- 0x30
             if d > 9 { return nil }
-            frac = frac * 10 + Int64(d)
+            frac = frac &* 10 &+ Int64(d)
         }
-        return (whole * 1_000_000 + frac, i + 7)
+        return (whole &* 1_000_000 &+ frac, i + 7)
     }
 
     @inline(__always)

@@ -52,7 +52,7 @@ public struct HostKernelInputStats: Equatable, Sendable {
 /// not a console capture followed by its own dmesg).
 public struct HostKernelLogReader {
     public private(set) var stats = HostKernelInputStats()
-    private var styleCounts = [Int](repeating: 0, count: KernelLogStyle.allCases.count)
+    private var styleCounts = KernelLogStyleCounts()
     private var previousWasKmsg = false
 
     public init() {}
@@ -137,7 +137,7 @@ public struct HostKernelLogReader {
             stats.malformedLines += 1
             if stats.firstMalformedLine == nil { stats.firstMalformedLine = number }
         }
-        styleCounts[Self.index(prefix.style)] += 1
+        styleCounts.add(prefix.style)
         if prefix.style != .bare {
             if stats.first == nil { stats.first = prefix.time }
             stats.last = prefix.time
@@ -146,27 +146,8 @@ public struct HostKernelLogReader {
 
     /// Folds the per-style counters into `stats.styles`.
     public mutating func finishStyles() {
-        for (i, style) in KernelLogStyle.allCases.enumerated() where styleCounts[i] > 0 {
-            stats.styles[style, default: 0] += styleCounts[i]
-            styleCounts[i] = 0
-        }
-    }
-
-    @inline(__always)
-    static func index(_ style: KernelLogStyle) -> Int {
-        switch style {
-        case .printk: return 0
-        case .printkCaller: return 1
-        case .dmesgWallClock: return 2
-        case .dmesgISO: return 3
-        case .kmsg: return 4
-        case .journal: return 5
-        // KernelLogStyle.allCases order (finishStyles folds the counters back by it).
-        case .syslog: return 6
-        case .journalJSON: return 7
-        case .journalExport: return 8
-        case .bare: return 9
-        }
+        for (style, n) in styleCounts.nonZero { stats.styles[style, default: 0] += n }
+        styleCounts = KernelLogStyleCounts()
     }
 
     /// multipathd (user space, multipathd/main.c): `multipathd[PID]: %s: remaining active paths: %d`
