@@ -53,14 +53,8 @@ struct HostCommand: ParsableCommand {
         let path = file ?? "-"
         let source = try FileByteSource(path: path)
         let meter = ProgressMeter(label: source.name, total: source.knownSize)
-        var reader = HostKernelLogReader()
-        var analysis = HostKernelAnalysis(detailLimit: detailLimit)
-        try reader.read(source, into: &analysis, progress: meter.update)
+        let report = try HostKernelSession.read(source, detailLimit: detailLimit, progress: meter.update)
         meter.finish()
-        let report = analysis.report(source: source.name, input: reader.stats)
-        if report.isNotAKernelLog {
-            throw KVMScopeError.usage("no kernel messages found in \(source.name): not a host kernel log?")
-        }
         if output.json {
             CLIOutput.write(try HostReportRenderer.json(report))
         } else {

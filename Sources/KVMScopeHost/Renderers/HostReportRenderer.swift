@@ -152,6 +152,11 @@ public enum HostReportRenderer {
     }
 
     public static func json(_ r: HostKernelReport) throws -> String {
+        try JSONReport.encode(r)
+    }
+
+    /// The document `kvmscope host --json` prints, and `explain --json` embeds as `hostKernel`.
+    static func document(_ r: HostKernelReport) -> ReportJSON {
         let i = r.input
         let input = InputJSON(bytes: i.bytes, lines: i.lines, kernelMessages: i.kernelMessages, notKernelLines: i.notKernelLines,
                               malformedLines: i.malformedLines, firstMalformedLine: i.firstMalformedLine,
@@ -160,7 +165,7 @@ public enum HostReportRenderer {
                               styles: Dictionary(uniqueKeysWithValues: i.styles.map { ($0.key.rawValue, $0.value) }),
                               firstUptimeSeconds: uptime(i.first), lastUptimeSeconds: uptime(i.last),
                               firstWallClock: i.first?.wallClock?.description, lastWallClock: i.last?.wallClock?.description)
-        let doc = ReportJSON(
+        return ReportJSON(
             source: r.source, input: input, failures: r.failures, findingsTotal: r.findingsTotal,
             findingsListed: r.findings.count,
             kinds: Dictionary(uniqueKeysWithValues: r.kinds.map { ($0.key.rawValue, $0.value) }),
@@ -170,6 +175,11 @@ public enum HostReportRenderer {
                 r.noise[k].map { NoiseJSON(kind: k.rawValue, count: $0, firstLine: r.noiseFirstLine[k] ?? 0) }
             },
             hasFailures: r.hasFailures)
-        return try JSONReport.encode(doc)
+    }
+}
+
+extension HostKernelReport: Encodable {
+    public func encode(to encoder: Encoder) throws {
+        try HostReportRenderer.document(self).encode(to: encoder)
     }
 }
