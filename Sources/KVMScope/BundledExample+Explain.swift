@@ -4,7 +4,8 @@ extension ExplainSession {
     /// the VM paused before the guest logged anything) is left out with a note.
     public static func inputs(example: BundledExample) -> Inputs {
         var inputs = Inputs(guest: example.stream("console.log"), trace: example.stream("trace.log"), qmp: example.stream("qmp.jsonl"))
-        inputs.foundInDirectory = Set([inputs.guest, inputs.trace, inputs.qmp].compactMap { $0?.name })
+        inputs.hostLog = example.stream("host-dmesg.log")
+        inputs.foundInDirectory = Set([inputs.guest, inputs.trace, inputs.qmp, inputs.hostLog].compactMap { $0?.name })
         return inputs
     }
 }

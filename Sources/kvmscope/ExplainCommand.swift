@@ -9,8 +9,9 @@ struct ExplainCommand: ParsableCommand {
         discussion: """
         Give any of: the guest's kernel log (dmesg, journalctl -k, kern.log, serial console), QEMU's
         trace (log backend, simpletrace, SystemTap log), QMP events (raw, or virsh
-        qemu-monitor-event). Files are recognised by their content, or name them with --guest,
-        --trace, --qmp; a directory stands for the files in it. With fewer inputs, the report says
+        qemu-monitor-event), and the host's own kernel log (--host-log: what failed below QEMU).
+        Files are recognised by their content, or name them with --guest, --trace, --qmp,
+        --host-log; a directory stands for the files in it. With fewer inputs, the report says
         what the missing ones would have told.
 
         Examples:
@@ -28,6 +29,7 @@ struct ExplainCommand: ParsableCommand {
           $ kvmscope explain console.log qemu-trace.log qmp-events.log
           $ kvmscope explain --guest dmesg.txt --qmp events.log --json
           $ kvmscope explain console.log trace.log --qemu-cmdline /proc/$(pidof qemu-system-x86_64)/cmdline
+          $ kvmscope explain console.log trace.log qmp.log --host-log host-dmesg.log
           $ kvmscope explain lab/scenarios/ext4-readonly
         Exit status: 0 no errors found, 1 errors explained (or unreadable input), 2 usage error.
         """
@@ -45,6 +47,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .long, help: "QMP events ('-' for stdin).")
     var qmp: String?
 
+    @Option(name: .customLong("host-log"), help: "The host's own kernel log: dmesg (any time format), journalctl -k, kern.log ('-' for stdin). Files named host-dmesg*, host-kern*, host-journal* are taken as it.")
+    var hostLog: String?
+
     @Option(name: .customLong("qemu-cmdline"), help: "QEMU's command line: a copy of /proc/PID/cmdline, `ps -o args` output, or a libvirt VM log (drives, backends, werror/rerror).")
     var qemuCmdline: String?
 
@@ -60,13 +65,15 @@ struct ExplainCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        let stdinUses = ([guest, trace, qmp, qemuCmdline, events].compactMap { $0 } + files).filter { $0 == "-" }.count
+        let stdinUses = ([guest, trace, qmp, hostLog, qemuCmdline, events].compactMap { $0 } + files).filter { $0 == "-" }.count
         if stdinUses > 1 { throw ValidationError("only one input can be standard input ('-')") }
-        if example != nil && (!files.isEmpty || guest != nil || trace != nil || qmp != nil) {
+        if example != nil && (!files.isEmpty || guest != nil || trace != nil || qmp != nil || hostLog != nil) {
             throw ValidationError("--example runs on a bundled capture: give no other inputs")
         }
         if example == nil && files.isEmpty && guest == nil && trace == nil && qmp == nil {
-            throw ValidationError("give a guest log, a QEMU trace and/or QMP events (or --example NAME; --example list)")
+            throw ValidationError(hostLog != nil
+                ? "the host's kernel log alone says nothing of the guest's errors: give the guest log, QEMU's trace or QMP events with it (or read it alone with `kvmscope host`)"
+                : "give a guest log, a QEMU trace and/or QMP events (or --example NAME; --example list)")
         }
         if detailLimit < 1 { throw ValidationError("--detail-limit must be at least 1") }
     }
@@ -87,20 +94,27 @@ struct ExplainCommand: ParsableCommand {
             inputs.trace = try trace.map { try FileByteSource(path: $0) }
             inputs.qmp = try qmp.map { try FileByteSource(path: $0) }
             inputs.qemuCommandLine = try qemuCmdline.map { try FileByteSource(path: $0) }
+            inputs.hostLog = try hostLog.map { try FileByteSource(path: $0) }
             var unnamed: [ByteStream] = []
             for f in files {
                 var isDir: ObjCBool = false
                 if f != "-", FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue {
                     let found = try ExplainSession.streams(inDirectory: f)
                     inputs.foundInDirectory.formUnion(found.map(\.name))
-                    inputs.notes += ExplainSession.notes(inDirectory: f)
                     unnamed += found
+                    if inputs.hostLog == nil, let h = try ExplainSession.hostLog(inDirectory: f) {
+                        inputs.hostLog = h
+                        inputs.foundInDirectory.insert(h.name)
+                    }
                     if inputs.qemuCommandLine == nil { inputs.qemuCommandLine = ExplainSession.commandLine(inDirectory: f) }
                 } else {
                     unnamed.append(try FileByteSource(path: f))
                 }
             }
             try ExplainSession.classify(unnamed, into: &inputs, events: events)
+            if inputs.isEmpty, inputs.hostLog != nil {
+                throw KVMScopeError.usage("the host's kernel log alone says nothing of the guest's errors: give the guest log, QEMU's trace or QMP events with it (or read it alone with `kvmscope host`)")
+            }
         }
         let meter = ProgressMeter(label: "inputs", total: nil)
         let report = try ExplainSession.run(inputs, events: events, detailLimit: detailLimit, onProgress: meter.update)

@@ -10,10 +10,10 @@ import KVMScope
 @Suite struct ExplainTruthTests {
     struct Roles: OptionSet, Hashable, CustomStringConvertible {
         let rawValue: Int
-        static let guest = Roles(rawValue: 1), trace = Roles(rawValue: 2), qmp = Roles(rawValue: 4)
-        static let all: Roles = [.guest, .trace, .qmp]
+        static let guest = Roles(rawValue: 1), trace = Roles(rawValue: 2), qmp = Roles(rawValue: 4), hostLog = Roles(rawValue: 8)
+        static let all: Roles = [.guest, .trace, .qmp, .hostLog]
         var description: String {
-            [(Roles.guest, "guest"), (.trace, "trace"), (.qmp, "qmp")].filter { contains($0.0) }.map(\.1).joined(separator: "+")
+            [(Roles.guest, "guest"), (.trace, "trace"), (.qmp, "qmp"), (.hostLog, "host-log")].filter { contains($0.0) }.map(\.1).joined(separator: "+")
         }
     }
 
@@ -23,8 +23,9 @@ import KVMScope
             guard roles.contains(role), FileManager.default.fileExists(atPath: p) else { return nil }
             return try FileByteSource(path: p)
         }
-        let inputs = ExplainSession.Inputs(guest: try open("console.log", .guest), trace: try open("trace.log", .trace),
+        var inputs = ExplainSession.Inputs(guest: try open("console.log", .guest), trace: try open("trace.log", .trace),
                                            qmp: try open("qmp.jsonl", .qmp))
+        inputs.hostLog = try open("host-dmesg.log", .hostLog)
         return try ExplainSession.run(inputs)
     }
 
@@ -38,10 +39,14 @@ import KVMScope
     @Test(arguments: LabFixtures.scenarios(with: "console.log"))
     func noVerdictGetsMoreSpecificWhenEvidenceIsRemoved(_ scenario: String) throws {
         var origins: [Roles: ExplainReport.Origin] = [:]
-        for bits in 1...7 {
+        var layers: [Roles: String] = [:]
+        // Every subset with something of the guest's or QEMU's (the host log alone explains nothing).
+        for bits in 1...15 where bits & 7 != 0 {
             let roles = Roles(rawValue: bits)
             do {
-                origins[roles] = try Self.explain(scenario, roles).verdict.origin
+                let v = try Self.explain(scenario, roles).verdict
+                origins[roles] = v.origin
+                if let l = v.layer { layers[roles] = l }
             } catch let e as GuestLogError {
                 // A console with no kernel message (werror-stop) is refused, never read as clean.
                 #expect(roles.contains(.guest), "\(scenario) \(roles): \(e)")
@@ -50,6 +55,13 @@ import KVMScope
         for (smaller, o) in origins where Self.namesALayer(o) {
             for (larger, p) in origins where larger.isSuperset(of: smaller) && larger != smaller {
                 #expect(p == o, "\(scenario): \(smaller) says \(o.rawValue), \(larger) says \(p.rawValue)")
+            }
+        }
+        // The layer below QEMU likewise: named only with the host log, and kept with more inputs.
+        for (smaller, l) in layers {
+            #expect(smaller.contains(.hostLog), "\(scenario): \(smaller) names the layer \(l) without the host log")
+            for larger in origins.keys where larger.isSuperset(of: smaller) && larger != smaller {
+                #expect(layers[larger] == l, "\(scenario): \(smaller) says \(l), \(larger) says \(layers[larger] ?? "none")")
             }
         }
         // The guest log alone never names a layer: it cannot see the host.
@@ -292,7 +304,7 @@ import KVMScope
     }
 
     /// A directory whose console has no kernel line (werror-stop): the console is left out with
-    /// a note and the trace and QMP still explain; a host kernel log is named, not read as the guest's.
+    /// a note and the trace and QMP still explain; a host kernel log is read as the host's, never as the guest's.
     @Test func directoryNotesWhatItLeavesOut() throws {
         let r = try CLIRunner.run(["explain", LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/werror-stop").path],
                                   environment: ["NO_COLOR": "1"])
@@ -300,8 +312,9 @@ import KVMScope
         #expect(r.stdout.contains("no kernel messages in it") && r.stdout.contains("VERDICT: the host's storage failed"))
         let h = try CLIRunner.run(["explain", LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/host-disk-eio").path],
                                   environment: ["NO_COLOR": "1"])
-        #expect(h.stdout.contains("host-dmesg.log: the host's kernel log, not read by explain"))
-        #expect(!h.stdout.contains("loop0"))
+        #expect(h.stdout.contains("host kernel log \(LabFixtures.path("host-disk-eio", "host-dmesg.log"))"))
+        #expect(h.stdout.contains("guest log \(LabFixtures.path("host-disk-eio", "console.log"))"))
+        #expect(h.stdout.contains("its block device loop0 failed"))
         // Given by name, the same console is refused.
         let given = try CLIRunner.run(["explain", "--guest", LabFixtures.path("werror-stop", "console.log")])
         #expect(given.status == 2 && given.stderr.contains("no kernel messages found"))

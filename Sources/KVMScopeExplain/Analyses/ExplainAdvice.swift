@@ -29,6 +29,7 @@ extension ExplainStory {
             }
             lines.append(l)
         }
+        lines += hostLayerEvidence()
         for p in qmp?.pauses ?? [] {
             lines.append("QMP line \(p.stopLine): VM paused (\(p.operation) error, \(p.reason ?? "no reason given"))"
                 + (p.seconds.map { String(format: " for %.3f s", $0) } ?? ", still paused at the end")
@@ -73,7 +74,13 @@ extension ExplainStory {
                 if let h = host, h.backend.kind == "unknown", disks == nil {
                     steps.append("The inputs do not show what serves the disk (the trace has no `nbd_*`, `qcow2_*` or `file_*` events and no QEMU command line was given): find the drive's backend first (`virsh domblklist VM`, `--qemu-cmdline /proc/PID/cmdline`); if it is a network disk (NBD, iSCSI, Ceph), its server comes before the host's disks.")
                 }
-                steps.append("Look under the image: the host's own kernel log (`dmesg -T` on the host), the disk's health (`smartctl -a`), RAID/SAN/NFS status; for qcow2 images `qemu-img check IMAGE`.")
+                if let step = hostLayerStep(image: disks?.disks.compactMap(\.file).first) {
+                    steps.append(step)
+                } else if hostKernel == nil {
+                    steps.append("Look under the image: the host's own kernel log (`dmesg --time-format iso` on the host; give it to explain with --host-log), the disk's health (`smartctl -a`), RAID/SAN/NFS status; for qcow2 images `qemu-img check IMAGE`.")
+                } else {
+                    steps.append("Look under the image: the disk's health (`smartctl -a`), RAID/SAN/NFS status, `findmnt -T IMAGE` for the filesystem that holds it; for qcow2 images `qemu-img check IMAGE`.")
+                }
             }
             let unusual = errnos.subtracting(["EIO", "ENOSPC", "EDQUOT"]).sorted()
             if !unusual.isEmpty {
@@ -142,6 +149,9 @@ extension ExplainStory {
         }
         if qmp == nil && !qmpSetAside {
             m.append("QMP events would show every host I/O error with its errno text (BLOCK_IO_ERROR) and every pause it caused: `virsh qemu-monitor-event VM --loop --pretty --timestamp > qmp-events.log`, or QEMU's `-qmp unix:/run/qmp.sock,server=on,wait=off` with any QMP client.")
+        }
+        if hostKernel == nil && origin == .hostStorage {
+            m.append("The host's kernel log would show whether a host device failed below QEMU at that moment (the disk, loop device, multipath map or filesystem holding the image): `dmesg --time-format iso > host-dmesg.log` (or `journalctl -k -o short-iso-precise`) on the host, given with --host-log.")
         }
         if guest == nil {
             m.append("The guest's kernel log would show what the guest made of it (which requests failed, lost writes, filesystems going read-only): `dmesg -T` or `journalctl -k -b` in the guest, or its serial console.")

@@ -8,7 +8,8 @@ import KVMScopeHost
 /// Pure: it takes the three models (any may be missing) and returns the report.
 enum ExplainAnalysis {
     public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp qmpInput: QMPTimeline?,
-                               disks: QEMUDiskMap? = nil, inputs: ExplainReport.Inputs) -> ExplainReport {
+                               disks: QEMUDiskMap? = nil, hostKernel: HostKernelReport? = nil,
+                               inputs: ExplainReport.Inputs) -> ExplainReport {
         // A QMP stream that does not overlap the trace in time is from another run (or was not
         // connected then): it is reported, and said to disagree, but not used as evidence.
         var qmpSetAside: String?
@@ -203,6 +204,11 @@ enum ExplainAnalysis {
         story.disks = disks
         story.clockAnchored = anchored
         story.qmpSetAside = qmpSetAside != nil
+        if let hk = hostKernel {
+            story.hostKernel = hk
+            story.hostLayer = HostLayerCorrelation.correlate(hostKernel: hk, trace: host, qmp: qmp, qmpForTrace: qmpForHost,
+                                                             matches: matches, guestRefs: guestRefs)
+        }
         story.account()
         if let note = qmpSetAside { story.disagreements.insert(note, at: 0) }
         return ExplainReport(
@@ -212,6 +218,8 @@ enum ExplainAnalysis {
             bootClockOffsets: bootClocks.isMultiBoot
                 ? bootClocks.offsets.keys.sorted().map { BootClockOffset(boot: $0, clockOffsetSeconds: bootClocks.offsets[$0]!) } : [],
             coverage: coverage, qemuDisks: disks?.disks, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
+            hostKernel: hostKernel, layers: story.hostLayer?.links ?? [],
+            hostClockOffsetSeconds: story.hostLayer?.clockOffset, hostClockBasis: story.hostLayer?.clockBasis,
             verdict: story.verdict(), evidence: story.evidence(),
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, guestBoots: guestBoots, failures: failures,
                                             qmp: qmp, clocks: bootClocks, wallClockOffset: guestClock == .uptime ? nil : offset),

@@ -17,6 +17,8 @@ public enum ExplainSession {
         public var qmp: ByteStream?
         /// QEMU's command line (a /proc/PID/cmdline copy, `ps -o args`, a libvirt VM log).
         public var qemuCommandLine: ByteStream?
+        /// The host's own kernel log (`--host-log`, or named so in a directory or on the command line).
+        public var hostLog: ByteStream?
         /// Names of inputs found in a capture directory rather than given: one that turns out
         /// to hold nothing of its role is left out with a note instead of failing the rest.
         public var foundInDirectory: Set<String> = []
@@ -46,19 +48,24 @@ public enum ExplainSession {
         }
     }
 
-    /// The host's own kernel log in a capture directory (`host-dmesg.log`, `host-kern.log`,
-    /// `host-journal…`): read by `kvmscope host`, never taken for the guest's.
+    /// The host's own kernel log, by its name (`host-dmesg.log`, `host-kern.log`,
+    /// `host-journal…`): its content reads like a guest's, so the name gives the role, and a
+    /// file so named is never taken for the guest's log.
     public static func isHostLog(_ name: String) -> Bool {
-        let n = name.lowercased()
+        let n = ((name as NSString).lastPathComponent).lowercased()
         return ["host-dmesg", "host-kern", "host-journal", "host-syslog", "host-messages"].contains { n.hasPrefix($0) }
     }
 
-    /// What a directory holds that explain does not read yet, for the inputs' notes.
-    public static func notes(inDirectory path: String) -> [String] {
+    /// The host kernel log in a capture directory, when it has one (the first by name).
+    public static func hostLog(inDirectory path: String) throws -> ByteStream? {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-        return names.sorted().filter(isHostLog).map {
-            "\((path as NSString).appendingPathComponent($0)): the host's kernel log, not read by explain (see `kvmscope host`)"
+        for n in names.sorted() where !n.hasPrefix(".") && isHostLog(n) {
+            let p = (path as NSString).appendingPathComponent(n)
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
+            return try FileByteSource(path: p, allowEmpty: true)
         }
+        return nil
     }
 
     /// File names that say "guest kernel log" in a capture directory.
@@ -94,6 +101,11 @@ public enum ExplainSession {
             }
         }
         for s in streams {
+            if isHostLog(s.name) {
+                guard inputs.hostLog == nil else { throw duplicate(s.name, "host kernel log") }
+                inputs.hostLog = s
+                continue
+            }
             let peekable = PeekableByteStream(s)
             let sample = try peekable.peek()
             guard looksLikeText(sample) else {
@@ -131,7 +143,8 @@ public enum ExplainSession {
     }
 
     static func duplicate(_ name: String, _ what: String) -> KVMScopeError {
-        .usage("'\(name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp)")
+        let hint = what == "guest log" ? "; if it is the host's kernel log, give it with --host-log" : ""
+        return .usage("'\(name)' is a second \(what); give one of each (or name them with --guest, --trace, --qmp, --host-log)\(hint)")
     }
 
     /// The best file of each kind in a capture directory (e.g. a lab scenario: console.log,
@@ -223,12 +236,28 @@ public enum ExplainSession {
                                                         linesRecognised: reader.linesRecognised, linesSkipped: reader.linesSkipped,
                                                         splitFrom: splitSource(of: q)))
         }
+        var hostKernel: HostKernelReport?
+        if let h = inputs.hostLog {
+            do {
+                let r = try HostKernelSession.read(h, detailLimit: detailLimit, progress: onProgress)
+                hostKernel = r
+                let i = r.input
+                understood.append(ExplainInputUnderstanding(role: InputKind.hostKernelLog.rawValue, source: h.name,
+                                                            compression: compression(of: h), lines: i.lines,
+                                                            linesRecognised: i.kernelMessages, linesSkipped: max(0, i.lines - i.kernelMessages),
+                                                            splitFrom: nil))
+            } catch KVMScopeError.usage(let message) where inputs.foundInDirectory.contains(h.name) {
+                notes.append("\(message): not used as the host's kernel log")
+            }
+        }
         let disks = try inputs.qemuCommandLine.map { QEMUDiskMap(arguments: try QEMUCommandLineReader.arguments(in: $0)) }
         var names = ExplainReport.Inputs(guest: guestReport == nil ? nil : inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name)
         names.notes = notes
         names.qemuCommandLine = inputs.qemuCommandLine?.name
+        names.hostLog = hostKernel == nil ? nil : inputs.hostLog?.name
         names.understood = understood
-        return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks, inputs: names)
+        return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks,
+                                       hostKernel: hostKernel, inputs: names)
     }
 
     /// The guest log's share: kernel messages with a recognised stamp; every other line

@@ -41,6 +41,9 @@ struct ExplainStory {
     var disks: QEMUDiskMap?
     /// The clock offset comes from the guest's disk setup, not from matched failures.
     var clockAnchored = false
+    /// The host's kernel log, when given, and what it says under each QEMU failure.
+    var hostKernel: HostKernelReport?
+    var hostLayer: HostLayerAccount?
 
     /// Whether the VM is still paused where the inputs end: QMP's last STOP/RESUME/SHUTDOWN,
     /// else the trace's last I/O-error pause.
@@ -306,9 +309,12 @@ struct ExplainStory {
                 s.append("The guest logged \(count(guestErrors.count, "I/O error"))\(devs.isEmpty ? "" : " on \(devs)"); without a QEMU trace or QMP events kvmscope cannot tell whether the host's storage, QEMU or a layer inside the guest failed.")
             }
         }
+        if origin == .hostStorage { s += hostLayerSentences() }
         if origin == .hostStorage || origin == .qemuRejected { s += uncoveredAsides() }
         s += guestSentences(hostErrnos: hostErrnos)
-        return .init(origin: origin, summary: s.joined(separator: " "))
+        var v = ExplainReport.Verdict(origin: origin, summary: s.joined(separator: " "))
+        if origin == .hostStorage, let layer = hostLayerVerdict() { v.layer = layer.layer; v.hostDevice = layer.device }
+        return v
     }
 
     /// What the host side did, one sentence per kind of failure.

@@ -41,6 +41,7 @@ public struct ExplainInputUnderstanding: Sendable, Encodable, Equatable {
         switch role {
         case "guest-log": what = "guest log"
         case "qemu-trace": what = "QEMU trace"
+        case "host-kernel-log": what = "host kernel log"
         default: what = "QMP events"
         }
         var s = "\(what) \(source)"

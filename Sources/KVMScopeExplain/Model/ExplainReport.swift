@@ -1,3 +1,4 @@
+import KVMScopeCore
 import KVMScopeQMP
 import KVMScopeTrace
 import KVMScopeGuestLog
@@ -26,6 +27,12 @@ public struct ExplainReport: Sendable, Encodable {
         public var origin: Origin
         /// The answer in a few sentences, for people.
         public var summary: String
+        /// Below QEMU, the layer the host kernel log (or its silence) points at: one of
+        /// HostLayerLink's `layer` values, when every linked failure agrees; null without a
+        /// host log or when they differ.
+        @NullEncoded public var layer: String? = nil
+        /// The host device the host kernel named (`loop0`, `sdb`, `dm-3`), with `layer`.
+        @NullEncoded public var hostDevice: String? = nil
     }
 
     /// A guest block error and the host request behind it.
@@ -88,6 +95,9 @@ public struct ExplainReport: Sendable, Encodable {
         public var trace: String?
         public var qmp: String?
         public var qemuCommandLine: String?
+        /// The host's own kernel log (`--host-log`, or `host-dmesg*`/`host-kern*`/`host-journal*`
+        /// in a capture directory).
+        public var hostLog: String?
         /// Inputs left out, and why (a directory's console with no kernel line, a host log).
         public var notes: [String] = []
         /// How much of each input was understood, one entry per input read.
@@ -123,6 +133,16 @@ public struct ExplainReport: Sendable, Encodable {
     /// Whether the VM was still paused when the inputs end (QMP STOP/RESUME, trace runstate);
     /// nil when they do not say.
     public var vmPausedAtEnd: Bool?
+    /// The host's kernel log, read as `kvmscope host --json` reads it (null when not given).
+    public var hostKernel: HostKernelReport?
+    /// Per failure QEMU got from its storage: the chain guest → QEMU → host kernel.
+    public var layers: [HostLayerLink] = []
+    /// QEMU's clock minus the host kernel log's, estimated from the failures tied across the
+    /// two (both are this machine's clocks: far from 0 means dmesg's wall-clock conversion
+    /// drifted, or the log is of another time); null when nothing tied.
+    public var hostClockOffsetSeconds: Double?
+    /// How the host log's stamps were read: `wall-clock`, `wall-clock-no-zone` or `uptime`.
+    public var hostClockBasis: String?
     public var verdict: Verdict
     /// The matched story, one line per guest error ↔ host request ↔ QMP event.
     public var evidence: [String]
@@ -142,7 +162,9 @@ public struct ExplainReport: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
-        case clockOffsetSpreadSeconds, guestStampPrecisionSeconds, bootClockOffsets, coverage, qemuDisks, errorPolicies, vmPausedAtEnd, verdict, evidence, timeline, nextSteps, missing, disagreements
+        case clockOffsetSpreadSeconds, guestStampPrecisionSeconds, bootClockOffsets, coverage, qemuDisks, errorPolicies, vmPausedAtEnd
+        case hostKernel, layers, hostClockOffsetSeconds, hostClockBasis
+        case verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
     /// Every documented key is always present (`null` when an input was not given).
@@ -164,6 +186,10 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(qemuDisks, forKey: .qemuDisks)
         try c.encode(errorPolicies, forKey: .errorPolicies)
         try c.encode(vmPausedAtEnd, forKey: .vmPausedAtEnd)
+        try c.encode(hostKernel, forKey: .hostKernel)
+        try c.encode(layers, forKey: .layers)
+        try c.encode(hostClockOffsetSeconds, forKey: .hostClockOffsetSeconds)
+        try c.encode(hostClockBasis, forKey: .hostClockBasis)
         try c.encode(verdict, forKey: .verdict)
         try c.encode(evidence, forKey: .evidence)
         try c.encode(timeline, forKey: .timeline)
@@ -174,13 +200,14 @@ public struct ExplainReport: Sendable, Encodable {
 }
 
 extension ExplainReport.Inputs {
-    enum CodingKeys: String, CodingKey { case guest, trace, qmp, qemuCommandLine, notes, understood }
+    enum CodingKeys: String, CodingKey { case guest, trace, qmp, qemuCommandLine, hostLog, notes, understood }
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(guest, forKey: .guest)
         try c.encode(trace, forKey: .trace)
         try c.encode(qmp, forKey: .qmp)
         try c.encode(qemuCommandLine, forKey: .qemuCommandLine)
+        try c.encode(hostLog, forKey: .hostLog)
         try c.encode(notes, forKey: .notes)
         try c.encode(understood, forKey: .understood)
     }

@@ -14,7 +14,7 @@ public enum ExplainRenderer {
         func bullet(_ s: String) { for (i, l) in wrap(s, width - 4).enumerated() { line((i == 0 ? "  - " : "    ") + l) } }
 
         let given = [r.inputs.guest.map { "guest log \($0)" }, r.inputs.trace.map { "QEMU trace \($0)" },
-                     r.inputs.qmp.map { "QMP events \($0)" }].compactMap { $0 }
+                     r.inputs.qmp.map { "QMP events \($0)" }, r.inputs.hostLog.map { "host kernel log \($0)" }].compactMap { $0 }
         line("kvmscope explain: " + given.joined(separator: ", "))
         for u in r.inputs.understood { line("  read " + u.summary) }
 
@@ -68,6 +68,11 @@ public enum ExplainRenderer {
                 bullet("error policy of \(p.device) (\(p.operation)s): \(p.words) (\(p.from.joined(separator: "; ")))")
             }
         }
+        let hostClock = hostClockLine(r)
+        if r.clockOffsetSeconds == nil, let h = hostClock {
+            section("CLOCKS")
+            line("  " + h)
+        }
         if let offset = r.clockOffsetSeconds {
             section("CLOCKS")
             let boot: String
@@ -86,6 +91,7 @@ public enum ExplainRenderer {
             for b in r.bootClockOffsets where b.clockOffsetSeconds > 946_684_800 {
                 line("  boot \(b.boot) started at \(wallClock(b.clockOffsetSeconds)) UTC by the host's clock")
             }
+            if let h = hostClock { line("  " + h) }
         }
         if !r.disagreements.isEmpty {
             section("INPUTS THAT DISAGREE")
@@ -100,6 +106,22 @@ public enum ExplainRenderer {
             for m in r.missing { bullet(m) }
         }
         return out
+    }
+
+    /// The host kernel log's clock against QEMU's, from the failures seen in both.
+    static func hostClockLine(_ r: ExplainReport) -> String? {
+        guard let o = r.hostClockOffsetSeconds else { return nil }
+        let tied = r.layers.filter { $0.hostFinding != nil }.count
+        let how = "from \(tied) \(tied == 1 ? "failure" : "failures") in both"
+        switch r.hostClockBasis {
+        case "uptime":
+            return "the host booted at \(wallClock(o)) UTC by QEMU's clock (the host log's stamps are its uptime; \(how))"
+        case "wall-clock-no-zone":
+            return "the host log's zone-less stamps are " + String(format: "%+.3f", o) + " s from QEMU's clock (read as UTC, so the zone is in the offset; \(how))"
+        default:
+            if abs(o) < 0.001 { return "the host kernel log's clock agrees with QEMU's (\(how))" }
+            return "the host kernel log's stamps are " + String(format: "%.3f", abs(o)) + " s \(o > 0 ? "behind" : "ahead of") QEMU's clock (\(how)); both are this host's clocks: dmesg derives wall-clock stamps from the boot time and printk's clock, which drift apart"
+        }
     }
 
     static func originWords(_ o: ExplainReport.Origin) -> String {

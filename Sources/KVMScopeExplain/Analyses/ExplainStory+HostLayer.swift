@@ -1,0 +1,167 @@
+import Foundation
+import KVMScopeTrace
+import KVMScopeGuestLog
+import KVMScopeHost
+
+/// What the host's own kernel log says under QEMU's failed requests: the sentences, the
+/// verdict's layer and device, the advice and the evidence lines.
+extension ExplainStory {
+    /// The links the host log can speak for (those outside its span say nothing).
+    private var hostLinksCovered: [HostLayerLink] {
+        (hostLayer?.links ?? []).filter { $0.layer != "host-log-does-not-cover" }
+    }
+
+    /// The layer (and host device) every covered link agrees on; nil when they differ or
+    /// the host log covers none of the failures.
+    func hostLayerVerdict() -> (layer: String, device: String?)? {
+        let links = hostLinksCovered
+        guard let first = links.first, links.allSatisfy({ $0.layer == first.layer }) else { return nil }
+        let devices = Set(links.compactMap(\.hostDevice))
+        return (first.layer, devices.count == 1 ? devices.first : nil)
+    }
+
+    func hostLayerSentences() -> [String] {
+        guard let hk = hostKernel, let account = hostLayer else { return [] }
+        var out: [String] = []
+        let links = account.links
+        // Host messages tied to QEMU's failures, one sentence per host device and layer.
+        struct Key: Hashable { let layer: String; let device: String? }
+        var groups: [Key: [HostLayerLink]] = [:]
+        var order: [Key] = []
+        for l in links where l.hostFinding != nil {
+            let k = Key(layer: l.layer, device: l.hostDevice)
+            if groups[k] == nil { order.append(k) }
+            groups[k, default: []].append(l)
+        }
+        for k in order {
+            let g = groups[k]!
+            let dev = k.device ?? "a host device"
+            let ops = operationCounts(g)
+            let errno = Set(g.compactMap { $0.hostErrno ?? $0.qemuErrno }).sorted().joined(separator: "/")
+            let sectors = g.compactMap(\.hostSector)
+            let lines = g.compactMap(\.hostLine)
+            let sectorText = sectors.isEmpty ? "" : " at its \(sectors.count == 1 ? "sector" : "sectors") \(list(sectors.map(String.init)))"
+            let lineText = "host kernel log \(lines.count == 1 ? "line" : "lines") \(list(lines.map(String.init)))"
+            let maxDelta = g.compactMap(\.timeDeltaSeconds).map(abs).max()
+            var when = "at the same \(g.count == 1 ? "moment" : "moments") as QEMU's failed \(g.count == 1 ? "request" : "requests")"
+            if let d = maxDelta { when += String(format: " (within %.0f ms", max(1, d * 1000).rounded()) + clockWords(account) + ")" }
+            switch k.layer {
+            case "host-block-device":
+                var s = "Below QEMU, the host kernel logged \(g.count == 1 ? "the failure" : "the failures"): its block device \(dev) failed \(ops)"
+                    + (errno.isEmpty ? "" : " with \(errno)") + "\(sectorText) (\(lineText)), \(when)."
+                if let d = hk.devices.first(where: { $0.device == k.device }), (d.noise[.filesystemMounted] ?? 0) > 0 {
+                    s += " \(dev) carries a filesystem the host mounted during the log."
+                }
+                out.append(s)
+            default:
+                let f = g.first.flatMap { $0.hostFinding }.map { hk.findings[$0] }
+                out.append("Below QEMU, the host kernel logged a \(layerWords(k.layer)) failure on \(dev) \(when) (\(lineText)"
+                    + (f.map { $0.message.isEmpty ? "" : ": \"\($0.message)\"" } ?? "") + ").")
+            }
+        }
+        let full = links.filter { $0.layer == "host-filesystem-full" && $0.hostFinding == nil }
+        if !full.isEmpty {
+            out.append("The host kernel log covers the moment of \(full.count == 1 ? "that failure" : "those \(full.count) failures") and logged nothing for \(full.count == 1 ? "it" : "them"): the ENOSPC came from the host filesystem holding the image, which ran out of space (a full filesystem fails the write without a kernel message).")
+        }
+        let silent = links.filter { $0.layer == "not-logged-by-host-kernel" }
+        if !silent.isEmpty {
+            out.append("The host kernel log covers the moment of \(silent.count == 1 ? "that failure" : "\(silent.count) of the failures") and logged no storage error then: the error did not come from a host block device the kernel reports on, but from a layer it does not log (QEMU's own block layer or an injected fault, a user-space or network backend, a FUSE file).")
+        }
+        let outside = links.filter { $0.layer == "host-log-does-not-cover" }
+        if !outside.isEmpty {
+            let span = account.coveredSpan.map { " (\(Self.clock($0.lowerBound))–\(Self.clock($0.upperBound)) on QEMU's clock)" } ?? ""
+            out.append("The host kernel log\(span) does not cover \(outside.count == 1 ? "one failure" : "\(outside.count) failures")\(account.coveredSpan == nil && account.clockBasis != "wall-clock" ? ", or its clock could not be tied to QEMU's (its stamps have no zone or are the host's uptime, and no failure appears in both)" : ""): it cannot say what happened below QEMU then.")
+        }
+        for i in account.qemuProcessFindings.prefix(2) {
+            let f = hk.findings[i]
+            out.append("The host kernel also reports QEMU itself: \(f.kind == .oomKill ? "killed by the OOM killer" : "a QEMU task blocked") (host kernel log line \(f.line)\(f.message.isEmpty ? "" : ": \"\(f.message)\"")).")
+        }
+        if account.unpairedHostFailures > 0 {
+            out.append("The host kernel log has \(count(account.unpairedHostFailures, "other storage error")) that no QEMU failure is tied to (other devices or other times; `kvmscope host` lists them).")
+        }
+        return out
+    }
+
+    /// Evidence lines: QEMU's failure ↔ the host kernel message under it.
+    func hostLayerEvidence() -> [String] {
+        guard let hk = hostKernel, let a = hostLayer else { return [] }
+        return a.links.compactMap { l in
+            guard let fi = l.hostFinding else { return nil }
+            let f = hk.findings[fi]
+            var s = "QEMU " + (l.qemuTime.map(Self.clock) ?? "") + " \(l.operation) failed" + (l.qemuErrno.map { " \($0)" } ?? "")
+            if let d = l.guestDevice { s += " (guest \(d)" + (l.guestSector.map { " sector \($0)" } ?? "") + ")" }
+            s += "  ↔  host kernel line \(f.line) \(f.device ?? "")" + (f.sector.map { " sector \($0)" } ?? "")
+                + (f.operation.map { " \($0)" } ?? "") + (f.errno.map { " \($0)" } ?? "") + " [\(f.kind.rawValue)]"
+            return s
+        }
+    }
+
+    /// Advice for the layer the host log points at (nil: the general advice stands).
+    func hostLayerStep(image: String?) -> String? {
+        guard let v = hostLayerVerdict() else { return nil }
+        let img = image ?? "IMAGE"
+        switch v.layer {
+        case "host-block-device":
+            guard let d = v.device else { return nil }
+            var what = "`lsblk -s /dev/\(d)` (what is under it)"
+            if d.hasPrefix("loop") { what += ", `losetup -l /dev/\(d)` (its backing file, and the device under that)" }
+            else if d.hasPrefix("dm-") { what += ", `dmsetup table` and `multipath -ll`" }
+            else if d.hasPrefix("md") { what += ", `cat /proc/mdstat`" }
+            else { what += ", `smartctl -a /dev/\(d)`" }
+            return "On the host, the device that failed: \(what); `dmesg --time-format iso | grep \(d)` for its other errors; `findmnt -T \(img)` shows which filesystem holds the image (the host log does not say)."
+        case "host-filesystem-full":
+            return nil
+        case "not-logged-by-host-kernel":
+            return "The host kernel logged nothing under the failure: look at the layer that produced it — the backend's own logs (NBD/iSCSI/Ceph server, FUSE daemon) or QEMU's block layer (`blkdebug` or other filters on the drive's command line)."
+        case "multipath":
+            return "On the host: `multipath -ll` (the paths and their state), then the SAN or fabric side of the failed paths."
+        case "thin-pool":
+            return "On the host: `lvs -a` (the thin pool's data and metadata use); extend the pool or free space, then resume the VM if it is paused."
+        case "md-raid":
+            return "On the host: `cat /proc/mdstat` and `mdadm --detail` for the array; replace the failed member."
+        case "iscsi":
+            return "On the host: `iscsiadm -m session -P 3` (session state), then the target and the network path to it."
+        case "nfs":
+            return "On the host: the NFS server and the network to it (`nfsstat -m`, `rpcinfo -p SERVER`)."
+        case "ceph":
+            return "On the host: `ceph -s` and `ceph health detail` from a node with access; the network to the monitors and OSDs."
+        default:
+            return nil
+        }
+    }
+
+    private func operationCounts(_ links: [HostLayerLink]) -> String {
+        var n: [String: Int] = [:]
+        var order: [String] = []
+        for l in links {
+            if n[l.operation] == nil { order.append(l.operation) }
+            n[l.operation, default: 0] += 1
+        }
+        let parts = order.map { count(n[$0]!, $0) }
+        return parts.count <= 1 ? parts.joined() : parts.dropLast().joined(separator: ", ") + " and " + parts.last!
+    }
+
+    private func clockWords(_ a: HostLayerAccount) -> String {
+        guard let o = a.clockOffset, a.clockBasis == "wall-clock", abs(o) >= 0.001 else { return "" }
+        return String(format: ", the host log's clock moved by %+.3f s", o)
+    }
+
+    private func layerWords(_ layer: String) -> String {
+        switch layer {
+        case "multipath": return "multipath"
+        case "thin-pool": return "thin-pool"
+        case "md-raid": return "RAID"
+        case "iscsi": return "iSCSI"
+        case "nfs": return "NFS"
+        case "ceph": return "Ceph"
+        case "host-filesystem": return "filesystem"
+        case "host-filesystem-full": return "full-filesystem"
+        default: return "storage"
+        }
+    }
+
+    private func list(_ items: [String], limit: Int = 6) -> String {
+        let shown = items.prefix(limit).joined(separator: ", ")
+        return items.count > limit ? shown + " and \(items.count - limit) more" : shown
+    }
+}

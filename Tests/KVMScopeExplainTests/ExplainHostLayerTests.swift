@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+@testable import KVMScopeExplain
+import KVMScopeTestSupport
+
+/// `explain` with the host's own kernel log (issue 13): the lab's real host-layer failures —
+/// ext4 on a loop device over a FUSE file that returns EIO (the host kernel logs `I/O error,
+/// dev loop0`), and a size-limited tmpfs that fills up (the host kernel logs nothing).
+@Suite struct ExplainHostLayerTests {
+    static func run(_ scenario: String, hostLog: ByteStream? = nil, withHostLog: Bool = true) throws -> ExplainReport {
+        var inputs = ExplainSession.Inputs(guest: try FileByteSource(path: LabFixtures.path(scenario, "console.log")),
+                                           trace: try FileByteSource(path: LabFixtures.path(scenario, "trace.log")),
+                                           qmp: try FileByteSource(path: LabFixtures.path(scenario, "qmp.jsonl")))
+        if withHostLog { inputs.hostLog = try hostLog ?? FileByteSource(path: LabFixtures.path(scenario, "host-dmesg.log")) }
+        return try ExplainSession.run(inputs)
+    }
+
+    static func hostDmesg(_ scenario: String) throws -> String {
+        try String(contentsOfFile: LabFixtures.path(scenario, "host-dmesg.log"), encoding: .utf8)
+    }
+
+    /// The FIEMAP the lab took before injecting (run.txt): guest sectors 2048..2175 of the
+    /// image are loop0 sectors 133120..133247. The host kernel's sectors are the guest's,
+    /// moved by that extent: the tie by time is also right by place.
+    @Test func failingHostDiskIsNamedWithItsSectorsAndTheGuestsSectors() throws {
+        let r = try Self.run("host-disk-eio")
+        #expect(r.verdict.origin == .hostStorage)
+        #expect(r.verdict.layer == "host-block-device" && r.verdict.hostDevice == "loop0")
+        #expect(r.verdict.summary.contains("its block device loop0 failed 1 write and 1 read with EIO at its sectors 133120, 133152"))
+        let tied = r.layers.filter { $0.hostFinding != nil }
+        #expect(tied.count == 2)
+        for l in tied {
+            let guest = try #require(l.guestSector), host = try #require(l.hostSector)
+            #expect(host == guest + 133120 - 2048, "guest \(guest) host \(host)")
+            #expect(l.guestDevice == "vda" && l.hostDevice == "loop0" && l.hostErrno == "EIO" && l.qemuErrno == "EIO")
+            #expect(l.hostLine.map { $0 > 0 } == true)
+            #expect(abs(l.timeDeltaSeconds ?? 1) < 0.005)
+        }
+        #expect(Set(tied.map(\.operation)) == ["write", "read"])
+        // The lab's marker says dmesg's clock ran 0.431 s behind the wall clock at the start.
+        let o = try #require(r.hostClockOffsetSeconds)
+        #expect(o > 0.3 && o < 0.6)
+        #expect(r.hostClockBasis == "wall-clock")
+        #expect(r.nextSteps.contains { $0.contains("losetup -l /dev/loop0") })
+        #expect(r.inputs.understood.contains { $0.role == "host-kernel-log" && $0.linesRecognised > 0 })
+        // The mkfs noise seconds before (WRITE_ZEROES not supported) is never a failure.
+        #expect(r.hostKernel?.noise[.unsupportedOptionalOperation] ?? 0 >= 0)
+        #expect(!tied.contains { $0.hostSector == 200 })
+    }
+
+    /// A full host filesystem: ENOSPC from QEMU, and the host kernel, whose log covers the
+    /// moment, logged nothing — which is what a full filesystem does.
+    @Test func fullHostFilesystemIsSaidWithTheKernelsSilence() throws {
+        let r = try Self.run("host-fs-full")
+        #expect(r.verdict.layer == "host-filesystem-full" && r.verdict.hostDevice == nil)
+        #expect(r.layers.count == 2 && r.layers.allSatisfy { $0.qemuErrno == "ENOSPC" && $0.hostFinding == nil })
+        #expect(r.verdict.summary.contains("ran out of space"))
+    }
+
+    /// Without the host log the verdict names no layer below QEMU, and says what would.
+    @Test func withoutTheHostLogNoLayerIsNamedAndTheLogIsAskedFor() throws {
+        let r = try Self.run("host-disk-eio", withHostLog: false)
+        #expect(r.verdict.origin == .hostStorage && r.verdict.layer == nil && r.layers.isEmpty)
+        #expect(r.missing.contains { $0.contains("--host-log") })
+        #expect(!r.verdict.summary.contains("loop0"))
+    }
+
+    /// A host log of another day: nothing ties, the log does not cover the failures, and no
+    /// layer is named (rather than "the host kernel logged nothing").
+    @Test func hostLogOfAnotherTimeCoversNothing() throws {
+        let other = try Self.hostDmesg("host-disk-eio").replacingOccurrences(of: "2026-12-01T", with: "2026-11-30T")
+        let r = try Self.run("host-disk-eio", hostLog: MemoryByteSource(other, name: "host-dmesg-yesterday.log"))
+        #expect(r.verdict.layer == nil)
+        #expect(r.layers.allSatisfy { $0.layer == "host-log-does-not-cover" && $0.hostFinding == nil })
+        #expect(r.verdict.summary.contains("does not cover"))
+        #expect(!r.verdict.summary.contains("logged nothing"))
+    }
+
+    /// The same log as plain `dmesg` (printk's uptime stamps, no wall clock): the host's boot
+    /// time is estimated from the two failures seen on both sides.
+    @Test func uptimeStampedHostLogIsTiedThroughTheFailures() throws {
+        let uptimeLog = try Self.hostDmesg("host-disk-eio").split(separator: "\n").map { line -> String in
+            // "2026-12-01T11:50:31,425726+00:00 msg" → "[ 4031.425726] msg" (boot at 10:43:20).
+            let l = String(line)
+            guard l.count > 33, let h = Int(l.dropFirst(11).prefix(2)), let m = Int(l.dropFirst(14).prefix(2)),
+                  let s = Int(l.dropFirst(17).prefix(2)) else { return l }
+            let up = (h - 10) * 3600 + (m - 43) * 60 + (s - 20)
+            return "[" + String(repeating: " ", count: max(0, 5 - String(up).count)) + "\(up).\(l.dropFirst(20).prefix(6))] " + l.dropFirst(33)
+        }.joined(separator: "\n") + "\n"
+        let r = try Self.run("host-disk-eio", hostLog: MemoryByteSource(uptimeLog, name: "host-dmesg-raw.log"))
+        #expect(r.hostClockBasis == "uptime")
+        #expect(r.verdict.layer == "host-block-device" && r.verdict.hostDevice == "loop0")
+        #expect(r.layers.filter { $0.hostFinding != nil }.count == 2)
+    }
+
+    /// A directory's host-dmesg.log is the host's log, never a second guest log; named on the
+    /// command line it is taken by its name.
+    @Test func hostLogIsTakenByNameNeverAsTheGuests() throws {
+        var inputs = ExplainSession.Inputs()
+        let dir = LabFixtures.repoRoot.appendingPathComponent("lab/scenarios/host-disk-eio").path
+        try ExplainSession.classify(try ExplainSession.streams(inDirectory: dir)
+                                    + [FileByteSource(path: LabFixtures.path("host-disk-eio", "host-dmesg.log"))], into: &inputs)
+        #expect(inputs.guest?.name.hasSuffix("console.log") == true)
+        #expect(inputs.hostLog?.name.hasSuffix("host-dmesg.log") == true)
+        #expect(try ExplainSession.hostLog(inDirectory: dir)?.name.hasSuffix("host-dmesg.log") == true)
+    }
+
+    /// A file given as the host log with no kernel message in it is refused, never read as clean.
+    @Test func hostLogWithNoKernelMessageIsRefused() throws {
+        #expect(throws: KVMScopeError.self) {
+            _ = try Self.run("host-disk-eio", hostLog: MemoryByteSource("root:x:0:0:root:/root:/bin/bash\n", name: "passwd"))
+        }
+    }
+}
