@@ -50,17 +50,11 @@ struct GuestCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if top < 0 { throw ValidationError("--top must be 0 or more") }
-        if detailLimit < 0 { throw ValidationError("--detail-limit must be 0 or more") }
-        if file == nil, isatty(STDIN_FILENO) == 1 {
-            throw ValidationError("give a log file, or - to read standard input (e.g. dmesg | kvmscope guest -)")
-        }
+        try LogFileInput.validate(file: file, top: top, detailLimit: detailLimit, example: "dmesg | kvmscope guest -")
     }
 
     func run() throws {
-        let path = file ?? "-"
-        let source = try FileByteSource(path: path)
-        let meter = ProgressMeter(label: source.name, total: source.knownSize)
+        let (source, meter) = try LogFileInput.open(file)
         var reader = GuestLogReader()
         var analysis = GuestDiskAnalysis(detailLimit: detailLimit)
         try reader.read(source, into: &analysis, progress: meter.update)

@@ -42,17 +42,11 @@ struct HostCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if top < 0 { throw ValidationError("--top must be 0 or more") }
-        if detailLimit < 0 { throw ValidationError("--detail-limit must be 0 or more") }
-        if file == nil, isatty(STDIN_FILENO) == 1 {
-            throw ValidationError("give a log file, or - to read standard input (e.g. dmesg | kvmscope host -)")
-        }
+        try LogFileInput.validate(file: file, top: top, detailLimit: detailLimit, example: "dmesg | kvmscope host -")
     }
 
     func run() throws {
-        let path = file ?? "-"
-        let source = try FileByteSource(path: path)
-        let meter = ProgressMeter(label: source.name, total: source.knownSize)
+        let (source, meter) = try LogFileInput.open(file)
         let report = try HostKernelSession.read(source, detailLimit: detailLimit, progress: meter.update)
         meter.finish()
         if output.json {
