@@ -93,6 +93,37 @@ import KVMScopeTestSupport
         #expect(r.layers.filter { $0.hostFinding != nil }.count == 2)
     }
 
+    /// The same moments with a multipath path failing instead (drivers/md/dm-mpath.c
+    /// fail_path: `Failing path %s.`): the layer is named for what the host kernel said.
+    @Test func multipathFailureAtTheMomentNamesMultipath() throws {
+        let mp = try Self.hostDmesg("host-disk-eio").split(separator: "\n").map { l -> String in
+            guard let r = l.range(of: "I/O error, dev loop0") else { return String(l) }
+            return l[..<r.lowerBound] + "device-mapper: multipath: 253:0: Failing path 8:16."
+        }.joined(separator: "\n") + "\n"
+        let r = try Self.run("host-disk-eio", hostLog: MemoryByteSource(mp, name: "host-dmesg-multipath.log"))
+        #expect(r.verdict.layer == "multipath" && r.verdict.hostDevice == "253:0")
+        #expect(r.verdict.summary.contains("multipath failure on 253:0"))
+        #expect(r.nextSteps.contains { $0.contains("multipath -ll") })
+    }
+
+    /// blkdebug's injected EIO with a host log that covers the moment and is silent: the
+    /// error came from a layer the host kernel does not log (here QEMU's own block layer).
+    @Test func silentHostLogOverAnInjectedFaultSaysSo() throws {
+        let bare = try Self.run("write-eio", withHostLog: false)
+        let t = try #require(bare.host?.failures.first?.time)
+        func iso(_ s: Double) -> String {
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime]
+            f.timeZone = TimeZone(identifier: "UTC")
+            return f.string(from: Date(timeIntervalSince1970: s)).replacingOccurrences(of: "Z", with: ",000000+00:00")
+        }
+        let log = "\(iso(t - 30)) EXT4-fs (sda1): re-mounted. Quota mode: none.\n\(iso(t + 30)) loop1: detected capacity change from 0 to 8192\n"
+        let r = try Self.run("write-eio", hostLog: MemoryByteSource(log, name: "host-dmesg-quiet.log"))
+        #expect(r.verdict.layer == "not-logged-by-host-kernel")
+        #expect(r.verdict.summary.contains("QEMU's own block layer or an injected fault"))
+        #expect(r.nextSteps.contains { $0.contains("blkdebug") })
+    }
+
     /// A directory's host-dmesg.log is the host's log, never a second guest log; named on the
     /// command line it is taken by its name.
     @Test func hostLogIsTakenByNameNeverAsTheGuests() throws {

@@ -257,6 +257,27 @@ import KVMScope
         let bare = try ExplainTruthTests.explain("nbd-server-killed")
         #expect(bare.errorPolicies.first { $0.operation == "write" }?.possible == [.report, .enospc])
     }
+
+    /// Another VM's command line (the virtio-scsi capture's, beside a virtio-blk run) is
+    /// reported and said to disagree, and lends none of its settings.
+    @Test func anotherVMsCommandLineIsNotUsed() throws {
+        func run(_ cmdline: String) throws -> ExplainReport {
+            var inputs = ExplainSession.Inputs(guest: try FileByteSource(path: LabFixtures.path("write-eio", "console.log")),
+                                               trace: try FileByteSource(path: LabFixtures.path("write-eio", "trace.log")),
+                                               qmp: try FileByteSource(path: LabFixtures.path("write-eio", "qmp.jsonl")))
+            inputs.qemuCommandLine = try FileByteSource(path: LabFixtures.path(cmdline, "run.txt"))
+            return try ExplainSession.run(inputs)
+        }
+        let other = try run("scsi-write-eio")
+        #expect(other.disagreements.contains { $0.contains("command line of another VM") && $0.contains("scsi-hd") })
+        #expect(other.qemuDisks?.first?.device == "scsi-hd")
+        #expect(other.errorPolicies.allSatisfy { $0.statedOnCommandLine == nil })
+        #expect(other.verdict.origin == .hostStorage)
+        // Its own command line agrees with it.
+        let own = try run("write-eio")
+        #expect(!own.disagreements.contains { $0.contains("command line") })
+        #expect(own.errorPolicies.first { $0.operation == "write" }?.statedOnCommandLine == true)
+    }
 }
 
 /// Found by trying explain as an admin would (each was a false or too specific statement).

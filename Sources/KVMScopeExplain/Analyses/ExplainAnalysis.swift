@@ -8,7 +8,7 @@ import KVMScopeHost
 /// Pure: it takes the three models (any may be missing) and returns the report.
 enum ExplainAnalysis {
     public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp qmpInput: QMPTimeline?,
-                               disks: QEMUDiskMap? = nil, hostKernel: HostKernelReport? = nil,
+                               disks disksGiven: QEMUDiskMap? = nil, hostKernel: HostKernelReport? = nil,
                                inputs: ExplainReport.Inputs) -> ExplainReport {
         // A QMP stream that does not overlap the trace in time is from another run (or was not
         // connected then): it is reported, and said to disagree, but not used as evidence.
@@ -43,6 +43,14 @@ enum ExplainAnalysis {
                 if e.location.time.uptimeSeconds == nil, let p = e.location.time.precisionMicroseconds { ge.precision = Double(p) / 1e6 }
                 guestErrors.append(ge)
             }
+        }
+        // A command line of another VM lends nothing: its drives are reported, not used.
+        var disks = disksGiven
+        var commandLineNote: String?
+        if let d = disksGiven, let note = CommandLineConsistency.mismatch(
+            disks: d, trace: host, qmp: qmp, guestDevices: guestErrors.map(\.device), source: inputs.qemuCommandLine ?? "given") {
+            commandLineNote = note
+            disks = nil
         }
         // A log with no block error still has a clock: its other messages' stamps.
         if guestClock == nil, guest?.input.firstUptimeMicroseconds != nil { guestClock = .uptime }
@@ -211,13 +219,14 @@ enum ExplainAnalysis {
         }
         story.account()
         if let note = qmpSetAside { story.disagreements.insert(note, at: 0) }
+        if let note = commandLineNote { story.disagreements.append(note) }
         return ExplainReport(
             inputs: inputs, guest: guest, host: host, qmp: qmpInput, guestBlockErrors: guestRefs, matches: matches,
             unmatched: story.unmatched, guestClock: guestClock, clockOffsetSeconds: offset, clockOffsetSpreadSeconds: spread,
             guestStampPrecisionSeconds: guestErrors.map(\.precision).max(),
             bootClockOffsets: bootClocks.isMultiBoot
                 ? bootClocks.offsets.keys.sorted().map { BootClockOffset(boot: $0, clockOffsetSeconds: bootClocks.offsets[$0]!) } : [],
-            coverage: coverage, qemuDisks: disks?.disks, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
+            coverage: coverage, qemuDisks: disksGiven?.disks, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
             hostKernel: hostKernel, layers: story.hostLayer?.links ?? [],
             hostClockOffsetSeconds: story.hostLayer?.clockOffset, hostClockBasis: story.hostLayer?.clockBasis,
             verdict: story.verdict(), evidence: story.evidence(),
