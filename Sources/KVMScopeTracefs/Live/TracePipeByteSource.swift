@@ -48,8 +48,10 @@ public final class TracePipeByteSource: ByteStream {
             }
             if draining { return 0 }                 // stopped and empty: the end
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let left = deadline.uptimeNanoseconds > DispatchTime.now().uptimeNanoseconds
-                ? (deadline.uptimeNanoseconds - DispatchTime.now().uptimeNanoseconds) / 1_000_000 : 0
+            // One reading of the clock: two could straddle the deadline, and the difference of
+            // the second would underflow (a crash seen in CI when the deadline passed between them).
+            let now = DispatchTime.now().uptimeNanoseconds
+            let left = deadline.uptimeNanoseconds > now ? (deadline.uptimeNanoseconds - now) / 1_000_000 : 0
             _ = poll(&p, 1, Int32(min(100, left)))  // EINTR on a signal: loop checks the flag
         }
     }
