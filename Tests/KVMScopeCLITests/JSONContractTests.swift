@@ -72,6 +72,15 @@ import KVMScope
         var r: [String: [Run]] = [:]
         r["explain"] = scenarios.map { Run(args: ["explain", "--json", LabFixtures.path($0, "")], lines: false) }
             + [Run(args: ["explain", "--json", "--example", "werror-stop"], lines: false)]
+        // explain on the VM's host: the command line's raw image exists here, so hostImages[]
+        // has an entry (its extents: FIEMAP on the checkout's filesystem, under .build).
+        let imageDir = LabFixtures.repoRoot.appendingPathComponent(".build/json-contract-image").path
+        try FileManager.default.createDirectory(atPath: imageDir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: imageDir + "/disk.img", contents: Data(repeating: 7, count: 1 << 16))
+        try "qemu-system-x86_64 -drive if=none,id=drive0,file=\(imageDir)/disk.img,format=raw,werror=report -device virtio-blk-pci,drive=drive0\n"
+            .write(toFile: imageDir + "/cmdline.txt", atomically: true, encoding: .utf8)
+        r["explain"]! += [Run(args: ["explain", "--json", LabFixtures.path("write-eio", "console.log"), LabFixtures.path("write-eio", "trace.log"),
+                                     LabFixtures.path("write-eio", "qmp.jsonl"), "--qemu-cmdline", imageDir + "/cmdline.txt"], lines: false)]
         // werror-stop's console never got a kernel line (the VM paused first): `guest` refuses it.
         r["guest"] = scenarios.filter { $0 != "werror-stop" }.map { Run(args: ["guest", "--json", LabFixtures.path($0, "console.log")], lines: false) }
             + ["classic-report.log", "kernlog-5.x-critical-medium.log", "kmsg-4.13-scsi-ext4.log", "mixed-styles.log",

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KVMScopeExplain
+import KVMScopeHost
 import KVMScopeTestSupport
 
 /// `explain` with the host's own kernel log (issue 13): the lab's real host-layer failures —
@@ -122,6 +123,33 @@ import KVMScopeTestSupport
         #expect(r.verdict.layer == "not-logged-by-host-kernel")
         #expect(r.verdict.summary.contains("QEMU's own block layer or an injected fault"))
         #expect(r.nextSteps.contains { $0.contains("blkdebug") })
+    }
+
+    /// Run on the VM's host, the image's extents tie the host sector to the guest sector by
+    /// place. The extent is the lab's own FIEMAP (run.txt): guest sectors 2048..2175 of
+    /// disk.img are loop0 sectors 133120..133247; one 8 sectors off is caught.
+    @Test func imageExtentsOnThisHostTieThePlaceToo() throws {
+        func run(physicalSector: UInt64) throws -> ExplainReport {
+            var inputs = ExplainSession.Inputs(guest: try FileByteSource(path: LabFixtures.path("host-disk-eio", "console.log")),
+                                               trace: try FileByteSource(path: LabFixtures.path("host-disk-eio", "trace.log")),
+                                               qmp: try FileByteSource(path: LabFixtures.path("host-disk-eio", "qmp.jsonl")))
+            inputs.hostLog = try FileByteSource(path: LabFixtures.path("host-disk-eio", "host-dmesg.log"))
+            inputs.qemuCommandLine = try FileByteSource(path: LabFixtures.path("host-disk-eio", "run.txt"))
+            var img = HostImageLocation(path: "/srv/hostext4/disk.img", majorMinor: "7:0")
+            img.device = "loop0"; img.disk = "loop0"; img.drive = "drive0"; img.guestOffsetsAreFileOffsets = true
+            img.extents = [.init(logical: 2048 * 512, physical: physicalSector * 512, length: 128 * 512, unwritten: false, physicalKnown: true)]
+            inputs.hostImages = [img]
+            return try ExplainSession.run(inputs)
+        }
+        let right = try run(physicalSector: 133_120)
+        #expect(right.layers.filter { $0.hostFinding != nil }.allSatisfy { $0.samePlace == true })
+        #expect(right.layers.compactMap(\.expectedHostSector).sorted() == [133_120, 133_152])
+        #expect(right.verdict.summary.contains("the same place as well as the same moment"))
+        #expect(right.hostImages.first?.disk == "loop0")
+        let off = try run(physicalSector: 133_128)
+        #expect(off.layers.contains { $0.samePlace == false })
+        #expect(off.verdict.summary.contains("not at the image's place"))
+        #expect(!off.verdict.summary.contains("the same place as well"))
     }
 
     /// A directory's host-dmesg.log is the host's log, never a second guest log; named on the

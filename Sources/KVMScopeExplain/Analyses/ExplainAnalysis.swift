@@ -9,6 +9,7 @@ import KVMScopeHost
 enum ExplainAnalysis {
     public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp qmpInput: QMPTimeline?,
                                disks disksGiven: QEMUDiskMap? = nil, hostKernel: HostKernelReport? = nil,
+                               hostImages imagesGiven: [HostImageLocation] = [],
                                inputs: ExplainReport.Inputs) -> ExplainReport {
         // A QMP stream that does not overlap the trace in time is from another run (or was not
         // connected then): it is reported, and said to disagree, but not used as evidence.
@@ -52,6 +53,7 @@ enum ExplainAnalysis {
             commandLineNote = note
             disks = nil
         }
+        let hostImages = disks == nil ? [] : imagesGiven
         // A log with no block error still has a clock: its other messages' stamps.
         if guestClock == nil, guest?.input.firstUptimeMicroseconds != nil { guestClock = .uptime }
         let failures = host?.failures ?? []
@@ -212,10 +214,11 @@ enum ExplainAnalysis {
         story.disks = disks
         story.clockAnchored = anchored
         story.qmpSetAside = qmpSetAside != nil
+        story.hostImages = hostImages
         if let hk = hostKernel {
             story.hostKernel = hk
             story.hostLayer = HostLayerCorrelation.correlate(hostKernel: hk, trace: host, qmp: qmp, qmpForTrace: qmpForHost,
-                                                             matches: matches, guestRefs: guestRefs)
+                                                             matches: matches, guestRefs: guestRefs, images: hostImages)
         }
         story.account()
         if let note = qmpSetAside { story.disagreements.insert(note, at: 0) }
@@ -227,7 +230,7 @@ enum ExplainAnalysis {
             bootClockOffsets: bootClocks.isMultiBoot
                 ? bootClocks.offsets.keys.sorted().map { BootClockOffset(boot: $0, clockOffsetSeconds: bootClocks.offsets[$0]!) } : [],
             coverage: coverage, qemuDisks: disksGiven?.disks, errorPolicies: story.policies, vmPausedAtEnd: story.vmPausedAtEnd,
-            hostKernel: hostKernel, layers: story.hostLayer?.links ?? [],
+            hostKernel: hostKernel, layers: story.hostLayer?.links ?? [], hostImages: hostImages,
             hostClockOffsetSeconds: story.hostLayer?.clockOffset, hostClockBasis: story.hostLayer?.clockBasis,
             verdict: story.verdict(), evidence: story.evidence(),
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, guestBoots: guestBoots, failures: failures,

@@ -19,6 +19,9 @@ public enum ExplainSession {
         public var qemuCommandLine: ByteStream?
         /// The host's own kernel log (`--host-log`, or named so in a directory or on the command line).
         public var hostLog: ByteStream?
+        /// Where the command line's images are on this host; nil: look them up (HostImageLocator),
+        /// which finds them when explain runs on the VM's host.
+        public var hostImages: [HostImageLocation]?
         /// Names of inputs found in a capture directory rather than given: one that turns out
         /// to hold nothing of its role is left out with a note instead of failing the rest.
         public var foundInDirectory: Set<String> = []
@@ -256,8 +259,9 @@ public enum ExplainSession {
         names.qemuCommandLine = inputs.qemuCommandLine?.name
         names.hostLog = hostKernel == nil ? nil : inputs.hostLog?.name
         names.understood = understood
+        let images = inputs.hostImages ?? disks.map { HostImageLocator.locate($0) } ?? []
         return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks,
-                                       hostKernel: hostKernel, inputs: names)
+                                       hostKernel: hostKernel, hostImages: images, inputs: names)
     }
 
     /// The guest log's share: kernel messages with a recognised stamp; every other line

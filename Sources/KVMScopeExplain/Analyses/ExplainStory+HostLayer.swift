@@ -49,8 +49,20 @@ extension ExplainStory {
             case "host-block-device":
                 var s = "Below QEMU, the host kernel logged \(g.count == 1 ? "the failure" : "the failures"): its block device \(dev) failed \(ops)"
                     + (errno.isEmpty ? "" : " with \(errno)") + "\(sectorText) (\(lineText)), \(when)."
-                if let d = hk.devices.first(where: { $0.device == k.device }), (d.noise[.filesystemMounted] ?? 0) > 0 {
+                if let img = hostImages.first(where: { $0.disk == k.device }) {
+                    s += " The image \(img.path) is on \(dev) (this host, now)."
+                    let placed = g.filter { $0.samePlace != nil }
+                    if !placed.isEmpty, placed.allSatisfy({ $0.samePlace == true }) {
+                        s += " Its extents put the guest's \(placed.count == 1 ? "sector" : "sectors") at exactly \(placed.count == 1 ? "that place" : "those places") on \(dev): the same place as well as the same moment."
+                    } else if let bad = placed.first(where: { $0.samePlace == false }) {
+                        s += " But its extents put guest sector \(bad.guestSector ?? 0) at \(dev) sector \(bad.expectedHostSector ?? 0), not \(bad.hostSector ?? 0): the host error is at the same moment, not at the image's place."
+                    }
+                } else if let d = hk.devices.first(where: { $0.device == k.device }), (d.noise[.filesystemMounted] ?? 0) > 0 {
                     s += " \(dev) carries a filesystem the host mounted during the log."
+                }
+                if let other = hostImages.first(where: { $0.disk != nil && $0.disk != k.device && !$0.below.contains { $0.hasPrefix(k.device ?? "") } }),
+                   !hostImages.contains(where: { $0.disk == k.device }) {
+                    s += " The image \(other.path) is on \(other.disk ?? "?") on this host now, not on \(dev): if this is the VM's host, the failing device is not under the image."
                 }
                 out.append(s)
             default:

@@ -44,6 +44,8 @@ struct ExplainStory {
     /// The host's kernel log, when given, and what it says under each QEMU failure.
     var hostKernel: HostKernelReport?
     var hostLayer: HostLayerAccount?
+    /// The command line's images as found on this host (explain run there).
+    var hostImages: [HostImageLocation] = []
 
     /// Whether the VM is still paused where the inputs end: QMP's last STOP/RESUME/SHUTDOWN,
     /// else the trace's last I/O-error pause.

@@ -137,6 +137,9 @@ public struct ExplainReport: Sendable, Encodable {
     public var hostKernel: HostKernelReport?
     /// Per failure QEMU got from its storage: the chain guest → QEMU → host kernel.
     public var layers: [HostLayerLink] = []
+    /// Where the command line's images are on this host (explain run on the VM's host): the
+    /// device under each, its stack, free space and extents.
+    public var hostImages: [HostImageLocation] = []
     /// QEMU's clock minus the host kernel log's, estimated from the failures tied across the
     /// two (both are this machine's clocks: far from 0 means dmesg's wall-clock conversion
     /// drifted, or the log is of another time); null when nothing tied.
@@ -163,7 +166,7 @@ public struct ExplainReport: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case inputs, guest, host, qmp, guestBlockErrors, matches, unmatched, guestClock, clockOffsetSeconds
         case clockOffsetSpreadSeconds, guestStampPrecisionSeconds, bootClockOffsets, coverage, qemuDisks, errorPolicies, vmPausedAtEnd
-        case hostKernel, layers, hostClockOffsetSeconds, hostClockBasis
+        case hostKernel, layers, hostImages, hostClockOffsetSeconds, hostClockBasis
         case verdict, evidence, timeline, nextSteps, missing, disagreements
     }
 
@@ -188,6 +191,7 @@ public struct ExplainReport: Sendable, Encodable {
         try c.encode(vmPausedAtEnd, forKey: .vmPausedAtEnd)
         try c.encode(hostKernel, forKey: .hostKernel)
         try c.encode(layers, forKey: .layers)
+        try c.encode(hostImages, forKey: .hostImages)
         try c.encode(hostClockOffsetSeconds, forKey: .hostClockOffsetSeconds)
         try c.encode(hostClockBasis, forKey: .hostClockBasis)
         try c.encode(verdict, forKey: .verdict)

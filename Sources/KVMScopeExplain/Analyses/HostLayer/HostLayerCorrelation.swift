@@ -43,6 +43,10 @@ public struct HostLayerLink: Sendable, Encodable, Equatable {
     @NullEncoded public var hostLine: Int? = nil
     /// QEMU's time minus the host message's, after the host log's clock offset.
     @NullEncoded public var timeDeltaSeconds: Double? = nil
+    /// Where the guest sector is on the host disk by the image's extents (explain run on the
+    /// VM's host, raw image), and whether the host kernel's sector is that place.
+    @NullEncoded public var expectedHostSector: UInt64? = nil
+    @NullEncoded public var samePlace: Bool? = nil
 }
 
 /// What `HostLayerCorrelation` found: the links and the host log's clock.
@@ -88,7 +92,7 @@ enum HostLayerCorrelation {
 
     static func correlate(hostKernel: HostKernelReport, trace: TraceReport?, qmp: QMPTimeline?,
                           qmpForTrace: [Int: Int], matches: [ExplainReport.Match],
-                          guestRefs: [ExplainReport.GuestBlockErrorRef]) -> HostLayerAccount {
+                          guestRefs: [ExplainReport.GuestBlockErrorRef], images: [HostImageLocation] = []) -> HostLayerAccount {
         var account = HostLayerAccount()
         let qemu = qemuFailures(trace: trace, qmp: qmp, qmpForTrace: qmpForTrace)
         let findings = hostKernel.findings
@@ -167,6 +171,16 @@ enum HostLayerCorrelation {
                 link.hostFinding = fi; link.hostDevice = f.device; link.hostSector = f.sector
                 link.hostErrno = f.errno; link.hostLine = f.line; link.timeDeltaSeconds = delta
                 link.layer = layer(of: f.kind)
+                // By place too, when the image's extents on this host are known.
+                if let g = link.guestSector, let dev = f.device,
+                   let img = images.first(where: { $0.guestOffsetsAreFileOffsets && $0.disk == dev }),
+                   let (byte, overflow) = Optional(g.multipliedReportingOverflow(by: 512)), !overflow,
+                   let expected = img.diskSector(imageOffset: byte) {
+                    link.expectedHostSector = expected
+                    // The host request can start inside the guest's (the block layer splits it).
+                    let length = max(1, q.trace.flatMap { trace?.failures[$0].sectors } ?? 1)
+                    link.samePlace = f.sector.map { $0 >= expected && $0 - expected < length }
+                }
             } else if let span = account.coveredSpan, let t = q.time, !span.contains(t) {
                 link.layer = "host-log-does-not-cover"
             } else if account.coveredSpan == nil {
