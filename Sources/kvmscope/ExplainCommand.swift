@@ -50,6 +50,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .customLong("host-log"), help: "The host's own kernel log: dmesg (any time format), journalctl -k, kern.log ('-' for stdin). Files named host-dmesg*, host-kern*, host-journal* are taken as it.")
     var hostLog: String?
 
+    @Option(name: .customLong("host-mounts"), help: "Saved `findmnt --json` or `lsblk --json` of the VM's host (repeatable): which host device holds each image, when explain runs elsewhere.")
+    var hostMounts: [String] = []
+
     @Option(name: .customLong("qemu-cmdline"), help: "QEMU's command line: a copy of /proc/PID/cmdline, `ps -o args` output, or a libvirt VM log (drives, backends, werror/rerror).")
     var qemuCmdline: String?
 
@@ -65,7 +68,7 @@ struct ExplainCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        let stdinUses = ([guest, trace, qmp, hostLog, qemuCmdline, events].compactMap { $0 } + files).filter { $0 == "-" }.count
+        let stdinUses = ([guest, trace, qmp, hostLog, qemuCmdline, events].compactMap { $0 } + files + hostMounts).filter { $0 == "-" }.count
         if stdinUses > 1 { throw ValidationError("only one input can be standard input ('-')") }
         if example != nil && (!files.isEmpty || guest != nil || trace != nil || qmp != nil || hostLog != nil) {
             throw ValidationError("--example runs on a bundled capture: give no other inputs")
@@ -95,6 +98,7 @@ struct ExplainCommand: ParsableCommand {
             inputs.qmp = try qmp.map { try FileByteSource(path: $0) }
             inputs.qemuCommandLine = try qemuCmdline.map { try FileByteSource(path: $0) }
             inputs.hostLog = try hostLog.map { try FileByteSource(path: $0) }
+            inputs.hostMounts = try hostMounts.map { try FileByteSource(path: $0) }
             var unnamed: [ByteStream] = []
             for f in files {
                 var isDir: ObjCBool = false

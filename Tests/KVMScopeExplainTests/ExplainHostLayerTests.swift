@@ -152,6 +152,34 @@ import KVMScopeTestSupport
         #expect(!off.verdict.summary.contains("the same place as well"))
     }
 
+    /// Offline, a saved `findmnt --json` of the VM's host says the image is on loop0 — the
+    /// device the host kernel logged the errors on. (The capture's command line names
+    /// `$WORK/hostext4/disk.img`; the fixture's mount is at /tmp/kvmscope-fixture/hostext4.)
+    @Test func savedMountTableSaysTheImageIsOnTheFailingDevice() throws {
+        let cmdline = try String(contentsOfFile: LabFixtures.path("host-disk-eio", "run.txt"), encoding: .utf8)
+            .replacingOccurrences(of: "$WORK", with: "/tmp/kvmscope-fixture")
+        var inputs = ExplainSession.Inputs(guest: try FileByteSource(path: LabFixtures.path("host-disk-eio", "console.log")),
+                                           trace: try FileByteSource(path: LabFixtures.path("host-disk-eio", "trace.log")),
+                                           qmp: try FileByteSource(path: LabFixtures.path("host-disk-eio", "qmp.jsonl")))
+        inputs.hostLog = try FileByteSource(path: LabFixtures.path("host-disk-eio", "host-dmesg.log"))
+        inputs.qemuCommandLine = MemoryByteSource(cmdline, name: "run.txt")
+        inputs.hostMounts = [try FileByteSource(path: TestFixtures.dir.appendingPathComponent("host/findmnt-loop0.json").path)]
+        let r = try ExplainSession.run(inputs)
+        let img = try #require(r.hostImages.first)
+        #expect(img.disk == "loop0" && img.drive == "drive0" && img.from.hasSuffix("findmnt-loop0.json"))
+        #expect(r.verdict.summary.contains("The image /tmp/kvmscope-fixture/hostext4/disk.img is on loop0"))
+        // No extents offline: nothing is claimed about the place.
+        #expect(r.layers.allSatisfy { $0.samePlace == nil })
+        // A file that is no mount table is refused.
+        inputs.hostMounts = [MemoryByteSource("root:x:0:0::/root:/bin/sh\n", name: "passwd")]
+        inputs.guest = try FileByteSource(path: LabFixtures.path("host-disk-eio", "console.log"))
+        inputs.trace = try FileByteSource(path: LabFixtures.path("host-disk-eio", "trace.log"))
+        inputs.qmp = try FileByteSource(path: LabFixtures.path("host-disk-eio", "qmp.jsonl"))
+        inputs.hostLog = try FileByteSource(path: LabFixtures.path("host-disk-eio", "host-dmesg.log"))
+        inputs.qemuCommandLine = MemoryByteSource(cmdline, name: "run.txt")
+        #expect(throws: KVMScopeError.self) { _ = try ExplainSession.run(inputs) }
+    }
+
     /// A directory's host-dmesg.log is the host's log, never a second guest log; named on the
     /// command line it is taken by its name.
     @Test func hostLogIsTakenByNameNeverAsTheGuests() throws {

@@ -22,6 +22,9 @@ public enum ExplainSession {
         /// Where the command line's images are on this host; nil: look them up (HostImageLocator),
         /// which finds them when explain runs on the VM's host.
         public var hostImages: [HostImageLocation]?
+        /// Saved `findmnt --json` / `lsblk --json` of the VM's host (`--host-mounts`): which
+        /// device holds each image when explain runs elsewhere.
+        public var hostMounts: [ByteStream] = []
         /// Names of inputs found in a capture directory rather than given: one that turns out
         /// to hold nothing of its role is left out with a note instead of failing the rest.
         public var foundInDirectory: Set<String> = []
@@ -259,7 +262,21 @@ public enum ExplainSession {
         names.qemuCommandLine = inputs.qemuCommandLine?.name
         names.hostLog = hostKernel == nil ? nil : inputs.hostLog?.name
         names.understood = understood
-        let images = inputs.hostImages ?? disks.map { HostImageLocator.locate($0) } ?? []
+        var images = inputs.hostImages ?? disks.map { HostImageLocator.locate($0) } ?? []
+        if inputs.hostImages == nil, let disks, !inputs.hostMounts.isEmpty {
+            var table = HostMountTable()
+            for m in inputs.hostMounts {
+                do { try HostMountTableReader.read(m, into: &table) } catch let e as HostMountTableReader.NotAMountTable {
+                    throw KVMScopeError.usage(e.description)
+                }
+            }
+            for d in disks.disks where !images.contains(where: { $0.drive != nil && $0.drive == (d.id ?? d.nodeName) }) {
+                guard let f = d.file, var loc = table.locate(f, from: inputs.hostMounts.map(\.name).joined(separator: ", ")) else { continue }
+                loc.drive = d.id ?? d.nodeName
+                loc.guestOffsetsAreFileOffsets = HostImageLocator.offsetsMapDirectly(d)
+                images.append(loc)
+            }
+        }
         return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks,
                                        hostKernel: hostKernel, hostImages: images, inputs: names)
     }

@@ -50,7 +50,7 @@ extension ExplainStory {
                 var s = "Below QEMU, the host kernel logged \(g.count == 1 ? "the failure" : "the failures"): its block device \(dev) failed \(ops)"
                     + (errno.isEmpty ? "" : " with \(errno)") + "\(sectorText) (\(lineText)), \(when)."
                 if let img = hostImages.first(where: { $0.disk == k.device }) {
-                    s += " The image \(img.path) is on \(dev) (this host, now)."
+                    s += " The image \(img.path) is on \(dev) (\(img.from == "this host" ? "this host, now" : img.from))."
                     let placed = g.filter { $0.samePlace != nil }
                     if !placed.isEmpty, placed.allSatisfy({ $0.samePlace == true }) {
                         s += " Its extents put the guest's \(placed.count == 1 ? "sector" : "sectors") at exactly \(placed.count == 1 ? "that place" : "those places") on \(dev): the same place as well as the same moment."
@@ -62,7 +62,7 @@ extension ExplainStory {
                 }
                 if let other = hostImages.first(where: { $0.disk != nil && $0.disk != k.device && !$0.below.contains { $0.hasPrefix(k.device ?? "") } }),
                    !hostImages.contains(where: { $0.disk == k.device }) {
-                    s += " The image \(other.path) is on \(other.disk ?? "?") on this host now, not on \(dev): if this is the VM's host, the failing device is not under the image."
+                    s += " The image \(other.path) is on \(other.disk ?? "?") (\(other.from == "this host" ? "this host, now" : other.from)), not on \(dev): if that is the VM's host, the failing device is not under the image."
                 }
                 out.append(s)
             default:

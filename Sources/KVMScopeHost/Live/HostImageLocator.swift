@@ -27,6 +27,8 @@ public struct HostImageLocation: Sendable, Equatable, Encodable {
     }
 
     public var path: String
+    /// Where this came from: `this host` (looked up live) or the saved mount table's file name.
+    public var from = "this host"
     /// The QEMU drive (`-drive id=`, node name) whose image this is, when the caller knows it.
     @NullEncoded public var drive: String? = nil
     /// Guest sector N is byte N × 512 of the file: a raw image (blkdebug and throttle filters
@@ -95,9 +97,15 @@ public enum HostImageLocator {
         disks.disks.compactMap { d in
             guard let file = d.file, var loc = locate(file, sysfs: sysfs) else { return nil }
             loc.drive = d.id ?? d.nodeName
-            loc.guestOffsetsAreFileOffsets = d.drivers.allSatisfy { ["raw", "file", "host_device", "blkdebug", "throttle"].contains($0) }
+            loc.guestOffsetsAreFileOffsets = offsetsMapDirectly(d)
             return loc
         }
+    }
+
+    /// Guest sector N is byte N × 512 of the drive's file: raw, with only filters that pass
+    /// offsets through (block/blkdebug.c, block/throttle.c) above the file.
+    public static func offsetsMapDirectly(_ d: QEMUDiskConfig) -> Bool {
+        d.drivers.allSatisfy { ["raw", "file", "host_device", "blkdebug", "throttle"].contains($0) }
     }
 
     /// The image's place on this host; nil when the path does not exist here (explain run
