@@ -43,6 +43,10 @@ import KVMScopeTestSupport
         #expect(o > 0.3 && o < 0.6)
         #expect(r.hostClockBasis == "wall-clock")
         #expect(r.nextSteps.contains { $0.contains("losetup -l /dev/loop0") })
+        // The host kernel's two errors are in the timeline, on QEMU's clock, beside QEMU's failures.
+        let kernel = r.timeline.filter { $0.source == .hostKernel }
+        #expect(kernel.count == 2 && kernel.allSatisfy { $0.what.contains("loop0") })
+        for k in kernel { #expect(r.timeline.contains { $0.source == .host && abs($0.time - k.time) < 0.001 }) }
         #expect(r.inputs.understood.contains { $0.role == "host-kernel-log" && $0.linesRecognised > 0 })
         // The mkfs noise seconds before (WRITE_ZEROES not supported) is never a failure.
         #expect(r.hostKernel?.noise[.unsupportedOptionalOperation] ?? 0 >= 0)

@@ -234,7 +234,8 @@ enum ExplainAnalysis {
             hostClockOffsetSeconds: story.hostLayer?.clockOffset, hostClockBasis: story.hostLayer?.clockBasis,
             verdict: story.verdict(), evidence: story.evidence(),
             timeline: ExplainTimeline.build(guest: guest, guestErrors: guestErrors, guestBoots: guestBoots, failures: failures,
-                                            qmp: qmp, clocks: bootClocks, wallClockOffset: guestClock == .uptime ? nil : offset),
+                                            qmp: qmp, clocks: bootClocks, wallClockOffset: guestClock == .uptime ? nil : offset,
+                                            hostKernel: story.hostLayer?.timeline ?? []),
             nextSteps: story.nextSteps(),
             missing: story.missing(), disagreements: story.disagreements)
     }

@@ -9,7 +9,7 @@ public struct ExplainTimelineEntry: Sendable, Encodable, Equatable {
     public var what: String
 }
 
-/// Merges the three inputs' events, each already in its own time order, into one chronological
+/// Merges the inputs' events, each already in its own time order, into one chronological
 /// story with a k-way merge over a leftist heap (`TimeOrderedMerge`): only one pending event
 /// per input is held, however long the inputs are.
 enum ExplainTimeline {
@@ -19,7 +19,7 @@ enum ExplainTimeline {
     /// wall clock (their times are already seconds since the epoch, off by the zone).
     static func build(guest: GuestDiskReport?, guestErrors: [GuestHostCorrelator.GuestError], guestBoots: [Int?],
                       failures: [VirtioBlkFailure], qmp: QMPTimeline?, clocks: BootClocks,
-                      wallClockOffset: Double?) -> [ExplainTimelineEntry] {
+                      wallClockOffset: Double?, hostKernel: [ExplainTimelineEntry] = []) -> [ExplainTimelineEntry] {
         func onHost(_ t: Double?, _ boot: Int?) -> Double? {
             guard let t else { return nil }
             if let w = wallClockOffset { return t + w }
@@ -56,8 +56,9 @@ enum ExplainTimeline {
         host.sort { $0.time < $1.time }
         events.sort { $0.time < $1.time }
         guestSide.sort { $0.time < $1.time }
-        let merged = TimeOrderedMerge([AnyIterator(host.makeIterator()), AnyIterator(events.makeIterator()),
-                                       AnyIterator(guestSide.makeIterator())], key: \.time)
+        let kernel = hostKernel.sorted { $0.time < $1.time }
+        let merged = TimeOrderedMerge([AnyIterator(kernel.makeIterator()), AnyIterator(host.makeIterator()),
+                                       AnyIterator(events.makeIterator()), AnyIterator(guestSide.makeIterator())], key: \.time)
         return Array(merged.prefix(limit))
     }
 }

@@ -260,5 +260,7 @@ public enum EvidenceSource: String, Sendable, Codable, CustomStringConvertible {
     case host
     /// The QMP event stream.
     case qmp
+    /// The host's own kernel log (timeline entries only).
+    case hostKernel = "host-kernel"
     public var description: String { rawValue }
 }

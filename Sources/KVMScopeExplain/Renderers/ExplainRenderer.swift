@@ -29,9 +29,13 @@ public enum ExplainRenderer {
             if r.evidence.count > 50 { line("  ... \(r.evidence.count - 50) more in --json") }
         }
         if r.timeline.count > 1 {
-            section("TIMELINE (host clock; guest times converted with the estimated offset)")
+            section(r.timeline.contains { $0.source == .hostKernel }
+                    ? "TIMELINE (host clock; guest and host kernel log times converted with their estimated offsets)"
+                    : "TIMELINE (host clock; guest times converted with the estimated offset)")
             for t in r.timeline.prefix(30) {
-                line("  " + ExplainStory.clock(t.time) + "  " + t.source.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + t.what)
+                // The host kernel's entries are labelled by the command admins read them with.
+                let label = t.source == .hostKernel ? "dmesg" : t.source.rawValue
+                line("  " + ExplainStory.clock(t.time) + "  " + label.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + t.what)
             }
             if r.timeline.count > 30 { line("  ... \(r.timeline.count - 30) more in --json") }
         }

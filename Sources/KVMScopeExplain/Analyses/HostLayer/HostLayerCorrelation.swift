@@ -66,6 +66,8 @@ struct HostLayerAccount: Equatable {
     var unpairedHostFailures = 0
     /// Hung-task and OOM-kill findings that name QEMU.
     var qemuProcessFindings: [Int] = []
+    /// The host log's failures on QEMU's clock, for the timeline (when the clocks line up).
+    var timeline: [ExplainTimelineEntry] = []
 }
 
 enum HostLayerCorrelation {
@@ -193,6 +195,17 @@ enum HostLayerCorrelation {
                 link.layer = "not-logged-by-host-kernel"
             }
             account.links.append(link)
+        }
+        if let offset {
+            for i in findings.indices where pairs(findings[i].kind) || account.qemuProcessFindings.contains(i) {
+                guard let t = seconds(findings[i].time) else { continue }
+                let f = findings[i]
+                account.timeline.append(.init(time: t + offset, source: .hostKernel,
+                                              what: "\(f.kind.rawValue)" + (f.device.map { " on \($0)" } ?? "")
+                                                + (f.sector.map { " sector \($0)" } ?? "") + (f.operation.map { " \($0)" } ?? "")
+                                                + (f.errno.map { " \($0)" } ?? "") + " (host kernel log line \(f.line))"))
+                if account.timeline.count >= ExplainTimeline.limit { break }
+            }
         }
         let used = Set(hostFor.values.map(\.finding))
         account.unpairedHostFailures = findings.indices.filter { !used.contains($0) && pairs(findings[$0].kind) }.count
