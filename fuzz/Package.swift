@@ -7,7 +7,7 @@ import PackageDescription
 //   swift build -c release --sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library).
 let targets = [
     "guest-log", "trace-log", "trace-stap", "simpletrace", "qmp-raw", "qmp-virsh", "exits",
-    "drops-text", "ring-pages", "netdm", "blkdebug", "decompress",
+    "drops-text", "ring-pages", "netdm", "blkdebug", "decompress", "host-log", "qemu-cmdline", "host-mounts",
 ]
 let nbdTargets = ["nbd-handshake", "nbd-requests"]
 
