@@ -4,8 +4,8 @@ import Foundation
 /// line (`ps -o args`, a script; backslash escapes and quotes, as bash's `printf %q` writes
 /// them), libvirt's per-domain log (one option per line, each ending in ` \`, JSON arguments
 /// in single quotes), or any line that holds the command after a prefix (`qemu_command=…`).
-/// Only the first QEMU command of the input is read (a libvirt log holds one per start: the
-/// last start is what an admin wants; see `lastOnly`).
+/// Only the last QEMU command of the input is read: a libvirt log holds one per start of the
+/// domain, and the last start is the run the other inputs are of.
 public enum QEMUCommandLineReader {
     /// Inputs larger than this are not a command line (a QEMU command line is kilobytes).
     public static let maxBytes = 4 << 20
