@@ -184,6 +184,16 @@ import KVMScopeTestSupport
         #expect(throws: KVMScopeError.self) { _ = try ExplainSession.run(inputs) }
     }
 
+    /// QEMU killed by the host's OOM killer (mm/oom_kill.c __oom_kill_process: `Out of memory:
+    /// Killed process %d (%s) total-vm:%lukB, ...`) is said whatever else the verdict is.
+    @Test func qemuKilledByTheOOMKillerIsSaid() throws {
+        let oom = "2026-12-01T11:50:33,100000+00:00 Out of memory: Killed process 17716 (qemu-system-x86) total-vm:2456780kB, anon-rss:1048576kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:2400kB oom_score_adj:0\n"
+        let log = try Self.hostDmesg("host-disk-eio") + oom
+        let r = try Self.run("host-disk-eio", hostLog: MemoryByteSource(log, name: "host-dmesg-oom.log"))
+        #expect(r.verdict.summary.contains("The host kernel reports QEMU itself: killed by the OOM killer"))
+        #expect(r.verdict.layer == "host-block-device")
+    }
+
     /// A directory's host-dmesg.log is the host's log, never a second guest log; named on the
     /// command line it is taken by its name.
     @Test func hostLogIsTakenByNameNeverAsTheGuests() throws {

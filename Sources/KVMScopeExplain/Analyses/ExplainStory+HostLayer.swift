@@ -84,14 +84,20 @@ extension ExplainStory {
             let span = account.coveredSpan.map { " (\(Self.clock($0.lowerBound))–\(Self.clock($0.upperBound)) on QEMU's clock)" } ?? ""
             out.append("The host kernel log\(span) does not cover \(outside.count == 1 ? "one failure" : "\(outside.count) failures")\(account.coveredSpan == nil && account.clockBasis != "wall-clock" ? ", or its clock could not be tied to QEMU's (its stamps have no zone or are the host's uptime, and no failure appears in both)" : ""): it cannot say what happened below QEMU then.")
         }
-        for i in account.qemuProcessFindings.prefix(2) {
-            let f = hk.findings[i]
-            out.append("The host kernel also reports QEMU itself: \(f.kind == .oomKill ? "killed by the OOM killer" : "a QEMU task blocked") (host kernel log line \(f.line)\(f.message.isEmpty ? "" : ": \"\(f.message)\"")).")
-        }
         if account.unpairedHostFailures > 0 {
             out.append("The host kernel log has \(count(account.unpairedHostFailures, "other storage error")) that no QEMU failure is tied to (other devices or other times; `kvmscope host` lists them).")
         }
         return out
+    }
+
+    /// QEMU itself in the host's log (killed by the OOM killer, a task of it hung): said
+    /// whatever the verdict, since a killed or stalled QEMU explains a guest that froze.
+    func qemuProcessSentences() -> [String] {
+        guard let hk = hostKernel, let account = hostLayer else { return [] }
+        return account.qemuProcessFindings.prefix(2).map { i in
+            let f = hk.findings[i]
+            return "The host kernel reports QEMU itself: \(f.kind == .oomKill ? "killed by the OOM killer" : "a QEMU task blocked") (host kernel log line \(f.line)\(f.message.isEmpty ? "" : ": \"\(f.message)\"")); a guest whose QEMU was killed or stalled stops without an I/O error of its own."
+        }
     }
 
     /// Evidence lines: QEMU's failure ↔ the host kernel message under it.

@@ -312,6 +312,7 @@ struct ExplainStory {
             }
         }
         if origin == .hostStorage { s += hostLayerSentences() }
+        s += qemuProcessSentences()
         if origin == .hostStorage || origin == .qemuRejected { s += uncoveredAsides() }
         s += guestSentences(hostErrnos: hostErrnos)
         var v = ExplainReport.Verdict(origin: origin, summary: s.joined(separator: " "))
