@@ -187,6 +187,10 @@ struct PendingVirshRecord {
         }
         guard let space = rest.firstIndex(of: " ") else { return nil }
         name = String(rest[..<space])
+        // `virsh event` (libvirt's own domain events, not QMP) quotes the name: `event
+        // 'io-error' for domain 'D': PATH (ALIAS) report` (tools/virsh-domain-event.c);
+        // qemu-monitor-event prints the QMP name bare.
+        guard !name.hasPrefix("'") else { return nil }
         rest = rest[space...].drop(while: { $0 == " " })
         if rest.hasPrefix("at ") {
             let value = rest.dropFirst(3).prefix(while: { $0.isNumber || $0 == "." })
@@ -290,6 +294,7 @@ struct QMPEventFormat: InputFormat {
         let text = String(decoding: sample.prefix(8192), as: UTF8.self)
         return text.contains("\"event\"") && text.contains("\"timestamp\"")
             || text.contains("{\"QMP\"")
-            || (text.contains("event ") && text.contains(" for domain '"))
+            // A virsh qemu-monitor-event header; not `virsh event`'s `event 'lifecycle' for domain`.
+            || text.components(separatedBy: "event ").dropFirst().contains { !$0.hasPrefix("'") && $0.contains(" for domain '") }
     }
 }
