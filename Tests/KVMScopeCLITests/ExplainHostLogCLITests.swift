@@ -33,3 +33,18 @@ import KVMScopeTestSupport
         }
     }
 }
+
+/// A file of no role beside a guest log is named for what it is (not ours), in either order,
+/// not as "a second guest log" (found with libvirt's `virsh event` output).
+@Suite struct ExplainUnrecognisedInputCLITests {
+    @Test func strangerBesideAGuestLogIsNamed() throws {
+        let events = LabFixtures.path("libvirt-fs-full", "libvirt-events.txt")
+        let console = LabFixtures.path("libvirt-fs-full", "console.log")
+        for args in [["explain", events, console], ["explain", console, events]] {
+            let r = try CLIRunner.run(args)
+            #expect(r.status == 2, "\(args)")
+            #expect(r.stderr.contains("libvirt-events.txt': neither a guest kernel log, a QEMU trace nor QMP events"), "\(args): \(r.stderr)")
+            #expect(!r.stderr.contains("second guest log"))
+        }
+    }
+}

@@ -93,6 +93,9 @@ public enum ExplainSession {
     /// the three, or a second input of a kind already given.
     public static func classify(_ streams: [ByteStream], into inputs: inout Inputs, events: String? = nil) throws {
         var splitter: MixedInputSplitter?
+        // A text input with nothing of any role is read as the guest log (whose reader then
+        // refuses it by name); if a real guest log comes too, the first is the stranger.
+        var fallbackGuest: String?
         func assign(_ kind: InputKind, _ stream: ByteStream, _ name: String) throws {
             switch kind {
             case .qmpEvents:
@@ -102,6 +105,7 @@ public enum ExplainSession {
                 guard inputs.trace == nil else { throw duplicate(name, "QEMU trace") }
                 inputs.trace = stream
             default:
+                if inputs.guest != nil, let f = fallbackGuest { throw unrecognised(f) }
                 guard inputs.guest == nil else { throw duplicate(name, "guest log") }
                 inputs.guest = stream
             }
@@ -117,7 +121,7 @@ public enum ExplainSession {
             guard looksLikeText(sample) else {
                 // Binary: a simpletrace file (its magic says so) is read whole; nothing else is ours.
                 if let detected = kind(of: sample)?.kind { try assign(detected, peekable, s.name); continue }
-                throw KVMScopeError.unsupportedFormat(path: s.name, detail: "neither a guest kernel log, a QEMU trace nor QMP events (name its role with --guest, --trace or --qmp)")
+                throw unrecognised(s.name)
             }
             let sp = try splitter ?? MixedInputSplitter(catalog: TraceEventCatalog.load(eventsFile: events))
             splitter = sp
@@ -125,12 +129,19 @@ public enum ExplainSession {
             // holds one (no copy). A pipe is split as it is read.
             if let file = underlyingFile(s), file.isRegularFile {
                 let census = try sp.split(FileByteSource(path: file.path), spool: false).census
+                // Nothing of any role in it, beside a guest log already given: it is no second
+                // guest log (that would be the guest reader's refusal of the wrong file), just
+                // not one of ours.
+                if census.rolesFound.isEmpty, inputs.guest != nil { throw unrecognised(s.name) }
+                if census.rolesFound.isEmpty { fallbackGuest = s.name }
                 if census.rolesFound.count <= 1 {
                     try assign((census.rolesFound.first ?? .guest).kind, peekable, s.name)
                     continue
                 }
             }
             let (census, parts) = try sp.split(peekable, spool: true)
+            if census.rolesFound.isEmpty, inputs.guest != nil { throw unrecognised(s.name) }
+            if census.rolesFound.isEmpty { fallbackGuest = s.name }
             let roles = census.rolesFound.isEmpty ? [MixedInputSplitter.Role.guest] : census.rolesFound
             for role in roles {
                 guard let part = parts[role] else { continue }
@@ -146,6 +157,10 @@ public enum ExplainSession {
         if let f = stream as? FileByteSource { return f }
         if let p = stream as? PeekableByteStream { return underlyingFile(p.base) }
         return nil
+    }
+
+    static func unrecognised(_ name: String) -> KVMScopeError {
+        .unsupportedFormat(path: name, detail: "neither a guest kernel log, a QEMU trace nor QMP events (name its role with --guest, --trace, --qmp or --host-log)")
     }
 
     static func duplicate(_ name: String, _ what: String) -> KVMScopeError {
