@@ -121,14 +121,17 @@ enum HostLayerCorrelation {
         }.sorted { ($0.time, $0.index) < ($1.time, $1.index) }
         account.qemuProcessFindings = findings.indices.filter { findings[$0].isQEMU && [.hungTask, .oomKill].contains(findings[$0].kind) }
 
-        // The offset that ties the most QEMU failures to a host error of the same kind.
+        // The offset that ties the most QEMU failures to a host error of the same kind. Bounded
+        // whatever the inputs hold: candidate offsets from the first 32 × 128 pairs, each scored
+        // on the first 256 failures (every tie is a binary search), then applied to all.
         let timed = qemu.filter { $0.time != nil }
+        let sample = Array(timed.prefix(256))
         var best: (count: Int, offset: Double, spread: Double)?
-        for q in timed.prefix(64) {
-            for h in candidates.prefix(256) where compatible(q.write, h.write) {
+        for q in timed.prefix(32) {
+            for h in candidates.prefix(128) where compatible(q.write, h.write) {
                 let o = q.time! - h.time
                 if basis == "wall-clock", abs(o) > wallClockDriftLimit { continue }
-                let tied = tie(timed, candidates, offset: o)
+                let tied = tie(sample, candidates, offset: o)
                 let deltas = tied.map(\.delta)
                 let spread = (deltas.max() ?? 0) - (deltas.min() ?? 0)
                 let c = (tied.count, o, spread)
@@ -143,7 +146,7 @@ enum HostLayerCorrelation {
         if let b = best, basis != "wall-clock", b.count < 2 { best = nil }
         if let b = best {
             // Centre the offset on the tied pairs.
-            let tied = tie(timed, candidates, offset: b.offset)
+            let tied = tie(sample, candidates, offset: b.offset)
             let ds = tied.map(\.delta).sorted()
             account.clockOffset = b.offset + ds[ds.count / 2]
             account.clockOffsetSpread = (ds.last ?? 0) - (ds.first ?? 0)
@@ -244,7 +247,9 @@ enum HostLayerCorrelation {
             while lo < hi { let m = (lo + hi) / 2; if host[m].time < target - tolerance { lo = m + 1 } else { hi = m } }
             var bestK: Int?
             var k = lo
-            while k < host.count, host[k].time <= target + tolerance {
+            // At most 64 host errors looked at per failure: a burst of thousands in one window
+            // would otherwise make this quadratic (the used ones are skipped again each time).
+            while k < host.count, k - lo < 64, host[k].time <= target + tolerance {
                 if !used.contains(k), compatible(q.write, host[k].write),
                    bestK == nil || abs(host[k].time - target) < abs(host[bestK!].time - target) { bestK = k }
                 k += 1
