@@ -263,11 +263,22 @@ import KVMScope
         let summary = try w.summary()
         #expect(summary["source"] as? String == "tracefs")
         let fw = Firewall.available
-        #expect(summary["drops"] as? Int == 37 + fw.drops(23))
+        // --netns attributes a drop by the task running when it happened (the tracepoint has
+        // no namespace field): a root-namespace TCP drop processed in softirq while our sender
+        // ran (other suites run NBD clients over loopback meanwhile) can land here too. Our
+        // own kinds must be exact; anything else must be of another kind, and is counted.
+        let expected = Self.expected(noSocket: 37, netfilter: fw.drops(23))
+        let counts = Self.counts(summary)
+        let others = counts.filter { expected[$0.key] == nil }
+        #expect(others.keys.allSatisfy { !$0.hasSuffix(" NO_SOCKET") && !$0.hasSuffix(" NETFILTER_DROP") }, "\(others)")
+        let extra = others.values.reduce(0, +)
+        #expect(extra <= 5, "\(others)")
+        #expect(summary["drops"] as? Int == 37 + fw.drops(23) + extra)
         #expect(summary["lost"] as? Int == 0)
-        #expect(Self.counts(summary) == Self.expected(noSocket: 37, netfilter: fw.drops(23)))
+        #expect(counts.filter { expected[$0.key] != nil } == expected)
         let protocols = summary["protocols"] as? [[String: Any]]
-        #expect(protocols?.count == 1 && protocols?.first?["protocol"] as? String == "IPv4")
+        #expect(protocols?.contains { $0["protocol"] as? String == "IPv4" } == true)
+        if extra == 0 { #expect(protocols?.count == 1) }
         // The kernel's own counters in that namespace agree.
         let c = try ns.counters()
         #expect(c.noPorts == 37)
@@ -277,7 +288,7 @@ import KVMScope
         #expect(intervals.count >= 5)
         let sum = intervals.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .reduce(0) { $0 + ($1["drops"] as? Int ?? 0) }
-        #expect(sum == 37 + fw.drops(23))
+        #expect(sum == 37 + fw.drops(23) + extra)
         // The instance is gone. (Other suites may create their own instances meanwhile, so
         // only ours is checked.)
         #expect(!Self.instances().contains(instance))
