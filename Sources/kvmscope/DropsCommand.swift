@@ -168,15 +168,8 @@ struct DropsCommand: ParsableCommand {
     /// `-` is stdin, compressed copies are decompressed, an empty one is refused.
     static func readSmallText(_ path: String, limit: Int = 1 << 20) throws -> String {
         let source = try FileByteSource(path: path)
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-            if bytes.count > limit {
-                throw KVMScopeError.unsupportedFormat(path: source.name, detail: "larger than \(limit >> 20) MiB, not a tracepoint format file")
-            }
+        let bytes = try source.readAll(limit: limit) {
+            KVMScopeError.unsupportedFormat(path: source.name, detail: "larger than \(limit >> 20) MiB, not a tracepoint format file")
         }
         return String(decoding: bytes, as: UTF8.self)
     }

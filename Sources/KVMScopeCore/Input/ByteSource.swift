@@ -11,6 +11,22 @@ public protocol ByteStream: AnyObject {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
 }
 
+extension ByteStream {
+    /// The whole input, for the small files read at once (rules, command lines, format
+    /// definitions, mount tables); `tooLarge` is thrown as soon as it exceeds `limit` bytes,
+    /// so a huge or endless input costs at most the limit.
+    public func readAll(limit: Int, tooLarge: () -> Error) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try read(into: $0) }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+            if bytes.count > limit { throw tooLarge() }
+        }
+    }
+}
+
 /// A file or standard input (`-`), opened for streaming reads. A gzip, xz or zstd input (told
 /// by its magic bytes, not its name) is decompressed on the way, so every reader and format
 /// detection sees the text it holds; an uncompressed input is read straight from its descriptor.

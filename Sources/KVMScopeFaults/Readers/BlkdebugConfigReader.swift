@@ -31,15 +31,8 @@ public struct BlkdebugConfigReader {
     /// Reads a rules file from disk (missing, unreadable, directory: one clear `KVMScopeError`).
     public func read(path: String) throws -> Result {
         let source = try FileByteSource(path: path)
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-            if bytes.count > Self.maxFileBytes {
-                throw FaultsError.rulesFileTooLarge(path: path, limitMiB: Self.maxFileBytes >> 20)
-            }
+        let bytes = try source.readAll(limit: Self.maxFileBytes) {
+            FaultsError.rulesFileTooLarge(path: path, limitMiB: Self.maxFileBytes >> 20)
         }
         return parse(bytes, file: source.name)
     }

@@ -63,14 +63,7 @@ public enum HostMountTableReader {
 
     /// Adds the mounts or devices of one saved file to `table`.
     public static func read(_ stream: ByteStream, into table: inout HostMountTable) throws {
-        var data: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try stream.read(into: $0) }
-            if n == 0 { break }
-            data += chunk[0..<n]
-            guard data.count <= maxBytes else { throw NotAMountTable(source: stream.name) }
-        }
+        let data = try stream.readAll(limit: maxBytes) { NotAMountTable(source: stream.name) }
         guard let json = try? JSONSerialization.jsonObject(with: Data(data)) as? [String: Any] else {
             throw NotAMountTable(source: stream.name)
         }

@@ -24,14 +24,7 @@ public enum QEMUCommandLineReader {
 
     /// Reads `stream` whole (bounded by `maxBytes`) and returns its last QEMU command's arguments.
     public static func arguments(in stream: ByteStream) throws -> [String] {
-        var data: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try stream.read(into: $0) }
-            if n == 0 { break }
-            data += chunk[..<n]
-            if data.count > maxBytes { throw Failure.tooLarge(path: stream.name) }
-        }
+        let data = try stream.readAll(limit: maxBytes) { Failure.tooLarge(path: stream.name) }
         return try arguments(in: data, name: stream.name)
     }
 

@@ -69,16 +69,7 @@ public struct TraceEventCatalog: Sendable {
 
     static func readText(_ path: String) throws -> String {
         let source = try FileByteSource(path: path)
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = try chunk.withUnsafeMutableBytes { try source.read(into: $0) }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-            if bytes.count > 64 << 20 {
-                throw TraceInputError.eventsFileTooLarge(path: path)
-            }
-        }
+        let bytes = try source.readAll(limit: 64 << 20) { TraceInputError.eventsFileTooLarge(path: path) }
         return String(decoding: bytes, as: UTF8.self)
     }
 
