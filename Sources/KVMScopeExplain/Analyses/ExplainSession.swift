@@ -285,12 +285,10 @@ public enum ExplainSession {
                     throw KVMScopeError.usage(e.description)
                 }
             }
-            for d in disks.disks where !images.contains(where: { $0.drive != nil && $0.drive == (d.id ?? d.nodeName) }) {
-                guard let f = d.file, var loc = table.locate(f, from: inputs.hostMounts.map(\.name).joined(separator: ", ")) else { continue }
-                loc.drive = d.id ?? d.nodeName
-                loc.guestOffsetsAreFileOffsets = HostImageLocator.offsetsMapDirectly(d)
-                images.append(loc)
-            }
+            let from = inputs.hostMounts.map(\.name).joined(separator: ", ")
+            let live = Set(images.compactMap(\.drive))
+            images += HostImageLocator.locate(disks) { table.locate($0, from: from) }
+                .filter { $0.drive == nil || !live.contains($0.drive!) }
         }
         return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks,
                                        hostKernel: hostKernel, hostImages: images, inputs: names)

@@ -94,8 +94,14 @@ public enum HostImageLocator {
 
     /// The images of a command line's drives that exist on this host (explain run on the VM's host).
     public static func locate(_ disks: QEMUDiskMap, sysfs: SysfsSource = DirectorySysfs()) -> [HostImageLocation] {
+        locate(disks) { locate($0, sysfs: sysfs) }
+    }
+
+    /// The drives' images as `find` places them (live, or from saved mount tables), each
+    /// labelled with its drive and whether guest offsets are file offsets.
+    public static func locate(_ disks: QEMUDiskMap, with find: (String) -> HostImageLocation?) -> [HostImageLocation] {
         disks.disks.compactMap { d in
-            guard let file = d.file, var loc = locate(file, sysfs: sysfs) else { return nil }
+            guard let file = d.file, var loc = find(file) else { return nil }
             loc.drive = d.id ?? d.nodeName
             loc.guestOffsetsAreFileOffsets = offsetsMapDirectly(d)
             return loc
