@@ -12,6 +12,7 @@ import PackageDescription
 //   KVMScopeQMP       QMP events                 KVMScopeExits   kvm_exit/kvm_entry
 //   KVMScopeDrops     skb:kfree_skb, NET_DM      KVMScopeFaults  blkdebug rules, block backends, qemu-io
 //   KVMScopeHost      the host's kernel log (host block devices, SAN/NFS/Ceph paths, host filesystems)
+//   KVMScopeLive      live VM access: QMP monitors, `record` (attach, trace, restore)
 //   KVMScopeExplain   correlation of guest log, trace and QMP into a verdict
 //   KVMScopeExamples  the bundled lab captures   KVMScopeNBD     the NBD server (SwiftNIO)
 //   KVMScope          umbrella: re-exports the domains, composes the format registry
@@ -55,10 +56,14 @@ let package = Package(
                 dependencies: ["KVMScopeCore", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP", "KVMScopeHost"],
                 swiftSettings: swift6),
         .target(name: "KVMScopeExamples", dependencies: ["KVMScopeCore"], swiftSettings: swift6),
+        // Live VM access: QMP monitors, and `record` (trace events on, QEMU's log to a capture).
+        .target(name: "KVMScopeLive",
+                dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeTrace", "KVMScopeHost"],
+                swiftSettings: swift6),
         .target(name: "KVMScope",
                 dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP",
                                "KVMScopeExits", "KVMScopeDrops", "KVMScopeFaults", "KVMScopeExplain", "KVMScopeExamples",
-                               "KVMScopeHost"],
+                               "KVMScopeHost", "KVMScopeLive"],
                 swiftSettings: swift6),
         // The NBD server: SwiftNIO codecs + handler over the faults domain's block backends.
         .target(
@@ -124,6 +129,8 @@ let package = Package(
             ],
             swiftSettings: swift5
         ),
+        .testTarget(name: "KVMScopeLiveTests",
+                    dependencies: ["KVMScopeLive", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         .testTarget(name: "KVMScopeExplainTests",
                     dependencies: ["KVMScopeExplain", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         // The tests that run the `kvmscope` binary as a user would (commands, JSON contract, live runs).

@@ -12,6 +12,7 @@
 @_exported import KVMScopeExplain
 @_exported import KVMScopeExamples
 @_exported import KVMScopeHost
+@_exported import KVMScopeLive
 
 /// Every input format kvmscope reads, in detection order.
 public enum FormatRegistry {

@@ -1,0 +1,74 @@
+import Foundation
+import KVMScopeCore
+
+/// The host kernel's log as it is written, from /dev/kmsg, turned into the lines
+/// `dmesg --time-format iso` prints — the format `kvmscope host` and `explain --host-log` read
+/// with wall-clock stamps, so the host layer ties to QEMU's clock without estimating.
+///
+/// Each read(2) of /dev/kmsg returns one record `PRIO,SEQ,USEC,FLAGS[,…];TEXT\n` followed by
+/// ` KEY=VALUE` continuation lines (Documentation/ABI/testing/dev-kmsg); USEC is the
+/// printk clock, which dmesg converts with the boot time (REALTIME − BOOTTIME), as here.
+/// EPIPE means records were overwritten before they were read: counted, reading goes on.
+public final class KernelMessageDevice {
+    public let path: String
+    private var fd: Int32
+    private let bootMicroseconds: Int64
+    public private(set) var records = 0
+    public private(set) var lostRecordRuns = 0
+
+    /// Opens the device positioned after the last record: only messages from now on.
+    public init(path: String = "/dev/kmsg", fromNow: Bool = true) throws {
+        self.path = path
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let e = errno
+            throw KVMScopeError.cannotOpen(path: path, reason: KVMScopeError.systemMessage(e)
+                + (e == EACCES || e == EPERM ? " (needs root or CAP_SYSLOG; kernel.dmesg_restrict)" : ""))
+        }
+        if fromNow { lseek(fd, 0, SEEK_END) }
+        var real = timespec(), boot = timespec()
+        clock_gettime(CLOCK_REALTIME, &real)
+        clock_gettime(CLOCK_BOOTTIME, &boot)
+        bootMicroseconds = (Int64(real.tv_sec) - Int64(boot.tv_sec)) * 1_000_000 + (Int64(real.tv_nsec) - Int64(boot.tv_nsec)) / 1000
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    public var pollDescriptor: Int32 { fd }
+
+    /// Every record waiting now, as dmesg-iso lines (each ending in a newline); never blocks.
+    public func readAvailable(limit: Int = 4096) -> [String] {
+        var out: [String] = []
+        var buf = [UInt8](repeating: 0, count: 8192)   // a record is at most 8 KiB (CONSOLE_EXT_LOG_MAX... printk.c)
+        while out.count < limit {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EPIPE { lostRecordRuns += 1; continue }
+                break   // EAGAIN: nothing more now
+            }
+            if n == 0 { break }
+            if let line = Self.isoLine(record: buf[..<n], bootMicroseconds: bootMicroseconds) { out.append(line); records += 1 }
+        }
+        return out
+    }
+
+    /// `6,339,5140900,-;text` → `2026-12-01T16:50:00,123456+00:00 text\n` (UTC), or nil for a
+    /// record that is not the kernel's (facility ≠ 0, as dmesg -k keeps).
+    static func isoLine(record: ArraySlice<UInt8>, bootMicroseconds: Int64) -> String? {
+        guard let semi = record.firstIndex(of: UInt8(ascii: ";")) else { return nil }
+        let fields = record[..<semi].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
+        guard fields.count >= 3, let prio = Int(String(decoding: fields[0], as: UTF8.self)),
+              let usec = Int64(String(decoding: fields[2], as: UTF8.self)), usec >= 0, usec < 1 << 53 else { return nil }
+        guard prio >> 3 == 0 else { return nil }
+        var textEnd = record.endIndex
+        if let nl = record[(semi + 1)...].firstIndex(of: 0x0A) { textEnd = nl }
+        let text = String(decoding: record[(semi + 1)..<textEnd], as: UTF8.self)
+        let t = bootMicroseconds + usec
+        var secs = time_t(t / 1_000_000)
+        let micros = Int(t % 1_000_000)
+        var tm = tm()
+        gmtime_r(&secs, &tm)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d,%06d+00:00 ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                      tm.tm_hour, tm.tm_min, tm.tm_sec, micros) + text + "\n"
+    }
+}
