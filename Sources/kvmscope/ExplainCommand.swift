@@ -102,7 +102,10 @@ struct ExplainCommand: ParsableCommand {
             var unnamed: [ByteStream] = []
             for f in files {
                 var isDir: ObjCBool = false
-                if f != "-", FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue {
+                if f != "-", FileManager.default.fileExists(atPath: f, isDirectory: &isDir), isDir.boolValue,
+                   let manifest = try CaptureManifest.load(directory: f) {
+                    try ExplainSession.addInputs(ofCapture: manifest, directory: f, to: &inputs)
+                } else if f != "-", isDir.boolValue {
                     let found = try ExplainSession.streams(inDirectory: f)
                     inputs.foundInDirectory.formUnion(found.map(\.name))
                     unnamed += found

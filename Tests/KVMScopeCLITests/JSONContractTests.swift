@@ -179,6 +179,38 @@ import KVMScope
         Self.check("nbd serve --log", documents: [doc], lines: true, documented: try Self.documentedKeys())
     }
 
+    /// `record --json` (JSON Lines) and capture.json: failures and VM pauses from real lab traces
+    /// through the same tracker record runs, QMP events from a real QMP log.
+    @Test func recordFollowsTheContract() throws {
+        let documented = try Self.documentedKeys()
+        let catalog = try TraceEventCatalog.load(eventsFile: nil)
+        var notices: [RecordNotice] = []
+        for scenario in ["write-eio", "werror-stop"] {
+            _ = try TraceSession.analyse(FileByteSource(path: LabFixtures.path(scenario, "trace.log")), catalog: catalog,
+                                         onNotice: { notices.append(.failure($0)) })
+        }
+        for line in try String(contentsOfFile: LabFixtures.path("werror-stop", "qmp.jsonl"), encoding: .utf8).split(separator: "\n") {
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], obj["event"] != nil else { continue }
+            notices.append(.qmpEvent(QMPMessage(line: Array(line.utf8), object: obj)))
+        }
+        notices.append(.attached(qemu: "7.2.22", pid: 4242, devices: ["drive0"], turnedOn: 25, alreadyOn: 1, timestamps: "qemu", missing: []))
+        notices.append(.status(seconds: 1, traceLines: 10, failures: 1, blockIOErrors: 1))
+        let manifest = CaptureManifest(
+            kvmscopeVersion: KVMScopeVersion.string, qmp: "unix:/run/vm1.qmp", qemuVersion: "7.2.22", qemuPid: nil,
+            startTime: 1796143386.9, endTime: 1796143396.9, stopReason: "duration", stopDetail: "recorded for 10 s",
+            files: .init(trace: ["trace.log"], qmpEvents: "qmp.jsonl", hostKernelLog: nil, blockStats: "blockstats.jsonl",
+                         queryBlock: "query-block.jsonl", qemuCommandLine: nil),
+            traceEvents: .init(turnedOn: ["virtio_blk_rw_complete"], alreadyOn: [], notInThisQEMU: []),
+            traceTimestamps: "qemu", arrivalResolutionSeconds: 0, counts: .init(), missing: [], restored: true)
+        notices.append(.stopped(manifest))
+        #expect(Set(notices.compactMap { n -> String? in if case let .failure(f) = n { return "\(f)".components(separatedBy: "(").first }; return nil }).count >= 2,
+                "failures and a VM pause from the lab traces")
+        let docs = try notices.map { try JSONSerialization.jsonObject(with: Data(RecordRenderer.json($0).utf8)) }
+        Self.check("record", documents: docs, lines: true, documented: documented)
+        let encoded = try JSONEncoder().encode(manifest)
+        Self.check("capture.json", documents: [try JSONSerialization.jsonObject(with: encoded)], lines: false, documented: documented)
+    }
+
     /// The checker itself: a snake_case key, an undocumented key and a bare duration are caught.
     @Test func theCheckerCatchesBreaches() {
         var unitless: [String] = []

@@ -1,0 +1,106 @@
+import Foundation
+import KVMScopeCore
+
+/// `capture.json`: what `kvmscope record` captured, from when to when and how — the file
+/// `explain DIR` reads first, so each capture file gets its role from it, not from a guess.
+/// Keys are part of the JSON contract (docs/json.md, "record").
+public struct CaptureManifest: Codable, Sendable, Equatable {
+    public static let fileName = "capture.json"
+    public var schemaVersion = JSONContract.schemaVersion
+    public var tool = "kvmscope record"
+    public var kvmscopeVersion: String
+    public var qmp: String
+    public var qemuVersion: String
+    @NullEncoded public var qemuPid: Int32?
+    /// Wall clock, seconds since the Unix epoch.
+    public var startTime: Double
+    public var endTime: Double
+    /// duration, signal, vm-shutdown, monitor-closed, command-exited, flight-recorder, output-failed, error.
+    public var stopReason: String
+    public var stopDetail: String
+    public var files: Files
+    public var traceEvents: TraceEvents
+    /// `qemu`: QEMU stamped its trace lines (`-msg timestamp=on`); `arrival`: QEMU was started
+    /// without it and kvmscope stamped each line when it read it (within `arrivalResolutionSeconds`).
+    public var traceTimestamps: String
+    public var arrivalResolutionSeconds: Double
+    public var counts: Counts
+    /// What could not be captured, and why (no permission on /dev/kmsg, …).
+    public var missing: [String]
+    /// The VM was left as found (events and log file restored).
+    public var restored: Bool
+
+    public init(kvmscopeVersion: String, qmp: String, qemuVersion: String, qemuPid: Int32?, startTime: Double, endTime: Double,
+                stopReason: String, stopDetail: String, files: Files, traceEvents: TraceEvents, traceTimestamps: String,
+                arrivalResolutionSeconds: Double, counts: Counts, missing: [String], restored: Bool) {
+        self.kvmscopeVersion = kvmscopeVersion; self.qmp = qmp; self.qemuVersion = qemuVersion; self.qemuPid = qemuPid
+        self.startTime = startTime; self.endTime = endTime; self.stopReason = stopReason; self.stopDetail = stopDetail
+        self.files = files; self.traceEvents = traceEvents; self.traceTimestamps = traceTimestamps
+        self.arrivalResolutionSeconds = arrivalResolutionSeconds; self.counts = counts; self.missing = missing; self.restored = restored
+    }
+
+    public struct Files: Codable, Sendable, Equatable {
+        /// QEMU's trace, in order (several with --rotate or --flight-recorder).
+        public var trace: [String]
+        public var qmpEvents: String
+        @NullEncoded public var hostKernelLog: String?
+        public var blockStats: String
+        public var queryBlock: String
+        @NullEncoded public var qemuCommandLine: String?
+        public init(trace: [String], qmpEvents: String, hostKernelLog: String?, blockStats: String, queryBlock: String, qemuCommandLine: String?) {
+            self.trace = trace; self.qmpEvents = qmpEvents; self.hostKernelLog = hostKernelLog
+            self.blockStats = blockStats; self.queryBlock = queryBlock; self.qemuCommandLine = qemuCommandLine
+        }
+    }
+
+    public struct TraceEvents: Codable, Sendable, Equatable {
+        public var turnedOn: [String]
+        public var alreadyOn: [String]
+        /// Events kvmscope reads that this QEMU does not have (another version, compiled out).
+        public var notInThisQEMU: [String]
+        public init(turnedOn: [String], alreadyOn: [String], notInThisQEMU: [String]) {
+            self.turnedOn = turnedOn; self.alreadyOn = alreadyOn; self.notInThisQEMU = notInThisQEMU
+        }
+    }
+
+    public struct Counts: Codable, Sendable, Equatable {
+        public var traceLines: Int64 = 0
+        public var traceBytesDropped: Int64 = 0
+        public var qmpEvents = 0
+        public var blockIOErrors = 0
+        public var hostKernelMessages = 0
+        public var blockStatsSnapshots = 0
+        public init() {}
+    }
+
+    public static func load(directory: String) throws -> CaptureManifest? {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        struct Header: Decodable { var schemaVersion: Int; var tool: String }
+        guard let header = try? JSONDecoder().decode(Header.self, from: data), header.tool == "kvmscope record" else {
+            throw KVMScopeError.unsupportedFormat(path: path, detail: "not a kvmscope capture manifest")
+        }
+        do {
+            guard header.schemaVersion <= JSONContract.schemaVersion else {
+                throw KVMScopeError.unsupportedFormat(path: path, detail: "capture schema \(header.schemaVersion) is newer than this kvmscope reads (\(JSONContract.schemaVersion))")
+            }
+            return try JSONDecoder().decode(CaptureManifest.self, from: data)
+        } catch let e as KVMScopeError { throw e } catch {
+            throw KVMScopeError.unsupportedFormat(path: path, detail: "not a kvmscope capture manifest (\(error))")
+        }
+    }
+
+    public func save(directory: String) throws {
+        let path = (directory as NSString).appendingPathComponent(Self.fileName)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard FileManager.default.createFile(atPath: path, contents: try enc.encode(self) + Data("\n".utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw KVMScopeError.cannotWrite(path: path, reason: KVMScopeError.systemMessage(errno))
+        }
+    }
+
+    static func now() -> Double {
+        var ts = timespec(); clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec / 1000) / 1e6
+    }
+}
