@@ -195,6 +195,7 @@ import KVMScope
         }
         notices.append(.attached(qemu: "7.2.22", pid: 4242, devices: ["drive0"], turnedOn: 25, alreadyOn: 1, timestamps: "qemu", missing: []))
         notices.append(.status(seconds: 1, traceLines: 10, failures: 1, blockIOErrors: 1))
+        notices.append(.warning("QEMU did 50 disk requests but wrote no trace line"))
         let manifest = CaptureManifest(
             kvmscopeVersion: KVMScopeVersion.string, qmp: "unix:/run/vm1.qmp", qemuVersion: "7.2.22", qemuPid: nil,
             startTime: 1796143386.9, endTime: 1796143396.9, stopReason: "duration", stopDetail: "recorded for 10 s",

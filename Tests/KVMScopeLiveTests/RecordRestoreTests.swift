@@ -13,6 +13,9 @@ final class FakeMonitor: QMPMonitor {
     var sent: [String] = []
     var failSetStateAfter: Int?
     var events: [QMPMessage] = []
+    /// Disk requests query-blockstats adds per call.
+    var requestsPerSnapshot = 0
+    private var blockstatsCalls = 0
     private var setStates = 0
 
     init(states: [String: String], logFile: String?) { self.states = states; self.logFile = logFile }
@@ -21,7 +24,10 @@ final class FakeMonitor: QMPMonitor {
         sent.append(command)
         switch command {
         case "query-status": return ["status": "running", "running": true]
-        case "query-block", "query-blockstats": return [[String: Any]]()
+        case "query-block": return [[String: Any]]()
+        case "query-blockstats":
+            blockstatsCalls += 1
+            return [["device": "drive0", "stats": ["rd_operations": requestsPerSnapshot * blockstatsCalls, "wr_operations": 0, "flush_operations": 0]]]
         case "trace-event-get-state": return states.map { ["name": $0.key, "state": $0.value, "vcpu": false] }
         case "trace-event-set-state":
             setStates += 1
@@ -137,5 +143,19 @@ final class RecordRestoreTests: XCTestCase {
         XCTAssertEqual(fake.states, Self.qemuStates)
         let qmp = try String(contentsOfFile: dir + "/qmp.jsonl")
         XCTAssertEqual(qmp, String(decoding: line, as: UTF8.self) + "\n", "events saved verbatim")
+    }
+
+    /// Disk requests go on but no trace line ever arrives: a QEMU without the log trace
+    /// backend. record says so, and how to trace it with SystemTap instead.
+    func testRequestsWithoutTraceLinesAreReported() throws {
+        let fake = FakeMonitor(states: Self.qemuStates, logFile: nil)
+        fake.requestsPerSnapshot = 50
+        var options = RecordOptions(outputDirectory: dir)
+        options.duration = 4
+        options.statsInterval = 0.5
+        options.hostKernel = false
+        let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: 4242, arguments: ["/usr/bin/qemu-system-x86_64"]), options: options).run()
+        let warning = try XCTUnwrap(m.missing.first { $0.contains("without the log trace backend") })
+        XCTAssertTrue(warning.contains("qemu-trace-stap run -p 4242 /usr/bin/qemu-system-x86_64"), warning)
     }
 }

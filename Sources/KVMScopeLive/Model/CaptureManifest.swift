@@ -90,13 +90,12 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
         }
     }
 
+    /// Written when recording starts (`stopReason` "recording": a capture whose record was
+    /// killed says so) and rewritten in place at the end (ReservedFile).
     public func save(directory: String) throws {
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard FileManager.default.createFile(atPath: path, contents: try enc.encode(self) + Data("\n".utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw KVMScopeError.cannotWrite(path: path, reason: KVMScopeError.systemMessage(errno))
-        }
+        try ReservedFile.write(try enc.encode(self), to: (directory as NSString).appendingPathComponent(Self.fileName), reserve: 64 << 10)
     }
 
     static func now() -> Double {

@@ -31,17 +31,12 @@ public struct RecordState: Codable, Sendable, Equatable {
         }
     }
 
-    /// Written to a temporary name and renamed, so a crash never leaves half a state file.
+    /// Rewritten in place in space taken at the first write (ReservedFile): a full output
+    /// filesystem never keeps record from writing that the VM was restored.
     public func save(directory: String) throws {
-        let path = (directory as NSString).appendingPathComponent(Self.fileName)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try enc.encode(self)
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]),
-              rename(tmp, path) == 0 else {
-            throw KVMScopeError.cannotWrite(path: path, reason: KVMScopeError.systemMessage(errno))
-        }
+        try ReservedFile.write(try enc.encode(self), to: (directory as NSString).appendingPathComponent(Self.fileName), reserve: 16 << 10)
     }
 
     /// Where to point QEMU's log back to: the `-D` file, or QEMU's own stderr (which

@@ -33,6 +33,9 @@ final class CaptureFile {
 
     func pin() { pinned = true }
 
+    /// The name of the first file (before anything is written).
+    var firstName: String { name(for: 0) }
+
     private func name(for segment: Int) -> String {
         segmentBytes == nil ? "\(base).\(ext)" : String(format: "%@-%04d.%@", base, segment, ext)
     }

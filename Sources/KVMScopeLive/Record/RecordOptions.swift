@@ -34,6 +34,8 @@ public enum RecordNotice {
     case failure(VirtioBlkRequestTracker.Notice)
     /// A QMP event worth a line (BLOCK_IO_ERROR, STOP, RESUME, SHUTDOWN, …): the event and its wall time.
     case event(name: String, time: Double?, data: [String: String])
+    /// Something the user must know about what is (not) being captured.
+    case warning(String)
     /// Every second: trace lines and failures so far.
     case status(seconds: Double, traceLines: Int64, failures: Int, blockIOErrors: Int)
     /// Recording ended and the VM was restored (or could not be).

@@ -78,6 +78,21 @@ public final class VMRecorder: @unchecked Sendable {
         let tail = try QEMULogTail(directory: (dir as NSString).appendingPathComponent(".qemu-log"),
                                    owner: (monitor as? QMPSocketMonitor)?.peerUID)
 
+        func makeManifest(_ reason: String, _ detail: String) -> CaptureManifest {
+            CaptureManifest(
+                kvmscopeVersion: KVMScopeVersion.string, qmp: monitor.address, qemuVersion: monitor.qemuVersion,
+                qemuPid: process.pid, startTime: started, endTime: CaptureManifest.now(),
+                stopReason: reason, stopDetail: detail,
+                files: .init(trace: traceFile.names.isEmpty ? [traceFile.firstName] : traceFile.names, qmpEvents: "qmp.jsonl",
+                             hostKernelLog: hostFile.map { _ in "host-dmesg.log" },
+                             blockStats: "blockstats.jsonl", queryBlock: "query-block.jsonl", qemuCommandLine: cmdlineName),
+                traceEvents: .init(turnedOn: plan.toTurnOn, alreadyOn: plan.alreadyOn, notInThisQEMU: plan.notInThisQEMU),
+                traceTimestamps: stamping ? "arrival" : "qemu", arrivalResolutionSeconds: stamping ? Self.tick : 0,
+                counts: counts, missing: missing, restored: state.restored)
+        }
+        // Reserves the manifest's space, and says "recording" if record never gets to finish.
+        try makeManifest("recording", "record was still recording (or was killed): `kvmscope record --restore -o DIR` undoes its changes").save(directory: dir)
+
         // Changes, each written to the state file before it is made (`record --restore`).
         state.eventsTurnedOn = plan.toTurnOn
         try state.save(directory: dir)
@@ -109,17 +124,14 @@ public final class VMRecorder: @unchecked Sendable {
         for f in [traceFile, qmpFile, statsFile, blockFile] + (hostFile.map { [$0] } ?? []) { try? f.finish() }
         counts.traceBytesDropped = traceFile.droppedBytes
         if let k = kmsg { counts.hostKernelMessages = k.records }
+        missing += warnings
         if let restoreProblem { missing.append("restore: \(restoreProblem)") }
-        let manifest = CaptureManifest(
-            kvmscopeVersion: KVMScopeVersion.string, qmp: monitor.address, qemuVersion: monitor.qemuVersion,
-            qemuPid: process.pid, startTime: started, endTime: CaptureManifest.now(),
-            stopReason: stopReason, stopDetail: stopDetail,
-            files: .init(trace: traceFile.names, qmpEvents: "qmp.jsonl", hostKernelLog: hostFile.map { _ in "host-dmesg.log" },
-                         blockStats: "blockstats.jsonl", queryBlock: "query-block.jsonl", qemuCommandLine: cmdlineName),
-            traceEvents: .init(turnedOn: plan.toTurnOn, alreadyOn: plan.alreadyOn, notInThisQEMU: plan.notInThisQEMU),
-            traceTimestamps: stamping ? "arrival" : "qemu", arrivalResolutionSeconds: stamping ? Self.tick : 0,
-            counts: counts, missing: missing, restored: state.restored)
-        try manifest.save(directory: dir)
+        let manifest = makeManifest(stopReason, stopDetail)
+        do { try manifest.save(directory: dir) } catch {
+            missing.append("\(CaptureManifest.fileName): \(error)")
+            notify(.stopped(makeManifest(stopReason, stopDetail)))
+            throw error
+        }
         notify(.stopped(manifest))
         return manifest
     }
@@ -142,6 +154,8 @@ public final class VMRecorder: @unchecked Sendable {
         let begin = Self.monotonic()
         var nextStats = begin
         var nextStatus = begin + 1
+        var firstOps: Int64?
+        var warnedNoTrace = false
         var afterDeadline: Double?
         let deliver = lineHandler(trace: trace, live: live, stamping: stamping, knownEvents: knownEvents)
         defer { counts.traceLines = deliver.lines }
@@ -193,6 +207,16 @@ public final class VMRecorder: @unchecked Sendable {
                 if let s = try? monitor.execute("query-blockstats") {
                     try stats.append(Self.snapshotLine(s)); try stats.flush()
                     counts.blockStatsSnapshots += 1
+                    // Disk requests with no trace line at all: the events are on, so this QEMU
+                    // does not trace to its log (a dtrace/ust-only build) — say so, once.
+                    let ops = Self.operations(s)
+                    if firstOps == nil { firstOps = ops }
+                    if !warnedNoTrace, let f = firstOps, ops - f >= 8, deliver.lines == 0, now - begin >= 3 {
+                        warnedNoTrace = true
+                        let text = Self.noLogBackendAdvice(requests: ops - f, pid: process.pid, binary: process.arguments.first)
+                        warnings.append(text)
+                        notify(.warning(text))
+                    }
                 }
                 nextStats = now + options.statsInterval
             }
@@ -202,6 +226,26 @@ public final class VMRecorder: @unchecked Sendable {
                 nextStatus = now + 1
             }
         }
+    }
+
+    /// Warnings found while recording, added to the manifest's `missing`.
+    private var warnings: [String] = []
+
+    /// Read, write and flush requests so far, summed over the devices of a query-blockstats reply.
+    static func operations(_ reply: Any) -> Int64 {
+        var total: Int64 = 0
+        for d in reply as? [[String: Any]] ?? [] {
+            let st = d["stats"] as? [String: Any] ?? [:]
+            for k in ["rd_operations", "wr_operations", "flush_operations"] { total += (st[k] as? NSNumber)?.int64Value ?? 0 }
+        }
+        return total
+    }
+
+    static func noLogBackendAdvice(requests: Int64, pid: Int32?, binary: String?) -> String {
+        "QEMU did \(requests) disk requests but wrote no trace line: this QEMU was built without the log trace backend "
+            + "(`qemu-system-x86_64 -trace help` lists events either way; distributions that ship dtrace/ust-only builds need SystemTap). "
+            + "Record its events with SystemTap instead and give the output to explain as the trace: "
+            + "`qemu-trace-stap run \(pid.map { "-p \($0) " } ?? "")\(binary ?? "/usr/bin/qemu-system-x86_64") 'virtio_blk_*' 'virtqueue_*' 'runstate_set' > trace.stap`"
     }
 
     static let eventsShown: Set<String> = ["BLOCK_IO_ERROR", "STOP", "RESUME", "SHUTDOWN", "RESET", "BLOCK_JOB_ERROR",

@@ -29,6 +29,8 @@ public enum RecordRenderer {
             }
             if let reason = data["reason"] { line += " (\(reason))" }
             return line + "\n"
+        case let .warning(text):
+            return style.yellow("warning: \(text)") + "\n"
         case let .status(secs, lines, failures, blockErrors):
             return String(format: "recording %.0f s: %lld trace lines, %d failed requests, %d BLOCK_IO_ERROR", secs, lines, failures, blockErrors)
         case let .stopped(m):
@@ -66,6 +68,8 @@ public enum RecordRenderer {
             }
         case let .event(name, time, data):
             obj["type"] = "qmpEvent"; obj["event"] = name; obj["time"] = time ?? NSNull(); obj["data"] = data
+        case let .warning(text):
+            obj["type"] = "warning"; obj["message"] = text
         case let .status(secs, lines, failures, blockErrors):
             obj["type"] = "status"; obj["elapsedSeconds"] = secs; obj["traceLines"] = lines; obj["failures"] = failures
             obj["blockIOErrors"] = blockErrors
