@@ -25,6 +25,7 @@ extension ExplainSession {
         if inputs.hostLog == nil, let h = manifest.files.hostKernelLog, size(h) > 0 {
             inputs.hostLog = try FileByteSource(path: path(h))
             inputs.foundInDirectory.insert(path(h))
+            inputs.hostLogOnQEMUClock = manifest.hostKernelClock == "calibrated"
         }
         if inputs.qemuCommandLine == nil, let c = manifest.files.qemuCommandLine, size(c) > 0 {
             inputs.qemuCommandLine = try FileByteSource(path: path(c))

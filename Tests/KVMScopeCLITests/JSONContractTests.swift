@@ -202,7 +202,7 @@ import KVMScope
             files: .init(trace: ["trace.log"], qmpEvents: "qmp.jsonl", hostKernelLog: nil, blockStats: "blockstats.jsonl",
                          queryBlock: "query-block.jsonl", qemuCommandLine: nil),
             traceEvents: .init(turnedOn: ["virtio_blk_rw_complete"], alreadyOn: [], notInThisQEMU: []),
-            traceTimestamps: "qemu", arrivalResolutionSeconds: 0, counts: .init(), missing: [], restored: true)
+            traceTimestamps: "qemu", arrivalResolutionSeconds: 0, hostKernelClock: "calibrated", counts: .init(), missing: [], restored: true)
         notices.append(.stopped(manifest))
         #expect(Set(notices.compactMap { n -> String? in if case let .failure(f) = n { return "\(f)".components(separatedBy: "(").first }; return nil }).count >= 2,
                 "failures and a VM pause from the lab traces")

@@ -9,6 +9,7 @@ import KVMScopeHost
 enum ExplainAnalysis {
     public static func explain(guest: GuestDiskReport?, host: TraceReport?, qmp qmpInput: QMPTimeline?,
                                disks disksGiven: QEMUDiskMap? = nil, hostKernel: HostKernelReport? = nil,
+                               hostKernelOnQEMUClock: Bool = false,
                                hostImages imagesGiven: [HostImageLocation] = [],
                                inputs: ExplainReport.Inputs) -> ExplainReport {
         // A QMP stream that does not overlap the trace in time is from another run (or was not
@@ -218,7 +219,8 @@ enum ExplainAnalysis {
         if let hk = hostKernel {
             story.hostKernel = hk
             story.hostLayer = HostLayerCorrelation.correlate(hostKernel: hk, trace: host, qmp: qmp, qmpForTrace: qmpForHost,
-                                                             matches: matches, guestRefs: guestRefs, images: hostImages)
+                                                             matches: matches, guestRefs: guestRefs, images: hostImages,
+                                                             onQEMUClock: hostKernelOnQEMUClock)
         }
         story.account()
         if let note = qmpSetAside { story.disagreements.insert(note, at: 0) }

@@ -19,6 +19,9 @@ public enum ExplainSession {
         public var qemuCommandLine: ByteStream?
         /// The host's own kernel log (`--host-log`, or named so in a directory or on the command line).
         public var hostLog: ByteStream?
+        /// The host log's wall-clock stamps are QEMU's clock, calibrated (a `kvmscope record`
+        /// capture): no allowance for dmesg's drift at its ends.
+        public var hostLogOnQEMUClock = false
         /// Where the command line's images are on this host; nil: look them up (HostImageLocator),
         /// which finds them when explain runs on the VM's host.
         public var hostImages: [HostImageLocation]?
@@ -291,7 +294,8 @@ public enum ExplainSession {
                 .filter { $0.drive == nil || !live.contains($0.drive!) }
         }
         return ExplainAnalysis.explain(guest: guestReport, host: traceReport, qmp: timeline, disks: disks,
-                                       hostKernel: hostKernel, hostImages: images, inputs: names)
+                                       hostKernel: hostKernel, hostKernelOnQEMUClock: inputs.hostLogOnQEMUClock,
+                                       hostImages: images, inputs: names)
     }
 
     /// The guest log's share: kernel messages with a recognised stamp; every other line

@@ -12,7 +12,11 @@ import KVMScopeCore
 public final class KernelMessageDevice {
     public let path: String
     private var fd: Int32
-    private let bootMicroseconds: Int64
+    private var bootMicroseconds: Int64
+    /// The text and write time of the last mark, until its record is read back.
+    private var pendingMark: (text: String, wallMicroseconds: Int64)?
+    /// True once a mark's record gave the exact printk → wall-clock offset.
+    public private(set) var calibrated = false
     public private(set) var records = 0
     public private(set) var lostRecordRuns = 0
 
@@ -36,6 +40,23 @@ public final class KernelMessageDevice {
 
     public var pollDescriptor: Int32 { fd }
 
+    /// Writes a line into the kernel log (as `logger -k`/systemd do through /dev/kmsg), so the
+    /// captured log shows by its own stamps from when to when it was recorded: a silent log
+    /// then says "nothing happened here", not "not looked at". Root only; false if refused.
+    @discardableResult
+    public func mark(_ text: String) -> Bool {
+        let w = open(path, O_WRONLY | O_CLOEXEC)
+        guard w >= 0 else { return false }
+        defer { close(w) }
+        let line = Array(("<14>" + text + "\n").utf8)   // facility user, level info
+        var before = timespec(); clock_gettime(CLOCK_REALTIME, &before)
+        guard line.withUnsafeBytes({ write(w, $0.baseAddress, $0.count) }) == line.count else { return false }
+        var after = timespec(); clock_gettime(CLOCK_REALTIME, &after)
+        let mid = (Int64(before.tv_sec) + Int64(after.tv_sec)) * 500_000 + (Int64(before.tv_nsec) + Int64(after.tv_nsec)) / 2000
+        if !calibrated { pendingMark = (text, mid) }
+        return true
+    }
+
     /// Every record waiting now, as dmesg-iso lines (each ending in a newline); never blocks.
     public func readAvailable(limit: Int = 4096) -> [String] {
         var out: [String] = []
@@ -47,22 +68,35 @@ public final class KernelMessageDevice {
                 break   // EAGAIN: nothing more now
             }
             if n == 0 { break }
+            // Our own mark: printk stamped it while write(2) ran, so its stamp and the wall
+            // time of the write give the offset exactly (dmesg's boot-time estimate drifts:
+            // printk's clock is not the one CLOCK_BOOTTIME reads).
+            if let mark = pendingMark, let r = Self.fields(buf[..<n]), r.text == mark.text {
+                bootMicroseconds = mark.wallMicroseconds - r.usec
+                calibrated = true
+                pendingMark = nil
+            }
             if let line = Self.isoLine(record: buf[..<n], bootMicroseconds: bootMicroseconds) { out.append(line); records += 1 }
         }
         return out
     }
 
-    /// `6,339,5140900,-;text` → `2026-12-01T16:50:00,123456+00:00 text\n` (UTC), or nil for a
-    /// record that is not the kernel's (facility ≠ 0, as dmesg -k keeps).
-    static func isoLine(record: ArraySlice<UInt8>, bootMicroseconds: Int64) -> String? {
+    /// `6,339,5140900,-;text` → `2026-12-01T16:50:00,123456+00:00 text\n` (UTC). Records of
+    /// every facility are kept, as plain `dmesg` prints them (user space's /dev/kmsg lines,
+    /// the recorder's own begin/end marks among them); nil for what is not a record.
+    /// A record's printk stamp and its first line of text.
+    static func fields(_ record: ArraySlice<UInt8>) -> (usec: Int64, text: String)? {
         guard let semi = record.firstIndex(of: UInt8(ascii: ";")) else { return nil }
         let fields = record[..<semi].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
-        guard fields.count >= 3, let prio = Int(String(decoding: fields[0], as: UTF8.self)),
+        guard fields.count >= 3, let prio = Int(String(decoding: fields[0], as: UTF8.self)), prio >= 0,
               let usec = Int64(String(decoding: fields[2], as: UTF8.self)), usec >= 0, usec < 1 << 53 else { return nil }
-        guard prio >> 3 == 0 else { return nil }
         var textEnd = record.endIndex
         if let nl = record[(semi + 1)...].firstIndex(of: 0x0A) { textEnd = nl }
-        let text = String(decoding: record[(semi + 1)..<textEnd], as: UTF8.self)
+        return (usec, String(decoding: record[(semi + 1)..<textEnd], as: UTF8.self))
+    }
+
+    static func isoLine(record: ArraySlice<UInt8>, bootMicroseconds: Int64) -> String? {
+        guard let (usec, text) = fields(record) else { return nil }
         let t = bootMicroseconds + usec
         var secs = time_t(t / 1_000_000)
         let micros = Int(t % 1_000_000)

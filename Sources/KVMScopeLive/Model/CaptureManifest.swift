@@ -23,6 +23,10 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
     /// `qemu`: QEMU stamped its trace lines (`-msg timestamp=on`); `arrival`: QEMU was started
     /// without it and kvmscope stamped each line when it read it (within `arrivalResolutionSeconds`).
     public var traceTimestamps: String
+    /// `calibrated`: the host kernel log's stamps were converted with the offset measured on
+    /// record's own /dev/kmsg mark (so they are the wall clock QEMU stamps with); `estimated`:
+    /// with REALTIME − BOOTTIME, as dmesg does (off by printk's drift); null: none recorded.
+    @NullEncoded public var hostKernelClock: String?
     public var arrivalResolutionSeconds: Double
     public var counts: Counts
     /// What could not be captured, and why (no permission on /dev/kmsg, …).
@@ -32,11 +36,11 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
 
     public init(kvmscopeVersion: String, qmp: String, qemuVersion: String, qemuPid: Int32?, startTime: Double, endTime: Double,
                 stopReason: String, stopDetail: String, files: Files, traceEvents: TraceEvents, traceTimestamps: String,
-                arrivalResolutionSeconds: Double, counts: Counts, missing: [String], restored: Bool) {
+                arrivalResolutionSeconds: Double, hostKernelClock: String? = nil, counts: Counts, missing: [String], restored: Bool) {
         self.kvmscopeVersion = kvmscopeVersion; self.qmp = qmp; self.qemuVersion = qemuVersion; self.qemuPid = qemuPid
         self.startTime = startTime; self.endTime = endTime; self.stopReason = stopReason; self.stopDetail = stopDetail
         self.files = files; self.traceEvents = traceEvents; self.traceTimestamps = traceTimestamps
-        self.arrivalResolutionSeconds = arrivalResolutionSeconds; self.counts = counts; self.missing = missing; self.restored = restored
+        self.arrivalResolutionSeconds = arrivalResolutionSeconds; self.hostKernelClock = hostKernelClock; self.counts = counts; self.missing = missing; self.restored = restored
     }
 
     public struct Files: Codable, Sendable, Equatable {

@@ -31,8 +31,8 @@ public enum QMPError: KVMScopeFailure, Equatable {
         case let .monitorTaken(address, waited):
             return "the QMP monitor at \(address) accepted the connection but sent no greeting in \(Self.seconds(waited)): "
                 + "QEMU serves one client per monitor and another client (libvirt, a management agent) holds this one. "
-                + "Give the VM a second monitor for kvmscope (QEMU: `-chardev socket,id=kvmscope,path=/run/vm1-kvmscope.qmp,server=on,wait=off -mon chardev=kvmscope,mode=control`; "
-                + "at run time: `chardev-add` + a monitor is not hot-pluggable, so add it at start), or for a libvirt VM use --domain"
+                + "Give the VM a second monitor for kvmscope when it next starts (`-chardev socket,id=kvmscope,path=/run/vm1-kvmscope.qmp,server=on,wait=off -mon chardev=kvmscope,mode=control`; "
+                + "a monitor cannot be added to a running QEMU), or for a libvirt VM use --domain"
         case let .notQMP(address, first):
             return "\(address) is not a QMP monitor (it sent \(first.debugDescription), not a {\"QMP\": …} greeting): an HMP monitor or another service? Give the socket of a `-qmp` or `-mon mode=control` monitor"
         case let .closed(address): return "QEMU closed the QMP monitor at \(address) (the VM exited, or QEMU dropped the client)"

@@ -59,6 +59,9 @@ public final class VMRecorder: @unchecked Sendable {
             do {
                 kmsg = try KernelMessageDevice(path: options.kmsgPath)
                 hostFile = CaptureFile(directory: dir, base: "host-dmesg", ext: "log")
+                if kmsg?.mark("kvmscope record: begin, host kernel messages for \(monitor.address)") != true {
+                    missing.append("host kernel log marks: cannot write \(options.kmsgPath): where the host log is silent, its span is only that of the messages it has")
+                }
             } catch {
                 missing.append("host kernel messages: \(error) — the host layer is not covered by this capture")
             }
@@ -88,7 +91,7 @@ public final class VMRecorder: @unchecked Sendable {
                              blockStats: "blockstats.jsonl", queryBlock: "query-block.jsonl", qemuCommandLine: cmdlineName),
                 traceEvents: .init(turnedOn: plan.toTurnOn, alreadyOn: plan.alreadyOn, notInThisQEMU: plan.notInThisQEMU),
                 traceTimestamps: stamping ? "arrival" : "qemu", arrivalResolutionSeconds: stamping ? Self.tick : 0,
-                counts: counts, missing: missing, restored: state.restored)
+                hostKernelClock: kmsg.map { $0.calibrated ? "calibrated" : "estimated" }, counts: counts, missing: missing, restored: state.restored)
         }
         // Reserves the manifest's space, and says "recording" if record never gets to finish.
         try makeManifest("recording", "record was still recording (or was killed): `kvmscope record --restore -o DIR` undoes its changes").save(directory: dir)
@@ -121,6 +124,10 @@ public final class VMRecorder: @unchecked Sendable {
         counts.traceLines = deliver.lines
         tail.remove()
         live?.finish()
+        if let k = kmsg, let host = hostFile {
+            k.mark("kvmscope record: end, host kernel messages for \(monitor.address)")
+            for line in k.readAvailable() { try? host.append(line) }
+        }
         for f in [traceFile, qmpFile, statsFile, blockFile] + (hostFile.map { [$0] } ?? []) { try? f.finish() }
         counts.traceBytesDropped = traceFile.droppedBytes
         if let k = kmsg { counts.hostKernelMessages = k.records }

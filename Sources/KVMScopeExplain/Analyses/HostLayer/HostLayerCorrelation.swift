@@ -94,7 +94,8 @@ enum HostLayerCorrelation {
 
     static func correlate(hostKernel: HostKernelReport, trace: TraceReport?, qmp: QMPTimeline?,
                           qmpForTrace: [Int: Int], matches: [ExplainReport.Match],
-                          guestRefs: [ExplainReport.GuestBlockErrorRef], images: [HostImageLocation] = []) -> HostLayerAccount {
+                          guestRefs: [ExplainReport.GuestBlockErrorRef], images: [HostImageLocation] = [],
+                          onQEMUClock: Bool = false) -> HostLayerAccount {
         var account = HostLayerAccount()
         let qemu = qemuFailures(trace: trace, qmp: qmp, qmpForTrace: qmpForTrace)
         let findings = hostKernel.findings
@@ -154,8 +155,9 @@ enum HostLayerCorrelation {
         let offset = account.clockOffset ?? (basis == "wall-clock" ? 0 : nil)
         if let offset, let a = (hostKernel.input.first).flatMap(seconds), let b = (hostKernel.input.last).flatMap(seconds), a <= b {
             // Assumed rather than measured (nothing tied): allow for dmesg's drift at both ends
-            // (0.43 s on the lab's host; more only after a suspend).
-            let margin = account.clockOffset == nil ? 0.5 : 0
+            // (0.43 s on the lab's host; more only after a suspend) — unless the log was written
+            // on QEMU's clock already (kvmscope record calibrates it on its own kmsg mark).
+            let margin = account.clockOffset == nil && !onQEMUClock ? 0.5 : 0
             if b - a > 2 * margin { account.coveredSpan = (a + offset + margin)...(b + offset - margin) }
         }
         let tiedPairs = offset.map { tie(timed, candidates, offset: $0) } ?? []
