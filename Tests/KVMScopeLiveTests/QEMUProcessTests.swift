@@ -32,8 +32,9 @@ final class QEMUProcessTests: XCTestCase {
             record: ArraySlice(Array("3,1234,439490934,-;blk_update_request: I/O error, dev loop0, sector 133120 op 0x1:(WRITE) flags 0x8800 phys_seg 8 prio class 2\n SUBSYSTEM=block\n DEVICE=b7:0\n".utf8)),
             bootMicroseconds: boot)
         XCTAssertEqual(line, "2026-12-01T00:07:19,490934+00:00 blk_update_request: I/O error, dev loop0, sector 133120 op 0x1:(WRITE) flags 0x8800 phys_seg 8 prio class 2\n")
-        // User space writing to /dev/kmsg (facility 1, prio 14) is not the kernel's.
-        XCTAssertNil(KernelMessageDevice.isoLine(record: ArraySlice(Array("14,5,100,-;systemd[1]: hello\n".utf8)), bootMicroseconds: boot))
+        // User space writing to /dev/kmsg (facility 1, prio 14) is kept, as plain dmesg shows it.
+        XCTAssertEqual(KernelMessageDevice.isoLine(record: ArraySlice(Array("14,5,100,-;systemd[1]: hello\n".utf8)), bootMicroseconds: boot),
+                       "2026-12-01T00:00:00,000100+00:00 systemd[1]: hello\n")
         XCTAssertNil(KernelMessageDevice.isoLine(record: ArraySlice(Array("garbage".utf8)), bootMicroseconds: boot))
         // The line parses as the dmesg --time-format iso style the host reader reads.
         let bytes = Array(line!.utf8.dropLast())
