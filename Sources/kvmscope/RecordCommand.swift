@@ -47,10 +47,11 @@ struct RecordCommand: ParsableCommand {
           $ kvmscope record --qmp /run/vm1.qmp -o capture/ -- ssh vm1 fio job.fio   # while a command runs
           $ kvmscope explain capture/
           $ kvmscope record --restore -o capture/                  # after a SIGKILL
-        Output, as it happens:
-          attached to QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3) (pid 4242): disks virtio0; 13 trace events turned on, 0 already on
-          1796150001.420117 FAILURE write sector 2048+8 device 0x55d0c8a0e810 [backend-error, EIO, guest: IOERR]: ...
-          1796150001.420391 QMP BLOCK_IO_ERROR virtio0 write action report: Input/output error (EIO 5)
+        Output, as it happens (times UTC, QEMU's clock):
+          attached to QEMU 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3) (pid 23089): disks drive0; 25 trace events turned on, 1 already on
+          17:09:31.271564  FAILED  write sector 2048+8 on device 0x562c88072000: EIO 5 Input/output error → guest told IOERR [backend-error]
+          17:09:31.271589  QMP BLOCK_IO_ERROR drive0 write: EIO 5 Input/output error, action report
+          stopped (duration: recorded for 10 s); the VM is as it was (25 events turned off, log file restored)
         Exit status: 0 recorded (and restored), 1 failed or not restored, 2 usage error.
         """
     )

@@ -16,14 +16,27 @@ public enum RecordRenderer {
             }
             for m in missing { s += style.yellow("not captured: \(m)") + "\n" }
             return s
-        case let .failure(n):
-            return TraceReportRenderer.followLine(n, style: style)
+        case let .failure(.failure(f)):
+            // time, device, operation, sector+count, the errno decoded, what the guest was told.
+            var line = "\(clock(f.time))  FAILED  \(f.operation.words)"
+            if let sector = f.sector { line += " sector \(sector)+\(f.sectors ?? 0)" }
+            line += " on device \(f.device): "
+            if let name = f.errnoName { line += "\(name) \(f.errno.map(String.init) ?? "") \(f.errnoMessage ?? "")" } else { line += f.cause.rawValue }
+            line += " → guest told \(f.guestStatus ?? "nothing yet") [\(f.cause.rawValue)]"
+            return style.red(line) + "\n"
+        case let .failure(.vmPaused(at, waiting)):
+            var line = "\(clock(at))  VM PAUSED on an I/O error (werror/rerror=stop)"
+            if !waiting.isEmpty { line += "; QEMU holds \(waiting.count) request\(waiting.count == 1 ? "" : "s") for a retry on `cont`" }
+            return style.yellow(line) + "\n"
+        case let .failure(.vmResumed(at, seconds)):
+            return "\(clock(at))  VM RESUMED" + (seconds.map { String(format: " after %.3f s", $0) } ?? "") + "\n"
         case let .event(name, time, data):
-            var line = "\(time.map { String(format: "%.6f", $0) } ?? "-") QMP \(name)"
+            var line = "\(clock(time))  QMP \(name)"
             if name == "BLOCK_IO_ERROR" {
                 let dev = data["device"].flatMap { $0.isEmpty ? nil : $0 } ?? data["node-name"] ?? "?"
-                line += " \(dev) \(data["operation"] ?? "?") action \(data["action"] ?? "?")"
-                if let reason = data["reason"] { line += ": \(reason)" + (ErrnoTable.standard.entry(message: reason).map { " (\($0.name) \($0.number))" } ?? "") }
+                line += " \(dev) \(data["operation"] ?? "?")"
+                if let reason = data["reason"] { line += ": " + (ErrnoTable.standard.entry(message: reason).map { "\($0.name) \($0.number) " } ?? "") + reason }
+                line += ", action \(data["action"] ?? "?")"
                 if data["nospace"] == "1" || data["nospace"] == "true" { line += " [no space]" }
                 return style.red(line) + "\n"
             }
@@ -44,6 +57,15 @@ public enum RecordRenderer {
             for x in m.missing { s += style.yellow("not captured: \(x)") + "\n" }
             return s
         }
+    }
+
+    /// `17:09:31.271564` (UTC, as explain's timeline), or `-` without a time.
+    static func clock(_ t: Double?) -> String {
+        guard let t, t.isFinite, t >= 0, t < 253402300800 else { return "-" }
+        let micros = Int64((t * 1_000_000).rounded())
+        var secs = time_t(micros / 1_000_000)
+        var tm = tm(); gmtime_r(&secs, &tm)
+        return String(format: "%02d:%02d:%02d.%06lld", tm.tm_hour, tm.tm_min, tm.tm_sec, micros % 1_000_000)
     }
 
     public static func json(_ notice: RecordNotice) -> String {
