@@ -59,7 +59,7 @@ struct RecordCommand: ParsableCommand {
     @Option(name: .long, help: "The VM's QMP monitor: unix:PATH, tcp:HOST:PORT, or a socket path. QEMU serves one client per monitor.")
     var qmp: String?
 
-    @Option(name: .long, help: "The QEMU process: its QMP socket is found in its command line.")
+    @Option(name: .long, help: "The QEMU process: its QMP socket is found in its command line (with --qmp: the process behind a TCP monitor).")
     var pid: Int32?
 
     @Option(name: [.customShort("o"), .long], help: "The capture directory (created mode 0700; must be new or empty).")
@@ -95,7 +95,6 @@ struct RecordCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        if qmp != nil && pid != nil { throw ValidationError("give --qmp or --pid, not both") }
         if !restore && qmp == nil && pid == nil { throw ValidationError("give the VM's monitor: --qmp unix:PATH (or --pid PID)") }
         if rotate != nil && flightRecorder != nil { throw ValidationError("--rotate and --flight-recorder both bound the trace: give one") }
         if after != nil && flightRecorder == nil { throw ValidationError("--after is for --flight-recorder") }
@@ -155,7 +154,8 @@ struct RecordCommand: ParsableCommand {
 
     /// The monitor to use: --qmp, or the first QMP monitor in --pid's command line.
     private func locate() throws -> (QMPAddress, QEMUProcess) {
-        if let qmp { return (try QMPAddress(parsing: qmp), QEMUProcess(pid: nil, arguments: [])) }
+        // --qmp with --pid: that socket, and that process (a TCP monitor has no peer pid).
+        if let qmp { return (try QMPAddress(parsing: qmp), try pid.map { try QEMUProcess.read(pid: $0) } ?? QEMUProcess(pid: nil, arguments: [])) }
         let process = try QEMUProcess.read(pid: pid!)
         guard process.isQEMU else {
             throw KVMScopeError.usage("process \(pid!) is not QEMU (\(process.arguments.first ?? "?"))")

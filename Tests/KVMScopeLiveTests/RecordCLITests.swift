@@ -55,7 +55,7 @@ final class RecordCLITests: XCTestCase {
     func testUsageErrors() throws {
         let c: String = dir + "/c"
         let cases: [([String], String)] = [(["record", "-o", c], "--qmp"),
-                             (["record", "--qmp", "/x", "--pid", "1", "-o", c], "not both"),
+                             (["record", "--qmp", "/x", "-o", c, "--after", "5s"], "--after is for --flight-recorder"),
                              (["record", "--qmp", "/x", "-o", c, "--rotate", "10M"], "rotate"),
                              (["record", "--qmp", "/x", "-o", c, "--rotate", "1M,2", "--flight-recorder", "1M"], "give one"),
                              (["record", "--qmp", "vm1", "-o", c], "not a QMP address"),
