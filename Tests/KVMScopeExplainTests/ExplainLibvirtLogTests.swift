@@ -74,4 +74,22 @@ import KVMScopeTestSupport
         let cmdline = try #require(ExplainSession.commandLine(inDirectory: dir))
         #expect((cmdline.name as NSString).lastPathComponent == "libvirt-qemu.log")
     }
+
+    /// A per-domain log keeps every start of the VM. With two, only the last run is the trace:
+    /// the first run's two failed writes are not counted again, and a note says which run.
+    @Test func aLogOfSeveralStartsIsReadFromTheLastRun() throws {
+        let log = try String(contentsOfFile: Self.path("libvirt-qemu.log"), encoding: .utf8)
+        let dir = TempDir()
+        let twice = dir.path + "/libvirt-qemu.log"
+        try (log + log).write(toFile: twice, atomically: true, encoding: .utf8)
+        var inputs = ExplainSession.Inputs(guest: try FileByteSource(path: Self.path("console.log")),
+                                           trace: try FileByteSource(path: twice),
+                                           qmp: try FileByteSource(path: Self.path("qmp-events.txt")))
+        inputs.qemuCommandLine = try FileByteSource(path: twice)
+        let r = try ExplainSession.run(inputs)
+        try Self.check(r)
+        let lines = log.split(separator: "\n", omittingEmptySubsequences: false).count - (log.hasSuffix("\n") ? 1 : 0)
+        #expect(r.inputs.understood.first { $0.role == InputKind.qemuTrace.rawValue }?.lines == lines)
+        #expect(r.inputs.notes.contains { $0.contains("libvirt's log of 2 QEMU starts; the trace is read from the last one (line \(lines + 1)") })
+    }
 }

@@ -231,7 +231,16 @@ public enum ExplainSession {
             }
         }
         var traceReport: TraceReport?
-        if let t = inputs.trace {
+        if var t = inputs.trace {
+            // A libvirt log of several QEMU starts: only the last run is this VM's evidence (the
+            // command line read is the last start's too); earlier runs' requests would be
+            // taken for this one's, and their unfinished ones for stuck requests.
+            if let file = underlyingFile(t), file.isRegularFile,
+               let starts = try? LibvirtDomainLog.starts(in: FileByteSource(path: file.path, allowEmpty: true)),
+               starts.count > 1, let last = starts.last {
+                t = LineSkippingByteStream(t, skippingLines: last.line - 1)
+                notes.append("\(t.name): libvirt's log of \(starts.count) QEMU starts; the trace is read from the last one (line \(last.line), started \(last.stamp)), \(starts.count == 2 ? "the one before it is another run" : "the \(starts.count - 1) before it are other runs") of the VM")
+            }
             var options = VirtioBlkRequestTracker.Options()
             options.maxFailuresKept = detailLimit
             // A part split from a mixed input holds trace lines by construction (and empty lines
