@@ -138,7 +138,10 @@ struct RecordCommand: ParsableCommand {
         }
         var child: Process?
         if !command.isEmpty {
-            recorder.shouldStop = { child.map { !$0.isRunning } ?? false }
+            recorder.shouldStop = {
+                guard let c = child, !c.isRunning else { return nil }
+                return "`\(command.joined(separator: " "))` exited with status \(c.terminationStatus)"
+            }
         }
         recorder.onAttached = {
             guard !command.isEmpty else { return }

@@ -18,8 +18,8 @@ public final class VMRecorder: @unchecked Sendable {
     public var onNotice: ((RecordNotice) -> Void)?
     /// Called once the VM is set up for recording (`record -- CMD` starts CMD here).
     public var onAttached: (() -> Void)?
-    /// Polled each tick: true stops the recording (`record -- CMD`: the command exited).
-    public var shouldStop: (() -> Bool)?
+    /// Polled each tick: a reason stops the recording (`record -- CMD`: the command exited).
+    public var shouldStop: (() -> String?)?
     private let noticeLock = NSLock()
 
     public init(monitor: QMPMonitor, process: QEMUProcess, options: RecordOptions) {
@@ -168,7 +168,7 @@ public final class VMRecorder: @unchecked Sendable {
         defer { counts.traceLines = deliver.lines }
         while true {
             if StopSignals.requested { return ("signal", "interrupted (SIGINT/SIGTERM)") }
-            if shouldStop?() == true { return ("command-exited", "the command given after -- exited") }
+            if let why = shouldStop?() { return ("command-exited", why) }
             let now = Self.monotonic()
             if let d = options.duration, now - begin >= d { return ("duration", "recorded for \(Int(d)) s") }
             if let a = afterDeadline, now >= a {
