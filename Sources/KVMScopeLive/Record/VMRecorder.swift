@@ -76,7 +76,7 @@ public final class VMRecorder: @unchecked Sendable {
 
         let stamping = !process.logsTimestamps
         let tail = try QEMULogTail(directory: (dir as NSString).appendingPathComponent(".qemu-log"),
-                                   owner: (monitor as? QMPSocketMonitor)?.peerUID)
+                                   owner: (monitor as? QMPSocketMonitor)?.peerUID ?? process.userID())
 
         // Changes, each written to the state file before it is made (`record --restore`).
         state.eventsTurnedOn = plan.toTurnOn
