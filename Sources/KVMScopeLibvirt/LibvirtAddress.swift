@@ -6,8 +6,8 @@ import KVMScopeLive
 /// Written into a capture's `record-state.json` (its `qmp` field) and `capture.json`, so
 /// `record --restore` reconnects through libvirt to the same domain: `libvirt:NAME` for the
 /// default `qemu:///system`, `libvirt:NAME?connect=URI` otherwise. The name and the URI are
-/// percent-encoded where they hold `%`, `?`, `&`, `=` or a control character (libvirt allows
-/// most characters in a domain name; a URI holds `?` and `&` of its own).
+/// percent-encoded where they hold `%`, `?`, `&`, `=`, a control or a non-ASCII character
+/// (libvirt allows most characters in a domain name; a URI holds `?` and `&` of its own).
 public struct LibvirtAddress: Equatable, Sendable, CustomStringConvertible {
     public static let defaultURI = "qemu:///system"
     public static let scheme = "libvirt:"
@@ -48,8 +48,9 @@ public struct LibvirtAddress: Equatable, Sendable, CustomStringConvertible {
     }
 
     private static func encode(_ s: String) -> String {
-        // Everything but controls and the four separators passes as it is (a UTF-8 name stays readable).
-        let allowed = CharacterSet.controlCharacters.union(CharacterSet(charactersIn: "%?&=")).inverted
+        // Printable ASCII but the four separators passes as it is; the rest goes as %XX of its
+        // UTF-8 bytes (Foundation encodes every non-ASCII character).
+        let allowed = CharacterSet(charactersIn: " !\"#$'()*+,-./0123456789:;<>@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~")
         return s.addingPercentEncoding(withAllowedCharacters: allowed) ?? s
     }
 }

@@ -32,9 +32,10 @@ enum PassthroughJSON {
     /// A QMP event as libvirt's monitor-event callback gives it (the name, QEMU's timestamp,
     /// the `data` member re-serialized by libvirt, or none), put back into the line QEMU sent:
     /// `{"timestamp": {"seconds": S, "microseconds": U}, "event": NAME, "data": {…}}` — the
-    /// member order of qapi/qmp-event.c qmp_event_build_dict, so a capture's qmp.jsonl reads the
-    /// same whichever way it was recorded. nil for what is not an event (no name, data that is
-    /// not a JSON object).
+    /// member order of qapi/qmp-event.c qmp_event_build_dict, so a capture's qmp.jsonl has the
+    /// same lines whichever way it was recorded. `data` is libvirt's text as it came (libvirt
+    /// re-serializes it compactly: `{"device":"drive0",…}` where QEMU writes `"device": "drive0"`).
+    /// nil for what is not an event (no name, data that is not a JSON object).
     static func event(name: String, seconds: Int64, microseconds: UInt32, details: String?) -> QMPMessage? {
         guard !name.isEmpty, name.utf8.count <= 256,
               let nameJSON = try? JSONSerialization.data(withJSONObject: [name], options: [.fragmentsAllowed]) else { return nil }
