@@ -76,21 +76,22 @@ public final class LibvirtMonitor: QMPMonitor, @unchecked Sendable {
             case 0: throw LibvirtError.notRunning(name: target.domain)
             default: let e = Self.lastError(); throw LibvirtError.failed(call: "virDomainIsActive", code: e.code, message: e.message)
             }
-            // The first passthrough call: refused here, before anything changes, on a read-only
-            // connection (libvirt-qemu.c virDomainQemuMonitorCommand: VIR_ERR_OPERATION_DENIED)
-            // and by a driver without passthrough (VIR_ERR_NO_SUPPORT).
-            qemuVersion = PassthroughJSON.version(fromQueryVersion: try execute("query-version", arguments: nil, timeout: 30)) ?? "?"
+            // In the order of their side effects, none until the last: subscribing to the QMP
+            // events is refused on a read-only connection (VIR_ERR_OPERATION_DENIED, checked by
+            // libvirt-qemu.c virConnectDomainQemuMonitorEventRegister, or by the daemon for a
+            // client of its read-only socket) and by a driver without passthrough
+            // (VIR_ERR_NO_SUPPORT); the QEMU process must be on this host (a remote URI's is
+            // not); only then the first command, which makes libvirt taint the domain.
             try subscribe()
+            guard uuid != "?" else { throw LibvirtError.failed(call: "virDomainGetUUIDString", code: -1, message: "no UUID") }
+            switch DomainProcessLookup.find(uuid: uuid, pidFiles: DomainProcessLookup.pidFiles(name: target.domain), procRoot: procRoot) {
+            case let .success(pid): qemuPID = pid
+            case let .failure(f): throw LibvirtError.processNotFound(name: target.domain, uuid: uuid, detail: f.detail)
+            }
+            qemuVersion = PassthroughJSON.version(fromQueryVersion: try execute("query-version", arguments: nil, timeout: 30)) ?? "?"
         } catch {
             close()
             throw error
-        }
-        if uuid == "?" { close(); throw LibvirtError.failed(call: "virDomainGetUUIDString", code: -1, message: "no UUID") }
-        switch DomainProcessLookup.find(uuid: uuid, pidFiles: DomainProcessLookup.pidFiles(name: target.domain), procRoot: procRoot) {
-        case let .success(pid): qemuPID = pid
-        case let .failure(f):
-            close()
-            throw LibvirtError.processNotFound(name: target.domain, uuid: uuid, detail: f.detail)
         }
     }
 
@@ -126,7 +127,7 @@ public final class LibvirtMonitor: QMPMonitor, @unchecked Sendable {
     }
 
     /// What a failed passthrough call means for the recorder.
-    private func failure(_ e: (code: Int32, message: String), command: String) -> Error {
+    private func failure(_ e: (code: Int32, message: String), command: String, call: String? = nil) -> Error {
         switch e.code {
         case Int32(VIR_ERR_OPERATION_DENIED.rawValue): return LibvirtError.readOnly(uri: target.uri)
         case Int32(VIR_ERR_ACCESS_DENIED.rawValue): return LibvirtError.accessDenied(uri: target.uri, message: e.message)
@@ -142,7 +143,7 @@ public final class LibvirtMonitor: QMPMonitor, @unchecked Sendable {
             waitForExit(seconds: 10)
             return QMPError.closed(address: address)
         }
-        return LibvirtError.failed(call: "virDomainQemuMonitorCommand(\(command))", code: e.code, message: e.message)
+        return LibvirtError.failed(call: call ?? "virDomainQemuMonitorCommand(\(command))", code: e.code, message: e.message)
     }
 
     private func processAlive() -> Bool { qemuPID <= 0 || kill(qemuPID, 0) == 0 || errno == EPERM }
@@ -183,7 +184,7 @@ public final class LibvirtMonitor: QMPMonitor, @unchecked Sendable {
         if monitorCallback < 0 {
             Unmanaged<MonitorEventQueue>.fromOpaque(o).release()
             let e = Self.lastError()
-            throw failure((e.code, e.message), command: "virConnectDomainQemuMonitorEventRegister")
+            throw failure((e.code, e.message), command: "(events)", call: "virConnectDomainQemuMonitorEventRegister")
         }
         o = opaque()
         lifecycleCallback = virConnectDomainEventRegisterAny(c, d, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue),
@@ -216,7 +217,13 @@ private final class PassthroughCall: @unchecked Sendable {
     let command: String
     var reply: String?
     var error: (code: Int32, message: String)?
-    init(domain: OpaquePointer, command: String) { self.domain = domain; self.command = command }
+    /// Holds its own reference to the domain (virDomainRef), so a call still running after its
+    /// caller timed out never uses a domain the monitor has freed on close.
+    init(domain: OpaquePointer, command: String) {
+        virDomainRef(domain)
+        self.domain = domain; self.command = command
+    }
+    deinit { virDomainFree(domain) }
     func run() {
         var result: UnsafeMutablePointer<CChar>?
         if virDomainQemuMonitorCommand(domain, command, &result, 0) == 0, let r = result {
