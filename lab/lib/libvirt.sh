@@ -8,7 +8,7 @@
 #                         resolves its compiled-in default user before it reads qemu.conf,
 #                         src/qemu/qemu_conf.c virQEMUDriverConfigNew), qemu.conf for a host
 #                         without systemd, cgroup delegation or a security driver (QEMU as root,
-#                         stdio_handler logd: QEMU's stderr goes to virtlogd, which writes
+#                         or as LAB_QEMU_USER=libvirt-qemu, the stock user; stdio_handler logd: QEMU's stderr goes to virtlogd, which writes
 #                         /var/log/libvirt/qemu/NAME.log as on a stock host), then virtlogd -d
 #                         and libvirtd -d; returns once `virsh version` answers (libvirtd probes
 #                         QEMU's capabilities first). Their pids are appended to WORK/daemon-pids.
@@ -28,9 +28,9 @@ libvirt_ns_start() {
     getent group libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:' >>"$work/group"
     mount --bind "$work/passwd" /etc/passwd
     mount --bind "$work/group" /etc/group
-    cat >/etc/libvirt/qemu.conf <<'CONF'
-user = "root"
-group = "root"
+    cat >/etc/libvirt/qemu.conf <<CONF
+user = "${LAB_QEMU_USER:-root}"
+group = "${LAB_QEMU_USER:-root}"
 dynamic_ownership = 0
 remember_owner = 0
 security_driver = "none"
