@@ -41,8 +41,9 @@ public final class LibvirtMonitor: QMPMonitor, @unchecked Sendable {
 
     public var pollDescriptor: Int32 { events.pollDescriptor }
 
-    /// Opens a read-write connection to `target.uri`, finds the running domain and its QEMU
-    /// process, checks the passthrough works (`query-version`) and subscribes to its events.
+    /// Opens a read-write connection to `target.uri`, finds the running domain, subscribes to its
+    /// QMP events, finds its QEMU process on this host, then asks `query-version` (the first
+    /// monitor command).
     public convenience init(_ target: LibvirtAddress, procRoot: String = "/proc") throws {
         try self.init(target, readOnly: false, procRoot: procRoot)
     }
