@@ -13,6 +13,7 @@ import PackageDescription
 //   KVMScopeDrops     skb:kfree_skb, NET_DM      KVMScopeFaults  blkdebug rules, block backends, qemu-io
 //   KVMScopeHost      the host's kernel log (host block devices, SAN/NFS/Ceph paths, host filesystems)
 //   KVMScopeLive      live VM access: QMP monitors, `record` (attach, trace, restore)
+//   CLibvirt          the system libvirt client library    KVMScopeLibvirt  a libvirt domain as a QMP monitor
 //   KVMScopeExplain   correlation of guest log, trace and QMP into a verdict
 //   KVMScopeExamples  the bundled lab captures   KVMScopeNBD     the NBD server (SwiftNIO)
 //   KVMScope          umbrella: re-exports the domains, composes the format registry
@@ -60,6 +61,10 @@ let package = Package(
         .target(name: "KVMScopeLive",
                 dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeTrace", "KVMScopeHost"],
                 swiftSettings: swift6),
+        // `record --domain`: a libvirt domain's QEMU monitor reached through libvirt's own API
+        // (QMP passthrough and monitor events), never by taking libvirt's monitor socket.
+        .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt-qemu", providers: [.apt(["libvirt-dev"]), .brew(["libvirt"])]),
+        .target(name: "KVMScopeLibvirt", dependencies: ["KVMScopeCore", "KVMScopeLive", "CLibvirt"], swiftSettings: swift6),
         .target(name: "KVMScope",
                 dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP",
                                "KVMScopeExits", "KVMScopeDrops", "KVMScopeFaults", "KVMScopeExplain", "KVMScopeExamples",
@@ -78,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "kvmscope",
             dependencies: [
-                "KVMScope", "KVMScopeNBD", "KVMScopeExamples",
+                "KVMScope", "KVMScopeNBD", "KVMScopeExamples", "KVMScopeLibvirt",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swift6
@@ -131,6 +136,8 @@ let package = Package(
         ),
         .testTarget(name: "KVMScopeLiveTests",
                     dependencies: ["KVMScopeLive", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
+        .testTarget(name: "KVMScopeLibvirtTests",
+                    dependencies: ["KVMScopeLibvirt", "KVMScopeLive", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         .testTarget(name: "KVMScopeExplainTests",
                     dependencies: ["KVMScopeExplain", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         // The tests that run the `kvmscope` binary as a user would (commands, JSON contract, live runs).

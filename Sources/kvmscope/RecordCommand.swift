@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVMScope
+import KVMScopeLibvirt
 
 /// A size argument: `256M`, `1G`, `512K`, `4096` (bytes; powers of 1024).
 struct SizeArgument: ExpressibleByArgument {
@@ -43,6 +44,7 @@ struct RecordCommand: ParsableCommand {
         Examples:
           $ kvmscope record --qmp /run/vm1.qmp -o capture/ --duration 10m
           $ kvmscope record --pid 4242 -o capture/                 # find the QMP socket in its command line
+          $ kvmscope record --domain vm1 -o capture/               # a libvirt domain, through libvirt (qemu:///system)
           $ kvmscope record --qmp /run/vm1.qmp -o capture/ --flight-recorder 256M   # until it fails again
           $ kvmscope record --qmp /run/vm1.qmp -o capture/ -- ssh vm1 fio job.fio   # while a command runs
           $ kvmscope explain capture/
@@ -61,6 +63,12 @@ struct RecordCommand: ParsableCommand {
 
     @Option(name: .long, help: "The QEMU process: its QMP socket is found in its command line (with --qmp: the process behind a TCP monitor).")
     var pid: Int32?
+
+    @Option(name: .long, help: "A libvirt domain: its monitor is reached through libvirt (QMP passthrough; libvirt marks the domain tainted), never libvirt's socket.")
+    var domain: String?
+
+    @Option(name: .long, help: "With --domain: the libvirt connection URI (default qemu:///system); it must be read-write.")
+    var connect: String?
 
     @Option(name: [.customShort("o"), .long], help: "The capture directory (created mode 0700; must be new or empty).")
     var output: String
@@ -95,7 +103,11 @@ struct RecordCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        if !restore && qmp == nil && pid == nil { throw ValidationError("give the VM's monitor: --qmp unix:PATH (or --pid PID)") }
+        if domain != nil && (qmp != nil || pid != nil) { throw ValidationError("give --domain, or --qmp/--pid, not both") }
+        if connect != nil && domain == nil && !restore { throw ValidationError("--connect is the libvirt URI of --domain: give --domain NAME") }
+        if !restore && qmp == nil && pid == nil && domain == nil {
+            throw ValidationError("give the VM's monitor: --qmp unix:PATH (or --pid PID, or --domain NAME for a libvirt VM)")
+        }
         if rotate != nil && flightRecorder != nil { throw ValidationError("--rotate and --flight-recorder both bound the trace: give one") }
         if after != nil && flightRecorder == nil { throw ValidationError("--after is for --flight-recorder") }
         if restore && (duration != nil || rotate != nil || flightRecorder != nil || !command.isEmpty) {
@@ -105,12 +117,19 @@ struct RecordCommand: ParsableCommand {
 
     func run() throws {
         if restore { return try runRestore() }
-        let (address, process) = try locate()
-        let monitor = try QMPSocketMonitor(address)
-        var proc = process
-        if proc.pid == nil, let peer = monitor.peerPID { proc = (try? QEMUProcess.read(pid: peer)) ?? QEMUProcess(pid: peer, arguments: []) }
-        if proc.pid == nil {
-            throw KVMScopeError.usage("over \(address) the QEMU process cannot be known, and with it where its log goes (-D) to restore it: give --pid PID too")
+        let monitor: QMPMonitor
+        var proc: QEMUProcess
+        if let domain {
+            (monitor, proc) = try openDomain(domain)
+        } else {
+            let (address, process) = try locate()
+            let socket = try QMPSocketMonitor(address)
+            proc = process
+            if proc.pid == nil, let peer = socket.peerPID { proc = (try? QEMUProcess.read(pid: peer)) ?? QEMUProcess(pid: peer, arguments: []) }
+            if proc.pid == nil {
+                throw KVMScopeError.usage("over \(address) the QEMU process cannot be known, and with it where its log goes (-D) to restore it: give --pid PID too")
+            }
+            monitor = socket
         }
         var options = RecordOptions(outputDirectory: output)
         options.duration = duration?.seconds
@@ -172,6 +191,7 @@ struct RecordCommand: ParsableCommand {
     private func runRestore() throws {
         var state = try RecordState.load(directory: output)
         if state.restored { CLIOutput.write("\(output): the VM was already restored when record stopped; nothing to do\n"); return }
+        if domain != nil || LibvirtAddress.isLibvirt(state.qmp) { return try restoreDomain(&state) }
         let address = try QMPAddress(parsing: qmp ?? state.qmp)
         let monitor: QMPSocketMonitor
         do { monitor = try QMPSocketMonitor(address) } catch let QMPError.cannotConnect(_, reason) {

@@ -79,7 +79,7 @@ public final class VMRecorder: @unchecked Sendable {
 
         let stamping = !process.logsTimestamps
         let tail = try QEMULogTail(directory: (dir as NSString).appendingPathComponent(".qemu-log"),
-                                   owner: (monitor as? QMPSocketMonitor)?.peerUID)
+                                   owner: (monitor as? QMPSocketMonitor)?.peerUID ?? process.userID())
 
         func makeManifest(_ reason: String, _ detail: String) -> CaptureManifest {
             CaptureManifest(
