@@ -70,19 +70,22 @@ final class RecordRestoreTests: XCTestCase {
                              "monitor_qmp_cmd_in_band": "disabled"]
 
     func testRecordTurnsOffOnlyWhatItTurnedOnAndPointsTheLogBack() throws {
-        let fake = FakeMonitor(states: Self.qemuStates, logFile: "/var/log/vm1-qemu.log")
+        let logFile = dir + "-vm1-qemu.log"
+        FileManager.default.createFile(atPath: logFile, contents: nil)
+        defer { unlink(logFile) }
+        let fake = FakeMonitor(states: Self.qemuStates, logFile: logFile)
         var options = RecordOptions(outputDirectory: dir)
         options.duration = 0.2
         options.hostKernel = false
         options.events = ["virtio_blk_rw_complete", "virtio_blk_req_complete", "virtio_blk_handle_write", "nbd_co_request_fail", "not_in_qemu"]
-        let process = QEMUProcess(pid: 4242, arguments: ["qemu-system-x86_64", "-D", "/var/log/vm1-qemu.log", "-msg", "timestamp=on"])
+        let process = QEMUProcess(pid: getpid(), arguments: ["qemu-system-x86_64", "-D", logFile, "-msg", "timestamp=on"])
         let manifest = try VMRecorder(monitor: fake, process: process, options: options).run()
 
         XCTAssertEqual(manifest.traceEvents.turnedOn, ["virtio_blk_handle_write", "virtio_blk_rw_complete"])
         XCTAssertEqual(manifest.traceEvents.alreadyOn, ["virtio_blk_req_complete"])
         XCTAssertEqual(manifest.traceEvents.notInThisQEMU, ["nbd_co_request_fail", "not_in_qemu"])
         XCTAssertEqual(fake.states, Self.qemuStates, "every event back in its state, the one already on still on")
-        XCTAssertEqual(fake.logFile, "/var/log/vm1-qemu.log", "QEMU's log back at its -D file")
+        XCTAssertEqual(fake.logFile, logFile, "QEMU's log back at its -D file")
         XCTAssertTrue(manifest.restored)
         XCTAssertEqual(manifest.stopReason, "duration")
         XCTAssertFalse(fake.sent.contains { ["stop", "cont", "system_reset", "quit"].contains($0) }, "record never changes the VM's run state")
@@ -95,7 +98,7 @@ final class RecordRestoreTests: XCTestCase {
         var options = RecordOptions(outputDirectory: dir)
         options.duration = 0.1
         options.hostKernel = false
-        _ = try VMRecorder(monitor: fake, process: QEMUProcess(pid: 1, arguments: ["qemu-system-x86_64"]), options: options).run()
+        _ = try VMRecorder(monitor: fake, process: QEMUProcess(pid: getpid(), arguments: ["qemu-system-x86_64"]), options: options).run()
         XCTAssertEqual(fake.logFile, "/dev/stderr")
     }
 
@@ -108,7 +111,7 @@ final class RecordRestoreTests: XCTestCase {
         var options = RecordOptions(outputDirectory: dir)
         options.hostKernel = false
         options.events = ["virtio_blk_rw_complete", "virtio_blk_handle_write"]
-        let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: 1, arguments: ["qemu-system-x86_64"]), options: options).run()
+        let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: getpid(), arguments: ["qemu-system-x86_64"]), options: options).run()
         XCTAssertEqual(m.stopReason, "error")
         var state = try RecordState.load(directory: dir)
         XCTAssertEqual(state.eventsTurnedOn, ["virtio_blk_handle_write", "virtio_blk_rw_complete"])
@@ -124,7 +127,7 @@ final class RecordRestoreTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: dir + "/capture.json", contents: Data("{}".utf8))
         let fake = FakeMonitor(states: Self.qemuStates, logFile: nil)
-        XCTAssertThrowsError(try VMRecorder(monitor: fake, process: QEMUProcess(pid: 1, arguments: []),
+        XCTAssertThrowsError(try VMRecorder(monitor: fake, process: QEMUProcess(pid: getpid(), arguments: []),
                                             options: RecordOptions(outputDirectory: dir)).run()) { e in
             XCTAssertTrue("\(e)".contains("is not empty"), "\(e)")
         }
@@ -138,7 +141,7 @@ final class RecordRestoreTests: XCTestCase {
         fake.events = [QMPMessage(line: line, object: try JSONSerialization.jsonObject(with: Data(line)) as! [String: Any])]
         var options = RecordOptions(outputDirectory: dir)
         options.hostKernel = false
-        let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: 1, arguments: ["qemu-system-x86_64"]), options: options).run()
+        let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: getpid(), arguments: ["qemu-system-x86_64"]), options: options).run()
         XCTAssertEqual(m.stopReason, "vm-shutdown")
         XCTAssertEqual(fake.states, Self.qemuStates)
         let qmp = try String(contentsOfFile: dir + "/qmp.jsonl")
@@ -154,8 +157,8 @@ final class RecordRestoreTests: XCTestCase {
         options.duration = 4
         options.statsInterval = 0.5
         options.hostKernel = false
-        let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: 4242, arguments: ["/usr/bin/qemu-system-x86_64"]), options: options).run()
+        let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: getpid(), arguments: ["/usr/bin/qemu-system-x86_64"]), options: options).run()
         let warning = try XCTUnwrap(m.missing.first { $0.contains("without the log trace backend") })
-        XCTAssertTrue(warning.contains("qemu-trace-stap run -p 4242 /usr/bin/qemu-system-x86_64"), warning)
+        XCTAssertTrue(warning.contains("qemu-trace-stap run -p \(getpid()) /usr/bin/qemu-system-x86_64"), warning)
     }
 }

@@ -15,6 +15,9 @@ public struct RecordState: Codable, Sendable, Equatable {
     public var logFileBefore: String?
     /// True once record pointed QEMU's log at its own file (so a restore must point it back).
     public var logFileRedirected = false
+    /// The staging files QEMU's log was pointed at (outside the capture: QEMU's user must
+    /// reach them); removed once QEMU's log is pointed back.
+    public var stagingDirectory: String?
     public var restored = false
 
     public init(qmp: String, qemuPid: Int32?, logFileBefore: String?) {

@@ -18,8 +18,9 @@ final class QEMULogTail {
     let switchBytes: Int
     private(set) var bytesRead: Int64 = 0
 
-    /// Creates the staging directory, owned by QEMU's user (QEMU opens the files itself).
-    init(directory: String, owner: UInt32?, switchBytes: Int = 4 << 20) throws {
+    /// Creates the staging files in `directory`, owned by QEMU's user and group (QEMU opens
+    /// them itself, as that user).
+    init(directory: String, owner: UInt32?, group: UInt32? = nil, switchBytes: Int = 4 << 20) throws {
         self.directory = directory
         self.switchBytes = switchBytes
         paths = ["a", "b"].map { (directory as NSString).appendingPathComponent("qemu-log-\($0)") }
@@ -29,10 +30,10 @@ final class QEMULogTail {
         for p in paths {
             let fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw KVMScopeError.cannotWrite(path: p, reason: KVMScopeError.systemMessage(errno)) }
-            if let owner, owner != getuid() { _ = fchown(fd, owner, gid_t(UInt32.max)) }
+            if let owner, owner != getuid() { _ = fchown(fd, owner, group ?? gid_t(UInt32.max)) }
             close(fd)
         }
-        if let owner, owner != getuid() { _ = chown(directory, owner, gid_t(UInt32.max)) }
+        if let owner, owner != getuid() { _ = chown(directory, owner, group ?? gid_t(UInt32.max)) }
     }
 
     deinit { if readFD >= 0 { close(readFD) } }
@@ -52,6 +53,9 @@ final class QEMULogTail {
                                          desc: said + (said.contains("ermission") ? " (QEMU runs as another user, or AppArmor/SELinux confines it: give -o a directory QEMU may write)" : ""))
         }
     }
+
+    /// The staging file QEMU writes first (for the access check before anything changes).
+    var firstFile: String { paths[0] }
 
     /// Complete lines QEMU wrote since the last call (each without its newline), switching
     /// staging files when the current one is full.

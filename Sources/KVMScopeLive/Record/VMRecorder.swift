@@ -78,8 +78,17 @@ public final class VMRecorder: @unchecked Sendable {
         try blockFile.flush()
 
         let stamping = !process.logsTimestamps
-        let tail = try QEMULogTail(directory: (dir as NSString).appendingPathComponent(".qemu-log"),
-                                   owner: (monitor as? QMPSocketMonitor)?.peerUID ?? process.userID())
+        let uid = (monitor as? QMPSocketMonitor)?.peerUID ?? process.userID()
+        let logPlan = try TraceLogPlan.choose(process: process, uid: uid, gid: process.groupID())
+        let tail: TraceLogSource
+        switch logPlan {
+        case let .redirect(staging):
+            tail = try QEMULogTail(directory: staging, owner: uid, group: process.groupID())
+            state.stagingDirectory = staging
+        case let .follow(path, why):
+            tail = QEMULogFollower(path: path)
+            warnings.append(why)
+        }
 
         func makeManifest(_ reason: String, _ detail: String) -> CaptureManifest {
             CaptureManifest(
@@ -102,10 +111,13 @@ public final class VMRecorder: @unchecked Sendable {
         var stopReason = "error", stopDetail = ""
         var live: LiveTracker?
         do {
-            for name in plan.toTurnOn { _ = try monitor.execute("trace-event-set-state", ["name": name, "enable": true]) }
-            state.logFileRedirected = true
-            try state.save(directory: dir)
+            // The log first, then the events: no trace line of record's lands in the VM's own log.
+            if case .redirect = logPlan {
+                state.logFileRedirected = true
+                try state.save(directory: dir)
+            }
             try tail.start(monitor)
+            for name in plan.toTurnOn { _ = try monitor.execute("trace-event-set-state", ["name": name, "enable": true]) }
             if options.live { live = try LiveTracker { [weak self] n in self?.noticeFromTrace(n) } }
             notify(.attached(qemu: monitor.qemuVersion, pid: process.pid, devices: devices, turnedOn: plan.toTurnOn.count,
                              alreadyOn: plan.alreadyOn.count, timestamps: stamping ? "arrival" : "qemu", missing: missing))
@@ -154,7 +166,7 @@ public final class VMRecorder: @unchecked Sendable {
 
     /// One pass of the recording loop per tick (50 ms): QMP events as they come, the trace
     /// QEMU wrote, kernel messages, block stats every interval.
-    private func loop(tail: QEMULogTail, trace: CaptureFile, qmp: CaptureFile, stats: CaptureFile, block: CaptureFile,
+    private func loop(tail: TraceLogSource, trace: CaptureFile, qmp: CaptureFile, stats: CaptureFile, block: CaptureFile,
                       kmsg: KernelMessageDevice?, host: CaptureFile?, live: LiveTracker?, stamping: Bool,
                       knownEvents: Set<String>, counts: inout CaptureManifest.Counts) throws -> (String, String) {
         StopSignals.install()
@@ -321,6 +333,11 @@ public final class VMRecorder: @unchecked Sendable {
         if state.logFileRedirected {
             do { try QEMULogTail.pointLog(monitor, at: state.logFileToRestore) } catch QMPError.closed {
             } catch { problems.append("log file: \(error)") }
+        }
+        // QEMU has let go of the staging files (closed on `logfile`, or it exited).
+        if problems.isEmpty, let staging = state.stagingDirectory {
+            for f in ["qemu-log-a", "qemu-log-b"] { unlink((staging as NSString).appendingPathComponent(f)) }
+            rmdir(staging)
         }
         state.restored = problems.isEmpty
         try? state.save(directory: directory)
