@@ -95,7 +95,7 @@ public final class KernelMessageDevice {
         return (usec, String(decoding: record[(semi + 1)..<textEnd], as: UTF8.self))
     }
 
-    static func isoLine(record: ArraySlice<UInt8>, bootMicroseconds: Int64) -> String? {
+    public static func isoLine(record: ArraySlice<UInt8>, bootMicroseconds: Int64) -> String? {
         guard let (usec, text) = fields(record) else { return nil }
         let t = bootMicroseconds + usec
         var secs = time_t(t / 1_000_000)

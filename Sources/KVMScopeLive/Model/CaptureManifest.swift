@@ -80,18 +80,29 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
     public static func load(directory: String) throws -> CaptureManifest? {
         let path = (directory as NSString).appendingPathComponent(fileName)
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        return try decode(data, path: path)
+    }
+
+    /// A manifest from its bytes: refused with one line when it is not one, or of a newer schema.
+    public static func decode(_ data: Data, path: String) throws -> CaptureManifest {
         struct Header: Decodable { var schemaVersion: Int; var tool: String }
         guard let header = try? JSONDecoder().decode(Header.self, from: data), header.tool == "kvmscope record" else {
             throw KVMScopeError.unsupportedFormat(path: path, detail: "not a kvmscope capture manifest")
         }
-        do {
-            guard header.schemaVersion <= JSONContract.schemaVersion else {
-                throw KVMScopeError.unsupportedFormat(path: path, detail: "capture schema \(header.schemaVersion) is newer than this kvmscope reads (\(JSONContract.schemaVersion))")
-            }
-            return try JSONDecoder().decode(CaptureManifest.self, from: data)
-        } catch let e as KVMScopeError { throw e } catch {
+        guard header.schemaVersion <= JSONContract.schemaVersion else {
+            throw KVMScopeError.unsupportedFormat(path: path, detail: "capture schema \(header.schemaVersion) is newer than this kvmscope reads (\(JSONContract.schemaVersion))")
+        }
+        let m: CaptureManifest
+        do { m = try JSONDecoder().decode(CaptureManifest.self, from: data) } catch {
             throw KVMScopeError.unsupportedFormat(path: path, detail: "not a kvmscope capture manifest (\(error))")
         }
+        // Every file is one in the capture directory: a name, never a path out of it.
+        let f = m.files
+        let names = f.trace + [f.qmpEvents, f.blockStats, f.queryBlock] + [f.hostKernelLog, f.qemuCommandLine].compactMap { $0 }
+        guard f.trace.count <= 100_000, names.allSatisfy({ !$0.isEmpty && !$0.contains("/") && $0 != "." && $0 != ".." && !$0.contains("\0") }) else {
+            throw KVMScopeError.unsupportedFormat(path: path, detail: "a capture manifest naming files outside its directory")
+        }
+        return m
     }
 
     /// Written when recording starts (`stopReason` "recording": a capture whose record was

@@ -24,10 +24,20 @@ public final class QMPSocketMonitor: QMPMonitor {
     public var pollDescriptor: Int32 { pending.isEmpty ? fd : -1 }
 
     /// Connects and negotiates; `greetingTimeout` bounds how long a taken monitor is waited for.
-    public init(_ target: QMPAddress, greetingTimeout: Double = 3, connectTimeout: Double = 5) throws {
-        address = target.description
-        fd = try Self.connect(target, timeout: connectTimeout)
-        if case .unix = target {
+    public convenience init(_ target: QMPAddress, greetingTimeout: Double = 3, connectTimeout: Double = 5) throws {
+        let fd = try Self.connect(target, timeout: connectTimeout)
+        var isUnix = false
+        if case .unix = target { isUnix = true }
+        try self.init(connectedDescriptor: fd, address: target.description, peerCredentials: isUnix, greetingTimeout: greetingTimeout)
+    }
+
+    /// Negotiates on a socket already connected (owned from here on, closed on failure): the
+    /// fuzz target and tests hand it one end of a socketpair.
+    public init(connectedDescriptor: Int32, address: String, peerCredentials: Bool = false, greetingTimeout: Double = 3) throws {
+        self.address = address
+        fd = connectedDescriptor
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        if peerCredentials {
             var cred = PeerCredentials()
             var len = socklen_t(MemoryLayout<PeerCredentials>.size)
             if getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0, cred.pid > 0 {
