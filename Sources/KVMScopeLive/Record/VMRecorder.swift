@@ -121,6 +121,7 @@ public final class VMRecorder: @unchecked Sendable {
             if options.live { live = try LiveTracker { [weak self] n in self?.noticeFromTrace(n) } }
             notify(.attached(qemu: monitor.qemuVersion, pid: process.pid, devices: devices, turnedOn: plan.toTurnOn.count,
                              alreadyOn: plan.alreadyOn.count, timestamps: stamping ? "arrival" : "qemu", missing: missing))
+            if case let .follow(_, why) = logPlan { notify(.warning(why)) }
             onAttached?()
             (stopReason, stopDetail) = try loop(tail: tail, trace: traceFile, qmp: qmpFile, stats: statsFile, block: blockFile,
                                                 kmsg: kmsg, host: hostFile, live: live, stamping: stamping,
