@@ -20,13 +20,7 @@ enum PassthroughJSON {
         guard let obj = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
             throw QMPError.badReply(command: command, detail: "not a JSON object")
         }
-        if let err = obj["error"] as? [String: Any] {
-            let cls = err["class"] as? String ?? "GenericError"
-            if cls == "CommandNotFound" { throw QMPError.commandNotFound(command: command, qemuVersion: qemuVersion) }
-            throw QMPError.commandFailed(command: command, errorClass: cls, desc: err["desc"] as? String ?? "")
-        }
-        guard let r = obj["return"] else { throw QMPError.badReply(command: command, detail: "no 'return'") }
-        return r
+        return try qmpReturnValue(obj, command: command, qemuVersion: qemuVersion)
     }
 
     /// A QMP event as libvirt's monitor-event callback gives it (the name, QEMU's timestamp,

@@ -58,3 +58,15 @@ func qemuVersion(fromGreeting object: [String: Any]) -> String? {
     let package = (v["package"] as? String).map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
     return "\(major).\(minor).\(micro)" + (package.isEmpty ? "" : " (\(package))")
 }
+
+/// A command's reply object decoded as QMP defines it (docs/interop/qmp-spec: `return`, or
+/// `error` with `class` and `desc`), for every monitor implementation alike.
+public func qmpReturnValue(_ reply: [String: Any], command: String, qemuVersion: String) throws -> Any {
+    if let err = reply["error"] as? [String: Any] {
+        let cls = err["class"] as? String ?? "GenericError"
+        if cls == "CommandNotFound" { throw QMPError.commandNotFound(command: command, qemuVersion: qemuVersion) }
+        throw QMPError.commandFailed(command: command, errorClass: cls, desc: err["desc"] as? String ?? "")
+    }
+    guard let r = reply["return"] else { throw QMPError.badReply(command: command, detail: "no 'return'") }
+    return r
+}

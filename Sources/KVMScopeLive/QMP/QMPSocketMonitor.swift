@@ -78,13 +78,7 @@ public final class QMPSocketMonitor: QMPMonitor {
             guard let obj = Self.parse(line) else { throw QMPError.badReply(command: command, detail: "not a JSON object") }
             if obj["event"] != nil { pending.append(QMPMessage(line: line, object: obj)); continue }
             guard (obj["id"] as? String) == id else { continue }   // a reply to someone else's id: not ours
-            if let err = obj["error"] as? [String: Any] {
-                let cls = err["class"] as? String ?? "GenericError"
-                if cls == "CommandNotFound" { throw QMPError.commandNotFound(command: command, qemuVersion: qemuVersion) }
-                throw QMPError.commandFailed(command: command, errorClass: cls, desc: err["desc"] as? String ?? "")
-            }
-            guard let r = obj["return"] else { throw QMPError.badReply(command: command, detail: "no 'return'") }
-            return r
+            return try qmpReturnValue(obj, command: command, qemuVersion: qemuVersion)
         }
     }
 
