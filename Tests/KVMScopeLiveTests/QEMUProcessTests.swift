@@ -36,6 +36,9 @@ final class QEMUProcessTests: XCTestCase {
         XCTAssertEqual(KernelMessageDevice.isoLine(record: ArraySlice(Array("14,5,100,-;systemd[1]: hello\n".utf8)), bootMicroseconds: boot),
                        "2026-12-01T00:00:00,000100+00:00 systemd[1]: hello\n")
         XCTAssertNil(KernelMessageDevice.isoLine(record: ArraySlice(Array("garbage".utf8)), bootMicroseconds: boot))
+        // A control byte in the text (the kernel would have escaped it) stays one line (found by fuzz-capture).
+        XCTAssertEqual(KernelMessageDevice.isoLine(record: ArraySlice(Array("14,5,100,-;a\rb\u{1}\n".utf8)), bootMicroseconds: boot),
+                       "2026-12-01T00:00:00,000100+00:00 a\\x0db\\x01\n")
         // The line parses as the dmesg --time-format iso style the host reader reads.
         let bytes = Array(line!.utf8.dropLast())
         let parsed = bytes.withUnsafeBufferPointer { KernelLinePrefixParser.parse(LineBytes($0)) }

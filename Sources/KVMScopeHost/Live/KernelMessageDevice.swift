@@ -92,7 +92,13 @@ public final class KernelMessageDevice {
               let usec = Int64(String(decoding: fields[2], as: UTF8.self)), usec >= 0, usec < 1 << 53 else { return nil }
         var textEnd = record.endIndex
         if let nl = record[(semi + 1)...].firstIndex(of: 0x0A) { textEnd = nl }
-        return (usec, String(decoding: record[(semi + 1)..<textEnd], as: UTF8.self))
+        // The kernel escapes control bytes in /dev/kmsg text as \xNN (printk.c msg_print_ext_body);
+        // escape any that come anyway, so one record is always one line.
+        var text: [UInt8] = []
+        for b in record[(semi + 1)..<textEnd] {
+            if b < 0x20 && b != 0x09 || b == 0x7F { text += Array(String(format: "\\x%02x", b).utf8) } else { text.append(b) }
+        }
+        return (usec, String(decoding: text, as: UTF8.self))
     }
 
     public static func isoLine(record: ArraySlice<UInt8>, bootMicroseconds: Int64) -> String? {

@@ -76,7 +76,7 @@ public final class QMPSocketMonitor: QMPMonitor {
         while true {
             guard let line = try readLine(until: deadline) else { throw QMPError.timedOut(command: command, seconds: timeout) }
             guard let obj = Self.parse(line) else { throw QMPError.badReply(command: command, detail: "not a JSON object") }
-            if obj["event"] != nil { pending.append(QMPMessage(line: line, object: obj)); continue }
+            if obj["event"] is String { pending.append(QMPMessage(line: line, object: obj)); continue }
             guard (obj["id"] as? String) == id else { continue }   // a reply to someone else's id: not ours
             return try qmpReturnValue(obj, command: command, qemuVersion: qemuVersion)
         }
@@ -84,7 +84,7 @@ public final class QMPSocketMonitor: QMPMonitor {
 
     public func takeEvents(waiting seconds: Double) throws -> [QMPMessage] {
         func keep(_ line: [UInt8]) {
-            if let obj = Self.parse(line), obj["event"] != nil { pending.append(QMPMessage(line: line, object: obj)) }
+            if let obj = Self.parse(line), obj["event"] is String { pending.append(QMPMessage(line: line, object: obj)) }
         }
         // What is buffered or readable now; then, only if that was nothing, wait for one message.
         while let line = try readLine(until: 0, allowClosed: true) { keep(line) }
