@@ -27,11 +27,12 @@ final class RecordCLITests: XCTestCase {
             .appending("\n").write(toFile: dir + "/blockstats.jsonl", atomically: true, encoding: .utf8)
         try "".write(toFile: dir + "/query-block.jsonl", atomically: true, encoding: .utf8)
         try "".write(toFile: dir + "/host-dmesg.log", atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: LabFixtures.path("write-eio", "run.txt"), toPath: dir + "/qemu-cmdline")
         let m = CaptureManifest(
             kvmscopeVersion: "test", qmp: "unix:/x", qemuVersion: "7.2.22", qemuPid: 1, startTime: 0, endTime: 0,
             stopReason: "duration", stopDetail: "", files: .init(trace: ["trace-0000.log", "trace-0001.log"], qmpEvents: "qmp.jsonl",
                                                                  hostKernelLog: "host-dmesg.log", blockStats: "blockstats.jsonl",
-                                                                 queryBlock: "query-block.jsonl", qemuCommandLine: nil),
+                                                                 queryBlock: "query-block.jsonl", qemuCommandLine: "qemu-cmdline"),
             traceEvents: .init(turnedOn: [], alreadyOn: [], notInThisQEMU: []), traceTimestamps: "qemu",
             arrivalResolutionSeconds: 0, counts: .init(), missing: [], restored: true)
         try m.save(directory: dir)
@@ -41,6 +42,9 @@ final class RecordCLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("trace-0000.log (+1 segments)"), r.stdout)
         XCTAssertTrue(r.stdout.contains("\(dir!)/qmp.jsonl"), r.stdout)
         XCTAssertFalse(r.stdout.contains("blockstats"), r.stdout)
+        // Every input's role is said, the command line's too; its werror=report is used.
+        XCTAssertTrue(r.stdout.contains("QEMU command line \(dir!)/qemu-cmdline"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("(werror=report)"), r.stdout)
         // Every trace line of both segments was read.
         XCTAssertTrue(r.stdout.contains("70 lines, 70 recognised"), r.stdout)
     }

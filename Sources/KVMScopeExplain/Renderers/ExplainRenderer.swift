@@ -14,7 +14,8 @@ public enum ExplainRenderer {
         func bullet(_ s: String) { for (i, l) in wrap(s, width - 4).enumerated() { line((i == 0 ? "  - " : "    ") + l) } }
 
         let given = [r.inputs.guest.map { "guest log \($0)" }, r.inputs.trace.map { "QEMU trace \($0)" },
-                     r.inputs.qmp.map { "QMP events \($0)" }, r.inputs.hostLog.map { "host kernel log \($0)" }].compactMap { $0 }
+                     r.inputs.qmp.map { "QMP events \($0)" }, r.inputs.hostLog.map { "host kernel log \($0)" },
+                     r.inputs.qemuCommandLine.map { "QEMU command line \($0)" }].compactMap { $0 }
         line("kvmscope explain: " + given.joined(separator: ", "))
         for u in r.inputs.understood { line("  read " + u.summary) }
 
