@@ -12,6 +12,8 @@ final class FakeMonitor: QMPMonitor {
     var logFile: String?
     var sent: [String] = []
     var failSetStateAfter: Int?
+    /// Commands this QEMU does not have (an old one): CommandNotFound, as QEMU answers.
+    var missingCommands: Set<String> = []
     var events: [QMPMessage] = []
     /// Disk requests query-blockstats adds per call.
     var requestsPerSnapshot = 0
@@ -22,6 +24,7 @@ final class FakeMonitor: QMPMonitor {
 
     func execute(_ command: String, arguments: [String: Any]?, timeout: Double) throws -> Any {
         sent.append(command)
+        if missingCommands.contains(command) { throw QMPError.commandNotFound(command: command, qemuVersion: qemuVersion) }
         switch command {
         case "query-status": return ["status": "running", "running": true]
         case "query-block": return [[String: Any]]()
@@ -160,5 +163,18 @@ final class RecordRestoreTests: XCTestCase {
         let m = try VMRecorder(monitor: fake, process: QEMUProcess(pid: getpid(), arguments: ["/usr/bin/qemu-system-x86_64"]), options: options).run()
         let warning = try XCTUnwrap(m.missing.first { $0.contains("without the log trace backend") })
         XCTAssertTrue(warning.contains("qemu-trace-stap run -p \(getpid()) /usr/bin/qemu-system-x86_64"), warning)
+    }
+
+    /// A QEMU without trace-event-get-state (older than 2.2): refused with QEMU's version and
+    /// the command, before anything was changed.
+    func testAQEMUTooOldIsRefusedBeforeAnythingChanges() throws {
+        let fake = FakeMonitor(states: Self.qemuStates, logFile: nil)
+        fake.missingCommands = ["trace-event-get-state"]
+        var options = RecordOptions(outputDirectory: dir)
+        options.hostKernel = false
+        XCTAssertThrowsError(try VMRecorder(monitor: fake, process: QEMUProcess(pid: getpid(), arguments: ["qemu-system-x86_64"]), options: options).run()) { e in
+            XCTAssertEqual("\(e)", "QEMU 7.2.22 (fake) has no QMP command 'trace-event-get-state' (too old, or built without it)")
+        }
+        XCTAssertFalse(fake.sent.contains("trace-event-set-state") || fake.sent.contains("human-monitor-command"), "nothing changed: \(fake.sent)")
     }
 }
