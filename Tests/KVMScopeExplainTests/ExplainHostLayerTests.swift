@@ -62,6 +62,20 @@ import KVMScopeTestSupport
         #expect(r.verdict.summary.contains("ran out of space"))
     }
 
+    /// The same silent log, but the kernel's rate limiter dropped messages from it (the format
+    /// of lib/ratelimit.c ___ratelimit: "%s: %d callbacks suppressed"): the silence proves
+    /// nothing, so neither the full filesystem nor any other layer is concluded.
+    @Test func aRateLimitedHostLogConcludesNothingFromItsSilence() throws {
+        var log = try Self.hostDmesg("host-fs-full").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        log.insert("2026-12-01T11:43:30,000000+00:00 blk_print_req_error: 37 callbacks suppressed", at: 1)
+        let r = try Self.run("host-fs-full", hostLog: MemoryByteSource(log.joined(separator: "\n"), name: "host-dmesg.log"))
+        #expect(r.verdict.layer == nil && r.verdict.hostDevice == nil)
+        #expect(r.layers.count == 2 && r.layers.allSatisfy { $0.layer == "host-log-rate-limited" })
+        #expect(!r.verdict.summary.contains("ran out of space"))
+        #expect(r.verdict.summary.contains("rate limiter dropped 37 messages"))
+        #expect(r.nextSteps.contains { $0.contains("block:block_rq_error") })
+    }
+
     /// Without the host log the verdict names no layer below QEMU, and says what would.
     @Test func withoutTheHostLogNoLayerIsNamedAndTheLogIsAskedFor() throws {
         let r = try Self.run("host-disk-eio", withHostLog: false)

@@ -68,6 +68,7 @@ extension ExplainStory {
                 }
                 steps.append("Free space where the image lives: `df -h` on the host filesystem (and quotas), `qemu-img info IMAGE` for its allocation\(resume).")
             }
+            if let step = hostLogRateLimitedStep() { steps.append(step) }
             if let nbd = host?.backend.nbd, host?.backend.kind == "nbd" {
                 steps.append(nbdStep(nbd))
             } else if errnos.contains("EIO") || errnos.isEmpty {

@@ -8,7 +8,7 @@ import KVMScopeHost
 extension ExplainStory {
     /// The links the host log can speak for (those outside its span say nothing).
     private var hostLinksCovered: [HostLayerLink] {
-        (hostLayer?.links ?? []).filter { $0.layer != "host-log-does-not-cover" }
+        (hostLayer?.links ?? []).filter { $0.layer != "host-log-does-not-cover" && $0.layer != "host-log-rate-limited" }
     }
 
     /// The layer (and host device) every covered link agrees on; nil when they differ or
@@ -79,6 +79,10 @@ extension ExplainStory {
         if !silent.isEmpty {
             out.append("The host kernel log covers the moment of \(silent.count == 1 ? "that failure" : "\(silent.count) of the failures") and logged no storage error then: the error did not come from a host block device the kernel reports on, but from a layer it does not log (QEMU's own block layer or an injected fault, a user-space or network backend, a FUSE file).")
         }
+        let limited = links.filter { $0.layer == "host-log-rate-limited" }
+        if !limited.isEmpty {
+            out.append("The host kernel log covers the moment of \(limited.count == 1 ? "that failure" : "\(limited.count) of the failures") and shows no storage error for \(limited.count == 1 ? "it" : "them"), but the kernel's rate limiter dropped \(count(Int(clamping: hk.input.suppressedMessages), "message")) from it (`callbacks suppressed`): the host's error may be among them, so its silence says nothing about the layer below QEMU.")
+        }
         let outside = links.filter { $0.layer == "host-log-does-not-cover" }
         if !outside.isEmpty {
             let span = account.coveredSpan.map { " (\(Self.clock($0.lowerBound))–\(Self.clock($0.upperBound)) on QEMU's clock)" } ?? ""
@@ -115,6 +119,12 @@ extension ExplainStory {
     }
 
     /// Advice for the layer the host log points at (nil: the general advice stands).
+    /// When the host log's silence was set aside because its rate limiter dropped messages.
+    func hostLogRateLimitedStep() -> String? {
+        guard hostLayer?.links.contains(where: { $0.layer == "host-log-rate-limited" }) == true else { return nil }
+        return "The host kernel rate-limits its I/O error messages (at most 10 per 5 s, printk_ratelimited): read the host's block errors unlimited during a reproduction with `perf trace -e block:block_rq_error` or `trace-cmd record -e block:block_rq_error`, and run `kvmscope host` on the full log for the devices it did name."
+    }
+
     func hostLayerStep(image: String?) -> String? {
         guard let v = hostLayerVerdict() else { return nil }
         let img = image ?? "IMAGE"

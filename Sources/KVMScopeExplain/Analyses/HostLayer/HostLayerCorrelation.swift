@@ -20,6 +20,10 @@ public struct HostLayerLink: Sendable, Encodable, Equatable {
     /// - `not-logged-by-host-kernel`: the host log covers the moment and has no storage error:
     ///   the error came from a layer the kernel does not report on (QEMU's own block layer,
     ///   a user-space or network backend, a FUSE file);
+    /// - `host-log-rate-limited`: the log covers the moment and has no storage error for it,
+    ///   but the kernel's rate limiter dropped messages (`callbacks suppressed`,
+    ///   lib/ratelimit.c; block I/O errors are printk_ratelimited in blk_print_req_error): its
+    ///   silence proves nothing, so no layer is concluded from it;
     /// - `host-log-does-not-cover`: the host log starts after or ends before the failure.
     public var layer: String
     /// Index into `host.failures` (the trace's failed virtio-blk requests), when traced.
@@ -194,6 +198,8 @@ enum HostLayerCorrelation {
                 link.layer = "host-log-does-not-cover"
             } else if nbd {
                 link.layer = "nbd-server"
+            } else if hostKernel.input.suppressedMessages > 0 {
+                link.layer = "host-log-rate-limited"
             } else if q.errno == "ENOSPC" || q.errno == "EDQUOT" {
                 link.layer = "host-filesystem-full"
             } else {
