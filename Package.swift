@@ -42,9 +42,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
         .systemLibrary(name: "CLzma", pkgConfig: "liblzma", providers: [.apt(["liblzma-dev"]), .brew(["xz"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"]), .brew(["zstd"])]),
+        // `kvmscope --version` names the git commit: the plugin generates it at build time (Plugins/GitCommit).
+        .plugin(name: "GitCommit", capability: .buildTool()),
         .target(name: "KVMScopeCore",
                 dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift"), "CZlib", "CLzma", "CZstd"],
-                swiftSettings: swift6),
+                swiftSettings: swift6, plugins: ["GitCommit"]),
         .target(name: "KVMScopeTracefs", dependencies: ["KVMScopeCore"], swiftSettings: swift6),
         .target(name: "KVMScopeGuestLog", dependencies: ["KVMScopeCore"], swiftSettings: swift6),
         .target(name: "KVMScopeTrace", dependencies: ["KVMScopeCore"], swiftSettings: swift6),

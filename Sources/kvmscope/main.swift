@@ -23,7 +23,7 @@ struct Kvmscope: ParsableCommand {
           kvmscope blkdebug check rules.cfg       # check QEMU blkdebug rules
           kvmscope nbd serve disk.img --rules rules.cfg   # fault-injecting NBD server
         """,
-        version: KVMScopeVersion.string,
+        version: KVMScopeVersion.withCommit,
         subcommands: [ExplainCommand.self, ErrnoCommand.self, GuestCommand.self, HostCommand.self, TraceCommand.self, ExitsCommand.self,
                       DropsCommand.self, RecordCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
