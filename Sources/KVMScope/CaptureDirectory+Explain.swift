@@ -27,6 +27,20 @@ extension ExplainSession {
             inputs.foundInDirectory.insert(path(h))
             inputs.hostLogOnQEMUClock = manifest.hostKernelClock == "calibrated"
         }
+        // The tracepoint's recording counts even when empty: with nothing lost, no failed host
+        // block request is evidence too.
+        if inputs.hostBlockTrace == nil, let b = manifest.files.hostBlockErrors, let t = manifest.hostBlockTrace,
+           FileManager.default.fileExists(atPath: path(b)), t.wallOffsetMicroseconds == nil {
+            // Its stamps are the trace clock's; the host log's are the wall clock: not joined by guess.
+            inputs.notes.append("\(path(b)): record could not calibrate its trace clock (its trace_marker line was not read back): not used")
+        } else if inputs.hostBlockTrace == nil, let b = manifest.files.hostBlockErrors, let t = manifest.hostBlockTrace,
+           FileManager.default.fileExists(atPath: path(b)) {
+            inputs.hostBlockTrace = BlockTracepointRecording(
+                stream: try FileByteSource(path: path(b)),
+                context: BlockTracepointContext(deviceNames: t.devices, wallOffsetMicroseconds: t.wallOffsetMicroseconds),
+                complete: t.lostRecords == 0)
+            inputs.foundInDirectory.insert(path(b))
+        }
         if inputs.qemuCommandLine == nil, let c = manifest.files.qemuCommandLine, size(c) > 0 {
             inputs.qemuCommandLine = try FileByteSource(path: path(c))
         }

@@ -199,10 +199,12 @@ import KVMScope
         let manifest = CaptureManifest(
             kvmscopeVersion: KVMScopeVersion.string, qmp: "unix:/run/vm1.qmp", qemuVersion: "7.2.22", qemuPid: nil,
             startTime: 1796143386.9, endTime: 1796143396.9, stopReason: "duration", stopDetail: "recorded for 10 s",
-            files: .init(trace: ["trace.log"], qmpEvents: "qmp.jsonl", hostKernelLog: nil, blockStats: "blockstats.jsonl",
-                         queryBlock: "query-block.jsonl", qemuCommandLine: nil),
+            files: .init(trace: ["trace.log"], qmpEvents: "qmp.jsonl", hostKernelLog: "host-dmesg.log", hostBlockErrors: "host-block-errors.log",
+                         blockStats: "blockstats.jsonl", queryBlock: "query-block.jsonl", qemuCommandLine: nil),
             traceEvents: .init(turnedOn: ["virtio_blk_rw_complete"], alreadyOn: [], notInThisQEMU: []),
-            traceTimestamps: "qemu", arrivalResolutionSeconds: 0, hostKernelClock: "calibrated", counts: .init(), missing: [], restored: true)
+            traceTimestamps: "qemu", arrivalResolutionSeconds: 0, hostKernelClock: "calibrated",
+            hostBlockTrace: .init(records: 2, lostRecords: 0, wallOffsetMicroseconds: 1_796_112_885_416_293, devices: ["7:0": "loop0"]),
+            counts: .init(), missing: [], restored: true)
         notices.append(.stopped(manifest))
         #expect(Set(notices.compactMap { n -> String? in if case let .failure(f) = n { return "\(f)".components(separatedBy: "(").first }; return nil }).count >= 2,
                 "failures and a VM pause from the lab traces")

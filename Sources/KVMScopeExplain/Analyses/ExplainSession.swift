@@ -22,6 +22,8 @@ public enum ExplainSession {
         /// The host log's wall-clock stamps are QEMU's clock, calibrated (a `kvmscope record`
         /// capture): no allowance for dmesg's drift at its ends.
         public var hostLogOnQEMUClock = false
+        /// The host's block_rq_error tracepoint, recorded with the host log (`kvmscope record`).
+        public var hostBlockTrace: BlockTracepointRecording?
         /// Where the command line's images are on this host; nil: look them up (HostImageLocator),
         /// which finds them when explain runs on the VM's host.
         public var hostImages: [HostImageLocation]?
@@ -270,14 +272,16 @@ public enum ExplainSession {
                                                         splitFrom: splitSource(of: q)))
         }
         var hostKernel: HostKernelReport?
-        if let h = inputs.hostLog {
+        if inputs.hostLog != nil || inputs.hostBlockTrace != nil {
+            let h = inputs.hostLog ?? inputs.hostBlockTrace!.stream
             do {
-                let r = try HostKernelSession.read(h, detailLimit: detailLimit, progress: onProgress)
+                let r = try HostKernelSession.read(inputs.hostLog, blockTrace: inputs.hostBlockTrace, detailLimit: detailLimit,
+                                                   progress: onProgress)
                 hostKernel = r
                 let i = r.input
-                understood.append(ExplainInputUnderstanding(role: InputKind.hostKernelLog.rawValue, source: h.name,
+                understood.append(ExplainInputUnderstanding(role: InputKind.hostKernelLog.rawValue, source: r.source,
                                                             compression: compression(of: h), lines: i.lines,
-                                                            linesRecognised: i.kernelMessages, linesSkipped: max(0, i.lines - i.kernelMessages),
+                                                            linesRecognised: i.recognisedLines, linesSkipped: max(0, i.lines - i.recognisedLines),
                                                             splitFrom: nil))
             } catch KVMScopeError.usage(let message) where inputs.foundInDirectory.contains(h.name) {
                 notes.append("\(message): not used as the host's kernel log")
@@ -287,7 +291,7 @@ public enum ExplainSession {
         var names = ExplainReport.Inputs(guest: guestReport == nil ? nil : inputs.guest?.name, trace: inputs.trace?.name, qmp: inputs.qmp?.name)
         names.notes = notes
         names.qemuCommandLine = inputs.qemuCommandLine?.name
-        names.hostLog = hostKernel == nil ? nil : inputs.hostLog?.name
+        names.hostLog = hostKernel?.source
         names.understood = understood
         var images = inputs.hostImages ?? disks.map { HostImageLocator.locate($0) } ?? []
         if inputs.hostImages == nil, let disks, !inputs.hostMounts.isEmpty {

@@ -38,10 +38,14 @@ extension ExplainStory {
             let dev = k.device ?? "a host device"
             let ops = operationCounts(g)
             let errno = Set(g.compactMap { $0.hostErrno ?? $0.qemuErrno }).sorted().joined(separator: "/")
-            let sectors = g.compactMap(\.hostSector)
+            // Each place once (a retried request fails at the same sector again).
+            var seen = Set<UInt64>()
+            let sectors = g.compactMap(\.hostSector).filter { seen.insert($0).inserted }
             let lines = g.compactMap(\.hostLine)
             let sectorText = sectors.isEmpty ? "" : " at its \(sectors.count == 1 ? "sector" : "sectors") \(list(sectors.map(String.init)))"
-            let lineText = "host kernel log \(lines.count == 1 ? "line" : "lines") \(list(lines.map(String.init)))"
+            let traced = g.compactMap(\.hostFinding).allSatisfy { $0 < hk.findings.count && hk.findings[$0].source == .blockTracepoint }
+            let lineText = (traced ? "host block_rq_error tracepoint, \(lines.count == 1 ? "line" : "lines")" : "host kernel log \(lines.count == 1 ? "line" : "lines")")
+                + " \(list(lines.map(String.init)))"
             let maxDelta = g.compactMap(\.timeDeltaSeconds).map(abs).max()
             var when = "at the same \(g.count == 1 ? "moment" : "moments") as QEMU's failed \(g.count == 1 ? "request" : "requests")"
             if let d = maxDelta { when += String(format: " (within %.0f ms", max(1, d * 1000).rounded()) + clockWords(account) + ")" }
@@ -77,7 +81,9 @@ extension ExplainStory {
         }
         let silent = links.filter { $0.layer == "not-logged-by-host-kernel" }
         if !silent.isEmpty {
-            out.append("The host kernel log covers the moment of \(silent.count == 1 ? "that failure" : "\(silent.count) of the failures") and logged no storage error then: the error did not come from a host block device the kernel reports on, but from a layer it does not log (QEMU's own block layer or an injected fault, a user-space or network backend, a FUSE file).")
+            let tracepoint = hk.input.blockTracepointComplete
+                ? ", and its block_rq_error tracepoint, recorded throughout with nothing lost, saw no failed block request" : ""
+            out.append("The host kernel log covers the moment of \(silent.count == 1 ? "that failure" : "\(silent.count) of the failures") and logged no storage error then\(tracepoint): the error did not come from a host block device the kernel reports on, but from a layer it does not log (QEMU's own block layer or an injected fault, a user-space or network backend, a FUSE file).")
         }
         let limited = links.filter { $0.layer == "host-log-rate-limited" }
         if !limited.isEmpty {
@@ -112,7 +118,7 @@ extension ExplainStory {
             let f = hk.findings[fi]
             var s = "QEMU " + (l.qemuTime.map(Self.clock) ?? "") + " \(l.operation) failed" + (l.qemuErrno.map { " \($0)" } ?? "")
             if let d = l.guestDevice { s += " (guest \(d)" + (l.guestSector.map { " sector \($0)" } ?? "") + ")" }
-            s += "  ↔  host kernel line \(f.line) \(f.device ?? "")" + (f.sector.map { " sector \($0)" } ?? "")
+            s += (f.source == .blockTracepoint ? "  ↔  host block_rq_error line \(f.line) " : "  ↔  host kernel line \(f.line) ") + (f.device ?? "") + (f.sector.map { " sector \($0)" } ?? "")
                 + (f.operation.map { " \($0)" } ?? "") + (f.errno.map { " \($0)" } ?? "") + " [\(f.kind.rawValue)]"
             return s
         }
@@ -122,7 +128,7 @@ extension ExplainStory {
     /// When the host log's silence was set aside because its rate limiter dropped messages.
     func hostLogRateLimitedStep() -> String? {
         guard hostLayer?.links.contains(where: { $0.layer == "host-log-rate-limited" }) == true else { return nil }
-        return "The host kernel rate-limits its I/O error messages (at most 10 per 5 s, printk_ratelimited): read the host's block errors unlimited during a reproduction with `perf trace -e block:block_rq_error` or `trace-cmd record -e block:block_rq_error`, and run `kvmscope host` on the full log for the devices it did name."
+        return "The host kernel rate-limits its I/O error messages (at most 10 per 5 s, printk_ratelimited): record the next occurrence with `kvmscope record` (as root it records the host's block:block_rq_error tracepoint, which is not rate-limited, beside the log), or give `kvmscope host` the output of `perf record -e block:block_rq_error -a` + `perf script`; and run `kvmscope host` on the full log for the devices it did name."
     }
 
     func hostLayerStep(image: String?) -> String? {

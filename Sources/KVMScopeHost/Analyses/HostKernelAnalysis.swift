@@ -50,7 +50,7 @@ public struct HostKernelReport: Equatable, Sendable {
     public var failures: Int { kinds.filter { !$0.key.isRecovery }.reduce(0) { $0 + $1.value } }
     public var hasFailures: Bool { failures > 0 }
     /// The input holds no kernel message at all: not a kernel log.
-    public var isNotAKernelLog: Bool { input.kernelMessages == 0 }
+    public var isNotAKernelLog: Bool { input.recognisedLines == 0 }
 }
 
 /// The streaming analysis: a sink for HostKernelLogReader that keeps bounded state.
@@ -69,6 +69,14 @@ public struct HostKernelAnalysis: HostKernelEventSink {
     /// Noise per device, kept apart: it usually comes before the device's failures (mkfs, attach).
     private var noiseByDevice: [NoiseKey: Int] = [:]
     private struct NoiseKey: Hashable { var device: String; var kind: HostNoiseKind }
+    /// block_rq_error tracepoint records by request, while their kernel messages may follow:
+    /// blk_update_request (block/blk-mq.c) calls blk_print_req_error and trace_block_rq_error
+    /// in one branch, so an `I/O error, dev` message matching a record is that failure again.
+    private var traced: [TracedRequest: Int] = [:]
+    private var alsoTraced = 0
+    private struct TracedRequest: Hashable { var device: String; var sector: UInt64; var operation: String }
+    /// Bounds `traced` (a hostile recording): beyond it, messages are no longer matched.
+    static let tracedLimit = 1 << 16
 
     public init(detailLimit: Int = 10_000, deviceLimit: Int = 4096) {
         self.detailLimit = max(0, detailLimit)
@@ -89,6 +97,16 @@ public struct HostKernelAnalysis: HostKernelEventSink {
                 else if noiseByDevice.count < deviceLimit { noiseByDevice[key] = 1 }
             }
         case .finding(let f):
+            if f.kind == .blockError, let device = f.device, let sector = f.sector {
+                let key = TracedRequest(device: device, sector: sector, operation: Self.family(f.operation))
+                if f.source == .blockTracepoint {
+                    if let n = traced[key] { traced[key] = n + 1 } else if traced.count < Self.tracedLimit { traced[key] = 1 }
+                } else if let n = traced[key], n > 0 {
+                    traced[key] = n - 1
+                    alsoTraced += 1
+                    return
+                }
+            }
             total += 1
             kindCounts[f.kind.ordinal] += 1
             if findings.count < detailLimit { findings.append(f) }
@@ -105,7 +123,18 @@ public struct HostKernelAnalysis: HostKernelEventSink {
         }
     }
 
+    /// blk_print_req_error prints the op's name (WRITE_ZEROES among them); blk_fill_rwbs has
+    /// one letter for the writes: compared by that letter (BlockIOOperation raw values).
+    static func family(_ operation: String?) -> String {
+        switch operation {
+        case BlockIOOperation.write.rawValue, BlockIOOperation.writeZeroes.rawValue, BlockIOOperation.writeSame.rawValue: return "W"
+        default: return operation ?? ""
+        }
+    }
+
     public func report(source: String, input: HostKernelInputStats) -> HostKernelReport {
+        var input = input
+        input.blockErrorsAlsoTraced = alsoTraced
         var kinds: [HostFindingKind: Int] = [:]
         for k in HostFindingKind.allCases where kindCounts[k.ordinal] > 0 { kinds[k] = kindCounts[k.ordinal] }
         var devices = summaries

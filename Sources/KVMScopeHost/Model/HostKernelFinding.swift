@@ -115,9 +115,17 @@ public enum HostNoiseKind: String, CaseIterable, Sendable, Codable {
     case filesystemMounted
 }
 
+/// Where a finding was read: a kernel message, or a `block:block_rq_error` tracepoint record
+/// (BlockRequestErrorTracepoint: every failed request, where the message is rate-limited).
+public enum HostFindingSource: String, Sendable, Codable {
+    case kernelLog = "kernel-log"
+    case blockTracepoint = "block-rq-error-tracepoint"
+}
+
 /// One host kernel message that matters below QEMU.
 public struct HostKernelFinding: Equatable, Sendable {
     public var kind: HostFindingKind
+    public var source: HostFindingSource = .kernelLog
     /// The host device or object the kernel named: `loop0`, `sdb`, `nvme0n1`, `nvme0` (controller),
     /// `dm-3` or `253:3` (device-mapper), `md0`, `ata1.00`, `connection1:0`, `session1`; nil when none.
     public var device: String?
@@ -142,7 +150,7 @@ public struct HostKernelFinding: Equatable, Sendable {
     public var isQEMU: Bool = false
     /// When, as the line says: uptime, wall clock or both.
     public var time: GuestLogTime
-    /// 1-based line number in the input.
+    /// 1-based line number in the input (in the tracepoint recording's, for `.blockTracepoint`).
     public var line: Int
     /// The kernel message, after the time stamp ("" when the sink did not want it, see
     /// HostKernelEventSink.wantsMessages).

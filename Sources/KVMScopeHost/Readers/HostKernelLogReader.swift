@@ -32,6 +32,15 @@ public struct HostKernelInputStats: Equatable, Sendable {
     /// Messages the kernel's rate limiter dropped (`%s: %d callbacks suppressed`), summed.
     public var suppressedMessages: UInt64 = 0
     public var endedMidLine = false
+    /// `block:block_rq_error` tracepoint records read (BlockRequestErrorTracepoint).
+    public var blockTracepointRecords = 0
+    /// The block_rq_error tracepoint was recorded over the whole span with no record lost
+    /// (`kvmscope record`'s host-block-errors.log): every failed host block request is in
+    /// the input, so the kernel log's rate limiter hides none of them.
+    public var blockTracepointComplete = false
+    /// Kernel messages `I/O error, dev …` left out because a tracepoint record is the same
+    /// failed request (both come from one branch of blk_update_request).
+    public var blockErrorsAlsoTraced = 0
     public var first: GuestLogTime?
     public var last: GuestLogTime?
 
@@ -41,6 +50,9 @@ public struct HostKernelInputStats: Equatable, Sendable {
     public var kernelMessages: Int {
         styles.reduce(0) { $0 + $1.value } - unrecognisedBareLines
     }
+
+    /// Lines read as evidence: kernel messages and block_rq_error tracepoint records.
+    public var recognisedLines: Int { kernelMessages + blockTracepointRecords }
 }
 
 /// Reads a host kernel log (dmesg in all its time formats, journalctl -k, kern.log/syslog,
@@ -52,6 +64,8 @@ public struct HostKernelInputStats: Equatable, Sendable {
 /// not a console capture followed by its own dmesg).
 public struct HostKernelLogReader {
     public private(set) var stats = HostKernelInputStats()
+    /// How to read block_rq_error tracepoint records' device numbers and clock.
+    public var tracepointContext = BlockTracepointContext()
     private var styleCounts = KernelLogStyleCounts()
     private var previousWasKmsg = false
 
@@ -76,8 +90,9 @@ public struct HostKernelLogReader {
         let prefix: KernelLinePrefix
         switch KernelLinePrefixParser.parse(line, previousWasKmsg: previousWasKmsg) {
         case .notKernel:
-            stats.notKernelLines += 1
             previousWasKmsg = previousWasKmsg && line.count > 0 && line[0] == 0x20
+            if tracepoint(line, number, into: &sink) { return }
+            stats.notKernelLines += 1
             if let event = Self.multipathd(line, number) { sink.consume(event) }
             return
         case .kernel(let p):
@@ -100,6 +115,7 @@ public struct HostKernelLogReader {
         }
         switch GuestLogMatchers.match(ctx) {
         case .noMatch:
+            if prefix.style == .bare, tracepoint(line, number, into: &sink) { return }
             account(prefix, line, number, matched: false, malformed: false)
         case .malformed:
             account(prefix, line, number, matched: false, malformed: true)
@@ -112,6 +128,25 @@ public struct HostKernelLogReader {
             account(prefix, line, number, matched: true, malformed: false)
             if let e = Self.hostEvent(g, ctx) { deliver(e, ctx, into: &sink) }
         }
+    }
+
+    /// A `block:block_rq_error` record (trace_pipe, trace-cmd report or perf script output):
+    /// a block-layer failure like blk_print_req_error's message, but from the tracepoint.
+    private mutating func tracepoint<Sink: HostKernelEventSink>(_ line: LineBytes, _ number: Int, into sink: inout Sink) -> Bool {
+        guard line.count > 30, let r = BlockRequestErrorTracepoint.parse(line) else { return false }
+        stats.blockTracepointRecords += 1
+        let time = tracepointContext.time(of: r)
+        if stats.first == nil { stats.first = time }
+        stats.last = time
+        var f = HostKernelFinding(kind: .blockError, device: tracepointContext.deviceNames[r.deviceNumber] ?? r.deviceNumber,
+                                  time: time, line: number, message: "")
+        f.source = .blockTracepoint
+        f.sector = r.sector
+        f.operation = r.operation
+        f.errno = ErrnoTable.standard.entry(number: Int64(r.errno))?.name ?? "errno \(r.errno)"
+        if sink.wantsMessages, let at = line.find("block_rq_error: ") { f.message = line.string(from: at) }
+        sink.consume(.finding(f))
+        return true
     }
 
     @inline(__always)

@@ -10,6 +10,9 @@ public enum HostReportRenderer {
         let styles = r.input.styles.filter { $0.key != .bare }.sorted { $0.value > $1.value }.map(\.key.rawValue)
         out += style.bold("Host kernel log \(r.source)") + ": \(r.input.lines) lines, \(r.input.kernelMessages) kernel messages"
         if !styles.isEmpty { out += " (" + styles.joined(separator: ", ") + ")" }
+        if r.input.blockTracepointRecords > 0 {
+            out += ", \(r.input.blockTracepointRecords) block_rq_error tracepoint record\(r.input.blockTracepointRecords == 1 ? "" : "s")"
+        }
         out += "\n"
         if r.findingsTotal == 0 {
             out += "No host storage failures: nothing below QEMU (block devices, paths, host filesystems, hung or killed QEMU) failed in this log.\n"
@@ -35,6 +38,7 @@ public enum HostReportRenderer {
             out += "\n" + style.bold("Findings") + (r.findings.count < r.findingsTotal ? " (first \(r.findings.count) of \(r.findingsTotal))" : "") + ":\n"
             for f in r.findings.prefix(listLimit) {
                 out += "  line \(f.line)  \(f.time.description)  \(f.kind.rawValue)"
+                    + (f.source == .blockTracepoint ? " (tracepoint)" : "")
                 if let d = f.device { out += " \(d)" }
                 if let p = f.process { out += " \(p)" + (f.pid.map { "[\($0)]" } ?? "") + (f.isQEMU ? " (QEMU)" : "") }
                 out += "\n    \(f.message)\n"
@@ -48,8 +52,13 @@ public enum HostReportRenderer {
         if r.input.malformedLines > 0 {
             out += "\(r.input.malformedLines) line\(r.input.malformedLines == 1 ? "" : "s") looked like a known message but could not be read (first: line \(r.input.firstMalformedLine ?? 0)); skipped.\n"
         }
+        if r.input.blockErrorsAlsoTraced > 0 {
+            out += "\(r.input.blockErrorsAlsoTraced) `I/O error, dev` kernel message\(r.input.blockErrorsAlsoTraced == 1 ? " is" : "s are") the same failed request\(r.input.blockErrorsAlsoTraced == 1 ? "" : "s") as a tracepoint record: counted once.\n"
+        }
         if r.input.suppressedMessages > 0 {
-            out += "The kernel's rate limiter dropped \(r.input.suppressedMessages) messages: there were more failures than listed.\n"
+            out += r.input.blockTracepointComplete
+                ? "The kernel's rate limiter dropped \(r.input.suppressedMessages) messages; the block_rq_error tracepoint, which is not rate-limited, lists every failed block request.\n"
+                : "The kernel's rate limiter dropped \(r.input.suppressedMessages) messages: there were more failures than listed.\n"
         }
         return out
     }
@@ -64,6 +73,8 @@ public enum HostReportRenderer {
 
     struct FindingJSON: Encodable {
         var kind: String
+        /// `kernel-log` or `block-rq-error-tracepoint` (HostFindingSource).
+        var source: String
         var recovery: Bool
         @NullEncoded var device: String?
         @NullEncoded var peer: String?
@@ -82,7 +93,7 @@ public enum HostReportRenderer {
         @NullEncoded var wallClock: String?
         var message: String
         init(_ f: HostKernelFinding) {
-            kind = f.kind.rawValue; recovery = f.kind.isRecovery; device = f.device; peer = f.peer
+            kind = f.kind.rawValue; source = f.source.rawValue; recovery = f.kind.isRecovery; device = f.device; peer = f.peer
             sector = f.sector; sectorUnit = f.sector == nil ? nil : (f.sectorIsLBA ? "lba" : "512-byte")
             operation = f.operation; flags = f.flags; status = f.status; errno = f.errno
             process = f.process; pid = f.pid; qemu = f.isQEMU; line = f.line
@@ -129,6 +140,9 @@ public enum HostReportRenderer {
         var binaryLines: Int
         var overlongLines: Int
         var suppressedMessages: UInt64
+        var blockTracepointRecords: Int
+        var blockTracepointComplete: Bool
+        var blockErrorsAlsoTraced: Int
         var endedMidLine: Bool
         var styles: [String: Int]
         @NullEncoded var firstUptimeSeconds: Double?
@@ -161,7 +175,9 @@ public enum HostReportRenderer {
         let input = InputJSON(bytes: i.bytes, lines: i.lines, kernelMessages: i.kernelMessages, notKernelLines: i.notKernelLines,
                               malformedLines: i.malformedLines, firstMalformedLine: i.firstMalformedLine,
                               binaryLines: i.binaryLines, overlongLines: i.overlongLines,
-                              suppressedMessages: i.suppressedMessages, endedMidLine: i.endedMidLine,
+                              suppressedMessages: i.suppressedMessages, blockTracepointRecords: i.blockTracepointRecords,
+                              blockTracepointComplete: i.blockTracepointComplete, blockErrorsAlsoTraced: i.blockErrorsAlsoTraced,
+                              endedMidLine: i.endedMidLine,
                               styles: Dictionary(uniqueKeysWithValues: i.styles.map { ($0.key.rawValue, $0.value) }),
                               firstUptimeSeconds: uptime(i.first), lastUptimeSeconds: uptime(i.last),
                               firstWallClock: i.first?.wallClock?.description, lastWallClock: i.last?.wallClock?.description)

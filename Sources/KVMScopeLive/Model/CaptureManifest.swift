@@ -27,6 +27,9 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
     /// record's own /dev/kmsg mark (so they are the wall clock QEMU stamps with); `estimated`:
     /// with REALTIME − BOOTTIME, as dmesg does (off by printk's drift); null: none recorded.
     @NullEncoded public var hostKernelClock: String?
+    /// The host's block_rq_error tracepoint recording (`files.hostBlockErrors`); null when it
+    /// was not recorded (not root, a kernel without it, --no-host-kernel).
+    @NullEncoded public var hostBlockTrace: HostBlockTrace?
     public var arrivalResolutionSeconds: Double
     public var counts: Counts
     /// What could not be captured, and why (no permission on /dev/kmsg, …).
@@ -36,11 +39,27 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
 
     public init(kvmscopeVersion: String, qmp: String, qemuVersion: String, qemuPid: Int32?, startTime: Double, endTime: Double,
                 stopReason: String, stopDetail: String, files: Files, traceEvents: TraceEvents, traceTimestamps: String,
-                arrivalResolutionSeconds: Double, hostKernelClock: String? = nil, counts: Counts, missing: [String], restored: Bool) {
+                arrivalResolutionSeconds: Double, hostKernelClock: String? = nil, hostBlockTrace: HostBlockTrace? = nil,
+                counts: Counts, missing: [String], restored: Bool) {
         self.kvmscopeVersion = kvmscopeVersion; self.qmp = qmp; self.qemuVersion = qemuVersion; self.qemuPid = qemuPid
         self.startTime = startTime; self.endTime = endTime; self.stopReason = stopReason; self.stopDetail = stopDetail
         self.files = files; self.traceEvents = traceEvents; self.traceTimestamps = traceTimestamps
-        self.arrivalResolutionSeconds = arrivalResolutionSeconds; self.hostKernelClock = hostKernelClock; self.counts = counts; self.missing = missing; self.restored = restored
+        self.arrivalResolutionSeconds = arrivalResolutionSeconds; self.hostKernelClock = hostKernelClock; self.hostBlockTrace = hostBlockTrace; self.counts = counts; self.missing = missing; self.restored = restored
+    }
+
+    public struct HostBlockTrace: Codable, Sendable, Equatable {
+        /// block_rq_error records: failed block requests on the host while recording.
+        public var records: Int
+        /// Records the ring buffer lost (0: the recording lists every failed request).
+        public var lostRecords: UInt64
+        /// Wall clock (µs since the epoch) minus the trace clock, measured on record's own
+        /// trace_marker line; null when the mark was not read back.
+        @NullEncoded public var wallOffsetMicroseconds: Int64?
+        /// `MAJ:MIN` → the kernel's device name, from /sys/dev/block while recording.
+        public var devices: [String: String]
+        public init(records: Int, lostRecords: UInt64, wallOffsetMicroseconds: Int64?, devices: [String: String]) {
+            self.records = records; self.lostRecords = lostRecords; self.wallOffsetMicroseconds = wallOffsetMicroseconds; self.devices = devices
+        }
     }
 
     public struct Files: Codable, Sendable, Equatable {
@@ -48,11 +67,14 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
         public var trace: [String]
         public var qmpEvents: String
         @NullEncoded public var hostKernelLog: String?
+        /// The host's block_rq_error tracepoint lines, as trace_pipe printed them.
+        @NullEncoded public var hostBlockErrors: String?
         public var blockStats: String
         public var queryBlock: String
         @NullEncoded public var qemuCommandLine: String?
-        public init(trace: [String], qmpEvents: String, hostKernelLog: String?, blockStats: String, queryBlock: String, qemuCommandLine: String?) {
-            self.trace = trace; self.qmpEvents = qmpEvents; self.hostKernelLog = hostKernelLog
+        public init(trace: [String], qmpEvents: String, hostKernelLog: String?, hostBlockErrors: String? = nil,
+                    blockStats: String, queryBlock: String, qemuCommandLine: String?) {
+            self.trace = trace; self.qmpEvents = qmpEvents; self.hostKernelLog = hostKernelLog; self.hostBlockErrors = hostBlockErrors
             self.blockStats = blockStats; self.queryBlock = queryBlock; self.qemuCommandLine = qemuCommandLine
         }
     }
@@ -98,8 +120,8 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
         }
         // Every file is one in the capture directory: a name, never a path out of it.
         let f = m.files
-        let names = f.trace + [f.qmpEvents, f.blockStats, f.queryBlock] + [f.hostKernelLog, f.qemuCommandLine].compactMap { $0 }
-        guard f.trace.count <= 100_000, names.allSatisfy({ !$0.isEmpty && !$0.contains("/") && $0 != "." && $0 != ".." && !$0.contains("\0") }) else {
+        let names = f.trace + [f.qmpEvents, f.blockStats, f.queryBlock] + [f.hostKernelLog, f.hostBlockErrors, f.qemuCommandLine].compactMap { $0 }
+        guard f.trace.count <= 100_000, (m.hostBlockTrace?.devices.count ?? 0) <= 65_536, names.allSatisfy({ !$0.isEmpty && !$0.contains("/") && $0 != "." && $0 != ".." && !$0.contains("\0") }) else {
             throw KVMScopeError.unsupportedFormat(path: path, detail: "a capture manifest naming files outside its directory")
         }
         return m

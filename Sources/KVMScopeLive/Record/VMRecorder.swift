@@ -66,6 +66,18 @@ public final class VMRecorder: @unchecked Sendable {
                 missing.append("host kernel messages: \(error) — the host layer is not covered by this capture")
             }
         }
+        var blockTrace: HostBlockErrorTrace?
+        var blockTraceFile: CaptureFile?
+        if options.hostKernel {
+            do {
+                let t = try HostBlockErrorTrace(tracefs: try Tracefs.locate())
+                blockTrace = t
+                blockTraceFile = CaptureFile(directory: dir, base: "host-block-errors", ext: "log")
+                t.writeMark("kvmscope record: begin, block_rq_error for \(monitor.address)")
+            } catch {
+                missing.append("host block_rq_error tracepoint: \(error) — failed host block requests are known only from the host kernel log, whose I/O error messages are rate-limited")
+            }
+        }
         var cmdlineName: String?
         if let pid = process.pid, let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") {
             cmdlineName = "qemu-cmdline"
@@ -97,10 +109,14 @@ public final class VMRecorder: @unchecked Sendable {
                 stopReason: reason, stopDetail: detail,
                 files: .init(trace: traceFile.names.isEmpty ? [traceFile.firstName] : traceFile.names, qmpEvents: "qmp.jsonl",
                              hostKernelLog: hostFile.map { _ in "host-dmesg.log" },
+                             hostBlockErrors: blockTraceFile.map { _ in "host-block-errors.log" },
                              blockStats: "blockstats.jsonl", queryBlock: "query-block.jsonl", qemuCommandLine: cmdlineName),
                 traceEvents: .init(turnedOn: plan.toTurnOn, alreadyOn: plan.alreadyOn, notInThisQEMU: plan.notInThisQEMU),
                 traceTimestamps: stamping ? "arrival" : "qemu", arrivalResolutionSeconds: stamping ? Self.tick : 0,
-                hostKernelClock: kmsg.map { $0.calibrated ? "calibrated" : "estimated" }, counts: counts, missing: missing, restored: state.restored)
+                hostKernelClock: kmsg.map { $0.calibrated ? "calibrated" : "estimated" },
+                hostBlockTrace: blockTrace.map { .init(records: $0.records, lostRecords: $0.finalLost, wallOffsetMicroseconds: $0.wallOffsetMicroseconds,
+                                                       devices: $0.devices) },
+                counts: counts, missing: missing, restored: state.restored)
         }
         // Reserves the manifest's space, and says "recording" if record never gets to finish.
         try makeManifest("recording", "record was still recording (or was killed): `kvmscope record --restore -o DIR` undoes its changes").save(directory: dir)
@@ -124,7 +140,8 @@ public final class VMRecorder: @unchecked Sendable {
             if case let .follow(_, why) = logPlan { notify(.warning(why)) }
             onAttached?()
             (stopReason, stopDetail) = try loop(tail: tail, trace: traceFile, qmp: qmpFile, stats: statsFile, block: blockFile,
-                                                kmsg: kmsg, host: hostFile, live: live, stamping: stamping,
+                                                kmsg: kmsg, host: hostFile, blockTrace: blockTrace, blockTraceFile: blockTraceFile,
+                                                live: live, stamping: stamping,
                                                 knownEvents: plan.allNames, counts: &counts)
         } catch {
             stopReason = error is KVMScopeError ? "output-failed" : "error"
@@ -141,7 +158,14 @@ public final class VMRecorder: @unchecked Sendable {
             k.mark("kvmscope record: end, host kernel messages for \(monitor.address)")
             for line in k.readAvailable() { try? host.append(line) }
         }
-        for f in [traceFile, qmpFile, statsFile, blockFile] + (hostFile.map { [$0] } ?? []) { try? f.finish() }
+        if let t = blockTrace, let f = blockTraceFile {
+            t.writeMark("kvmscope record: end, block_rq_error for \(monitor.address)")
+            for line in t.finish() { try? f.append(line) }
+            if t.finalLost > 0 {
+                missing.append("host block_rq_error tracepoint: \(t.finalLost) records lost (ring buffer overrun): the recording does not list every failed host block request")
+            }
+        }
+        for f in [traceFile, qmpFile, statsFile, blockFile] + ([hostFile, blockTraceFile].compactMap { $0 }) { try? f.finish() }
         counts.traceBytesDropped = traceFile.droppedBytes
         if let k = kmsg { counts.hostKernelMessages = k.records }
         missing += warnings
@@ -168,7 +192,8 @@ public final class VMRecorder: @unchecked Sendable {
     /// One pass of the recording loop per tick (50 ms): QMP events as they come, the trace
     /// QEMU wrote, kernel messages, block stats every interval.
     private func loop(tail: TraceLogSource, trace: CaptureFile, qmp: CaptureFile, stats: CaptureFile, block: CaptureFile,
-                      kmsg: KernelMessageDevice?, host: CaptureFile?, live: LiveTracker?, stamping: Bool,
+                      kmsg: KernelMessageDevice?, host: CaptureFile?, blockTrace: HostBlockErrorTrace?, blockTraceFile: CaptureFile?,
+                      live: LiveTracker?, stamping: Bool,
                       knownEvents: Set<String>, counts: inout CaptureManifest.Counts) throws -> (String, String) {
         StopSignals.install()
         let begin = Self.monotonic()
@@ -189,6 +214,7 @@ public final class VMRecorder: @unchecked Sendable {
             }
             var fds = [pollfd(fd: monitor.pollDescriptor, events: Int16(POLLIN), revents: 0)]
             if let k = kmsg { fds.append(pollfd(fd: k.pollDescriptor, events: Int16(POLLIN), revents: 0)) }
+            if let t = blockTrace { fds.append(pollfd(fd: t.pollDescriptor, events: Int16(POLLIN), revents: 0)) }
             _ = poll(&fds, nfds_t(fds.count), Int32(Self.tick * 1000))
 
             let events: [QMPMessage]
@@ -217,6 +243,10 @@ public final class VMRecorder: @unchecked Sendable {
             if let k = kmsg, let host {
                 for line in k.readAvailable() { try host.append(line) }
                 try host.flush()
+            }
+            if let t = blockTrace, let f = blockTraceFile {
+                for line in t.readAvailable() { try f.append(line) }
+                try f.flush()
             }
             if shutdown { return ("vm-shutdown", "the guest shut down") }
             if options.flightRecorderBytes != nil, afterDeadline == nil, flightTrigger.isSet {

@@ -23,7 +23,8 @@ public struct HostLayerLink: Sendable, Encodable, Equatable {
     /// - `host-log-rate-limited`: the log covers the moment and has no storage error for it,
     ///   but the kernel's rate limiter dropped messages (`callbacks suppressed`,
     ///   lib/ratelimit.c; block I/O errors are printk_ratelimited in blk_print_req_error): its
-    ///   silence proves nothing, so no layer is concluded from it;
+    ///   silence proves nothing, so no layer is concluded from it — unless the block_rq_error
+    ///   tracepoint, which is not rate-limited, was recorded throughout with nothing lost;
     /// - `host-log-does-not-cover`: the host log starts after or ends before the failure.
     public var layer: String
     /// Index into `host.failures` (the trace's failed virtio-blk requests), when traced.
@@ -198,7 +199,9 @@ enum HostLayerCorrelation {
                 link.layer = "host-log-does-not-cover"
             } else if nbd {
                 link.layer = "nbd-server"
-            } else if hostKernel.input.suppressedMessages > 0 {
+            } else if hostKernel.input.suppressedMessages > 0 && !hostKernel.input.blockTracepointComplete {
+                // With the block_rq_error tracepoint recorded throughout, the rate limiter
+                // hides no failed block request: the silence is evidence again.
                 link.layer = "host-log-rate-limited"
             } else if q.errno == "ENOSPC" || q.errno == "EDQUOT" {
                 link.layer = "host-filesystem-full"
@@ -214,7 +217,9 @@ enum HostLayerCorrelation {
                 account.timeline.append(.init(time: t + offset, source: .hostKernel,
                                               what: "\(f.kind.rawValue)" + (f.device.map { " on \($0)" } ?? "")
                                                 + (f.sector.map { " sector \($0)" } ?? "") + (f.operation.map { " \($0)" } ?? "")
-                                                + (f.errno.map { " \($0)" } ?? "") + " (host kernel log line \(f.line))"))
+                                                + (f.errno.map { " \($0)" } ?? "")
+                                                + (f.source == .blockTracepoint ? " (host block_rq_error tracepoint, line \(f.line))"
+                                                                                : " (host kernel log line \(f.line))")))
                 if account.timeline.count >= ExplainTimeline.limit { break }
             }
         }
