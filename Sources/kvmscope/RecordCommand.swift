@@ -88,7 +88,7 @@ struct RecordCommand: ParsableCommand {
     @Option(name: .long, help: "query-blockstats snapshot interval (default 1s).")
     var interval: DurationArgument?
 
-    @Flag(name: .customLong("no-host-kernel"), help: "Do not record the host kernel's messages (/dev/kmsg).")
+    @Flag(name: .customLong("no-host-kernel"), help: "Do not record the host kernel's messages (/dev/kmsg) or its block_rq_error tracepoint.")
     var noHostKernel = false
 
     @Flag(name: .long, help: "Print each failed request as it happens (the default on a terminal).")
