@@ -34,6 +34,8 @@ struct ExitsCommand: ParsableCommand {
           $ kvmscope exits --perf-compat trace.txt      # perf kvm stat report's table
           $ trace-cmd report -R trace.dat | kvmscope exits -
           $ sudo kvmscope exits --record 10s --pid $(pidof qemu-system-x86_64)
+          $ sudo kvmscope exits --live --by vm --sort p99      # a top view of every VM's exits
+          $ sudo kvmscope exits --live --exit-reason EPT_VIOLATION --vcpu 2 --pid 4242
           $ kvmscope exits --json trace.txt
         Real output lines:
           EXTERNAL_INTERRUPT              3        60.00%   ...
@@ -87,12 +89,15 @@ struct ExitsCommand: ParsableCommand {
     @Option(name: .long, help: "Width of the terminal heatmap in characters (default: $COLUMNS or 100).")
     var width: Int?
 
+    @OptionGroup var live: ExitsLiveOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        if record == nil && file == nil { throw ValidationError("give a trace FILE ('-' for stdin) or --record DURATION") }
+        if live.live { return try live.validate(file: file, record: record, perfCompat: perfCompat, svg: svg) }
+        if record == nil && file == nil { throw ValidationError("give a trace FILE ('-' for stdin), --record DURATION or --live") }
         if record != nil && file != nil { throw ValidationError("use either a FILE or --record, not both") }
-        if pid != nil && record == nil { throw ValidationError("--pid works with --record (a text trace has no process ids, only thread ids)") }
+        if pid != nil && record == nil { throw ValidationError("--pid works with --record or --live (a text trace has no process ids, only thread ids)") }
         if let f = format, FormatRegistry.named(f)?.kind != .kvmExits {
             throw ValidationError("unknown --format '\(f)' (ftrace, trace-cmd, trace-cmd-raw, perf-script)")
         }
@@ -105,6 +110,7 @@ struct ExitsCommand: ParsableCommand {
     }
 
     func run() throws {
+        if live.live { return try runLive() }
         var analysis = ExitAnalysisOptions()
         analysis.top = top
         analysis.contextLines = context
