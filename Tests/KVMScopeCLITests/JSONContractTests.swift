@@ -214,6 +214,19 @@ import KVMScope
         Self.check("capture.json", documents: [try JSONSerialization.jsonObject(with: encoded)], lines: false, documented: documented)
     }
 
+    /// `exits --live --json`: a frame with rows (from real-shaped kvm_exit/kvm_entry lines).
+    @Test func exitsLiveFramesFollowTheContract() throws {
+        let table = ExitLiveTable(grouping: .reason, sort: .count)
+        for l in ["qemu-system-x86-100 [001] d.... 1.000000: kvm_exit: vcpu 0 reason HLT rip 0xffffffff8113b1f9 info1 0x0000000000000000 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000",
+                  "qemu-system-x86-100 [001] d.... 1.000050: kvm_entry: vcpu 0, rip 0xffffffff8113b1f9"] {
+            Array(l.utf8).withUnsafeBufferPointer { table.consume(LineBytes($0)) }
+        }
+        let frame = table.frame(elapsed: 1, interval: 1, lostEvents: 0, note: "n")
+        #expect(frame.rows.count == 1)
+        let doc = try JSONSerialization.jsonObject(with: Data(try JSONReport.encode(frame, pretty: false).utf8))
+        Self.check("exitsFrame", documents: [doc], lines: true, documented: try Self.documentedKeys())
+    }
+
     /// The checker itself: a snake_case key, an undocumented key and a bare duration are caught.
     @Test func theCheckerCatchesBreaches() {
         var unitless: [String] = []
