@@ -189,6 +189,7 @@ echo "exporter: $WHAT"
 [[ $SELFTEST -eq 0 ]] || echo "*** HARNESS SELF-TEST: these are a Python stand-in's figures, not kvmscope's ***"
 echo "machine: $(nproc) cores, load average $load0 before, $load1 after; $(qemu-system-x86_64 --version | head -n 1)"
 echo "each VM: qemu-system-x86_64 -machine none -S, $DRIVES raw -drive if=none; interval $INTERVAL s, CPU over $CYCLES intervals with a scrape each"
+awk -v hz="$HZ" -v w=$((CYCLES * INTERVAL)) 'BEGIN { printf "CPU resolution: one clock tick = %g ms, over %d s = %.3f %% of one core\n", 1000 / hz, w, 100 / hz / w }'
 echo
 {
     printf '%s' "figure"
