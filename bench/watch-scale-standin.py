@@ -63,7 +63,7 @@ def escape(value):
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-OPS = (("rd", "read"), ("wr", "write"), ("flush", "flush"), ("unmap", "discard"))
+OPS = (("rd", "read"), ("wr", "write"), ("flush", "flush"), ("unmap", "unmap"))
 
 
 class StandIn:
