@@ -31,6 +31,7 @@ struct ExitsCommand: ParsableCommand {
         Examples:
           $ kvmscope exits trace.txt
           $ kvmscope exits --top 5 --svg heatmap.svg trace.txt
+          $ kvmscope exits --than 500us trace.txt      # every exit of 500 µs or more, with its guest RIP
           $ kvmscope exits --perf-compat trace.txt      # perf kvm stat report's table
           $ trace-cmd report -R trace.dat | kvmscope exits -
           $ sudo kvmscope exits --record 10s --pid $(pidof qemu-system-x86_64)
@@ -64,6 +65,9 @@ struct ExitsCommand: ParsableCommand {
 
     @Option(name: .long, help: "Log the N slowest exits with the trace lines around them (0: none).")
     var top: Int = 10
+
+    @Option(name: .long, help: "List every exit at least this slow (100us, 1ms), in trace order, with its RIP, info fields and the lines before it on its CPU.")
+    var than: DurationArgument?
 
     @Option(name: .long, help: "Lines of context before and after each slow exit.")
     var context: Int = 4
@@ -117,6 +121,7 @@ struct ExitsCommand: ParsableCommand {
         analysis.intervalNs = interval?.nanoseconds
         analysis.vcpu = vcpu
         analysis.reasonHeatmaps = reasonHeatmaps
+        analysis.thresholdNs = than?.nanoseconds
 
         let report: ExitsReport
         if let record {

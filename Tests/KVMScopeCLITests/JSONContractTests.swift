@@ -165,7 +165,7 @@ import KVMScope
             Self.check(name, documents: docs, lines: runs[0].lines, documented: documented)
         }
         let dir = TempDir()
-        let exits = try Self.documents(Run(args: ["exits", "--json", Self.exitsInput(in: dir)], lines: false))
+        let exits = try Self.documents(Run(args: ["exits", "--json", "--than", "100us", Self.exitsInput(in: dir)], lines: false))
         Self.check("exits", documents: exits, lines: false, documented: documented)
     }
 

@@ -13,6 +13,10 @@ public struct ExitAnalysisOptions: Sendable {
     public var reasonHeatmaps = 0
     /// Count only this vCPU.
     public var vcpu: Int32?
+    /// List every exit at least this slow, in input order (perf-prof's `--than`), with its RIP,
+    /// info fields and context; all counted, the first `thresholdListLimit` listed.
+    public var thresholdNs: UInt64?
+    public var thresholdListLimit = 10_000
     public init() {}
 }
 
@@ -52,6 +56,10 @@ final class ExitLatencyAnalyzer {
     private var slow: SlowExitTracker
     private var seq: UInt64 = 0
     private var comms: [Int32: String] = [:]    // tid → comm, only for threads in the slow log
+    private var overThreshold: [SlowExit] = []
+    private var overThresholdCount: UInt64 = 0
+    /// The per-CPU line rings are kept when a slow exit may be shown with its context.
+    private var keepsContext: Bool { slow.limit > 0 || options.thresholdNs != nil }
 
     public private(set) var pairing = PairingAccounting()
     public private(set) var lost = LostEvents()
@@ -77,7 +85,7 @@ final class ExitLatencyAnalyzer {
         }
         if firstNs == nil { firstNs = r.timestampNs }
         if r.timestampNs > lastNs ?? 0 { lastNs = r.timestampNs }
-        if slow.limit > 0 { slow.rings.append(cpu: Int(r.cpu), seq: seq, line: line) }
+        if keepsContext { slow.rings.append(cpu: Int(r.cpu), seq: seq, line: line) }
         switch r.kind {
         case .exit: exit(r)
         case .entry: entry(r, line: line)
@@ -126,7 +134,13 @@ final class ExitLatencyAnalyzer {
         pairing.pairs += 1
         record(ns, thread: i, tid: r.tid)
         if slow.limit > 0, ns > slow.threshold || slow.heap.count < slow.limit {
-            logSlow(ns, threadStates[i], r, line: line)
+            // Made before offer(): it reads the line rings, which offer's exclusive access to `slow` covers.
+            let e = slowExit(ns, threadStates[i], r, line: line)
+            slow.offer { e }
+        }
+        if let limit = options.thresholdNs, ns >= limit {
+            overThresholdCount += 1
+            if overThreshold.count < options.thresholdListLimit { overThreshold.append(slowExit(ns, threadStates[i], r, line: line)) }
         }
     }
 
@@ -175,7 +189,8 @@ final class ExitLatencyAnalyzer {
         return pairAccumulators.count - 1
     }
 
-    private func logSlow(_ ns: UInt64, _ t: ThreadState, _ r: KVMTraceRecord, line: LineBytes) {
+    /// A slow exit with the lines around it on its CPU, made only for one that is shown.
+    private func slowExit(_ ns: UInt64, _ t: ThreadState, _ r: KVMTraceRecord, line: LineBytes) -> SlowExit {
         let comm = line.string(r.commRange)
         let k = UInt64(slow.contextLines)
         let before = slow.rings.lines(cpu: Int(t.cpu), in: (t.exitSeq > k ? t.exitSeq - k : 1)...t.exitSeq)
@@ -184,11 +199,9 @@ final class ExitLatencyAnalyzer {
         context += after.map { ($0.seq == seq ? "> " : "  ") + Self.trimmed($0.text) }
         if !after.contains(where: { $0.seq == seq }) { context.append("> " + Self.trimmed(line.string)) }
         let reasonName = t.reason >= 0 ? reasons.names[Int(t.reason)] : "?"
-        slow.offer {
-            SlowExit(latencyNs: ns, exitTimestampNs: t.exitNs, entryTimestampNs: r.timestampNs, reason: reasonName,
-                     vcpu: t.vcpu, tid: r.tid, comm: comm, cpu: t.cpu, rip: t.rip, info1: t.info1, info2: t.info2,
-                     intrInfo: t.intrInfo, errorCode: t.errorCode, context: context)
-        }
+        return SlowExit(latencyNs: ns, exitTimestampNs: t.exitNs, entryTimestampNs: r.timestampNs, reason: reasonName,
+                        vcpu: t.vcpu, tid: r.tid, comm: comm, cpu: t.cpu, rip: t.rip, info1: t.info1, info2: t.info2,
+                        intrInfo: t.intrInfo, errorCode: t.errorCode, context: context)
     }
 
     static func trimmed(_ s: String) -> String {
@@ -244,6 +257,7 @@ final class ExitLatencyAnalyzer {
                            firstTimestampNs: firstNs, lastTimestampNs: lastNs, vcpuFilter: options.vcpu,
                            total: stats(total, precision: 0.001), byReason: reasonRows, byVCPU: vcpuRows,
                            byReasonAndVCPU: pairRows, slowest: slow.sorted, heatmap: HeatmapData(heatmap),
-                           reasonHeatmaps: reasonMaps, recording: nil)
+                           reasonHeatmaps: reasonMaps, recording: nil,
+                           overThreshold: options.thresholdNs.map { ThresholdLog(thresholdNs: $0, count: overThresholdCount, exits: overThreshold) })
     }
 }

@@ -19,12 +19,22 @@ public struct ExitsReport: Codable, Sendable {
     public var heatmap: HeatmapData
     @NullEncoded public var reasonHeatmaps: [ReasonHeatmap]?
     @NullEncoded public var recording: RecordingInfo?
+    /// `--than`: every exit at least that slow (null without it).
+    @NullEncoded public var overThreshold: ThresholdLog? = nil
 
     // `source` names the input like every other report; `input` says how much of it was read.
     enum CodingKeys: String, CodingKey {
         case input = "source", format, isa, lines = "input", pairing, lost, firstTimestampNs, lastTimestampNs
-        case vcpuFilter, total, byReason, byVCPU, byReasonAndVCPU, slowest, heatmap, reasonHeatmaps, recording
+        case vcpuFilter, total, byReason, byVCPU, byReasonAndVCPU, slowest, heatmap, reasonHeatmaps, recording, overThreshold
     }
+}
+
+/// `exits --than`: the exits at least `thresholdNs` slow, in input order; `count` is all of
+/// them, `exits` the first ones (ExitAnalysisOptions.thresholdListLimit).
+public struct ThresholdLog: Codable, Sendable, Equatable {
+    public var thresholdNs: UInt64
+    public var count: UInt64
+    public var exits: [SlowExit]
 }
 
 public struct ExitStats: Codable, Sendable, Equatable {

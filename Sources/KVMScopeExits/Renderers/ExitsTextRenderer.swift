@@ -29,6 +29,7 @@ public enum ExitsTextRenderer {
             }
         }
         if !r.slowest.isEmpty { out += "\n" + slowest(r.slowest, style: style) }
+        if let t = r.overThreshold { out += "\n" + overThreshold(t, style: style) }
         if options.heatmap {
             out += "\n" + HeatmapTerminalRenderer.render(r.heatmap, title: style.bold("Heatmap: all exits"),
                                                          width: options.width, style: style)
@@ -104,6 +105,22 @@ public enum ExitsTextRenderer {
             out += String(format: "       rip 0x%llx info1 0x%016llx info2 0x%016llx intr_info 0x%08x error_code 0x%08x\n",
                           e.rip, e.info1, e.info2, e.intrInfo, e.errorCode)
             for line in e.context { out += "       " + (line.hasPrefix(">") ? line : style.dim(line)) + "\n" }
+        }
+        return out
+    }
+
+    /// `--than`: every exit over the threshold, in the trace's order, one line each with its
+    /// RIP and info fields, then the lines around it on its CPU (what the vCPU did between exit
+    /// and entry: kvm_pio, kvm_mmio, kvm_msr, kvm_userspace_exit…).
+    static func overThreshold(_ t: ThresholdLog, style: TerminalStyle) -> String {
+        var out = style.bold("Exits of \(DurationFormat.short(t.thresholdNs)) or more: \(DurationFormat.count(t.count))")
+            + (UInt64(t.exits.count) < t.count ? " (the first \(t.exits.count) listed, --json has the same)" : "") + "\n"
+        for e in t.exits {
+            out += "  \(DurationFormat.timestamp(e.exitTimestampNs))  " + style.yellow(pad(DurationFormat.short(e.latencyNs), 8))
+                + "  vCPU \(e.vcpu < 0 ? "?" : String(e.vcpu))  \(e.reason)"
+                + String(format: "  rip 0x%llx info1 0x%llx info2 0x%llx", e.rip, e.info1, e.info2) + "\n"
+            // As the slowest exits show it: `>` marks the exit and its entry, the rest is context.
+            for line in e.context { out += "      " + (line.hasPrefix(">") ? line : style.dim(line)) + "\n" }
         }
         return out
     }
