@@ -38,7 +38,27 @@ import KVMScopeTestSupport
         #expect(hk.input.blockErrorsAlsoTraced == messages)
         let layers = r.layers
         #expect(!layers.isEmpty)
-        #expect(layers.allSatisfy { $0.layer == "host-block-device" && $0.hostDevice == "loop0" && $0.hostSector == 2048 })
+        #expect(layers.allSatisfy { $0.layer == "host-block-device" && $0.hostDevice == "loop0" && $0.hostSector == 51400 })
+    }
+
+    /// A burst as the lab's host disk gives it: QEMU sees each error 0-8 ms after the kernel,
+    /// the guest's retries 5 ms apart. Tied nearest-first, a failure takes the next one's host
+    /// error and the last is left with none ("not logged", falsely); every one is tied.
+    @Test func aBurstTiesEveryFailure() {
+        // 25 writes 5 ms apart, each seen by QEMU 4 ms after the kernel: nearest-first, each
+        // takes the next one's error (1 ms away, not 4), and the last finds only the first, 120 ms back.
+        let lags = [Double](repeating: 0.004, count: 25)
+        var host: [(index: Int, time: Double, write: Bool?)] = []
+        var qemu: [HostLayerCorrelation.QEMUFailure] = []
+        for (i, lag) in lags.enumerated() {
+            let h = 100 + Double(i) * 0.005
+            host.append((i, h, true))
+            qemu.append(.init(time: h + lag, operation: "write", write: true, errno: "EIO", device: "drive0", trace: i, qmp: nil))
+        }
+        #expect(HostLayerCorrelation.tie(qemu, host, offset: 0, earliest: false).count < lags.count)   // the old way
+        let tied = HostLayerCorrelation.tie(qemu, host, offset: 0)
+        #expect(tied.count == lags.count)
+        #expect(tied.map(\.host) == Array(0..<lags.count))
     }
 
     /// The same capture without the tracepoint (an older kvmscope, or not root): the log's

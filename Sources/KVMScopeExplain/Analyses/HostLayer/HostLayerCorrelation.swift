@@ -184,7 +184,10 @@ enum HostLayerCorrelation {
                 link.hostErrno = f.errno; link.hostLine = f.line; link.timeDeltaSeconds = delta
                 link.layer = layer(of: f.kind)
                 // By place too, when the image's extents on this host are known.
-                if let g = link.guestSector, let dev = f.device,
+                // The guest's sector: from its log when matched, else the traced request's own
+                // (QEMU's virtio-blk sector is the guest's, a `kvmscope record` capture has no guest log).
+                if let g = link.guestSector ?? q.trace.flatMap({ $0 < (trace?.failures.count ?? 0) ? trace?.failures[$0].sector : nil }),
+                   let dev = f.device,
                    let img = images.first(where: { $0.guestOffsetsAreFileOffsets && $0.disk == dev }),
                    let (byte, overflow) = Optional(g.multipliedReportingOverflow(by: 512)), !overflow,
                    let expected = img.diskSector(imageOffset: byte) {
@@ -247,9 +250,23 @@ enum HostLayerCorrelation {
         return out.sorted { ($0.time ?? .infinity) < ($1.time ?? .infinity) }
     }
 
-    /// Each QEMU failure ↔ the nearest unused host error of a compatible kind within the
-    /// tolerance, in time order. `delta` is QEMU's time − (host time + offset).
+    /// Each QEMU failure ↔ an unused host error of a compatible kind within the tolerance, in
+    /// time order. `delta` is QEMU's time − (host time + offset).
+    ///
+    /// The nearest one, unless that ties fewer failures than can be tied: in a burst (QEMU
+    /// sees each error up to 8 ms after the kernel, the guest's retries come 5 ms apart) a
+    /// failure could take the next one's host error, and the last of the burst was left with
+    /// none — "not logged by the host kernel", falsely. Taking the earliest error left in each
+    /// window instead ties as many as can be tied at all (every window is as wide: the greedy
+    /// for points in intervals), so that is used whenever it ties more.
     static func tie(_ qemu: [QEMUFailure], _ host: [(index: Int, time: Double, write: Bool?)], offset: Double)
+        -> [(qemu: Int, host: Int, delta: Double)] {
+        let nearest = tie(qemu, host, offset: offset, earliest: false)
+        let most = tie(qemu, host, offset: offset, earliest: true)
+        return most.count > nearest.count ? most : nearest
+    }
+
+    static func tie(_ qemu: [QEMUFailure], _ host: [(index: Int, time: Double, write: Bool?)], offset: Double, earliest: Bool)
         -> [(qemu: Int, host: Int, delta: Double)] {
         var used = Set<Int>()
         var out: [(Int, Int, Double)] = []
@@ -264,7 +281,10 @@ enum HostLayerCorrelation {
             // would otherwise make this quadratic (the used ones are skipped again each time).
             while k < host.count, k - lo < 64, host[k].time <= target + tolerance {
                 if !used.contains(k), compatible(q.write, host[k].write),
-                   bestK == nil || abs(host[k].time - target) < abs(host[bestK!].time - target) { bestK = k }
+                   bestK == nil || abs(host[k].time - target) < abs(host[bestK!].time - target) {
+                    bestK = k
+                    if earliest { break }
+                }
                 k += 1
             }
             if let b = bestK { used.insert(b); out.append((qi, b, target - host[b].time)) }
