@@ -59,6 +59,9 @@ public final class TraceEventDecoder {
         var all: [TraceArgumentScanner] = []
         for (i, defs) in definitionsByName.enumerated() {
             isSelected[i] = selected[i]
+            // Only selected events are ever scanned: building scanners for the other ~5000
+            // names of an installed trace-events-all was start-up time for nothing.
+            guard selected[i] else { continue }
             let chain = defs.compactMap(TraceArgumentScanner.init)
             for k in chain.indices.dropLast() { chain[k].next = Unmanaged.passUnretained(chain[k + 1]) }
             firstScanner[i] = chain.first.map { Unmanaged.passUnretained($0) }
