@@ -71,7 +71,7 @@ final class TraceArgumentScanner {
             let step = steps[s]
             if step.style == 255 {
                 let n = Int(step.length)
-                guard end - i >= n, memcmp(p + i, literals + Int(step.offset), n) == 0 else { return false }
+                guard end - i >= n, TraceEventNameTable.equal(p + i, literals + Int(step.offset), n) else { return false }
                 i += n
                 s += 1
                 continue
