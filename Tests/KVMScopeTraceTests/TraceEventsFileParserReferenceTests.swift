@@ -57,12 +57,20 @@ import KVMScopeTestSupport
         p(int x "no close"
         q int x) "no open"
         bad-prop r(int x) "bad property"
-        s( int   x  ,  void * y ) \t "spaces"  \r
+        s( int   x  ,  void * y ) \t "spaces"  \r \t
         t(struct Foo *f, const char * const *names) "%p"
         u(void) ""
         v(int x) "a" "b" PRIx64 "c"
         w(uint32_t unsigned_thing) "%u"
 
         """)
+    }
+
+    /// The one difference, on purpose: a `\r\n` line end ends the line (the Character-level
+    /// parser saw `\r\n` as one Character, not `\n`, and glued such a file into one line).
+    @Test func crlfLineEnds() {
+        let p = TraceEventsFileParser(text: "a(int x) \"%d\"\r\nb(void *p) \"%p\"\r\n")
+        #expect(p.entries.map(\.name) == ["a", "b"] && p.entries.map(\.line) == [1, 2])
+        #expect(p.entries.map(\.rawFormat) == ["\"%d\"", "\"%p\""] && p.badLines.isEmpty)
     }
 }
