@@ -22,6 +22,9 @@ public struct LineSplitter {
     public var onProgress: ((Int64) -> Void)?
     public private(set) var stats = LineStats()
 
+    /// For the inlinable `forEachLine`, which cannot set a `private(set)` property itself.
+    @usableFromInline mutating func setStats(_ newValue: LineStats) { stats = newValue }
+
     public init(chunkSize: Int = 1 << 20, maxLineLength: Int = 1 << 16) {
         self.chunkSize = max(chunkSize, 16)
         self.maxLineLength = max(maxLineLength, 16)
@@ -29,6 +32,9 @@ public struct LineSplitter {
 
     /// Calls `body` with each line (without `\n` or a trailing `\r`) and its 1-based number.
     /// The bytes are only valid during the call.
+    /// Inlinable so that each reader's `body` is inlined into this loop in the reader's module
+    /// (a closure call per line otherwise, and the reader's per-line state kept in memory).
+    @inlinable
     public mutating func forEachLine(in stream: ByteStream,
                                      _ body: (LineBytes, Int) throws -> Void) throws {
         let capacity = chunkSize + maxLineLength
@@ -38,8 +44,10 @@ public struct LineSplitter {
         var filled = 0          // bytes valid in buffer
         var skippingOverlong = false
         var lineNumber = 0
+        var stats = self.stats
+        defer { setStats(stats) }
 
-        func emit(_ start: Int, _ end: Int) throws {
+        @inline(__always) func emit(_ start: Int, _ end: Int) throws {
             lineNumber += 1
             var e = end
             if e > start && base[e - 1] == 0x0D { e -= 1 }

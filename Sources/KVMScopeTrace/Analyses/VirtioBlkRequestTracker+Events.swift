@@ -30,6 +30,18 @@ extension VirtioBlkRequestTracker {
         }
     }
 
+    /// `self[device: vdev]` changed in place: the subscript copies the counters (and their
+    /// queue list) out and back, which was a fifth of finishing each request.
+    mutating func updateDevice(_ vdev: UInt64, _ change: (inout DeviceCounters) -> Void) {
+        if let i = devices.index(forKey: vdev) {
+            change(&devices.values[i])
+        } else {
+            var counters = DeviceCounters()
+            change(&counters)
+            self[device: vdev] = counters
+        }
+    }
+
     /// The request `req` names: itself, or (old qemu-kvm) the element 8 bytes further.
     mutating func index(ofRequest req: UInt64, legacy: Bool) -> Dictionary<UInt64, VirtioBlkRequestState>.Index? {
         if legacyOffset == 0, let i = requests.index(forKey: req) { return i }

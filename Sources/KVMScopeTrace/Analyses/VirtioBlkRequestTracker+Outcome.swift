@@ -34,7 +34,7 @@ extension VirtioBlkRequestTracker {
         latencies[op, default: OperationAccumulator()].note(popToFill: waited, bytes: bytes)
         if status == .ok {
             counts.completed += 1
-            self[device: vdev].completed += 1
+            updateDevice(vdev) { $0.completed += 1 }
             if r.firstErrorRet != nil {
                 if r.retries > 0 {
                     counts.pausedAndRetried += 1
@@ -46,7 +46,7 @@ extension VirtioBlkRequestTracker {
             }
         } else {
             counts.failed += 1
-            self[device: vdev].failed += 1
+            updateDevice(vdev) { $0.failed += 1 }
             let cause: VirtioBlkFailureCause
             if r.firstErrorRet != nil {
                 cause = r.retries > 0 ? .pausedRetried : .backendError

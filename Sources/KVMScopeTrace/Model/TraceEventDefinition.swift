@@ -19,23 +19,45 @@ public struct TraceArgument: Sendable, Equatable, Codable {
     public init(type: String, name: String) {
         self.type = type
         self.name = name
-        let t = Substring(type).trimmedBlanks
-        let stars = t.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "*") ? 1 : 0) }
-        let base = t.split(whereSeparator: { $0 == "*" || $0 == " " || $0 == "\t" })
-            .filter { $0 != "const" && $0 != "volatile" }
-            .joined(separator: " ")
-        // Exactly tracetool's is_string(), so that simpletrace payloads decode as QEMU wrote them.
-        let stringPrefixes = ["const char*", "char*", "const char *", "char *"]
-        if stars == 1 && stringPrefixes.contains(where: { t.hasPrefix($0) }) {
-            kind = .string
-            bitWidth = 64
-        } else if stars > 0 {
-            kind = .pointer
-            bitWidth = 64
-        } else {
-            (kind, bitWidth) = Self.integerKind(base)
+        (kind, bitWidth) = Self.classify(type)
+    }
+
+    /// (kind, width) of a C type, on its bytes (the catalog classifies 11 000 arguments at
+    /// start-up): `t` is the type without surrounding blanks, `base` its words without `*`,
+    /// `const` and `volatile`, joined by one space.
+    static func classify(_ type: String) -> (TraceArgumentKind, Int) {
+        var type = type
+        return type.withUTF8 { b -> (TraceArgumentKind, Int) in
+            guard let p = b.baseAddress else { return integerKind("") }
+            let (s, e) = TraceEventsFileParser.trimmed(p, 0, b.count)
+            var stars = 0
+            for i in s..<e where p[i] == 0x2A { stars += 1 }
+            // Exactly tracetool's is_string(), so that simpletrace payloads decode as QEMU wrote them.
+            if stars == 1 {
+                for prefix in Self.stringPrefixes where e - s >= prefix.count {
+                    if prefix.withUnsafeBufferPointer({ memcmp(p + s, $0.baseAddress!, $0.count) == 0 }) {
+                        return (.string, 64)
+                    }
+                }
+            }
+            if stars > 0 { return (.pointer, 64) }
+            var base: [UInt8] = []
+            var i = s
+            while i < e {
+                while i < e, p[i] == 0x2A || p[i] == 0x20 || p[i] == 0x09 { i += 1 }
+                let w = i
+                while i < e, p[i] != 0x2A, p[i] != 0x20, p[i] != 0x09 { i += 1 }
+                guard i > w else { continue }
+                let word = UnsafeBufferPointer(start: p + w, count: i - w)
+                if word.elementsEqual("const".utf8) || word.elementsEqual("volatile".utf8) { continue }
+                if !base.isEmpty { base.append(0x20) }
+                base.append(contentsOf: word)
+            }
+            return integerKind(String(decoding: base, as: UTF8.self))
         }
     }
+
+    private static let stringPrefixes: [[UInt8]] = ["const char*", "char*", "const char *", "char *"].map { Array($0.utf8) }
 
     /// Signedness and width of the integer types tracetool allows (ALLOWED_TYPES).
     static func integerKind(_ base: String) -> (TraceArgumentKind, Int) {
@@ -89,10 +111,12 @@ public final class TraceEventDefinition: Sendable, CustomStringConvertible {
     /// The format exactly as written in the file, e.g. `"vdev %p req %p sector %"PRIu64`.
     public let rawFormat: String
     /// The format after joining C string literals and expanding `PRIu64`-style macros.
-    public let format: String
+    /// Computed when asked (comparing signatures, building a scanner): a catalog holds ~5000
+    /// definitions and a run scans a handful, so doing it for all was start-up time (issue 19).
+    public var format: String { TraceFormatString.expand(rawFormat) }
     /// The format split into literals and conversions; nil when a text reader cannot scan it
     /// back (conversions that do not match the arguments, `%*d`, floating point).
-    public let pieces: [TraceFormatPiece]?
+    public var pieces: [TraceFormatPiece]? { TraceFormatString.pieces(format, arguments: arguments) }
     /// Where it came from, for messages: `trace-events-all:1234` or `bundled`.
     public let origin: String
     /// For string arguments, their position among the event's strings (else -1).
@@ -107,9 +131,6 @@ public final class TraceEventDefinition: Sendable, CustomStringConvertible {
         self.arguments = arguments
         self.rawFormat = rawFormat
         self.origin = origin
-        let expanded = TraceFormatString.expand(rawFormat)
-        self.format = expanded
-        self.pieces = TraceFormatString.pieces(expanded, arguments: arguments)
         var slots: [Int] = []
         var n = 0
         for a in arguments {

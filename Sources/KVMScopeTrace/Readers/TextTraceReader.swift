@@ -18,48 +18,41 @@ public struct TextTraceReader: TraceReader {
                               _ body: (TraceEvent) throws -> Void) throws {
         var splitter = LineSplitter()
         splitter.onProgress = onProgress
-        var styleCounts = [Int](repeating: 0, count: 4)
+        // Per-style line counts in locals, not an array: no uniqueness check per line.
+        var styleNone = 0, styleLog = 0, styleISO = 0, styleStap = 0
         var events = 0, skipped = 0, other = 0, binary = 0, badTimestamps = 0
         var recognised = 0, blank = 0
+        // The decoder's per-name buffers, loaded once rather than through the object per line.
+        let table = decoder.table
+        let firstScanner = decoder.firstScanner, isSelected = decoder.isSelected
+        let seenByName = decoder.seenByName, malformedByName = decoder.malformedByName
         try splitter.forEachLine(in: stream) { line, _ in
             guard let p = line.bytes.baseAddress, line.count > 0 else { blank += 1; return }
             let n = line.count
             let prefix = TraceLinePrefix.parse(p, n)
             if prefix.badTimestamp { badTimestamps += 1; return }
-            // The name: identifier characters up to a space or the end of the line.
-            var e = prefix.nameStart
-            var hasUnderscore = false
-            while e < n {
-                let c = p[e]
-                if c == 0x20 { break }
-                guard TraceFormatString.isIdentifier(c) else { e = -1; break }
-                if c == 0x5F { hasUnderscore = true }
-                e += 1
-            }
-            guard e > prefix.nameStart else {
-                if line.looksBinary { binary += 1 } else if !Self.isBlank(p, n) { other += 1 } else { blank += 1 }
-                return
-            }
-            let nameLength = e - prefix.nameStart
-            let index = decoder.nameIndex(p + prefix.nameStart, nameLength)
+            let nameStart = prefix.nameStart
+            // The name: hashed while its end (a space or the end of the line) is found; a hit in
+            // the table is an identifier, so only a miss needs the byte-by-byte check below.
+            let (e, h) = TraceEventNameTable.scanName(p, nameStart, n)
+            let index = e > nameStart ? table.lookup(p + nameStart, e - nameStart, hash: h) : -1
             guard index >= 0 else {
-                if prefix.style != .none || hasUnderscore {
-                    decoder.noteUnknown(p + prefix.nameStart, nameLength)
-                    // Behind a trace prefix it is a trace line of an event the definitions lack;
-                    // a bare `some_word ...` could be any text.
-                    if prefix.style != .none { recognised += 1 }
-                } else {
-                    other += 1
-                }
+                Self.notAnEvent(p, n, prefix: prefix, line: line, decoder: decoder,
+                                other: &other, binary: &binary, blank: &blank, recognised: &recognised)
                 return
             }
-            styleCounts[Int(prefix.style.rawValue)] += 1
+            switch prefix.style {
+            case .none: styleNone += 1
+            case .logTimestamp: styleLog += 1
+            case .iso: styleISO += 1
+            case .systemTap: styleStap += 1
+            }
             recognised += 1
-            decoder.seenByName[index] += 1
-            guard decoder.isSelected[index] else { skipped += 1; return }
+            seenByName[index] += 1
+            guard isSelected[index] else { skipped += 1; return }
             let argsStart = e < n ? e + 1 : n
             // Try the name's definitions in order (today's signature first, then older ones).
-            var candidate = decoder.firstScanner[index]
+            var candidate = firstScanner[index]
             while let current = candidate {
                 let matched = try current._withUnsafeGuaranteedRef { scanner -> Bool in
                     var event = TraceEvent(definition: scanner.definition, timestamp: prefix.timestamp, thread: prefix.thread)
@@ -71,7 +64,7 @@ public struct TextTraceReader: TraceReader {
                 if matched { return }
                 candidate = current._withUnsafeGuaranteedRef { $0.next }
             }
-            decoder.malformedByName[index] += 1
+            malformedByName[index] += 1
         }
         stats.bytes = splitter.stats.bytes
         stats.lines = splitter.stats.lines
@@ -85,7 +78,39 @@ public struct TextTraceReader: TraceReader {
         stats.linesSkipped = max(0, splitter.stats.lines - recognised - blank)
         decoder.finish(into: &stats)
         let styleNames = ["none", "TID@SEC.USEC:", "ISO 8601", "PID@NS"]
-        for (i, n) in styleCounts.enumerated() where n > 0 { prefixCounts[styleNames[i]] = n }
+        for (i, n) in [styleNone, styleLog, styleISO, styleStap].enumerated() where n > 0 { prefixCounts[styleNames[i]] = n }
+    }
+
+    /// A line whose first word is no event of the definitions: an unknown event behind a
+    /// trace prefix (or a bare `some_event ...`), other text, binary junk or a blank line.
+    /// Out of line: the per-line path stays small.
+    @inline(never)
+    static func notAnEvent(_ p: UnsafePointer<UInt8>, _ n: Int, prefix: TraceLinePrefix.Parsed, line: LineBytes,
+                           decoder: TraceEventDecoder, other: inout Int, binary: inout Int, blank: inout Int,
+                           recognised: inout Int) {
+        // The name: identifier characters up to a space or the end of the line.
+        var e = prefix.nameStart
+        var hasUnderscore = false
+        while e < n {
+            let c = p[e]
+            if c == 0x20 { break }
+            guard TraceFormatString.isIdentifier(c) else { e = -1; break }
+            if c == 0x5F { hasUnderscore = true }
+            e += 1
+        }
+        guard e > prefix.nameStart else {
+            if line.looksBinary { binary += 1 } else if !isBlank(p, n) { other += 1 } else { blank += 1 }
+            return
+        }
+        let nameLength = e - prefix.nameStart
+        if prefix.style != .none || hasUnderscore {
+            decoder.noteUnknown(p + prefix.nameStart, nameLength)
+            // Behind a trace prefix it is a trace line of an event the definitions lack;
+            // a bare `some_word ...` could be any text.
+            if prefix.style != .none { recognised += 1 }
+        } else {
+            other += 1
+        }
     }
 
     static func isBlank(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {

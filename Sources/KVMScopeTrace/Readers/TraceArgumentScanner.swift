@@ -53,8 +53,9 @@ final class TraceArgumentScanner {
         stepCount = built.count
         steps = .allocate(capacity: max(built.count, 1))
         steps.initialize(from: built, count: built.count)
-        literals = .allocate(capacity: max(bytes.count, 1))
-        literals.initialize(from: bytes, count: bytes.count)
+        // 8 zero bytes after the last literal: `literalMatches` loads 8 bytes of any literal.
+        literals = .allocate(capacity: bytes.count + 8)
+        literals.initialize(from: bytes + [UInt8](repeating: 0, count: 8), count: bytes.count + 8)
     }
 
     deinit {
@@ -71,7 +72,7 @@ final class TraceArgumentScanner {
             let step = steps[s]
             if step.style == 255 {
                 let n = Int(step.length)
-                guard end - i >= n, memcmp(p + i, literals + Int(step.offset), n) == 0 else { return false }
+                guard end - i >= n, Self.literalMatches(p + i, end - i, literals + Int(step.offset), n) else { return false }
                 i += n
                 s += 1
                 continue
@@ -114,7 +115,7 @@ final class TraceArgumentScanner {
                 event.bits[arg] = Self.normalized(v, step)
             case .pointer:
                 // glibc prints NULL as `(nil)`; SystemTap always as `0x` + 16 digits.
-                if end - i >= 5, memcmp(p + i, "(nil)", 5) == 0 {
+                if end - i >= 5, p[i] == 0x28, memcmp(p + i, "(nil)", 5) == 0 {
                     i += 5
                     event.bits[arg] = 0
                 } else {
@@ -169,6 +170,21 @@ final class TraceArgumentScanner {
         ByteParsing.decimal(p, start, end)
     }
 
+    /// `line[0..<n] == literal[0..<n]`; a literal of at most 8 bytes (`vdev `, ` req `, ...)
+    /// with 8 bytes of the line left is one masked 64-bit compare (the literal buffer is
+    /// padded, and only the line's bytes before its end are loaded).
+    @inline(__always)
+    static func literalMatches(_ line: UnsafePointer<UInt8>, _ available: Int,
+                               _ literal: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        if n <= 8, available >= 8 {
+            let a = UInt64(littleEndian: UnsafeRawPointer(line).loadUnaligned(as: UInt64.self))
+            let b = UInt64(littleEndian: UnsafeRawPointer(literal).loadUnaligned(as: UInt64.self))
+            let mask: UInt64 = n == 8 ? ~0 : (1 << UInt64(n << 3)) &- 1
+            return (a ^ b) & mask == 0
+        }
+        return TraceEventNameTable.equal(line, literal, n)
+    }
+
     @inline(__always)
     static func isHex(_ c: UInt8) -> Bool {
         (c &- 0x30) < 10 || ((c | 0x20) &- 0x61) < 6
@@ -186,10 +202,10 @@ final class TraceArgumentScanner {
                 if d > 5 { break }
                 d += 10
             }
-            if i - start >= 16 { return nil }           // more than 64 bits
             v = v << 4 | UInt64(d)
             i += 1
         }
-        return i == start ? nil : (v, i)
+        // More than 16 digits is more than 64 bits (checked once, after the run of digits).
+        return i == start || i - start > 16 ? nil : (v, i)
     }
 }
