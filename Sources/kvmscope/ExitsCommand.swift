@@ -23,7 +23,8 @@ struct ExitsCommand: ParsableCommand {
         commandName: "exits",
         abstract: "vm-exit → vm-entry latency per exit reason and per vCPU, the slowest exits with their context, and a heatmap.",
         discussion: """
-        Reads kvm:kvm_exit / kvm:kvm_entry traces: ftrace text (/sys/kernel/tracing/trace or trace_pipe, \
+        Reads kvm:kvm_exit / kvm:kvm_entry traces: trace-cmd's trace.dat (v6, v7; zstd/zlib) directly, \
+        ftrace text (/sys/kernel/tracing/trace or trace_pipe, \
         linux <=5.9 and 5.10+ formats), trace-cmd report (with the kvm plugin, -N or -R), perf script; \
         or records live in a private tracefs instance (--record, as root). Each exit is paired with the \
         next entry of the same thread.
@@ -32,7 +33,7 @@ struct ExitsCommand: ParsableCommand {
           $ kvmscope exits trace.txt
           $ kvmscope exits --top 5 --svg heatmap.svg trace.txt
           $ kvmscope exits --perf-compat trace.txt      # perf kvm stat report's table
-          $ trace-cmd report -R trace.dat | kvmscope exits -
+          $ kvmscope exits trace.dat                     # trace-cmd record -e kvm:kvm_exit -e kvm:kvm_entry
           $ sudo kvmscope exits --record 10s --pid $(pidof qemu-system-x86_64)
           $ kvmscope exits --json trace.txt
         Real output lines:
@@ -42,10 +43,10 @@ struct ExitsCommand: ParsableCommand {
         """
     )
 
-    @Argument(help: "Trace text file ('-' for stdin). Not with --record.")
+    @Argument(help: "Trace file: text, or trace-cmd's trace.dat ('-' for stdin). Not with --record.")
     var file: String?
 
-    @Option(name: .long, help: "Input format instead of detecting it: ftrace, trace-cmd, trace-cmd-raw, perf-script.")
+    @Option(name: .long, help: "Input format instead of detecting it: trace-dat, ftrace, trace-cmd, trace-cmd-raw, perf-script.")
     var format: String?
 
     @Option(name: .long, help: "Record live for this long (10s, 500ms, 2m) in a private tracefs instance. Needs root.")
@@ -94,7 +95,7 @@ struct ExitsCommand: ParsableCommand {
         if record != nil && file != nil { throw ValidationError("use either a FILE or --record, not both") }
         if pid != nil && record == nil { throw ValidationError("--pid works with --record (a text trace has no process ids, only thread ids)") }
         if let f = format, FormatRegistry.named(f)?.kind != .kvmExits {
-            throw ValidationError("unknown --format '\(f)' (ftrace, trace-cmd, trace-cmd-raw, perf-script)")
+            throw ValidationError("unknown --format '\(f)' (trace-dat, ftrace, trace-cmd, trace-cmd-raw, perf-script)")
         }
         if top < 0 || top > 10_000 { throw ValidationError("--top must be 0...10000") }
         if context < 0 || context > 50 { throw ValidationError("--context must be 0...50") }
@@ -129,6 +130,10 @@ struct ExitsCommand: ParsableCommand {
             report = try KVMExitTraceReader.analyze(source, format: format.flatMap(FormatRegistry.named),
                                                     options: analysis, onProgress: meter.update)
             meter.finish()
+            if report.lines.kvmExit == 0 && report.lines.kvmEntry == 0 && report.format == "trace-dat" {
+                throw KVMScopeError.unsupportedFormat(path: source.name, detail:
+                    "this trace.dat holds the kvm_exit/kvm_entry formats but none of their events (\(report.lines.total) events in all): no guest exited while it was recorded, or this host's KVM does not emit them")
+            }
             if report.lines.kvmExit == 0 && report.lines.kvmEntry == 0 {
                 throw KVMScopeError.unsupportedFormat(path: source.name, detail:
                     "no kvm_exit or kvm_entry events in \(report.lines.total) lines (record them with: trace-cmd record -e kvm:kvm_exit -e kvm:kvm_entry, or kvmscope exits --record 10s)")
