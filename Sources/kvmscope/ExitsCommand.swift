@@ -73,14 +73,20 @@ struct ExitsCommand: ParsableCommand {
     @Option(name: .long, help: "Count only this vCPU.")
     var vcpu: Int32?
 
+    @Option(name: .long, help: "Count only exits of this reason (HLT, IO_INSTRUCTION, npf, ...; case-insensitive). Repeatable.")
+    var reason: [String] = []
+
     @Option(name: .long, help: "Also draw one heatmap per exit reason, for the N most frequent reasons.")
     var reasonHeatmaps: Int = 0
 
     @Option(name: .long, help: "Write the heatmap(s) as an SVG image to FILE.")
     var svg: String?
 
-    @Flag(name: .long, help: "Print perf kvm stat report's table layout instead of kvmscope's report.")
+    @Flag(name: .long, help: "Print perf kvm stat report's table instead of kvmscope's report, in the layout of the installed perf (perf --version), or of --perf-compat=VERSION.")
     var perfCompat = false
+
+    @Option(name: .long, help: ArgumentHelp("The perf version whose table --perf-compat copies (6.1: 20-column names; 6.4+: 40). Also written --perf-compat=VERSION.", valueName: "VERSION"))
+    var perfVersion: String?
 
     @Flag(name: .long, help: "Leave the heatmap out of the text report.")
     var noHeatmap = false
@@ -103,6 +109,15 @@ struct ExitsCommand: ParsableCommand {
         if bufferKb < 4 || bufferKb > 4 << 20 { throw ValidationError("--buffer-kb must be 4...4194304") }
         if let w = width, w < 30 || w > 1000 { throw ValidationError("--width must be 30...1000") }
         if perfCompat && output.json { throw ValidationError("use either --json or --perf-compat") }
+        if let v = perfVersion {
+            guard PerfKVMStatRenderer.parseNumbers(Substring(v)) != nil else {
+                throw ValidationError("--perf-compat=\(v): not a perf version like 6.1 or 6.8")
+            }
+            if !perfCompat { throw ValidationError("--perf-version goes with --perf-compat") }
+        }
+        for r in reason where r.isEmpty || r.contains(where: { $0.isWhitespace }) {
+            throw ValidationError("--reason '\(r)' is not an exit reason name (like HLT or IO_INSTRUCTION)")
+        }
     }
 
     func run() throws {
@@ -111,6 +126,7 @@ struct ExitsCommand: ParsableCommand {
         analysis.contextLines = context
         analysis.intervalNs = interval?.nanoseconds
         analysis.vcpu = vcpu
+        analysis.reasons = Set(reason)
         analysis.reasonHeatmaps = reasonHeatmaps
 
         let report: ExitsReport
@@ -140,6 +156,8 @@ struct ExitsCommand: ParsableCommand {
             }
         }
 
+        try Self.checkFilters(report, vcpu: vcpu, reasons: reason)
+
         if let svg {
             var panels = [HeatmapSVGRenderer.Panel(title: "All exits (\(DurationFormat.count(report.total.count)))", heatmap: report.heatmap)]
             for m in report.reasonHeatmaps ?? [] {
@@ -157,7 +175,7 @@ struct ExitsCommand: ParsableCommand {
         if output.json {
             CLIOutput.write(try JSONReport.encode(report))
         } else if perfCompat {
-            CLIOutput.write(PerfKVMStatRenderer.render(report, pid: pid.map(String.init)))
+            CLIOutput.write(PerfKVMStatRenderer.render(report, pid: pid.map(String.init), nameWidth: perfNameWidth()))
         } else {
             var options = ExitsTextRenderer.Options()
             options.width = width ?? Int(ProcessInfo.processInfo.environment["COLUMNS"] ?? "") ?? 100
@@ -170,5 +188,45 @@ struct ExitsCommand: ParsableCommand {
             CLIOutput.warning("events were lost while tracing: the counts are too low (enlarge --buffer-kb or trace fewer events)")
             throw ExitCode.failure
         }
+    }
+
+    /// A --vcpu or --reason that matched no exit: say what the trace has, and fail (exit 1)
+    /// rather than print an empty report as if the trace had no exits.
+    static func checkFilters(_ r: ExitsReport, vcpu: Int32?, reasons: [String]) throws {
+        guard vcpu != nil || !reasons.isEmpty, r.total.count == 0, r.pairing.filteredOut > 0 else { return }
+        var what: [String] = []
+        if let vcpu { what.append("--vcpu \(vcpu)") }
+        if !reasons.isEmpty { what.append(reasons.map { "--reason \($0)" }.joined(separator: " ")) }
+        var has: [String] = []
+        if vcpu != nil { has.append(r.vcpusSeen.isEmpty ? "no vCPU numbers (its kvm_exit lines do not name them)" : "vCPU " + r.vcpusSeen.map(String.init).joined(separator: ", ")) }
+        if !reasons.isEmpty { has.append(r.reasonsSeen.isEmpty ? "no exits" : "reasons " + r.reasonsSeen.joined(separator: ", ")) }
+        CLIOutput.warning("\(what.joined(separator: " ")) matches no exit in \(r.input): it has \(has.joined(separator: "; "))")
+        throw ExitCode.failure
+    }
+
+    /// perf kvm stat's name column for --perf-compat: the given version's, else the installed
+    /// perf's (`perf --version`), else perf ≥ 6.4's with a note.
+    func perfNameWidth() -> Int {
+        if let v = perfVersion.flatMap({ PerfKVMStatRenderer.parseNumbers(Substring($0)) }) {
+            return PerfKVMStatRenderer.nameWidth(perfVersion: v)
+        }
+        if let v = Self.installedPerfVersion() { return PerfKVMStatRenderer.nameWidth(perfVersion: v) }
+        CLIOutput.warning("perf not found (perf --version): using perf 6.4+'s table layout; give --perf-compat=VERSION for another")
+        return 40
+    }
+
+    static func installedPerfVersion() -> (major: Int, minor: Int)? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["perf", "--version"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return PerfKVMStatRenderer.parseVersion(String(decoding: data, as: UTF8.self))
     }
 }
