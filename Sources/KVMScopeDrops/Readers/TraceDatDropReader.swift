@@ -37,9 +37,7 @@ public struct TraceDatDropReader {
     /// uncompressed file it is read in place; anything else is copied to a temporary file
     /// first, since the format needs random access.
     public init(stream: ByteStream, source: ByteStream? = nil) throws {
-        let opened = (source ?? stream) as? FileByteSource
-        let path = opened.flatMap { $0.isRegularFile && $0.compression == nil ? $0.path : nil }
-        let input = try TraceDatInput(stream: stream, regularFilePath: path)
+        let input = try TraceDatInput(stream: stream, source: source)
         let file: TraceDatFile
         do { file = try TraceDatFile.read(input) } catch let e as TraceDatError {
             throw KVMScopeError.unsupportedFormat(path: stream.name, detail: e.description)

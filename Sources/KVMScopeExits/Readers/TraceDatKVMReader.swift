@@ -95,8 +95,7 @@ public struct KVMRecordFieldMap: Sendable {
 
 enum TraceDatKVMReader {
     static func analyze(_ stream: ByteStream, source: ByteStream, options: ExitAnalysisOptions) throws -> ExitsReport {
-        let opened = source as? FileByteSource
-        let input = try TraceDatInput(stream: stream, regularFilePath: opened.flatMap { $0.isRegularFile && $0.compression == nil ? $0.path : nil })
+        let input = try TraceDatInput(stream: stream, source: source)
         let file: TraceDatFile
         do { file = try TraceDatFile.read(input) } catch let e as TraceDatError {
             throw KVMScopeError.unsupportedFormat(path: source.name, detail: e.description)

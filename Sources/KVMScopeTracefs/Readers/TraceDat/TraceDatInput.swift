@@ -38,6 +38,15 @@ public final class TraceDatInput {
         size = UInt64(max(st.st_size, 0))
     }
 
+    /// `stream` reads `source`: when that is a regular, uncompressed file named by a path it is
+    /// reopened and read in place; anything else (stdin — even redirected from a file, whose
+    /// first bytes detection has already consumed —, a pipe, a compressed file) is copied.
+    public convenience init(stream: ByteStream, source: ByteStream?) throws {
+        let file = (source ?? stream) as? FileByteSource
+        let path = file.flatMap { $0.isRegularFile && $0.compression == nil && $0.path != "-" ? $0.path : nil }
+        try self.init(stream: stream, regularFilePath: path)
+    }
+
     deinit { close(fd) }
 
     private static func spool(_ stream: ByteStream) throws -> Int32 {
