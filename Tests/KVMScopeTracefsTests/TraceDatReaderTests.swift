@@ -87,6 +87,28 @@ import KVMScopeCore
         #expect { _ = try Self.read(file) } throws: { ($0 as? TraceDatError).map { if case .outOfBounds = $0 { true } else { false } } ?? false }
     }
 
+    /// Many CPUs listed over the same 1 MiB of pages: each would hold its own page copy, so
+    /// the file (1 MiB) would take 600 MiB; refused instead.
+    @Test func cpusOverTheSameBytesCannotTakeUnboundedMemory() throws {
+        var b = try TraceDatBuilder.withFixtureHeaders()
+        b.pageSize = 1 << 20
+        b.cpus = [[.init(timestamp: 1000, payload: [1, 0, 0, 0, 7, 0, 0, 0])]]
+        let one = b.build()
+        let tag = try #require(Self.find(Array("flyrecord\0".utf8), in: one))
+        let table = tag + 10
+        let entry = Array(one[table..<table + 16])
+        let offset = UInt64(littleEndian: entry[0..<8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let copies = 600
+        var f = Array(one[0..<table])
+        f.replaceSubrange(tag - 4..<tag, with: withUnsafeBytes(of: UInt32(copies).littleEndian) { Array($0) })
+        let shifted = offset + UInt64((copies - 1) * 16)
+        for _ in 0..<copies {
+            f += withUnsafeBytes(of: shifted.littleEndian) { Array($0) } + Array(entry[8..<16])
+        }
+        f += one[(table + 16)...]
+        #expect { _ = try Self.read(f) } throws: { "\($0)".contains("past 512 MiB at once") }
+    }
+
     /// Random bytes after a valid magic and version, many seeds: errors only.
     @Test func randomHeadersNeverTrap() throws {
         var rng = SplitMix64(seed: 20)

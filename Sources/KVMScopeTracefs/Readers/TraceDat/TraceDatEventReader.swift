@@ -29,8 +29,23 @@ public final class TraceDatEventReader {
     public let file: TraceDatFile
     public private(set) var stats = Stats()
     private let input: TraceDatInput
-    /// Largest decompressed chunk accepted (trace-cmd writes chunks of a few pages).
+    /// Largest decompressed chunk accepted (trace-cmd writes chunks of 10 pages:
+    /// trace-output.c PAGES_IN_CHUNK).
     static let maxChunkBytes = 64 << 20
+    /// What all CPUs may hold at once (their current page or chunk). Real files need CPUs ×
+    /// 40 KiB; a hostile one listing many CPUs over the same bytes, or chunks that inflate
+    /// from a few bytes to 64 MiB each, is refused here instead of taking the memory.
+    static let maxHeldBytes = 512 << 20
+    private var heldBytes = 0
+
+    /// Accounts for `s` holding `newCount` bytes instead of `oldCount`.
+    private func hold(_ newCount: Int, replacing oldCount: Int, cpu: Int) throws {
+        let next = heldBytes - oldCount + newCount
+        guard next <= Self.maxHeldBytes else {
+            throw TraceDatError.malformed("CPU \(cpu)'s data would take the CPUs' buffers past \(Self.maxHeldBytes >> 20) MiB at once (\(file.cpus.count) CPUs listed)")
+        }
+        heldBytes = next
+    }
 
     public init(file: TraceDatFile, input: TraceDatInput) {
         self.file = file
@@ -64,7 +79,6 @@ public final class TraceDatEventReader {
             self.next = start
             self.compressed = compressed
             page = []
-            page.reserveCapacity(pageSize)
             decoder = RingBufferPageDecoder(layout: layout)
         }
     }
@@ -121,7 +135,7 @@ public final class TraceDatEventReader {
         while let top = heap.first {
             let s = streams[top]
             let e = s.events[s.eventIndex]
-            try s.page.withUnsafeBytes { raw in
+            try (s.compressed ? s.chunk : s.page).withUnsafeBytes { raw in
                 let payload = UnsafeRawBufferPointer(rebasing: raw[e.start..<e.start + e.count])
                 let type = Self.commonType(payload, bigEndian: f.bigEndian)
                 let format = f.formats[type]
@@ -186,17 +200,29 @@ public final class TraceDatEventReader {
             s.events.removeAll(keepingCapacity: true)
             s.eventIndex = 0
             if s.compressed {
+                // Pages are decoded in place in the chunk; event offsets are the chunk's.
                 if s.chunkPageOffset >= s.chunk.count {
                     guard try loadChunk(s) else { return false }
+                    if s.chunk.isEmpty { continue }     // a chunk of no data: the next one
                 }
-                let n = min(pageSize, s.chunk.count - s.chunkPageOffset)
-                s.page.removeAll(keepingCapacity: true)
-                s.page.append(contentsOf: s.chunk[s.chunkPageOffset..<s.chunkPageOffset + n])
+                let start = s.chunkPageOffset
+                let n = min(pageSize, s.chunk.count - start)
                 s.chunkPageOffset += n
+                s.chunk.withUnsafeBytes { raw in
+                    let base = raw.baseAddress!
+                    s.decoder.decode(page: UnsafeRawBufferPointer(rebasing: raw[start..<start + n])) { ts, payload in
+                        s.events.append((ts, payload.baseAddress! - base, payload.count))
+                    }
+                }
+                if !s.events.isEmpty { return true }
+                continue
             } else {
                 guard s.next < s.end else { return false }
                 let n = Int(min(UInt64(pageSize), s.end - s.next))
-                if s.page.count != n { s.page = [UInt8](repeating: 0, count: n) }
+                if s.page.count != n {
+                    try hold(n, replacing: s.page.count, cpu: s.cpu)
+                    s.page = [UInt8](repeating: 0, count: n)
+                }
                 try s.page.withUnsafeMutableBytes { try input.read(into: $0, at: s.next) }
                 s.next += UInt64(n)
             }
@@ -223,12 +249,14 @@ public final class TraceDatEventReader {
         guard Int(usize) <= Self.maxChunkBytes else {
             throw TraceDatError.malformed("CPU \(s.cpu): a chunk at offset \(s.next) claims \(usize) bytes uncompressed")
         }
+        try hold(Int(usize) + Int(csize), replacing: s.chunk.count, cpu: s.cpu)
         let raw = try input.read(at: cur.offset, count: Int(csize), what: "CPU \(s.cpu) chunk")
         do {
             s.chunk = try raw.withUnsafeBytes { try BlockDecompression.decompress($0, size: Int(usize), algorithm: algorithm) }
         } catch {
             throw TraceDatError.malformed("CPU \(s.cpu) chunk at offset \(s.next): \(error)")
         }
+        try hold(s.chunk.count, replacing: Int(usize) + Int(csize), cpu: s.cpu)
         s.chunkPageOffset = 0
         s.next = cur.offset + UInt64(csize)
         return true
