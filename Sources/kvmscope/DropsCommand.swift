@@ -12,7 +12,8 @@ struct DropsCommand: ParsableCommand {
         Live (as root): counts skb:kfree_skb drops in a private tracefs instance, reading the binary \
         per-CPU ring buffers (--source tracefs), or trace_pipe text (tracefs-text), or the NET_DM \
         drop monitor dropwatch uses (netdm); auto picks the first that works. consume_skb (normal \
-        frees) is never counted. Offline: reads ftrace `trace`/`trace_pipe` text, `trace-cmd report` \
+        frees) is never counted. Offline: reads trace-cmd's trace.dat (v6, v7; zstd/zlib) directly, \
+        ftrace `trace`/`trace_pipe` text, `trace-cmd report` \
         (also -l, -t, -R) or `perf script` output of skb:kfree_skb, from this or another host.
 
         --netns is not exact: the tracepoint has no namespace field, so kvmscope counts drops that \
@@ -33,6 +34,7 @@ struct DropsCommand: ParsableCommand {
           $ sudo kvmscope drops --netns vm1 --reason NETFILTER_DROP --json
           $ sudo kvmscope drops --location __udp4_lib_rcv --protocol ipv6
           $ perf script | kvmscope drops --kallsyms kallsyms.txt -
+          $ kvmscope drops trace.dat                 # trace-cmd record -e skb:kfree_skb
           $ trace-cmd report -R trace.dat | kvmscope drops --format-file fmt -
         Exit status: 0 no drops (or stopped by Ctrl-C/SIGTERM), 1 drops were seen in a bounded run \
         (a file or --duration) or failure, 2 usage error.

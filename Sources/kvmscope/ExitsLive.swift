@@ -19,20 +19,18 @@ struct ExitsLiveOptions: ParsableArguments {
     @Option(name: .long, help: "With --live: sort by count, rate, time, mean, p99 or max.")
     var sort: String = "count"
 
-    @Option(name: .long, help: "With --live: only exits of this reason (VMX or SVM name; repeatable), filtered in the kernel.")
-    var exitReason: [String] = []
-
     @Option(name: .long, help: "With --live: at most N rows per frame.")
     var rows: Int = 40
 
-    func validate(file: String?, record: DurationArgument?, perfCompat: Bool, svg: String?) throws {
+    /// `reasons`: the command's --reason filters, which --live applies in the kernel.
+    func validate(file: String?, record: DurationArgument?, perfCompat: Bool, svg: String?, reasons: [String]) throws {
         if file != nil || record != nil { throw ValidationError("--live records by itself: not with a FILE or --record") }
         if perfCompat || svg != nil { throw ValidationError("--perf-compat and --svg are for reports, not --live") }
         guard ExitLiveGrouping(rawValue: by) != nil else { throw ValidationError("--by must be reason, vcpu or vm (got '\(by)')") }
         guard ExitLiveSort(rawValue: sort) != nil else { throw ValidationError("--sort must be count, rate, time, mean, p99 or max (got '\(sort)')") }
         if rows < 1 || rows > 10_000 { throw ValidationError("--rows must be 1...10000") }
         if let r = refresh, r.seconds < 0.1 || r.seconds > 3600 { throw ValidationError("--refresh must be 100ms...1h") }
-        do { _ = try KVMExitLiveSession.reasonFilter(exitReason) } catch let e as ExitLiveError { throw ValidationError(e.description) }
+        do { _ = try KVMExitLiveSession.reasonFilter(reasons) } catch let e as ExitLiveError { throw ValidationError(e.description) }
     }
 }
 
@@ -48,7 +46,7 @@ extension ExitsCommand {
             guard v >= 0 else { throw ValidationError("--vcpu must be 0 or more") }
             o.vcpu = UInt32(v)
         }
-        o.reasons = live.exitReason
+        o.reasons = reason
         o.grouping = ExitLiveGrouping(rawValue: live.by)!
         o.sort = ExitLiveSort(rawValue: live.sort)!
         o.rowLimit = live.rows
@@ -56,7 +54,7 @@ extension ExitsCommand {
         var filters: [String] = []
         if let p = pid { filters.append("pid \(p)") }
         if let v = vcpu { filters.append("vcpu \(v)") }
-        if !live.exitReason.isEmpty { filters.append("reason " + live.exitReason.joined(separator: "|")) }
+        if !reason.isEmpty { filters.append("reason " + reason.joined(separator: "|")) }
         let header = "kvmscope exits --live" + (filters.isEmpty ? "" : " (" + filters.joined(separator: ", ") + ")")
         var frames = 0
         var lost: UInt64 = 0

@@ -29,6 +29,21 @@ struct Kvmscope: ParsableCommand {
     )
 }
 
+/// `--perf-compat=6.1` is the flag with a value, which ArgumentParser has no form for: it
+/// becomes `--perf-compat --perf-version 6.1` (a bare `--perf-compat` detects the version).
+func normalizedArguments(_ args: [String]) -> [String] {
+    var out: [String] = []
+    for a in args {
+        if a == "--" { out.append(contentsOf: args[(args.firstIndex(of: "--")!)...]); return out }
+        if a.hasPrefix("--perf-compat=") {
+            out += ["--perf-compat", "--perf-version", String(a.dropFirst("--perf-compat=".count))]
+        } else {
+            out.append(a)
+        }
+    }
+    return out
+}
+
 /// Runs the parsed command and maps every outcome onto kvmscope's exit statuses
 /// (0 ok, 1 findings or failure, 2 usage), so a user never sees a stack trace or
 /// ArgumentParser's own exit code 64.
@@ -41,7 +56,7 @@ func runMain() -> Never {
         exit(2)
     }
     do {
-        var command = try Kvmscope.parseAsRoot()
+        var command = try Kvmscope.parseAsRoot(normalizedArguments(Array(CommandLine.arguments.dropFirst())))
         try command.run()
         exit(0)
     } catch let error as any KVMScopeFailure {

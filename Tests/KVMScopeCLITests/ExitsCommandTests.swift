@@ -27,11 +27,12 @@ import FoundationXML
         return path
     }
 
-    /// perf kvm stat report's layout, computed by hand from builtin-kvm.c's printf formats:
+    /// perf kvm stat report's layout (perf 6.4+: 40-column names), computed by hand from
+    /// builtin-kvm.c's printf formats:
     /// EXTERNAL_INTERRUPT: 8 us and 12 us → mean 10, stddev 2.828, rse = 2.828/√2/10 = 20%.
     @Test func perfCompatIsPerfsLayout() throws {
         let path = try Self.write(Self.small)
-        let r = try CLIRunner.run(["exits", "--perf-compat", path])
+        let r = try CLIRunner.run(["exits", "--perf-compat=6.8", path])
         #expect(r.status == 0)
         let expected = "\n\nAnalyze events for all VMs, all VCPUs:\n\n"
             + "                                 VM-EXIT    Samples  Samples%     Time%    Min Time    Max Time         Avg time \n\n"
@@ -81,7 +82,8 @@ import FoundationXML
         let lines = j["input"] as! [String: Any]
         #expect(lines["unrecognizedLines"] as? Int == 1 && lines["otherEventLines"] as? Int == 1 && lines["kvmExitLines"] as? Int == 3)
         let heat = j["heatmap"] as! [String: Any]
-        #expect(Set(heat.keys) == ["startNs", "bucketWidthNs", "firstRow", "rowCount", "counts"])
+        #expect(Set(heat.keys) == ["startNs", "bucketWidthNs", "firstRow", "rowCount", "counts", "resolutionNs"])
+        #expect(heat["resolutionNs"] as? Int == 1000, "a µs text trace")
         #expect((j["reasonHeatmaps"] as? [[String: Any]])?.first?["reason"] as? String == "EXTERNAL_INTERRUPT")
     }
 

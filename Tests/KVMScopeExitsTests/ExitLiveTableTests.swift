@@ -104,7 +104,7 @@ import KVMScopeCore
     @Test func usageErrors() throws {
         for (args, message) in [(["--live", "--by", "host"], "--by must be reason, vcpu or vm"),
                                 (["--live", "--sort", "p50"], "--sort must be"),
-                                (["--live", "--exit-reason", "FOO"], "no exit reason 'FOO'"),
+                                (["--live", "--reason", "FOO"], "no exit reason 'FOO'"),
                                 (["--live", "trace.txt"], "not with a FILE")] {
             let r = try CLIRunner.run(["exits"] + args)
             #expect(r.status == 2 && r.stderr.contains(message), "\(args): \(r.stderr)")

@@ -25,12 +25,14 @@ public struct DropFileAnalysis {
         let sample = try peek.peek()
         let format = sample.withUnsafeBytes { DropFormats.list.detect(.packetDrops, sample: $0) }
         var reader = DropTraceReader(parser: KfreeSkbLineParser(reasonNames: reasonNames, wantComm: grouping == .comm))
-        let symbolizer = LocationSymbolizer(table: symbols)
+        // A trace.dat is binary: its own reader, with the kallsyms stored in it unless --kallsyms gave one.
+        var traceDat = format is TraceDatDropFormat ? try TraceDatDropReader(stream: peek, source: stream) : nil
+        let symbolizer = LocationSymbolizer(table: symbols ?? traceDat?.symbols)
         var aggregator = DropAggregator(filter: filter, keepComm: grouping == .comm)
         var intervalStart: Double?
         var first: Double?
         var last: Double?
-        try reader.read(peek) { raw in
+        func each(_ raw: DropEvent) throws {
             var e = raw
             e.location = symbolizer.resolve(e.location)
             if let t = e.time {
@@ -53,6 +55,7 @@ public struct DropFileAnalysis {
             }
             aggregator.add(e)
         }
+        if traceDat != nil { try traceDat!.read(each) } else { try reader.read(peek, each) }
         if interval != nil, aggregator.current.total > 0 {
             let end = intervalStart.map { $0 + interval! }
             try onInterval(aggregator.closeInterval(end: end))
@@ -62,8 +65,13 @@ public struct DropFileAnalysis {
         var total = aggregator.total
         total.start = first
         total.end = last
-        let stats = reader.stats
-        var notes: [String] = []
+        var stats = reader.stats
+        var notes: [String] = traceDat?.notes ?? []
+        if let t = traceDat?.stats {
+            stats.drops = t.drops
+            stats.consumed = t.consumed
+            stats.otherEvents = t.otherEvents
+        }
         if stats.drops == 0 && stats.lines > 0 && format == nil {
             notes.append("no skb:kfree_skb lines found: expected ftrace `trace`, `trace-cmd report` or `perf script` output")
         }

@@ -6,6 +6,6 @@ extension InputKind {
 /// This domain's offline formats, in detection order (perf's `skb:kfree_skb:` names are the
 /// most distinctive; plain tracefs text is the most lenient).
 public enum DropFormats {
-    public static let list = InputFormatList([PerfScriptDropFormat(), TraceCmdDropFormat(), FtraceDropFormat()])
+    public static let list = InputFormatList([TraceDatDropFormat(), PerfScriptDropFormat(), TraceCmdDropFormat(), FtraceDropFormat()])
     public static var all: [any InputFormat] { list.all }
 }

@@ -17,6 +17,8 @@ public struct ExitAnalysisOptions: Sendable {
     /// info fields and context; all counted, the first `thresholdListLimit` listed.
     public var thresholdNs: UInt64?
     public var thresholdListLimit = 10_000
+    /// Count only exits of these reasons (names as reported, case-insensitive); empty: all.
+    public var reasons: Set<String> = []
     public init() {}
 }
 
@@ -66,6 +68,22 @@ final class ExitLatencyAnalyzer {
     public private(set) var firstNs: UInt64?
     public private(set) var lastNs: UInt64?
     public private(set) var otherEvents = 0
+    /// 1000 until a timestamp that is not a whole µs is seen, then 100, 10, 1.
+    public private(set) var resolutionNs: UInt64 = 1000
+    private var seenVCPUs = Set<Int32>()
+    private var seenReasons = Set<Int32>()
+    /// --reason, upper-cased; and per reason id whether it is wanted (filled as ids appear).
+    private lazy var wantedReasons = Set(options.reasons.map { $0.uppercased() })
+    private var reasonWantedByID: [Bool] = []
+
+    private func reasonWanted(_ id: Int32) -> Bool {
+        guard id >= 0 else { return false }
+        while reasonWantedByID.count <= Int(id) {
+            let next = reasonWantedByID.count
+            reasonWantedByID.append(next < reasons.names.count && wantedReasons.contains(reasons.names[next].uppercased()))
+        }
+        return reasonWantedByID[Int(id)]
+    }
 
     public init(options: ExitAnalysisOptions = ExitAnalysisOptions(), reasons: ExitReasonInterner) {
         self.options = options
@@ -83,6 +101,8 @@ final class ExitLatencyAnalyzer {
             lost.events += r.lost
             return
         }
+        // The timestamps' resolution (µs for text traces), for truthful heatmap rows.
+        while resolutionNs > 1 && r.timestampNs % resolutionNs != 0 { resolutionNs /= 10 }
         if firstNs == nil { firstNs = r.timestampNs }
         if r.timestampNs > lastNs ?? 0 { lastNs = r.timestampNs }
         if keepsContext { slow.rings.append(cpu: Int(r.cpu), seq: seq, line: line) }
@@ -129,7 +149,11 @@ final class ExitLatencyAnalyzer {
         let exitNs = threadStates[i].exitNs
         guard r.timestampNs >= exitNs else { pairing.outOfOrder += 1; return }
         let vcpu = threadStates[i].vcpu
+        // What the filters could have matched, for naming it when they match nothing.
+        if vcpu >= 0 { seenVCPUs.insert(vcpu) }
+        seenReasons.insert(threadStates[i].reason)
         if let only = options.vcpu, only != vcpu { pairing.filteredOut += 1; return }
+        if !wantedReasons.isEmpty, !reasonWanted(threadStates[i].reason) { pairing.filteredOut += 1; return }
         let ns = r.timestampNs - exitNs
         pairing.pairs += 1
         record(ns, thread: i, tid: r.tid)
@@ -250,14 +274,16 @@ final class ExitLatencyAnalyzer {
         if options.reasonHeatmaps > 0 {
             reasonMaps = reasonRows.prefix(options.reasonHeatmaps).compactMap { row in
                 guard let id = reasons.names.firstIndex(of: row.reason), let h = reasonHeatmapsByID[Int32(id)] else { return nil }
-                return ReasonHeatmap(reason: row.reason, heatmap: HeatmapData(h))
+                return ReasonHeatmap(reason: row.reason, heatmap: HeatmapData(h, resolutionNs: resolutionNs))
             }
         }
         return ExitsReport(input: input, format: format, isa: isa, lines: lines, pairing: pairing, lost: lost,
                            firstTimestampNs: firstNs, lastTimestampNs: lastNs, vcpuFilter: options.vcpu,
                            total: stats(total, precision: 0.001), byReason: reasonRows, byVCPU: vcpuRows,
-                           byReasonAndVCPU: pairRows, slowest: slow.sorted, heatmap: HeatmapData(heatmap),
+                           byReasonAndVCPU: pairRows, slowest: slow.sorted, heatmap: HeatmapData(heatmap, resolutionNs: resolutionNs),
                            reasonHeatmaps: reasonMaps, recording: nil,
-                           overThreshold: options.thresholdNs.map { ThresholdLog(thresholdNs: $0, count: overThresholdCount, exits: overThreshold) })
+                           overThreshold: options.thresholdNs.map { ThresholdLog(thresholdNs: $0, count: overThresholdCount, exits: overThreshold) },
+                           vcpusSeen: seenVCPUs.sorted(),
+                           reasonsSeen: seenReasons.compactMap { $0 >= 0 && Int($0) < reasons.names.count ? reasons.names[Int($0)] : nil }.sorted())
     }
 }

@@ -21,6 +21,10 @@ public struct ExitsReport: Codable, Sendable {
     @NullEncoded public var recording: RecordingInfo?
     /// `--than`: every exit at least that slow (null without it).
     @NullEncoded public var overThreshold: ThresholdLog? = nil
+    /// Every vCPU and exit reason of the paired exits, before `--vcpu`/`--reason` filtering:
+    /// what a filter that matched nothing could have matched (not encoded).
+    public var vcpusSeen: [Int32] = []
+    public var reasonsSeen: [String] = []
 
     // `source` names the input like every other report; `input` says how much of it was read.
     enum CodingKeys: String, CodingKey {
@@ -133,9 +137,13 @@ public struct HeatmapData: Codable, Sendable, Equatable {
     public var rowCount: Int
     /// counts[column][row]
     public var counts: [[UInt64]]
+    /// The latencies' resolution: the largest of 1000, 100, 10, 1 ns dividing every timestamp
+    /// of the trace (1000 for the µs text of trace-cmd report, perf script, ftrace).
+    public var resolutionNs: UInt64
 
-    public init(_ h: LatencyHeatmap) {
+    public init(_ h: LatencyHeatmap, resolutionNs: UInt64 = 1) {
         startNs = h.startNs
+        self.resolutionNs = resolutionNs
         bucketWidthNs = h.bucketWidthNs
         let rows = h.usedRows ?? 0...0
         firstRow = rows.lowerBound

@@ -15,6 +15,10 @@ public enum KVMExitTraceReader {
             let sample = try stream.peek()
             if let f = sample.withUnsafeBytes({ KVMExitFormats.list.detect(.kvmExits, sample: $0) }) { formatName = f.name }
         }
+        // trace.dat is binary, with its own reader (a forced text format on one is refused there).
+        if formatName == TraceDatKVMFormat().name {
+            return try TraceDatKVMReader.analyze(stream, source: source, options: options)
+        }
         let reasons = ExitReasonInterner()
         var parser = KVMTraceLineParser(reasons: reasons)
         let analyzer = ExitLatencyAnalyzer(options: options, reasons: reasons)

@@ -66,7 +66,7 @@ public enum ExitsTextRenderer {
         if p.entriesWithoutExit > 0 { notes.append("\(p.entriesWithoutExit) entries without a preceding exit (trace started mid-exit)") }
         if p.exitsFollowedByExit > 0 { notes.append("\(p.exitsFollowedByExit) exits followed by another exit (entry missing), dropped") }
         if p.outOfOrder > 0 { notes.append("\(p.outOfOrder) entries timestamped before their exit, dropped") }
-        if p.filteredOut > 0 { notes.append("\(p.filteredOut) pairs of other vCPUs not counted") }
+        if p.filteredOut > 0 { notes.append("\(p.filteredOut) pairs of other vCPUs or reasons not counted (--vcpu, --reason)") }
         let l = r.lines
         var skipped: [String] = []
         if l.unrecognized > 0 { skipped.append("\(l.unrecognized) unrecognized") }

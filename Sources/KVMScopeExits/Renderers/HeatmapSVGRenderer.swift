@@ -30,8 +30,7 @@ public enum HeatmapSVGRenderer {
         var y = top
         var body = ""
         for panel in panels {
-            let h = panel.heatmap
-            let rows = max(h.rowCount, 1)
+            let rows = max(panel.heatmap.displayRows.count, 1)
             let plotH = Double(rows) * rowH
             body += renderPanel(panel, x: left, y: y, w: plotW, rowH: rowH, maxCount: maxCount, scale: scale)
             y += plotH + 96
@@ -58,7 +57,10 @@ public enum HeatmapSVGRenderer {
         let h = panel.heatmap
         var s = "<g>\n"
         s += "<text x=\"\(f(x))\" y=\"\(f(y - 8))\" font-size=\"13\" font-weight=\"bold\">\(escape(panel.title))</text>\n"
-        let rows = max(h.rowCount, 1)
+        // Only rows a latency can fall in at the trace's resolution (HeatmapRowLabels.swift).
+        let shown = h.displayRows
+        let position = Dictionary(uniqueKeysWithValues: shown.enumerated().map { ($1, $0) })
+        let rows = max(shown.count, 1)
         let plotH = Double(rows) * rowH
         s += "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(w))\" height=\"\(f(plotH))\" fill=\"#e6e6e6\" stroke=\"#888\"/>\n"
         guard h.total > 0, !h.counts.isEmpty else {
@@ -71,18 +73,18 @@ public enum HeatmapSVGRenderer {
         for (c, col) in grid.columns.enumerated() {
             let cx = x + (offset + Double(c) * Double(grid.widthNs)) / scale.spanNs * w
             for (r, v) in col.enumerated() where v > 0 {
-                let cy = y + plotH - Double(r + 1) * rowH
+                guard let p = position[r] else { continue }
+                let cy = y + plotH - Double(p + 1) * rowH
                 s += "<rect x=\"\(f(cx))\" y=\"\(f(cy))\" width=\"\(f(min(cw + 0.4, x + w - cx)))\" height=\"\(f(rowH))\" "
                 s += "fill=\"\(color(v, max: maxCount))\"><title>\(v) exits</title></rect>\n"
             }
         }
-        // Y axis: one label per row (lower bound of the row), a tick every row.
-        for r in 0..<rows {
-            let cy = y + plotH - Double(r) * rowH
+        // Y axis: each row labelled, at its middle, with the latencies it holds; a tick between rows.
+        for (p, r) in shown.enumerated() {
+            let cy = y + plotH - Double(p) * rowH
             s += "<line x1=\"\(f(x - 4))\" y1=\"\(f(cy))\" x2=\"\(f(x))\" y2=\"\(f(cy))\" stroke=\"#555\"/>\n"
-            if rows <= 24 || r % 2 == 0 {
-                let label = DurationFormat.short(Double(UInt64(1) << UInt64(h.firstRow + r)))
-                s += "<text x=\"\(f(x - 7))\" y=\"\(f(cy + 4))\" font-size=\"11\" text-anchor=\"end\">\(label)</text>\n"
+            if rows <= 24 || p % 2 == 0 {
+                s += "<text x=\"\(f(x - 7))\" y=\"\(f(cy - rowH / 2 + 4))\" font-size=\"11\" text-anchor=\"end\">\(escape(h.label(row: r)))</text>\n"
             }
         }
         s += "<text transform=\"translate(\(f(x - 62)),\(f(y + plotH / 2))) rotate(-90)\" font-size=\"12\" "

@@ -11,7 +11,10 @@ enum HeatmapTerminalRenderer {
 
     public static func render(_ h: HeatmapData, title: String, width: Int = 100, style: TerminalStyle) -> String {
         guard h.total > 0, let start = h.startNs else { return "\(title): no exit-entry pairs\n" }
-        let labelWidth = 8
+        // Rows a latency can fall in at the trace's resolution, labelled with what they hold
+        // (HeatmapRowLabels.swift): never a row finer than the timestamps.
+        let rows = h.displayRows
+        let labelWidth = max(8, rows.map { h.label(row: $0).count }.max() ?? 0)
         let plotWidth = max(10, width - labelWidth - 2)
         let grid = regroup(h, maxColumns: plotWidth)
         let maxCount = grid.columns.flatMap { $0 }.max() ?? 1
@@ -19,8 +22,8 @@ enum HeatmapTerminalRenderer {
         var out = "\(title)\n"
         out += "  x: time since \(DurationFormat.timestamp(start)) (\(DurationFormat.short(grid.widthNs)) per column)"
         out += ", y: exit\(style.colors ? "→" : "->")entry latency (rows double), cell: number of exits\n"
-        for row in stride(from: h.rowCount - 1, through: 0, by: -1) {
-            let label = DurationFormat.short(Double(UInt64(1) << UInt64(h.firstRow + row)))
+        for row in rows.reversed() {
+            let label = h.label(row: row)
             out += String(repeating: " ", count: max(0, labelWidth - label.count)) + label + " |"
             for col in grid.columns {
                 let c = col[row]

@@ -54,10 +54,17 @@ public struct RingBufferPageDecoder {
             return
         }
         stats.pages += 1
-        var clock = base.loadUnaligned(fromByteOffset: l.timestampOffset, as: UInt64.self)
-        let commitRaw: UInt64 = l.commitSize == 8
-            ? base.loadUnaligned(fromByteOffset: l.commitOffset, as: UInt64.self)
-            : UInt64(base.loadUnaligned(fromByteOffset: l.commitOffset, as: UInt32.self))
+        let swap = l.bigEndian != (1.bigEndian == 1)
+        @inline(__always) func u32(_ p: UnsafeRawPointer, _ at: Int) -> UInt32 {
+            let v = p.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+            return swap ? v.byteSwapped : v
+        }
+        @inline(__always) func u64(_ p: UnsafeRawPointer, _ at: Int) -> UInt64 {
+            let v = p.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            return swap ? v.byteSwapped : v
+        }
+        var clock = u64(base, l.timestampOffset)
+        let commitRaw: UInt64 = l.commitSize == 8 ? u64(base, l.commitOffset) : UInt64(u32(base, l.commitOffset))
         let length = Int(commitRaw & Self.commitLengthMask)
         let data = base + l.dataOffset
         let available = page.count - l.dataOffset
@@ -66,40 +73,38 @@ public struct RingBufferPageDecoder {
             stats.pagesAfterLoss += 1
             let wordSize = l.commitSize   // sizeof(long) == sizeof(local_t)
             if commitRaw & Self.missedStored != 0, length + wordSize <= available {
-                stats.lostEvents += wordSize == 8
-                    ? data.loadUnaligned(fromByteOffset: length, as: UInt64.self)
-                    : UInt64(data.loadUnaligned(fromByteOffset: length, as: UInt32.self))
+                stats.lostEvents += wordSize == 8 ? u64(data, length) : UInt64(u32(data, length))
             }
         }
 
         var i = 0
         while i + 4 <= length {
-            let header = data.loadUnaligned(fromByteOffset: i, as: UInt32.self)
-            let typeLen = header & 0x1F
-            let delta = UInt64(header >> 5)
+            let header = u32(data, i)
+            let typeLen = l.bigEndian ? header >> 27 : header & 0x1F
+            let delta = UInt64(l.bigEndian ? header & 0x07FF_FFFF : header >> 5)
             switch typeLen {
             case l.paddingType:
                 if delta == 0 { return }                              // rest of page unused
                 guard i + 8 <= length else { stats.corruptPages += 1; return }
-                let size = Int(data.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self))
+                let size = Int(u32(data, i + 4))
                 guard size >= 4, i + 4 + size <= length else { stats.corruptPages += 1; return }
                 stats.paddings += 1
                 i += 4 + size
             case l.timeExtendType:
                 guard i + 8 <= length else { stats.corruptPages += 1; return }
-                let high = UInt64(data.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self))
+                let high = UInt64(u32(data, i + 4))
                 clock &+= high << 27 | delta
                 stats.timeExtends += 1
                 i += 8
             case l.timeStampType:
                 guard i + 8 <= length else { stats.corruptPages += 1; return }
-                let high = UInt64(data.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self))
+                let high = UInt64(u32(data, i + 4))
                 clock = Self.fixAbsolute(high << 27 | delta, current: clock)
                 stats.absoluteStamps += 1
                 i += 8
             case 0:
                 guard i + 8 <= length else { stats.corruptPages += 1; return }
-                let size = Int(data.loadUnaligned(fromByteOffset: i + 4, as: UInt32.self))
+                let size = Int(u32(data, i + 4))
                 guard size >= 4, i + 4 + size <= length else { stats.corruptPages += 1; return }
                 clock &+= delta
                 stats.events += 1

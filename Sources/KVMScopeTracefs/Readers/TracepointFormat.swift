@@ -177,6 +177,10 @@ public struct RingBufferLayout: Sendable, Equatable {
     public var timeExtendType: UInt32 = 30
     public var timeStampType: UInt32 = 31
     public var dataMaxTypeLen: UInt32 = 28
+    /// Pages written by a big-endian kernel (a trace.dat from another machine): every number
+    /// is byte-swapped, and the event header's bitfield puts type_len in the top 5 bits
+    /// (libtraceevent kbuffer.c, `type_len = data >> 27` for KBUFFER_ENDIAN_BIG).
+    public var bigEndian = false
 
     /// A whole sub-buffer as `trace_pipe_raw` returns it.
     public var pageSize: Int { dataOffset + dataSize }
