@@ -25,7 +25,7 @@ struct Kvmscope: ParsableCommand {
         """,
         version: KVMScopeVersion.withCommit,
         subcommands: [ExplainCommand.self, ErrnoCommand.self, GuestCommand.self, HostCommand.self, TraceCommand.self, ExitsCommand.self,
-                      DropsCommand.self, RecordCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
+                      DropsCommand.self, RecordCommand.self, WatchCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
 }
 
