@@ -23,6 +23,12 @@ import Testing
         #expect(m.setCounter(F.blockOperationSeconds, vm: 1, ["drive0", "read"], to: 3_000_000_000, scale: 1e-9))
         let secs = try #require(Exposition.value(String(decoding: m.render(), as: UTF8.self), F.blockOperationSeconds.name, ops))
         #expect(abs(secs - 3.0) < 1e-9)
+        // Many small steps do not drift away from QEMU's total (each step is taken from it, not summed).
+        for ns in stride(from: 3_000_000_001, through: 3_000_100_000, by: 7) {
+            _ = m.setCounter(F.blockOperationSeconds, vm: 1, ["drive0", "read"], to: Int64(ns), scale: 1e-9)
+        }
+        let after = try #require(Exposition.value(String(decoding: m.render(), as: UTF8.self), F.blockOperationSeconds.name, ops))
+        #expect(abs(after - 3.000099996) < 1e-12, "\(after)")
     }
 
     @Test func renameKeepsCountsAndRemoveDropsEverySeries() {

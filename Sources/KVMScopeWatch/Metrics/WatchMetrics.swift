@@ -21,6 +21,10 @@ public final class WatchMetrics: @unchecked Sendable {
         /// QEMU's value (or the count of events) the counter stands at, in `scale` units.
         var raw: Int64
         let scale: Double
+        /// What the counter's floating-point sum stands at (for `scale` ≠ 1): each step adds
+        /// `raw × scale − exported`, so the exported value tracks QEMU's within one rounding
+        /// instead of drifting by one per update.
+        var exported: Double = 0
         init(counter: Counter, raw: Int64, scale: Double) { self.counter = counter; self.raw = raw; self.scale = scale }
     }
     private final class VMSeries {
@@ -85,7 +89,9 @@ public final class WatchMetrics: @unchecked Sendable {
             for (key, c) in vm.counters {
                 registry.unregisterCounter(c.counter)
                 c.counter = makeCounter(key, domain: domain)
-                advance(c.counter, by: c.raw, scale: c.scale)
+                let value = c.raw
+                c.raw = 0; c.exported = 0
+                advance(c, to: value)
             }
         }
     }
@@ -98,17 +104,17 @@ public final class WatchMetrics: @unchecked Sendable {
             guard let vm = vms[id] else { return true }
             let key = SeriesKey(family: f, labels: labels)
             if let c = vm.counters[key] {
-                if value >= c.raw { advance(c.counter, by: value - c.raw, scale: scale) } else {
+                if value < c.raw {
                     registry.unregisterCounter(c.counter)   // QEMU's counter went back: a reset, a new series
                     c.counter = makeCounter(key, domain: vm.domain)
-                    advance(c.counter, by: value, scale: scale)
+                    c.raw = 0; c.exported = 0
                 }
-                c.raw = value
+                advance(c, to: value)
                 return true
             }
             guard admit(vm, f) else { return false }
-            let c = TrackedCounter(counter: makeCounter(key, domain: vm.domain), raw: value, scale: scale)
-            advance(c.counter, by: value, scale: scale)
+            let c = TrackedCounter(counter: makeCounter(key, domain: vm.domain), raw: 0, scale: scale)
+            advance(c, to: value)
             vm.counters[key] = c
             return true
         }
@@ -219,9 +225,16 @@ public final class WatchMetrics: @unchecked Sendable {
         registry.makeCounter(descriptor: key.family.descriptor, labels: Self.pairs(key.family, domain: domain, key.labels))
     }
 
-    private func advance(_ counter: Counter, by amount: Int64, scale: Double) {
-        guard amount > 0 else { return }
-        if scale == 1 { counter.increment(by: amount) } else { counter.increment(by: Double(amount) * scale) }
+    /// Moves the counter up to QEMU's `value` (≥ its current one). Counter.increment traps on a
+    /// negative amount, so only positive steps are taken.
+    private func advance(_ c: TrackedCounter, to value: Int64) {
+        if c.scale == 1 {
+            if value > c.raw { c.counter.increment(by: value - c.raw) }
+        } else {
+            let step = Double(value) * c.scale - c.exported
+            if step > 0 { c.counter.increment(by: step); c.exported += step }
+        }
+        c.raw = value
     }
 
     private static func pairs(_ f: WatchMetricFamily, domain: String, _ values: [String]) -> [(String, String)] {
