@@ -17,7 +17,7 @@ public struct WatchMetricFamily: Hashable, Sendable {
 public enum WatchMetricFamilies {
     public static let blockIOErrors = WatchMetricFamily(
         name: "kvmscope_block_io_errors_total",
-        help: "QEMU BLOCK_IO_ERROR events: the host side of a disk failed a request (errno decoded from QEMU's reason text; action what QEMU did)",
+        help: "QEMU BLOCK_IO_ERROR events: a disk request failed in QEMU's block layer or the storage beneath it (errno decoded from QEMU's reason text; action what QEMU did)",
         labels: ["domain", "device", "node", "operation", "action", "errno"])
     public static let blockFailedOperations = WatchMetricFamily(
         name: "kvmscope_block_failed_operations_total",
