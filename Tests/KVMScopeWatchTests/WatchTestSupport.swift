@@ -12,6 +12,9 @@ final class ScriptedMonitor: QMPMonitor, @unchecked Sendable {
     private var replies: [String: Any]
     private var queued: [QMPMessage] = []
     private var closed = false
+    /// Hand out one queued event per takeEvents (events arriving one by one, as a storm does).
+    var oneAtATime = false
+    private(set) var executed: [String: Int] = [:]
 
     init(address: String, replies: [String: String]) {
         self.address = address
@@ -30,6 +33,7 @@ final class ScriptedMonitor: QMPMonitor, @unchecked Sendable {
     func execute(_ command: String, arguments: [String: Any]?, timeout: Double) throws -> Any {
         try lock.withLock {
             if closed { throw QMPError.closed(address: address) }
+            executed[command, default: 0] += 1
             guard let r = replies[command] else { throw QMPError.commandNotFound(command: command, qemuVersion: qemuVersion) }
             return r
         }
@@ -38,6 +42,7 @@ final class ScriptedMonitor: QMPMonitor, @unchecked Sendable {
     func takeEvents(waiting seconds: Double) throws -> [QMPMessage] {
         let now: [QMPMessage] = try lock.withLock {
             if closed { throw QMPError.closed(address: address) }
+            if oneAtATime, !queued.isEmpty { return [queued.removeFirst()] }
             defer { queued = [] }
             return queued
         }
@@ -46,6 +51,8 @@ final class ScriptedMonitor: QMPMonitor, @unchecked Sendable {
     }
 
     func close() { lock.withLock { closed = true } }
+    func count(_ command: String) -> Int { lock.withLock { executed[command, default: 0] } }
+    var queuedEvents: Int { lock.withLock { queued.count } }
 }
 
 /// A `VMSource` handing out one scripted monitor.

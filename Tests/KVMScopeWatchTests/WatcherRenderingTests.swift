@@ -56,6 +56,26 @@ import Testing
         #expect(log.records.contains { $0.type == .connection && $0.event == "connected" && $0.qemuVersion == "7.2.22" })
     }
 
+    /// A guest retrying a failing disk: every BLOCK_IO_ERROR is counted and logged, but the state
+    /// refresh they ask for is taken at most once a second, not once per event.
+    @Test func anErrorStormCostsOneRefreshASecondNotOnePerEvent() throws {
+        let vm = ScriptedMonitor(address: "unix:/run/vm1.qmp", replies: FakeVM.replies(name: "vm1"))
+        vm.oneAtATime = true
+        var settings = WatchSettings.fast
+        settings.intervalSeconds = 3600
+        let watcher = Watcher(discoveries: [FixedDiscovery(sources: [ScriptedSource(key: "k", fallbackName: "vm1.qmp", monitor: vm)])],
+                              settings: settings)
+        watcher.start()
+        defer { watcher.stop() }
+        let text = { String(decoding: watcher.metrics.render(), as: UTF8.self) }
+        #expect(eventually { Exposition.value(text(), F.vmQMPUp.name, [("domain", "vm1")]) == 1 })
+        let report = Self.blockIOError.replacingOccurrences(of: #""action": "stop""#, with: #""action": "report""#)
+        for _ in 0..<500 { vm.push(report) }
+        let labels = [("domain", "vm1"), ("device", "drive0"), ("node", "#block123"), ("operation", "write"), ("action", "report"), ("errno", "EIO")]
+        #expect(eventually { Exposition.value(text(), F.blockIOErrors.name, labels) == 500 })
+        #expect(vm.count("query-status") < 20, "\(vm.count("query-status")) polls for 500 events")
+    }
+
     @Test func errnoFromQEMUsReasonText() {
         func errno(_ data: String) -> String? {
             let m = QMPMessage(line: Array(#"{"event": "BLOCK_IO_ERROR", "data": \#(data)}"#.utf8), object: [:])

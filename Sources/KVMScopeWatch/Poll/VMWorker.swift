@@ -12,8 +12,9 @@ public struct WatchSettings: Sendable {
     /// Reconnect backoff: doubles from the first to the last after each failed attempt.
     public var firstBackoffSeconds: Double = 1
     public var maxBackoffSeconds: Double = 30
-    /// Longest single wait, so a stop request is seen within it.
-    public var stopCheckSeconds: Double = 0.25
+    /// Longest single wait, so a stop request is seen within it (SIGTERM ends watch within about
+    /// this); between polls a worker sleeps in poll(2) on its monitor, waking this often at most.
+    public var stopCheckSeconds: Double = 1
     public init() {}
 }
 
@@ -122,20 +123,30 @@ final class VMWorker: @unchecked Sendable {
         var connected = WatchEventRecord(type: .connection, time: Date().timeIntervalSince1970, domain: domain, qmp: source.address, event: "connected")
         connected.qemuVersion = m.qemuVersion
         events?.write(connected)
+        // A STOP, RESUME or error asks for the new state now, not at the next interval; but at
+        // most once per `minRefresh`, so a guest retrying a failing disk thousands of times a
+        // second (each retry a BLOCK_IO_ERROR) costs one poll a second, not one per event.
+        let minRefresh = min(1, settings.intervalSeconds)
         while !stopping {
             try poll(m)
             resetBackoff()
-            let next = Self.now() + settings.intervalSeconds
+            var lastPoll = Self.now()
+            var refresh = false
+            let next = lastPoll + settings.intervalSeconds
             while !stopping {
-                let left = next - Self.now()
-                if left <= 0 { break }
-                let batch = try m.takeEvents(waiting: min(left, settings.stopCheckSeconds))
-                var refresh = false
-                for message in batch {
+                let now = Self.now()
+                if next - now <= 0 { break }
+                if refresh && now - lastPoll >= minRefresh {
+                    try poll(m)
+                    lastPoll = Self.now(); refresh = false
+                    continue
+                }
+                var wait = min(next - now, settings.stopCheckSeconds)
+                if refresh { wait = min(wait, max(0.001, lastPoll + minRefresh - now)) }
+                for message in try m.takeEvents(waiting: wait) {
                     if message.eventName == "SHUTDOWN" { shutDown = true }
                     refresh = handle(message) || refresh
                 }
-                if refresh { try poll(m) }   // a STOP, RESUME or error: the new state now, not at the next interval
             }
         }
     }
