@@ -4,7 +4,8 @@ import Foundation
 /// (chardev/char-socket.c): a well-behaved QEMU with scripted replies, a peer that sends
 /// garbage, or one that accepts and never greets. Every wait is a bounded poll(2).
 final class FakeQMPServer: @unchecked Sendable {
-    enum Behaviour { case qemu, garbage, stall }
+    /// `hung`: greets and negotiates, then answers nothing (a QEMU whose main loop is stuck).
+    enum Behaviour { case qemu, garbage, stall, hung }
 
     static let greeting = #"{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, "package": "Debian 1:7.2+dfsg-7+deb12u18+b3"}, "capabilities": ["oob"]}}"#
 
@@ -74,7 +75,7 @@ final class FakeQMPServer: @unchecked Sendable {
             case .garbage:
                 write(fd, "\u{1b}[2J this is not QMP, it is a serial console\r\nlogin: ")
                 close(fd)
-            case .qemu:
+            case .qemu, .hung:
                 session(fd)
                 close(fd)
             }
@@ -97,6 +98,7 @@ final class FakeQMPServer: @unchecked Sendable {
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                       let command = obj["execute"] as? String else { continue }
                 let id = (obj["id"] as? String).map { #", "id": "\#($0)""# } ?? ""
+                if behaviour == .hung && command != "qmp_capabilities" { continue }
                 if let r = lock.withLock({ command == "qmp_capabilities" ? "{}" : replies[command] }) {
                     write(fd, #"{"return": \#(r)\#(id)}"# + "\r\n")
                 } else {

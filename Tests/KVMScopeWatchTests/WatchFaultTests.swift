@@ -19,20 +19,23 @@ import KVMScopeTestSupport
         let good = try FakeQMPServer(path: dir.path + "/good.qmp", behaviour: .qemu, replies: FakeVM.replies(name: "web1"))
         let garbage = try FakeQMPServer(path: dir.path + "/console.qmp", behaviour: .garbage)
         let stall = try FakeQMPServer(path: dir.path + "/hung.qmp", behaviour: .stall)
-        defer { good.stop(); garbage.stop(); stall.stop() }
+        let stuck = try FakeQMPServer(path: dir.path + "/stuck.qmp", behaviour: .hung)
+        defer { good.stop(); garbage.stop(); stall.stop(); stuck.stop() }
         let w = try watcher(dir, [dir.path + "/*.qmp"])
         w.start()
         defer { w.stop() }
-        #expect(w.watched.count == 3)
+        #expect(w.watched.count == 4)
         #expect(eventually {
             let t = text(w)
             return (Exposition.value(t, F.watchQMPErrors.name, [("domain", "console.qmp"), ("kind", "not-qmp")]) ?? 0) >= 2
                 && (Exposition.value(t, F.watchQMPErrors.name, [("domain", "hung.qmp"), ("kind", "no-greeting")]) ?? 0) >= 2
+                && (Exposition.value(t, F.watchQMPErrors.name, [("domain", "stuck.qmp"), ("kind", "timeout")]) ?? 0) >= 2
         })
         let t = text(w)
         #expect(Exposition.value(t, F.vmQMPUp.name, [("domain", "web1")]) == 1)
         #expect(Exposition.value(t, F.vmQMPUp.name, [("domain", "console.qmp")]) == 0)
         #expect(Exposition.value(t, F.vmQMPUp.name, [("domain", "hung.qmp")]) == 0)
+        #expect(Exposition.value(t, F.vmQMPUp.name, [("domain", "stuck.qmp")]) == 0, "a QEMU that stops answering mid-session")
         #expect(Exposition.value(t, F.blockOperations.name, [("domain", "web1"), ("device", "drive0"), ("operation", "read")]) == 120)
         #expect(Exposition.value(t, F.vmRunning.name, [("domain", "console.qmp")]) == nil, "no state is made up for a VM never reached")
         // The healthy VM went on being polled while the others failed: its counters follow QEMU's.
