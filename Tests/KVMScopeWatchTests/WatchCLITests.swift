@@ -33,6 +33,15 @@ import KVMScopeTestSupport
         }
     }
 
+    @Test func helpShowsRealExamples() throws {
+        let r = try CLIRunner.run(["watch", "--help"], timeout: 30)
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("kvmscope watch --qmp '/run/kvmscope/*.qmp'"))
+        #expect(r.stdout.contains("kvmscope_vm_paused{domain,reason=\"io-error\"}"))
+        #expect(r.stdout.contains("-mon chardev=kvmscope,mode=control"))
+        #expect(try CLIRunner.run(["--help"], timeout: 30).stdout.contains("watch"))
+    }
+
     @Test func servesMetricsOverHTTPAndStopsOnSIGTERM() throws {
         let dir = TempDir()
         let vm = try FakeQMPServer(path: dir.path + "/vm1.qmp", behaviour: .qemu, replies: FakeVM.replies(name: "web1"))
