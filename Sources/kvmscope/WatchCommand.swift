@@ -54,12 +54,12 @@ struct WatchCommand: ParsableCommand {
         }
         let address = try ListenAddress(parsing: listen)
         let discovery = try QMPSocketDiscovery(patterns: qmp)
-        let sink: (any WatchEventSink)? = try events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
+        let log: WatchEventLog? = try events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
         var settings = WatchSettings()
         settings.intervalSeconds = seconds
         settings.commandTimeoutSeconds = min(5, max(1, seconds))
 
-        let watcher = Watcher(discoveries: [discovery], settings: settings, events: sink)
+        let watcher = Watcher(discoveries: [discovery], settings: settings, events: log)
         let metrics = watcher.metrics
         let server = try MetricsHTTPServer.start(address) { metrics.render() }
         watcher.start()
@@ -78,6 +78,10 @@ struct WatchCommand: ParsableCommand {
         stopped.wait()
         watcher.stop(waiting: 5)
         server.close()
+        log?.close(waiting: 2)
+        if let n = log?.droppedLines, n > 0 {
+            CLIOutput.warning("watch: \(n) event log line(s) dropped (the log's reader fell behind by more than \(WatchEventLog.maxQueuedBytes >> 20) MiB, or writing failed)")
+        }
         for s in sources { s.cancel() }
     }
 }

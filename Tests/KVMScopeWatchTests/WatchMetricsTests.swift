@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import KVMScopeWatch
+import KVMScopeTestSupport
 
 /// The series store: QEMU's cumulative counters mirrored as they are, resets, renames, limits,
 /// and an exposition promtool accepts.
@@ -70,5 +71,36 @@ import Testing
         m.setAll(F.vmPaused, vm: 1, to: 0)
         text = String(decoding: m.render(), as: UTF8.self)
         #expect(Exposition.value(text, F.vmPaused.name, [("domain", "vm1"), ("reason", "paused")]) == 0)
+    }
+}
+
+/// The event log never blocks a VM's worker on its reader.
+@Suite struct WatchEventLogTests {
+    @Test(.timeLimit(.minutes(1))) func aReaderThatStopsReadingCostsDroppedLinesNotABlockedWorker() throws {
+        // The writer stays blocked in write(2) until the read end closes, then gets EPIPE: as the
+        // CLI does (main.swift), take that as an error return, not a process-killing SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]) }
+        let log = WatchEventLog(descriptor: fds[1], owned: true)
+        var r = WatchEventRecord(type: .connection, time: 1, domain: "vm1", qmp: "unix:/run/vm1.qmp", event: "lost")
+        r.message = String(repeating: "x", count: 1000)
+        // A pipe holds 64 KiB; nobody reads it. Every write must still return.
+        for _ in 0..<20_000 { log.write(r) }
+        #expect(log.droppedLines > 0, "past the queue's bound lines are dropped and counted")
+        log.close(waiting: 0.2)
+    }
+
+    @Test func linesArriveWholeAndInOrder() throws {
+        let dir = TempDir()
+        let log = try WatchEventLog(path: dir.path + "/e.jsonl")
+        for i in 0..<1000 { log.write(WatchEventRecord(type: .event, time: Double(i), domain: "vm1", qmp: "q", event: "STOP")) }
+        log.close()
+        let lines = try String(contentsOfFile: dir.path + "/e.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1000)
+        let times = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }.compactMap { $0["time"] as? Double }
+        #expect(times == (0..<1000).map(Double.init))
+        #expect(log.droppedLines == 0)
     }
 }
