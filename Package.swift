@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // `watch`: the Prometheus text format (swift-prometheus's registry; swift-metrics' CoreMetrics comes with it).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The system's decompressors, for gzip/xz/zstd-compressed inputs (rotated logs): the
@@ -67,6 +69,15 @@ let package = Package(
         // (QMP passthrough and monitor events), never by taking libvirt's monitor socket.
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt-qemu", providers: [.apt(["libvirt-dev"]), .brew(["libvirt"])]),
         .target(name: "KVMScopeLibvirt", dependencies: ["KVMScopeCore", "KVMScopeLive", "CLibvirt"], swiftSettings: swift6),
+        // `watch`: every VM on a host as Prometheus metrics and a JSON Lines event log (QMP polling,
+        // socket discovery, the /metrics server on NIOHTTP1).
+        .target(name: "KVMScopeWatch",
+                dependencies: ["KVMScopeCore", "KVMScopeLive", "KVMScopeQMP",
+                               .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "NIOHTTP1", package: "swift-nio")],
+                swiftSettings: swift6),
         .target(name: "KVMScope",
                 dependencies: ["KVMScopeCore", "KVMScopeTracefs", "KVMScopeGuestLog", "KVMScopeTrace", "KVMScopeQMP",
                                "KVMScopeExits", "KVMScopeDrops", "KVMScopeFaults", "KVMScopeExplain", "KVMScopeExamples",
@@ -85,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "kvmscope",
             dependencies: [
-                "KVMScope", "KVMScopeNBD", "KVMScopeExamples", "KVMScopeLibvirt",
+                "KVMScope", "KVMScopeNBD", "KVMScopeExamples", "KVMScopeLibvirt", "KVMScopeWatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swift6
@@ -140,13 +151,16 @@ let package = Package(
                     dependencies: ["KVMScopeLive", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         .testTarget(name: "KVMScopeLibvirtTests",
                     dependencies: ["KVMScopeLibvirt", "KVMScopeLive", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
+        .testTarget(name: "KVMScopeWatchTests",
+                    dependencies: ["KVMScopeWatch", "KVMScopeLive", "KVMScopeQMP", "KVMScopeTestSupport", "kvmscope"],
+                    swiftSettings: swift5),
         .testTarget(name: "KVMScopeExplainTests",
                     dependencies: ["KVMScopeExplain", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         // The tests that run the `kvmscope` binary as a user would (commands, JSON contract, live runs).
         // KVMScopeFaults directly: ImageSafetyCLITests probes QEMU's lock bytes with
         // QemuImageLock.testLock and JSONContractTests builds an InjectedFault, both internal.
         .testTarget(name: "KVMScopeCLITests",
-                    dependencies: ["KVMScope", "KVMScopeFaults", "KVMScopeNBD", "KVMScopeTestSupport", "kvmscope",
+                    dependencies: ["KVMScope", "KVMScopeFaults", "KVMScopeNBD", "KVMScopeWatch", "KVMScopeTestSupport", "kvmscope",
                                    .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio")],
                     swiftSettings: swift5),

@@ -19,13 +19,14 @@ struct Kvmscope: ParsableCommand {
           dmesg | kvmscope guest -                # which guest disks failed, and where
           kvmscope trace qemu-trace.log           # every virtio-blk request, failures
           kvmscope exits trace.txt                # vm-exit latency, slowest exits
+          kvmscope watch --qmp '/run/kvmscope/*.qmp'   # every VM as Prometheus metrics on :9177
           sudo kvmscope drops                     # where the kernel drops packets
           kvmscope blkdebug check rules.cfg       # check QEMU blkdebug rules
           kvmscope nbd serve disk.img --rules rules.cfg   # fault-injecting NBD server
         """,
         version: KVMScopeVersion.withCommit,
         subcommands: [ExplainCommand.self, ErrnoCommand.self, GuestCommand.self, HostCommand.self, TraceCommand.self, ExitsCommand.self,
-                      DropsCommand.self, RecordCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
+                      DropsCommand.self, RecordCommand.self, WatchCommand.self, BlkdebugCommand.self, IoCommand.self, NbdCommand.self]
     )
 }
 

@@ -3,6 +3,7 @@ import Testing
 import KVMScopeTestSupport
 import KVMScope
 @testable import KVMScopeFaults   // internals the CLI does not expose (see Package.swift)
+import KVMScopeWatch
 
 /// docs/json.md is the contract: every command's `--json` output on the lab captures and the
 /// fixtures must use exactly the keys it lists, in camelCase, with `schemaVersion` on every
@@ -225,6 +226,24 @@ import KVMScope
         #expect(frame.rows.count == 1)
         let doc = try JSONSerialization.jsonObject(with: Data(try JSONReport.encode(frame, pretty: false).utf8))
         Self.check("exitsFrame", documents: [doc], lines: true, documented: try Self.documentedKeys())
+    }
+
+    /// `watch --events`: the lab's werror-stop QMP events (BLOCK_IO_ERROR, STOP, …) and the
+    /// connection records, as watch writes them.
+    @Test func watchEventLogFollowsTheContract() throws {
+        var docs: [Any] = []
+        for line in try String(contentsOfFile: LabFixtures.path("werror-stop", "qmp.jsonl"), encoding: .utf8).split(separator: "\n") {
+            guard let event = LiveQMPEvent.decode(Array(line.utf8)) else { continue }
+            let record = WatchEventRecord(event: event, domain: "vm1", qmp: "unix:/run/vm1.qmp", device: "drive0")
+            docs.append(try JSONSerialization.jsonObject(with: Data(record.jsonLine().utf8)))
+        }
+        var connected = WatchEventRecord(type: .connection, time: 1796143386.9, domain: "vm1", qmp: "unix:/run/vm1.qmp", event: "connected")
+        connected.qemuVersion = "7.2.22"
+        var lost = WatchEventRecord(type: .connection, time: 1796143396.9, domain: "vm1", qmp: "unix:/run/vm1.qmp", event: "lost")
+        lost.message = "QEMU closed the QMP monitor at unix:/run/vm1.qmp"
+        docs += try [connected, lost].map { try JSONSerialization.jsonObject(with: Data($0.jsonLine().utf8)) }
+        #expect(docs.count > 3, "the lab capture's events")
+        Self.check("watchEvent", documents: docs, lines: true, documented: try Self.documentedKeys())
     }
 
     /// The checker itself: a snake_case key, an undocumented key and a bare duration are caught.

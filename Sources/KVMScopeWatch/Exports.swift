@@ -1,0 +1,4 @@
+// `kvmscope watch`: every VM on a host as Prometheus metrics (swift-prometheus) and a JSON
+// Lines event log. Discovery/ finds QMP monitors, Poll/ watches each on its own thread,
+// Metrics/ keeps the series, HTTP/ serves /metrics, Renderers/ writes the event log.
+@_exported import KVMScopeLive

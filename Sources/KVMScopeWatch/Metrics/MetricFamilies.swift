@@ -1,0 +1,80 @@
+import Prometheus
+
+/// One metric name of `watch`'s contract (docs/watch.md lists each with what to do about it):
+/// its help text and its label names, always in this order.
+public struct WatchMetricFamily: Hashable, Sendable {
+    public let name: String
+    public let help: String
+    public let labels: [String]
+
+    var descriptor: MetricNameDescriptor {
+        // The full name is `metricName` (no namespace/unit parts: the contract spells each name whole).
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+}
+
+/// The fixed metric contract: alert rules and dashboards are written against these names.
+public enum WatchMetricFamilies {
+    public static let blockIOErrors = WatchMetricFamily(
+        name: "kvmscope_block_io_errors_total",
+        help: "QEMU BLOCK_IO_ERROR events: a disk request failed in QEMU's block layer or the storage beneath it (errno decoded from QEMU's reason text; action what QEMU did)",
+        labels: ["domain", "device", "node", "operation", "action", "errno"])
+    public static let blockFailedOperations = WatchMetricFamily(
+        name: "kvmscope_block_failed_operations_total",
+        help: "Requests that failed in QEMU's block layer (query-blockstats failed_*_operations)",
+        labels: ["domain", "device", "operation"])
+    public static let blockInvalidOperations = WatchMetricFamily(
+        name: "kvmscope_block_invalid_operations_total",
+        help: "Requests QEMU refused as invalid, e.g. beyond the end of the disk (query-blockstats invalid_*_operations)",
+        labels: ["domain", "device", "operation"])
+    public static let blockOperations = WatchMetricFamily(
+        name: "kvmscope_block_operations_total",
+        help: "Requests completed by QEMU's block layer (query-blockstats *_operations)",
+        labels: ["domain", "device", "operation"])
+    public static let blockBytes = WatchMetricFamily(
+        name: "kvmscope_block_bytes_total",
+        help: "Bytes transferred by QEMU's block layer (query-blockstats *_bytes)",
+        labels: ["domain", "device", "operation"])
+    public static let blockOperationSeconds = WatchMetricFamily(
+        name: "kvmscope_block_operation_seconds_total",
+        help: "Total time of completed requests in seconds (query-blockstats *_total_time_ns); divide its rate by the operations rate for mean latency",
+        labels: ["domain", "device", "operation"])
+    public static let vmRunning = WatchMetricFamily(
+        name: "kvmscope_vm_running",
+        help: "1 when QEMU reports the VM running (query-status), 0 when it is stopped",
+        labels: ["domain"])
+    public static let vmPaused = WatchMetricFamily(
+        name: "kvmscope_vm_paused",
+        help: "1 for the run state a stopped VM is in (reason io-error: paused by werror/rerror=stop), 0 for states it was in before",
+        labels: ["domain", "reason"])
+    public static let blockIOStatus = WatchMetricFamily(
+        name: "kvmscope_block_io_status",
+        help: "1 for a disk's current I/O status (query-block io-status: ok, failed, nospace), 0 for the others",
+        labels: ["domain", "device", "status"])
+    public static let vmQMPUp = WatchMetricFamily(
+        name: "kvmscope_vm_qmp_up",
+        help: "1 when the last poll of the VM's QMP monitor succeeded",
+        labels: ["domain"])
+    public static let watchVMs = WatchMetricFamily(
+        name: "kvmscope_watch_vms", help: "VMs (QMP monitors) being watched", labels: [])
+    public static let watchQMPErrors = WatchMetricFamily(
+        name: "kvmscope_watch_qmp_errors_total",
+        help: "Failures talking to a VM's QMP monitor, by kind (connect, no-greeting, not-qmp, closed, timeout, bad-reply, command-failed, too-large, series-limit)",
+        labels: ["domain", "kind"])
+    public static let watchQMPReconnects = WatchMetricFamily(
+        name: "kvmscope_watch_qmp_reconnects_total",
+        help: "Times the connection to a VM's QMP monitor was lost and made again",
+        labels: ["domain"])
+    public static let watchPollDuration = WatchMetricFamily(
+        name: "kvmscope_watch_poll_duration_seconds",
+        help: "Time one poll of one VM took (query-status, query-block, query-blockstats)", labels: [])
+    public static let watchEventLag = WatchMetricFamily(
+        name: "kvmscope_watch_event_lag_seconds",
+        help: "Seconds between the QMP timestamp of the last event and when watch read it", labels: [])
+
+    public static let perVM: [WatchMetricFamily] = [
+        blockIOErrors, blockFailedOperations, blockInvalidOperations, blockOperations, blockBytes,
+        blockOperationSeconds, vmRunning, vmPaused, blockIOStatus, vmQMPUp, watchQMPErrors, watchQMPReconnects,
+    ]
+    public static let all: [WatchMetricFamily] = perVM + [watchVMs, watchPollDuration, watchEventLag]
+}

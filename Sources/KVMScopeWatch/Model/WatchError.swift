@@ -1,0 +1,47 @@
+import KVMScopeCore
+
+/// What stops `watch` from starting, each in one line; all but the event log are usage errors (exit 2).
+public enum WatchError: KVMScopeFailure, Equatable {
+    case badListenAddress(String, String)
+    case cannotListen(address: String, reason: String)
+    case cannotOpenEventLog(path: String, reason: String)
+    case badInterval(String)
+    case noMonitors
+
+    public var description: String {
+        switch self {
+        case let .badListenAddress(text, why): return "--listen '\(text)': \(why) (want ADDRESS:PORT, e.g. 127.0.0.1:9177 or [::1]:9177)"
+        case let .cannotListen(address, reason): return "cannot listen on \(address): \(reason)"
+        case let .cannotOpenEventLog(path, reason): return "cannot open the event log \(path): \(reason)"
+        case let .badInterval(text): return "--interval '\(text)': want seconds between 0.1 and 3600"
+        case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp')"
+        }
+    }
+
+    public var isUsageError: Bool {
+        switch self {
+        case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors: return true
+        }
+    }
+}
+
+/// `--listen ADDRESS:PORT`, checked before anything starts.
+public struct ListenAddress: Equatable, Sendable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+
+    public init(parsing text: String) throws {
+        guard let colon = text.lastIndex(of: ":") else { throw WatchError.badListenAddress(text, "no port") }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        else if host.contains(":") { throw WatchError.badListenAddress(text, "write an IPv6 address in brackets") }
+        guard !host.isEmpty else { throw WatchError.badListenAddress(text, "no address") }
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw WatchError.badListenAddress(text, "the port must be 0-65535")
+        }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}

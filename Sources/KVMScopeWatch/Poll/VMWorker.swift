@@ -1,0 +1,276 @@
+import Foundation
+import KVMScopeCore
+import KVMScopeLive
+import KVMScopeQMP
+
+/// Timing of every VM's worker.
+public struct WatchSettings: Sendable {
+    /// Seconds between polls of query-status/query-block/query-blockstats (and discovery rescans).
+    public var intervalSeconds: Double = 15
+    /// Bound on each QMP command: a QEMU whose main loop hangs costs its own worker this, never another's.
+    public var commandTimeoutSeconds: Double = 5
+    /// Reconnect backoff: doubles from the first to the last after each failed attempt.
+    public var firstBackoffSeconds: Double = 1
+    public var maxBackoffSeconds: Double = 30
+    /// Longest single wait, so a stop request is seen within it (SIGTERM ends watch within about
+    /// this); between polls a worker sleeps in poll(2) on its monitor, waking this often at most.
+    public var stopCheckSeconds: Double = 1
+    public init() {}
+}
+
+/// Watches one VM on its own thread: connects, names the VM, polls every interval and reads
+/// events in between; when anything fails it drops the connection, counts why, and reconnects
+/// with backoff. Nothing it waits on is unbounded (QMPSocketMonitor bounds every read and
+/// write with poll(2)), and it shares nothing with other workers but the thread-safe metrics
+/// and event sink, so a VM that stalls or misbehaves delays only itself.
+final class VMWorker: @unchecked Sendable {
+    let id: Int
+    let source: any VMSource
+    private let settings: WatchSettings
+    private let metrics: WatchMetrics
+    private let events: (any WatchEventSink)?
+    /// Asks the watcher for a `domain` label no other VM has (QEMU's -name may repeat across VMs).
+    private let claimName: @Sendable (Int, String) -> String
+
+    private let lock = NSLock()
+    private var stopRequested = false
+    private var finished = false
+    private let done = DispatchSemaphore(value: 0)
+
+    // Worker-thread state.
+    private var domain: String
+    /// BLOCK_IO_ERROR's node-name or qdev → the device label (from the last query-block).
+    private var aliases: [String: String] = [:]
+    private var knownDevices: Set<String> = []
+
+    init(id: Int, source: any VMSource, settings: WatchSettings, metrics: WatchMetrics, events: (any WatchEventSink)?,
+         claimName: @escaping @Sendable (Int, String) -> String) {
+        self.id = id
+        self.source = source
+        self.settings = settings
+        self.metrics = metrics
+        self.events = events
+        self.claimName = claimName
+        domain = claimName(id, source.fallbackName)
+        metrics.addVM(id, domain: domain)
+        metrics.setGauge(WatchMetricFamilies.vmQMPUp, vm: id, [], to: 0)
+        metrics.touch(WatchMetricFamilies.watchQMPReconnects, vm: id, [])
+    }
+
+    func start() {
+        let t = Thread { [self] in run(); lock.withLock { finished = true }; done.signal() }
+        t.name = "kvmscope-watch-\(id)"
+        t.stackSize = 512 << 10
+        t.start()
+    }
+
+    func requestStop() { lock.withLock { stopRequested = true } }
+    var stopping: Bool { lock.withLock { stopRequested } }
+
+    /// Waits for the thread to end, at most `seconds`; false when it is still inside a bounded wait.
+    func join(seconds: Double) -> Bool {
+        if lock.withLock({ finished }) { return true }
+        guard done.wait(timeout: .now() + seconds) == .success else { return false }
+        done.signal()
+        return true
+    }
+
+    // MARK: - The loop
+
+    private func run() {
+        var backoff = settings.firstBackoffSeconds
+        var sessions = 0
+        var failing = false
+        while !stopping {
+            let monitor: any QMPMonitor
+            do {
+                monitor = try source.connect()
+            } catch {
+                count(error)
+                if !failing { log(connection: "lost", message: "\(error)") }   // once per outage, not per attempt
+                failing = true
+                sleep(backoff)
+                backoff = min(backoff * 2, settings.maxBackoffSeconds)
+                continue
+            }
+            sessions += 1
+            if sessions > 1 { metrics.increment(WatchMetricFamilies.watchQMPReconnects, vm: id, []) }
+            failing = false
+            var shutDown = false
+            do {
+                try session(monitor, shutDown: &shutDown, resetBackoff: { backoff = self.settings.firstBackoffSeconds })
+            } catch {
+                // QEMU closes the monitor when it exits: after a SHUTDOWN event that is the VM
+                // ending, not a fault of its monitor.
+                if !(shutDown && Self.isClosed(error)) { count(error) }
+                log(connection: "lost", message: "\(error)")
+                failing = true
+            }
+            monitor.close()
+            lostState()
+            if stopping { break }
+            sleep(backoff)
+            backoff = min(backoff * 2, settings.maxBackoffSeconds)
+        }
+    }
+
+    private func session(_ m: any QMPMonitor, shutDown: inout Bool, resetBackoff: () -> Void) throws {
+        let t = settings.commandTimeoutSeconds
+        if let reply = try? m.execute("query-name", arguments: nil, timeout: t) as? [String: Any],
+           let name = reply["name"] as? String, !name.isEmpty {
+            rename(to: BlockStatsParser.clip(name))
+        }
+        var connected = WatchEventRecord(type: .connection, time: Date().timeIntervalSince1970, domain: domain, qmp: source.address, event: "connected")
+        connected.qemuVersion = m.qemuVersion
+        events?.write(connected)
+        // A STOP, RESUME or error asks for the new state now, not at the next interval; but at
+        // most once per `minRefresh`, so a guest retrying a failing disk thousands of times a
+        // second (each retry a BLOCK_IO_ERROR) costs one poll a second, not one per event.
+        let minRefresh = min(1, settings.intervalSeconds)
+        while !stopping {
+            try poll(m)
+            resetBackoff()
+            var lastPoll = Self.now()
+            var refresh = false
+            let next = lastPoll + settings.intervalSeconds
+            while !stopping {
+                let now = Self.now()
+                if next - now <= 0 { break }
+                if refresh && now - lastPoll >= minRefresh {
+                    try poll(m)
+                    lastPoll = Self.now(); refresh = false
+                    continue
+                }
+                var wait = min(next - now, settings.stopCheckSeconds)
+                if refresh { wait = min(wait, max(0.001, lastPoll + minRefresh - now)) }
+                for message in try m.takeEvents(waiting: wait) {
+                    if message.eventName == "SHUTDOWN" { shutDown = true }
+                    refresh = handle(message) || refresh
+                }
+            }
+        }
+    }
+
+    /// One poll: state, io-status, counters. Any failure ends the session (the caller reconnects).
+    private func poll(_ m: any QMPMonitor) throws {
+        let started = Self.now()
+        let t = settings.commandTimeoutSeconds
+        let statusReply = try m.execute("query-status", arguments: nil, timeout: t)
+        guard let status = BlockStatsParser.parseStatus(statusReply) else {
+            throw QMPError.badReply(command: "query-status", detail: "no running/status")
+        }
+        let block = BlockStatsParser.parseBlock(try m.execute("query-block", arguments: nil, timeout: t))
+        let stats = BlockStatsParser.parseBlockStats(try m.execute("query-blockstats", arguments: nil, timeout: t))
+        metrics.recordPoll(seconds: Self.now() - started)
+        aliases = block.aliases
+
+        let F = WatchMetricFamilies.self
+        metrics.setGauge(F.vmQMPUp, vm: id, [], to: 1)
+        metrics.setGauge(F.vmRunning, vm: id, [], to: status.running ? 1 : 0)
+        if status.running { metrics.setAll(F.vmPaused, vm: id, to: 0) } else { metrics.setState(F.vmPaused, vm: id, [status.status]) }
+
+        var refused = stats.skipped > 0
+        let devices = Set(stats.disks.map(\.device))
+        for disk in stats.disks {
+            for (kind, c) in disk.operations {
+                let labels = [disk.device, kind.rawValue]
+                if let v = c.operations { refused = !metrics.setCounter(F.blockOperations, vm: id, labels, to: v) || refused }
+                if let v = c.bytes { refused = !metrics.setCounter(F.blockBytes, vm: id, labels, to: v) || refused }
+                if let v = c.totalTimeNs { refused = !metrics.setCounter(F.blockOperationSeconds, vm: id, labels, to: v, scale: 1e-9) || refused }
+                if let v = c.failed { refused = !metrics.setCounter(F.blockFailedOperations, vm: id, labels, to: v) || refused }
+                if let v = c.invalid { refused = !metrics.setCounter(F.blockInvalidOperations, vm: id, labels, to: v) || refused }
+            }
+        }
+        for (device, s) in block.ioStatus {
+            for value in ["ok", "failed", "nospace"] { metrics.setGauge(F.blockIOStatus, vm: id, [device, value], to: value == s ? 1 : 0) }
+        }
+        // Disks that left (DEVICE_DELETED, blockdev-del): their series end with them.
+        if devices != knownDevices {
+            metrics.remove([F.blockOperations, F.blockBytes, F.blockOperationSeconds, F.blockFailedOperations, F.blockInvalidOperations],
+                           vm: id, keepingFirstLabel: devices)
+            knownDevices = devices
+        }
+        metrics.remove([F.blockIOStatus], vm: id, keepingFirstLabel: Set(block.ioStatus.keys))
+        if refused { metrics.increment(F.watchQMPErrors, vm: id, ["series-limit"]) }
+    }
+
+    /// Counts and logs one event; true when the VM's state should be polled now.
+    private func handle(_ message: QMPMessage) -> Bool {
+        guard let event = Self.event(from: message) else { return false }
+        if let t = event.time { metrics.setEventLag(seconds: Date().timeIntervalSince1970 - t) }
+        var device = ""
+        if let e = event.blockIOError {
+            device = BlockStatsParser.diskName(device: e.device, qdev: nil)
+                ?? e.nodeName.flatMap { aliases[$0] } ?? e.qomPath.flatMap { aliases[$0] }
+                ?? e.nodeName.map(BlockStatsParser.clip) ?? ""
+            let errno = BlockIOErrorExplanation.errno(of: e)
+            let labels = [device, BlockStatsParser.clip(e.nodeName ?? ""), e.operation.rawValue, e.action.rawValue, errno?.name ?? "unknown"]
+            if !metrics.increment(WatchMetricFamilies.blockIOErrors, vm: id, labels) {
+                metrics.increment(WatchMetricFamilies.watchQMPErrors, vm: id, ["series-limit"])
+            }
+        }
+        let record = WatchEventRecord(event: event, domain: domain, qmp: source.address, device: device)
+        events?.write(record)
+        return ["BLOCK_IO_ERROR", "STOP", "RESUME", "RESET", "DEVICE_DELETED", "BLOCK_JOB_ERROR"].contains(event.name)
+    }
+
+    // MARK: - Helpers
+
+    private func rename(to wanted: String) {
+        let name = claimName(id, wanted)
+        guard name != domain else { return }
+        domain = name
+        metrics.renameVM(id, to: name)
+    }
+
+    /// The monitor is gone: the VM's state is unknown, so its state gauges are dropped rather than left at a guess.
+    private func lostState() {
+        let F = WatchMetricFamilies.self
+        metrics.setGauge(F.vmQMPUp, vm: id, [], to: 0)
+        metrics.remove([F.vmRunning, F.vmPaused, F.blockIOStatus], vm: id)
+    }
+
+    private func count(_ error: any Error) {
+        metrics.increment(WatchMetricFamilies.watchQMPErrors, vm: id, [Self.kind(of: error)])
+        metrics.setGauge(WatchMetricFamilies.vmQMPUp, vm: id, [], to: 0)
+    }
+
+    private func log(connection event: String, message: String) {
+        var r = WatchEventRecord(type: .connection, time: Date().timeIntervalSince1970, domain: domain, qmp: source.address, event: event)
+        r.message = message
+        events?.write(r)
+    }
+
+    /// Sleeps `seconds` in slices, returning early on a stop request.
+    private func sleep(_ seconds: Double) {
+        let end = Self.now() + seconds
+        while !stopping, Self.now() < end { Thread.sleep(forTimeInterval: min(settings.stopCheckSeconds, max(0, end - Self.now()))) }
+    }
+
+    /// The `kind` label of kvmscope_watch_qmp_errors_total: a fixed set.
+    static func kind(of error: any Error) -> String {
+        guard let q = error as? QMPError else { return "other" }
+        switch q {
+        case .badAddress, .cannotConnect: return "connect"
+        case .monitorTaken: return "no-greeting"
+        case .notQMP: return "not-qmp"
+        case .closed: return "closed"
+        case .timedOut: return "timeout"
+        case .messageTooLarge: return "too-large"
+        case .badReply: return "bad-reply"
+        case .commandFailed, .commandNotFound: return "command-failed"
+        }
+    }
+
+    static func isClosed(_ error: any Error) -> Bool {
+        if case .closed? = error as? QMPError { return true }
+        return false
+    }
+
+    static func event(from message: QMPMessage) -> QMPEvent? { LiveQMPEvent.decode(message.line) }
+
+    static func now() -> Double {
+        var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

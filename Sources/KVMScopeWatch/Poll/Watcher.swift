@@ -1,0 +1,108 @@
+import Foundation
+
+/// `kvmscope watch` without its CLI and HTTP server: discovery every interval, one `VMWorker`
+/// per VM found, and the metrics they keep. Scrapes read `metrics` only.
+public final class Watcher: @unchecked Sendable {
+    public let metrics: WatchMetrics
+    public let settings: WatchSettings
+    private let discoveries: [any VMDiscovery]
+    private let events: (any WatchEventSink)?
+
+    /// Recursive: a worker created under it claims its name under it.
+    private let lock = NSRecursiveLock()
+    private var workers: [String: VMWorker] = [:]       // by VMSource.key
+    private var names: [Int: String] = [:]              // worker id → its domain label
+    private var nextID = 0
+    private var stopRequested = false
+    private var scanThread: Thread?
+    private let scanDone = DispatchSemaphore(value: 0)
+
+    public init(discoveries: [any VMDiscovery], settings: WatchSettings = WatchSettings(),
+                metrics: WatchMetrics = WatchMetrics(), events: (any WatchEventSink)? = nil) {
+        self.discoveries = discoveries
+        self.settings = settings
+        self.metrics = metrics
+        self.events = events
+    }
+
+    /// The VMs being watched now, by source key → domain label.
+    public var watched: [String: String] {
+        lock.withLock { workers.mapValues { names[$0.id] ?? "" } }
+    }
+
+    /// Scans now and then every interval on a thread of its own, until `stop`.
+    public func start() {
+        rescan()
+        let t = Thread { [self] in
+            while true {
+                let end = VMWorker.now() + settings.intervalSeconds
+                while VMWorker.now() < end {
+                    if lock.withLock({ stopRequested }) { scanDone.signal(); return }
+                    Thread.sleep(forTimeInterval: min(settings.stopCheckSeconds, max(0, end - VMWorker.now())))
+                }
+                rescan()
+            }
+        }
+        t.name = "kvmscope-watch-discovery"
+        scanThread = t
+        t.start()
+    }
+
+    /// One discovery pass: starts workers for new VMs, ends those of VMs no longer found.
+    public func rescan() {
+        var found: [String: any VMSource] = [:]
+        for d in discoveries { for s in d.scan() where found[s.key] == nil { found[s.key] = s } }
+        var ended: [VMWorker] = []
+        var started: [VMWorker] = []
+        lock.withLock {
+            guard !stopRequested else { return }
+            for (key, w) in workers where found[key] == nil {
+                workers[key] = nil
+                ended.append(w)
+            }
+            for (key, source) in found.sorted(by: { $0.key < $1.key }) where workers[key] == nil {
+                nextID += 1
+                let w = VMWorker(id: nextID, source: source, settings: settings, metrics: metrics, events: events,
+                                 claimName: { [weak self] id, wanted in self?.claim(id, wanted) ?? wanted })
+                workers[key] = w
+                started.append(w)
+            }
+        }
+        for w in ended { retire(w) }
+        for w in started { w.start() }
+    }
+
+    /// Stops every worker, waiting up to `seconds` in all for them to leave their bounded waits.
+    public func stop(waiting seconds: Double = 10) {
+        let all: [VMWorker] = lock.withLock {
+            stopRequested = true
+            defer { workers = [:] }
+            return Array(workers.values)
+        }
+        if scanThread != nil { _ = scanDone.wait(timeout: .now() + seconds) }
+        for w in all { w.requestStop() }
+        let end = VMWorker.now() + seconds
+        for w in all { _ = w.join(seconds: max(0, end - VMWorker.now())) }
+    }
+
+    private func retire(_ w: VMWorker) {
+        w.requestStop()
+        let name = lock.withLock { names.removeValue(forKey: w.id) } ?? w.source.fallbackName
+        metrics.removeVM(w.id)
+        var r = WatchEventRecord(type: .connection, time: Date().timeIntervalSince1970, domain: name, qmp: w.source.address, event: "removed")
+        r.message = "no longer found by discovery (its socket is gone): no longer watched"
+        events?.write(r)
+    }
+
+    /// `wanted`, or `wanted (2)`, `wanted (3)`… when another watched VM already has it: two
+    /// VMs must never share series.
+    private func claim(_ id: Int, _ wanted: String) -> String {
+        lock.withLock {
+            let taken = Set(names.filter { $0.key != id }.values)
+            var name = wanted, n = 1
+            while taken.contains(name) { n += 1; name = "\(wanted) (\(n))" }
+            names[id] = name
+            return name
+        }
+    }
+}

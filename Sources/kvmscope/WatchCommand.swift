@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import KVMScope
+import KVMScopeWatch
+
+struct WatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "watch",
+        abstract: "Watch every VM on this host: Prometheus metrics on /metrics and a JSON Lines event log.",
+        discussion: """
+        Finds QEMU monitors by path or glob (rescanned every interval), names each VM by QEMU's \
+        -name (query-name), else by its socket's file name, and its disks by their QEMU drive or \
+        device id. Per VM it reads QMP events as they come (BLOCK_IO_ERROR, STOP, RESUME, \
+        SHUTDOWN, RESET, DEVICE_DELETED, BLOCK_JOB_ERROR…) and polls query-status, query-block and \
+        query-blockstats every interval; a scrape serves the last poll, never asks QEMU. Each VM \
+        has its own connection and thread: one that hangs, sends garbage, exits or whose socket \
+        comes and goes delays only itself (kvmscope_watch_qmp_errors_total counts why). It only \
+        reads: it never pauses, resumes or changes a VM. QEMU serves one client per monitor, so \
+        give each VM a monitor of its own for kvmscope (not libvirt's).
+
+        Examples:
+          $ kvmscope watch --qmp '/run/kvmscope/*.qmp'                     # every VM with a socket there
+          $ kvmscope watch --qmp /run/vm1.qmp --qmp /run/vm2.qmp --events -   # events as JSON Lines on stdout
+          $ kvmscope watch --qmp '/run/qemu/*/qmp.sock' --listen 0.0.0.0:9177 --interval 5
+          $ kvmscope watch --qmp '/run/kvmscope/*.qmp' --events /var/log/kvmscope/events.jsonl
+          $ curl -s 127.0.0.1:9177/metrics | grep kvmscope_vm_paused
+        A VM's QEMU needs a monitor like:
+          -chardev socket,id=kvmscope,path=/run/kvmscope/vm1.qmp,server=on,wait=off -mon chardev=kvmscope,mode=control
+        Metrics (docs/watch.md says what each means and what to do):
+          kvmscope_block_io_errors_total{domain,device,node,operation,action,errno}
+          kvmscope_vm_paused{domain,reason="io-error"}  kvmscope_vm_running{domain}  kvmscope_vm_qmp_up{domain}
+          kvmscope_block_{operations,bytes,operation_seconds,failed_operations,invalid_operations}_total{domain,device,operation}
+        SIGTERM or SIGINT stops it cleanly. Exit status: 0 stopped by a signal, 2 usage error \
+        (bad --listen, port in use, bad --interval, unwritable --events).
+        """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("A QMP monitor: a socket path, a glob of socket paths (quote it), unix:PATH or tcp:HOST:PORT. Repeatable.", valueName: "PATH|GLOB"))
+    var qmp: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Where /metrics is served (loopback by default: put a reverse proxy in front for TLS or auth).", valueName: "ADDR:PORT"))
+    var listen: String = "127.0.0.1:9177"
+
+    @Option(name: .long, help: ArgumentHelp("Seconds between polls and rescans (0.1-3600).", valueName: "SECONDS"))
+    var interval: String = "15"
+
+    @Option(name: .long, help: ArgumentHelp("Write every event as a JSON Line to FILE (appended), or - for standard output.", valueName: "FILE|-"))
+    var events: String?
+
+    func run() throws {
+        guard !qmp.isEmpty else { throw WatchError.noMonitors }
+        guard let seconds = Double(interval), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else {
+            throw WatchError.badInterval(interval)
+        }
+        let address = try ListenAddress(parsing: listen)
+        let discovery = try QMPSocketDiscovery(patterns: qmp)
+        let log: WatchEventLog? = try events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
+        var settings = WatchSettings()
+        settings.intervalSeconds = seconds
+        settings.commandTimeoutSeconds = min(5, max(1, seconds))
+
+        let watcher = Watcher(discoveries: [discovery], settings: settings, events: log)
+        let metrics = watcher.metrics
+        let server = try MetricsHTTPServer.start(address) { metrics.render() }
+        watcher.start()
+        CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found, polling every \(interval) s")
+
+        // SIGTERM (systemd stop) and SIGINT end it: workers leave their bounded waits, the server closes.
+        let stopped = DispatchSemaphore(value: 0)
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { stopped.signal() }
+            s.resume()
+            sources.append(s)
+        }
+        stopped.wait()
+        watcher.stop(waiting: 5)
+        server.close()
+        log?.close(waiting: 2)
+        if let n = log?.droppedLines, n > 0 {
+            CLIOutput.warning("watch: \(n) event log line(s) dropped (the log's reader fell behind by more than \(WatchEventLog.maxQueuedBytes >> 20) MiB, or writing failed)")
+        }
+        for s in sources { s.cancel() }
+    }
+}
