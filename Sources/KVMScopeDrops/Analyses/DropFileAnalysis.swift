@@ -30,7 +30,7 @@ public struct DropFileAnalysis {
         var intervalStart: Double?
         var first: Double?
         var last: Double?
-        try reader.read(peek) { raw in
+        let onDrop = { (raw: DropEvent) throws in
             var e = raw
             e.location = symbolizer.resolve(e.location)
             if let t = e.time {
@@ -53,6 +53,14 @@ public struct DropFileAnalysis {
             }
             aggregator.add(e)
         }
+        var perf: PerfDataDropReader?
+        if format is PerfDataDropFormat {
+            var p = PerfDataDropReader(wantComm: grouping == .comm)
+            defer { perf = p }
+            try p.read(peek, onDrop)
+        } else {
+            try reader.read(peek, onDrop)
+        }
         if interval != nil, aggregator.current.total > 0 {
             let end = intervalStart.map { $0 + interval! }
             try onInterval(aggregator.closeInterval(end: end))
@@ -62,8 +70,16 @@ public struct DropFileAnalysis {
         var total = aggregator.total
         total.start = first
         total.end = last
-        let stats = reader.stats
+        let stats = perf?.stats ?? reader.stats
         var notes: [String] = []
+        if let p = perf?.perf {
+            if p.lostEvents + p.lostSamples > 0 {
+                notes.append("perf lost \(p.lostEvents + p.lostSamples) events while recording (PERF_RECORD_LOST): the counts are a lower bound")
+            }
+            if p.reorderEarlyFlushes > 0 {
+                notes.append("the perf.data's rounds outgrew kvmscope's reorder window \(p.reorderEarlyFlushes) times: some drops may be out of time order")
+            }
+        }
         if stats.drops == 0 && stats.lines > 0 && format == nil {
             notes.append("no skb:kfree_skb lines found: expected ftrace `trace`, `trace-cmd report` or `perf script` output")
         }
