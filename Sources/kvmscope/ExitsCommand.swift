@@ -94,7 +94,7 @@ struct ExitsCommand: ParsableCommand {
         if record != nil && file != nil { throw ValidationError("use either a FILE or --record, not both") }
         if pid != nil && record == nil { throw ValidationError("--pid works with --record (a text trace has no process ids, only thread ids)") }
         if let f = format, FormatRegistry.named(f)?.kind != .kvmExits {
-            throw ValidationError("unknown --format '\(f)' (ftrace, trace-cmd, trace-cmd-raw, perf-script)")
+            throw ValidationError("unknown --format '\(f)' (ftrace, trace-cmd, trace-cmd-raw, perf-script, perf-data)")
         }
         if top < 0 || top > 10_000 { throw ValidationError("--top must be 0...10000") }
         if context < 0 || context > 50 { throw ValidationError("--context must be 0...50") }

@@ -15,6 +15,9 @@ public enum KVMExitTraceReader {
             let sample = try stream.peek()
             if let f = sample.withUnsafeBytes({ KVMExitFormats.list.detect(.kvmExits, sample: $0) }) { formatName = f.name }
         }
+        if formatName == PerfDataKVMFormat().name {
+            return try PerfDataKVMReader.analyze(stream, options: options)
+        }
         let reasons = ExitReasonInterner()
         var parser = KVMTraceLineParser(reasons: reasons)
         let analyzer = ExitLatencyAnalyzer(options: options, reasons: reasons)
