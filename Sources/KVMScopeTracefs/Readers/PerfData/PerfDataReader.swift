@@ -177,10 +177,19 @@ public struct PerfDataReader {
             throw bad("truncated: the feature table after the data (\(bits.count) sections) is missing")
         }
         var wanted: [(feat: Int, off: UInt64, size: UInt64)] = []
-        table.withUnsafeBytes { t in
-            for (i, feat) in bits.enumerated() where [Self.featTracingData, Self.featArch, Self.featEventDesc].contains(feat) {
-                wanted.append((feat, order.u64(t, i * 16), order.u64(t, i * 16 + 8)))
+        var featuresEnd = dataEnd + UInt64(bits.count * 16)
+        try table.withUnsafeBytes { t in
+            for (i, feat) in bits.enumerated() {
+                let off = order.u64(t, i * 16), size = order.u64(t, i * 16 + 8)
+                // Every section, used or not, must lie in the file: a file cut inside one it
+                // skips is as truncated as one cut inside the tracing data.
+                guard let end = Self.add(off, size) else { throw bad("feature section \(feat) (offset \(off), size \(size)) is impossible") }
+                featuresEnd = max(featuresEnd, end)
+                if [Self.featTracingData, Self.featArch, Self.featEventDesc].contains(feat) { wanted.append((feat, off, size)) }
             }
+        }
+        if let total = src.size, featuresEnd > total {
+            throw bad("truncated: its feature sections end at byte \(featuresEnd), the file at \(total)")
         }
         for w in wanted.sorted(by: { $0.off < $1.off }) {
             let limit = w.feat == Self.featTracingData ? PerfTracingData.maxSize : Self.maxSectionSize
@@ -201,6 +210,9 @@ public struct PerfDataReader {
                 session.arch = try a.headerString()
             default: session.nameAttrs(try Self.eventDesc(bytes, order: order, name: name))
             }
+        }
+        guard try src.reach(featuresEnd) else {
+            throw bad("truncated: the input ends before byte \(featuresEnd), where its feature sections end")
         }
         if session.tracing == nil, session.attrs.contains(where: { $0.type == PerfEventAttr.typeTracepoint }) {
             throw bad("it has no tracing data (HEADER_TRACING_DATA): no tracepoint formats to read the samples with")

@@ -9,6 +9,8 @@ protocol SectionSource {
     func afterData(count: Int) throws -> [UInt8]?
     func feature(at offset: UInt64, count: Int) throws -> [UInt8]?
     func dataReader() throws -> PerfChunkReader
+    /// Whether the input is at least `end` bytes long (read through for a stream).
+    func reach(_ end: UInt64) throws -> Bool
 }
 
 /// A regular file: every part is read where it is, with pread.
@@ -28,6 +30,7 @@ final class FileSectionSource: SectionSource {
     func afterData(count: Int) throws -> [UInt8]? { try file.bytes(at: data.0 + data.1, count: count, name: name) }
     func feature(at offset: UInt64, count: Int) throws -> [UInt8]? { try file.bytes(at: offset, count: count, name: name) }
     func dataReader() throws -> PerfChunkReader { file.region(data.0, data.1, name: name) }
+    func reach(_ end: UInt64) throws -> Bool { end <= file.size }
 }
 
 /// A stream that can be read only once, front to back (a pipe, a decompressed file): the
@@ -76,6 +79,11 @@ final class StreamSectionSource: SectionSource {
     func feature(at offset: UInt64, count: Int) throws -> [UInt8]? {
         guard try seek(offset, "a feature section") else { return nil }
         return try reader.readArray(count)
+    }
+
+    func reach(_ end: UInt64) throws -> Bool {
+        guard end > reader.position else { return true }
+        return try reader.skip(end - reader.position)
     }
 
     func dataReader() throws -> PerfChunkReader {

@@ -3,6 +3,8 @@
 public struct PerfTracepoint: Sendable, Equatable {
     public let system: String
     public let format: TracepointFormat
+    /// The format file as stored (what tests rebuild files from).
+    public let text: String
     public var name: String { format.name }
     /// `kvm:kvm_exit`, as perf names it.
     public var fullName: String { "\(system):\(format.name)" }
@@ -70,8 +72,9 @@ public struct PerfTracingData: Sendable {
             for _ in 0..<count {
                 let text = try c.take(try c.u64())
                 do {
-                    let format = try TracepointFormat.parse(String(decoding: text, as: UTF8.self))
-                    events[format.id] = PerfTracepoint(system: system, format: format)
+                    let string = String(decoding: text, as: UTF8.self)
+                    let format = try TracepointFormat.parse(string)
+                    events[format.id] = PerfTracepoint(system: system, format: format, text: string)
                 } catch {
                     unreadable.append(system)
                 }
