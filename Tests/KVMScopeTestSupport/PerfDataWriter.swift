@@ -75,6 +75,10 @@ public struct PerfDataWriter {
     public var attrSampleTypeExtra: UInt64 = 0
     /// Records appended raw after the samples (already in the file's byte order).
     public var extraRecords: [[UInt8]] = []
+    /// events/header_page and header_event as the tracing data stores them (perf refuses
+    /// empty ones): the 6.18 VM's, from Fixtures/drops.
+    public var headerPage = (try? DropFixtures.text("header_page-6.18.txt")) ?? ""
+    public var headerEvent = (try? DropFixtures.text("header_event-6.18.txt")) ?? ""
 
     public static let sampleType: UInt64 = 1 << 16 | 1 << 0 | 1 << 1 | 1 << 2 | 1 << 7 | 1 << 8 | 1 << 10   // IDENTIFIER|IP|TID|TIME|CPU|PERIOD|RAW
 
@@ -136,8 +140,8 @@ public struct PerfDataWriter {
         t.u8(bigEndian ? 1 : 0)
         t.u8(8)
         t.u32(4096)
-        t.raw(Array("header_page".utf8) + [0]); t.u64(0)
-        t.raw(Array("header_event".utf8) + [0]); t.u64(0)
+        t.raw(Array("header_page".utf8) + [0]); t.u64(UInt64(headerPage.utf8.count)); t.raw(Array(headerPage.utf8))
+        t.raw(Array("header_event".utf8) + [0]); t.u64(UInt64(headerEvent.utf8.count)); t.raw(Array(headerEvent.utf8))
         t.u32(0)
         let systems = Dictionary(grouping: events, by: \.system)
         t.u32(UInt32(systems.count))

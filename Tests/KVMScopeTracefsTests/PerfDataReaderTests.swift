@@ -65,7 +65,7 @@ func scriptLines(_ name: String) throws -> [ScriptLine] {
     /// Every real capture, read at offsets (a path) and straight through (xz-compressed, so
     /// not seekable): the same samples, and the same as perf script printed, event for event
     /// (task, thread, CPU, time to the ns, event), in perf script's order.
-    @Test(arguments: ["kfree_skb", "kfree_skb-pipe", "sched_switch", "block", "kvm", "kvm-stat"])
+    @Test(arguments: ["kfree_skb", "kfree_skb-pipe", "sched_switch", "block", "kvm", "kvm-stat", "kfree_skb-bigendian-synthetic"])
     func realCaptureEqualsPerfScript(name: String) throws {
         let (viaFile, fileReader) = try readPerf(path: try PerfFixtures.file(name))
         let (viaStream, _) = try readPerf(path: PerfFixtures.path("\(name).data.xz"))
@@ -156,6 +156,9 @@ func scriptLines(_ name: String) throws -> [ScriptLine] {
         w.pipe = pipe
         w.comms = [(samples[0].pid, samples[0].tid, "bash")]
         let bytes = w.write(samples)
+        if bigEndian, !pipe, let out = ProcessInfo.processInfo.environment["KVMSCOPE_WRITE_PERF_BE"] {
+            try Data(bytes).write(to: URL(fileURLWithPath: out))   // for checking with perf script
+        }
         let (viaStream, reader) = try readPerf(bytes: bytes)
         #expect(viaStream == expected(samples, comm: "bash"))
         #expect(reader.stats.byteSwapped == bigEndian)
