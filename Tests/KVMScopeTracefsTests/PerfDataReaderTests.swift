@@ -229,6 +229,15 @@ func scriptLines(_ name: String) throws -> [ScriptLine] {
         #expect(Self.error(w.write(samples))?.contains("less than its own 8-byte header") == true)
     }
 
+    /// A data offset past Int.max in a streamed file (no size to check it against): a clear
+    /// error, not a trap converting it (found by the perf-data fuzz target).
+    @Test func hugeDataOffsetInAStreamIsAnError() throws {
+        let (event, samples) = try Self.kfreeEvent()
+        var bytes = PerfDataWriter(events: [event]).write(samples)
+        withUnsafeBytes(of: UInt64(0xFFFF_FFFF_FFFF_0000).littleEndian) { for k in 0..<8 { bytes[40 + k] = $0[k] } }
+        #expect(Self.error(bytes)?.contains("bytes of attributes before the data: more than kvmscope reads") == true)
+    }
+
     @Test func compressedRecordsAreRefusedWithTheWayOut() throws {
         let (event, samples) = try Self.kfreeEvent()
         var w = PerfDataWriter(events: [event])

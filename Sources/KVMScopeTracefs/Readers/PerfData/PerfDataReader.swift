@@ -143,8 +143,10 @@ public struct PerfDataReader {
         }
 
         // Everything between the header and the data: ids and attrs.
+        guard dataOff - headerSize <= UInt64(Self.maxSectionSize) else {
+            throw bad("\(dataOff - headerSize) bytes of attributes before the data: more than kvmscope reads")
+        }
         let pre = Int(dataOff - headerSize)
-        guard pre <= Self.maxSectionSize else { throw bad("\(pre) bytes of attributes before the data: more than kvmscope reads") }
         guard let preBytes = try src.bytes(at: headerSize, count: pre) else { throw bad("truncated inside the attribute section") }
         func preSlice(_ off: UInt64, _ size: UInt64) -> ArraySlice<UInt8>? {
             guard off >= headerSize, let end = Self.add(off, size), end <= dataOff else { return nil }
