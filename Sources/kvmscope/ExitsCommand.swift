@@ -129,6 +129,10 @@ struct ExitsCommand: ParsableCommand {
             report = try KVMExitTraceReader.analyze(source, format: format.flatMap(FormatRegistry.named),
                                                     options: analysis, onProgress: meter.update)
             meter.finish()
+            if report.lines.kvmExit == 0 && report.lines.kvmEntry == 0, report.format == "perf-data" {
+                throw KVMScopeError.unsupportedFormat(path: source.name, detail:
+                    "no kvm_exit or kvm_entry samples among its \(report.lines.total) tracepoint samples (record them with: perf record -e kvm:kvm_exit -e kvm:kvm_entry, or perf kvm stat record)")
+            }
             if report.lines.kvmExit == 0 && report.lines.kvmEntry == 0 {
                 throw KVMScopeError.unsupportedFormat(path: source.name, detail:
                     "no kvm_exit or kvm_entry events in \(report.lines.total) lines (record them with: trace-cmd record -e kvm:kvm_exit -e kvm:kvm_entry, or kvmscope exits --record 10s)")

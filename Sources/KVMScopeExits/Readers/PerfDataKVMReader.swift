@@ -132,7 +132,8 @@ enum PerfDataKVMReader {
 }
 
 /// A `perf script`-shaped line of a sample (`comm tid [cpu] secs.ns: kvm:kvm_exit: fields`),
-/// built into one reused buffer: the analysis keeps lines only as the slow-exit context.
+/// built into one reused buffer with no formatting calls: the analysis keeps lines only as
+/// the slow-exit context, but every sample gets one.
 struct PerfScriptLine {
     private(set) var bytes: [UInt8] = []
     private(set) var commRange = 0..<0
@@ -140,38 +141,67 @@ struct PerfScriptLine {
 
     mutating func render(_ s: PerfTracepointSample, _ r: KVMTraceRecord, reasonName: String?) {
         bytes.removeAll(keepingCapacity: true)
-        let comm = s.comm ?? ":\(s.tid ?? -1)"
-        append(comm)
+        if let comm = s.comm { append(comm) } else { append(":"); decimal(Int64(s.tid ?? -1)) }
         commRange = 0..<bytes.count
-        append(" \(s.tid ?? -1) [\(s.cpu.map { String(format: "%03u", $0) } ?? "-")] ")
+        append(" "); decimal(Int64(s.tid ?? -1)); append(" [")
+        if let cpu = s.cpu { padded(UInt64(cpu), width: 3) } else { append("-") }
+        append("] ")
         let t = s.timeNs ?? 0
-        append("\(t / 1_000_000_000).\(String(format: "%09llu", t % 1_000_000_000)): ")
-        let start = bytes.count + s.event.system.utf8.count + 1
-        append("\(s.event.fullName): ")
-        eventRange = start..<(start + s.event.name.utf8.count)
+        decimal(Int64(t / 1_000_000_000)); append("."); padded(t % 1_000_000_000, width: 9); append(": ")
+        append(s.event.system); append(":")
+        let start = bytes.count
+        append(s.event.name)
+        eventRange = start..<bytes.count
+        append(": ")
         switch r.kind {
         case .exit:
-            append("vcpu \(r.vcpu) reason \(reasonName ?? "?") rip 0x\(String(r.rip, radix: 16)) info1 0x\(hex16(r.info1)) info2 0x\(hex16(r.info2)) intr_info 0x\(hex8(r.intrInfo)) error_code 0x\(hex8(r.errorCode))")
+            append("vcpu "); decimal(Int64(r.vcpu)); append(" reason "); append(reasonName ?? "?")
+            append(" rip 0x"); hex(r.rip, width: 1); append(" info1 0x"); hex(r.info1, width: 16)
+            append(" info2 0x"); hex(r.info2, width: 16); append(" intr_info 0x"); hex(UInt64(r.intrInfo), width: 8)
+            append(" error_code 0x"); hex(UInt64(r.errorCode), width: 8)
         case .entry:
-            append("vcpu \(r.vcpu), rip 0x\(String(r.rip, radix: 16))")
+            append("vcpu "); decimal(Int64(r.vcpu)); append(", rip 0x"); hex(r.rip, width: 1)
         default:
-            append(s.fields().filter { !$0.name.hasPrefix("common_") }.map { "\($0.name)=\(Self.text($0.value))" }.joined(separator: " "))
+            for (name, value) in s.fields() where !name.hasPrefix("common_") {
+                append(name); append("=")
+                switch value {
+                case let .number(n): append("0x"); hex(n, width: 1)
+                case let .text(t): append(t)
+                case let .bytes(b): for x in b { hex(UInt64(x), width: 2) }
+                case .outOfRange: append("?")
+                }
+                append(" ")
+            }
         }
     }
-
-    static func text(_ v: TracepointFieldReader.Value) -> String {
-        switch v {
-        case let .number(n): return "0x" + String(n, radix: 16)
-        case let .text(t): return t
-        case let .bytes(b): return b.map { String(format: "%02x", $0) }.joined()
-        case .outOfRange: return "?"
-        }
-    }
-
-    private func hex16(_ v: UInt64) -> String { String(format: "%016llx", v) }
-    private func hex8(_ v: UInt32) -> String { String(format: "%08x", v) }
 
     private mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    private mutating func decimal(_ v: Int64) {
+        if v < 0 { bytes.append(0x2D) }
+        padded(v.magnitude, width: 1)
+    }
+
+    private mutating func padded(_ v: UInt64, width: Int) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0, x = v
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat { d[n] = UInt8(x % 10) + 0x30; x /= 10; n += 1 } while x > 0
+            while n < width { d[n] = 0x30; n += 1 }
+            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private mutating func hex(_ v: UInt64, width: Int) {
+        let digits = Self.hexDigits
+        var n = 16
+        while n > width, (v >> UInt64((n - 1) * 4)) & 0xF == 0 { n -= 1 }
+        for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(digits[Int((v >> UInt64(i * 4)) & 0xF)]) }
+    }
 
     func withLine<T>(_ body: (LineBytes) -> T) -> T {
         bytes.withUnsafeBufferPointer { body(LineBytes($0)) }
