@@ -23,7 +23,9 @@ public struct PerfDataDropReader {
 
     public mutating func read(_ stream: ByteStream, _ body: (DropEvent) throws -> Void) throws {
         var reader = PerfDataReader()
-        var decoders: [Int: KfreeSkbRecordDecoder?] = [:]
+        var kinds: [Int: Kind] = [:]
+        var lastKind = Kind.other
+        var lastID = Int.min
         let counts = Counts()
         let wantComm = self.wantComm
         defer {
@@ -31,17 +33,22 @@ public struct PerfDataDropReader {
             perf = reader.stats
         }
         try reader.read(stream) { sample in
-            let format = sample.event.format
             counts.stats.lines += 1
-            guard sample.event.system == "skb" else { counts.stats.otherEvents += 1; return }
-            if format.name == "consume_skb" { counts.stats.consumed += 1; return }
-            guard format.name == "kfree_skb" else { counts.stats.otherEvents += 1; return }
-            if decoders[format.id] == nil { decoders[format.id] = try? KfreeSkbRecordDecoder(format: format) }
-            guard let d = decoders[format.id] ?? nil else {
-                throw PerfDataError(path: stream.name, "the kfree_skb format stored in it lacks the fields kvmscope reads (skbaddr, location, protocol)")
+            // What each event is, decided once per event (samples of one event come in runs).
+            let id = sample.event.format.id
+            if id != lastID {
+                if kinds[id] == nil { kinds[id] = try Self.kind(of: sample.event, path: stream.name) }
+                lastKind = kinds[id]!
+                lastID = id
             }
-            guard let r = d.decode(sample.payload) else { counts.stats.skippedLines += 1; return }
-            let reason = d.dropReason(r.reason)
+            let box: DecoderBox
+            switch lastKind {
+            case .other: counts.stats.otherEvents += 1; return
+            case .consume: counts.stats.consumed += 1; return
+            case let .kfree(b): box = b
+            }
+            guard let r = box.decoder.decode(sample.payload) else { counts.stats.skippedLines += 1; return }
+            let reason = box.decoder.dropReason(r.reason)
             if reason?.name == "CONSUMED" { counts.stats.consumed += 1; return }
             counts.stats.drops += 1
             if let reason, reason.name == nil { counts.stats.unnamedReasons += 1 }
@@ -51,6 +58,28 @@ public struct PerfDataDropReader {
             if wantComm { e.comm = sample.comm }
             try body(e)
         }
+    }
+
+    /// A reference, so that taking the decoder out of `Kind` per sample is one retain.
+    final class DecoderBox {
+        let decoder: KfreeSkbRecordDecoder
+        init(_ d: KfreeSkbRecordDecoder) { decoder = d }
+    }
+
+    enum Kind {
+        case kfree(DecoderBox)
+        case consume
+        case other
+    }
+
+    static func kind(of event: PerfTracepoint, path: String) throws -> Kind {
+        guard event.system == "skb" else { return .other }
+        if event.name == "consume_skb" { return .consume }
+        guard event.name == "kfree_skb" else { return .other }
+        guard let d = try? KfreeSkbRecordDecoder(format: event.format) else {
+            throw PerfDataError(path: path, "the kfree_skb format stored in it lacks the fields kvmscope reads (skbaddr, location, protocol)")
+        }
+        return .kfree(DecoderBox(d))
     }
 
     /// Counters the escaping sample callback updates.

@@ -77,16 +77,18 @@ struct PerfRecordOrderer {
             arena.removeAll(keepingCapacity: true)
             return
         }
-        // Keep the rest, compacted into a fresh arena.
+        entries.removeFirst(n)
+        // The delivered records' bytes stay in the arena until they are most of it: then the
+        // rest is compacted into a fresh one (each byte is copied a bounded number of times).
+        let live = entries.reduce(0) { $0 + $1.length }
+        guard arena.count > 1 << 20, live * 2 < arena.count else { return }
         var kept: [UInt8] = []
         kept.reserveCapacity(arena.capacity)
-        var rest: [Entry] = []
-        rest.reserveCapacity(entries.count - n)
-        for e in entries[n...] {
-            rest.append(Entry(time: e.time, seq: e.seq, start: kept.count, length: e.length))
+        for i in entries.indices {
+            let e = entries[i]
+            entries[i].start = kept.count
             kept.append(contentsOf: arena[e.start..<(e.start + e.length)])
         }
         arena = kept
-        entries = rest
     }
 }

@@ -52,6 +52,10 @@ final class PerfSession {
     private var common: PerfSampleLayout?
     private(set) var tracing: PerfTracingData?
     private var swappers: [Int: PerfPayloadSwapper] = [:]
+    /// Each attr's tracepoint (nil: not a tracepoint, or no format), resolved once.
+    private var attrEvents: [PerfTracepoint?] = []
+    private var lastCommTid: Int32 = .min
+    private var lastComm: String?
     private var scratch: UnsafeMutableRawBufferPointer
     private var comms: [Int32: String] = [:]
     var orderer = PerfRecordOrderer()
@@ -82,6 +86,7 @@ final class PerfSession {
         }
         attrs.append(attr)
         layouts.append(layout)
+        attrEvents.append(Self.event(of: attr, in: tracing))
         for id in attr.ids where idIndex[id] == nil { idIndex[id] = attrs.count - 1 }
         allIdentifier = layouts.allSatisfy { $0.identifierAt == 0 }
         let first = layouts[0]
@@ -102,6 +107,12 @@ final class PerfSession {
     func setTracingData(_ data: PerfTracingData) {
         tracing = data
         swappers = [:]
+        attrEvents = attrs.map { Self.event(of: $0, in: data) }
+    }
+
+    static func event(of attr: PerfEventAttr, in tracing: PerfTracingData?) -> PerfTracepoint? {
+        guard attr.type == PerfEventAttr.typeTracepoint else { return nil }
+        return tracing?.events[Int(truncatingIfNeeded: attr.config)]
     }
 
     // MARK: records
@@ -187,6 +198,17 @@ final class PerfSession {
 
     private func setComm(_ tid: Int32, _ name: String) {
         if comms[tid] != nil || comms.count < Self.maxComms { comms[tid] = name }
+        lastCommTid = .min
+    }
+
+    /// The thread's name; consecutive samples are mostly of one thread.
+    @inline(__always)
+    private func comm(_ tid: Int32) -> String? {
+        if tid != lastCommTid {
+            lastCommTid = tid
+            lastComm = comms[tid]
+        }
+        return lastComm
     }
 
     private func deliverSample(_ r: UnsafeRawBufferPointer) throws {
@@ -217,7 +239,7 @@ final class PerfSession {
         let rawSize = Int(order.u32(b, at))
         guard rawSize <= b.count - at - 4 else { stats.malformedSamples += 1; return }
         var payload = UnsafeRawBufferPointer(rebasing: b[(at + 4)..<(at + 4 + rawSize)])
-        guard let event = tracing?.events[Int(truncatingIfNeeded: attr.config)] else { stats.samplesWithoutFormat += 1; return }
+        guard let event = attrEvents[ai] else { stats.samplesWithoutFormat += 1; return }
         if order.swapped {
             let id = event.format.id
             let swapper = swappers[id] ?? PerfPayloadSwapper(format: event.format)
@@ -236,6 +258,6 @@ final class PerfSession {
         try body(PerfTracepointSample(
             event: event, cpu: l.cpuAt >= 0 ? order.u32(b, l.cpuAt) : nil, pid: pid, tid: tid,
             timeNs: l.timeAt >= 0 ? order.u64(b, l.timeAt) : nil, payload: payload,
-            comm: tid.flatMap { comms[$0] }, arch: arch))
+            comm: tid.flatMap { comm($0) }, arch: arch))
     }
 }

@@ -1,10 +1,19 @@
 /// One tracepoint as the recording kernel described it: its system (`kvm`) and its
 /// `format` file, parsed by the same TracepointFormat tracefs readers use.
-public struct PerfTracepoint: Sendable, Equatable {
+/// A class: every sample refers to its event, and a reference costs one retain where a
+/// struct of strings and arrays would cost one per member.
+public final class PerfTracepoint: Sendable {
     public let system: String
     public let format: TracepointFormat
     /// The format file as stored (what tests rebuild files from).
     public let text: String
+
+    init(system: String, format: TracepointFormat, text: String) {
+        self.system = system
+        self.format = format
+        self.text = text
+    }
+
     public var name: String { format.name }
     /// `kvm:kvm_exit`, as perf names it.
     public var fullName: String { "\(system):\(format.name)" }
