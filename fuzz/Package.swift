@@ -8,7 +8,7 @@ import PackageDescription
 let targets = [
     "guest-log", "trace-log", "trace-stap", "simpletrace", "qmp-raw", "qmp-virsh", "exits",
     "drops-text", "ring-pages", "netdm", "blkdebug", "decompress", "host-log", "qemu-cmdline", "host-mounts",
-    "qmp-monitor", "capture", "trace-dat",
+    "qmp-monitor", "capture", "trace-dat", "perf-data",
 ]
 let nbdTargets = ["nbd-handshake", "nbd-requests"]
 

@@ -110,7 +110,7 @@ struct ExitsCommand: ParsableCommand {
         if record != nil && file != nil { throw ValidationError("use either a FILE or --record, not both") }
         if pid != nil && record == nil { throw ValidationError("--pid works with --record or --live (a text trace has no process ids, only thread ids)") }
         if let f = format, FormatRegistry.named(f)?.kind != .kvmExits {
-            throw ValidationError("unknown --format '\(f)' (trace-dat, ftrace, trace-cmd, trace-cmd-raw, perf-script)")
+            throw ValidationError("unknown --format '\(f)' (trace-dat, perf-data, ftrace, trace-cmd, trace-cmd-raw, perf-script)")
         }
         if top < 0 || top > 10_000 { throw ValidationError("--top must be 0...10000") }
         if context < 0 || context > 50 { throw ValidationError("--context must be 0...50") }
@@ -160,6 +160,10 @@ struct ExitsCommand: ParsableCommand {
             if report.lines.kvmExit == 0 && report.lines.kvmEntry == 0 && report.format == "trace-dat" {
                 throw KVMScopeError.unsupportedFormat(path: source.name, detail:
                     "this trace.dat holds the kvm_exit/kvm_entry formats but none of their events (\(report.lines.total) events in all): no guest exited while it was recorded, or this host's KVM does not emit them")
+            }
+            if report.lines.kvmExit == 0 && report.lines.kvmEntry == 0, report.format == "perf-data" {
+                throw KVMScopeError.unsupportedFormat(path: source.name, detail:
+                    "no kvm_exit or kvm_entry samples among its \(report.lines.total) tracepoint samples (record them with: perf record -e kvm:kvm_exit -e kvm:kvm_entry, or perf kvm stat record)")
             }
             if report.lines.kvmExit == 0 && report.lines.kvmEntry == 0 {
                 throw KVMScopeError.unsupportedFormat(path: source.name, detail:

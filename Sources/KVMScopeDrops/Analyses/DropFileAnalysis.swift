@@ -55,7 +55,16 @@ public struct DropFileAnalysis {
             }
             aggregator.add(e)
         }
-        if traceDat != nil { try traceDat!.read(each) } else { try reader.read(peek, each) }
+        var perf: PerfDataDropReader?
+        if traceDat != nil {
+            try traceDat!.read(each)
+        } else if format is PerfDataDropFormat {
+            var p = PerfDataDropReader(wantComm: grouping == .comm)
+            defer { perf = p }
+            try p.read(peek, each)
+        } else {
+            try reader.read(peek, each)
+        }
         if interval != nil, aggregator.current.total > 0 {
             let end = intervalStart.map { $0 + interval! }
             try onInterval(aggregator.closeInterval(end: end))
@@ -65,8 +74,16 @@ public struct DropFileAnalysis {
         var total = aggregator.total
         total.start = first
         total.end = last
-        var stats = reader.stats
+        var stats = perf?.stats ?? reader.stats
         var notes: [String] = traceDat?.notes ?? []
+        if let p = perf?.perf {
+            if p.lostEvents + p.lostSamples > 0 {
+                notes.append("perf lost \(p.lostEvents + p.lostSamples) events while recording (PERF_RECORD_LOST): the counts are a lower bound")
+            }
+            if p.reorderEarlyFlushes > 0 {
+                notes.append("the perf.data's rounds outgrew kvmscope's reorder window \(p.reorderEarlyFlushes) times: some drops may be out of time order")
+            }
+        }
         if let t = traceDat?.stats {
             stats.drops = t.drops
             stats.consumed = t.consumed

@@ -10,7 +10,7 @@ extension InputKind {
 /// reports can name what they read and `--format` can force one.
 public enum KVMExitFormats {
     /// The kvm-exit formats in detection order (most distinctive first).
-    public static let list = InputFormatList([TraceDatKVMFormat(), PerfScriptKVMFormat(), TraceCmdRawKVMFormat(), TraceCmdKVMFormat(), FtraceKVMFormat()])
+    public static let list = InputFormatList([PerfDataKVMFormat(), TraceDatKVMFormat(), PerfScriptKVMFormat(), TraceCmdRawKVMFormat(), TraceCmdKVMFormat(), FtraceKVMFormat()])
     public static var all: [any InputFormat] { list.all }
 
     /// Lines of the sample that name a kvm tracepoint, for the recognizers.

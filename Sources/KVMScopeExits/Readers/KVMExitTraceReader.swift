@@ -19,6 +19,9 @@ public enum KVMExitTraceReader {
         if formatName == TraceDatKVMFormat().name {
             return try TraceDatKVMReader.analyze(stream, source: source, options: options)
         }
+        if formatName == PerfDataKVMFormat().name {
+            return try PerfDataKVMReader.analyze(stream, options: options)
+        }
         let reasons = ExitReasonInterner()
         var parser = KVMTraceLineParser(reasons: reasons)
         let analyzer = ExitLatencyAnalyzer(options: options, reasons: reasons)

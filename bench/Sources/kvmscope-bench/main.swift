@@ -14,6 +14,7 @@ let benchmarks: [(name: String, usage: String, run: ([String]) throws -> Void)] 
     ("drops", "FILE — kfree_skb text capture (bench/make-drops.sh) read and counted", benchDrops),
     ("decompress", "FILE — FileByteSource drained: gzip/xz/zstd decompression throughput (bench/compressed-input.sh)", benchDecompress),
     ("drops-pages", "[MB] — ring-buffer pages of kfree_skb records decoded and counted (the live reader's path)", benchDropPages),
+    ("perfdata", "FILE — perf.data reader alone: samples in order, kfree_skb records decoded (bench/perfdata.sh makes the file)", benchPerfData),
 ]
 
 let args = Array(CommandLine.arguments.dropFirst())

@@ -1,0 +1,263 @@
+/// What a perf.data reader saw besides the tracepoint samples it handed on, so nothing is
+/// skipped silently.
+public struct PerfDataStats: Equatable, Sendable {
+    /// `perf record -o -` (pipe mode) rather than a seekable file layout.
+    public var pipeMode = false
+    /// Written by a host of the other byte order.
+    public var byteSwapped = false
+    public var records = 0
+    public var samples = 0
+    public var tracepointSamples = 0
+    /// Samples of events that are not tracepoints (cycles, dummy): not read.
+    public var otherSamples = 0
+    /// Tracepoint samples whose event has no format in the tracing data.
+    public var samplesWithoutFormat = 0
+    /// Samples naming an id no attr has.
+    public var samplesOfUnknownID = 0
+    /// Samples whose fields run past their record.
+    public var malformedSamples = 0
+    /// PERF_RECORD_LOST: events the kernel could not write (ring buffer full).
+    public var lostEvents: UInt64 = 0
+    /// PERF_RECORD_LOST_SAMPLES.
+    public var lostSamples: UInt64 = 0
+    public var finishedRounds = 0
+    /// Records of other types (mmap, exit, build ids ...), skipped by their size.
+    public var otherRecords = 0
+    /// Times the reorder window outgrew its memory bound and was delivered early.
+    public var reorderEarlyFlushes = 0
+    public init() {}
+}
+
+/// The state of one read: the attrs, their sample layouts, the tracepoint formats, the
+/// threads' names, and the reorder window. Records go in (file order), tracepoint samples
+/// come out (time order, as perf script prints them).
+final class PerfSession {
+    // perf_event_header.type values (include/uapi/linux/perf_event.h, tools/lib/perf/include/perf/event.h).
+    static let recordLost: UInt32 = 2, recordComm: UInt32 = 3, recordFork: UInt32 = 7, recordSample: UInt32 = 9
+    static let recordLostSamples: UInt32 = 13
+    static let recordHeaderAttr: UInt32 = 64, recordHeaderTracingData: UInt32 = 66
+    static let recordFinishedRound: UInt32 = 68, recordAuxtrace: UInt32 = 71
+    static let recordHeaderFeature: UInt32 = 80, recordCompressed: UInt32 = 81, recordCompressed2: UInt32 = 83
+
+    static let maxComms = 1 << 20
+
+    let path: String
+    let order: PerfByteOrder
+    let bigEndianFile: Bool
+    private(set) var attrs: [PerfEventAttr] = []
+    private var layouts: [PerfSampleLayout] = []
+    private var idIndex: [UInt64: Int] = [:]
+    /// How a sample's attr is found: by IDENTIFIER (first word), by ID within a common layout, or the only attr.
+    private var allIdentifier = false
+    private var common: PerfSampleLayout?
+    private(set) var tracing: PerfTracingData?
+    private var swappers: [Int: PerfPayloadSwapper] = [:]
+    /// Each attr's tracepoint (nil: not a tracepoint, or no format), resolved once.
+    private var attrEvents: [PerfTracepoint?] = []
+    private var lastCommTid: Int32 = .min
+    private var lastComm: String?
+    private var scratch: UnsafeMutableRawBufferPointer
+    private var comms: [Int32: String] = [:]
+    var orderer = PerfRecordOrderer()
+    var stats = PerfDataStats()
+    var arch: String?
+    let body: (PerfTracepointSample) throws -> Void
+
+    init(path: String, order: PerfByteOrder, bigEndianFile: Bool, body: @escaping (PerfTracepointSample) throws -> Void) {
+        self.path = path
+        self.order = order
+        self.bigEndianFile = bigEndianFile
+        self.body = body
+        scratch = .allocate(byteCount: 1 << 16, alignment: 8)
+        stats.byteSwapped = order.swapped
+    }
+
+    deinit { scratch.deallocate() }
+
+    func error(_ s: String) -> PerfDataError { PerfDataError(path: path, s) }
+
+    // MARK: attrs and formats
+
+    func addAttr(_ attr: PerfEventAttr) throws {
+        guard attrs.count < 65_536 else { throw error("more than 65536 event attributes") }
+        let layout = try PerfSampleLayout(sampleType: attr.sampleType, readFormat: attr.readFormat, path: path)
+        if attr.type == PerfEventAttr.typeTracepoint, !layout.hasRaw {
+            throw error("tracepoint event \(attr.name ?? "#\(attr.config)") was recorded without PERF_SAMPLE_RAW: the file holds no tracepoint fields")
+        }
+        attrs.append(attr)
+        layouts.append(layout)
+        attrEvents.append(Self.event(of: attr, in: tracing))
+        for id in attr.ids where idIndex[id] == nil { idIndex[id] = attrs.count - 1 }
+        allIdentifier = layouts.allSatisfy { $0.identifierAt == 0 }
+        let first = layouts[0]
+        common = layouts.allSatisfy({ $0.sampleType == first.sampleType }) ? first : nil
+        if !allIdentifier, common == nil {
+            throw error("events with different sample types and no PERF_SAMPLE_IDENTIFIER: their samples cannot be told apart")
+        }
+    }
+
+    /// HEADER_EVENT_DESC: perf's names for the attrs, matched by id.
+    func nameAttrs(_ names: [(name: String, ids: [UInt64])]) {
+        for (name, ids) in names {
+            for id in ids { if let i = idIndex[id], attrs[i].name == nil { attrs[i].name = name } }
+        }
+        if attrs.count == 1, names.count == 1, attrs[0].name == nil { attrs[0].name = names[0].name }
+    }
+
+    func setTracingData(_ data: PerfTracingData) {
+        tracing = data
+        swappers = [:]
+        attrEvents = attrs.map { Self.event(of: $0, in: data) }
+    }
+
+    static func event(of attr: PerfEventAttr, in tracing: PerfTracingData?) -> PerfTracepoint? {
+        guard attr.type == PerfEventAttr.typeTracepoint else { return nil }
+        return tracing?.events[Int(truncatingIfNeeded: attr.config)]
+    }
+
+    // MARK: records
+
+    /// One record, in file order. `record` includes the 8-byte header; valid during the call.
+    func process(_ record: UnsafeRawBufferPointer, type: UInt32) throws {
+        stats.records += 1
+        switch type {
+        case Self.recordSample:
+            if let t = sampleTime(record) { try orderer.queue(record, time: t, deliver: deliver) } else { try deliver(record) }
+        case Self.recordComm, Self.recordFork:
+            if let t = trailerTime(record) { try orderer.queue(record, time: t, deliver: deliver) } else { try deliver(record) }
+        case Self.recordFinishedRound:
+            stats.finishedRounds += 1
+            try orderer.finishedRound(deliver: deliver)
+        case Self.recordLost:
+            if record.count >= 24 { stats.lostEvents += order.u64(record, 16) }
+        case Self.recordLostSamples:
+            if record.count >= 16 { stats.lostSamples += order.u64(record, 8) }
+        case Self.recordCompressed, Self.recordCompressed2:
+            throw error("its records are zstd-compressed (perf record -z), which kvmscope does not read: write a plain copy with perf inject -i FILE -o PLAIN.data")
+        default:
+            stats.otherRecords += 1
+        }
+    }
+
+    func finish() throws {
+        try orderer.flushAll(deliver: deliver)
+        stats.reorderEarlyFlushes = orderer.earlyFlushes
+    }
+
+    /// The attr index and layout of a sample record, or nil (counted) when its id is unknown.
+    @inline(__always)
+    private func sampleAttr(_ r: UnsafeRawBufferPointer) -> (Int, PerfSampleLayout)? {
+        if attrs.count == 1 { return (0, layouts[0]) }
+        guard !attrs.isEmpty else { return nil }
+        let idAt: Int
+        if allIdentifier { idAt = 0 } else if let c = common, c.idAt >= 0 { idAt = c.idAt } else { return (0, layouts[0]) }
+        guard r.count >= 8 + idAt + 8, let i = idIndex[order.u64(r, 8 + idAt)] else { return nil }
+        return (i, layouts[i])
+    }
+
+    private func sampleTime(_ r: UnsafeRawBufferPointer) -> UInt64? {
+        guard let (_, l) = sampleAttr(r), l.timeAt >= 0, r.count >= 8 + l.timeAt + 8 else { return nil }
+        return order.u64(r, 8 + l.timeAt)
+    }
+
+    /// The time in a non-sample record's sample_id trailer (attr.sample_id_all).
+    private func trailerTime(_ r: UnsafeRawBufferPointer) -> UInt64? {
+        guard let l = trailerLayout(r), l.trailerTimeAt >= 0 else { return nil }
+        let at = r.count - l.trailerSize + l.trailerTimeAt
+        return order.u64(r, at)
+    }
+
+    private func trailerLayout(_ r: UnsafeRawBufferPointer) -> PerfSampleLayout? {
+        guard !attrs.isEmpty else { return nil }
+        var i = 0
+        if allIdentifier, attrs.count > 1 {
+            guard r.count >= 16, let k = idIndex[order.u64(r, r.count - 8)] else { return nil }
+            i = k
+        }
+        guard attrs[i].sampleIDAll, r.count >= 8 + layouts[i].trailerSize else { return nil }
+        return layouts[i]
+    }
+
+    /// A record whose turn has come (time order).
+    private func deliver(_ r: UnsafeRawBufferPointer) throws {
+        let type = order.u32(r, 0)
+        switch type {
+        case Self.recordSample: try deliverSample(r)
+        case Self.recordComm:
+            guard r.count > 16 else { return }
+            let tid = Int32(bitPattern: order.u32(r, 12))
+            let name = UnsafeRawBufferPointer(rebasing: r[16...]).prefix { $0 != 0 }
+            setComm(tid, String(decoding: name, as: UTF8.self))
+        case Self.recordFork:
+            guard r.count >= 24 else { return }
+            let tid = Int32(bitPattern: order.u32(r, 16)), ptid = Int32(bitPattern: order.u32(r, 20))
+            if let parent = comms[ptid] { setComm(tid, parent) }
+        default: break
+        }
+    }
+
+    private func setComm(_ tid: Int32, _ name: String) {
+        if comms[tid] != nil || comms.count < Self.maxComms { comms[tid] = name }
+        lastCommTid = .min
+    }
+
+    /// The thread's name; consecutive samples are mostly of one thread.
+    @inline(__always)
+    private func comm(_ tid: Int32) -> String? {
+        if tid != lastCommTid {
+            lastCommTid = tid
+            lastComm = comms[tid]
+        }
+        return lastComm
+    }
+
+    private func deliverSample(_ r: UnsafeRawBufferPointer) throws {
+        stats.samples += 1
+        guard let (ai, l) = sampleAttr(r) else { stats.samplesOfUnknownID += 1; return }
+        let attr = attrs[ai]
+        guard attr.type == PerfEventAttr.typeTracepoint else { stats.otherSamples += 1; return }
+        let b = UnsafeRawBufferPointer(rebasing: r[8...])
+        guard b.count >= l.fixedSize else { stats.malformedSamples += 1; return }
+        var at = l.fixedSize
+        if l.hasRead {
+            var size = l.readHead
+            if l.readGroup {
+                guard at + 8 <= b.count else { stats.malformedSamples += 1; return }
+                let nr = order.u64(b, at)
+                guard nr <= UInt64(b.count / max(l.readPerMember, 1)) else { stats.malformedSamples += 1; return }
+                size += Int(nr) * l.readPerMember
+            }
+            at += size
+        }
+        if l.hasCallchain {
+            guard at + 8 <= b.count else { stats.malformedSamples += 1; return }
+            let nr = order.u64(b, at)
+            guard nr <= UInt64(b.count / 8) else { stats.malformedSamples += 1; return }
+            at += 8 + Int(nr) * 8
+        }
+        guard at + 4 <= b.count else { stats.malformedSamples += 1; return }
+        let rawSize = Int(order.u32(b, at))
+        guard rawSize <= b.count - at - 4 else { stats.malformedSamples += 1; return }
+        var payload = UnsafeRawBufferPointer(rebasing: b[(at + 4)..<(at + 4 + rawSize)])
+        guard let event = attrEvents[ai] else { stats.samplesWithoutFormat += 1; return }
+        if order.swapped {
+            let id = event.format.id
+            let swapper = swappers[id] ?? PerfPayloadSwapper(format: event.format)
+            if swappers[id] == nil { swappers[id] = swapper }
+            let out = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<rawSize])
+            out.copyMemory(from: payload)
+            swapper.swap(out)
+            payload = UnsafeRawBufferPointer(out)
+        }
+        stats.tracepointSamples += 1
+        var pid: Int32?, tid: Int32?
+        if l.tidAt >= 0 {
+            pid = Int32(bitPattern: order.u32(b, l.tidAt))
+            tid = Int32(bitPattern: order.u32(b, l.tidAt + 4))
+        }
+        try body(PerfTracepointSample(
+            event: event, cpu: l.cpuAt >= 0 ? order.u32(b, l.cpuAt) : nil, pid: pid, tid: tid,
+            timeNs: l.timeAt >= 0 ? order.u64(b, l.timeAt) : nil, payload: payload,
+            comm: tid.flatMap { comm($0) }, arch: arch))
+    }
+}
