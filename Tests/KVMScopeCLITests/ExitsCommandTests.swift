@@ -67,7 +67,7 @@ import FoundationXML
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         #expect(Set(j.keys) == ["source", "format", "isa", "input", "pairing", "lost", "firstTimestampNs", "lastTimestampNs",
                                 "vcpuFilter", "total", "byReason", "byVCPU", "byReasonAndVCPU", "slowest", "heatmap",
-                                "reasonHeatmaps", "recording", "schemaVersion"])
+                                "reasonHeatmaps", "recording", "overThreshold", "schemaVersion"])
         #expect(j["format"] as? String == "ftrace" && j["isa"] as? String == "VMX")
         let total = j["total"] as! [String: Any]
         #expect(Set(total.keys) == ["count", "samplesPercent", "timePercent", "totalNs", "minNs", "maxNs", "meanNs", "stddevNs",
