@@ -33,6 +33,21 @@ final class QMPSocketMonitorTests: XCTestCase {
         XCTAssertThrowsError(try m.takeEvents(waiting: 0.1)) { XCTAssertEqual($0 as? QMPError, .closed(address: "test")) }
     }
 
+    /// A peer that floods lines (garbage here) does not keep takeEvents reading: each call reads
+    /// at most maxMessagesPerTake of them, and the event behind the flood comes a later call.
+    func testAFloodIsTakenInBoundedSteps() throws {
+        let flood = String(repeating: "x\r\n", count: 10_000)
+        let m = try monitor(peer: Self.greeting + #"{"return": {}, "id": "kvmscope-1"}"# + "\r\n" + flood
+            + #"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "STOP"}"# + "\r\n")
+        var calls = 0, events: [String?] = []
+        while events.isEmpty, calls < 10 {
+            events = try m.takeEvents(waiting: 0).map(\.eventName)
+            calls += 1
+        }
+        XCTAssertEqual(events, ["STOP"])
+        XCTAssertEqual(calls, 10_001 / QMPSocketMonitor.maxMessagesPerTake + 1)   // 3 calls of at most 4096 lines
+    }
+
     func testAnHMPMonitorIsNotQMP() {
         XCTAssertThrowsError(try monitor(peer: "QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) ")) { e in
             guard case .notQMP = e as? QMPError else { return XCTFail("\(e)") }

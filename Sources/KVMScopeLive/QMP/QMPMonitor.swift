@@ -22,6 +22,8 @@ public struct QMPMessage: @unchecked Sendable {
 ///   lost or reordered because a command was in flight.
 /// - `takeEvents(waiting:)` returns the kept events and any that arrive within `waiting`
 ///   seconds (0: only what is already there); `.closed` once the peer is gone and none are left.
+///   It returns after a bounded amount of work however fast the peer sends (the rest comes at
+///   the next call), so a flooding VM cannot keep its caller from polling.
 /// - `pollDescriptor` is readable whenever `takeEvents` would return without waiting (or -1
 ///   when the implementation has no descriptor; callers then poll with short waits).
 /// - Nothing a peer sends can make it hold more than a bounded amount of memory.

@@ -82,15 +82,21 @@ public final class QMPSocketMonitor: QMPMonitor {
         }
     }
 
+    /// Messages read per `takeEvents` call at most: a peer that never stops sending (a flood of
+    /// events or of garbage) must not keep its caller in here; the rest comes next call.
+    public static let maxMessagesPerTake = 4096
+
     public func takeEvents(waiting seconds: Double) throws -> [QMPMessage] {
+        var read = 0
         func keep(_ line: [UInt8]) {
+            read += 1
             if let obj = Self.parse(line), obj["event"] is String { pending.append(QMPMessage(line: line, object: obj)) }
         }
         // What is buffered or readable now; then, only if that was nothing, wait for one message.
-        while let line = try readLine(until: 0, allowClosed: true) { keep(line) }
-        if pending.isEmpty, seconds > 0, let line = try readLine(until: Self.now() + seconds, allowClosed: true) {
+        while read < Self.maxMessagesPerTake, let line = try readLine(until: 0, allowClosed: true) { keep(line) }
+        if pending.isEmpty, read == 0, seconds > 0, let line = try readLine(until: Self.now() + seconds, allowClosed: true) {
             keep(line)
-            while let more = try readLine(until: 0, allowClosed: true) { keep(more) }
+            while read < Self.maxMessagesPerTake, let more = try readLine(until: 0, allowClosed: true) { keep(more) }
         }
         if pending.isEmpty, peerClosed { throw QMPError.closed(address: address) }
         defer { pending = [] }
