@@ -78,12 +78,7 @@ public final class ExitLiveTable {
 
     public func consume(_ line: LineBytes) {
         guard case .record = parser.parse(line, into: &record) else { return }
-        switch record.kind {
-        case .exit: lines.kvmExit += 1
-        case .entry: lines.kvmEntry += 1
-        case .otherEvent: lines.otherEvents += 1
-        case .lostEvents: break
-        }
+        lines.count(record.kind)
         all.consume(record, line: line)
         if grouping == .vm, record.kind == .exit || record.kind == .entry {
             let key = vmName(record.tid)

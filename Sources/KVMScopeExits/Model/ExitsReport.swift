@@ -96,6 +96,17 @@ public struct LineAccounting: Codable, Sendable, Equatable {
     public var overlong = 0
     public init() {}
 
+    /// Counts a decoded record under its kind (lost-event markers are counted by the analyzer).
+    @inline(__always)
+    mutating func count(_ kind: KVMTraceRecord.Kind) {
+        switch kind {
+        case .exit: kvmExit += 1
+        case .entry: kvmEntry += 1
+        case .otherEvent: otherEvents += 1
+        case .lostEvents: break
+        }
+    }
+
     // Every line counter is `…Lines`, as in the other readers' input accounting.
     enum CodingKeys: String, CodingKey {
         case total = "lines", bytes, kvmExit = "kvmExitLines", kvmEntry = "kvmEntryLines"

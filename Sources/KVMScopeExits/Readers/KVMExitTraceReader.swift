@@ -32,12 +32,7 @@ public enum KVMExitTraceReader {
         try splitter.forEachLine(in: stream) { line, _ in
             switch parser.parse(line, into: &record) {
             case .record:
-                switch record.kind {
-                case .exit: accounting.kvmExit += 1
-                case .entry: accounting.kvmEntry += 1
-                case .otherEvent: accounting.otherEvents += 1
-                case .lostEvents: break
-                }
+                accounting.count(record.kind)
                 analyzer.consume(record, line: line)
             case .header: accounting.headers += 1
             case .malformedKVM: accounting.malformedKVM += 1
