@@ -56,4 +56,45 @@ public protocol BlockBackend: AnyObject, Sendable {
     func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion
     func discard(offset: Int64, length: Int64) -> BlockCompletion
     func flush() -> BlockCompletion
+    /// The allocation of `offset ..< offset+length`, as runs in order from `offset` (NBD's
+    /// `base:allocation` context, proto.md "Metadata querying"). The runs may stop short of
+    /// `length` (a client asks again from where they end) but never go past it, and there is at
+    /// least one when the request succeeds.
+    func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult
+}
+
+/// One run of a disk's allocation map. The flags are NBD's `base:allocation` bits: a hole has
+/// no storage behind it (NBD_STATE_HOLE), a zero run reads as zeroes (NBD_STATE_ZERO). A run
+/// with neither is data: "may be allocated, read it to know", the only answer that is always true.
+public struct BlockExtent: Sendable, Equatable {
+    public var length: Int64
+    public var isHole: Bool
+    public var readsAsZeroes: Bool
+
+    public init(length: Int64, isHole: Bool = false, readsAsZeroes: Bool = false) {
+        self.length = length
+        self.isHole = isHole
+        self.readsAsZeroes = readsAsZeroes
+    }
+
+    /// NBD_STATE_HOLE (1) | NBD_STATE_ZERO (2).
+    public var nbdFlags: UInt32 { (isHole ? 1 : 0) | (readsAsZeroes ? 2 : 0) }
+}
+
+public struct BlockStatusResult: Sendable {
+    public var completion: BlockCompletion
+    public var extents: [BlockExtent]
+
+    public init(completion: BlockCompletion = .ok, extents: [BlockExtent]) {
+        self.completion = completion
+        self.extents = extents
+    }
+}
+
+extension BlockBackend {
+    /// A backend that cannot see its allocation says "data" for the whole range: never a hole it
+    /// does not know of (a client would skip copying it).
+    public func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult {
+        BlockStatusResult(extents: [BlockExtent(length: length)])
+    }
 }
