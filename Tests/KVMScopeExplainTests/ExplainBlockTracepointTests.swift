@@ -41,6 +41,24 @@ import KVMScopeTestSupport
         #expect(layers.allSatisfy { $0.layer == "host-block-device" && $0.hostDevice == "loop0" && $0.hostSector == 51400 })
     }
 
+    /// The BLOCK_IO_ERRORs no traced failure accounts for are the ones QMP stamped before the
+    /// trace's first event (record connects to QMP, then turns the trace events on): the verdict
+    /// says so, counted from the stamps, instead of a bare "and 9 more".
+    @Test func blockIOErrorsBeforeTheTraceAreSaidToBe() throws {
+        let r = try Self.explain()
+        let qmpLines = try String(contentsOfFile: Self.capture + "/qmp.jsonl", encoding: .utf8)
+            .components(separatedBy: "\n").filter { $0.contains("\"BLOCK_IO_ERROR\"") }
+        let traceStart = try #require(r.host?.timeSpan?.start)
+        let early = qmpLines.filter { line in
+            guard let d = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let t = d["timestamp"] as? [String: Any], let s = t["seconds"] as? Double,
+                  let us = t["microseconds"] as? Double else { return false }
+            return s + us / 1e6 < traceStart
+        }.count
+        #expect(early == 10)
+        #expect(r.verdict.summary.contains("and 9 more; all 10 came before the trace began, so the trace has no request for them"))
+    }
+
     /// A burst as the lab's host disk gives it: QEMU sees each error 0-8 ms after the kernel,
     /// the guest's retries 5 ms apart. Tied nearest-first, a failure takes the next one's host
     /// error and the last is left with none ("not logged", falsely); every one is tied.

@@ -136,3 +136,22 @@ extension ExplainStory {
         return parts.isEmpty ? "no structure named" : parts.joined(separator: ", ") + (fs.corruption.count > 6 ? ", …" : "")
     }
 }
+
+extension ExplainStory {
+    /// Why BLOCK_IO_ERRORs have no traced request: the ones stamped before the trace's first
+    /// event or after its last. QMP's stamp (g_get_real_time, qapi/qmp-event.c) and the log
+    /// backend's (gettimeofday, trace/log.h) are the same host clock, so a small margin is
+    /// enough; a trace on another clock says nothing about them.
+    func outsideTraceWords(_ errors: [QMPTimeline.IOError]) -> String {
+        guard let span = host?.timeSpan, span.clock == .wall else { return "" }
+        let margin = 0.01
+        let before = errors.filter { ($0.time ?? span.start) < span.start - margin }.count
+        let after = errors.filter { ($0.time ?? span.end) > span.end + margin }.count
+        guard before + after > 0 else { return "" }
+        var parts: [String] = []
+        if before > 0 { parts.append("\(before) came before the trace began") }
+        if after > 0 { parts.append("\(after) after it ended") }
+        let all = before + after == errors.count
+        return "; \(all && errors.count > 1 ? "all " : "")\(parts.joined(separator: " and ")), so the trace has no request for \(before + after == 1 ? "it" : "them")"
+    }
+}

@@ -367,7 +367,7 @@ struct ExplainStory {
             let own = qmp.ioErrors.indices.filter { !joined.contains($0) }
             let ownRetries = own.filter { qmpRetries.contains($0) }.count
             for e in own.prefix(1).map({ qmp.ioErrors[$0] }) {
-                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(own.count > 1 ? ", and \(own.count - 1) more" : "")\(ownRetries == 0 ? "" : "; \(ownRetries) of them \(ownRetries == 1 ? "was a retry" : "were retries") of a failed command by the guest's SCSI layer").")
+                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(own.count > 1 ? ", and \(own.count - 1) more" : "")\(ownRetries == 0 ? "" : "; \(ownRetries) of them \(ownRetries == 1 ? "was a retry" : "were retries") of a failed command by the guest's SCSI layer")\(outsideTraceWords(own.map { qmp.ioErrors[$0] })).")
             }
             for p in qmp.pauses where host == nil {
                 out.append("The VM was paused" + (p.seconds.map { String(format: " for %.1f s", $0) } ?? " until the end of the capture") + " because \(p.nospace ? "the host ran out of space" : "of a \(p.operation) error")" + (p.retrySucceeded == true ? "; the retry succeeded." : p.retrySucceeded == false ? "; the retry failed again." : "."))
