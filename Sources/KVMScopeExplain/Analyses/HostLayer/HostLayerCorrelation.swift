@@ -165,7 +165,7 @@ enum HostLayerCorrelation {
             let margin = account.clockOffset == nil && !onQEMUClock ? 0.5 : 0
             if b - a > 2 * margin { account.coveredSpan = (a + offset + margin)...(b + offset - margin) }
         }
-        let tiedPairs = offset.map { tie(timed, candidates, offset: $0) } ?? []
+        let tiedPairs = offset.map { tieClosest(timed, candidates, offset: $0) } ?? []
         var hostFor: [Int: (finding: Int, delta: Double)] = [:]
         for p in tiedPairs { hostFor[p.qemu] = (candidates[p.host].index, p.delta) }
         let guestFor = Dictionary(matches.compactMap { m in m.host.map { ($0, m.guest) } }, uniquingKeysWith: { a, _ in a })
