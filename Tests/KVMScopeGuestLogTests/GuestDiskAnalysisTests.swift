@@ -323,6 +323,22 @@ import KVMScopeCore
         #expect(!zeroAgain)
     }
 
+    /// The tables start small and double: every key of the last generation is still found
+    /// after growing through every size up to the full one, and a copy taken mid-growth is its own.
+    @Test func growsToTheFullGenerationAndRemembersIt() {
+        var w = RecentKeyWindow(capacity: 1 << 15)
+        var fresh = 0
+        for k in 1...40_000 as ClosedRange<UInt64> where w.insert(Self.key(k)) { fresh += 1 }
+        #expect(fresh == 40_000)
+        var copy = w
+        var remembered = 0
+        for k in (40_001 - (1 << 15))...40_000 as ClosedRange<UInt64> where !w.insert(Self.key(k)) { remembered += 1 }
+        #expect(remembered == 1 << 15)
+        let copyFresh = copy.insert(Self.key(1_000_000))
+        let originalFresh = w.insert(Self.key(1_000_000))
+        #expect(copyFresh && originalFresh)
+    }
+
     @Test func copiesDoNotShareState() {
         var a = RecentKeyWindow(capacity: 8)
         _ = a.insert(42)

@@ -357,28 +357,34 @@ public struct GuestLogReader {
     }
 }
 
-/// Recently seen keys in fixed memory. A replayed dmesg can only repeat what fits in the
+/// Recently seen keys in bounded memory. A replayed dmesg can only repeat what fits in the
 /// kernel's ring buffer (128 KiB–1 MiB by default: at most ~10 000 lines), so it is enough to
-/// remember the last `generation`–2×`generation` events (32 768–65 536 here, 1 MiB of tables): two open-addressing tables
-/// of already-hashed keys, the older one dropped wholesale when the newer fills. No per-key
-/// deletion, no rehashing of keys that are hashes already.
+/// remember the last `generation`–2×`generation` events (32 768–65 536 here, at most 1 MiB of
+/// tables): two open-addressing tables of already-hashed keys, the older one dropped wholesale
+/// when the newer holds a generation. No per-key deletion, no rehashing of keys that are hashes
+/// already. The newer table starts small and doubles as it fills (load factor ≤ 0.5): most logs
+/// have a few hundred events, and zeroing 1 MiB per reader was a third of the guest-log fuzz
+/// target's time on small inputs.
 struct RecentKeyWindow {
     private var tables: KeyTables
-    private var count = 0
     private let generation: Int
+    /// Slots of a full table: the smallest power of two ≥ 2 × generation.
+    private let fullSlots: Int
+    static let initialSlots = 64
 
     init(capacity generation: Int) {
         self.generation = max(1, generation)
         var slots = 1
-        while slots < self.generation * 2 { slots <<= 1 }   // load factor ≤ 0.5
-        tables = KeyTables(slots: slots)
+        while slots < self.generation * 2 { slots <<= 1 }
+        fullSlots = slots
+        tables = KeyTables(slots: min(slots, Self.initialSlots))
     }
 
     /// Adds `key`; false when it was already there.
     mutating func insert(_ rawKey: UInt64) -> Bool {
         let key = rawKey == 0 ? 1 : rawKey       // 0 marks an empty slot
-        let (found, slot) = tables.probe(tables.current, key)
-        if found || tables.contains(tables.previous, key) { return false }
+        let (found, slot) = tables.current.probe(key)
+        if found || (tables.previous?.probe(key).found ?? false) { return false }
         add(key, at: slot)
         return true
     }
@@ -386,68 +392,91 @@ struct RecentKeyWindow {
     /// Adds a key known not to be present (skips looking in the older table).
     mutating func insertNew(_ rawKey: UInt64) {
         let key = rawKey == 0 ? 1 : rawKey
-        let (found, slot) = tables.probe(tables.current, key)
+        let (found, slot) = tables.current.probe(key)
         if !found { add(key, at: slot) }
     }
 
     private mutating func add(_ key: UInt64, at slot: Int) {
         // Value semantics: a copied reader must not share its window.
         if !isKnownUniquelyReferenced(&tables) { tables = tables.copy() }
-        if count == generation {
-            tables.rotate()
-            count = 0
-            tables.current[tables.probe(tables.current, key).slot] = key
+        let current = tables.current
+        if current.count == generation {
+            tables.rotate(newSlots: min(fullSlots, Self.initialSlots))
+            tables.current.store(key, at: tables.current.probe(key).slot)
+        } else if (current.count + 1) * 2 > current.slots && current.slots < fullSlots {
+            tables.growCurrent()
+            tables.current.store(key, at: tables.current.probe(key).slot)
         } else {
-            tables.current[slot] = key
+            current.store(key, at: slot)
         }
-        count += 1
     }
 }
 
-/// Two open-addressing tables of hashed keys in one allocation; `current` and `previous`
-/// swap roles when the current one holds a full generation. Raw memory: this sits on the
-/// per-event path, where array uniqueness and bounds checks showed up in profiles.
+/// The window's two tables; a class so that a copied window can tell it must copy them.
 final class KeyTables {
-    private(set) var current: UnsafeMutablePointer<UInt64>
-    private(set) var previous: UnsafeMutablePointer<UInt64>
+    private(set) var current: KeyTable
+    private(set) var previous: KeyTable?
+
+    init(slots: Int) { current = KeyTable(slots: slots) }
+    private init(current: KeyTable, previous: KeyTable?) { self.current = current; self.previous = previous }
+
+    func copy() -> KeyTables { KeyTables(current: current.copy(), previous: previous?.copy()) }
+
+    /// The current table becomes the previous one, the old previous is dropped.
+    func rotate(newSlots: Int) {
+        previous = current
+        current = KeyTable(slots: newSlots)
+    }
+
+    /// The current table at twice its size, its keys placed again.
+    func growCurrent() { current = current.grown() }
+}
+
+/// One open-addressing table of hashed keys (0 = empty). Raw memory: this sits on the
+/// per-event path, where array uniqueness and bounds checks showed up in profiles.
+final class KeyTable {
+    let storage: UnsafeMutablePointer<UInt64>
     let mask: Int
-    private let storage: UnsafeMutablePointer<UInt64>
+    private(set) var count = 0
+    var slots: Int { mask + 1 }
 
     init(slots: Int) {
         mask = slots - 1
-        storage = UnsafeMutablePointer<UInt64>.allocate(capacity: slots * 2)
-        storage.initialize(repeating: 0, count: slots * 2)
-        current = storage
-        previous = storage + slots
+        storage = UnsafeMutablePointer<UInt64>.allocate(capacity: slots)
+        storage.initialize(repeating: 0, count: slots)
     }
 
     deinit { storage.deallocate() }
 
-    func copy() -> KeyTables {
-        let c = KeyTables(slots: mask + 1)
-        c.current.update(from: current, count: mask + 1)
-        c.previous.update(from: previous, count: mask + 1)
+    func copy() -> KeyTable {
+        let c = KeyTable(slots: slots)
+        c.storage.update(from: storage, count: slots)
+        c.count = count
         return c
     }
 
-    /// Whether `key` is in `table`, and the slot where it is or would go.
+    func grown() -> KeyTable {
+        let g = KeyTable(slots: slots * 2)
+        for i in 0..<slots where storage[i] != 0 { g.store(storage[i], at: g.probe(storage[i]).slot) }
+        return g
+    }
+
+    /// Whether `key` is here, and the slot where it is or would go.
     @inline(__always)
-    func probe(_ table: UnsafeMutablePointer<UInt64>, _ key: UInt64) -> (found: Bool, slot: Int) {
+    func probe(_ key: UInt64) -> (found: Bool, slot: Int) {
         var i = Int(truncatingIfNeeded: key) & mask
         while true {
-            let v = table[i]
+            let v = storage[i]
             if v == key { return (true, i) }
             if v == 0 { return (false, i) }
             i = (i + 1) & mask
         }
     }
 
+    /// Puts a key not yet here in its empty slot (from `probe`).
     @inline(__always)
-    func contains(_ table: UnsafeMutablePointer<UInt64>, _ key: UInt64) -> Bool { probe(table, key).found }
-
-    /// The current table becomes the previous one; the old previous is emptied for reuse.
-    func rotate() {
-        swap(&current, &previous)
-        current.update(repeating: 0, count: mask + 1)
+    func store(_ key: UInt64, at slot: Int) {
+        storage[slot] = key
+        count += 1
     }
 }
