@@ -95,7 +95,13 @@ extension ExplainStory {
             out.append("The host kernel log\(span) does not cover \(outside.count == 1 ? "one failure" : "\(outside.count) failures")\(account.coveredSpan == nil && account.clockBasis != "wall-clock" ? ", or its clock could not be tied to QEMU's (its stamps have no zone or are the host's uptime, and no failure appears in both)" : ""): it cannot say what happened below QEMU then.")
         }
         if account.unpairedHostFailures > 0 {
-            out.append("The host kernel log has \(count(account.unpairedHostFailures, "other storage error")) that no QEMU failure is tied to (other devices or other times; `kvmscope host` lists them).")
+            let n = account.unpairedHostFailures, before = account.unpairedBeforeTrace, after = account.unpairedAfterTrace
+            var outside: [String] = []
+            if before > 0 { outside.append("\(before == n ? (n == 1 ? "it" : "all \(n)") : "\(before)") came before the trace began") }
+            if after > 0 { outside.append("\(after == n ? (n == 1 ? "it" : "all \(n)") : "\(after)") \(before > 0 ? "" : "came ")after it ended") }
+            let why = before + after == n ? outside.joined(separator: " and ") + ", so the trace has no request for \(n == 1 ? "it" : "them")"
+                : "other devices or other times" + (outside.isEmpty ? "" : ": " + outside.joined(separator: " and "))
+            out.append("The host kernel log has \(count(n, "other storage error")) that no QEMU failure is tied to (\(why); `kvmscope host` lists them).")
         }
         return out
     }

@@ -69,6 +69,10 @@ struct HostLayerAccount: Equatable {
     var coveredSpan: ClosedRange<Double>?
     /// Host failure findings no QEMU failure was tied to (other devices, other times).
     var unpairedHostFailures = 0
+    /// Of those, the ones stamped before the trace's first event or after its last (on QEMU's
+    /// clock, with a wall-clock trace): the trace cannot have their requests.
+    var unpairedBeforeTrace = 0
+    var unpairedAfterTrace = 0
     /// Hung-task and OOM-kill findings that name QEMU.
     var qemuProcessFindings: [Int] = []
     /// The host log's failures on QEMU's clock, for the timeline (when the clocks line up).
@@ -227,7 +231,18 @@ enum HostLayerCorrelation {
             }
         }
         let used = Set(hostFor.values.map(\.finding))
-        account.unpairedHostFailures = findings.indices.filter { !used.contains($0) && pairs(findings[$0].kind) }.count
+        let unpaired = findings.indices.filter { !used.contains($0) && pairs(findings[$0].kind) }
+        account.unpairedHostFailures = unpaired.count
+        if let offset, let span = trace?.timeSpan, span.clock == .wall {
+            // The same 10 ms margin as for QMP's stamps: record's host recording is on QEMU's
+            // clock already; a host log tied by its offset is within the offset's spread.
+            let margin = 0.01 + (account.clockOffsetSpread ?? 0)
+            for i in unpaired {
+                guard let t = seconds(findings[i].time).map({ $0 + offset }) else { continue }
+                if t < span.start - margin { account.unpairedBeforeTrace += 1 }
+                else if t > span.end + margin { account.unpairedAfterTrace += 1 }
+            }
+        }
         return account
     }
 
