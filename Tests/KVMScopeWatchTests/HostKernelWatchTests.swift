@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import KVMScopeTestSupport
+import KVMScopeHost
 @testable import KVMScopeWatch
 
 /// Kernel messages handed out as a test wants them, as /dev/kmsg would (dmesg-iso lines).
@@ -191,14 +192,33 @@ enum HostLines {
         #expect(Exposition.value(t, "kvmscope_watch_source_lost_total", [("source", "block-tracepoint")]) == 7)
     }
 
-    /// As root, a line written into the real /dev/kmsg reaches the counter through the running
-    /// thread (the lab's watch-host check makes a real host disk fail; this is the device path).
-    @Test func followsTheRealKernelLogAsRoot() throws {
-        guard geteuid() == 0, access("/dev/kmsg", W_OK) == 0 else { print("NOTE: not root: /dev/kmsg test skipped"); return }
+    /// A record user space wrote (facility user: `<11>` = LOG_USER | LOG_ERR) is not a kernel
+    /// error, whatever it says; the kernel's own (facility 0) is.
+    @Test func onlyTheKernelsOwnRecordsCount() throws {
+        let dir = TempDir()
+        let path = dir.path + "/kmsg"
+        FileManager.default.createFile(atPath: path, contents: nil)
         let m = WatchMetrics()
-        let w = try HostKernelWatch.open(blockTracepoint: false, series: m.host, warn: { _ in })
-        w.start()
-        defer { w.stop() }
+        let w = try HostKernelWatch.open(kmsgPath: path, blockTracepoint: false, series: m.host, warn: { _ in })
+        func append(_ record: String) throws {
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            h.seekToEndOfFile(); h.write(Data(record.utf8)); try h.close()
+        }
+        try append("11,200,7000000,-;I/O error, dev sdd, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n")
+        w.pump(now: 0)
+        try append("3,201,7000001,-;I/O error, dev sde, sector 8 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n")
+        w.pump(now: 0)
+        #expect(hostErrors(render(m), "sdd", "block-error") == nil, "a user-space line counted as a kernel error")
+        #expect(hostErrors(render(m), "sde", "block-error") == 1)
+    }
+
+    /// As root, on the real /dev/kmsg: the line a root shell writes there (`echo '<3>…' >
+    /// /dev/kmsg`) is read, and left out as user space's.
+    @Test func theRealKernelLogsUserLinesAreLeftOutAsRoot() throws {
+        guard geteuid() == 0, access("/dev/kmsg", W_OK) == 0 else { print("NOTE: not root: /dev/kmsg test skipped"); return }
+        let kmsg = try KernelMessageDevice(fromNow: true)
+        kmsg.kernelOnly = true
+        let all = try KernelMessageDevice(fromNow: true)      // every record, as record keeps them
         // A device name no real disk has, so nobody's host-log check mistakes it for theirs.
         let dev = "kvmscope-test\(getpid())"
         let fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC)
@@ -206,6 +226,10 @@ enum HostLines {
         let line = "<3>I/O error, dev \(dev), sector 2048 op 0x1:(WRITE) flags 0x0 phys_seg 1 prio class 2\n"
         _ = line.withCString { write(fd, $0, strlen($0)) }
         close(fd)
-        #expect(eventually(10) { hostErrors(render(m), dev, "block-error") == 1 }, "\(render(m))")
+        // Once the unfiltered reader has it, it is in the ring for the filtered one too.
+        #expect(eventually(10) { all.readAvailable().contains { $0.contains(dev) } })
+        let read = kmsg.readAvailable()
+        #expect(kmsg.userRecordsSkipped >= 1)
+        #expect(!read.contains { $0.contains(dev) })
     }
 }

@@ -32,6 +32,9 @@ extension HostBlockErrorTrace: BlockErrorTraceFeed {}
 /// printk_ratelimited in blk_print_req_error; the tracepoint is not), on a thread of its own,
 /// counting into `kvmscope_host_block_errors_total`.
 ///
+/// Only the kernel's own records are read (KernelMessageDevice's `kernelOnly`): a line that user
+/// space wrote into /dev/kmsg is not a host kernel error, whatever it says.
+///
 /// Only messages from when it starts are counted: /dev/kmsg is opened at the end of the ring
 /// (KernelMessageDevice's `fromNow`), since what is already in the ring happened before watch
 /// ran and a restart of watch must not count old errors as new.
@@ -84,6 +87,7 @@ public final class HostKernelWatch: @unchecked Sendable {
             trace?.close()
             throw error
         }
+        kmsg.kernelOnly = true
         return HostKernelWatch(kernelLog: kmsg, blockTrace: trace, series: series)
     }
 
