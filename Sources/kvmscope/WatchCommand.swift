@@ -74,6 +74,9 @@ struct WatchCommand: ParsableCommand {
     var config: String?
 
     func run() throws {
+        // SIGHUP's default action ends the process: ignored from the start, so a reload sent
+        // while watch is still starting is not a kill (the reload handler comes below).
+        signal(SIGHUP, SIG_IGN)
         var interval: Double?
         if let text = self.interval {
             guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else { throw WatchError.badInterval(text) }
@@ -111,7 +114,6 @@ struct WatchCommand: ParsableCommand {
             sources.append(s)
         }
         // SIGHUP (systemctl reload) re-reads --config, one reload at a time.
-        signal(SIGHUP, SIG_IGN)
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "kvmscope-watch-reload"))
         hup.setEventHandler { service.reload() }
         hup.resume()
