@@ -70,6 +70,28 @@ import KVMScopeTestSupport
     }
 }
 
+extension WatchConfigTests {
+    /// Hostile files are refused in a line, never a crash: deep nesting (toml++ stops at its
+    /// own limit), a NUL (toml++ would end the input there), random bytes.
+    @Test func hostileFilesAreRefused() {
+        var texts = [
+            "qmp = " + String(repeating: "[", count: 100_000),
+            "qmp = [\"/a.qmp\"]\u{0}drops = true",
+            "x = {" + String(repeating: "a.", count: 50_000) + "b = 1}",
+        ]
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            texts.append(String(decoding: (0..<Int.random(in: 1...300, using: &rng)).map { _ in UInt8.random(in: 0...127, using: &rng) }, as: UTF8.self))
+        }
+        for t in texts {
+            do { _ = try WatchConfig.parse(t).resolved() } catch {
+                #expect(!"\(error)".isEmpty)
+            }
+        }
+        #expect(throws: (any Error).self) { try WatchConfig.parse("qmp = [\"/a.qmp\"]\u{0}drops = true") }
+    }
+}
+
 /// SIGHUP's reload, without the signal: WatchService.reload() against fake QEMUs.
 @Suite(.serialized) struct WatchReloadTests {
     final class Lines: @unchecked Sendable {
