@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         // `watch`: the Prometheus text format (swift-prometheus's registry; swift-metrics' CoreMetrics comes with it).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // `watch --config FILE`: the TOML configuration file (toml++ under a Swift API).
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
     ],
     targets: [
         // The system's decompressors, for gzip/xz/zstd-compressed inputs (rotated logs): the
@@ -73,7 +75,10 @@ let package = Package(
         // socket discovery, the /metrics server on NIOHTTP1).
         .target(name: "KVMScopeWatch",
                 dependencies: ["KVMScopeCore", "KVMScopeLive", "KVMScopeQMP",
+                               // --host-kernel (the host layer's readers) and --drops (the drops domain's live sources).
+                               "KVMScopeHost", "KVMScopeTracefs", "KVMScopeDrops",
                                .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "TOMLKit", package: "TOMLKit"),
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOPosix", package: "swift-nio"),
                                .product(name: "NIOHTTP1", package: "swift-nio")],
@@ -152,7 +157,8 @@ let package = Package(
         .testTarget(name: "KVMScopeLibvirtTests",
                     dependencies: ["KVMScopeLibvirt", "KVMScopeLive", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         .testTarget(name: "KVMScopeWatchTests",
-                    dependencies: ["KVMScopeWatch", "KVMScopeLive", "KVMScopeQMP", "KVMScopeTestSupport", "kvmscope"],
+                    dependencies: ["KVMScopeWatch", "KVMScopeLive", "KVMScopeQMP", "KVMScopeHost", "KVMScopeDrops", "KVMScopeTracefs",
+                                   "KVMScopeTestSupport", "kvmscope"],
                     swiftSettings: swift5),
         .testTarget(name: "KVMScopeExplainTests",
                     dependencies: ["KVMScopeExplain", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),

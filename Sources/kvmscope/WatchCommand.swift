@@ -30,42 +30,80 @@ struct WatchCommand: ParsableCommand {
           kvmscope_block_io_errors_total{domain,device,node,operation,action,errno}
           kvmscope_vm_paused{domain,reason="io-error"}  kvmscope_vm_running{domain}  kvmscope_vm_qmp_up{domain}
           kvmscope_block_{operations,bytes,operation_seconds,failed_operations,invalid_operations}_total{domain,device,operation}
-        SIGTERM or SIGINT stops it cleanly. Exit status: 0 stopped by a signal, 2 usage error \
-        (bad --listen, port in use, bad --interval, unwritable --events).
+          kvmscope_host_block_errors_total{device,kind} (--host-kernel)  kvmscope_net_drops_total{reason,location} (--drops)
+        --host-kernel counts the host kernel's block/SCSI/NVMe/multipath/filesystem errors from \
+        /dev/kmsg (root or CAP_SYSLOG) and, as root, every failed request from the \
+        block:block_rq_error tracepoint (the log is rate-limited); only messages from when watch \
+        starts are counted, not what the ring holds already. --drops counts packet drops as \
+        `kvmscope drops` sees them (root: tracefs; or CAP_NET_ADMIN: NET_DM).
+        --config FILE reads the same settings from a TOML file (keys: qmp, listen, interval, \
+        events, host-kernel, block-tracepoint, drops; options given on the command line win); \
+        SIGHUP reads it again (systemctl reload): QMP patterns, interval and the switches change \
+        at once, VMs still found keep their connections; a bad file changes nothing and is \
+        counted in kvmscope_watch_config_reloads_total{result="failed"}.
+        SIGTERM or SIGINT stops it cleanly. Exit status: 0 stopped by a signal, 1 a host-wide \
+        source that cannot be opened (e.g. /dev/kmsg without CAP_SYSLOG), 2 usage error \
+        (bad --listen, port in use, bad --interval, unwritable --events, bad --config).
         """
     )
 
     @Option(name: .long, help: ArgumentHelp("A QMP monitor: a socket path, a glob of socket paths (quote it), unix:PATH or tcp:HOST:PORT. Repeatable.", valueName: "PATH|GLOB"))
     var qmp: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Where /metrics is served (loopback by default: put a reverse proxy in front for TLS or auth).", valueName: "ADDR:PORT"))
-    var listen: String = "127.0.0.1:9177"
+    @Option(name: .long, help: ArgumentHelp("Where /metrics is served (default 127.0.0.1:9177, loopback: put a reverse proxy in front for TLS or auth).", valueName: "ADDR:PORT"))
+    var listen: String?
 
-    @Option(name: .long, help: ArgumentHelp("Seconds between polls and rescans (0.1-3600).", valueName: "SECONDS"))
-    var interval: String = "15"
+    @Option(name: .long, help: ArgumentHelp("Seconds between polls and rescans (0.1-3600, default 15).", valueName: "SECONDS"))
+    var interval: String?
 
     @Option(name: .long, help: ArgumentHelp("Write every event as a JSON Line to FILE (appended), or - for standard output.", valueName: "FILE|-"))
     var events: String?
 
-    func run() throws {
-        guard !qmp.isEmpty else { throw WatchError.noMonitors }
-        guard let seconds = Double(interval), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else {
-            throw WatchError.badInterval(interval)
-        }
-        let address = try ListenAddress(parsing: listen)
-        let discovery = try QMPSocketDiscovery(patterns: qmp)
-        let log: WatchEventLog? = try events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
-        var settings = WatchSettings()
-        settings.intervalSeconds = seconds
-        settings.commandTimeoutSeconds = min(5, max(1, seconds))
+    @Flag(name: .customLong("host-kernel"), inversion: .prefixedNo,
+          help: "Count the host kernel's storage errors (/dev/kmsg, and the block:block_rq_error tracepoint as root) in kvmscope_host_block_errors_total.")
+    var hostKernel: Bool?
 
-        let watcher = Watcher(discoveries: [discovery], settings: settings, events: log)
+    @Flag(name: .customLong("block-tracepoint"), inversion: .prefixedNo,
+          help: "With --host-kernel: also read block:block_rq_error, which sees every failed request the rate-limited log leaves out (default on; needs root).")
+    var blockTracepoint: Bool?
+
+    @Flag(name: .long, inversion: .prefixedNo, help: "Count the host's packet drops by reason and kernel function in kvmscope_net_drops_total (root or CAP_NET_ADMIN).")
+    var drops: Bool?
+
+    @Option(name: .long, help: ArgumentHelp("Read the settings from this TOML file too (options given here win); SIGHUP reads it again.", valueName: "FILE"))
+    var config: String?
+
+    func run() throws {
+        // SIGHUP's default action ends the process: ignored from the start, so a reload sent
+        // while watch is still starting is not a kill (the reload handler comes below).
+        signal(SIGHUP, SIG_IGN)
+        var interval: Double?
+        if let text = self.interval {
+            guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else { throw WatchError.badInterval(text) }
+            interval = seconds
+        }
+        let commandLine = WatchConfig(qmp: qmp.isEmpty ? nil : qmp, listen: listen, interval: interval, events: events,
+                                      hostKernel: hostKernel, blockTracepoint: blockTracepoint, drops: drops)
+        let options = try WatchService.options(commandLine: commandLine, configPath: config)
+        let log: WatchEventLog? = try options.events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
+
+        let watcher = Watcher(discoveries: [options.discovery], settings: options.settings, events: log)
         let metrics = watcher.metrics
-        let server = try MetricsHTTPServer.start(address) { metrics.render() }
+        let service = WatchService(options: options, configPath: config, commandLine: commandLine, watcher: watcher,
+                                   log: { CLIOutput.error($0) })
+        try service.startSources()
+        let server: MetricsHTTPServer
+        do { server = try MetricsHTTPServer.start(options.listen) { metrics.render() } } catch { service.stop(); throw error }
         watcher.start()
-        CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found, polling every \(interval) s")
+        var sourcesOn = ""
+        if options.hostKernel { sourcesOn += ", host kernel log" + (options.blockTracepoint ? " and block_rq_error" : "") }
+        if options.drops { sourcesOn += ", packet drops" }
+        CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found, polling every \(options.intervalSeconds) s\(sourcesOn)")
 
         // SIGTERM (systemd stop) and SIGINT end it: workers leave their bounded waits, the server closes.
+        // The drops and tracepoint sources install the tracefs StopSignals handler (it removes
+        // their instances on a signal), which takes these signals from the dispatch sources:
+        // its flag is checked too.
         let stopped = DispatchSemaphore(value: 0)
         var sources: [any DispatchSourceSignal] = []
         for sig in [SIGTERM, SIGINT] {
@@ -75,7 +113,13 @@ struct WatchCommand: ParsableCommand {
             s.resume()
             sources.append(s)
         }
-        stopped.wait()
+        // SIGHUP (systemctl reload) re-reads --config, one reload at a time.
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "kvmscope-watch-reload"))
+        hup.setEventHandler { service.reload() }
+        hup.resume()
+        sources.append(hup)
+        while stopped.wait(timeout: .now() + 0.5) == .timedOut, !StopSignals.requested {}
+        service.stop()
         watcher.stop(waiting: 5)
         server.close()
         log?.close(waiting: 2)

@@ -19,6 +19,14 @@ public final class KernelMessageDevice {
     public private(set) var calibrated = false
     public private(set) var records = 0
     public private(set) var lostRecordRuns = 0
+    /// Keep only the kernel's own records (facility 0, LOG_KERN), as `watch --host-kernel`
+    /// does: anything in user space that may write /dev/kmsg (systemd, a root shell's `echo`)
+    /// gets another facility (devkmsg_write in kernel/printk/printk.c makes it LOG_USER when
+    /// none is given, and refuses to make it LOG_KERN), so such a line cannot pass as a
+    /// kernel error. Off by default: `record` keeps every line, as `dmesg` shows them.
+    public var kernelOnly = false
+    /// Records left out by `kernelOnly`.
+    public private(set) var userRecordsSkipped = 0
 
     /// Opens the device positioned after the last record: only messages from now on.
     public init(path: String = "/dev/kmsg", fromNow: Bool = true) throws {
@@ -76,6 +84,7 @@ public final class KernelMessageDevice {
                 calibrated = true
                 pendingMark = nil
             }
+            if kernelOnly, let facility = Self.facility(buf[..<n]), facility != 0 { userRecordsSkipped += 1; continue }
             if let line = Self.isoLine(record: buf[..<n], bootMicroseconds: bootMicroseconds) { out.append(line); records += 1 }
         }
         return out
@@ -85,6 +94,14 @@ public final class KernelMessageDevice {
     /// every facility are kept, as plain `dmesg` prints them (user space's /dev/kmsg lines,
     /// the recorder's own begin/end marks among them); nil for what is not a record.
     /// A record's printk stamp and its first line of text.
+    /// The syslog facility of a record: its PRIO field is `facility << 3 | level`
+    /// (Documentation/ABI/testing/dev-kmsg); nil when the record has no readable one.
+    static func facility(_ record: ArraySlice<UInt8>) -> Int? {
+        guard let comma = record.firstIndex(of: UInt8(ascii: ",")), comma - record.startIndex <= 10,
+              let prio = Int(String(decoding: record[..<comma], as: UTF8.self)), prio >= 0 else { return nil }
+        return prio >> 3
+    }
+
     static func fields(_ record: ArraySlice<UInt8>) -> (usec: Int64, text: String)? {
         guard let semi = record.firstIndex(of: UInt8(ascii: ";")) else { return nil }
         let fields = record[..<semi].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)

@@ -13,7 +13,8 @@ import KVMScopeHost
 ///   back with its stamp (tracefs' `local` clock is not printk's: 28 ms apart on the lab host);
 /// - the device names of `MAJ,MIN` (from /sys/dev/block at record time);
 /// - records lost (`[LOST N EVENTS]` lines and the ring buffer's overrun counters).
-final class HostBlockErrorTrace {
+/// Public for `watch --host-kernel`, which follows it live.
+public final class HostBlockErrorTrace {
     let instance: TracefsInstance
     private var fd: Int32
     private var pending: [UInt8] = []
@@ -21,13 +22,13 @@ final class HostBlockErrorTrace {
     private(set) var wallOffsetMicroseconds: Int64?
     private(set) var records = 0
     private(set) var lostFromPipe: UInt64 = 0
-    private(set) var devices: [String: String] = [:]
+    public private(set) var devices: [String: String] = [:]
     /// A hostile or broken device table must not grow without bound.
     static let deviceLimit = 4096
     /// A line longer than this is not a trace_pipe record: dropped.
     static let lineLimit = 4096
 
-    init(tracefs: Tracefs) throws {
+    public init(tracefs: Tracefs) throws {
         guard tracefs.hasEvent("block", "block_rq_error") else {
             throw TracefsError.missingEvents(root: tracefs.root, events: ["block:block_rq_error"],
                                              hint: "it was added in Linux 5.18; the host kernel log is the only block-layer record")
@@ -51,7 +52,7 @@ final class HostBlockErrorTrace {
 
     deinit { close(); try? instance.remove() }
 
-    var pollDescriptor: Int32 { fd }
+    public var pollDescriptor: Int32 { fd }
 
     /// Writes `text` into the instance's buffer as a trace_marker line, noting the wall time
     /// of the write; its stamp, read back, gives the trace clock's offset (the first one only).
@@ -71,7 +72,7 @@ final class HostBlockErrorTrace {
     }
 
     /// Every complete line waiting now (each ending in a newline); never blocks.
-    func readAvailable() -> [[UInt8]] {
+    public func readAvailable() -> [[UInt8]] {
         guard fd >= 0 else { return [] }
         var buf = [UInt8](repeating: 0, count: 65536)
         for _ in 0..<64 {
@@ -137,9 +138,9 @@ final class HostBlockErrorTrace {
     }
 
     /// Records lost in all: trace_pipe's `[LOST]` lines, and the ring buffer's own counters.
-    var lostRecords: UInt64 { max(lostFromPipe, instance.lostEvents()) }
+    public var lostRecords: UInt64 { max(lostFromPipe, instance.lostEvents()) }
 
-    func close() { if fd >= 0 { Glibc.close(fd); fd = -1 } }
+    public func close() { if fd >= 0 { Glibc.close(fd); fd = -1 } }
 
     /// The last lines, then the instance goes.
     func finish() -> [[UInt8]] {

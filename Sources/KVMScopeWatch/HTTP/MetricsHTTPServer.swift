@@ -13,9 +13,8 @@ import NIOPosix
 public final class MetricsHTTPServer: @unchecked Sendable {
     public static let maxConnections = 64
     public static let idleTimeout = TimeAmount.seconds(30)
-    /// Content-Type of the Prometheus text format 0.0.4, the only one swift-prometheus 2.4.1
-    /// writes (it has no OpenMetrics encoder), so an `Accept: application/openmetrics-text`
-    /// scraper is answered with it too, as Prometheus falls back to it.
+    /// Content-Type of the Prometheus text format 0.0.4, which swift-prometheus 2.4.1 writes;
+    /// a scraper whose `Accept` asks for OpenMetrics gets OpenMetricsText's conversion of it.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     private let group: MultiThreadedEventLoopGroup
@@ -125,6 +124,10 @@ private final class MetricsRequestHandler: ChannelInboundHandler, RemovableChann
         } else if path == "/metrics" {
             body = render()
             type = MetricsHTTPServer.contentType
+            if OpenMetricsText.isAccepted(h.headers["Accept"].joined(separator: ",")) {
+                body = OpenMetricsText.convert(body)
+                type = OpenMetricsText.contentType
+            }
         } else if path == "/" {
             body = Array("kvmscope watch: Prometheus metrics at /metrics\n".utf8)
         } else {

@@ -72,9 +72,38 @@ public enum WatchMetricFamilies {
         name: "kvmscope_watch_event_lag_seconds",
         help: "Seconds between the QMP timestamp of the last event and when watch read it", labels: [])
 
+    // Host-wide families (no `domain` label): HostSeries keeps them, each capped in label sets.
+    public static let hostBlockErrors = WatchMetricFamily(
+        name: "kvmscope_host_block_errors_total",
+        help: "Host kernel block, SCSI, NVMe, ATA, multipath, iSCSI, NFS, Ceph and filesystem errors (/dev/kmsg and the block:block_rq_error tracepoint), by host device and kind",
+        labels: ["device", "kind"])
+    public static let netDrops = WatchMetricFamily(
+        name: "kvmscope_net_drops_total",
+        help: "Packets the host kernel dropped (skb:kfree_skb or NET_DM), by drop reason and kernel function",
+        labels: ["reason", "location"])
+    public static let watchSeriesOverflow = WatchMetricFamily(
+        name: "kvmscope_watch_series_overflow_total",
+        help: "Host-wide events not exported because their metric already had its maximum of label sets (metric: which)",
+        labels: ["metric"])
+    public static let watchSourceUp = WatchMetricFamily(
+        name: "kvmscope_watch_source_up",
+        help: "1 while a host-wide source turned on is being read (host-kernel-log, block-tracepoint, drops), 0 when it could not be opened or failed",
+        labels: ["source"])
+    public static let watchSourceLost = WatchMetricFamily(
+        name: "kvmscope_watch_source_lost_total",
+        help: "Records a host-wide source lost before watch read them (host-kernel-log: times /dev/kmsg records were overwritten unread; block-tracepoint and drops: ring-buffer events lost)",
+        labels: ["source"])
+    public static let watchConfigReloads = WatchMetricFamily(
+        name: "kvmscope_watch_config_reloads_total",
+        help: "SIGHUP reloads of the configuration file, by result (ok, failed: the old configuration stays)",
+        labels: ["result"])
+
     public static let perVM: [WatchMetricFamily] = [
         blockIOErrors, blockFailedOperations, blockInvalidOperations, blockOperations, blockBytes,
         blockOperationSeconds, vmRunning, vmPaused, blockIOStatus, vmQMPUp, watchQMPErrors, watchQMPReconnects,
     ]
-    public static let all: [WatchMetricFamily] = perVM + [watchVMs, watchPollDuration, watchEventLag]
+    public static let hostWide: [WatchMetricFamily] = [
+        hostBlockErrors, netDrops, watchSeriesOverflow, watchSourceUp, watchSourceLost, watchConfigReloads,
+    ]
+    public static let all: [WatchMetricFamily] = perVM + [watchVMs, watchPollDuration, watchEventLag] + hostWide
 }

@@ -40,9 +40,12 @@ public final class WatchMetrics: @unchecked Sendable {
     private let vmCount: Gauge
     private let eventLag: Gauge
     private let pollDuration: DurationHistogram
+    /// Host-wide series: host kernel errors, packet drops, the host sources' and reloads' self-metrics.
+    public let host: HostSeries
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        host = HostSeries(registry: registry)
         vmCount = registry.makeGauge(descriptor: WatchMetricFamilies.watchVMs.descriptor)
         eventLag = registry.makeGauge(descriptor: WatchMetricFamilies.watchEventLag.descriptor)
         pollDuration = registry.makeDurationHistogram(

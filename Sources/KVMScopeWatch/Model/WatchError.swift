@@ -7,6 +7,8 @@ public enum WatchError: KVMScopeFailure, Equatable {
     case cannotOpenEventLog(path: String, reason: String)
     case badInterval(String)
     case noMonitors
+    /// `--config FILE` that cannot be read or is not a valid configuration.
+    case badConfig(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -15,12 +17,13 @@ public enum WatchError: KVMScopeFailure, Equatable {
         case let .cannotOpenEventLog(path, reason): return "cannot open the event log \(path): \(reason)"
         case let .badInterval(text): return "--interval '\(text)': want seconds between 0.1 and 3600"
         case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp')"
+        case let .badConfig(path, reason): return "--config \(path): \(reason)"
         }
     }
 
     public var isUsageError: Bool {
         switch self {
-        case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors: return true
+        case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors, .badConfig: return true
         }
     }
 }

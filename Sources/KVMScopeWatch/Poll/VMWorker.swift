@@ -26,7 +26,9 @@ public struct WatchSettings: Sendable {
 final class VMWorker: @unchecked Sendable {
     let id: Int
     let source: any VMSource
-    private let settings: WatchSettings
+    /// Read anew at each use: a reload may change the interval and timeouts.
+    private var settings: WatchSettings { settingsCell.value }
+    private let settingsCell: WatchSettingsCell
     private let metrics: WatchMetrics
     private let events: (any WatchEventSink)?
     /// Asks the watcher for a `domain` label no other VM has (QEMU's -name may repeat across VMs).
@@ -43,11 +45,11 @@ final class VMWorker: @unchecked Sendable {
     private var aliases: [String: String] = [:]
     private var knownDevices: Set<String> = []
 
-    init(id: Int, source: any VMSource, settings: WatchSettings, metrics: WatchMetrics, events: (any WatchEventSink)?,
+    init(id: Int, source: any VMSource, settings: WatchSettingsCell, metrics: WatchMetrics, events: (any WatchEventSink)?,
          claimName: @escaping @Sendable (Int, String) -> String) {
         self.id = id
         self.source = source
-        self.settings = settings
+        settingsCell = settings
         self.metrics = metrics
         self.events = events
         self.claimName = claimName

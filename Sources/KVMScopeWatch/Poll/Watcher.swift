@@ -4,8 +4,10 @@ import Foundation
 /// per VM found, and the metrics they keep. Scrapes read `metrics` only.
 public final class Watcher: @unchecked Sendable {
     public let metrics: WatchMetrics
-    public let settings: WatchSettings
-    private let discoveries: [any VMDiscovery]
+    /// The settings now (a reload may change them: workers read them at each wait).
+    public var settings: WatchSettings { cell.value }
+    private let cell: WatchSettingsCell
+    private var discoveries: [any VMDiscovery]
     private let events: (any WatchEventSink)?
 
     /// Recursive: a worker created under it claims its name under it.
@@ -20,7 +22,7 @@ public final class Watcher: @unchecked Sendable {
     public init(discoveries: [any VMDiscovery], settings: WatchSettings = WatchSettings(),
                 metrics: WatchMetrics = WatchMetrics(), events: (any WatchEventSink)? = nil) {
         self.discoveries = discoveries
-        self.settings = settings
+        cell = WatchSettingsCell(settings)
         self.metrics = metrics
         self.events = events
     }
@@ -51,7 +53,7 @@ public final class Watcher: @unchecked Sendable {
     /// One discovery pass: starts workers for new VMs, ends those of VMs no longer found.
     public func rescan() {
         var found: [String: any VMSource] = [:]
-        for d in discoveries { for s in d.scan() where found[s.key] == nil { found[s.key] = s } }
+        for d in lock.withLock({ discoveries }) { for s in d.scan() where found[s.key] == nil { found[s.key] = s } }
         var ended: [VMWorker] = []
         var started: [VMWorker] = []
         lock.withLock {
@@ -62,7 +64,7 @@ public final class Watcher: @unchecked Sendable {
             }
             for (key, source) in found.sorted(by: { $0.key < $1.key }) where workers[key] == nil {
                 nextID += 1
-                let w = VMWorker(id: nextID, source: source, settings: settings, metrics: metrics, events: events,
+                let w = VMWorker(id: nextID, source: source, settings: cell, metrics: metrics, events: events,
                                  claimName: { [weak self] id, wanted in self?.claim(id, wanted) ?? wanted })
                 workers[key] = w
                 started.append(w)
@@ -70,6 +72,15 @@ public final class Watcher: @unchecked Sendable {
         }
         for w in ended { retire(w) }
         for w in started { w.start() }
+    }
+
+    /// A reload (SIGHUP): new discoveries and settings, applied by a rescan now. VMs found
+    /// before and still found keep their workers and connections; the others start or end as at
+    /// any rescan. Workers take the new interval and timeouts from their next wait on.
+    public func reconfigure(discoveries new: [any VMDiscovery], settings: WatchSettings) {
+        lock.withLock { discoveries = new }
+        cell.value = settings
+        rescan()
     }
 
     /// Stops every worker, waiting up to `seconds` in all for them to leave their bounded waits.
@@ -104,5 +115,16 @@ public final class Watcher: @unchecked Sendable {
             names[id] = name
             return name
         }
+    }
+}
+
+/// The settings every worker reads, replaced whole by a reload.
+final class WatchSettingsCell: @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: WatchSettings
+    init(_ s: WatchSettings) { current = s }
+    var value: WatchSettings {
+        get { lock.withLock { current } }
+        set { lock.withLock { current = newValue } }
     }
 }

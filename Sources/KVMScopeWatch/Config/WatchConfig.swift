@@ -1,0 +1,151 @@
+import Foundation
+import TOMLKit
+
+/// `watch`'s settings as given: by the configuration file (`--config FILE`, TOML) or the
+/// command line, each field nil where that one says nothing. The command line wins field by
+/// field (`merged(over:)`); `resolved()` fills in the defaults and checks every value.
+///
+/// The file's keys are the long options' names:
+///
+///     qmp = ["/run/kvmscope/qmp/*.sock", "tcp:10.0.0.5:4444"]
+///     listen = "127.0.0.1:9177"
+///     interval = 15
+///     events = "-"
+///     host-kernel = true
+///     block-tracepoint = true
+///     drops = false
+///
+/// A key it does not know is an error, not ignored: a misspelt `host_kernel` must not leave
+/// host errors silently uncounted.
+public struct WatchConfig: Equatable, Sendable {
+    public var qmp: [String]?
+    public var listen: String?
+    public var interval: Double?
+    public var events: String?
+    public var hostKernel: Bool?
+    public var blockTracepoint: Bool?
+    public var drops: Bool?
+
+    public init(qmp: [String]? = nil, listen: String? = nil, interval: Double? = nil, events: String? = nil,
+                hostKernel: Bool? = nil, blockTracepoint: Bool? = nil, drops: Bool? = nil) {
+        self.qmp = qmp; self.listen = listen; self.interval = interval; self.events = events
+        self.hostKernel = hostKernel; self.blockTracepoint = blockTracepoint; self.drops = drops
+    }
+
+    /// Larger than any sensible configuration: a file this big is a mistake (or /dev/zero).
+    public static let maxFileBytes = 1 << 20
+    public static let keys = ["qmp", "listen", "interval", "events", "host-kernel", "block-tracepoint", "drops"]
+
+    /// Reads and parses the file; every problem is `WatchError.badConfig` in one line.
+    public static func load(path: String) throws -> WatchConfig {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw WatchError.badConfig(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw WatchError.badConfig(path: path, reason: "not a regular file")
+        }
+        var data = [UInt8]()
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw WatchError.badConfig(path: path, reason: String(cString: strerror(errno))) }
+            if n == 0 { break }
+            data += buf[..<n]
+            if data.count > maxFileBytes { throw WatchError.badConfig(path: path, reason: "larger than \(maxFileBytes >> 20) MiB") }
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw WatchError.badConfig(path: path, reason: "not UTF-8 text (TOML is UTF-8)")
+        }
+        do { return try parse(text) } catch let e as ConfigProblem {
+            throw WatchError.badConfig(path: path, reason: e.text)
+        }
+    }
+
+    struct ConfigProblem: Error { let text: String }
+
+    /// The TOML document's settings.
+    static func parse(_ text: String) throws -> WatchConfig {
+        // toml++ reads a NUL as the end of its input: refused here, so what was checked is all there is.
+        guard !text.utf8.contains(0) else { throw ConfigProblem(text: "a NUL byte in the file") }
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
+            throw ConfigProblem(text: "line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
+        }
+        var c = WatchConfig()
+        for key in table.keys.sorted() {
+            guard let value = table[key] else { continue }
+            switch key {
+            case "qmp":
+                if let one = value.string { c.qmp = [one]; break }
+                guard let array = value.array else { throw ConfigProblem(text: "qmp: want a list of socket paths, globs or tcp:HOST:PORT") }
+                var list: [String] = []
+                for item in array {
+                    guard let s = item.string else { throw ConfigProblem(text: "qmp: every entry must be a string") }
+                    list.append(s)
+                }
+                c.qmp = list
+            case "listen": c.listen = try string(value, key)
+            case "events": c.events = try string(value, key)
+            case "interval":
+                if let i = value.int { c.interval = Double(i) } else if let d = value.double { c.interval = d }
+                else { throw ConfigProblem(text: "interval: want seconds, a number") }
+            case "host-kernel": c.hostKernel = try bool(value, key)
+            case "block-tracepoint": c.blockTracepoint = try bool(value, key)
+            case "drops": c.drops = try bool(value, key)
+            default:
+                throw ConfigProblem(text: "unknown key '\(key)' (known: \(keys.joined(separator: ", ")))")
+            }
+        }
+        return c
+    }
+
+    private static func string(_ v: any TOMLValueConvertible, _ key: String) throws -> String {
+        guard let s = v.string else { throw ConfigProblem(text: "\(key): want a string") }
+        return s
+    }
+
+    private static func bool(_ v: any TOMLValueConvertible, _ key: String) throws -> Bool {
+        guard let b = v.bool else { throw ConfigProblem(text: "\(key): want true or false") }
+        return b
+    }
+
+    /// This (the command line) over `file`: each field given here wins.
+    public func merged(over file: WatchConfig) -> WatchConfig {
+        WatchConfig(qmp: qmp ?? file.qmp, listen: listen ?? file.listen, interval: interval ?? file.interval,
+                    events: events ?? file.events, hostKernel: hostKernel ?? file.hostKernel,
+                    blockTracepoint: blockTracepoint ?? file.blockTracepoint, drops: drops ?? file.drops)
+    }
+
+    /// With the defaults filled in and every value checked (a usage error in one line).
+    public func resolved() throws -> WatchOptions {
+        let qmp = self.qmp ?? []
+        guard !qmp.isEmpty else { throw WatchError.noMonitors }
+        let interval = self.interval ?? 15
+        guard interval.isFinite, interval >= 0.1, interval <= 3600 else { throw WatchError.badInterval(String(interval)) }
+        let listen = try ListenAddress(parsing: self.listen ?? "127.0.0.1:9177")
+        let discovery = try QMPSocketDiscovery(patterns: qmp)
+        return WatchOptions(qmp: qmp, discovery: discovery, listen: listen, intervalSeconds: interval, events: events,
+                            hostKernel: hostKernel ?? false, blockTracepoint: blockTracepoint ?? true, drops: drops ?? false)
+    }
+}
+
+/// The settings `watch` runs with: every value present and checked.
+public struct WatchOptions: Sendable {
+    public var qmp: [String]
+    public var discovery: QMPSocketDiscovery
+    public var listen: ListenAddress
+    public var intervalSeconds: Double
+    public var events: String?
+    public var hostKernel: Bool
+    public var blockTracepoint: Bool
+    public var drops: Bool
+
+    /// The workers' settings for this interval (a command waits at most the interval, 1-5 s).
+    public var settings: WatchSettings {
+        var s = WatchSettings()
+        s.intervalSeconds = intervalSeconds
+        s.commandTimeoutSeconds = min(5, max(1, intervalSeconds))
+        return s
+    }
+}
