@@ -70,9 +70,9 @@ let package = Package(
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt-qemu", providers: [.apt(["libvirt-dev"]), .brew(["libvirt"])]),
         .target(name: "KVMScopeLibvirt", dependencies: ["KVMScopeCore", "KVMScopeLive", "CLibvirt"], swiftSettings: swift6),
         // `watch`: every VM on a host as Prometheus metrics and a JSON Lines event log (QMP polling,
-        // socket discovery, the /metrics server on NIOHTTP1).
+        // socket discovery, libvirt domains through KVMScopeLibvirt, the /metrics server on NIOHTTP1).
         .target(name: "KVMScopeWatch",
-                dependencies: ["KVMScopeCore", "KVMScopeLive", "KVMScopeQMP",
+                dependencies: ["KVMScopeCore", "KVMScopeLive", "KVMScopeQMP", "KVMScopeLibvirt",
                                .product(name: "Prometheus", package: "swift-prometheus"),
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOPosix", package: "swift-nio"),
@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "KVMScopeLibvirtTests",
                     dependencies: ["KVMScopeLibvirt", "KVMScopeLive", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         .testTarget(name: "KVMScopeWatchTests",
-                    dependencies: ["KVMScopeWatch", "KVMScopeLive", "KVMScopeQMP", "KVMScopeTestSupport", "kvmscope"],
+                    dependencies: ["KVMScopeWatch", "KVMScopeLive", "KVMScopeQMP", "KVMScopeLibvirt", "KVMScopeTestSupport", "kvmscope"],
                     swiftSettings: swift5),
         .testTarget(name: "KVMScopeExplainTests",
                     dependencies: ["KVMScopeExplain", "KVMScope", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVMScope
+import KVMScopeLibvirt
 import KVMScopeWatch
 
 struct WatchCommand: ParsableCommand {
@@ -18,11 +19,20 @@ struct WatchCommand: ParsableCommand {
         reads: it never pauses, resumes or changes a VM. QEMU serves one client per monitor, so \
         give each VM a monitor of its own for kvmscope (not libvirt's).
 
+        --libvirt URI watches every running domain of that libvirt instead, through libvirt: \
+        domains and their state and read/write/flush counters from libvirt's statistics (disks \
+        named by their target, vda), kept current by libvirt's lifecycle events; BLOCK_IO_ERROR \
+        and the other QMP events with QEMU's errno text from libvirt's QMP event subscription, \
+        which sends no command and does not taint the domain. libvirt has no failed or invalid \
+        counts: those series are absent for its domains unless --libvirt-passthrough (which \
+        taints them). When libvirtd restarts, watch keeps serving and reconnects.
+
         Examples:
           $ kvmscope watch --qmp '/run/kvmscope/*.qmp'                     # every VM with a socket there
           $ kvmscope watch --qmp /run/vm1.qmp --qmp /run/vm2.qmp --events -   # events as JSON Lines on stdout
           $ kvmscope watch --qmp '/run/qemu/*/qmp.sock' --listen 0.0.0.0:9177 --interval 5
           $ kvmscope watch --qmp '/run/kvmscope/*.qmp' --events /var/log/kvmscope/events.jsonl
+          $ kvmscope watch --libvirt qemu:///system --events -                # every libvirt domain
           $ curl -s 127.0.0.1:9177/metrics | grep kvmscope_vm_paused
         A VM's QEMU needs a monitor like:
           -chardev socket,id=kvmscope,path=/run/kvmscope/vm1.qmp,server=on,wait=off -mon chardev=kvmscope,mode=control
@@ -31,12 +41,22 @@ struct WatchCommand: ParsableCommand {
           kvmscope_vm_paused{domain,reason="io-error"}  kvmscope_vm_running{domain}  kvmscope_vm_qmp_up{domain}
           kvmscope_block_{operations,bytes,operation_seconds,failed_operations,invalid_operations}_total{domain,device,operation}
         SIGTERM or SIGINT stops it cleanly. Exit status: 0 stopped by a signal, 2 usage error \
-        (bad --listen, port in use, bad --interval, unwritable --events).
+        (bad --listen, port in use, bad --interval, unwritable --events); an unreachable libvirt is \
+        not one: watch serves the rest and keeps trying.
         """
     )
 
     @Option(name: .long, help: ArgumentHelp("A QMP monitor: a socket path, a glob of socket paths (quote it), unix:PATH or tcp:HOST:PORT. Repeatable.", valueName: "PATH|GLOB"))
     var qmp: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Watch every running domain of this libvirt (qemu:///system for the system's): domains listed and polled through libvirt's statistics, their QMP events through libvirt's event subscription; sends no monitor command and does not taint them. Repeatable.", valueName: "URI"))
+    var libvirt: [String] = []
+
+    @Flag(name: .customLong("libvirt-read-only"), help: "Open the --libvirt connections read-only (libvirt's read-only socket, which any user may use): state and counters, but libvirt gives no QMP events there, so no BLOCK_IO_ERROR.")
+    var libvirtReadOnly = false
+
+    @Flag(name: .customLong("libvirt-passthrough"), help: "Also poll each libvirt domain's query-blockstats through libvirt's QMP passthrough, for the failed and invalid operation counts libvirt's statistics lack. Changes the domains: libvirt marks each tainted (custom-monitor) until it shuts down.")
+    var libvirtPassthrough = false
 
     @Option(name: .long, help: ArgumentHelp("Where /metrics is served (loopback by default: put a reverse proxy in front for TLS or auth).", valueName: "ADDR:PORT"))
     var listen: String = "127.0.0.1:9177"
@@ -48,7 +68,13 @@ struct WatchCommand: ParsableCommand {
     var events: String?
 
     func run() throws {
-        guard !qmp.isEmpty else { throw WatchError.noMonitors }
+        guard !qmp.isEmpty || !libvirt.isEmpty else { throw WatchError.noMonitors }
+        if (libvirtReadOnly || libvirtPassthrough) && libvirt.isEmpty {
+            throw ValidationError("--libvirt-read-only and --libvirt-passthrough go with --libvirt URI")
+        }
+        if libvirtReadOnly && libvirtPassthrough {
+            throw ValidationError("--libvirt-passthrough needs a read-write connection: not with --libvirt-read-only")
+        }
         guard let seconds = Double(interval), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else {
             throw WatchError.badInterval(interval)
         }
@@ -59,11 +85,14 @@ struct WatchCommand: ParsableCommand {
         settings.intervalSeconds = seconds
         settings.commandTimeoutSeconds = min(5, max(1, seconds))
 
-        let watcher = Watcher(discoveries: [discovery], settings: settings, events: log)
+        let connectors = try libvirt.map { try LibvirtURIConnector(uri: $0, readOnly: libvirtReadOnly) }
+        let watcher = Watcher(discoveries: [discovery], libvirt: connectors, libvirtPassthrough: libvirtPassthrough,
+                              settings: settings, events: log, notice: { CLIOutput.error($0) })
         let metrics = watcher.metrics
         let server = try MetricsHTTPServer.start(address) { metrics.render() }
         watcher.start()
-        CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found, polling every \(interval) s")
+        let libvirtSaid = libvirt.isEmpty ? "" : ", and the domains of libvirt at \(libvirt.joined(separator: ", "))"
+        CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found\(libvirtSaid), polling every \(interval) s")
 
         // SIGTERM (systemd stop) and SIGINT end it: workers leave their bounded waits, the server closes.
         let stopped = DispatchSemaphore(value: 0)

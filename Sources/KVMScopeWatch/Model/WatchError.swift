@@ -14,7 +14,7 @@ public enum WatchError: KVMScopeFailure, Equatable {
         case let .cannotListen(address, reason): return "cannot listen on \(address): \(reason)"
         case let .cannotOpenEventLog(path, reason): return "cannot open the event log \(path): \(reason)"
         case let .badInterval(text): return "--interval '\(text)': want seconds between 0.1 and 3600"
-        case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp')"
+        case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp') or --libvirt URI (e.g. --libvirt qemu:///system)"
         }
     }
 
