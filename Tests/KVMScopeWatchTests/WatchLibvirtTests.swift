@@ -99,9 +99,11 @@ import KVMScopeTestSupport
     @Test func libvirtdRestartingKeepsTheRestServedAndIsReconnectedAndCounted() throws {
         let daemon = FakeLibvirtDaemon()
         let notices = Notices()
+        let log = WatchEventCollector()
         daemon.start(FakeDomain.stats("web1", uuid: uuid1), announce: false)
         let qmpVM = ScriptedMonitor(address: "unix:/run/vm9.qmp", replies: FakeVM.replies(name: "vm9"))
-        let w = watcher(daemon, qmp: [ScriptedSource(key: "unix:/run/vm9.qmp", fallbackName: "vm9.qmp", monitor: qmpVM)], notices: notices)
+        let w = watcher(daemon, qmp: [ScriptedSource(key: "unix:/run/vm9.qmp", fallbackName: "vm9.qmp", monitor: qmpVM)],
+                        log: log, notices: notices)
         w.start()
         defer { w.stop() }
         let uri = [("uri", "qemu:///system")]
@@ -130,6 +132,8 @@ import KVMScopeTestSupport
         })
         t = text(w)
         #expect(daemon.opens >= 2)
+        let links = log.records.filter { $0.type == .connection && $0.domain == "web1" }.map(\.event)
+        #expect(links.prefix(3) == ["connected", "lost", "connected"], "the event log says the domain is watched again: \(links)")
         // Events are subscribed again: a BLOCK_IO_ERROR after the restart is counted.
         daemon.qmp(uuid1, "web1", FakeDomain.blockIOError)
         #expect(eventually { (Exposition.value(text(w), F.blockIOErrors.name, [("domain", "web1"), ("device", "libvirt-2-format"), ("node", "libvirt-2-format"), ("operation", "write"), ("action", "stop"), ("errno", "EIO")]) ?? 0) == 1 },

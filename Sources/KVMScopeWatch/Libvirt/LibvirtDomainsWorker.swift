@@ -34,6 +34,8 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
         var names = DomainDiskNames()
         /// The disks of the last poll (kept when libvirt could not ask QEMU this time).
         var disks: [DiskBlockStats] = []
+        /// A `connected` line was logged since the connection was last lost.
+        var announced = false
         init(uuid: String, id: Int, writer: VMSeriesWriter) { self.uuid = uuid; self.id = id; self.writer = writer }
     }
 
@@ -136,7 +138,7 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
             } catch {
                 counter(Self.kind(of: error, otherwise: "stats")).increment()
                 hooks.notice("watch: libvirt at \(connector.uri): \(error); the \(domains.count) domain(s) keep their counters meanwhile (reconnecting)")
-                for d in domains.values { d.writer.log(connection: "lost", message: "\(error)") }
+                for d in domains.values { d.writer.log(connection: "lost", message: "\(error)"); d.announced = false }
             }
             host.close()
             up.set(to: 0)
@@ -201,6 +203,10 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
             }
             d.disks = result.disks
             d.writer.apply(result)
+            if !d.announced {
+                d.writer.log(connection: "connected", message: "through libvirt at \(connector.uri)")
+                d.announced = true
+            }
         }
         for (uuid, d) in domains where !seen.contains(uuid) { remove(uuid, d) }
         metrics.recordPoll(seconds: VMWorker.now() - started)
@@ -217,7 +223,6 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
         domains[uuid] = d
         readNames(d, host: host)
         lock.withLock { watchedNow[address] = label }
-        d.writer.log(connection: "connected", message: "through libvirt at \(connector.uri)")
         return d
     }
 
