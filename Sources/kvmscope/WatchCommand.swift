@@ -69,12 +69,10 @@ struct WatchCommand: ParsableCommand {
 
     func run() throws {
         guard !qmp.isEmpty || !libvirt.isEmpty else { throw WatchError.noMonitors }
-        if (libvirtReadOnly || libvirtPassthrough) && libvirt.isEmpty {
-            throw ValidationError("--libvirt-read-only and --libvirt-passthrough go with --libvirt URI")
+        if libvirt.isEmpty, libvirtReadOnly || libvirtPassthrough {
+            throw WatchError.libvirtFlagWithoutLibvirt(libvirtReadOnly ? "--libvirt-read-only" : "--libvirt-passthrough")
         }
-        if libvirtReadOnly && libvirtPassthrough {
-            throw ValidationError("--libvirt-passthrough needs a read-write connection: not with --libvirt-read-only")
-        }
+        if libvirtReadOnly && libvirtPassthrough { throw WatchError.passthroughReadOnly }
         guard let seconds = Double(interval), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else {
             throw WatchError.badInterval(interval)
         }

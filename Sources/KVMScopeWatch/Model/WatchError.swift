@@ -7,6 +7,10 @@ public enum WatchError: KVMScopeFailure, Equatable {
     case cannotOpenEventLog(path: String, reason: String)
     case badInterval(String)
     case noMonitors
+    /// --libvirt-read-only or --libvirt-passthrough without --libvirt.
+    case libvirtFlagWithoutLibvirt(String)
+    /// --libvirt-passthrough with --libvirt-read-only: libvirt refuses passthrough there.
+    case passthroughReadOnly
 
     public var description: String {
         switch self {
@@ -14,13 +18,17 @@ public enum WatchError: KVMScopeFailure, Equatable {
         case let .cannotListen(address, reason): return "cannot listen on \(address): \(reason)"
         case let .cannotOpenEventLog(path, reason): return "cannot open the event log \(path): \(reason)"
         case let .badInterval(text): return "--interval '\(text)': want seconds between 0.1 and 3600"
+        case let .libvirtFlagWithoutLibvirt(flag): return "watch: \(flag) goes with --libvirt URI"
+        case .passthroughReadOnly:
+            return "watch: --libvirt-passthrough needs a read-write libvirt connection (libvirt refuses QMP commands on a read-only one): not with --libvirt-read-only"
         case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp') or --libvirt URI (e.g. --libvirt qemu:///system)"
         }
     }
 
     public var isUsageError: Bool {
         switch self {
-        case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors: return true
+        case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors, .libvirtFlagWithoutLibvirt,
+             .passthroughReadOnly: return true
         }
     }
 }
