@@ -179,6 +179,41 @@ import KVMScopeTestSupport
     }
 }
 
+/// The `device` label of a BLOCK_IO_ERROR on each path: QEMU's BlockBackend name is the label on
+/// the QMP path, even when a device's qdev id equals another drive's name; libvirt's -drive-era
+/// `drive-ALIAS` is the disk's target.
+@Suite struct BlockIOErrorDeviceLabelTests {
+    let F = WatchMetricFamilies.self
+    static func event(device: String, node: String) -> String {
+        #"{"timestamp": {"seconds": 1796156375, "microseconds": 1}, "event": "BLOCK_IO_ERROR", "data": {"device": "\#(device)", "node-name": "\#(node)", "operation": "read", "action": "report", "nospace": false, "reason": "Input/output error"}}"#
+    }
+
+    @Test func onTheQMPPathTheDriveNameIsTheLabelWhateverTheQdevIds() throws {
+        let metrics = WatchMetrics()
+        let w = VMSeriesWriter(id: 1, domain: "vm1", address: "unix:/run/vm1.qmp", metrics: metrics, events: nil)
+        metrics.addVM(1, domain: "vm1")
+        // -drive id=a -device …,drive=a,id=b  and  -drive id=b -device …,drive=b,id=a
+        w.aliases = BlockStatsParser.parseBlock(try JSONSerialization.jsonObject(with: Data(
+            #"[{"device": "a", "qdev": "b", "inserted": {"node-name": "na"}}, {"device": "b", "qdev": "a", "inserted": {"node-name": "nb"}}]"#.utf8))).aliases
+        let line = Self.event(device: "a", node: "na")
+        _ = w.handle(QMPMessage(line: Array(line.utf8), object: [:]))
+        let t = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(Exposition.value(t, F.blockIOErrors.name, [("domain", "vm1"), ("device", "a"), ("node", "na"), ("operation", "read"), ("action", "report"), ("errno", "EIO")]) == 1, "\(t)")
+    }
+
+    @Test func throughLibvirtTheDriveEraNameIsTheTarget() throws {
+        let metrics = WatchMetrics()
+        let w = VMSeriesWriter(id: 1, domain: "web1", address: "libvirt:web1", metrics: metrics, events: nil)
+        metrics.addVM(1, domain: "web1")
+        let names = DomainDiskNames(domainXML: FakeDomain.xml)
+        w.aliases = names.aliases; w.deviceAliases = names.aliases
+        let line = Self.event(device: "drive-virtio-disk0", node: "#block142")
+        _ = w.handle(QMPMessage(line: Array(line.utf8), object: [:]))
+        let t = String(decoding: metrics.render(), as: UTF8.self)
+        #expect(Exposition.value(t, F.blockIOErrors.name, [("domain", "web1"), ("device", "vda"), ("node", "#block142"), ("operation", "read"), ("action", "report"), ("errno", "EIO")]) == 1, "\(t)")
+    }
+}
+
 /// libvirt's data as watch's model, with no watcher running.
 @Suite struct LibvirtModelTests {
     @Test func domainXMLNamesEveryQEMUNameOfADisk() {

@@ -230,6 +230,7 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
         do {
             d.names = try host.diskNames(uuid: d.uuid)
             d.writer.aliases = d.names.aliases
+            d.writer.deviceAliases = d.names.aliases
         } catch {
             counter(Self.kind(of: error, otherwise: "xml")).increment()
         }

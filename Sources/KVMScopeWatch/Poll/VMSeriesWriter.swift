@@ -21,6 +21,10 @@ final class VMSeriesWriter: @unchecked Sendable {
     /// BLOCK_IO_ERROR's node-name, qdev or QOM path → the device label (from query-block, or
     /// libvirt's domain XML).
     var aliases: [String: String] = [:]
+    /// BLOCK_IO_ERROR's `device` (a BlockBackend name) → the device label, when the label is not
+    /// QEMU's own name (libvirt: `drive-virtio-disk0` → `vda`). Empty on the QMP path, where
+    /// the BlockBackend name is the label (a qdev id in `aliases` may equal another drive's name).
+    var deviceAliases: [String: String] = [:]
     private var knownDevices: Set<String> = []
 
     init(id: Int, domain: String, address: String, metrics: WatchMetrics, events: (any WatchEventSink)?) {
@@ -70,7 +74,7 @@ final class VMSeriesWriter: @unchecked Sendable {
         if let t = event.time { metrics.setEventLag(seconds: Date().timeIntervalSince1970 - t) }
         var device = ""
         if let e = event.blockIOError {
-            device = BlockStatsParser.diskName(device: e.device, qdev: nil).map { aliases[$0] ?? $0 }
+            device = BlockStatsParser.diskName(device: e.device, qdev: nil).map { deviceAliases[$0] ?? $0 }
                 ?? e.nodeName.flatMap { aliases[$0] } ?? e.qomPath.flatMap { aliases[$0] }
                 ?? e.nodeName.map(BlockStatsParser.clip) ?? ""
             let errno = BlockIOErrorExplanation.errno(of: e)
