@@ -72,9 +72,9 @@ let package = Package(
         .systemLibrary(name: "CLibvirt", pkgConfig: "libvirt-qemu", providers: [.apt(["libvirt-dev"]), .brew(["libvirt"])]),
         .target(name: "KVMScopeLibvirt", dependencies: ["KVMScopeCore", "KVMScopeLive", "CLibvirt"], swiftSettings: swift6),
         // `watch`: every VM on a host as Prometheus metrics and a JSON Lines event log (QMP polling,
-        // socket discovery, the /metrics server on NIOHTTP1).
+        // socket discovery, libvirt domains through KVMScopeLibvirt, the /metrics server on NIOHTTP1).
         .target(name: "KVMScopeWatch",
-                dependencies: ["KVMScopeCore", "KVMScopeLive", "KVMScopeQMP",
+                dependencies: ["KVMScopeCore", "KVMScopeLive", "KVMScopeQMP", "KVMScopeLibvirt",
                                // --host-kernel (the host layer's readers) and --drops (the drops domain's live sources).
                                "KVMScopeHost", "KVMScopeTracefs", "KVMScopeDrops",
                                .product(name: "Prometheus", package: "swift-prometheus"),
@@ -157,7 +157,7 @@ let package = Package(
         .testTarget(name: "KVMScopeLibvirtTests",
                     dependencies: ["KVMScopeLibvirt", "KVMScopeLive", "KVMScopeTestSupport", "kvmscope"], swiftSettings: swift5),
         .testTarget(name: "KVMScopeWatchTests",
-                    dependencies: ["KVMScopeWatch", "KVMScopeLive", "KVMScopeQMP", "KVMScopeHost", "KVMScopeDrops", "KVMScopeTracefs",
+                    dependencies: ["KVMScopeWatch", "KVMScopeLive", "KVMScopeQMP", "KVMScopeLibvirt", "KVMScopeHost", "KVMScopeDrops", "KVMScopeTracefs",
                                    "KVMScopeTestSupport", "kvmscope"],
                     swiftSettings: swift5),
         .testTarget(name: "KVMScopeExplainTests",

@@ -24,6 +24,8 @@ public enum LibvirtError: KVMScopeFailure, Equatable {
     case eventsOverflowed(address: String, dropped: Int, limitBytes: Int)
     /// Any other libvirt failure, with libvirt's code and message.
     case failed(call: String, code: Int32, message: String)
+    /// The connection to the daemon went away (libvirtd restarted or stopped, keepalive gave up).
+    case connectionLost(uri: String, reason: String)
 
     public var description: String {
         switch self {
@@ -50,6 +52,7 @@ public enum LibvirtError: KVMScopeFailure, Equatable {
         case let .eventsOverflowed(address, dropped, limit):
             return "\(address): more than \(limit) bytes of QMP events waited between two reads (\(dropped) dropped): recording stopped rather than hold them"
         case let .failed(call, code, message): return "libvirt \(call) failed: \(message) (error code \(code))"
+        case let .connectionLost(uri, reason): return "the connection to libvirt at \(uri) is lost: \(reason)"
         }
     }
 

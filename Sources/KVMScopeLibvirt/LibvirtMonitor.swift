@@ -213,7 +213,7 @@ public final class LibvirtMonitor: QMPMonitor, @unchecked Sendable {
 }
 
 /// One passthrough call, run on the monitor's worker thread; its result read after it signals.
-private final class PassthroughCall: @unchecked Sendable {
+final class PassthroughCall: @unchecked Sendable {
     let domain: OpaquePointer
     let command: String
     var reply: String?

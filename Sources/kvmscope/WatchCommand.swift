@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KVMScope
 import KVMScopeWatch
+import KVMScopeLibvirt
 
 struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,12 +18,21 @@ struct WatchCommand: ParsableCommand {
         comes and goes delays only itself (kvmscope_watch_qmp_errors_total counts why). It only \
         reads: it never pauses, resumes or changes a VM. QEMU serves one client per monitor, so \
         give each VM a monitor of its own for kvmscope (not libvirt's).
+        --libvirt URI watches every running domain of that libvirt instead, through libvirt: \
+        domains and their state and read/write/flush counters from libvirt's statistics (disks \
+        named by their target, vda), kept current by libvirt's lifecycle events; BLOCK_IO_ERROR \
+        and the other QMP events with QEMU's errno text from libvirt's QMP event subscription, \
+        which sends no command and does not taint the domain. libvirt has no failed or invalid \
+        counts: those series are absent for its domains unless --libvirt-passthrough (which \
+        taints them). When libvirtd restarts, watch keeps serving and reconnects.
+
 
         Examples:
           $ kvmscope watch --qmp '/run/kvmscope/*.qmp'                     # every VM with a socket there
           $ kvmscope watch --qmp /run/vm1.qmp --qmp /run/vm2.qmp --events -   # events as JSON Lines on stdout
           $ kvmscope watch --qmp '/run/qemu/*/qmp.sock' --listen 0.0.0.0:9177 --interval 5
           $ kvmscope watch --qmp '/run/kvmscope/*.qmp' --events /var/log/kvmscope/events.jsonl
+          $ kvmscope watch --libvirt qemu:///system --events -                # every libvirt domain
           $ curl -s 127.0.0.1:9177/metrics | grep kvmscope_vm_paused
         A VM's QEMU needs a monitor like:
           -chardev socket,id=kvmscope,path=/run/kvmscope/vm1.qmp,server=on,wait=off -mon chardev=kvmscope,mode=control
@@ -43,12 +53,22 @@ struct WatchCommand: ParsableCommand {
         counted in kvmscope_watch_config_reloads_total{result="failed"}.
         SIGTERM or SIGINT stops it cleanly. Exit status: 0 stopped by a signal, 1 a host-wide \
         source that cannot be opened (e.g. /dev/kmsg without CAP_SYSLOG), 2 usage error \
-        (bad --listen, port in use, bad --interval, unwritable --events, bad --config).
+        (bad --listen, port in use, bad --interval, unwritable --events, bad --config); an \
+        unreachable libvirt is not one: watch serves the rest and keeps trying.
         """
     )
 
     @Option(name: .long, help: ArgumentHelp("A QMP monitor: a socket path, a glob of socket paths (quote it), unix:PATH or tcp:HOST:PORT. Repeatable.", valueName: "PATH|GLOB"))
     var qmp: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Watch every running domain of this libvirt (qemu:///system for the system's): domains listed and polled through libvirt's statistics, their QMP events through libvirt's event subscription; sends no monitor command and does not taint them. Repeatable.", valueName: "URI"))
+    var libvirt: [String] = []
+
+    @Flag(name: .customLong("libvirt-read-only"), help: "Open the --libvirt connections read-only (libvirt's read-only socket, which any user may use): state and counters, but libvirt gives no QMP events there, so no BLOCK_IO_ERROR.")
+    var libvirtReadOnly = false
+
+    @Flag(name: .customLong("libvirt-passthrough"), help: "Also poll each libvirt domain's query-blockstats through libvirt's QMP passthrough, for the failed and invalid operation counts libvirt's statistics lack. Changes the domains: libvirt marks each tainted (custom-monitor) until it shuts down.")
+    var libvirtPassthrough = false
 
     @Option(name: .long, help: ArgumentHelp("Where /metrics is served (default 127.0.0.1:9177, loopback: put a reverse proxy in front for TLS or auth).", valueName: "ADDR:PORT"))
     var listen: String?
@@ -82,15 +102,21 @@ struct WatchCommand: ParsableCommand {
             guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else { throw WatchError.badInterval(text) }
             interval = seconds
         }
+        if libvirt.isEmpty, libvirtReadOnly || libvirtPassthrough {
+            throw WatchError.libvirtFlagWithoutLibvirt(libvirtReadOnly ? "--libvirt-read-only" : "--libvirt-passthrough")
+        }
+        if libvirtReadOnly && libvirtPassthrough { throw WatchError.passthroughReadOnly }
         let commandLine = WatchConfig(qmp: qmp.isEmpty ? nil : qmp, listen: listen, interval: interval, events: events,
                                       hostKernel: hostKernel, blockTracepoint: blockTracepoint, drops: drops)
-        let options = try WatchService.options(commandLine: commandLine, configPath: config)
+        let options = try WatchService.options(commandLine: commandLine, configPath: config, otherSources: !libvirt.isEmpty)
         let log: WatchEventLog? = try options.events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
 
-        let watcher = Watcher(discoveries: [options.discovery], settings: options.settings, events: log)
+        let connectors = try libvirt.map { try LibvirtURIConnector(uri: $0, readOnly: libvirtReadOnly) }
+        let watcher = Watcher(discoveries: [options.discovery], libvirt: connectors, libvirtPassthrough: libvirtPassthrough,
+                              settings: options.settings, events: log, notice: { CLIOutput.error($0) })
         let metrics = watcher.metrics
         let service = WatchService(options: options, configPath: config, commandLine: commandLine, watcher: watcher,
-                                   log: { CLIOutput.error($0) })
+                                   otherSources: !libvirt.isEmpty, log: { CLIOutput.error($0) })
         try service.startSources()
         let server: MetricsHTTPServer
         do { server = try MetricsHTTPServer.start(options.listen) { metrics.render() } } catch { service.stop(); throw error }
@@ -98,7 +124,8 @@ struct WatchCommand: ParsableCommand {
         var sourcesOn = ""
         if options.hostKernel { sourcesOn += ", host kernel log" + (options.blockTracepoint ? " and block_rq_error" : "") }
         if options.drops { sourcesOn += ", packet drops" }
-        CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found, polling every \(options.intervalSeconds) s\(sourcesOn)")
+        let libvirtSaid = libvirt.isEmpty ? "" : ", and the domains of libvirt at \(libvirt.joined(separator: ", "))"
+        CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found\(libvirtSaid), polling every \(options.intervalSeconds) s\(sourcesOn)")
 
         // SIGTERM (systemd stop) and SIGINT end it: workers leave their bounded waits, the server closes.
         // The drops and tracepoint sources install the tracefs StopSignals handler (it removes

@@ -19,7 +19,10 @@ import KVMScopeTestSupport
         let port = Int(UInt16(bigEndian: sa.sin_port))
 
         for (args, words) in [
-            (["watch"], "give at least one --qmp"),
+            (["watch"], "give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp') or --libvirt URI"),
+            (["watch", "--qmp", "/run/x.qmp", "--libvirt-passthrough"], "--libvirt-passthrough goes with --libvirt URI"),
+            (["watch", "--libvirt-read-only", "--qmp", "/run/x.qmp"], "--libvirt-read-only goes with --libvirt URI"),
+            (["watch", "--libvirt", "test:///default", "--libvirt-read-only", "--libvirt-passthrough"], "--libvirt-passthrough needs a read-write"),
             (["watch", "--qmp", "/run/x.qmp", "--listen", "nonsense"], "--listen 'nonsense': no port"),
             (["watch", "--qmp", "/run/x.qmp", "--listen", "127.0.0.1:99999"], "the port must be 0-65535"),
             (["watch", "--qmp", "/run/x.qmp", "--listen", "127.0.0.1:\(port)"], "already in use"),
@@ -33,12 +36,51 @@ import KVMScopeTestSupport
         }
     }
 
+    /// The binary against libvirt's own test driver (in-process: no daemon): its running
+    /// domain `test` is watched, and the driver's lack of QMP events is said once.
+    @Test func watchesTheDomainsOfARealLibvirtConnection() throws {
+        let dir = TempDir()
+        let p = Process()
+        p.executableURL = CLIRunner.binary
+        p.arguments = ["watch", "--libvirt", "test:///default", "--listen", "127.0.0.1:0", "--interval", "0.2", "--events", dir.path + "/events.jsonl"]
+        let errPath = dir.path + "/stderr"
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        var port = 0
+        #expect(eventually(30) {
+            let text = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+            guard let r = text.range(of: #"http://127\.0\.0\.1:[0-9]+"#, options: .regularExpression) else { return false }
+            port = Int(text[r].split(separator: ":").last ?? "") ?? 0
+            return port > 0
+        })
+        #expect(eventually(30) { (try? HTTPProbe.get(port, "/metrics"))?.body.contains(#"kvmscope_vm_running{domain="test"} 1.0"#) == true })
+        let body = try HTTPProbe.get(port, "/metrics").body
+        #expect(body.contains(#"kvmscope_watch_libvirt_up{uri="test:///default"} 1.0"#))
+        #expect(body.contains(#"kvmscope_watch_libvirt_qmp_events{uri="test:///default"} 0.0"#))
+        #expect(body.contains(#"kvmscope_vm_qmp_up{domain="test"} 1.0"#))
+        kill(p.processIdentifier, SIGTERM)
+        #expect(eventually(15) { !p.isRunning }, "SIGTERM ends watch")
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let stderr = try String(contentsOfFile: errPath, encoding: .utf8)
+        #expect(stderr.components(separatedBy: "this libvirt driver has no QMP events").count == 2, "said once: \(stderr)")
+        let events = try String(contentsOfFile: dir.path + "/events.jsonl", encoding: .utf8)
+        #expect(events.contains(#""event":"connected""#) && events.contains(#""qmp":"libvirt:test?connect=test:///default""#), "\(events)")
+    }
+
     @Test func helpShowsRealExamples() throws {
         let r = try CLIRunner.run(["watch", "--help"], timeout: 30)
         #expect(r.status == 0)
         #expect(r.stdout.contains("kvmscope watch --qmp '/run/kvmscope/*.qmp'"))
         #expect(r.stdout.contains("kvmscope_vm_paused{domain,reason=\"io-error\"}"))
         #expect(r.stdout.contains("-mon chardev=kvmscope,mode=control"))
+        #expect(r.stdout.contains("kvmscope watch --libvirt qemu:///system --events -"))
+        // ArgumentParser wraps option help to the terminal's width: compare with the breaks taken out.
+        let flat = r.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(flat.contains("--libvirt-passthrough") && flat.contains("libvirt marks each tainted (custom-monitor) until it shuts down"))
         #expect(try CLIRunner.run(["--help"], timeout: 30).stdout.contains("watch"))
     }
 

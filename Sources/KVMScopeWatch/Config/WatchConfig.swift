@@ -118,9 +118,10 @@ public struct WatchConfig: Equatable, Sendable {
     }
 
     /// With the defaults filled in and every value checked (a usage error in one line).
-    public func resolved() throws -> WatchOptions {
+    /// `otherSources`: VMs come from elsewhere too (`--libvirt`), so no QMP pattern is needed.
+    public func resolved(otherSources: Bool = false) throws -> WatchOptions {
         let qmp = self.qmp ?? []
-        guard !qmp.isEmpty else { throw WatchError.noMonitors }
+        guard !qmp.isEmpty || otherSources else { throw WatchError.noMonitors }
         let interval = self.interval ?? 15
         guard interval.isFinite, interval >= 0.1, interval <= 3600 else { throw WatchError.badInterval(String(interval)) }
         let listen = try ListenAddress(parsing: self.listen ?? "127.0.0.1:9177")

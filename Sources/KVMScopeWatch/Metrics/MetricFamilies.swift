@@ -53,10 +53,10 @@ public enum WatchMetricFamilies {
         labels: ["domain", "device", "status"])
     public static let vmQMPUp = WatchMetricFamily(
         name: "kvmscope_vm_qmp_up",
-        help: "1 when the last poll of the VM's QMP monitor succeeded",
+        help: "1 when the last poll of the VM succeeded (its QMP monitor, or libvirt for a --libvirt domain)",
         labels: ["domain"])
     public static let watchVMs = WatchMetricFamily(
-        name: "kvmscope_watch_vms", help: "VMs (QMP monitors) being watched", labels: [])
+        name: "kvmscope_watch_vms", help: "VMs being watched (QMP monitors and libvirt domains)", labels: [])
     public static let watchQMPErrors = WatchMetricFamily(
         name: "kvmscope_watch_qmp_errors_total",
         help: "Failures talking to a VM's QMP monitor, by kind (connect, no-greeting, not-qmp, closed, timeout, bad-reply, command-failed, too-large, series-limit)",
@@ -105,5 +105,5 @@ public enum WatchMetricFamilies {
     public static let hostWide: [WatchMetricFamily] = [
         hostBlockErrors, netDrops, watchSeriesOverflow, watchSourceUp, watchSourceLost, watchConfigReloads,
     ]
-    public static let all: [WatchMetricFamily] = perVM + [watchVMs, watchPollDuration, watchEventLag] + hostWide
+    public static let all: [WatchMetricFamily] = perVM + [watchVMs, watchPollDuration, watchEventLag] + hostWide + libvirt
 }

@@ -9,6 +9,10 @@ public enum WatchError: KVMScopeFailure, Equatable {
     case noMonitors
     /// `--config FILE` that cannot be read or is not a valid configuration.
     case badConfig(path: String, reason: String)
+    /// --libvirt-read-only or --libvirt-passthrough without --libvirt.
+    case libvirtFlagWithoutLibvirt(String)
+    /// --libvirt-passthrough with --libvirt-read-only: libvirt refuses passthrough there.
+    case passthroughReadOnly
 
     public var description: String {
         switch self {
@@ -16,14 +20,18 @@ public enum WatchError: KVMScopeFailure, Equatable {
         case let .cannotListen(address, reason): return "cannot listen on \(address): \(reason)"
         case let .cannotOpenEventLog(path, reason): return "cannot open the event log \(path): \(reason)"
         case let .badInterval(text): return "--interval '\(text)': want seconds between 0.1 and 3600"
-        case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp')"
         case let .badConfig(path, reason): return "--config \(path): \(reason)"
+        case let .libvirtFlagWithoutLibvirt(flag): return "watch: \(flag) goes with --libvirt URI"
+        case .passthroughReadOnly:
+            return "watch: --libvirt-passthrough needs a read-write libvirt connection (libvirt refuses QMP commands on a read-only one): not with --libvirt-read-only"
+        case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp') or --libvirt URI (e.g. --libvirt qemu:///system)"
         }
     }
 
     public var isUsageError: Bool {
         switch self {
-        case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors, .badConfig: return true
+        case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors, .badConfig, .libvirtFlagWithoutLibvirt,
+             .passthroughReadOnly: return true
         }
     }
 }

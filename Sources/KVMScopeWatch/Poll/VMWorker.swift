@@ -30,7 +30,6 @@ final class VMWorker: @unchecked Sendable {
     private var settings: WatchSettings { settingsCell.value }
     private let settingsCell: WatchSettingsCell
     private let metrics: WatchMetrics
-    private let events: (any WatchEventSink)?
     /// Asks the watcher for a `domain` label no other VM has (QEMU's -name may repeat across VMs).
     private let claimName: @Sendable (Int, String) -> String
 
@@ -39,11 +38,9 @@ final class VMWorker: @unchecked Sendable {
     private var finished = false
     private let done = DispatchSemaphore(value: 0)
 
-    // Worker-thread state.
-    private var domain: String
-    /// BLOCK_IO_ERROR's node-name or qdev → the device label (from the last query-block).
-    private var aliases: [String: String] = [:]
-    private var knownDevices: Set<String> = []
+    // Worker-thread state: the VM's series and event log lines.
+    private let writer: VMSeriesWriter
+    private var domain: String { writer.domain }
 
     init(id: Int, source: any VMSource, settings: WatchSettingsCell, metrics: WatchMetrics, events: (any WatchEventSink)?,
          claimName: @escaping @Sendable (Int, String) -> String) {
@@ -51,10 +48,10 @@ final class VMWorker: @unchecked Sendable {
         self.source = source
         settingsCell = settings
         self.metrics = metrics
-        self.events = events
         self.claimName = claimName
-        domain = claimName(id, source.fallbackName)
-        metrics.addVM(id, domain: domain)
+        writer = VMSeriesWriter(id: id, domain: claimName(id, source.fallbackName), address: source.address,
+                                metrics: metrics, events: events)
+        metrics.addVM(id, domain: writer.domain)
         metrics.setGauge(WatchMetricFamilies.vmQMPUp, vm: id, [], to: 0)
         metrics.touch(WatchMetricFamilies.watchQMPReconnects, vm: id, [])
     }
@@ -122,9 +119,7 @@ final class VMWorker: @unchecked Sendable {
            let name = reply["name"] as? String, !name.isEmpty {
             rename(to: BlockStatsParser.clip(name))
         }
-        var connected = WatchEventRecord(type: .connection, time: Date().timeIntervalSince1970, domain: domain, qmp: source.address, event: "connected")
-        connected.qemuVersion = m.qemuVersion
-        events?.write(connected)
+        writer.log(connection: "connected", message: nil, qemuVersion: m.qemuVersion)
         // A STOP, RESUME or error asks for the new state now, not at the next interval; but at
         // most once per `minRefresh`, so a guest retrying a failing disk thousands of times a
         // second (each retry a BLOCK_IO_ERROR) costs one poll a second, not one per event.
@@ -164,84 +159,32 @@ final class VMWorker: @unchecked Sendable {
         let block = BlockStatsParser.parseBlock(try m.execute("query-block", arguments: nil, timeout: t))
         let stats = BlockStatsParser.parseBlockStats(try m.execute("query-blockstats", arguments: nil, timeout: t))
         metrics.recordPoll(seconds: Self.now() - started)
-        aliases = block.aliases
-
-        let F = WatchMetricFamilies.self
-        metrics.setGauge(F.vmQMPUp, vm: id, [], to: 1)
-        metrics.setGauge(F.vmRunning, vm: id, [], to: status.running ? 1 : 0)
-        if status.running { metrics.setAll(F.vmPaused, vm: id, to: 0) } else { metrics.setState(F.vmPaused, vm: id, [status.status]) }
-
-        var refused = stats.skipped > 0
-        let devices = Set(stats.disks.map(\.device))
-        for disk in stats.disks {
-            for (kind, c) in disk.operations {
-                let labels = [disk.device, kind.rawValue]
-                if let v = c.operations { refused = !metrics.setCounter(F.blockOperations, vm: id, labels, to: v) || refused }
-                if let v = c.bytes { refused = !metrics.setCounter(F.blockBytes, vm: id, labels, to: v) || refused }
-                if let v = c.totalTimeNs { refused = !metrics.setCounter(F.blockOperationSeconds, vm: id, labels, to: v, scale: 1e-9) || refused }
-                if let v = c.failed { refused = !metrics.setCounter(F.blockFailedOperations, vm: id, labels, to: v) || refused }
-                if let v = c.invalid { refused = !metrics.setCounter(F.blockInvalidOperations, vm: id, labels, to: v) || refused }
-            }
-        }
-        for (device, s) in block.ioStatus {
-            for value in ["ok", "failed", "nospace"] { metrics.setGauge(F.blockIOStatus, vm: id, [device, value], to: value == s ? 1 : 0) }
-        }
-        // Disks that left (DEVICE_DELETED, blockdev-del): their series end with them.
-        if devices != knownDevices {
-            metrics.remove([F.blockOperations, F.blockBytes, F.blockOperationSeconds, F.blockFailedOperations, F.blockInvalidOperations],
-                           vm: id, keepingFirstLabel: devices)
-            knownDevices = devices
-        }
-        metrics.remove([F.blockIOStatus], vm: id, keepingFirstLabel: Set(block.ioStatus.keys))
-        if refused { metrics.increment(F.watchQMPErrors, vm: id, ["series-limit"]) }
+        writer.aliases = block.aliases
+        writer.apply(VMPollResult(running: status.running, status: status.status, disks: stats.disks,
+                                  ioStatus: block.ioStatus, skippedEntries: stats.skipped))
     }
 
     /// Counts and logs one event; true when the VM's state should be polled now.
-    private func handle(_ message: QMPMessage) -> Bool {
-        guard let event = Self.event(from: message) else { return false }
-        if let t = event.time { metrics.setEventLag(seconds: Date().timeIntervalSince1970 - t) }
-        var device = ""
-        if let e = event.blockIOError {
-            device = BlockStatsParser.diskName(device: e.device, qdev: nil)
-                ?? e.nodeName.flatMap { aliases[$0] } ?? e.qomPath.flatMap { aliases[$0] }
-                ?? e.nodeName.map(BlockStatsParser.clip) ?? ""
-            let errno = BlockIOErrorExplanation.errno(of: e)
-            let labels = [device, BlockStatsParser.clip(e.nodeName ?? ""), e.operation.rawValue, e.action.rawValue, errno?.name ?? "unknown"]
-            if !metrics.increment(WatchMetricFamilies.blockIOErrors, vm: id, labels) {
-                metrics.increment(WatchMetricFamilies.watchQMPErrors, vm: id, ["series-limit"])
-            }
-        }
-        let record = WatchEventRecord(event: event, domain: domain, qmp: source.address, device: device)
-        events?.write(record)
-        return ["BLOCK_IO_ERROR", "STOP", "RESUME", "RESET", "DEVICE_DELETED", "BLOCK_JOB_ERROR"].contains(event.name)
-    }
+    private func handle(_ message: QMPMessage) -> Bool { writer.handle(message) }
 
     // MARK: - Helpers
 
     private func rename(to wanted: String) {
         let name = claimName(id, wanted)
         guard name != domain else { return }
-        domain = name
+        writer.domain = name
         metrics.renameVM(id, to: name)
     }
 
     /// The monitor is gone: the VM's state is unknown, so its state gauges are dropped rather than left at a guess.
-    private func lostState() {
-        let F = WatchMetricFamilies.self
-        metrics.setGauge(F.vmQMPUp, vm: id, [], to: 0)
-        metrics.remove([F.vmRunning, F.vmPaused, F.blockIOStatus], vm: id)
-    }
+    private func lostState() { writer.lostState() }
 
     private func count(_ error: any Error) {
         metrics.increment(WatchMetricFamilies.watchQMPErrors, vm: id, [Self.kind(of: error)])
         metrics.setGauge(WatchMetricFamilies.vmQMPUp, vm: id, [], to: 0)
     }
 
-    private func log(connection event: String, message: String) {
-        var r = WatchEventRecord(type: .connection, time: Date().timeIntervalSince1970, domain: domain, qmp: source.address, event: event)
-        r.message = message
-        events?.write(r)
-    }
+    private func log(connection event: String, message: String) { writer.log(connection: event, message: message) }
 
     /// Sleeps `seconds` in slices, returning early on a stop request.
     private func sleep(_ seconds: Double) {

@@ -1,4 +1,5 @@
 import Foundation
+import KVMScopeLibvirt
 
 /// `kvmscope watch` without its CLI and HTTP server: discovery every interval, one `VMWorker`
 /// per VM found, and the metrics they keep. Scrapes read `metrics` only.
@@ -19,22 +20,52 @@ public final class Watcher: @unchecked Sendable {
     private var scanThread: Thread?
     private let scanDone = DispatchSemaphore(value: 0)
 
-    public init(discoveries: [any VMDiscovery], settings: WatchSettings = WatchSettings(),
-                metrics: WatchMetrics = WatchMetrics(), events: (any WatchEventSink)? = nil) {
+    private let libvirtConnectors: [any LibvirtHostConnector]
+    private let libvirtPassthrough: Bool
+    private let notice: @Sendable (String) -> Void
+    private var libvirtWorkers: [LibvirtDomainsWorker] = []
+
+    /// `libvirt`: one connection each (`--libvirt URI`), its running domains watched beside the
+    /// QMP monitors; `libvirtPassthrough` polls their query-blockstats through libvirt (which
+    /// taints them). `notice` gets one-line messages for the operator (standard error).
+    public init(discoveries: [any VMDiscovery], libvirt: [any LibvirtHostConnector] = [], libvirtPassthrough: Bool = false,
+                settings: WatchSettings = WatchSettings(), metrics: WatchMetrics = WatchMetrics(),
+                events: (any WatchEventSink)? = nil, notice: @escaping @Sendable (String) -> Void = { _ in }) {
         self.discoveries = discoveries
+        self.libvirtConnectors = libvirt
+        self.libvirtPassthrough = libvirtPassthrough
         cell = WatchSettingsCell(settings)
         self.metrics = metrics
         self.events = events
+        self.notice = notice
     }
 
-    /// The VMs being watched now, by source key → domain label.
+    /// The VMs being watched now, by source key (or `libvirt:NAME`) → domain label.
     public var watched: [String: String] {
-        lock.withLock { workers.mapValues { names[$0.id] ?? "" } }
+        var out = lock.withLock { workers.mapValues { names[$0.id] ?? "" } }
+        for w in lock.withLock({ libvirtWorkers }) { out.merge(w.watched) { a, _ in a } }
+        return out
     }
 
-    /// Scans now and then every interval on a thread of its own, until `stop`.
+    /// Scans now and then every interval on a thread of its own, until `stop`; each libvirt
+    /// connection on a thread of its own (with the settings at start: a reload's new interval
+    /// reaches the QMP workers, not the libvirt ones).
     public func start() {
         rescan()
+        let hooks = LibvirtDomainsWorker.Hooks(
+            allocateID: { [weak self] in self?.allocateID() ?? 0 },
+            claimName: { [weak self] id, wanted in self?.claim(id, wanted) ?? wanted },
+            releaseName: { [weak self] id in self?.release(id) },
+            notice: notice)
+        let startSettings = settings
+        let startedLibvirt = lock.withLock {
+            libvirtWorkers = libvirtConnectors.map {
+                LibvirtDomainsWorker(connector: $0, settings: startSettings, metrics: metrics, events: events,
+                                     passthrough: libvirtPassthrough, hooks: hooks)
+            }
+            return libvirtWorkers
+        }
+        for w in startedLibvirt { w.start() }
         let t = Thread { [self] in
             while true {
                 let end = VMWorker.now() + settings.intervalSeconds
@@ -63,8 +94,7 @@ public final class Watcher: @unchecked Sendable {
                 ended.append(w)
             }
             for (key, source) in found.sorted(by: { $0.key < $1.key }) where workers[key] == nil {
-                nextID += 1
-                let w = VMWorker(id: nextID, source: source, settings: cell, metrics: metrics, events: events,
+                let w = VMWorker(id: allocateID(), source: source, settings: cell, metrics: metrics, events: events,
                                  claimName: { [weak self] id, wanted in self?.claim(id, wanted) ?? wanted })
                 workers[key] = w
                 started.append(w)
@@ -91,10 +121,17 @@ public final class Watcher: @unchecked Sendable {
             return Array(workers.values)
         }
         if scanThread != nil { _ = scanDone.wait(timeout: .now() + seconds) }
+        let libvirt = lock.withLock { libvirtWorkers }
         for w in all { w.requestStop() }
+        for w in libvirt { w.requestStop() }
         let end = VMWorker.now() + seconds
         for w in all { _ = w.join(seconds: max(0, end - VMWorker.now())) }
+        for w in libvirt { _ = w.join(seconds: max(0, end - VMWorker.now())) }
     }
+
+    private func allocateID() -> Int { lock.withLock { nextID += 1; return nextID } }
+
+    private func release(_ id: Int) { lock.withLock { _ = names.removeValue(forKey: id) } }
 
     private func retire(_ w: VMWorker) {
         w.requestStop()

@@ -17,6 +17,8 @@ public final class WatchService: @unchecked Sendable {
     private let commandLine: WatchConfig
     /// Discoveries that do not come from `qmp` (kept across reloads).
     private let otherDiscoveries: [any VMDiscovery]
+    /// VMs come from outside the configuration too (`--libvirt`): a reload may leave no QMP pattern.
+    private let otherSources: Bool
     private let log: @Sendable (String) -> Void
     private let lock = NSLock()
     private var hostKernel: HostKernelWatch?
@@ -31,19 +33,20 @@ public final class WatchService: @unchecked Sendable {
     }
 
     public init(options: WatchOptions, configPath: String?, commandLine: WatchConfig, watcher: Watcher,
-                otherDiscoveries: [any VMDiscovery] = [], log: @escaping @Sendable (String) -> Void) {
+                otherDiscoveries: [any VMDiscovery] = [], otherSources: Bool = false, log: @escaping @Sendable (String) -> Void) {
         self.options = options
         self.configPath = configPath
         self.commandLine = commandLine
         self.watcher = watcher
         self.otherDiscoveries = otherDiscoveries
+        self.otherSources = otherSources || !otherDiscoveries.isEmpty
         self.log = log
     }
 
     /// The options of the command line over the file (when there is one), resolved.
-    public static func options(commandLine: WatchConfig, configPath: String?) throws -> WatchOptions {
+    public static func options(commandLine: WatchConfig, configPath: String?, otherSources: Bool = false) throws -> WatchOptions {
         let file = try configPath.map(WatchConfig.load) ?? WatchConfig()
-        return try commandLine.merged(over: file).resolved()
+        return try commandLine.merged(over: file).resolved(otherSources: otherSources)
     }
 
     /// Opens the host-wide sources the options turn on. At start a source that cannot be
@@ -65,7 +68,7 @@ public final class WatchService: @unchecked Sendable {
         }
         let series = watcher.metrics.host
         let next: WatchOptions
-        do { next = try Self.options(commandLine: commandLine, configPath: configPath) } catch {
+        do { next = try Self.options(commandLine: commandLine, configPath: configPath, otherSources: otherSources) } catch {
             series.add(WatchMetricFamilies.watchConfigReloads, ["failed"])
             log("watch: reload failed, keeping the configuration in use: \(error)")
             return false
