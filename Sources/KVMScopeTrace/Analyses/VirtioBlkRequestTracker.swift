@@ -82,6 +82,10 @@ public struct VirtioBlkRequestTracker {
     var pausedSinceNs: Int64?
     var latencies: [VirtioBlkOperation: OperationAccumulator] = [:]
     var notes = Notes()
+    /// Pops since the open elements were last searched for ones to shed (see `pop`).
+    var popsSinceShed = VirtioBlkRequestTracker.maxTrackedElements / 8
+    /// Times the open elements were searched (for the test that keeps it bounded).
+    var shedPasses = 0
 
     struct DeviceCounters {
         var queues: [UInt64] = []
