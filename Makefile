@@ -42,11 +42,14 @@ build:
 # one per subcommand, so they never drift from --help. The plugin builds every product first; in
 # debug, so it reuses `swift build`'s build and never touches the release binary.
 # The pages carry the commit's date, not the build's, so a rebuild of one commit is identical.
+# EXIT STATUS is each command's own (from its help text; packaging/man-exit-status), checked
+# by packaging/check-man.
 MANDATE := $(shell d=$$(git log -1 --format=%cs 2>/dev/null) && [ -n "$$d" ] && echo "--date $$d")
 man:
 	$(SWIFT) package plugin generate-manual --configuration debug --multi-page \
 		--authors "the kvmscope authors" $(MANDATE) </dev/null
 	packaging/collect-man .build/plugins/GenerateManual/outputs/kvmscope $(STAGE)/man
+	packaging/check-man $(STAGE)/man
 
 completions: build
 	mkdir -p $(STAGE)/completions
