@@ -3,6 +3,7 @@
 #   make                     the release binary (Swift runtime linked in) and its man pages/completions
 #   make install PREFIX=/usr/local DESTDIR=   install them (DESTDIR for packagers)
 #   make deb                 kvmscope_VERSION_amd64.deb (packaging/make-deb)
+#   make rpm                 kvmscope-VERSION-1.x86_64.rpm (packaging/make-rpm, needs rpmbuild)
 #   make check-binary        the binary runs with the toolchain hidden (packaging/check-binary)
 #
 # `swift build` alone still works for development; this file is only the way to a host install.
@@ -28,7 +29,7 @@ endif
 RELEASE_FLAGS := -c release --static-swift-stdlib
 STAGE := .build/pkg
 
-.PHONY: all build man completions install install-staged uninstall deb check-binary clean-pkg
+.PHONY: all build man completions install install-staged uninstall deb rpm check-binary clean-pkg
 all: build man completions
 
 # SwiftPM decides what is stale; the release binary is copied (stripped) to the staging tree.
@@ -42,11 +43,14 @@ build:
 # one per subcommand, so they never drift from --help. The plugin builds every product first; in
 # debug, so it reuses `swift build`'s build and never touches the release binary.
 # The pages carry the commit's date, not the build's, so a rebuild of one commit is identical.
+# EXIT STATUS is each command's own (from its help text; packaging/man-exit-status), checked
+# by packaging/check-man.
 MANDATE := $(shell d=$$(git log -1 --format=%cs 2>/dev/null) && [ -n "$$d" ] && echo "--date $$d")
 man:
 	$(SWIFT) package plugin generate-manual --configuration debug --multi-page \
 		--authors "the kvmscope authors" $(MANDATE) </dev/null
 	packaging/collect-man .build/plugins/GenerateManual/outputs/kvmscope $(STAGE)/man
+	packaging/check-man $(STAGE)/man
 
 completions: build
 	mkdir -p $(STAGE)/completions
@@ -75,6 +79,9 @@ uninstall:
 
 deb: all
 	packaging/make-deb
+
+rpm: all
+	packaging/make-rpm
 
 check-binary: build
 	packaging/check-binary $(STAGE)/kvmscope

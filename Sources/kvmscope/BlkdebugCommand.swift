@@ -8,6 +8,9 @@ struct BlkdebugCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blkdebug",
         abstract: "Check QEMU blkdebug rule files and turn them into -blockdev options.",
+        discussion: """
+        Exit status: 0 this help (`kvmscope blkdebug` without a subcommand), 2 usage error (an unknown subcommand); each subcommand's help gives its own.
+        """,
         subcommands: [BlkdebugCheckCommand.self, BlkdebugEventsCommand.self]
     )
 }
@@ -26,7 +29,7 @@ struct BlkdebugCheckCommand: ParsableCommand {
           rules.cfg: 1 inject-error rule, 0 set-state rules: 1 error, 0 warnings, 0 notes
           $ kvmscope blkdebug check --image disk.img --blockdev rules.cfg
           $ kvmscope blkdebug check --json rules.cfg
-        Exit status: 0 no errors or warnings, 1 errors or warnings, 2 usage error.
+        Exit status: 0 no errors or warnings (notes are fine), 1 errors or warnings (or an unreadable file), 2 usage error.
         """
     )
 
@@ -92,6 +95,7 @@ struct BlkdebugEventsCommand: ParsableCommand {
           $ kvmscope blkdebug events
           read_aio              format-data-path  kvmscope: yes
           l2_load               image-format      kvmscope: no
+        Exit status: 0 listed, 2 usage error.
         """
     )
 

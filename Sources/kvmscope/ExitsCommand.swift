@@ -42,7 +42,7 @@ struct ExitsCommand: ParsableCommand {
         Real output lines:
           EXTERNAL_INTERRUPT              3        60.00%   ...
                                  VM-EXIT    Samples  Samples%     Time%    Min Time    Max Time         Avg time
-        Exit status: 0 ok, 1 events were lost (counts too low) or failure, 2 usage error.
+        Exit status: 0 ok (also a recording in which no exit fired: a warning says so), 1 events were lost (the counts are too low), a --vcpu or --reason that matches no exit, or failure, 2 usage error (also an input with no kvm_exit/kvm_entry events).
         """
     )
 

@@ -19,7 +19,7 @@ struct IoCommand: ParsableCommand {
           4 KiB, 1 ops; 00.00 sec (64.438 MiB/sec and 16496.2059 ops/sec)
           $ kvmscope io --rules write-eio.cfg disk.img -c 'write 1M 4k'
           write failed: Input/output error
-        Exit status: 0 every command succeeded, 1 a command failed, 2 usage error.
+        Exit status: 0 every command succeeded, 1 a command failed (or the image or rules were refused: not raw, locked, bad rules), 2 usage error.
         """
     )
 

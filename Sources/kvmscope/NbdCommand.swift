@@ -8,6 +8,9 @@ struct NbdCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nbd",
         abstract: "A fault-injecting NBD server that QEMU, qemu-io, qemu-img and the Linux NBD client use.",
+        discussion: """
+        Exit status: 0 this help (`kvmscope nbd` without a subcommand), 2 usage error (an unknown subcommand); `kvmscope nbd serve --help` gives serve's.
+        """,
         subcommands: [NbdServeCommand.self]
     )
 }

@@ -29,7 +29,7 @@ struct TraceCommand: ParsableCommand {
           $ kvmscope trace --events-only --filter 'virtio_blk_*' --grep ret=-5 lab/scenarios/write-eio/trace.log
           virtio_blk_rw_complete 0.000 tid=21601 vdev=0x564184f66810 req=0x56418437e2c0 ret=0xfffffffffffffffb
           $ tail -f qemu.log | kvmscope trace --follow -
-        Exit status: 0 no failures and nothing stuck, 1 failures or leaked requests (or an input error), 2 usage error.
+        Exit status: 0 no failures and nothing stuck (always with --events-only), 1 failures or leaked requests (or an unreadable input), 2 usage error (also an input that is not a QEMU trace).
         """
     )
 

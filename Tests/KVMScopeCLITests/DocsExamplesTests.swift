@@ -6,7 +6,8 @@ import KVMScopeTestSupport
 /// example or a file in the repository (a lab capture, a fixture) is run, and the lines the doc
 /// shows under it must appear in the real output, in order (output lines the doc leaves out, or
 /// marks with `...`, are skipped); a doc line ending in `...` matches an output line it begins.
-/// Commands on the reader's own files (`trace.txt`, `disk.img`) or live systems are not run.
+/// Commands on the reader's own files (`trace.txt`, `disk.img`) or live systems are not run;
+/// `drops` and `exits` are run when they read a capture in the repository (named last).
 @Suite struct DocsExamplesTests {
     struct Example: CustomStringConvertible {
         let page: String, line: Int, arguments: [String], expected: [String]
@@ -48,7 +49,11 @@ import KVMScopeTestSupport
         if let hash = command.range(of: "   #") ?? command.range(of: "  #") { command = String(command[..<hash.lowerBound]) }
         if command.contains("|") || command.contains(">") || command.contains("$") || command.contains("'") || command.contains("\"") { return nil }
         let args = command.split(separator: " ").map(String.init)
-        guard let sub = args.first, !["record", "drops", "exits", "nbd", "io"].contains(sub) || args.contains("--example") else { return nil }
+        guard let sub = args.first else { return nil }
+        // drops and exits read a capture when one is named last (else they record live).
+        let readsAFile = ["drops", "exits"].contains(sub) && !args.contains("--live") && !args.contains("--record")
+            && args.count > 1 && args.last.map { !$0.hasPrefix("-") && $0 != "-" } == true
+        guard !["record", "drops", "exits", "nbd", "io"].contains(sub) || args.contains("--example") || readsAFile else { return nil }
         if args.contains("--example") { return args }
         for a in args.dropFirst() where !a.hasPrefix("-") && (a.contains("/") || a.contains(".")) {
             if !FileManager.default.fileExists(atPath: root.appendingPathComponent(a).path) { return nil }
