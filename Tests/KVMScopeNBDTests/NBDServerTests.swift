@@ -48,9 +48,15 @@ final class TestServer {
     let port: Int
     var uri: String { "nbd://127.0.0.1:\(port)" }
 
+    /// - sparseData: make the image sparse (ftruncate) with data only at these (offset, bytes).
     init(rules: String? = nil, size: Int = 16 << 20, fill: Bool = false, socket: Bool = false,
-         limits: NBDServerLimits = NBDServerLimits()) throws {
-        image = dir.image("disk.img", size: size, fill: fill)
+         limits: NBDServerLimits = NBDServerLimits(), sparseData: [(Int64, Int)]? = nil) throws {
+        let dir = self.dir
+        if let sparseData {
+            image = sparseImage(dir, "disk.img", size: Int64(size), data: sparseData)
+        } else {
+            image = dir.image("disk.img", size: size, fill: fill)
+        }
         let config = rules.map { BlkdebugConfigReader().parse($0, file: "rules.cfg").config }
         backend = FaultInjectingBackend(image: try RawImageFile(path: image), rules: config)
         var listen: [NBDServer.Listen] = [.tcp(host: "127.0.0.1", port: 0)]
