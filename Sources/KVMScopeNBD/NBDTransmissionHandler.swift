@@ -293,13 +293,15 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             release(p.reserved)
             return
         }
-        let allowed: UInt16
+        // proto.md, "Command flags": with NBD_FLAG_SEND_FUA advertised (always), FUA "is valid for
+        // all commands ... the server MUST accept all commands with this bit set (even by
+        // ignoring the bit)"; a READ, FLUSH or BLOCK_STATUS writes nothing, so it changes nothing.
+        var allowed = NBD.CommandFlag.fua
         switch command {
-        case .read: allowed = session.structuredReplies ? NBD.CommandFlag.dontFragment : 0
-        case .write, .trim: allowed = NBD.CommandFlag.fua
-        case .writeZeroes: allowed = NBD.CommandFlag.fua | NBD.CommandFlag.noHole
-        case .blockStatus: allowed = NBD.CommandFlag.reqOne
-        default: allowed = 0
+        case .read: if session.structuredReplies { allowed |= NBD.CommandFlag.dontFragment }
+        case .writeZeroes: allowed |= NBD.CommandFlag.noHole
+        case .blockStatus: allowed |= NBD.CommandFlag.reqOne
+        default: break
         }
         if r.flags & ~allowed != 0 {
             return sendError(context, p, .einval, "flags 0x\(String(r.flags, radix: 16)) not valid for \(command.name)")

@@ -257,6 +257,33 @@ func sparseImage(_ dir: TempDir, _ name: String = "sparse.img", size: Int64, dat
         #expect(ch.isActive)
     }
 
+    @Test func fuaIsAcceptedOnEveryCommand() throws {
+        // proto.md: with SEND_FUA the server "MUST accept all commands with this bit set".
+        let dir = TempDir()
+        let ch = try negotiated(sparseImage(dir, size: 1 << 20))
+        let fua = NBD.CommandFlag.fua
+        #expect(firstDescriptors(try send(ch, blockStatus(cookie: 1, offset: 0, length: 4096, flags: fua | NBD.CommandFlag.reqOne)))
+                == [NBDBlockDescriptor(length: 4096, flags: 3)])
+        let read = be(NBD.requestMagic) + be(fua) + be(NBD.Command.read.rawValue) + be(UInt64(2)) + be(UInt64(0)) + be(UInt32(512))
+        #expect(chunks(try send(ch, read)).first?.type == NBD.ReplyType.offsetData)
+        let flush = be(NBD.requestMagic) + be(fua) + be(NBD.Command.flush.rawValue) + be(UInt64(3)) + be(UInt64(0)) + be(UInt32(0))
+        #expect(errorValue(try send(ch, flush)) == 0)
+    }
+
+    @Test func extendedHeadersAreRefusedAndAnExtendedRequestAfterwardsClosesTheConnection() throws {
+        // No client here speaks NBD_OPT_EXTENDED_HEADERS (libnbd 1.14, QEMU 7.2): it is refused
+        // (NBD_REP_ERR_UNSUP, the spec's "compact headers only"), and a client that sends
+        // 32-byte extended requests anyway is a framing violation: the connection is closed.
+        let dir = TempDir()
+        let ch = try channel(image: sparseImage(dir, size: 1 << 20))
+        #expect(optionReplies(try send(ch, option(11))).map(\.type) == [NBD.Reply.errUnsup])
+        _ = try send(ch, option(8))
+        _ = try send(ch, go())
+        let extended = be(UInt32(0x21e4_1c71)) + be(UInt16(0)) + be(NBD.Command.read.rawValue) + be(UInt64(1)) + be(UInt64(0)) + be(UInt64(512))
+        _ = try? send(ch, extended)
+        #expect(!ch.isActive)
+    }
+
     @Test func aBackendThatBreaksTheSeamDoesNotMakeTheServerBreakTheProtocol() {
         // Runs past the request, zero-length and negative runs, equal neighbours.
         let d = NBDBlockDescriptor.descriptors(for: [BlockExtent(length: 0), BlockExtent(length: 10), BlockExtent(length: -5),
