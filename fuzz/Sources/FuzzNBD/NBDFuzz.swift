@@ -206,6 +206,7 @@ public enum NBDFuzz {
         while i + 28 <= b.count {
             guard be(UInt32.self, b, i) == NBD.requestMagic else { return (cookies, isRead, requests, true, true) }
             let type = be(UInt16.self, b, i + 6)
+            let flags = be(UInt16.self, b, i + 4)
             let cookie = be(UInt64.self, b, i + 8)
             let length = Int(be(UInt32.self, b, i + 24))
             if type == NBD.Command.disconnect.rawValue { return (cookies, isRead, requests, true, false) }
@@ -218,7 +219,7 @@ public enum NBDFuzz {
             }
             cookies.append(cookie)
             isRead.append(type == NBD.Command.read.rawValue)
-            requests.append((type, be(UInt16.self, b, i + 4), UInt32(length)))
+            requests.append((type, flags, UInt32(length)))
             i += 28
         }
         return (cookies, isRead, requests, false, false)
