@@ -9,6 +9,8 @@ public struct NBDConnectionSummary: Sendable, Equatable {
     public var bytesRead: UInt64 = 0
     public var writes = 0
     public var bytesWritten: UInt64 = 0
+    /// NBD_CMD_BLOCK_STATUS queries answered with descriptors.
+    public var blockStatusQueries = 0
     /// False when the client left (or was closed) before choosing an export.
     public var reachedTransmission = false
     /// Why the server closed it (timeout, protocol violation), nil when the client left.

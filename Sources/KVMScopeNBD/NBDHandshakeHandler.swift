@@ -24,6 +24,9 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
     private var finished = false
     private var noZeroes = false
     private var structuredReplies = false
+    /// The export for which the last NBD_OPT_SET_META_CONTEXT selected `base:allocation` (nil:
+    /// no context selected). Block status is allowed only if the client then picks that export.
+    private var allocationContextExport: String?
     private var options = 0
     private var timeout: Scheduled<Void>?
     private var summary = NBDConnectionSummary()
@@ -203,10 +206,40 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             reply(context, code, NBD.Reply.ack)
             context.flush()
 
+        case .listMetaContext, .setMetaContext:
+            handleMetaContext(context, code: code, data: data, listing: code == NBD.Option.listMetaContext.rawValue)
+
         default:
-            // STARTTLS, meta contexts (block status), extended headers and unknown options.
+            // STARTTLS, extended headers and unknown options.
             errorReply(context, code, NBD.Reply.errUnsup, "option \(code) is not supported by kvmscope")
         }
+    }
+
+    /// NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT (proto.md, "Option types"). Both need
+    /// structured replies first (block status replies are structured; QEMU's nbd/server.c
+    /// refuses both the same way). A SET replaces the previous selection even when it fails.
+    private func handleMetaContext(_ context: ChannelHandlerContext, code: UInt32, data: ByteBuffer, listing: Bool) {
+        if !listing { allocationContextExport = nil }
+        let name = listing ? "NBD_OPT_LIST_META_CONTEXT" : "NBD_OPT_SET_META_CONTEXT"
+        guard structuredReplies else {
+            return errorReply(context, code, NBD.Reply.errInvalid, "\(name) needs NBD_OPT_STRUCTURED_REPLY first")
+        }
+        guard let request = NBDMetaContextOption(data) else {
+            return errorReply(context, code, NBD.Reply.errInvalid, "malformed \(name) data")
+        }
+        guard export.matches(request.exportName) else {
+            return errorReply(context, code, NBD.Reply.errUnknown, "no export named '\(request.exportName)'")
+        }
+        if request.namesAllocation(listing: listing) {
+            // In a list the id "is reserved and SHOULD be set to zero".
+            var entry = ByteBuffer()
+            entry.writeInteger(listing ? 0 : NBD.MetaContext.allocationID)
+            entry.writeString(NBD.MetaContext.allocation)
+            reply(context, code, NBD.MetaContext.reply, entry)
+            if !listing { allocationContextExport = export.name }
+        }
+        reply(context, code, NBD.Reply.ack)
+        context.flush()
     }
 
     /// The export is chosen: swap the handshake handlers for the transmission ones.
@@ -214,7 +247,10 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
         context.flush()
         finished = true
         timeout?.cancel()
-        let session = NBDSession(client: client, structuredReplies: structuredReplies, connectedAt: connectedAt)
+        // proto.md: block status only if the last SET_META_CONTEXT named the export chosen now.
+        let allocationID = allocationContextExport == export.name ? NBD.MetaContext.allocationID : nil
+        let session = NBDSession(client: client, structuredReplies: structuredReplies, connectedAt: connectedAt,
+                                 allocationContextID: allocationID)
         do {
             try context.pipeline.syncOperations.enterNBDTransmissionPhase(configuration: configuration, session: session,
                                                                           handshakeHandler: self)
@@ -230,4 +266,14 @@ public struct NBDSession: Sendable {
     public var client: String
     public var structuredReplies: Bool
     public var connectedAt: NIODeadline
+    /// The id NBD_OPT_SET_META_CONTEXT gave `base:allocation` for this export; nil: the client
+    /// selected no context, and NBD_CMD_BLOCK_STATUS gets EINVAL.
+    public var allocationContextID: UInt32?
+
+    public init(client: String, structuredReplies: Bool, connectedAt: NIODeadline, allocationContextID: UInt32? = nil) {
+        self.client = client
+        self.structuredReplies = structuredReplies
+        self.connectedAt = connectedAt
+        self.allocationContextID = allocationContextID
+    }
 }

@@ -55,6 +55,8 @@ public enum NBDServerMessage: Equatable {
     case structuredDone(cookie: UInt64)
     /// Structured NBD_REPLY_TYPE_ERROR with DONE: error value and a human-readable message.
     case structuredError(cookie: UInt64, error: UInt32, message: String)
+    /// Structured NBD_REPLY_TYPE_BLOCK_STATUS with DONE: one context's descriptors (at least one).
+    case structuredBlockStatus(cookie: UInt64, contextID: UInt32, descriptors: [NBDBlockDescriptor])
 }
 
 /// Protocol violations after which the connection cannot continue (framing is lost).

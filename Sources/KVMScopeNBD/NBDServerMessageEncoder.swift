@@ -60,6 +60,15 @@ public final class NBDServerMessageEncoder: ChannelOutboundHandler, RemovableCha
             out.writeInteger(error)
             out.writeInteger(UInt16(text.count))
             out.writeBytes(text)
+
+        case let .structuredBlockStatus(cookie, contextID, descriptors):
+            // At most NBD.maximumBlockStatusDescriptors: 4 + 8 × 16384 bytes, far below 2^32.
+            writeChunkHeader(&out, type: NBD.replyTypeBlockStatus, cookie: cookie, length: UInt32(4 + 8 * descriptors.count))
+            out.writeInteger(contextID)
+            for d in descriptors {
+                out.writeInteger(d.length)
+                out.writeInteger(d.flags)
+            }
         }
         return nil
     }

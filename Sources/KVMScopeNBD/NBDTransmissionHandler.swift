@@ -233,6 +233,11 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         switch p.request.command {
         case .read?: data = p.request.length <= NBD.maximumPayload ? Int(p.request.length) : 0
         case .write?: data = p.discardPayload ? 0 : Int(p.request.length)
+        case .blockStatus?:
+            // The reply's descriptors, 8 bytes each: at most one per byte asked about, one with
+            // REQ_ONE, never more than a chunk holds.
+            let one = p.request.flags & NBD.CommandFlag.reqOne != 0
+            data = 8 * (one ? 1 : min(Int(p.request.length), NBD.maximumBlockStatusDescriptors))
         default: data = 0
         }
         return data + NBDServerLimits.requestOverheadBytes
@@ -280,7 +285,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
 
     private func start(_ context: ChannelHandlerContext, _ p: Pending) {
         let r = p.request
-        guard let command = r.command, command != .cache, command != .blockStatus else {
+        guard let command = r.command, command != .cache else {
             return sendError(context, p, .einval, "command \(r.type) is not supported")
         }
         if command == .disconnect {
@@ -288,12 +293,15 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             release(p.reserved)
             return
         }
-        let allowed: UInt16
+        // proto.md, "Command flags": with NBD_FLAG_SEND_FUA advertised (always), FUA "is valid for
+        // all commands ... the server MUST accept all commands with this bit set (even by
+        // ignoring the bit)"; a READ, FLUSH or BLOCK_STATUS writes nothing, so it changes nothing.
+        var allowed = NBD.CommandFlag.fua
         switch command {
-        case .read: allowed = session.structuredReplies ? NBD.CommandFlag.dontFragment : 0
-        case .write, .trim: allowed = NBD.CommandFlag.fua
-        case .writeZeroes: allowed = NBD.CommandFlag.fua | NBD.CommandFlag.noHole
-        default: allowed = 0
+        case .read: if session.structuredReplies { allowed |= NBD.CommandFlag.dontFragment }
+        case .writeZeroes: allowed |= NBD.CommandFlag.noHole
+        case .blockStatus: allowed |= NBD.CommandFlag.reqOne
+        default: break
         }
         if r.flags & ~allowed != 0 {
             return sendError(context, p, .einval, "flags 0x\(String(r.flags, radix: 16)) not valid for \(command.name)")
@@ -308,6 +316,15 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         // anything else is a malformed request (EINVAL), never a number to convert.
         if command == .flush && (r.offset != 0 || r.length != 0) {
             return sendError(context, p, .einval, "flush with offset \(r.offset) and length \(r.length) (both must be 0)")
+        }
+        // proto.md: a client MUST NOT send NBD_CMD_BLOCK_STATUS without a selected context, and
+        // "servers SHOULD reply with NBD_EINVAL". A 0-byte query is unspecified ("SHOULD NOT
+        // disconnect"): EINVAL too, as there is no descriptor of length 0 to answer with.
+        if command == .blockStatus && session.allocationContextID == nil {
+            return sendError(context, p, .einval, "block status without a metadata context (select base:allocation with NBD_OPT_SET_META_CONTEXT)")
+        }
+        if command == .blockStatus && r.length == 0 {
+            return sendError(context, p, .einval, "block status of 0 bytes")
         }
         let size = UInt64(backend.size)
         let (end, overflow) = r.offset.addingReportingOverflow(UInt64(r.length))
@@ -324,6 +341,13 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         }
         let length = Int64(r.length)
         let fua = r.flags & NBD.CommandFlag.fua != 0
+        if command == .blockStatus {
+            // An lseek per run, no data: inline on the loop, like page-cache reads. Nothing of
+            // this connection runs meanwhile (pump starts nothing while `ioBusy`), so it sees
+            // every write answered before it.
+            let result = backend.blockStatus(offset: offset, length: length)
+            return finish(context, p, command, result.completion, extents: result.extents)
+        }
         let backend = self.backend, allocator = context.channel.allocator, payload = p.payload
         let io: @Sendable () -> (BlockCompletion, ByteBuffer?) = {
             switch command {
@@ -350,7 +374,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             case .flush:
                 return (backend.flush(), nil)
             case .disconnect, .cache, .blockStatus:
-                return (BlockCompletion(errno: EINVAL), nil)
+                return (BlockCompletion(errno: EINVAL), nil)   // answered above
             }
         }
         let done = { [self] (completion: BlockCompletion, data: ByteBuffer?) in
@@ -383,7 +407,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private func finish(_ context: ChannelHandlerContext, _ p: Pending, _ command: NBD.Command,
-                        _ completion: BlockCompletion, data: ByteBuffer? = nil) {
+                        _ completion: BlockCompletion, data: ByteBuffer? = nil, extents: [BlockExtent] = []) {
         let r = p.request
         var wire: NBD.WireError?
         if completion.errno != 0 { wire = NBD.WireError(hostErrno: completion.errno) }
@@ -396,6 +420,16 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             summary.errorReplies += 1
             let why = completion.faults.first.map { "injected by \($0.rule.location)" } ?? "I/O error on the image"
             message = errorMessage(r, wire, why)
+        } else if command == .blockStatus {
+            let descriptors = NBDBlockDescriptor.descriptors(for: extents, requested: r.length,
+                                                             one: r.flags & NBD.CommandFlag.reqOne != 0)
+            if descriptors.isEmpty {
+                summary.errorReplies += 1
+                message = errorMessage(r, .eio, "the backend reported no allocation for \(r.offset)+\(r.length)")
+            } else {
+                summary.blockStatusQueries += 1
+                message = .structuredBlockStatus(cookie: r.cookie, contextID: session.allocationContextID ?? 0, descriptors: descriptors)
+            }
         } else if command == .read {
             if session.structuredReplies {
                 message = r.length == 0 ? .structuredDone(cookie: r.cookie) : .structuredData(cookie: r.cookie, offset: r.offset, data: data!)
@@ -435,7 +469,9 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     private func errorMessage(_ r: NBDRequest, _ error: NBD.WireError, _ text: String) -> NBDServerMessage {
         // Once structured replies are negotiated, every READ reply must be structured (QEMU
         // drops the connection on a simple one); other commands may use simple replies.
-        if session.structuredReplies && r.type == NBD.Command.read.rawValue {
+        // Block status errors are structured too: they are answered only when a context was
+        // selected, which needs structured replies, and the chunk carries the message.
+        if session.structuredReplies && (r.type == NBD.Command.read.rawValue || r.type == NBD.Command.blockStatus.rawValue) {
             return .structuredError(cookie: r.cookie, error: error.rawValue, message: text)
         }
         return .simpleReply(error: error.rawValue, cookie: r.cookie, data: nil)

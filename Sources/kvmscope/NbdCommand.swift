@@ -241,7 +241,9 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         var line = "client \(client) disconnected after \(String(format: "%.1f", s.connectedSeconds)) s"
         if s.reachedTransmission {
             line += ": \(plural(s.requests, "request")) (\(plural(s.reads, "read")) \(QemuIOFormat.size(Double(s.bytesRead))), "
-                + "\(plural(s.writes, "write")) \(QemuIOFormat.size(Double(s.bytesWritten))), \(plural(s.errorReplies, "error reply", "error replies")))"
+                + "\(plural(s.writes, "write")) \(QemuIOFormat.size(Double(s.bytesWritten))), "
+                + (s.blockStatusQueries > 0 ? "\(plural(s.blockStatusQueries, "block status query", "block status queries")), " : "")
+                + "\(plural(s.errorReplies, "error reply", "error replies")))"
         } else {
             line += " without choosing an export"
         }

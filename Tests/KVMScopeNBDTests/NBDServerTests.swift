@@ -48,9 +48,15 @@ final class TestServer {
     let port: Int
     var uri: String { "nbd://127.0.0.1:\(port)" }
 
+    /// - sparseData: make the image sparse (ftruncate) with data only at these (offset, bytes).
     init(rules: String? = nil, size: Int = 16 << 20, fill: Bool = false, socket: Bool = false,
-         limits: NBDServerLimits = NBDServerLimits()) throws {
-        image = dir.image("disk.img", size: size, fill: fill)
+         limits: NBDServerLimits = NBDServerLimits(), sparseData: [(Int64, Int)]? = nil) throws {
+        let dir = self.dir
+        if let sparseData {
+            image = sparseImage(dir, "disk.img", size: Int64(size), data: sparseData)
+        } else {
+            image = dir.image("disk.img", size: size, fill: fill)
+        }
         let config = rules.map { BlkdebugConfigReader().parse($0, file: "rules.cfg").config }
         backend = FaultInjectingBackend(image: try RawImageFile(path: image), rules: config)
         var listen: [NBDServer.Listen] = [.tcp(host: "127.0.0.1", port: 0)]
@@ -363,9 +369,9 @@ final class TestServer {
         let list = try outbound(ch)
         #expect(list == be(NBD.optionReplyMagic) + be(UInt32(3)) + be(UInt32(2)) + be(UInt32(8)) + be(UInt32(4)) + Array("disk".utf8)
                 + be(NBD.optionReplyMagic) + be(UInt32(3)) + be(UInt32(1)) + be(UInt32(0)))
-        try ch.writeInbound(ByteBuffer(bytes: be(NBD.optionMagic) + be(UInt32(10)) + be(UInt32(0))))
+        try ch.writeInbound(ByteBuffer(bytes: be(NBD.optionMagic) + be(UInt32(99)) + be(UInt32(0))))
         let unsup = try outbound(ch)
-        #expect(Array(unsup[8..<16]) == be(UInt32(10)) + be(NBD.Reply.errUnsup))
+        #expect(Array(unsup[8..<16]) == be(UInt32(99)) + be(NBD.Reply.errUnsup))
         try ch.writeInbound(ByteBuffer(bytes: be(NBD.optionMagic) + be(UInt32(1)) + be(UInt32(4)) + Array("disk".utf8)))
         let reply = try outbound(ch)
         #expect(reply.count == 8 + 2 + 124)

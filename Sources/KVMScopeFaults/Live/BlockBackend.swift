@@ -5,6 +5,8 @@ public enum BlockOperation: String, Sendable, Codable {
     case read, write
     case writeZeroes = "write-zeroes"
     case discard, flush
+    /// An allocation query (NBD_CMD_BLOCK_STATUS; blkdebug's `block-status` iotype).
+    case blockStatus = "block-status"
 
     public var iotype: BlkdebugIOType {
         switch self {
@@ -13,6 +15,7 @@ public enum BlockOperation: String, Sendable, Codable {
         case .writeZeroes: return .writeZeroes
         case .discard: return .discard
         case .flush: return .flush
+        case .blockStatus: return .blockStatus
         }
     }
 }

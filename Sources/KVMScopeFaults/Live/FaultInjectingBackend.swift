@@ -10,6 +10,7 @@ import Foundation
 /// | write zeroes | pwritev_zero, (I/O), pwritev_done                  | write-zeroes |
 /// | discard      | —                                                  | discard      |
 /// | flush        | flush_to_os; if anything was written since the last successful flush: flush_to_disk, (fsync) | flush |
+/// | block status | —                                                  | block-status |
 ///
 /// A FUA write (or any write with `writethrough`, qemu-io's default cache mode) is the write
 /// followed by a flush, as QEMU emulates FUA on files. Like blkdebug, an injected error skips the
@@ -164,5 +165,15 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
             lock.unlock()
         }
         return completion(fault, ioErrno: e)
+    }
+
+    /// SEEK_DATA/SEEK_HOLE on the image (`RawImageFile.allocation`). blkdebug checks a block
+    /// status query against its rules with iotype block-status and fires no event
+    /// (block/blkdebug.c `blkdebug_co_block_status`); an injected error skips the query.
+    public func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult {
+        let fault = decide([], .blockStatus, offset: offset, length: length)
+        if let fault, fault.errno != 0 { return BlockStatusResult(completion: completion(fault), extents: []) }
+        let (e, extents) = image.allocation(offset: offset, length: length)
+        return BlockStatusResult(completion: completion(fault, ioErrno: e), extents: extents)
     }
 }

@@ -44,4 +44,25 @@ final class MemoryBackend: BlockBackend, @unchecked Sendable {
     }
 
     func flush() -> BlockCompletion { .ok }
+
+    /// 4 KiB blocks that are all zeroes are holes, the others data. When the disk's first byte
+    /// is 0xb5 the backend breaks the seam's promises instead (runs of length 0 and below, runs
+    /// past the request), which the server must not turn into a protocol violation.
+    func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult {
+        FuzzNBDCheck.require(length > 0 && length <= size, "NBD handler passed a block status length of \(length)")
+        let r = range(offset, Int(length))
+        if bytes[0] == 0xb5 {
+            return BlockStatusResult(extents: [BlockExtent(length: 0), BlockExtent(length: -7, isHole: true),
+                                               BlockExtent(length: 3), BlockExtent(length: Int64.max, isHole: true, readsAsZeroes: true)])
+        }
+        var extents: [BlockExtent] = []
+        var i = r.lowerBound
+        while i < r.upperBound {
+            let end = min((i / 4096 + 1) * 4096, r.upperBound)
+            let hole = bytes[(i / 4096 * 4096)..<min(i / 4096 * 4096 + 4096, bytes.count)].allSatisfy { $0 == 0 }
+            extents.append(BlockExtent(length: Int64(end - i), isHole: hole, readsAsZeroes: hole))
+            i = end
+        }
+        return BlockStatusResult(extents: extents)
+    }
 }

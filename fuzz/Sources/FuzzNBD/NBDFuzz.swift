@@ -19,14 +19,17 @@ enum FuzzNBDCheck {
 public enum NBDFuzz {
     static let diskSize = 64 * 1024
 
-    /// Client bytes that negotiate fixed newstyle, structured replies and GO for "disk"
-    /// (NBD protocol.md, "Fixed newstyle negotiation").
+    /// Client bytes that negotiate fixed newstyle, structured replies, the base:allocation
+    /// metadata context and GO for "disk" (NBD protocol.md, "Fixed newstyle negotiation",
+    /// "Metadata querying"), so that block status requests are served.
     public static let handshake: [UInt8] = {
         var b: [UInt8] = []
         func be<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.bigEndian) { b += $0 } }
         be(UInt32(NBD.ClientFlag.fixedNewstyle | NBD.ClientFlag.noZeroes))
         be(NBD.optionMagic); be(NBD.Option.structuredReply.rawValue); be(UInt32(0))
-        let name = Array("disk".utf8)
+        let name = Array("disk".utf8), context = Array(NBD.MetaContext.allocation.utf8)
+        be(NBD.optionMagic); be(NBD.Option.setMetaContext.rawValue); be(UInt32(4 + name.count + 4 + 4 + context.count))
+        be(UInt32(name.count)); b += name; be(UInt32(1)); be(UInt32(context.count)); b += context
         be(NBD.optionMagic); be(NBD.Option.go.rawValue); be(UInt32(4 + name.count + 2))
         be(UInt32(name.count)); b += name; be(UInt16(0))
         return b
@@ -114,6 +117,7 @@ public enum NBDFuzz {
         pieces += chunks(body, sizes: sizes)
         let (output, closed) = converse(pieces)
         let expected = expectedCookies(body)
+        FuzzNBDCheck.require(expected.requests.count == expected.cookies.count, "NBD fuzz: request bookkeeping")
         var replies: [UInt64] = []
         var simple: [Bool] = []
         var i = setup
@@ -132,9 +136,17 @@ public enum NBDFuzz {
                                  "NBD: reply \(replies.count) has magic 0x\(String(magic, radix: 16))")
             let flags = be(UInt16.self, output, i + 4)
             FuzzNBDCheck.require(flags == NBD.replyFlagDone, "NBD: reply chunk without DONE")
+            let type = be(UInt16.self, output, i + 6)
+            let length = Int(be(UInt32.self, output, i + 16))
+            if type == NBD.replyTypeBlockStatus {
+                let k = replies.count
+                FuzzNBDCheck.require(k < expected.requests.count && expected.requests[k].type == NBD.Command.blockStatus.rawValue,
+                                     "NBD: a block status chunk answers request \(k), which is not a block status query")
+                if k < expected.requests.count { checkBlockStatus(output, at: i + 20, length: length, request: expected.requests[k]) }
+            }
             replies.append(be(UInt64.self, output, i + 8))
             simple.append(false)
-            i += 20 + Int(be(UInt32.self, output, i + 16))
+            i += 20 + length
         }
         FuzzNBDCheck.require(i == output.count, "NBD: reply stream does not end on a chunk boundary: \(hex(output[setup...]))")
         // After a bad magic the connection closes; replies not flushed by then are dropped
@@ -152,6 +164,28 @@ public enum NBDFuzz {
         if expected.stopsConnection { FuzzNBDCheck.require(closed, "NBD: a bad magic or disconnect left the connection open") }
     }
 
+    /// proto.md, NBD_REPLY_TYPE_BLOCK_STATUS: the context id SET_META_CONTEXT gave, one or more
+    /// descriptors of nonzero length, exactly one with REQ_ONE, none past the request (kvmscope
+    /// never answers beyond it), at most the documented number.
+    static func checkBlockStatus(_ output: [UInt8], at start: Int, length: Int, request: (type: UInt16, flags: UInt16, length: UInt32)) {
+        FuzzNBDCheck.require(length >= 12 && (length - 4) % 8 == 0 && start + length <= output.count,
+                             "NBD: block status chunk of \(length) bytes")
+        guard length >= 12, start + length <= output.count else { return }
+        FuzzNBDCheck.require(be(UInt32.self, output, start) == NBD.MetaContext.allocationID, "NBD: block status with another context id")
+        let count = (length - 4) / 8
+        FuzzNBDCheck.require(count <= NBD.maximumBlockStatusDescriptors, "NBD: \(count) descriptors in one chunk")
+        if request.flags & NBD.CommandFlag.reqOne != 0 { FuzzNBDCheck.require(count == 1, "NBD: \(count) descriptors with REQ_ONE") }
+        var sum: UInt64 = 0
+        for d in 0..<count {
+            let n = be(UInt32.self, output, start + 4 + 8 * d)
+            let flags = be(UInt32.self, output, start + 8 + 8 * d)
+            FuzzNBDCheck.require(n > 0, "NBD: a block status descriptor of length 0")
+            FuzzNBDCheck.require(flags & ~3 == 0, "NBD: base:allocation flags 0x\(String(flags, radix: 16))")
+            sum += UInt64(n)
+        }
+        FuzzNBDCheck.require(sum <= UInt64(request.length), "NBD: block status descriptors cover \(sum) of \(request.length) bytes")
+    }
+
     static func hex(_ b: ArraySlice<UInt8>) -> String { b.prefix(256).map { String(format: "%02x", $0) }.joined() }
 
     static func be<T: FixedWidthInteger>(_: T.Type, _ b: [UInt8], _ at: Int) -> T {
@@ -162,17 +196,20 @@ public enum NBDFuzz {
 
     /// The cookies of the requests the server must answer: whole requests up to the first
     /// bad magic or NBD_CMD_DISC (requests.md: "the server MUST NOT reply to DISC").
-    static func expectedCookies(_ body: ArraySlice<UInt8>) -> (cookies: [UInt64], isRead: [Bool], stopsConnection: Bool, badMagic: Bool) {
+    static func expectedCookies(_ body: ArraySlice<UInt8>)
+        -> (cookies: [UInt64], isRead: [Bool], requests: [(type: UInt16, flags: UInt16, length: UInt32)], stopsConnection: Bool, badMagic: Bool) {
         let b = Array(body)
         var cookies: [UInt64] = []
         var isRead: [Bool] = []
+        var requests: [(type: UInt16, flags: UInt16, length: UInt32)] = []
         var i = 0
         while i + 28 <= b.count {
-            guard be(UInt32.self, b, i) == NBD.requestMagic else { return (cookies, isRead, true, true) }
+            guard be(UInt32.self, b, i) == NBD.requestMagic else { return (cookies, isRead, requests, true, true) }
             let type = be(UInt16.self, b, i + 6)
+            let flags = be(UInt16.self, b, i + 4)
             let cookie = be(UInt64.self, b, i + 8)
             let length = Int(be(UInt32.self, b, i + 24))
-            if type == NBD.Command.disconnect.rawValue { return (cookies, isRead, true, false) }
+            if type == NBD.Command.disconnect.rawValue { return (cookies, isRead, requests, true, false) }
             if type == NBD.Command.write.rawValue {
                 // Answered once its whole payload has arrived (EINVAL after skipping it when
                 // over NBD.maximumPayload); replies go out in request order, so nothing after
@@ -182,8 +219,9 @@ public enum NBDFuzz {
             }
             cookies.append(cookie)
             isRead.append(type == NBD.Command.read.rawValue)
+            requests.append((type, flags, UInt32(length)))
             i += 28
         }
-        return (cookies, isRead, false, false)
+        return (cookies, isRead, requests, false, false)
     }
 }
