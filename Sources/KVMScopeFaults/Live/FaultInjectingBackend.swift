@@ -1,7 +1,8 @@
 import Foundation
 
-/// A raw image with blkdebug's rule engine in front, firing the events QEMU's block layer fires
-/// for a raw image under blkdebug (`-drive file=blkdebug:rules.cfg:disk.img,format=raw`):
+/// A disk (a raw image file, or an upstream NBD export: any `LowerDisk`) with blkdebug's rule
+/// engine in front, firing the events QEMU's block layer fires for a raw image under blkdebug
+/// (`-drive file=blkdebug:rules.cfg:disk.img,format=raw`, or `blkdebug:rules.cfg:nbd:...`):
 ///
 /// | request      | events, in order                                   | checked as   |
 /// |--------------|----------------------------------------------------|--------------|
@@ -12,10 +13,12 @@ import Foundation
 /// | flush        | flush_to_os; if anything was written since the last successful flush: flush_to_disk, (fsync) | flush |
 ///
 /// A FUA write (or any write with `writethrough`, qemu-io's default cache mode) is the write
-/// followed by a flush, as QEMU emulates FUA on files. Like blkdebug, an injected error skips the
+/// followed by a flush, as QEMU emulates FUA on files; a disk that does FUA itself (an NBD
+/// upstream with NBD_FLAG_SEND_FUA) gets it passed down instead, as QEMU's block layer passes
+/// BDRV_REQ_FUA to a driver whose supported_write_flags have it (block/io.c bdrv_driver_pwritev). Like blkdebug, an injected error skips the
 /// I/O; a flush with nothing written since the last successful one does nothing and cannot fail.
 public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
-    public let image: RawImageFile
+    public let image: any LowerDisk
     /// qemu-io's default (`-t writethrough`): every write carries FUA.
     public let writethrough: Bool
     private var engine: FaultRuleEngine?
@@ -24,7 +27,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     private var writeGeneration: UInt64 = 0
     private var flushedGeneration: UInt64 = 0
 
-    public init(image: RawImageFile, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
+    public init(image: any LowerDisk, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
                 clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds) {
         self.image = image
         self.writethrough = writethrough
@@ -33,6 +36,15 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
 
     public var size: Int64 { image.size }
     public var isReadOnly: Bool { image.isReadOnly }
+
+    /// The disk's, but FUA always: emulated by a flush when the disk does not do it itself, and
+    /// also honoured by a disk without a cache (nothing to flush, writes are durable). Flush is
+    /// announced only when the disk has one.
+    public var capabilities: DiskCapabilities {
+        var c = image.capabilities
+        c.fua = true
+        return c
+    }
 
     /// Swaps in new rules (SIGHUP): a fresh engine, as if blkdebug were reopened (state 1, `none` fired).
     public func replaceRules(_ rules: BlkdebugConfig?, seed: UInt64 = 1) {
@@ -96,36 +108,38 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     public func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> BlockCompletion {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([.writeAIO, .pwritev], .write, offset: offset, length: Int64(buffer.count))
+        let nativeFUA = (fua || writethrough) && image.capabilities.fua
         var result: BlockCompletion
         if let fault, fault.errno != 0 {
             result = completion(fault)
         } else {
-            result = completion(fault, ioErrno: image.write(offset: offset, from: buffer))
+            result = completion(fault, ioErrno: image.write(offset: offset, from: buffer, fua: nativeFUA))
         }
         fire(.pwritevDone)
-        if result.succeeded && (fua || writethrough) { result = merge(result, flush()) }
+        if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
         return result
     }
 
     public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([.pwritevZero], .writeZeroes, offset: offset, length: length)
+        let nativeFUA = (fua || writethrough) && image.capabilities.fua
         var result: BlockCompletion
         if let fault, fault.errno == EOPNOTSUPP {
             // QEMU's block layer answers ENOTSUP from write-zeroes by writing a zeroed buffer,
             // which blkdebug then checks as a write.
             let again = decide([], .write, offset: offset, length: length)
             let e: Int32
-            if let again, again.errno != 0 { e = again.errno } else { e = image.writeZeroes(offset: offset, length: length, mayUnmap: false) }
+            if let again, again.errno != 0 { e = again.errno } else { e = image.writeZeroes(offset: offset, length: length, mayUnmap: false, fua: nativeFUA) }
             result = BlockCompletion(errno: e, delayNanoseconds: fault.delayNanoseconds + (again?.delayNanoseconds ?? 0),
                                      faults: [fault] + (again.map { [$0] } ?? []))
         } else if let fault, fault.errno != 0 {
             result = completion(fault)
         } else {
-            result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap))
+            result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA))
         }
         fire(.pwritevDone)
-        if result.succeeded && (fua || writethrough) { result = merge(result, flush()) }
+        if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
         return result
     }
 
@@ -164,5 +178,11 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
             lock.unlock()
         }
         return completion(fault, ioErrno: e)
+    }
+
+    /// The disk's allocation (an NBD upstream's base:allocation), unchanged by the rules.
+    public func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult {
+        let (e, extents) = image.blockAllocation(offset: offset, length: length)
+        return BlockStatusResult(completion: BlockCompletion(errno: e), extents: extents)
     }
 }
