@@ -362,7 +362,9 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         // event loop, so that a slow fsync holds up only this client, not the other connections of
         // its loop. Page-cache reads and writes stay on the loop: the thread hop costs more than
         // they do (release build, 4 KiB reads at depth 1: 11 000/s through the pool, 25 800/s inline).
-        let reachesDisk = command == .flush || (fua && command != .read)
+        // A disk behind a peer (an NBD upstream) waits for a network round trip on every call:
+        // all of them run off the loop.
+        let reachesDisk = backend.capabilities.callsWaitOnPeer || command == .flush || (fua && command != .read)
         guard let pool = configuration.ioThreads, reachesDisk else {
             let (completion, data) = io()
             return done(completion, data)
