@@ -78,13 +78,14 @@ public final class NBDClient: @unchecked Sendable {
         self.timeout = timeout
         self.log = log
         self.slots = DispatchSemaphore(value: max(1, maxInFlight))
-        let socket = try NBDClientSocket.connect(uri.transport, timeout: timeout)
-        self.socket = socket
-        var handshake = NBDClientHandshake(socket: socket, exportName: uri.exportName, deadline: Date().addingTimeInterval(timeout))
+        // Every failure names the URI: "nbd+unix:///?socket=/s: cannot connect to /s: ...".
         do {
+            let socket = try NBDClientSocket.connect(uri.transport, timeout: timeout)
+            self.socket = socket
+            var handshake = NBDClientHandshake(socket: socket, exportName: uri.exportName, deadline: Date().addingTimeInterval(timeout))
             export = try handshake.run()
         } catch let e as NBDClientError {
-            throw NBDClientError("upstream \(uri): \(e.message)")
+            throw NBDClientError("\(uri): \(e.message)")
         }
         let thread = Thread { [self] in readLoop(); readerDone.signal() }
         thread.name = "kvmscope-nbd-upstream"
