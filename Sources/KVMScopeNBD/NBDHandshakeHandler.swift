@@ -40,8 +40,15 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
     private var observer: (any NBDServerObserver)? { configuration.observer }
 
     private var transmissionFlags: UInt16 {
-        var f = NBD.TransmissionFlag.hasFlags | NBD.TransmissionFlag.sendFlush | NBD.TransmissionFlag.sendFUA
-            | NBD.TransmissionFlag.sendTrim | NBD.TransmissionFlag.sendWriteZeroes | NBD.TransmissionFlag.canMultiConn
+        // Only what the disk does: a proxy for an upstream without TRIM or WRITE_ZEROES (or one
+        // that is read-only) announces neither, so that clients do not send what would fail.
+        let can = backend.capabilities
+        var f = NBD.TransmissionFlag.hasFlags
+        if can.flush { f |= NBD.TransmissionFlag.sendFlush }
+        if can.fua { f |= NBD.TransmissionFlag.sendFUA }
+        if can.trim { f |= NBD.TransmissionFlag.sendTrim }
+        if can.writeZeroes { f |= NBD.TransmissionFlag.sendWriteZeroes }
+        if can.multiConn { f |= NBD.TransmissionFlag.canMultiConn }
         if backend.isReadOnly { f |= NBD.TransmissionFlag.readOnly }
         // Reads are always answered in one chunk, so "don't fragment" is honoured by construction.
         if structuredReplies { f |= NBD.TransmissionFlag.sendDF }
@@ -188,8 +195,8 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             }
             var sizes = ByteBuffer()
             sizes.writeInteger(NBD.Info.blockSize)
-            sizes.writeInteger(NBD.minimumBlockSize)
-            sizes.writeInteger(NBD.preferredBlockSize)
+            sizes.writeInteger(backend.capabilities.minimumBlockSize)
+            sizes.writeInteger(backend.capabilities.preferredBlockSize)
             sizes.writeInteger(NBD.maximumPayload)
             reply(context, code, NBD.Reply.info, sizes)
             reply(context, code, NBD.Reply.ack)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KVMScope
+import KVMScopeNBD
 
 struct IoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,11 +20,13 @@ struct IoCommand: ParsableCommand {
           4 KiB, 1 ops; 00.00 sec (64.438 MiB/sec and 16496.2059 ops/sec)
           $ kvmscope io --rules write-eio.cfg disk.img -c 'write 1M 4k'
           write failed: Input/output error
+        IMAGE may also be an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH), as for qemu-io: the same commands and rules, on the upstream's export (its size, read-only flag and commands; flushes forwarded). Its format is probed like a file's and anything but raw is refused; with -f raw the bytes are taken as they are.
+          $ kvmscope io 'nbd+unix:///?socket=/tmp/q.sock' -c 'read -P 0 0 64k'
         Exit status: 0 every command succeeded, 1 a command failed (or the image or rules were refused: not raw, locked, bad rules), 2 usage error.
         """
     )
 
-    @Argument(help: "Raw disk image.")
+    @Argument(help: "Raw disk image, or an NBD URI (nbd://..., nbd+unix://...).")
     var image: String
 
     @Option(name: [.customShort("c"), .customLong("cmd")], help: "A qemu-io command; repeat for several.")
@@ -63,10 +66,21 @@ struct IoCommand: ParsableCommand {
     }
 
     func run() throws {
-        // Probes the format and takes QEMU's image locks; they last as long as `file`.
-        let opened = try RawImageOpener.open(path: image, format: format, readOnly: readOnly, forceShare: forceShare, tool: .io)
-        if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
-        let file = opened.file
+        let file: any LowerDisk
+        var upstream: NBDClient?
+        if NBDURI.looksLikeURI(image) {
+            let client = try NBDClient(uri: try NBDURI.parse(image)) { CLIOutput.error($0) }
+            upstream = client
+            let disk = NBDUpstreamDisk(client: client, readOnly: readOnly)
+            if format == nil { try Self.refuseIfNotRaw(disk, uri: image) }
+            file = disk
+        } else {
+            // Probes the format and takes QEMU's image locks; they last as long as `file`.
+            let opened = try RawImageOpener.open(path: image, format: format, readOnly: readOnly, forceShare: forceShare, tool: .io)
+            if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
+            file = opened.file
+        }
+        defer { upstream?.close() }
         let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
         let backend = FaultInjectingBackend(image: file, rules: config, seed: seed, writethrough: cache == "writethrough")
         let session = QemuIOSession(backend: backend, out: { CLIOutput.write($0) },
@@ -92,5 +106,19 @@ struct IoCommand: ParsableCommand {
             if interactive { CLIOutput.write("\n") }
         }
         if failed { throw ExitCode.failure }
+    }
+
+    /// qemu-io probes an NBD export's content as it probes a file's: an export whose bytes are a
+    /// qcow2 (qemu-nbd -f raw on a qcow2 file) would have its metadata written as data.
+    static func refuseIfNotRaw(_ disk: NBDUpstreamDisk, uri: String) throws {
+        let n = Int(min(Int64(ImageFormatProbe.bufferSize), disk.size))
+        var header = [UInt8](repeating: 0, count: ImageFormatProbe.bufferSize)
+        let e = header.withUnsafeMutableBytes { disk.read(offset: 0, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
+        guard e == 0 else { throw KVMScopeError.readFailed(path: uri, reason: "could not read the export to determine its format") }
+        let m = ImageFormatProbe.probe(header: header, fileSize: disk.size, filename: uri)
+        guard m.isRaw else {
+            throw FaultsError.imageNotRaw(path: uri, format: m.format, evidence: m.evidence, tool: "kvmscope io", verb: "reads and writes",
+                                          advice: "serve the image with `qemu-nbd -f \(m.format)` so that the export is its disk")
+        }
     }
 }

@@ -18,7 +18,7 @@ struct NbdCommand: ParsableCommand {
 struct NbdServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve a raw image over NBD with blkdebug rules in front of it.",
+        abstract: "Serve a raw image, or another NBD server's export, over NBD with blkdebug rules in front of it.",
         discussion: """
         Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
 
@@ -32,12 +32,22 @@ struct NbdServeCommand: ParsableCommand {
           write failed: Input/output error
           $ kvmscope nbd serve disk.img --socket /tmp/nbd.sock
           (QEMU: -drive file=nbd:unix:/tmp/nbd.sock,format=raw)
+
+        Proxy mode: --upstream nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH forwards every request to that NBD server (qemu-nbd serving a qcow2, nbdkit, remote storage) with the rules applied on the way; the export has the upstream's size, read-only flag, block sizes, and only the commands the upstream offers. Flushes are forwarded and answered after the upstream's reply. When the upstream goes away, requests fail with EIO (one log line says why); nothing waits for ever.
+          $ qemu-nbd -f qcow2 -k /tmp/q.sock disk.qcow2 &
+          $ kvmscope nbd serve --upstream 'nbd+unix:///?socket=/tmp/q.sock' --rules write-eio.cfg
         Exit status: 0 stopped by a signal, 1 failure (rules, image, address), 2 usage error.
         """
     )
 
-    @Argument(help: "Raw disk image to serve.")
-    var image: String
+    @Argument(help: "Raw disk image to serve (or --upstream).")
+    var image: String?
+
+    @Option(help: "Serve this NBD server's export instead of an image: nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH.")
+    var upstream: String?
+
+    @Option(help: "Seconds an upstream may take to answer a request (no byte received) before it is given up on.")
+    var upstreamTimeout: Double = 30
 
     @Option(help: "blkdebug rules file (kvmscope blkdebug check explains problems).")
     var rules: String?
@@ -103,6 +113,18 @@ struct NbdServeCommand: ParsableCommand {
     var idleTimeout: Double = 0
 
     func validate() throws {
+        switch (image, upstream) {
+        case (nil, nil): throw ValidationError("give an image to serve, or --upstream URI")
+        case (.some, .some): throw ValidationError("give an image or --upstream, not both")
+        default: break
+        }
+        if upstream != nil {
+            if format != nil { throw ValidationError("-f applies to an image file; an upstream serves its own format (qemu-nbd -f FORMAT)") }
+            if forceShare { throw ValidationError("-U applies to an image file; the upstream server does its own locking") }
+            // Every upstream request waits on the network: on an event loop it would stall the loop's other clients.
+            if ioThreads == 0 { throw ValidationError("--io-threads 0 cannot be used with --upstream (every request waits on the upstream)") }
+            if !(upstreamTimeout > 0 && upstreamTimeout <= 86_400) { throw ValidationError("--upstream-timeout must be a number of seconds above 0 and at most 86400") }
+        }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         if let problem = RawImageOpener.validate(format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe) {
@@ -133,11 +155,23 @@ struct NbdServeCommand: ParsableCommand {
     }
 
     func run() throws {
-        // Probes the format and takes QEMU's image locks (an image kvmscope cannot lock is not
-        // served); they last as long as `file`, which the backend keeps until the process exits.
-        let opened = try RawImageOpener.open(path: image, format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe)
-        if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
-        let file = opened.file
+        let file: any LowerDisk
+        let served: String
+        var upstreamClient: NBDClient?
+        if let upstream {
+            let uri = try NBDURI.parse(upstream)
+            let client = try NBDClient(uri: uri, timeout: upstreamTimeout) { CLIOutput.error($0) }
+            upstreamClient = client
+            file = NBDUpstreamDisk(client: client, readOnly: readOnly)
+            served = uri.text
+        } else {
+            // Probes the format and takes QEMU's image locks (an image kvmscope cannot lock is not
+            // served); they last as long as `file`, which the backend keeps until the process exits.
+            let opened = try RawImageOpener.open(path: image!, format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe)
+            if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
+            file = opened.file
+            served = image!
+        }
         let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
         let backend = FaultInjectingBackend(image: file, rules: config, seed: seed)
         let writer = try log.map { try FaultLogWriter(path: $0) }
@@ -148,18 +182,18 @@ struct NbdServeCommand: ParsableCommand {
         if socket == nil || listen != nil || port != nil {
             let host = listen ?? "127.0.0.1"
             if !Self.isLoopback(host) {
-                CLIOutput.warning("listening on \(host): anyone who can reach it can read and write \(image) (NBD has no authentication)")
+                CLIOutput.warning("listening on \(host): anyone who can reach it can read and write \(served) (NBD has no authentication)")
             }
             addresses.append(.tcp(host: host, port: port ?? 10809))
         }
         if let socket { addresses.append(.unix(path: socket)) }
 
-        let server = NBDServer(export: NBDExport(name: exportName, description: "kvmscope: \(image)", backend: backend),
+        let server = NBDServer(export: NBDExport(name: exportName, description: "kvmscope: \(served)", backend: backend),
                                listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                limits: limits, ioThreads: ioThreads)
         let uris = try server.start()
         let ruleText = config.map { " with \($0.injectErrors.count + $0.setStates.count) rule\($0.injectErrors.count + $0.setStates.count == 1 ? "" : "s") from \(rules!)" } ?? " without rules"
-        CLIOutput.error("serving \(image) (\(QemuIOFormat.size(Double(file.size))))\(ruleText)")
+        CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamClient.map { " " + Self.describe($0.export) } ?? ""))\(ruleText)")
         CLIOutput.write(uris.joined(separator: "\n") + "\n")
 
         let signals = DispatchQueue(label: "kvmscope.signals")
@@ -192,8 +226,21 @@ struct NbdServeCommand: ParsableCommand {
         sources.append(hup)
         server.wait()
         server.shutdown()
+        upstreamClient?.close()
         CLIOutput.error("stopped; \(observer.faultCount) fault\(observer.faultCount == 1 ? "" : "s") injected")
         _ = sources
+    }
+
+    /// What the upstream offers, for the start-up line: "read-only", the commands, block sizes.
+    static func describe(_ e: NBDClient.Export) -> String {
+        typealias F = NBD.TransmissionFlag
+        var parts: [String] = []
+        if e.has(F.readOnly) { parts.append("read-only") }
+        for (flag, name) in [(F.sendFlush, "flush"), (F.sendFUA, "fua"), (F.sendTrim, "trim"), (F.sendWriteZeroes, "write-zeroes")]
+        where e.has(flag) { parts.append(name) }
+        if e.allocationContext != nil { parts.append("base:allocation") }
+        parts.append("blocks \(e.minimumBlockSize)/\(e.preferredBlockSize)/\(e.maximumPayload)")
+        return "upstream: " + parts.joined(separator: " ")
     }
 
     static func isLoopback(_ host: String) -> Bool {

@@ -80,7 +80,7 @@ private func waitForLockByte(_ path: String, _ byte: Int64) -> Bool {
         #expect(io.stderr == "kvmscope: \(img) is a qcow2 image (magic QFI\\xfb, version 3), and kvmscope io reads and writes raw images only: for a qcow2 image use `qemu-io -f qcow2 \(img)` (faults through blkdebug: `kvmscope blkdebug check`), or pass -f raw to treat its bytes as a raw disk\n")
         let serve = try runProcess(kvmscope, ["nbd", "serve", img, "--port", "0"], timeout: 20)
         #expect(serve.status == 1)
-        #expect(serve.stderr.hasPrefix("kvmscope: \(img) is a qcow2 image (magic QFI\\xfb, version 3), and kvmscope nbd serve serves raw images only: serve a qcow2 image with `qemu-nbd -f qcow2 \(img)`"))
+        #expect(serve.stderr.hasPrefix("kvmscope: \(img) is a qcow2 image (magic QFI\\xfb, version 3), and kvmscope nbd serve serves raw images only: serve a qcow2 image with `qemu-nbd -f qcow2 -k SOCKET \(img)` and `kvmscope nbd serve --upstream 'nbd+unix:///?socket=SOCKET'` in front of it"))
         #expect(try sha256(img) == before)
         let info = try runProcess(qemuImg, ["info", "--output=json", img])
         #expect(info.stdout.contains("\"format\": \"qcow2\""))

@@ -54,6 +54,8 @@ public struct BlockCompletion: Sendable {
 public protocol BlockBackend: AnyObject, Sendable {
     var size: Int64 { get }
     var isReadOnly: Bool { get }
+    /// What the NBD server may announce for it (default: everything, page-cache calls).
+    var capabilities: DiskCapabilities { get }
     func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> BlockCompletion
     func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> BlockCompletion
     func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion

@@ -1,7 +1,8 @@
 import Foundation
 
-/// A raw image with blkdebug's rule engine in front, firing the events QEMU's block layer fires
-/// for a raw image under blkdebug (`-drive file=blkdebug:rules.cfg:disk.img,format=raw`):
+/// A disk (a raw image file, or an upstream NBD export: any `LowerDisk`) with blkdebug's rule
+/// engine in front, firing the events QEMU's block layer fires for a raw image under blkdebug
+/// (`-drive file=blkdebug:rules.cfg:disk.img,format=raw`, or `blkdebug:rules.cfg:nbd:...`):
 ///
 /// | request      | events, in order                                   | checked as   |
 /// |--------------|----------------------------------------------------|--------------|
@@ -13,10 +14,12 @@ import Foundation
 /// | block status | —                                                  | block-status |
 ///
 /// A FUA write (or any write with `writethrough`, qemu-io's default cache mode) is the write
-/// followed by a flush, as QEMU emulates FUA on files. Like blkdebug, an injected error skips the
+/// followed by a flush, as QEMU emulates FUA on files; a disk that does FUA itself (an NBD
+/// upstream with NBD_FLAG_SEND_FUA) gets it passed down instead, as QEMU's block layer passes
+/// BDRV_REQ_FUA to a driver whose supported_write_flags have it (block/io.c bdrv_driver_pwritev). Like blkdebug, an injected error skips the
 /// I/O; a flush with nothing written since the last successful one does nothing and cannot fail.
 public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
-    public let image: RawImageFile
+    public let image: any LowerDisk
     /// qemu-io's default (`-t writethrough`): every write carries FUA.
     public let writethrough: Bool
     private var engine: FaultRuleEngine?
@@ -25,7 +28,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     private var writeGeneration: UInt64 = 0
     private var flushedGeneration: UInt64 = 0
 
-    public init(image: RawImageFile, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
+    public init(image: any LowerDisk, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
                 clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds) {
         self.image = image
         self.writethrough = writethrough
@@ -34,6 +37,15 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
 
     public var size: Int64 { image.size }
     public var isReadOnly: Bool { image.isReadOnly }
+
+    /// The disk's, but FUA always: emulated by a flush when the disk does not do it itself, and
+    /// also honoured by a disk without a cache (nothing to flush, writes are durable). Flush is
+    /// announced only when the disk has one.
+    public var capabilities: DiskCapabilities {
+        var c = image.capabilities
+        c.fua = true
+        return c
+    }
 
     /// Swaps in new rules (SIGHUP): a fresh engine, as if blkdebug were reopened (state 1, `none` fired).
     public func replaceRules(_ rules: BlkdebugConfig?, seed: UInt64 = 1) {
@@ -97,36 +109,38 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     public func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> BlockCompletion {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([.writeAIO, .pwritev], .write, offset: offset, length: Int64(buffer.count))
+        let nativeFUA = (fua || writethrough) && image.capabilities.fua
         var result: BlockCompletion
         if let fault, fault.errno != 0 {
             result = completion(fault)
         } else {
-            result = completion(fault, ioErrno: image.write(offset: offset, from: buffer))
+            result = completion(fault, ioErrno: image.write(offset: offset, from: buffer, fua: nativeFUA))
         }
         fire(.pwritevDone)
-        if result.succeeded && (fua || writethrough) { result = merge(result, flush()) }
+        if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
         return result
     }
 
     public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([.pwritevZero], .writeZeroes, offset: offset, length: length)
+        let nativeFUA = (fua || writethrough) && image.capabilities.fua
         var result: BlockCompletion
         if let fault, fault.errno == EOPNOTSUPP {
             // QEMU's block layer answers ENOTSUP from write-zeroes by writing a zeroed buffer,
             // which blkdebug then checks as a write.
             let again = decide([], .write, offset: offset, length: length)
             let e: Int32
-            if let again, again.errno != 0 { e = again.errno } else { e = image.writeZeroes(offset: offset, length: length, mayUnmap: false) }
+            if let again, again.errno != 0 { e = again.errno } else { e = image.writeZeroes(offset: offset, length: length, mayUnmap: false, fua: nativeFUA) }
             result = BlockCompletion(errno: e, delayNanoseconds: fault.delayNanoseconds + (again?.delayNanoseconds ?? 0),
                                      faults: [fault] + (again.map { [$0] } ?? []))
         } else if let fault, fault.errno != 0 {
             result = completion(fault)
         } else {
-            result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap))
+            result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA))
         }
         fire(.pwritevDone)
-        if result.succeeded && (fua || writethrough) { result = merge(result, flush()) }
+        if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
         return result
     }
 
@@ -167,13 +181,14 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         return completion(fault, ioErrno: e)
     }
 
-    /// SEEK_DATA/SEEK_HOLE on the image (`RawImageFile.allocation`). blkdebug checks a block
-    /// status query against its rules with iotype block-status and fires no event
-    /// (block/blkdebug.c `blkdebug_co_block_status`); an injected error skips the query.
+    /// The lower disk's allocation (SEEK_DATA/SEEK_HOLE on a file, an NBD upstream's
+    /// base:allocation). blkdebug checks a block status query against its rules with iotype
+    /// block-status and fires no event (block/blkdebug.c `blkdebug_co_block_status`); an
+    /// injected error skips the query.
     public func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult {
         let fault = decide([], .blockStatus, offset: offset, length: length)
         if let fault, fault.errno != 0 { return BlockStatusResult(completion: completion(fault), extents: []) }
-        let (e, extents) = image.allocation(offset: offset, length: length)
+        let (e, extents) = image.blockAllocation(offset: offset, length: length)
         return BlockStatusResult(completion: completion(fault, ioErrno: e), extents: extents)
     }
 }

@@ -47,7 +47,7 @@ public enum RawImageOpener {
         case .io:
             return "for a \(format) image use `qemu-io -f \(format) \(path)` (faults through blkdebug: `kvmscope blkdebug check`)"
         case .nbdServe:
-            return "serve a \(format) image with `qemu-nbd -f \(format) \(path)` (kvmscope nbd serve --upstream in front of it is planned)"
+            return "serve a \(format) image with `qemu-nbd -f \(format) -k SOCKET \(path)` and `kvmscope nbd serve --upstream 'nbd+unix:///?socket=SOCKET'` in front of it"
         }
     }
 

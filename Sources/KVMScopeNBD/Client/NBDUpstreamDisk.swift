@@ -1,0 +1,102 @@
+import Foundation
+import KVMScopeFaults
+
+/// An upstream NBD export as the disk under a `FaultInjectingBackend`: the rules decide, the
+/// upstream does the I/O. It does what the upstream announced and no more (read-only stays
+/// read-only; no TRIM, WRITE_ZEROES, FUA or FLUSH it did not offer), and splits requests
+/// larger than its maximum payload. One connection carries every caller's requests, pipelined
+/// (`NBDClient`), so a flush sent on it covers every write completed before it, whichever
+/// kvmscope client sent that write: the multi-conn promise holds for kvmscope's own export.
+public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
+    public let client: NBDClient
+    public let size: Int64
+    public let isReadOnly: Bool
+
+    public init(client: NBDClient, readOnly: Bool = false) {
+        self.client = client
+        self.size = Int64(client.export.size)
+        self.isReadOnly = readOnly || client.export.has(NBD.TransmissionFlag.readOnly)
+    }
+
+    private var export: NBDClient.Export { client.export }
+
+    public var capabilities: DiskCapabilities {
+        DiskCapabilities(flush: export.has(NBD.TransmissionFlag.sendFlush), fua: export.has(NBD.TransmissionFlag.sendFUA),
+                         trim: export.has(NBD.TransmissionFlag.sendTrim),
+                         writeZeroes: export.has(NBD.TransmissionFlag.sendWriteZeroes), multiConn: true,
+                         minimumBlockSize: export.minimumBlockSize, preferredBlockSize: export.preferredBlockSize,
+                         callsWaitOnPeer: true)
+    }
+
+    /// Runs `body` over `offset ..< offset+length` in pieces of at most `piece` bytes; stops at the first error.
+    private func inPieces(_ offset: Int64, _ length: Int, piece: Int, _ body: (Int64, Int, Int) -> Int32) -> Int32 {
+        var done = 0
+        while done < length {
+            let n = min(piece, length - done)
+            let e = body(offset + Int64(done), done, n)
+            if e != 0 { return e }
+            done += n
+        }
+        return 0
+    }
+
+    public func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int32 {
+        inPieces(offset, buffer.count, piece: Int(export.maximumPayload)) { at, done, n in
+            client.perform(.read, offset: UInt64(at), length: UInt32(n),
+                           into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n])).errno
+        }
+    }
+
+    public func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> Int32 {
+        let flags = fua && capabilities.fua ? NBD.CommandFlag.fua : 0
+        return inPieces(offset, buffer.count, piece: Int(export.maximumPayload)) { at, done, n in
+            client.perform(.write, flags: flags, offset: UInt64(at), length: UInt32(n),
+                           payload: UnsafeRawBufferPointer(rebasing: buffer[done..<done + n])).errno
+        }
+    }
+
+    /// NBD_CMD_WRITE_ZEROES when the upstream has it; otherwise written zeroes, as QEMU's block
+    /// layer falls back for a driver without it (block/io.c bdrv_co_do_pwrite_zeroes).
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> Int32 {
+        guard length > 0 else { return 0 }
+        if capabilities.writeZeroes {
+            var flags: UInt16 = mayUnmap ? 0 : NBD.CommandFlag.noHole
+            if fua && capabilities.fua { flags |= NBD.CommandFlag.fua }
+            // The request length is 32 bits; 2 GiB pieces keep them whole multiples of any block size.
+            return inPieces(offset, Int(length), piece: 1 << 31) { at, _, n in
+                client.perform(.writeZeroes, flags: flags, offset: UInt64(at), length: UInt32(n)).errno
+            }
+        }
+        let piece = Int(min(Int64(export.maximumPayload), length, 1 << 20))
+        let zeroes = UnsafeMutableRawBufferPointer.allocate(byteCount: piece, alignment: 4096)
+        defer { zeroes.deallocate() }
+        memset(zeroes.baseAddress!, 0, piece)
+        return inPieces(offset, Int(length), piece: piece) { at, _, n in
+            write(offset: at, from: UnsafeRawBufferPointer(rebasing: zeroes[0..<n]), fua: fua)
+        }
+    }
+
+    /// NBD_CMD_TRIM when offered; discard is advisory, so without it nothing happens.
+    public func discard(offset: Int64, length: Int64) -> Int32 {
+        guard length > 0, capabilities.trim else { return 0 }
+        return inPieces(offset, Int(length), piece: 1 << 31) { at, _, n in
+            client.perform(.trim, offset: UInt64(at), length: UInt32(n)).errno
+        }
+    }
+
+    /// NBD_CMD_FLUSH, waited for: the reply to the client's flush comes after the upstream's.
+    /// An upstream without NBD_FLAG_SEND_FLUSH has no cache to flush (proto.md).
+    public func sync() -> Int32 {
+        guard capabilities.flush else { return 0 }
+        return client.perform(.flush, offset: 0, length: 0).errno
+    }
+
+    /// The upstream's base:allocation, or "data" for all when it has none.
+    public func blockAllocation(offset: Int64, length: Int64) -> (errno: Int32, extents: [BlockExtent]) {
+        guard length > 0 else { return (0, []) }
+        guard export.allocationContext != nil else { return (0, [BlockExtent(length: length)]) }
+        let n = UInt32(min(length, Int64(UInt32.max)))
+        let r = client.perform(.blockStatus, offset: UInt64(offset), length: n)
+        return (r.errno, r.errno == 0 ? r.extents : [])
+    }
+}
