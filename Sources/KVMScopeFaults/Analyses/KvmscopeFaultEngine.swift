@@ -7,7 +7,7 @@ import Foundation
 /// 3. [error-rate]: each section, in file order, whose rate for the operation is above 0 and
 ///    whose trigger file exists (if it has one) draws from its generator and fails the request
 ///    with that rate — nbdkit's error filter;
-/// 4. [stall] and [delay] apply whatever 1-3 decided (nbdkit's delay filter sits in front of
+/// 4. [stall], [rate] and [delay] apply whatever 1-3 decided (nbdkit's delay filter sits in front of
 ///    the error filter; a lost completion is lost for failures too).
 /// The first of 1-3 that fails the request decides its errno; later ones do not draw.
 /// After a successful read `flipBits` corrupts the data ([bit-flips]); after a successful write
@@ -23,6 +23,8 @@ public final class KvmscopeFaultEngine {
     public private(set) var badSectors: [SectorRangeSet]
     private var stallMatches: [Int]
     private var stallSpent: [Bool]
+    /// Per [rate] section: when the pipe is free again (clock seconds).
+    private var rateFreeAt: [Double]
 
     public init(sections: KvmscopeFaultSections, clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds,
                 fileExists: @escaping (String) -> Bool = FaultStall.fileExists) {
@@ -35,6 +37,7 @@ public final class KvmscopeFaultEngine {
         badSectors = sections.badBlocks.map { SectorRangeSet($0.sectors) }
         stallMatches = Array(repeating: 0, count: sections.stalls.count)
         stallSpent = Array(repeating: false, count: sections.stalls.count)
+        rateFreeAt = Array(repeating: -Double.infinity, count: sections.rates.count)
     }
 
     public struct Decision {
@@ -140,6 +143,19 @@ public final class KvmscopeFaultEngine {
             let deadline = s.timeoutNanoseconds.map { clock() + Double($0) / 1e9 }
             d.stall = FaultStall(releaseFile: s.releaseFile, deadline: deadline, location: s.location)
             d.faults.append(fault(.stall, .stall, s.location, s.id, op, requestOffset, length, errno: d.errno))
+        }
+
+        if (kind == .read || kind == .write) && bytes > 0 {
+            for (i, r) in sections.rates.enumerated() {
+                let now = clock()
+                let start = max(now, rateFreeAt[i])
+                rateFreeAt[i] = start + Double(bytes) * 8 / Double(r.bitsPerSecond)
+                let wait = rateFreeAt[i] - now
+                let ns = wait >= 1e9 ? UInt64(1e18) : UInt64((wait * 1e9).rounded())
+                guard ns > 0 else { continue }
+                d.delayNanoseconds = d.delayNanoseconds.addingReportingOverflow(ns).overflow ? UInt64.max : d.delayNanoseconds + ns
+                d.faults.append(fault(.rate, .delay, r.location, r.id, op, requestOffset, length, errno: d.errno, delay: ns))
+            }
         }
 
         for s in sections.delays where s.delays[kind.rawValue] > 0 {

@@ -42,7 +42,7 @@ public enum FaultKind: String, Sendable, Codable {
     case delay, stall
     case badBlocks = "bad-blocks"
     case bitFlips = "bit-flips"
-    case flakey
+    case flakey, rate
 }
 
 public enum FaultEffect: String, Sendable, Codable {

@@ -10,25 +10,27 @@ public struct KvmscopeFaultSections: Hashable, Sendable, Codable {
     public var badBlocks: [BadBlocksSection] = []
     public var bitFlips: [BitFlipSection] = []
     public var flakeys: [FlakeySection] = []
+    public var rates: [RateSection] = []
 
     public init() {}
 
     /// Section names, as written in brackets.
-    public static let names: [String] = ["error-rate", "delay", "stall", "bad-blocks", "bit-flips", "flakey"]
+    public static let names: [String] = ["error-rate", "delay", "stall", "bad-blocks", "bit-flips", "flakey", "rate"]
 
     public var isEmpty: Bool {
-        errorRates.isEmpty && delays.isEmpty && stalls.isEmpty && badBlocks.isEmpty && bitFlips.isEmpty && flakeys.isEmpty
+        errorRates.isEmpty && delays.isEmpty && stalls.isEmpty && badBlocks.isEmpty && bitFlips.isEmpty && flakeys.isEmpty && rates.isEmpty
     }
 
     public var count: Int {
-        errorRates.count + delays.count + stalls.count + badBlocks.count + bitFlips.count + flakeys.count
+        errorRates.count + delays.count + stalls.count + badBlocks.count + bitFlips.count + flakeys.count + rates.count
     }
 
     /// Every section's name and where it starts, in file order.
     public var locations: [(section: String, location: RuleLocation)] {
         (errorRates.map { ("error-rate", $0.location) } + delays.map { ("delay", $0.location) }
             + stalls.map { ("stall", $0.location) } + badBlocks.map { ("bad-blocks", $0.location) }
-            + bitFlips.map { ("bit-flips", $0.location) } + flakeys.map { ("flakey", $0.location) })
+            + bitFlips.map { ("bit-flips", $0.location) } + flakeys.map { ("flakey", $0.location) }
+            + rates.map { ("rate", $0.location) })
             .sorted { $0.1.line < $1.1.line }
     }
 }
@@ -195,4 +197,17 @@ public struct FlakeySection: Hashable, Sendable, Codable {
 
     /// The confirmation `drop-writes` mode needs, spelled out in the rule.
     public static let dropWritesConfirmation = "yes-i-understand"
+}
+
+/// `[rate]`: nbdkit's rate filter `rate=BITSPERSEC`, over all of the server's clients together:
+/// the data of reads and writes goes through one pipe of that many bits per second, in the
+/// order requests arrive; a reply is sent when its data has passed (a delay, scheduled).
+public struct RateSection: Hashable, Sendable, Codable {
+    public var bitsPerSecond: UInt64
+    public var location: RuleLocation
+    public var id: String?
+
+    public init(bitsPerSecond: UInt64, location: RuleLocation, id: String? = nil) {
+        self.bitsPerSecond = bitsPerSecond; self.location = location; self.id = id
+    }
 }

@@ -10,6 +10,7 @@ extension BlkdebugConfigReader {
         "bad-blocks": ["sectors", "mode", "errno"],
         "bit-flips": ["mode", "probability", "stuck-probability", "seed"],
         "flakey": ["up", "down", "mode", "errno", "drop-writes"],
+        "rate": ["rate"],
     ]
 
     /// Ranges a `sectors` list may hold: a bad-block list is typed by hand, not generated.
@@ -194,9 +195,33 @@ extension BlkdebugConfigReader {
                 out.flakeys.append(FlakeySection(upSeconds: Double(up) / 1e9, downSeconds: Double(down) / 1e9, mode: mode,
                                                  errno: errno, location: here, id: section.id))
             }
+        case "rate":
+            if let e = map["rate"] {
+                if let bps = Self.parseBitRate(e.value) {
+                    out.rates.append(RateSection(bitsPerSecond: bps, location: here, id: section.id))
+                } else {
+                    bad(e, "'rate' must be bits per second above 0, with an optional k, M or G (powers of 1024, as nbdkit's rate filter): \"10M\", not '\(e.value)'")
+                }
+            } else {
+                diags.append(RuleDiagnostic(.error, "missing-rate", at: here, "[rate] has no 'rate'",
+                    hint: "rate = \"100M\" (bits per second, like nbdkit's rate=100M)"))
+            }
         default:
             break
         }
+    }
+
+    /// "100M" → 100 * 2^20 bits per second (nbdkit_parse_size's suffixes); at most 2^50.
+    static func parseBitRate(_ s: String) -> UInt64? {
+        var t = s.trimmingCharacters(in: .whitespaces)
+        var scale: UInt64 = 1
+        if let last = t.last, let i = "kKmMgG".firstIndex(of: last) {
+            scale = [1 << 10, 1 << 10, 1 << 20, 1 << 20, 1 << 30, 1 << 30][
+                "kKmMgG".distance(from: "kKmMgG".startIndex, to: i)]
+            t.removeLast()
+        }
+        guard let n = UInt64(t), n > 0, n <= (1 << 50) / scale else { return nil }
+        return n * scale
     }
 
     struct SectorListError: Error { var message: String }
