@@ -14,6 +14,7 @@ import KVMScope
         ("bad-blocks", "sectors = \"2048 4096-4103\"\n", "reads of the listed sectors fail"),
         ("bit-flips", "mode = \"cosmic-rays\"\nprobability = \"1e-6\"\n", "bits flipped"),
         ("flakey", "up = \"30s\"\ndown = \"5s\"\n", "alternates between up and down"),
+        ("rate", "rate = \"10M\"\n", "passes at that many bits per second"),
     ]
 
     @Test(arguments: sections.map(\.name))
@@ -142,6 +143,23 @@ import KVMScope
         #expect(d.stdout == "Pattern verification failed at offset 0, 4096 bytes\n")   // acknowledged, never written
         #expect(d.stderr.contains("warning: mode drop-writes"))
         #expect(try records(log).first?["effect"] as? String == "drop-write")
+    }
+
+    @Test func rateDelaysRepliesByTheirShareOfThePipe() throws {
+        let dir = TempDir()
+        let img = dir.image("d.img", size: 1 << 20)
+        // 1M = 2^20 bits/s: 4 KiB (32768 bits) takes 31.25 ms; the second waits for the first.
+        let rules = dir.file("r.cfg", "[rate]\nrate = \"1M\"\n")
+        let log = dir.path + "/f.jsonl"
+        let r = try io(rules, ["read -q 0 4k", "write -q 0 4k"], image: img, log: log)
+        #expect(r.status == 0 && r.stdout.isEmpty)
+        let recs = try records(log)
+        #expect(recs.map { "\($0["kind"]!):\($0["command"]!)" } == ["rate:read", "rate:write"])
+        let first = try #require(recs[0]["delayMs"] as? Double), second = try #require(recs[1]["delayMs"] as? Double)
+        #expect(abs(first - 31.25) < 0.001 && second <= 31.25 + 0.001 && second > 0)
+        let bad = dir.file("bad.cfg", "[rate]\nrate = \"fast\"\n")
+        let c = try CLIRunner.run(["blkdebug", "check", "--for-kvmscope", bad])
+        #expect(c.status == 1 && c.stdout.contains("\(bad):2: error: 'rate' must be bits per second above 0"))
     }
 
     @Test func delayAndStallAreLogged() throws {

@@ -256,6 +256,54 @@ private struct ReferenceSections {
         #expect(none.1 == 0)
     }
 
+    /// [rate] against a pipe simulated second by second: k bytes pass per second, requests queue
+    /// in arrival order, a reply goes when the tick carrying its last byte ends. Sizes are
+    /// multiples of k and arrivals whole seconds, so both sides are exact.
+    @Test func rateMatchesATickByTickPipe() {
+        var rng = SplitMix64(seed: 12)
+        var queued = 0
+        for _ in 0..<500 {
+            let k = 1 + Int64(rng.below(64))
+            var s = KvmscopeFaultSections()
+            s.rates = [RateSection(bitsPerSecond: UInt64(8 * k), location: Self.here)]
+            let clock = ManualClock()
+            let engine = KvmscopeFaultEngine(sections: s, clock: { clock.now })
+            var arrivals: [(at: Int64, bytes: Int64)] = []
+            var t: Int64 = 0
+            for _ in 0..<40 {
+                t += Int64(rng.below(4))
+                arrivals.append((t, k * Int64(1 + rng.below(5))))
+            }
+            var got: [Int64] = []
+            for a in arrivals {
+                clock.now = 1000 + Double(a.at)
+                let op: KVMScopeFaults.BlockOperation = rng.below(2) == 0 ? .read : .write
+                let d = engine.decide(op, offset: 0, length: a.bytes)
+                got.append(Int64(d.delayNanoseconds / 1_000_000_000) + a.at)
+                #expect(d.delayNanoseconds % 1_000_000_000 == 0)
+                if d.delayNanoseconds > UInt64(a.bytes / k) * 1_000_000_000 { queued += 1 }
+            }
+            // The reference pipe.
+            var want = [Int64](repeating: -1, count: arrivals.count)
+            var remaining = arrivals.map(\.bytes)
+            var next = 0, head = 0, tick: Int64 = 0
+            while head < arrivals.count {
+                while next < arrivals.count && arrivals[next].at <= tick { next += 1 }
+                var capacity = k
+                while capacity > 0 && head < next {
+                    let used = min(capacity, remaining[head])
+                    remaining[head] -= used
+                    capacity -= used
+                    if remaining[head] == 0 { want[head] = tick + 1; head += 1 }
+                }
+                tick += 1
+            }
+            #expect(got == want, "k \(k) arrivals \(arrivals)")
+            if got != want { return }
+        }
+        #expect(queued > 2_000)                                    // requests really waited for others
+    }
+
     /// A stall is released by deleting its file or by its timeout, whichever comes first.
     @Test func stallReleases() throws {
         var s = KvmscopeFaultSections()
