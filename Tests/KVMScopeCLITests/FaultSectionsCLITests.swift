@@ -220,10 +220,17 @@ import KVMScope
             .split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
             .map { "\($0["kind"]!):\($0["command"]!):\($0["nbdError"] ?? "-")" }
         #expect(kinds == ["bit-flips:read:<null>", "bad-blocks:read:EIO", "error-rate:trim:EIO"], "\(kinds)")
+        // SIGHUP: the new sections replace the old ones (no more flips or trim errors; a new bad sector).
+        try Data("[bad-blocks]\nsectors = \"0\"\n".utf8).write(to: URL(fileURLWithPath: rules))
+        kill(p.processIdentifier, SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        let after = try runProcess(qemuIO, ["-f", "raw", uri, "-c", "read -q 0 512", "-c", "read -q -P 0 4k 4k", "-c", "discard -q 8k 4k"])
+        #expect(after.stdout == "read failed: Input/output error\n", "\(after.stdout)\(after.stderr)")
         p.terminate()
         p.waitUntilExit()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(stderr.contains("\(rules):5 (bit-flips) flipped "))
+        #expect(stderr.contains("SIGHUP: re-read \(rules): 1 rules"))
     }
 
     /// A stalled reply holds only its own request: another client of the same server is served
