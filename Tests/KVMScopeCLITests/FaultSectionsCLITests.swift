@@ -233,8 +233,8 @@ import KVMScope
         #expect(stderr.contains("SIGHUP: re-read \(rules): 1 rules"))
     }
 
-    /// A stalled reply holds only its own request: another client of the same server is served
-    /// meanwhile, and deleting the release file lets the stalled reply go.
+    /// A stalled reply holds only its own request: another client on the same event loop is
+    /// served meanwhile, and deleting the release file lets the stalled reply go.
     @Test func stallHoldsOneRequestNotTheServer() throws {
         guard let qemuIO = QemuTools.require("qemu-io") else { return }
         let dir = TempDir()
@@ -244,7 +244,8 @@ import KVMScope
         let rules = dir.file("rules.cfg", "[stall]\niotype = \"write\"\nrelease-file = \"\(release)\"\n")
         let p = Process()
         p.executableURL = CLIRunner.binary
-        p.arguments = ["nbd", "serve", img, "--rules", rules, "--port", "0", "--quiet"]
+        // One event loop: both clients share it, so a stall that blocked the loop would hold the reader too.
+        p.arguments = ["nbd", "serve", img, "--rules", rules, "--port", "0", "--quiet", "--threads", "1"]
         let out = Pipe()
         p.standardOutput = out
         try p.run()
