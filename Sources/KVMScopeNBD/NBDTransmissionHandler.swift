@@ -459,19 +459,34 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             message = .simpleReply(error: 0, cookie: r.cookie, data: nil)
         }
         inFlight += 1
-        if completion.delayNanoseconds > 0 {
+        if completion.delayNanoseconds > 0 || completion.stall != nil {
             let id = nextDelayID
             nextDelayID += 1
-            let delay = TimeAmount.nanoseconds(Int64(min(completion.delayNanoseconds, UInt64(Int64.max))))
-            let task = context.eventLoop.scheduleTask(in: delay) { [self] in
-                guard delayed.removeValue(forKey: id) != nil else { return }
-                writeReply(context, message, reserved: p.reserved)
-                context.flush()
-            }
-            delayed[id] = (task, p.reserved)
+            holdReply(context, message, reserved: p.reserved, id: id,
+                      after: completion.delayNanoseconds, stall: completion.stall)
         } else {
             writeReply(context, message, reserved: p.reserved)
         }
+    }
+
+    /// Sends `message` after `nanoseconds`, then, for a [stall], once it is released: the event
+    /// loop looks again every `FaultStall.pollNanoseconds` (a scheduled task, never a wait, so
+    /// the loop's other connections and this one's other requests go on). Tracked in `delayed`
+    /// so that closing the connection cancels it and gives its bytes back.
+    private func holdReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int, id: Int,
+                           after nanoseconds: UInt64, stall: FaultStall?) {
+        let wait = TimeAmount.nanoseconds(Int64(min(nanoseconds, UInt64(Int64.max))))
+        let task = context.eventLoop.scheduleTask(in: wait) { [self] in
+            guard delayed[id] != nil else { return }
+            if let stall, !stall.isReleased() {
+                holdReply(context, message, reserved: reserved, id: id, after: FaultStall.pollNanoseconds, stall: stall)
+                return
+            }
+            delayed.removeValue(forKey: id)
+            writeReply(context, message, reserved: reserved)
+            context.flush()
+        }
+        delayed[id] = (task, reserved)
     }
 
     /// Writes a reply; its bytes stay reserved until they are on the wire (or the write failed).

@@ -20,7 +20,7 @@ struct BlkdebugCheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Report every problem QEMU would reject in a blkdebug config, and the mistakes it accepts silently.",
         discussion: """
-        Errors are what QEMU refuses (unknown section, key or event, missing event, non-numbers); warnings are what QEMU accepts but never does (a state no set-state reaches, a sector rule on a flush, an errno the guest only sees as "I/O error", qcow2 events on a raw image, rules armed by different events replacing each other). Notes mark kvmscope-only keys.
+        Errors are what QEMU refuses (unknown section, key or event, missing event, non-numbers); warnings are what QEMU accepts but never does (a state no set-state reaches, a sector rule on a flush, an errno the guest only sees as "I/O error", qcow2 events on a raw image, rules armed by different events replacing each other). Notes mark kvmscope-only keys. kvmscope's own sections ([error-rate], [delay], [stall], [bad-blocks], [bit-flips], [flakey]) are errors for QEMU, which refuses the file; with --for-kvmscope they are notes.
 
         Examples:
           $ kvmscope blkdebug check rules.cfg
@@ -42,7 +42,7 @@ struct BlkdebugCheckCommand: ParsableCommand {
     @Option(help: "Format of the image when --image is not given: raw, qcow2 or unknown.")
     var format: BlkdebugChecker.ImageFormat?
 
-    @Flag(help: "Check for kvmscope io / nbd serve instead of QEMU: events that never fire on kvmscope's raw path are errors.")
+    @Flag(help: "Check for kvmscope io / nbd serve instead of QEMU: events that never fire on kvmscope's raw path are errors, kvmscope's own sections are accepted.")
     var forKvmscope = false
 
     @Flag(help: "Also print the rules as QEMU -blockdev options (driver=blkdebug,...,inject-error.0.event=...).")
@@ -78,6 +78,9 @@ struct BlkdebugCheckCommand: ParsableCommand {
             CLIOutput.write(BlkdebugCheckRenderer.text(report, diagnostics: diagnostics, style: output.style))
         }
         if blockdev {
+            for (name, location) in parsed.config.kvmscope.locations {
+                CLIOutput.warning("\(location): [\(name)] is a kvmscope section with no -blockdev form; it was left out")
+            }
             for r in BlockdevOptions.dropped(parsed.config) {
                 CLIOutput.warning("\(r.location): kvmscope-only keys (probability, delay, after, up, down) have no -blockdev form and were left out")
             }

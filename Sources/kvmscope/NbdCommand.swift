@@ -192,7 +192,10 @@ struct NbdServeCommand: ParsableCommand {
                                listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                limits: limits, ioThreads: ioThreads)
         let uris = try server.start()
-        let ruleText = config.map { " with \($0.injectErrors.count + $0.setStates.count) rule\($0.injectErrors.count + $0.setStates.count == 1 ? "" : "s") from \(rules!)" } ?? " without rules"
+        let ruleText = config.map { c -> String in
+            let n = c.injectErrors.count + c.setStates.count + c.kvmscope.count
+            return " with \(n) rule\(n == 1 ? "" : "s") from \(rules!)"
+        } ?? " without rules"
         CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamClient.map { " " + Self.describe($0.export) } ?? ""))\(ruleText)")
         CLIOutput.write(uris.joined(separator: "\n") + "\n")
 
@@ -217,7 +220,7 @@ struct NbdServeCommand: ParsableCommand {
                 let fresh = try RulesLoading.load(rulesPath, imageSize: file.size)
                 backend.replaceRules(fresh, seed: seed)
                 observer.warnUnmappable(fresh)
-                CLIOutput.error("SIGHUP: re-read \(rulesPath): \(fresh.injectErrors.count + fresh.setStates.count) rules, state machine back to state 1")
+                CLIOutput.error("SIGHUP: re-read \(rulesPath): \(fresh.injectErrors.count + fresh.setStates.count + fresh.kvmscope.count) rules, state machine back to state 1")
             } catch {
                 CLIOutput.error("SIGHUP: \(error); keeping the previous rules")
             }
@@ -317,9 +320,17 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         writer?.write(FaultLogRecord(fault: fault, client: client, command: command, nbdError: wireError?.name))
         if let wireError, wireError.rawValue != UInt32(fault.errno) { reportMapping(fault.rule, wireError) }
         guard !quiet else { return }
-        let what = fault.errno == 0
-            ? "delayed \(command) \(fault.offset)+\(fault.length) by \(Double(fault.delayNanoseconds) / 1e6) ms"
-            : "failed \(command) \(fault.offset)+\(fault.length) with \(ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")"
-        CLIOutput.error("\(fault.rule.location) (\(fault.rule.event.rawValue)) \(what) from \(client)")
+        let what: String
+        switch fault.effect {
+        case .error, .delay:
+            what = fault.errno == 0
+                ? "delayed \(command) \(fault.offset)+\(fault.length) by \(Double(fault.delayNanoseconds) / 1e6) ms"
+                : "failed \(command) \(fault.offset)+\(fault.length) with \(ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")"
+        case .stall: what = "stalled the reply to \(command) \(fault.offset)+\(fault.length)"
+        case .dropWrite: what = "dropped \(command) \(fault.offset)+\(fault.length) (acknowledged, not written)"
+        case .bitFlips: what = "flipped \(fault.bitsFlipped) bit\(fault.bitsFlipped == 1 ? "" : "s") in \(command) \(fault.offset)+\(fault.length)"
+        }
+        let source = fault.kind == .injectError ? fault.rule.event.rawValue : fault.kind.rawValue
+        CLIOutput.error("\(fault.rule.location) (\(source)) \(what) from \(client)")
     }
 }

@@ -81,7 +81,7 @@ import KVMScope
         #expect(record?["errnoName"] as? String == "EFBIG" && record?["nbdError"] as? String == "ENOSPC")
         #expect(record?["command"] as? String == "write" && record?["offset"] as? Int == 0 && record?["length"] as? Int == 4096)
         #expect((record?["client"] as? String)?.hasPrefix("127.0.0.1:") == true && record?["rule"] as? String == "\(rules):1")
-        #expect(Set(record?.keys.map { $0 } ?? []) == ["type", "time", "client", "command", "offset", "length", "rule", "event", "errno", "errnoName", "nbdError", "delayMs", "schemaVersion"])
+        #expect(Set(record?.keys.map { $0 } ?? []) == ["type", "time", "client", "command", "offset", "length", "rule", "kind", "effect", "event", "errno", "errnoName", "nbdError", "delayMs", "bitsFlipped", "schemaVersion"])
 
         // New rules: reads at sector 0 fail instead; writes work again.
         try Data("[inject-error]\nevent = \"none\"\niotype = \"read\"\nsector = \"0\"\n".utf8).write(to: URL(fileURLWithPath: rules))

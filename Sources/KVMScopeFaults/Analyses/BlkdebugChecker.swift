@@ -134,6 +134,7 @@ public struct BlkdebugChecker {
                     hint: "blkdebug keeps a single list of armed rules; arm all rules that must hold together with the same event (e.g. \"none\" for 'from the start')"))
             }
         }
+        out += kvmscopeSectionChecks(config.kvmscope)
         return out.sorted { ($0.location?.line ?? 0, $0.severity) < ($1.location?.line ?? 0, $1.severity) }
     }
 

@@ -30,6 +30,35 @@ public struct InjectedFault: Sendable {
     /// Host errno the rule asked for (0 with a delay: slow success).
     public var errno: Int32
     public var delayNanoseconds: UInt64
+    /// Which kind of rule injected it (blkdebug's [inject-error] or a kvmscope section).
+    public var kind: FaultKind = .injectError
+    /// What it did to the request.
+    public var effect: FaultEffect = .error
+    /// Bits a [bit-flips] section changed in the data read (0 otherwise).
+    public var bitsFlipped: Int = 0
+}
+
+/// The section a fault came from.
+public enum FaultKind: String, Sendable, Codable {
+    case injectError = "inject-error"
+    case errorRate = "error-rate"
+    case delay, stall
+    case badBlocks = "bad-blocks"
+    case bitFlips = "bit-flips"
+    case flakey, rate
+}
+
+public enum FaultEffect: String, Sendable, Codable {
+    /// The request failed with `errno`.
+    case error
+    /// It succeeded, `delayNanoseconds` late.
+    case delay
+    /// Its reply was held back until a release file went away or a timeout passed.
+    case stall
+    /// A write was acknowledged and not made (flakey drop-writes).
+    case dropWrite = "drop-write"
+    /// Data read came back with bits flipped.
+    case bitFlips = "bit-flips"
 }
 
 /// How a request ended: errno 0 = success. `delayNanoseconds` is how long the caller must wait
@@ -38,11 +67,14 @@ public struct BlockCompletion: Sendable {
     public var errno: Int32
     public var delayNanoseconds: UInt64
     public var faults: [InjectedFault]
+    /// Answer only once this releases ([stall]); nil: answer after `delayNanoseconds`.
+    public var stall: FaultStall?
 
-    public init(errno: Int32 = 0, delayNanoseconds: UInt64 = 0, faults: [InjectedFault] = []) {
+    public init(errno: Int32 = 0, delayNanoseconds: UInt64 = 0, faults: [InjectedFault] = [], stall: FaultStall? = nil) {
         self.errno = errno
         self.delayNanoseconds = delayNanoseconds
         self.faults = faults
+        self.stall = stall
     }
 
     public static let ok = BlockCompletion()

@@ -23,6 +23,8 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     /// qemu-io's default (`-t writethrough`): every write carries FUA.
     public let writethrough: Bool
     private var engine: FaultRuleEngine?
+    /// kvmscope's own sections ([error-rate], [bad-blocks], ...), applied after blkdebug's rules.
+    private var extra: KvmscopeFaultEngine?
     private let lock = NSLock()
     /// QEMU's write_gen / flushed_gen: a flush only reaches the disk if something was written since.
     private var writeGeneration: UInt64 = 0
@@ -33,6 +35,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         self.image = image
         self.writethrough = writethrough
         if let rules, !rules.isEmpty { engine = FaultRuleEngine(config: rules, seed: seed, clock: clock) }
+        if let rules, !rules.kvmscope.isEmpty { extra = KvmscopeFaultEngine(sections: rules.kvmscope, clock: clock) }
     }
 
     public var size: Int64 { image.size }
@@ -50,7 +53,8 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     /// Swaps in new rules (SIGHUP): a fresh engine, as if blkdebug were reopened (state 1, `none` fired).
     public func replaceRules(_ rules: BlkdebugConfig?, seed: UInt64 = 1) {
         let fresh = (rules?.isEmpty ?? true) ? nil : FaultRuleEngine(config: rules!, seed: seed)
-        lock.lock(); engine = fresh; lock.unlock()
+        let freshExtra = (rules?.kvmscope.isEmpty ?? true) ? nil : KvmscopeFaultEngine(sections: rules!.kvmscope)
+        lock.lock(); engine = fresh; extra = freshExtra; lock.unlock()
     }
 
     /// The engine's hit counters (copy), for reports.
@@ -77,6 +81,25 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
                              errno: d.errno, delayNanoseconds: d.delayNanoseconds)
     }
 
+    /// The kvmscope sections' decision for a request blkdebug let through, under the lock.
+    private func decideExtra(_ op: BlockOperation, offset: Int64, length: Int64) -> KvmscopeFaultEngine.Decision? {
+        lock.lock(); defer { lock.unlock() }
+        return extra?.decide(op, offset: offset, length: length)
+    }
+
+    /// `c` with the kvmscope sections' errno (if `c` succeeded), delay, stall and faults added.
+    private func with(_ c: BlockCompletion, _ d: KvmscopeFaultEngine.Decision?) -> BlockCompletion {
+        guard let d else { return c }
+        let (delay, overflow) = c.delayNanoseconds.addingReportingOverflow(d.delayNanoseconds)
+        return BlockCompletion(errno: c.errno != 0 ? c.errno : d.errno, delayNanoseconds: overflow ? .max : delay,
+                               faults: c.faults + d.faults, stall: c.stall ?? d.stall)
+    }
+
+    private func written(offset: Int64, length: Int64) {
+        lock.lock(); defer { lock.unlock() }
+        extra?.written(offset: offset, length: length)
+    }
+
     private func fire(_ event: BlkdebugEvent) {
         lock.lock(); defer { lock.unlock() }
         engine?.fire(event)
@@ -89,8 +112,9 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     }
 
     private func merge(_ a: BlockCompletion, _ b: BlockCompletion) -> BlockCompletion {
-        BlockCompletion(errno: a.errno != 0 ? a.errno : b.errno, delayNanoseconds: a.delayNanoseconds + b.delayNanoseconds,
-                        faults: a.faults + b.faults)
+        let (delay, overflow) = a.delayNanoseconds.addingReportingOverflow(b.delayNanoseconds)
+        return BlockCompletion(errno: a.errno != 0 ? a.errno : b.errno, delayNanoseconds: overflow ? .max : delay,
+                               faults: a.faults + b.faults, stall: a.stall ?? b.stall)
     }
 
     private func flushedGenerationLocked() -> UInt64 {
@@ -103,7 +127,15 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     public func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> BlockCompletion {
         let fault = decide([.readAIO], .read, offset: offset, length: Int64(buffer.count))
         if let fault, fault.errno != 0 { return completion(fault) }
-        return completion(fault, ioErrno: image.read(offset: offset, into: buffer))
+        let d = decideExtra(.read, offset: offset, length: Int64(buffer.count))
+        if let d, d.errno != 0 { return with(completion(fault), d) }
+        var result = completion(fault, ioErrno: image.read(offset: offset, into: buffer))
+        if result.succeeded, d != nil {
+            lock.lock()
+            result.faults += extra?.flipBits(offset: offset, buffer: buffer) ?? []
+            lock.unlock()
+        }
+        return with(result, d)
     }
 
     public func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> BlockCompletion {
@@ -114,7 +146,14 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         if let fault, fault.errno != 0 {
             result = completion(fault)
         } else {
-            result = completion(fault, ioErrno: image.write(offset: offset, from: buffer, fua: nativeFUA))
+            let d = decideExtra(.write, offset: offset, length: Int64(buffer.count))
+            if let d, d.errno != 0 || d.dropWrite {
+                result = with(completion(fault), d)          // failed, or dropped by [flakey] drop-writes
+            } else {
+                result = completion(fault, ioErrno: image.write(offset: offset, from: buffer, fua: nativeFUA))
+                if result.succeeded && d != nil { written(offset: offset, length: Int64(buffer.count)) }
+                result = with(result, d)
+            }
         }
         fire(.pwritevDone)
         if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
@@ -137,7 +176,14 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         } else if let fault, fault.errno != 0 {
             result = completion(fault)
         } else {
-            result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA))
+            let d = decideExtra(.writeZeroes, offset: offset, length: length)
+            if let d, d.errno != 0 || d.dropWrite {
+                result = with(completion(fault), d)
+            } else {
+                result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA))
+                if result.succeeded && d != nil { written(offset: offset, length: length) }
+                result = with(result, d)
+            }
         }
         fire(.pwritevDone)
         if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
@@ -153,6 +199,9 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
             result = BlockCompletion(delayNanoseconds: fault.delayNanoseconds, faults: [fault])
         } else if let fault, fault.errno != 0 {
             result = completion(fault)
+        } else if let d = decideExtra(.discard, offset: offset, length: length) {
+            result = with(d.errno != 0 || d.dropWrite ? completion(fault)
+                          : completion(fault, ioErrno: image.discard(offset: offset, length: length)), d)
         } else {
             result = completion(fault, ioErrno: image.discard(offset: offset, length: length))
         }
@@ -165,6 +214,15 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     }
 
     public func flush() -> BlockCompletion {
+        // kvmscope's sections see every flush request, as nbdkit's filters do, also one with
+        // nothing to write back (which blkdebug's rules never see).
+        if let d = decideExtra(.flush, offset: 0, length: 0) {
+            return d.errno != 0 ? with(.ok, d) : with(blkdebugFlush(), d)
+        }
+        return blkdebugFlush()
+    }
+
+    private func blkdebugFlush() -> BlockCompletion {
         lock.lock()
         engine?.fire(.flushToOS)
         let generation = writeGeneration

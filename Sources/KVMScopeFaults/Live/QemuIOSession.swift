@@ -172,6 +172,7 @@ public final class QemuIOSession {
     private func complete(_ c: BlockCompletion, _ command: String) -> Int32 {
         for f in c.faults { onFault?(f, command) }
         if c.delayNanoseconds > 0 { Thread.sleep(forTimeInterval: Double(c.delayNanoseconds) / 1e9) }
+        c.stall?.wait()                            // one request at a time: nothing else to serve meanwhile
         return c.errno
     }
 

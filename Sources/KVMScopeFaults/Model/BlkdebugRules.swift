@@ -92,13 +92,17 @@ public struct SetStateRule: Hashable, Sendable, Codable {
 public struct BlkdebugConfig: Hashable, Sendable, Codable {
     public var injectErrors: [InjectErrorRule]
     public var setStates: [SetStateRule]
+    /// kvmscope-only sections ([error-rate], [delay], [stall], [bad-blocks], [bit-flips], [flakey]).
+    public var kvmscope: KvmscopeFaultSections
 
-    public init(injectErrors: [InjectErrorRule] = [], setStates: [SetStateRule] = []) {
+    public init(injectErrors: [InjectErrorRule] = [], setStates: [SetStateRule] = [],
+                kvmscope: KvmscopeFaultSections = KvmscopeFaultSections()) {
         self.injectErrors = injectErrors
         self.setStates = setStates
+        self.kvmscope = kvmscope
     }
 
-    public var isEmpty: Bool { injectErrors.isEmpty && setStates.isEmpty }
+    public var isEmpty: Bool { injectErrors.isEmpty && setStates.isEmpty && kvmscope.isEmpty }
 }
 
 /// A problem found in a rules file.

@@ -41,8 +41,8 @@ public struct BlkdebugConfigReader {
         parse(Array(text.utf8), file: file)
     }
 
-    private struct Entry { var key: String; var value: String; var line: Int }
-    private struct Section { var group: String; var id: String?; var line: Int; var entries: [Entry] = [] }
+    struct Entry { var key: String; var value: String; var line: Int }
+    struct Section { var group: String; var id: String?; var line: Int; var entries: [Entry] = [] }
 
     public func parse(_ bytes: [UInt8], file: String) -> Result {
         var diags: [RuleDiagnostic] = []
@@ -121,8 +121,11 @@ public struct BlkdebugConfigReader {
                 if let rule = buildInjectError(section, file: file, diags: &diags) { config.injectErrors.append(rule) }
             case "set-state":
                 if let rule = buildSetState(section, file: file, diags: &diags) { config.setStates.append(rule) }
+            case let name where KvmscopeFaultSections.names.contains(name):
+                // kvmscope's own sections (KvmscopeSectionReader.swift); the checker says QEMU refuses them.
+                buildKvmscopeSection(section, file: file, into: &config.kvmscope, diags: &diags)
             default:
-                var hint = "a blkdebug file has only [inject-error] and [set-state] sections"
+                var hint = "a blkdebug file has only [inject-error] and [set-state] sections (kvmscope also reads [" + KvmscopeFaultSections.names.joined(separator: "], [") + "])"
                 if section.group.trimmingCharacters(in: .whitespaces) != section.group {
                     hint = "remove the spaces inside the brackets: QEMU keeps them as part of the name"
                 } else if section.group == "take-snapshot" || section.group == "suspend" || section.group == "break" {

@@ -67,7 +67,8 @@ public enum BlkdebugCheckRenderer {
 
 /// One JSON line per injected fault (`--log FILE`), so a test can prove that a fault fired.
 /// Keys (docs/json.md): type ("fault"), time (epoch seconds), client, command, offset, length,
-/// rule, event, errno, errnoName, nbdError, delayMs.
+/// rule, kind, effect, event (null for kvmscope's own sections), errno, errnoName, nbdError,
+/// delayMs, bitsFlipped.
 public struct FaultLogRecord: Encodable, Sendable {
     public let type = "fault"
     public var time: Double
@@ -76,18 +77,25 @@ public struct FaultLogRecord: Encodable, Sendable {
     public var offset: Int64
     public var length: Int64
     public var rule: String
-    public var event: String
+    /// inject-error, error-rate, delay, stall, bad-blocks, bit-flips, flakey.
+    public var kind: String
+    /// error, delay, stall, drop-write, bit-flips.
+    public var effect: String
+    /// The blkdebug event that armed an [inject-error] rule; null for kvmscope's sections.
+    @NullEncoded public var event: String?
     public var errno: Int32
     public var errnoName: String
     /// The error value sent on the wire (NBD only; nil for `kvmscope io`).
     @NullEncoded public var nbdError: String?
     public var delayMs: Double
+    public var bitsFlipped: Int
 
     enum CodingKeys: String, CodingKey {
-        case type, time, client, command, offset, length, rule, event, errno
+        case type, time, client, command, offset, length, rule, kind, effect, event, errno
         case errnoName
         case nbdError
         case delayMs
+        case bitsFlipped
     }
 
     public init(fault: InjectedFault, client: String, command: String, nbdError: String?, date: Date = Date()) {
@@ -97,7 +105,10 @@ public struct FaultLogRecord: Encodable, Sendable {
         offset = fault.offset
         length = fault.length
         rule = fault.rule.location.description
-        event = fault.rule.event.rawValue
+        kind = fault.kind.rawValue
+        effect = fault.effect.rawValue
+        event = fault.kind == .injectError ? fault.rule.event.rawValue : nil
+        bitsFlipped = fault.bitsFlipped
         errno = fault.errno
         errnoName = fault.errno == 0 ? "" : (ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")
         self.nbdError = nbdError

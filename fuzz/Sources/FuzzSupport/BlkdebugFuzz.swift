@@ -40,5 +40,27 @@ public enum BlkdebugFuzz {
         }
         for event in BlkdebugEvent.allCases.prefix(8) { engine.fire(event) }
         FuzzCheck.require(engine.state >= 0, "fault engine: negative state")
+
+        // kvmscope's sections: every operation at the image's edges and beyond, a write that
+        // remaps, and bit flips on a 4 KiB read; faults come from sections that exist.
+        let sections = config.kvmscope
+        guard !sections.isEmpty else { return }
+        var now = 0.0
+        let extra = KvmscopeFaultEngine(sections: sections, clock: { now }, fileExists: { $0.count % 2 == 0 })
+        let lines = Set(sections.locations.map(\.location.line))
+        var buffer = [UInt8](repeating: 0x5a, count: 4096)
+        for offset: Int64 in [0, 512, 4097, (1 << 20) - 512, Int64.max - 511, -1] {
+            for op in [BlockOperation.read, .write, .writeZeroes, .discard, .flush] {
+                let d = extra.decide(op, offset: offset, length: 4096)
+                for f in d.faults { FuzzCheck.require(lines.contains(f.rule.location.line), "kvmscope engine: fault from no section") }
+                if d.errno == 0 && op == .write { extra.written(offset: offset, length: 4096) }
+                now += 7.5
+            }
+            let faults = buffer.withUnsafeMutableBytes { extra.flipBits(offset: offset, buffer: $0) }
+            FuzzCheck.require(faults.allSatisfy { $0.bitsFlipped > 0 && $0.bitsFlipped <= 4096 * 8 }, "kvmscope engine: bit count")
+        }
+        for (i, set) in extra.badSectors.enumerated() {
+            FuzzCheck.require(set.sectorCount <= SectorRangeSet(sections.badBlocks[i].sectors).sectorCount, "bad blocks grew")
+        }
     }
 }
