@@ -76,3 +76,34 @@ import KVMScope
         }
     }
 }
+
+/// A capture directory as the lab leaves it holds the VM's QMP socket; an admin's may hold a
+/// FIFO. Neither is evidence: explain skips them. Before, a socket failed the whole run ("cannot
+/// open …: No such device or address") and a FIFO blocked it forever (found by an admin's review).
+@Suite struct ExplainDirectoryWithSpecialFilesTests {
+    @Test func socketsAndFIFOsInACaptureDirectoryAreSkipped() throws {
+        let dir = NSTemporaryDirectory() + "kvmscope-special-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for f in ["console.log", "trace.log", "qmp.jsonl"] {
+            try FileManager.default.copyItem(atPath: LabFixtures.path("write-eio", f), toPath: dir + "/" + f)
+        }
+        #expect(mkfifo(dir + "/x.fifo", 0o600) == 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let path = dir + "/qmp.sock"
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        let r = try CLIRunner.run(["explain", dir], environment: ["NO_COLOR": "1"], timeout: 60)
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stdout.contains("VERDICT: the host's storage failed"))
+    }
+}

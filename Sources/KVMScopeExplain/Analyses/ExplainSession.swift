@@ -72,11 +72,17 @@ public enum ExplainSession {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         for n in names.sorted() where !n.hasPrefix(".") && isHostLog(n) {
             let p = (path as NSString).appendingPathComponent(n)
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
+            guard isRegularFile(p) else { continue }
             return try FileByteSource(path: p, allowEmpty: true)
         }
         return nil
+    }
+
+    /// A regular file (after symlinks): a capture directory can hold the VM's QMP socket (the
+    /// lab's does) or a FIFO, which would fail to open or block forever; they are no evidence.
+    static func isRegularFile(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
     }
 
     /// File names that say "guest kernel log" in a capture directory.
@@ -180,8 +186,7 @@ public enum ExplainSession {
         var best: [InputKind: (stream: ByteStream, score: Double)] = [:]
         for n in names.sorted() where !n.hasPrefix(".") && !isHostLog(n) {
             let p = (path as NSString).appendingPathComponent(n)
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue else { continue }
+            guard isRegularFile(p) else { continue }
             let s = PeekableByteStream(try FileByteSource(path: p, allowEmpty: true))
             let sample = try s.peek()
             var found = kind(of: sample)
