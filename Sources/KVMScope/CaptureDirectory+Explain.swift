@@ -9,6 +9,13 @@ extension ExplainSession {
         func size(_ name: String) -> Int64 {
             ((try? FileManager.default.attributesOfItem(atPath: path(name)))?[.size] as? NSNumber)?.int64Value ?? 0
         }
+        // A file capture.json names that is not there (deleted, not copied with the rest) is not
+        // "recorded nothing": say so, whatever its role.
+        let named = manifest.files.trace + [manifest.files.qmpEvents] + [manifest.files.hostKernelLog, manifest.files.hostBlockErrors,
+                                                                         manifest.files.qemuCommandLine].compactMap { $0 }
+        for n in named where !FileManager.default.fileExists(atPath: path(n)) {
+            inputs.notes.append("\(path(n)): named in \(CaptureManifest.fileName) but missing from the capture directory: not read")
+        }
         let segments = manifest.files.trace.filter { size($0) > 0 }
         if !segments.isEmpty, inputs.trace == nil {
             let first = path(segments[0])
@@ -16,7 +23,7 @@ extension ExplainSession {
             inputs.trace = ConcatenatedByteStream(name: name, knownSize: segments.map(size).reduce(0, +),
                                                   parts: segments.map { s in { try FileByteSource(path: path(s)) } })
             inputs.foundInDirectory.insert(name)
-        } else if segments.isEmpty {
+        } else if segments.isEmpty, manifest.files.trace.contains(where: { FileManager.default.fileExists(atPath: path($0)) }) {
             inputs.notes.append("\(path(manifest.files.trace.first ?? "trace.log")): no trace lines were recorded (no disk I/O on the VM while recording)")
         }
         if inputs.qmp == nil, size(manifest.files.qmpEvents) > 0 {

@@ -61,6 +61,20 @@ import KVMScopeTestSupport
         #expect(r.verdict.summary.contains("3 other storage errors that no QEMU failure is tied to (all 3 came before the trace began, so the trace has no request for them;"))
     }
 
+    /// A capture whose trace.log was deleted (or not copied) is not one that "recorded no trace
+    /// lines": capture.json names the file and counts its lines (found by an admin's review).
+    @Test func aMissingFileIsSaidToBeMissing() throws {
+        let dir = NSTemporaryDirectory() + "kvmscope-missing-\(UUID().uuidString)"
+        try FileManager.default.copyItem(atPath: Self.capture, toPath: dir)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.removeItem(atPath: dir + "/trace.log")
+        let m = try #require(try CaptureManifest.load(directory: dir))
+        var inputs = ExplainSession.Inputs()
+        try ExplainSession.addInputs(ofCapture: m, directory: dir, to: &inputs)
+        #expect(inputs.notes.contains { $0.hasSuffix("trace.log: named in capture.json but missing from the capture directory: not read") })
+        #expect(!inputs.notes.contains { $0.contains("no trace lines were recorded") })
+    }
+
     /// A burst as the lab's host disk gives it: QEMU sees each error 0-8 ms after the kernel,
     /// the guest's retries 5 ms apart. Tied nearest-first, a failure takes the next one's host
     /// error and the last is left with none ("not logged", falsely); every one is tied.
