@@ -98,10 +98,10 @@ extension ExplainStory {
             let n = account.unpairedHostFailures, before = account.unpairedBeforeTrace, after = account.unpairedAfterTrace
             var outside: [String] = []
             if before > 0 { outside.append("\(before == n ? (n == 1 ? "it" : "all \(n)") : "\(before)") came before the trace began") }
-            if after > 0 { outside.append("\(after == n ? (n == 1 ? "it" : "all \(n)") : "\(after)") \(before > 0 ? "" : "came ")after it ended") }
+            if after > 0 { outside.append("\(after == n ? (n == 1 ? "it" : "all \(n)") : "\(after)") \(before > 0 ? "after it ended" : "came after the trace ended")") }
             let why = before + after == n ? outside.joined(separator: " and ") + ", so the trace has no request for \(n == 1 ? "it" : "them")"
                 : "other devices or other times" + (outside.isEmpty ? "" : ": " + outside.joined(separator: " and "))
-            out.append("The host kernel log has \(count(n, "other storage error")) that no QEMU failure is tied to (\(why); `kvmscope host` lists them).")
+            out.append("The host kernel log has \(count(n, "other storage error")) that no QEMU failure is tied to (\(why); `kvmscope host` lists \(n == 1 ? "it" : "them")).")
         }
         return out
     }

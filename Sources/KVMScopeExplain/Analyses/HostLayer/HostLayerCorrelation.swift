@@ -100,6 +100,10 @@ enum HostLayerCorrelation {
     /// by up to seconds (more after a suspend): a larger offset between a zoned host log and
     /// QEMU's clock means the log is of another time or host.
     static let wallClockDriftLimit = 60.0
+    /// An offset that only one tie supports is no measurement: fitted to that pair, it makes any
+    /// host error up to `wallClockDriftLimit` away look simultaneous ("within 1 ms"). A zoned log
+    /// is trusted to be this close to QEMU's clock on its own word; further needs two ties.
+    static let singleTieDriftLimit = 1.0
 
     static func correlate(hostKernel: HostKernelReport, trace: TraceReport?, qmp: QMPTimeline?,
                           qmpForTrace: [Int: Int], matches: [ExplainReport.Match],
@@ -154,6 +158,7 @@ enum HostLayerCorrelation {
         }
         // One failure on each side ties at any offset of an uptime clock: nothing checks it.
         if let b = best, basis != "wall-clock", b.count < 2 { best = nil }
+        if let b = best, basis == "wall-clock", b.count < 2, abs(b.offset) > singleTieDriftLimit { best = nil }
         if let b = best {
             // Centre the offset on the tied pairs.
             let tied = tie(sample, candidates, offset: b.offset)
