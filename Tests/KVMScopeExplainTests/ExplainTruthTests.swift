@@ -366,3 +366,23 @@ import KVMScope
         #expect(try origin("short") == .notCovered)
     }
 }
+
+/// A trace cut off (QEMU killed, the file copied mid-write) after the failing write was
+/// submitted: the request is in flight at the trace's end. That is no proof that every request
+/// succeeded, nor that the guest failed on its own (it said both; found by an admin's review).
+@Suite struct ExplainTraceEndingInFlightTests {
+    @Test func theGuestsRequestStillInFlightAtTheTracesEndNamesNoLayer() throws {
+        let trace = try String(contentsOfFile: LabFixtures.path("write-eio", "trace.log"), encoding: .utf8)
+            .split(separator: "\n", omittingEmptySubsequences: false)
+        // Up to the write's virtio_blk_handle_write and its submission, before its completion.
+        let cut = try #require(trace.firstIndex { $0.contains("virtio_blk_rw_complete") && $0.contains("ret -5") })
+        let inputs = ExplainSession.Inputs(guest: try FileByteSource(path: LabFixtures.path("write-eio", "console.log")),
+                                           trace: MemoryByteSource(trace[..<cut].joined(separator: "\n") + "\n", name: "cut.log"))
+        let r = try ExplainSession.run(inputs)
+        #expect(r.verdict.origin == .unknown)
+        #expect(r.verdict.summary.contains("still in flight"))
+        #expect(!r.verdict.summary.contains("every request"))
+        #expect(!r.disagreements.contains { $0.contains("shows every request succeeding") })
+        #expect(r.unmatched.contains { $0.reason.contains("still in flight") })
+    }
+}

@@ -63,9 +63,22 @@ struct ExplainStory {
     /// events — never proof that the guest failed on its own.
     var contradictions: [String] {
         guard failures.isEmpty, scsiRealFailures.isEmpty else { return [] }
+        // A request still in flight when the trace ended, holding the guest's sector, may be
+        // the one the guest saw fail (QEMU answered after the trace stopped): the trace does
+        // not show every request to that disk succeeding.
         return coverage.filter { c in
             c.covered && c.bus == .virtioBlk && guestErrors.contains { GuestDiskBus.disk(of: $0.device) == c.guestDevice }
+                && !guestErrors.contains { e in GuestDiskBus.disk(of: e.device) == c.guestDevice && inFlightAtEnd(covering: e) != nil }
         }.map(\.guestDevice)
+    }
+
+    /// The request in flight at the end of the trace whose sectors hold the guest error's.
+    func inFlightAtEnd(covering e: GuestHostCorrelator.GuestError) -> VirtioBlkInFlightRequest? {
+        (host?.inFlight ?? []).first { r in
+            guard let s = r.sector else { return false }
+            let n = max(1, r.sectors ?? 1)
+            return e.sector >= s && e.sector - s < n
+        }
     }
 
     func coverage(of device: String) -> DeviceCoverage? {
@@ -129,6 +142,8 @@ struct ExplainStory {
                 reason = "the trace cannot see \(c.guestDevice): " + (c.toCover.first ?? "not covered")
             } else if host == nil {
                 reason = "no BLOCK_IO_ERROR of this kind is left to pair it with (QMP only reports errors QEMU saw in its storage)"
+            } else if failures.isEmpty, let r = inFlightAtEnd(covering: g) {
+                reason = "the trace ended with the request for sector \(r.sector ?? g.sector) still in flight (\(r.state)): QEMU's answer to it is not in the trace"
             } else if i < candidateCounts.count, candidateCounts[i] > 0 {
                 reason = "a failed host request covers sector \(g.sector), but it is already paired with another guest line: a repeated report of one failure, or a failure the trace did not record"
             } else if deviceMap[g.device] == nil && !(host?.devices.isEmpty ?? true) && !matches.isEmpty {
@@ -270,6 +285,8 @@ struct ExplainStory {
         // inputs could see, over the time of their trouble.
         if coverage.isEmpty { return .unknown }
         if !contradictions.isEmpty { return .unknown }
+        // The trace ended before QEMU answered the guest's failed request: no layer is shown.
+        if failures.isEmpty, guestErrors.contains(where: { inFlightAtEnd(covering: $0) != nil }) { return .unknown }
         if coverage.allSatisfy(\.covered) { return .guestInternal }
         if coverage.contains(where: { !$0.covered && !$0.toCover.isEmpty }) { return .notCovered }
         return .unknown
@@ -302,7 +319,11 @@ struct ExplainStory {
         case .notCovered:
             s += notCoveredSentences()
         case .unknown:
-            if !contradictions.isEmpty {
+            let pending = failures.isEmpty ? guestErrors.compactMap { e in inFlightAtEnd(covering: e).map { (e, $0) } } : []
+            if let (e, r) = pending.first, contradictions.isEmpty {
+                let what = [r.operation?.rawValue, r.sector.map { "of sector \($0)" + (r.sectors.map { "+\($0)" } ?? "") }].compactMap { $0 }.joined(separator: " ")
+                s.append("The guest logged \(count(guestErrors.count, "I/O error")) on \(e.device) (sector \(e.sector)\(pending.count > 1 ? " and \(pending.count - 1) more" : "")), and the trace ends with that request (\(what.isEmpty ? r.request : what)) still in flight, \(r.state): it stopped before QEMU answered, so it cannot say which layer failed. Trace QEMU until after the guest's error (and QMP's BLOCK_IO_ERROR would name the host errno).")
+            } else if !contradictions.isEmpty {
                 s.append("The guest logged \(count(guestErrors.count, "I/O error")) on \(contradictions.joined(separator: ", ")), but the trace, which covers that time, shows every request to the disk succeeding: the inputs contradict each other (see INPUTS THAT DISAGREE), and kvmscope does not guess which one is wrong.")
             } else if guestErrors.isEmpty && !(guest?.hasDiskErrors ?? false) && failures.isEmpty && (qmp?.ioErrors.isEmpty ?? true) {
                 s.append("No disk errors: the inputs show no failed request.")
