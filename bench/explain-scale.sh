@@ -61,9 +61,11 @@ ls -l "$dir"/trace.log "$dir"/guest.log "$dir"/qmp.jsonl >&2
 run() {   # name, then the command: prints "name wall user sys rssMiB"
     local name=$1; shift
     local t
-    t=$( { /usr/bin/time -f '%e %U %S %M' "$@" > /dev/null 2> /dev/null; } 2>&1 | tail -1)
-    # /usr/bin/time writes its line last on stderr; the command's own stderr went to /dev/null.
-    read -r wall user sys rss <<< "$t"
+    t=$(mktemp)
+    # Exit 1 is "findings", not a failure of the run; GNU time writes its line to the file.
+    /usr/bin/time -o "$t" -f '%e %U %S %M' "$@" > /dev/null 2> /dev/null || true
+    read -r wall user sys rss < <(tail -1 "$t")
+    rm -f "$t"
     printf '%s %s %s %s %.1f\n' "$name" "$wall" "$user" "$sys" "$(echo "$rss / 1024" | bc -l)"
 }
 
