@@ -66,13 +66,7 @@ import KVMScope
         DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
         defer { watchdog.cancel() }
         // The first stdout line is the URI with the real port.
-        var line = Data()
-        while !line.contains(0x0a) {
-            let b = out.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty { break }
-            line.append(b)
-        }
-        let uri = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let uri = out.fileHandleForReading.readNextLine().trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(uri.hasPrefix("nbd://127.0.0.1:"))
 
         let first = try runProcess(qemuIO, ["-f", "raw", uri, "-c", "write 0 4k"])

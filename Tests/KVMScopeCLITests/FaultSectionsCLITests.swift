@@ -203,13 +203,7 @@ import KVMScope
         let watchdog = DispatchWorkItem { if p.isRunning { p.terminate() } }
         DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
         defer { watchdog.cancel() }
-        var line = Data()
-        while !line.contains(0x0a) {
-            let b = out.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty { break }
-            line.append(b)
-        }
-        let uri = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let uri = out.fileHandleForReading.readNextLine().trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(uri.hasPrefix("nbd://127.0.0.1:"))
         // Every bit stuck (probability 1): a zeroed disk reads as the stuck pattern, not zeroes;
         // sector 2048 fails until a write remaps it; every trim fails.
@@ -250,13 +244,7 @@ import KVMScope
         p.standardOutput = out
         try p.run()
         defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
-        var line = Data()
-        while !line.contains(0x0a) {
-            let b = out.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty { break }
-            line.append(b)
-        }
-        let uri = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let uri = out.fileHandleForReading.readNextLine().trimmingCharacters(in: .whitespacesAndNewlines)
         let writer = Process()
         writer.executableURL = URL(fileURLWithPath: qemuIO)
         writer.arguments = ["-f", "raw", uri, "-c", "write -q -P 0x33 0 4k"]

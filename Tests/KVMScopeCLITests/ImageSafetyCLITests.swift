@@ -35,13 +35,7 @@ private final class Holder {
 
     /// Reads stdout up to and including the next newline ("" at end of file).
     func line() -> String {
-        var data = Data()
-        while !data.contains(0x0a) {
-            let b = stdout.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty { break }
-            data.append(b)
-        }
-        return String(decoding: data, as: UTF8.self)
+        return stdout.fileHandleForReading.readNextLine()
     }
 
     func send(_ text: String) { stdin.fileHandleForWriting.write(Data(text.utf8)) }

@@ -78,13 +78,7 @@ private final class Connection {
         try process.run()
         let tracer = process.processIdentifier
         DispatchQueue.global().asyncAfter(deadline: .now() + 60) { kill(tracer, SIGKILL) }
-        var line = Data()
-        while !line.contains(0x0a) {
-            let b = out.fileHandleForReading.readData(ofLength: 1)
-            if b.isEmpty { break }
-            line.append(b)
-        }
-        let uri = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let uri = out.fileHandleForReading.readNextLine().trimmingCharacters(in: .whitespacesAndNewlines)
         guard let port = uri.split(separator: ":").last.flatMap({ Int($0) }), let a = Connection(port: port), let b = Connection(port: port) else {
             Issue.record("server did not start or negotiate: '\(uri)'")
             kill(tracer, SIGKILL)
