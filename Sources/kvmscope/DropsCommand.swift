@@ -159,9 +159,13 @@ struct DropsCommand: ParsableCommand {
             if output.json { CLIOutput.write(try DropJSONRenderer.interval(tally)) }
             else { CLIOutput.write(renderer.interval(tally, label: Self.traceClockLabel(tally))) }
         }
-        if let i = result.summary.input, i.drops == 0, i.consumed == 0, i.otherEvents == 0, i.lines > i.headerLines {
+        // Not one kfree_skb or consume_skb line: a trace of other events (or no format at all) says
+        // nothing about drops, so it is refused rather than reported as "0 drops".
+        if let i = result.summary.input, i.drops == 0, i.consumed == 0, i.lines > i.headerLines,
+           i.otherEvents == 0 || result.formatName == nil {
+            let others = i.otherEvents > 0 ? ", only \(i.otherEvents) other trace events: was skb:kfree_skb enabled?" : ""
             throw KVMScopeError.unsupportedFormat(path: stream.name, detail:
-                "no skb:kfree_skb events in \(i.lines) lines (expected ftrace trace text, trace-cmd report or perf script of skb:kfree_skb)")
+                "no skb:kfree_skb events in \(i.lines) lines (expected ftrace trace text, trace-cmd report or perf script of skb:kfree_skb\(others))")
         }
         return result.summary
     }

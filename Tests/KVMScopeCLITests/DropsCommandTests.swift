@@ -156,6 +156,33 @@ import KVMScope
         #expect((s["input"] as? [String: Any])?["overlongLines"] as? Int == 1)
     }
 
+    /// Other programs' logs are not drop captures: a guest console (its `[ 1.2] virtio0: [vda] ...`
+    /// lines once passed as "other trace events"), a QEMU trace, a host kernel log and a trace of
+    /// other events are each refused with exit 2, never reported as "0 drops".
+    @Test func otherLogsAreRefusedNotReportedAsNoDrops() throws {
+        for (path, others) in [(LabFixtures.path("write-eio", "console.log"), false),
+                               (LabFixtures.path("write-eio", "trace.log"), false),
+                               (LabFixtures.path("host-disk-eio", "host-dmesg.log"), false),
+                               (TestFixtures.path("guest/classic-report.log"), false)] {
+            let r = try CLIRunner.run(["drops", path])
+            #expect(r.status == 2, "\(path): \(r.stdout)")
+            #expect(r.stdout.isEmpty)
+            #expect(r.stderr.hasPrefix("kvmscope: '\(path)': no skb:kfree_skb events in "), "\(r.stderr)")
+            #expect(r.stderr.contains("other trace events") == others, "\(r.stderr)")
+        }
+        let sched = "          <idle>-0       [001] d..2.  1360.824430: sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=bash next_pid=4044 next_prio=120\n"
+            + "            bash-4044    [001] .....  1360.824473: sys_enter: NR 1 (1, 2, 3)\n"
+        let other = try CLIRunner.run(["drops", "-"], stdin: sched)
+        #expect(other.status == 2)
+        #expect(other.stderr == "kvmscope: '<stdin>': no skb:kfree_skb events in 2 lines (expected ftrace trace text, trace-cmd report or perf script of skb:kfree_skb, only 2 other trace events: was skb:kfree_skb enabled?)\n")
+        // A real capture with other events around its drops still counts them as other events.
+        let mixed = try CLIRunner.run(["drops", "--json", "-"], stdin: sched + (try DropFixtures.text("perf-script-6.18.txt")))
+        let s = try summary(mixed.stdout)
+        #expect(s["drops"] as? Int == 7)
+        #expect((s["input"] as? [String: Any])?["otherEvents"] as? Int == 2)
+        #expect((s["input"] as? [String: Any])?["skippedLines"] as? Int == 0)
+    }
+
     @Test func usageErrorsExit2() throws {
         for args in [["drops", "--source", "netdm", Self.ftrace], ["drops", "--duration", "1s", Self.ftrace],
                      ["drops", "--protocol", "ipx9", Self.ftrace], ["drops", "--reason", "NO SOCKET", Self.ftrace],

@@ -253,11 +253,35 @@ public struct KfreeSkbLineParser: Sendable {
     }
 
     /// Another event's trace line: `... [001] ... 12.345678: name: ...`.
+    /// A line of another trace event: `TIME: NAME: ...`, where TIME is the seconds.fraction stamp
+    /// ftrace, trace-cmd report and perf script all print after a blank (kernel/trace/trace_output.c
+    /// prints `%5lu.%06lu: `; trace-cmd -t and perf --ns print 9 digits) and NAME is an event name
+    /// (`sched_switch`, `skb:consume_skb`). A guest console's `[    1.234567] virtio0: [vda] ...` or
+    /// a kernel log's `sd 2:0:0:0: [sda] ...` is neither, so it is garbage here, not a trace event.
     func looksLikeTraceLine(_ line: LineBytes) -> Bool {
         guard let colon = line.find(": ") else { return false }
         var k = colon - 1
-        while k >= 0, (line[k] >= 0x30 && line[k] <= 0x39) || line[k] == 0x2E { k -= 1 }
-        return k < colon - 1 && line.find(": ", from: colon + 2) != nil
+        var fraction = 0
+        while k >= 0, line[k] >= 0x30 && line[k] <= 0x39 { k -= 1; fraction += 1 }
+        guard (6...9).contains(fraction), k >= 1, line[k] == 0x2E else { return false }
+        k -= 1
+        let secondsEnd = k
+        while k >= 0, line[k] >= 0x30 && line[k] <= 0x39 { k -= 1 }
+        guard k < secondsEnd, k >= 0, line[k] == 0x20 || line[k] == 0x09 else { return false }
+        // NAME, or perf's SYSTEM:NAME, then ": " (or the line's end: an event with no fields).
+        var n = colon + 2
+        var nameBytes = 0
+        while n < line.count {
+            if Self.isEventNameByte(line[n]) { nameBytes += 1; n += 1; continue }
+            if line[n] == 0x3A, nameBytes > 0, n + 1 < line.count, Self.isEventNameByte(line[n + 1]) { n += 1; continue }
+            break
+        }
+        guard nameBytes > 0, n < line.count, line[n] == 0x3A else { return false }
+        return n + 1 == line.count || line[n + 1] == 0x20
+    }
+
+    private static func isEventNameByte(_ b: UInt8) -> Bool {
+        (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x5F
     }
 }
 
