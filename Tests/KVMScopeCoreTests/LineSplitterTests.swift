@@ -23,6 +23,28 @@ import KVMScopeTestSupport
         #expect(!r.stats.endedMidLine)
     }
 
+    /// A file with lone `\r` line ends (a classic Mac file, a terminal capture) is split at them,
+    /// however the reads cut it; once it was one overlong line, skipped, and "no errors" followed.
+    @Test(arguments: [1, 3, 100, 1 << 20])
+    func carriageReturnOnlyLineEnds(readSize: Int) throws {
+        let r = try split("[    1.0] one\r[    2.0] two\r\rthree", readSize: readSize)
+        #expect(r.lines == ["[    1.0] one", "[    2.0] two", "", "three"])
+        #expect(r.stats.carriageReturnLineEnds)
+        #expect(r.stats.endedMidLine)
+        let long = String(repeating: "x", count: 300) + "\r"
+        let many = try split(String(repeating: long, count: 1000), maxLine: 1024, readSize: readSize)
+        #expect(many.lines.count == 1000)
+        #expect(many.lines.allSatisfy { $0.count == 300 })
+    }
+
+    /// `\r` before `\n` (`\r\r\n` serial consoles) and `\r` inside lines of a `\n` file never split a line.
+    @Test(arguments: [1, 5, 1 << 20])
+    func carriageReturnsInANewlineFileDoNotSplit(readSize: Int) throws {
+        let r = try split("a\r\r\nb\rc\n" + String(repeating: "\r", count: 10) + "d\n", readSize: readSize)
+        #expect(r.lines == ["a\r", "b\rc", String(repeating: "\r", count: 10) + "d"])
+        #expect(!r.stats.carriageReturnLineEnds)
+    }
+
     @Test func lastLineWithoutNewlineIsKeptAndFlagged() throws {
         let r = try split("one\ntwo")
         #expect(r.lines == ["one", "two"])

@@ -9,6 +9,9 @@ public struct LineStats: Equatable, Sendable, Codable {
     public var overlongLines = 0
     /// The input ended without a newline; that last line was still handed out.
     public var endedMidLine = false
+    /// Lines ended by a lone `\r` (classic Mac files, some terminal captures and serial
+    /// consoles): the input's first line-length limit of bytes had carriage returns and no `\n`.
+    public var carriageReturnLineEnds = false
     public init() {}
 }
 
@@ -54,17 +57,25 @@ public struct LineSplitter {
             try body(LineBytes(UnsafeBufferPointer(start: base + start, count: e - start)), lineNumber)
         }
 
-        while true {
-            let n = try stream.read(into: UnsafeMutableRawBufferPointer(start: base + filled, count: capacity - filled))
-            if n == 0 { break }
-            stats.bytes += Int64(n)
-            onProgress?(stats.bytes)
-            let scanFrom = filled
-            filled += n
+        // The line end: `\n`, unless the input's first maxLineLength bytes (or all of it, if
+        // shorter) have carriage returns and no `\n` at all — then each lone `\r` ends a line.
+        // (Split at `\n`, such an input would be one overlong line, skipped.) Decided once, before
+        // any line is handed out, so a `\r\r\n` console is never split at its `\r`s.
+        var lineEnd: UInt8 = 0x0A
+        var decided = false
+        func decide() {
+            decided = true
+            if memchr(base, 0x0A, filled) == nil, memchr(base, 0x0D, filled) != nil {
+                lineEnd = 0x0D
+                stats.carriageReturnLineEnds = true
+            }
+        }
+        var scanFrom = 0
+        @inline(__always) func scan() throws {
             var lineStart = 0
             var cursor = scanFrom
             while cursor < filled,
-                  let hit = memchr(base + cursor, 0x0A, filled - cursor) {
+                  let hit = memchr(base + cursor, Int32(lineEnd), filled - cursor) {
                 let nl = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - UnsafePointer(base)
                 if skippingOverlong {
                     skippingOverlong = false
@@ -88,6 +99,23 @@ public struct LineSplitter {
                 if lineStart > 0 && pending > 0 { memmove(base, base + lineStart, pending) }
                 filled = pending
             }
+            scanFrom = filled
+        }
+
+        while true {
+            let n = try stream.read(into: UnsafeMutableRawBufferPointer(start: base + filled, count: capacity - filled))
+            if n == 0 { break }
+            stats.bytes += Int64(n)
+            onProgress?(stats.bytes)
+            filled += n
+            if !decided {
+                if memchr(base + scanFrom, 0x0A, filled - scanFrom) != nil || filled >= maxLineLength { decide() } else { continue }
+            }
+            try scan()
+        }
+        if !decided && filled > 0 {
+            decide()
+            try scan()
         }
         if skippingOverlong {
             lineNumber += 1
