@@ -45,6 +45,51 @@ func normalizedArguments(_ args: [String]) -> [String] {
     return out
 }
 
+/// ArgumentParser reads `--top -1` as `--top` with no value and an option `-1` ("Missing value for
+/// '--top <top>'"), hiding the real mistake. When parsing fails and an option is followed by a
+/// negative number, that number is given to it (`--top=-1`) and parsed again, so the command's
+/// own check says what is wrong ("--top must be 1...100000"). If that fails too, the first error
+/// stands (a flag followed by a number, as in `errno --json -5`, keeps its message).
+func parseCommand(_ args: [String]) throws -> any ParsableCommand {
+    do {
+        return try Kvmscope.parseAsRoot(args)
+    } catch {
+        var joined: [String] = []
+        var i = 0
+        while i < args.count {
+            let a = args[i]
+            if a == "--" { joined += args[i...]; break }
+            if a.hasPrefix("--"), !a.contains("="), i + 1 < args.count, isNegativeNumber(args[i + 1]) {
+                joined.append(a + "=" + args[i + 1])
+                i += 2
+                continue
+            }
+            joined.append(a)
+            i += 1
+        }
+        guard joined != args else { throw error }
+        do {
+            return try Kvmscope.parseAsRoot(joined)
+        } catch let retry {
+            throw isValidationFailure(retry) ? retry : error
+        }
+    }
+}
+
+/// Whether a parse error came from a command's own `validate()` (so the value reached the
+/// command), not from the parser. ArgumentParser keeps that distinction in an internal type;
+/// read through Mirror, a change there only costs the better message, never a wrong one.
+func isValidationFailure(_ error: any Error) -> Bool {
+    if error is ValidationError { return true }
+    guard let parserError = Mirror(reflecting: error).children.first(where: { $0.label == "parserError" })?.value else { return false }
+    return Mirror(reflecting: parserError).children.first?.label == "userValidationError"
+}
+
+func isNegativeNumber(_ s: String) -> Bool {
+    guard s.hasPrefix("-"), s.count > 1 else { return false }
+    return Double(s) != nil
+}
+
 /// Runs the parsed command and maps every outcome onto kvmscope's exit statuses
 /// (0 ok, 1 findings or failure, 2 usage), so a user never sees a stack trace or
 /// ArgumentParser's own exit code 64.
@@ -57,7 +102,7 @@ func runMain() -> Never {
         exit(2)
     }
     do {
-        var command = try Kvmscope.parseAsRoot(normalizedArguments(Array(CommandLine.arguments.dropFirst())))
+        var command = try parseCommand(normalizedArguments(Array(CommandLine.arguments.dropFirst())))
         try command.run()
         exit(0)
     } catch let error as any KVMScopeFailure {

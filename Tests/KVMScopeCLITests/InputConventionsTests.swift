@@ -218,6 +218,49 @@ import KVMScopeTestSupport
         }
     }
 
+    /// A console log whose lines end in a lone `\r` reads as the `\n` original does (it was one
+    /// overlong line, skipped, and the report had no disk error).
+    @Test func carriageReturnLineEndsReadAsLines() throws {
+        let dir = TempDir()
+        let original = try String(contentsOfFile: Self.console, encoding: .utf8)
+        let cr = dir.file("cr.log", original.replacingOccurrences(of: "\n", with: "\r"))
+        let a = try CLIRunner.run(["guest", "--json", Self.console])
+        let b = try CLIRunner.run(["guest", "--json", cr])
+        #expect(b.status == 1 && a.status == 1)
+        func failures(_ json: String) throws -> [Any]? {
+            let o = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            return (o?["devices"] as? [[String: Any]])?.first?["blockErrors"] as? [Any]
+        }
+        #expect(try failures(b.stdout)?.count == failures(a.stdout)?.count)
+        #expect(try failures(b.stdout)?.isEmpty == false)
+    }
+
+    /// `--top -1` once said "Missing value for '--top <top>'" (ArgumentParser reads -1 as an
+    /// option): the command's own check must say what is wrong, on every command. A flag followed
+    /// by a negative number keeps the parser's message; `--opt=-1` was always fine.
+    @Test func aNegativeNumberReachesTheOptionsOwnCheck() throws {
+        let guest = LabFixtures.path("write-eio", "console.log")
+        let cases: [([String], String)] = [
+            (["guest", "--detail-limit", "-1", guest], "Error: --detail-limit must be 0 or more\n"),
+            (["guest", "--top", "-3", guest], "Error: --top must be 0 or more\n"),
+            (["host", "--top", "-3", guest], "Error: --top must be 0 or more\n"),
+            (["explain", "--detail-limit", "-1", "--example", "write-eio"], "Error: --detail-limit must be at least 1\n"),
+            (["drops", "--top", "-2", Self.drops], "Error: --top must be 1...100000\n"),
+            (["guest", "--top=-3", guest], "Error: --top must be 0 or more\n"),
+        ]
+        for (args, first) in cases {
+            let r = try CLIRunner.run(args)
+            #expect(r.status == 2, "\(args)")
+            #expect(r.stdout.isEmpty)
+            #expect(r.stderr.hasPrefix(first), "\(args): \(r.stderr)")
+        }
+        let flag = try CLIRunner.run(["guest", "--json", "-28", guest])
+        #expect(flag.status == 2)
+        #expect(flag.stderr.hasPrefix("Error: Unknown option '-28'"), "\(flag.stderr)")
+        let errno = try CLIRunner.run(["errno", "--json", "-28"])
+        #expect(errno.status == 0 && errno.stdout.contains("ENOSPC"))
+    }
+
     // MARK: recognise or refuse
 
     @Test func aFileWithNoTraceLineIsRefusedAsATrace() throws {
