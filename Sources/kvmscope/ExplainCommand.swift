@@ -47,6 +47,9 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .long, help: "QMP events ('-' for stdin).")
     var qmp: String?
 
+    @Option(name: .long, help: "The libvirt domain whose QMP events to use, when the QMP input holds several (virsh qemu-monitor-event with no domain).")
+    var domain: String?
+
     @Option(name: .customLong("host-log"), help: "The host's own kernel log: dmesg (any time format), journalctl -k, kern.log ('-' for stdin). Files named host-dmesg*, host-kern*, host-journal* are taken as it.")
     var hostLog: String?
 
@@ -123,6 +126,7 @@ struct ExplainCommand: ParsableCommand {
                 throw KVMScopeError.usage("the host's kernel log alone says nothing of the guest's errors: give the guest log, QEMU's trace or QMP events with it (or read it alone with `kvmscope host`)")
             }
         }
+        inputs.qmpDomain = domain
         let meter = ProgressMeter(label: "inputs", total: nil)
         let report = try ExplainSession.run(inputs, events: events, detailLimit: detailLimit, onProgress: meter.update)
         meter.finish()

@@ -35,6 +35,9 @@ public enum ExplainSession {
         public var foundInDirectory: Set<String> = []
         /// What was left out of a directory, and why (printed with the inputs).
         public var notes: [String] = []
+        /// The libvirt domain whose events to take from a QMP input of several
+        /// (`virsh qemu-monitor-event` for every domain).
+        public var qmpDomain: String?
         public init(guest: ByteStream? = nil, trace: ByteStream? = nil, qmp: ByteStream? = nil, qemuCommandLine: ByteStream? = nil) {
             self.guest = guest; self.trace = trace; self.qmp = qmp; self.qemuCommandLine = qemuCommandLine
         }
@@ -266,11 +269,25 @@ public enum ExplainSession {
         if let q = inputs.qmp {
             // Streamed: each event is summarised as it is read (bounded by the detail limit).
             var reader = QMPEventReader()
-            var t = QMPTimeline(detailLimit: detailLimit)
-            try reader.read(q) { t.consume($0) }
+            var selection = QMPRunSelection(detailLimit: detailLimit)
+            try reader.read(q) { selection.consume($0) }
             try QMPRecognitionError.check(reader, name: q.name)
-            t.finish(reader: reader)
-            timeline = t
+            selection.finish(reader: reader)
+            guard let chosen = selection.select(inputs.qmpDomain) else {
+                throw KVMScopeError.usage(inputs.qmpDomain.map {
+                    "\(q.name) has no QMP events of domain '\($0)' (it has: \(selection.choices))"
+                } ?? "\(q.name) holds the QMP events of \(selection.domains.count) domains: \(selection.choices); name this guest's with --domain NAME")
+            }
+            if let d = chosen.name, selection.domains.count > 1 {
+                notes.append("\(q.name): the QMP events of domain '\(d)' (--domain); those of \(selection.domains.count - 1) other domain(s) are not this guest's and are left out")
+            }
+            if selection.eventsOfUnkeptDomains > 0 {
+                notes.append("\(q.name): \(selection.eventsOfUnkeptDomains) events of domains past the first \(QMPRunSelection.maxDomains) were not read")
+            }
+            if chosen.run > 0, chosen.run <= reader.runStartLines.count {
+                notes.append("\(q.name): \(chosen.run + 1) QEMU runs (a greeting after a SHUTDOWN starts each); the events are read from the last one (its greeting at line \(reader.runStartLines[chosen.run - 1])), the \(chosen.earlierRunsEvents) events before it are \(chosen.run == 1 ? "another run" : "other runs") of the VM")
+            }
+            timeline = chosen.timeline
             understood.append(ExplainInputUnderstanding(role: InputKind.qmpEvents.rawValue, source: q.name,
                                                         compression: compression(of: q), lines: reader.lineStats.lines - placeholders(q),
                                                         linesRecognised: reader.linesRecognised, linesSkipped: reader.linesSkipped,

@@ -45,12 +45,20 @@ public struct QMPEvent: Equatable, Sendable {
     public let data: JSONValue?
     /// Line where the event starts in its input (1-based).
     public let line: Int
+    /// The libvirt domain a virsh record names (`for domain 'vm1'`); nil in a raw QMP stream,
+    /// which is one QEMU's by construction.
+    public let domain: String?
+    /// Which QEMU run of the stream the event belongs to (0 for the first): a raw stream that a
+    /// client kept appending to across restarts holds a greeting after each run's SHUTDOWN.
+    public let run: Int
 
-    public init(name: String, time: Double?, data: JSONValue?, line: Int) {
+    public init(name: String, time: Double?, data: JSONValue?, line: Int, domain: String? = nil, run: Int = 0) {
         self.name = name
         self.time = time
         self.data = data
         self.line = line
+        self.domain = domain
+        self.run = run
     }
 
     /// The BLOCK_IO_ERROR fields, when this is one.

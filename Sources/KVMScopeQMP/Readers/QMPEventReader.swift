@@ -27,6 +27,13 @@ public struct QMPEventReader {
     /// Bytes the virsh record scanner looked at: at most each byte of the input once.
     public private(set) var recordBytesScanned = 0
     public private(set) var lineStats = LineStats()
+    /// Where each QEMU run after the first begins in a raw stream: the line of the greeting that
+    /// follows a SHUTDOWN (QEMU exits on SHUTDOWN unless run with -no-shutdown; a greeting with
+    /// no SHUTDOWN before it is the same QEMU's monitor connected again, as after `record`).
+    public private(set) var runStartLines: [Int] = []
+    /// Greetings (`{"QMP": ...}`): monitor connections, whichever QEMU they were to.
+    public private(set) var greetings = 0
+    private var shutdownSinceGreeting = false
     /// A QMP log is small (events are rare), but a runaway record must not eat memory.
     static let maxRecordBytes = 1 << 20
 
@@ -69,10 +76,22 @@ public struct QMPEventReader {
             }
             let text = Self.trimmed(line)
             if text.hasPrefix("{") {
-                switch Self.parseRaw(text, line: number) {
-                case let .event(event): events += 1; linesRecognised += 1; try body(event)
+                switch Self.parseRaw(text, line: number, run: runStartLines.count) {
+                case let .event(event):
+                    events += 1; linesRecognised += 1
+                    if event.name == "SHUTDOWN" { shutdownSinceGreeting = true }
+                    try body(event)
                 case .badTimestamp: badTimestamps += 1; skippedLines += 1
-                case .notEvent: if Self.isQMPNonEvent(text) { linesRecognised += 1 } else { skippedLines += 1 }
+                case .notEvent:
+                    switch Self.nonEventKind(text) {
+                    case .greeting?:
+                        linesRecognised += 1
+                        if greetings > 0 && shutdownSinceGreeting { runStartLines.append(number) }
+                        greetings += 1
+                        shutdownSinceGreeting = false
+                    case .reply?: linesRecognised += 1
+                    case nil: skippedLines += 1
+                    }
                 }
                 return
             }
@@ -138,14 +157,14 @@ public struct QMPEventReader {
 
     enum RawLine { case event(QMPEvent), badTimestamp, notEvent }
 
-    static func parseRaw(_ text: String, line: Int) -> RawLine {
+    static func parseRaw(_ text: String, line: Int, run: Int = 0) -> RawLine {
         guard let object = decode(text), let name = object["event"]?.stringValue else { return .notEvent }
         var time: Double?
         if let ts = object["timestamp"], let s = ts["seconds"]?.numberValue {
             guard let t = QMPTimestamp.seconds(s, microseconds: ts["microseconds"]?.numberValue ?? 0) else { return .badTimestamp }
             time = t
         }
-        return .event(QMPEvent(name: name, time: time, data: object["data"], line: line))
+        return .event(QMPEvent(name: name, time: time, data: object["data"], line: line, run: run))
     }
 
     static func parseRawEvent(_ text: String, line: Int) -> QMPEvent? {
@@ -153,17 +172,23 @@ public struct QMPEventReader {
         return nil
     }
 
+    enum NonEvent { case greeting, reply }
+
     /// The greeting, command replies and errors are part of the stream, not junk.
-    static func isQMPNonEvent(_ text: String) -> Bool {
-        guard let object = decode(text) else { return false }
-        return object["QMP"] != nil || object["return"] != nil || object["error"] != nil
+    static func nonEventKind(_ text: String) -> NonEvent? {
+        guard let object = decode(text) else { return nil }
+        if object["QMP"] != nil { return .greeting }
+        return object["return"] != nil || object["error"] != nil ? .reply : nil
     }
+
+    static func isQMPNonEvent(_ text: String) -> Bool { nonEventKind(text) != nil }
 }
 
 /// A virsh record whose JSON may continue over the following lines (`--pretty`).
 struct PendingVirshRecord {
     let name: String
     let time: Double?
+    let domain: String
     /// The header's time is no host clock reading (QMPTimestamp): the record is skipped whole.
     let badTime: Bool
     let line: Int
@@ -203,6 +228,7 @@ struct PendingVirshRecord {
         rest = rest.dropFirst("for domain ".count)
         let separator = rest.hasPrefix("'") ? "': " : ": "
         guard let sep = rest.range(of: separator) else { return nil }
+        self.domain = String(rest[..<sep.lowerBound].dropFirst(separator == "': " ? 1 : 0))
         self.time = time
         self.badTime = time.map { !QMPTimestamp.isPlausible($0) } ?? false
         self.line = line
@@ -233,9 +259,9 @@ struct PendingVirshRecord {
     var isComplete: Bool { json == nil || scanner.isComplete }
 
     func finish() -> QMPEvent? {
-        guard let json else { return QMPEvent(name: name, time: time, data: nil, line: line) }
+        guard let json else { return QMPEvent(name: name, time: time, data: nil, line: line, domain: domain) }
         guard let data = QMPEventReader.decode(json) else { return nil }
-        return QMPEvent(name: name, time: time, data: data, line: line)
+        return QMPEvent(name: name, time: time, data: data, line: line, domain: domain)
     }
 
     /// virTimeStringNowRaw: `2026-11-22 14:42:17.123+0000` (UTC; libvirt src/util/virtime.c
