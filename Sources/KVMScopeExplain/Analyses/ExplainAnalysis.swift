@@ -122,12 +122,32 @@ enum ExplainAnalysis {
                                      operation: failures[p.host].operation.rawValue, timeDeltaSeconds: p.delta))
             }
         }
+        // A guest log on the wall clock pairs only within what time zones (and a little drift)
+        // allow: QEMU starts the guest's RTC from the host's clock (-rtc base=utc or localtime),
+        // so a gap of days means another time's log, whose errors at the same sectors are not
+        // these failures. Its pairs are dropped and the gap is said (ExplainStory).
+        var wallClockGap: Double?
+        func beyondAnyZone(_ o: Double?) -> Bool {
+            guard case .wall(let zoneKnown)? = guestClock, let o else { return false }
+            return abs(o) > Self.wallClockAllowance(zoneKnown: zoneKnown)
+        }
+        if beyondAnyZone(offset) {
+            wallClockGap = offset
+            matches.removeAll()
+            offset = nil
+            spread = nil
+        }
         // Guest errors on SCSI disks ↔ the SCSI requests QEMU failed, retries folded.
         var scsiRetryQMP: Set<Int> = []
         var scsiMatched: Set<Int> = []
         if let h = host, !h.scsi.failures.isEmpty {
             let candidates = guestErrors.indices.filter { GuestDiskBus(guestDevice: guestErrors[$0].device) == .scsi }
-            let (pairs, o) = SCSICorrelation.correlate(guestErrors, candidates: candidates, failures: h.scsi.failures, offset: offset)
+            var (pairs, o) = SCSICorrelation.correlate(guestErrors, candidates: candidates, failures: h.scsi.failures, offset: offset)
+            if offset == nil, beyondAnyZone(o) {
+                if wallClockGap == nil { wallClockGap = o }
+                pairs = []
+                o = nil
+            }
             if offset == nil { offset = o }
             var taken = Set(qmpForHost.values)
             for p in pairs {
@@ -152,7 +172,7 @@ enum ExplainAnalysis {
         }
         // No failed request to line the clocks up with: the guest's disk setup can.
         var anchored = false
-        if offset == nil, let a = ExplainClockAnchor.offset(guest: guest, host: host, time: guestTime) {
+        if offset == nil, let a = ExplainClockAnchor.offset(guest: guest, host: host, time: guestTime), !beyondAnyZone(a) {
             offset = a
             anchored = true
         }
@@ -174,7 +194,13 @@ enum ExplainAnalysis {
                 qmpRetries = Set(bursts.flatMap { $0.dropLast() }.map { qmpIdx[$0] })
                 qmpIdx = bursts.compactMap(\.last).map { qmpIdx[$0] }
             }
-            let (pairs, o, s) = pairWithQMP(guestIdx.map { guestErrors[$0] }, qmpIdx.map { qmp.ioErrors[$0] }, offset: offset)
+            var (pairs, o, s) = pairWithQMP(guestIdx.map { guestErrors[$0] }, qmpIdx.map { qmp.ioErrors[$0] }, offset: offset)
+            if offset == nil, beyondAnyZone(o) {
+                if wallClockGap == nil { wallClockGap = o }
+                pairs = []
+                o = nil
+                s = nil
+            }
             if offset == nil { offset = o; spread = s }
             for (gi, qi, delta) in pairs {
                 let g = guestIdx[gi], q = qmpIdx[qi]
@@ -192,13 +218,14 @@ enum ExplainAnalysis {
             guard let t = guestTime(loc) else { return nil }
             return guestClock == .uptime ? bootClocks.hostTime(uptime: t, boot: loc.boot) : offset.map { t + $0 }
         }
-        let coverage = ExplainCoverage.coverage(guest: guest, host: host, qmp: qmp, offset: offset,
+        let coverage = ExplainCoverage.coverage(guest: guest, host: host, qmp: qmp, offset: offset, wallClockGap: wallClockGap,
                                                 matchedDisks: tracedDisks, time: guestTime, hostTime: hostTime)
 
         var story = ExplainStory(guest: guest, host: host, qmp: qmp, guestErrors: guestErrors, failures: failures,
                           matches: matches, offset: offset, spread: spread, deviceMap: deviceMap,
                           qmpForHost: qmpForHost)
         story.guestClock = guestClock
+        story.wallClockGap = wallClockGap
         story.candidateCounts = candidateCounts
         story.unmatchedQMP = unmatchedQMP
         story.qmpRetries = qmpRetries.union(scsiRetryQMP)
@@ -278,6 +305,12 @@ enum ExplainAnalysis {
 
     /// Guest errors ↔ QMP I/O errors of the same kind (read ↔ read, everything else ↔ write),
     /// the k-th with the k-th; the offset is the median of their differences.
+    /// How far a guest's wall clock may read from the host's and still be the same moment: 2
+    /// minutes of drift with a known zone; without one, any zone (UTC-12 to UTC+14) too.
+    static func wallClockAllowance(zoneKnown: Bool) -> Double {
+        zoneKnown ? 120 : 14 * 3600 + 120
+    }
+
     static func pairWithQMP(_ guest: [GuestHostCorrelator.GuestError], _ errors: [QMPTimeline.IOError],
                             offset known: Double? = nil) -> ([(Int, Int, Double?)], Double?, Double?) {
         func kind(_ op: BlockIOOperation?) -> QMPIOOperation { op == .read ? .read : .write }

@@ -20,6 +20,14 @@ struct ExplainStory {
     var unmatched: [ExplainReport.Unmatched] = []
     var disagreements: [String] = []
     var guestClock: ExplainReport.GuestClock?
+    /// "72.0 h", or "3.0 days" past two days.
+    static func gap(_ seconds: Double) -> String {
+        seconds < 48 * 3600 ? String(format: "%.1f h", seconds / 3600) : String(format: "%.1f days", seconds / 86_400)
+    }
+
+    /// The guest's wall clock read further from the host's than any time zone allows: the
+    /// offset the pairs would have needed (ExplainAnalysis dropped them).
+    var wallClockGap: Double?
     /// Per guest error, how many host failures could have been it (trace inputs only).
     var candidateCounts: [Int] = []
     /// QMP errors reported to the guest that no guest error paired with (no trace given).
@@ -170,6 +178,7 @@ struct ExplainStory {
                 reason = "the guest was never told (still in flight at the end of the trace)"
             default:
                 if guest == nil { reason = "no guest log to compare with" }
+                else if let gap = wallClockGap { reason = "the guest log is from another time (its wall clock reads \(Self.gap(abs(gap))) from the host's)" }
                 else if suppressed > 0 { reason = "probably among the \(suppressed) guest messages the kernel's rate limiter suppressed" }
                 else if guestStampsPrecise, let gt = guestTime(f.time),
                         Self.countAtMost(guestTimes, gt + 0.01) - Self.countAtMost(guestTimes, gt - 5) >= 10 {
@@ -213,13 +222,10 @@ struct ExplainStory {
                 disagreements.append("The guest log and the QMP events do not line up one-to-one (\(count(g, "guest error")) without a BLOCK_IO_ERROR, \(count(q, "reported BLOCK_IO_ERROR")) without a guest error): they may come from different runs, or part of one was not captured.")
             }
         }
-        if case .wall(let zoneKnown)? = guestClock, let offset {
-            let allowed = zoneKnown ? 120.0 : 14 * 3600 + 120.0
-            if abs(offset) > allowed {
-                disagreements.append(String(format: "The guest log's wall clock and the host's differ by %.1f h, more than any time zone: they come from different times, or one of the clocks is wrong.", abs(offset) / 3600))
-            }
+        if let gap = wallClockGap {
+            disagreements.append(String(format: "The guest log's wall clock and the host's differ by %@, more than any time zone: they come from different times, or one of the clocks is wrong, so the guest's errors are not paired with the host's.", Self.gap(abs(gap))))
         }
-        if !guestErrors.isEmpty, !failures.isEmpty, matches.isEmpty {
+        if !guestErrors.isEmpty, !failures.isEmpty, matches.isEmpty, wallClockGap == nil {
             let gd = Set(guestErrors.map(\.device)).sorted().joined(separator: ", ")
             disagreements.append("The guest's errors (\(gd)) and the trace's \(failures.count) failure(s) match in neither sector nor operation: is the trace from this VM and this disk, and from the same time?")
         }

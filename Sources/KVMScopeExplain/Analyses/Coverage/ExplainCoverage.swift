@@ -51,6 +51,7 @@ enum ExplainCoverage {
     /// `matchedDisks`: guest disks with an error paired to a traced failure — the trace sees
     /// them, whatever the clocks say.
     static func coverage(guest: GuestDiskReport?, host: TraceReport?, qmp: QMPTimeline?, offset: Double?,
+                         wallClockGap: Double? = nil,
                          matchedDisks: Set<String> = [], time: (GuestLogLocation) -> Double?,
                          hostTime: (GuestLogLocation) -> Double?) -> [DeviceCoverage] {
         let onHost = troubledDisks(guest, time: hostTime)
@@ -72,12 +73,13 @@ enum ExplainCoverage {
             }
             if matchedDisks.contains(disk), c.traceCoversTime == nil { c.traceCoversTime = true }
             c.covered = TraceBusEvents.supported(bus) && c.traceHasBusEvents == true && c.traceCoversTime == true
-            c.toCover = reasons(c, host: host, times: times, offset: offset)
+            c.toCover = reasons(c, host: host, times: times, offset: offset, wallClockGap: wallClockGap)
             return c
         }
     }
 
-    static func reasons(_ c: DeviceCoverage, host: TraceReport?, times: [Double], offset: Double?) -> [String] {
+    static func reasons(_ c: DeviceCoverage, host: TraceReport?, times: [Double], offset: Double?,
+                        wallClockGap: Double? = nil) -> [String] {
         guard !c.covered else { return [] }
         var r: [String] = []
         let patterns = TraceBusEvents.patterns(c.bus)
@@ -98,6 +100,8 @@ enum ExplainCoverage {
                 r.append("the trace holds no \(c.bus.words) events: enable them\(enable)")
             } else if c.traceCoversTime == false, let span = host?.timeSpan {
                 r.append("the trace covers \(ExplainStory.clock(span.start))–\(ExplainStory.clock(span.end)), not the time of \(c.guestDevice)'s errors (\(c.problemsStartTime.map(ExplainStory.clock) ?? "?")–\(c.problemsEndTime.map(ExplainStory.clock) ?? "?"), host clock)")
+            } else if offset == nil, !times.isEmpty, let gap = wallClockGap {
+                r.append("the guest log's wall clock reads \(ExplainStory.gap(abs(gap))) from the host's, more than any time zone: \(c.guestDevice)'s errors are from another time than the trace (or a clock is wrong), which cannot speak for them")
             } else if offset == nil && !times.isEmpty {
                 r.append("no request matched and the logs share no clock: kvmscope cannot tell whether the trace covers the time of \(c.guestDevice)'s errors (a guest log with the disk's `logical blocks` line and uptime stamps, or wall-clock stamps, would place them)")
             } else if times.isEmpty {
