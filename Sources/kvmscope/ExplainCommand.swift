@@ -23,8 +23,9 @@ struct ExplainCommand: ParsableCommand {
           $ kvmscope explain --example ext4-corrupt
           VERDICT: the error arose inside the guest (the host saw its requests succeed)
             The guest logged 3 ext4 corruption reports (block-bitmap of group 0 (checksum), inode 17
-            (checksum)) on vda, but QEMU's trace holds virtio-blk events from
-            11:17:05 to 11:17:23 and shows all 41 requests to the disk completing successfully; ...
+            (checksum)) on vda, but QEMU's trace holds virtio-blk events from 2026-12-01
+            11:17:05.966249 to 11:17:23.220578 and shows all 41 requests to the disk completing
+            successfully; ...
           $ kvmscope explain --example list
           $ kvmscope explain console.log qemu-trace.log qmp-events.log
           $ kvmscope explain --guest dmesg.txt --qmp events.log --json

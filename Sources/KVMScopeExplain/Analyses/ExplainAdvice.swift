@@ -38,6 +38,26 @@ extension ExplainStory {
         return lines
     }
 
+    /// The UTC day of a host-clock time, "2026-11-22" (nil past what a Date holds).
+    static func day(_ t: Double) -> String? {
+        guard t.isFinite, abs(t) < 2.5e11 else { return nil }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd"
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+
+    /// A span of host-clock times with its date, for a reader who compares it with other logs:
+    /// "2026-11-22 11:17:05.123456–11:17:23.000000", the end's date too when the span crosses a
+    /// UTC midnight ("from … to …" with `joiner: " to "`).
+    static func span(_ a: Double, _ b: Double, joiner: String = "–") -> String {
+        let (da, db) = (day(a), day(b))
+        let start = da.map { "\($0) \(clock(a))" } ?? clock(a)
+        let end = db != nil && db != da ? "\(db!) \(clock(b))" : clock(b)
+        return start + joiner + end
+    }
+
     static func clock(_ t: Double) -> String {
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")

@@ -17,7 +17,7 @@ enum ExplainAnalysis {
         var qmpSetAside: String?
         if let q = qmpInput, let span = host?.timeSpan, span.clock == .wall, let a = q.firstEventTime, let b = q.lastEventTime,
            b < span.start - 1 || a > span.end + 1 {
-            qmpSetAside = "The QMP stream (\(ExplainStory.clock(a))–\(ExplainStory.clock(b))) and the trace (\(ExplainStory.clock(span.start))–\(ExplainStory.clock(span.end))) do not overlap in time: they come from different runs, or QMP was not connected while the trace ran; the QMP events are not used."
+            qmpSetAside = "The QMP stream (\(ExplainStory.span(a, b))) and the trace (\(ExplainStory.span(span.start, span.end))) do not overlap in time: they come from different runs, or QMP was not connected while the trace ran; the QMP events are not used."
         }
         let qmp = qmpSetAside == nil ? qmpInput : nil
         // The guest's block errors, flattened in report order. Their time is the kernel's uptime

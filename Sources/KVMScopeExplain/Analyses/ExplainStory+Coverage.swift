@@ -31,7 +31,7 @@ extension ExplainStory {
         var out: [String] = []
         for c in coverage {
             var proof = "QEMU's trace holds \(c.bus.words) events"
-            if let span = host?.timeSpan { proof += " from \(Self.clock(span.start)) to \(Self.clock(span.end))" }
+            if let span = host?.timeSpan { proof += " from \(Self.span(span.start, span.end, joiner: " to "))" }
             if let done = completedRequests(for: c.guestDevice) {
                 proof += " and shows all \(count(done.completed, "request")) to the disk completing successfully"
             }

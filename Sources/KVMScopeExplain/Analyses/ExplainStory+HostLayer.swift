@@ -91,7 +91,7 @@ extension ExplainStory {
         }
         let outside = links.filter { $0.layer == "host-log-does-not-cover" }
         if !outside.isEmpty {
-            let span = account.coveredSpan.map { " (\(Self.clock($0.lowerBound))–\(Self.clock($0.upperBound)) on QEMU's clock)" } ?? ""
+            let span = account.coveredSpan.map { " (\(Self.span($0.lowerBound, $0.upperBound)) on QEMU's clock)" } ?? ""
             out.append("The host kernel log\(span) does not cover \(outside.count == 1 ? "one failure" : "\(outside.count) failures")\(account.coveredSpan == nil && account.clockBasis != "wall-clock" ? ", or its clock could not be tied to QEMU's (its stamps have no zone or are the host's uptime, and no failure appears in both)" : ""): it cannot say what happened below QEMU then.")
         }
         if account.unpairedHostFailures > 0 {

@@ -238,7 +238,7 @@ struct ExplainStory {
         if let qmp, let span = host?.timeSpan, span.clock == .wall {
             let times = qmp.ioErrors.compactMap(\.time)
             if let a = qmp.firstEventTime, let b = qmp.lastEventTime, b < span.start - 1 || a > span.end + 1 {
-                disagreements.append("The QMP stream (\(Self.clock(a))–\(Self.clock(b))) and the trace (\(Self.clock(span.start))–\(Self.clock(span.end))) do not overlap in time: they come from different runs, or QMP was not connected while the trace ran.")
+                disagreements.append("The QMP stream (\(Self.span(a, b))) and the trace (\(Self.span(span.start, span.end))) do not overlap in time: they come from different runs, or QMP was not connected while the trace ran.")
             } else if let first = times.min(), let last = times.max(), last < span.start - 60 || first > span.end + 60 {
                 disagreements.append("The QMP events are from another time than the trace (more than a minute apart): they may come from another run.")
             } else if let a = qmp.firstEventTime, let b = qmp.lastEventTime {
@@ -250,7 +250,7 @@ struct ExplainStory {
                     return t >= a && t <= b
                 }
                 if !unreported.isEmpty {
-                    disagreements.append("The trace has \(count(unreported.count, "storage failure")) at a time the QMP stream covers (\(Self.clock(a))–\(Self.clock(b))) for which QMP has no BLOCK_IO_ERROR, though QEMU sends one for every storage error: the QMP stream is probably from another run or VM.")
+                    disagreements.append("The trace has \(count(unreported.count, "storage failure")) at a time the QMP stream covers (\(Self.span(a, b))) for which QMP has no BLOCK_IO_ERROR, though QEMU sends one for every storage error: the QMP stream is probably from another run or VM.")
                 }
             }
         }

@@ -30,10 +30,19 @@ public enum ExplainRenderer {
             if r.evidence.count > 50 { line("  ... \(r.evidence.count - 50) more in --json") }
         }
         if r.timeline.count > 1 {
+            // The times are UTC, with the day said once (and again wherever it changes), so they
+            // can be looked up in other logs of that day.
+            let firstDay = r.timeline.first.flatMap { ExplainStory.day($0.time) }
+            let clock = "host clock, UTC" + (firstDay.map { ", \($0)" } ?? "")
             section(r.timeline.contains { $0.source == .hostKernel }
-                    ? "TIMELINE (host clock; guest and host kernel log times converted with their estimated offsets)"
-                    : "TIMELINE (host clock; guest times converted with the estimated offset)")
+                    ? "TIMELINE (\(clock); guest and host kernel log times converted with their estimated offsets)"
+                    : "TIMELINE (\(clock); guest times converted with the estimated offset)")
+            var day = firstDay
             for t in r.timeline.prefix(30) {
+                if let d = ExplainStory.day(t.time), d != day {
+                    line("  -- \(d)")
+                    day = d
+                }
                 // The host kernel's entries are labelled by the command admins read them with.
                 let label = t.source == .hostKernel ? "dmesg" : t.source.rawValue
                 line("  " + ExplainStory.clock(t.time) + "  " + label.padding(toLength: 5, withPad: " ", startingAt: 0) + " " + t.what)

@@ -99,7 +99,7 @@ enum ExplainCoverage {
             } else if c.traceHasBusEvents == false {
                 r.append("the trace holds no \(c.bus.words) events: enable them\(enable)")
             } else if c.traceCoversTime == false, let span = host?.timeSpan {
-                r.append("the trace covers \(ExplainStory.clock(span.start))–\(ExplainStory.clock(span.end)), not the time of \(c.guestDevice)'s errors (\(c.problemsStartTime.map(ExplainStory.clock) ?? "?")–\(c.problemsEndTime.map(ExplainStory.clock) ?? "?"), host clock)")
+                r.append("the trace covers \(ExplainStory.span(span.start, span.end)), not the time of \(c.guestDevice)'s errors (\(c.problemsStartTime.flatMap { a in c.problemsEndTime.map { ExplainStory.span(a, $0) } } ?? "?"), host clock)")
             } else if offset == nil, !times.isEmpty, let gap = wallClockGap {
                 r.append("the guest log's wall clock reads \(ExplainStory.gap(abs(gap))) from the host's, more than any time zone: \(c.guestDevice)'s errors are from another time than the trace (or a clock is wrong), which cannot speak for them")
             } else if offset == nil && !times.isEmpty {
