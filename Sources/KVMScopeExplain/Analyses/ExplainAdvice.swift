@@ -91,6 +91,10 @@ extension ExplainStory {
             if let step = hostLogRateLimitedStep() { steps.append(step) }
             if let nbd = host?.backend.nbd, host?.backend.kind == "nbd" {
                 steps.append(nbdStep(nbd))
+            } else if nbdServedDisk != nil {
+                // The command line says the failing drive is an NBD client: the host's disks are
+                // the server's business, wherever it runs.
+                steps.append(nbdStep(nil))
             } else if errnos.contains("EIO") || errnos.isEmpty {
                 if let h = host, h.backend.kind == "unknown", disks == nil {
                     steps.append("The inputs do not show what serves the disk (the trace has no `nbd_*`, `qcow2_*` or `file_*` events and no QEMU command line was given): find the drive's backend first (`virsh domblklist VM`, `--qemu-cmdline /proc/PID/cmdline`); if it is a network disk (NBD, iSCSI, Ceph), its server comes before the host's disks.")
@@ -144,12 +148,22 @@ extension ExplainStory {
     }
 
     /// The disk is an NBD export: the server and the network, not a local disk, come first.
-    func nbdStep(_ nbd: NbdClientAccount) -> String {
+    /// The failing drive, when QEMU's command line shows it is an NBD client: the only drive, or
+    /// the one QMP's BLOCK_IO_ERRORs name.
+    var nbdServedDisk: QEMUDiskConfig? {
+        guard let disks else { return nil }
+        let named = Set(qmp?.ioErrors.flatMap { [$0.device, $0.nodeName ?? ""] }.filter { !$0.isEmpty } ?? [])
+        let failing = disks.disks.count == 1 ? disks.disks : disks.disks.filter { !Set($0.names).isDisjoint(with: named) }
+        guard failing.count == 1, failing[0].drivers.contains("nbd") else { return nil }
+        return failing[0]
+    }
+
+    func nbdStep(_ nbd: NbdClientAccount?) -> String {
         let fromCommandLine = disks?.disks.first { $0.drivers.contains("nbd") }
-        let address = nbd.server ?? fromCommandLine?.server
+        let address = nbd?.server ?? fromCommandLine?.server
         let server = address.map { "the NBD server at \($0)" } ?? "the NBD server (its address is in QEMU's command line: `-blockdev driver=nbd,server.host=…` or libvirt's `<source protocol='nbd'>`)"
-        var t = "The disk is served by \(server)\((nbd.export ?? fromCommandLine?.export).map { ", export \($0)" } ?? ""): check that the server process is running and reachable from the host (`nbdinfo nbd://HOST:PORT/EXPORT`), and its own log"
-        if nbd.reconnectAttempts > 0 {
+        var t = "The disk is served by \(server)\((nbd?.export ?? fromCommandLine?.export).map { ", export \($0)" } ?? ""): check that the server process is running and reachable from the host (`nbdinfo nbd://HOST:PORT/EXPORT`), and its own log; an error it returned came from its own storage, which the host's kernel log and disks show only when the server runs on this host"
+        if let nbd, nbd.reconnectAttempts > 0 {
             t += "; QEMU reconnects by itself while `reconnect-delay` lasts, and requests fail with EIO after it"
         }
         return t + "."
