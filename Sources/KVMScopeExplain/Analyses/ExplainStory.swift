@@ -391,10 +391,18 @@ struct ExplainStory {
         // those of disks the trace does not show (a virtio-scsi disk beside a virtio-blk trace).
         let joined = Set(qmpForHost.values).union(qmpForSCSI)
         if let qmp, host == nil || qmp.ioErrors.indices.contains(where: { !joined.contains($0) }) {
-            let own = qmp.ioErrors.indices.filter { !joined.contains($0) }
+            let all = qmp.ioErrors.indices.filter { !joined.contains($0) }
+            // Under werror/rerror=stop, `cont` retries the paused request and QEMU reports each
+            // failed retry again (block/block-backend.c blk_error_action): the same request, not
+            // "1 more" error.
+            let contRetries = Set(all.filter { Self.isRetryAfterCont(qmp.ioErrors[$0], qmp) })
+            let own = all.filter { !contRetries.contains($0) }
             let ownRetries = own.filter { qmpRetries.contains($0) }.count
             for e in own.prefix(1).map({ qmp.ioErrors[$0] }) {
-                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(own.count > 1 ? ", and \(own.count - 1) more" : "")\(ownRetries == 0 ? "" : "; \(ownRetries) of them \(ownRetries == 1 ? "was a retry" : "were retries") of a failed command by the guest's SCSI layer")\(outsideTraceWords(own.map { qmp.ioErrors[$0] })).")
+                out.append("QEMU reported a \(e.operation) error on \(e.device.isEmpty ? (e.nodeName ?? "a disk") : e.device) from its storage: \(e.errnoName.map { "\($0) (\(e.reason ?? ""))" } ?? e.reason ?? "unknown reason") (QMP BLOCK_IO_ERROR, action \(e.action))\(own.count > 1 ? ", and \(own.count - 1) more" : "")\(ownRetries == 0 ? "" : "; \(ownRetries) of them \(ownRetries == 1 ? "was a retry" : "were retries") of a failed command by the guest's SCSI layer")\(outsideTraceWords(own.map { qmp.ioErrors[$0] }))\(contRetries.isEmpty ? "" : "; QEMU reported each failed retry after `cont` again (\(contRetries.count) more BLOCK_IO_ERROR\(contRetries.count == 1 ? "" : "s"))").")
+            }
+            if own.isEmpty, !contRetries.isEmpty {
+                out.append("QMP reported each failed retry after `cont` too: \(contRetries.count) more BLOCK_IO_ERROR\(contRetries.count == 1 ? "" : "s") (action stop), one per retry of the same request.")
             }
             for p in qmp.pauses where host == nil {
                 out.append("The VM was paused" + (p.seconds.map { String(format: " for %.1f s", $0) } ?? " until the end of the capture") + " because \(p.nospace ? "the host ran out of space" : "of a \(p.operation) error")" + (p.retrySucceeded == true ? "; the retry succeeded." : p.retrySucceeded == false ? "; the retry failed again." : "."))
@@ -479,4 +487,16 @@ struct ExplainStory {
     }
 
     func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
+}
+
+extension ExplainStory {
+    /// A stop-action BLOCK_IO_ERROR that came after the RESUME of a pause of the same device and
+    /// operation whose retry failed (QMPTimeline's verdict): `cont`'s retry failing again.
+    static func isRetryAfterCont(_ e: QMPTimeline.IOError, _ qmp: QMPTimeline) -> Bool {
+        guard e.action == .stop else { return false }
+        let before = qmp.pauses.last { p in
+            p.device == e.device && p.operation == e.operation && (p.resumeLine.map { $0 < e.line } ?? false)
+        }
+        return before?.retrySucceeded == false
+    }
 }
