@@ -68,6 +68,9 @@ public struct WatchConfig: Equatable, Sendable {
     static func parse(_ text: String) throws -> WatchConfig {
         // toml++ reads a NUL as the end of its input: refused here, so what was checked is all there is.
         guard !text.utf8.contains(0) else { throw ConfigProblem(text: "a NUL byte in the file") }
+        if let line = TOMLTableHeaderCheck.firstHeaderWithoutKey(in: text) {
+            throw ConfigProblem(text: "line \(line): a table header must begin with a key (a letter, digit, '_', '-' or a quoted name)")
+        }
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
             throw ConfigProblem(text: "line \(e.source.begin.line), column \(e.source.begin.column): \(e.description)")
