@@ -46,6 +46,16 @@ import KVMScopeTestSupport
         }, "\(joined.inputs.notes)")
     }
 
+    /// A stream with a greeting and replies but no event is one VM's, with nothing in it (not
+    /// "the QMP events of 0 domains").
+    @Test func aStreamWithoutEventsIsStillRead() throws {
+        let own = try String(contentsOfFile: Self.lab("write-eio", "qmp.jsonl"), encoding: .utf8)
+        let quiet = own.split(separator: "\n").filter { !$0.contains("\"event\"") }.joined(separator: "\n") + "\n"
+        let r = try Self.explain(scenario: "write-eio", qmp: try Self.write(quiet, "no-events.jsonl"))
+        #expect(r.qmp?.eventsTotal == 0)
+        #expect(r.matches.count == 1)
+    }
+
     @Test func monitorReconnectsWithoutShutdownAreOneRun() throws {
         let own = try String(contentsOfFile: Self.lab("write-eio", "qmp.jsonl"), encoding: .utf8)
         var lines = own.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

@@ -35,6 +35,8 @@ public struct QMPRunSelection {
     }
 
     public mutating func finish(reader: QMPEventReader) {
+        // A stream of no events (a greeting and replies only) is one VM's, with nothing in it.
+        if domains.isEmpty { _ = slot(for: nil) }
         for i in domains.indices { domains[i].timeline.finish(reader: reader) }
     }
 
