@@ -9,10 +9,10 @@ import KVMScope
         let r = try CLIRunner.run(["host", LabFixtures.path("host-disk-eio", "host-dmesg.log")])
         #expect(r.status == 1)
         #expect(r.stderr.isEmpty)
-        #expect(r.stdout.contains("loop0 — 2 blockError; 1 read, 1 write; 2 EIO"))
+        #expect(r.stdout.contains("loop0 — 2 failures (2 block I/O error); 1 read, 1 write; 2 EIO"))
         #expect(r.stdout.contains("sectors: 133120, 133152"))
         #expect(r.stdout.contains("I/O error, dev loop0, sector 133120 op 0x1:(WRITE) flags 0x8800 phys_seg 1 prio class 2"))
-        #expect(r.stdout.contains("Not failures: 7 unsupportedOptionalOperation, 1 capacityChange, 1 filesystemMounted"))
+        #expect(r.stdout.contains("Not failures: 7 optional operation not supported, 1 capacity change, 1 filesystem mounted"))
     }
 
     @Test func fullTmpfsExits0() throws {

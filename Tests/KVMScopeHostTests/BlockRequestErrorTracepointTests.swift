@@ -96,6 +96,6 @@ import KVMScopeGuestLog
         #expect(!r.input.blockTracepointComplete)
         let text = HostReportRenderer.text(r)
         #expect(text.contains("4 block_rq_error tracepoint records"))
-        #expect(text.contains("blockError (tracepoint) 7:0"))
+        #expect(text.contains("block I/O error (tracepoint) 7:0"))
     }
 }

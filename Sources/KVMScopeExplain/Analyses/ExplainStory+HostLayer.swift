@@ -125,7 +125,7 @@ extension ExplainStory {
             var s = "QEMU " + (l.qemuTime.map(Self.clock) ?? "") + " \(l.operation) failed" + (l.qemuErrno.map { " \($0)" } ?? "")
             if let d = l.guestDevice { s += " (guest \(d)" + (l.guestSector.map { " sector \($0)" } ?? "") + ")" }
             s += (f.source == .blockTracepoint ? "  ↔  host block_rq_error line \(f.line) " : "  ↔  host kernel line \(f.line) ") + (f.device ?? "") + (f.sector.map { " sector \($0)" } ?? "")
-                + (f.operation.map { " \($0)" } ?? "") + (f.errno.map { " \($0)" } ?? "") + " [\(f.kind.rawValue)]"
+                + (f.operation.map { " \($0)" } ?? "") + (f.errno.map { " \($0)" } ?? "") + " [\(f.kind.label)]"
             return s
         }
     }

@@ -3,7 +3,10 @@ import KVMScopeGuestLog
 /// Per host device (or controller, map, session, NFS server): what its findings say.
 public struct HostDeviceSummary: Equatable, Sendable {
     public var device: String
+    /// Messages about this device (`kinds` counts them by kind).
     public var findings = 0
+    /// Failures: a failed request's several messages count once (HostFailureGrouping).
+    public var failures = 0
     /// Findings per kind, by `HostFindingKind.ordinal`.
     var kindCounts = [Int](repeating: 0, count: HostFindingKind.allCases.count)
     public var kinds: [HostFindingKind: Int] {
@@ -39,6 +42,9 @@ public struct HostKernelReport: Equatable, Sendable {
     public var input: HostKernelInputStats
     public var findings: [HostKernelFinding]
     public var findingsTotal: Int
+    /// Failures, each counted once however many messages the kernel printed for it
+    /// (HostFailureGrouping); recoveries are not failures.
+    public var failures: Int
     public var kinds: [HostFindingKind: Int]
     public var devices: [HostDeviceSummary]
     /// Findings on more devices than the analysis keeps summaries for (a hostile input).
@@ -46,8 +52,6 @@ public struct HostKernelReport: Equatable, Sendable {
     public var noise: [HostNoiseKind: Int]
     public var noiseFirstLine: [HostNoiseKind: Int]
 
-    /// Failures (findings that are not recoveries).
-    public var failures: Int { kinds.filter { !$0.key.isRecovery }.reduce(0) { $0 + $1.value } }
     public var hasFailures: Bool { failures > 0 }
     /// The input holds no kernel message at all: not a kernel log.
     public var isNotAKernelLog: Bool { input.recognisedLines == 0 }
@@ -60,6 +64,8 @@ public struct HostKernelAnalysis: HostKernelEventSink {
     private(set) var findings: [HostKernelFinding] = []
     private(set) var total = 0
     private var kindCounts = [Int](repeating: 0, count: HostFindingKind.allCases.count)
+    private var failureCount = 0
+    private var grouping = HostFailureGrouping()
     /// Summaries in order of first finding, and where each device's is (updated in place).
     private var summaries: [HostDeviceSummary] = []
     private var summaryIndex: [String: Int] = [:]
@@ -104,19 +110,31 @@ public struct HostKernelAnalysis: HostKernelEventSink {
                 } else if let n = traced[key], n > 0 {
                     traced[key] = n - 1
                     alsoTraced += 1
+                    // The SCSI/NVMe messages before it are the recorded request's.
+                    if grouping.traced(f) != nil {
+                        failureCount -= 1
+                        if let i = summaryIndex[device] { summaries[i].failures -= 1 }
+                    }
                     return
                 }
             }
+            var f = f
+            var counts = (failure: !f.kind.isRecovery, operation: true, errno: true)
+            if case .continues(let line, let operationCounted, let errnoCounted) = grouping.place(f) {
+                f.partOfLine = line
+                counts = (false, !operationCounted, !errnoCounted)
+            }
             total += 1
             kindCounts[f.kind.ordinal] += 1
+            if counts.failure { failureCount += 1 }
             if findings.count < detailLimit { findings.append(f) }
             guard let key = f.device ?? f.peer else { return }
             if let i = summaryIndex[key] {
-                summaries[i].add(f)
+                summaries[i].add(f, failure: counts.failure, operation: counts.operation, errno: counts.errno)
             } else {
                 guard summaries.count < deviceLimit else { droppedDevices += 1; return }
                 var summary = HostDeviceSummary(device: key, line: f.line, time: f.time)
-                summary.add(f)
+                summary.add(f, failure: counts.failure, operation: counts.operation, errno: counts.errno)
                 summaryIndex[key] = summaries.count
                 summaries.append(summary)
             }
@@ -144,18 +162,21 @@ public struct HostKernelAnalysis: HostKernelEventSink {
             }
         }
         devices.sort { $0.device < $1.device }
-        return HostKernelReport(source: source, input: input, findings: findings, findingsTotal: total, kinds: kinds,
+        return HostKernelReport(source: source, input: input, findings: findings, findingsTotal: total, failures: failureCount, kinds: kinds,
                                 devices: devices, devicesNotSummarised: droppedDevices, noise: noise,
                                 noiseFirstLine: noiseFirstLine)
     }
 }
 
 extension HostDeviceSummary {
-    mutating func add(_ f: HostKernelFinding) {
+    /// `failure`, `operation`, `errno`: whether the message counts them (a failure's later
+    /// messages repeat what its first said).
+    mutating func add(_ f: HostKernelFinding, failure: Bool, operation: Bool, errno: Bool) {
         findings += 1
+        if failure { failures += 1 }
         kindCounts[f.kind.ordinal] += 1
-        if let op = f.operation { operations[op, default: 0] += 1 }
-        if let e = f.errno { errnos[e, default: 0] += 1 }
+        if operation, let op = f.operation { operations[op, default: 0] += 1 }
+        if errno, let e = f.errno { errnos[e, default: 0] += 1 }
         // NVMe LBAs are in the namespace's block size, which the line does not give: kept on
         // the finding, never mixed with the block layer's 512-byte sectors here.
         if let s = f.sector, !f.kind.isRecovery, !f.sectorIsLBA {

@@ -148,6 +148,12 @@ public struct HostKernelFinding: Equatable, Sendable {
     public var pid: Int?
     /// The process is QEMU (`qemu-system-*`, `qemu-kvm`, or a QEMU vCPU thread `CPU N/KVM`).
     public var isQEMU: Bool = false
+    /// The SCSI command's `tag#N`, when the line prints it (ties a command's Result and Sense lines).
+    public var tag: Int?
+    /// The line of the first message of the failure this message is part of, when it is not
+    /// that first message (HostFailureGrouping: a SCSI command's Result, Sense and `I/O error`
+    /// lines are one failed request); nil for a failure's first message.
+    public var partOfLine: Int?
     /// When, as the line says: uptime, wall clock or both.
     public var time: GuestLogTime
     /// 1-based line number in the input (in the tracepoint recording's, for `.blockTracepoint`).

@@ -244,6 +244,11 @@ public struct HostKernelLogReader {
         case .scsi(let se):
             // "sd H:C:T:L: msg" lines without "[sdX]" name the SCSI address only.
             let device = se.device == "?" || se.device.isEmpty ? se.address : se.device
+            func make(_ kind: HostFindingKind, _ device: String?) -> HostKernelFinding {
+                var f = HostKernelFinding(kind: kind, device: device, time: ctx.time, line: ctx.lineNumber, message: "")
+                f.tag = se.tag
+                return f
+            }
             switch se.kind {
             case .result(let host, let driver):
                 var f = make(.scsiResult, device)

@@ -18,12 +18,19 @@ public enum HostReportRenderer {
             out += "No host storage failures: nothing below QEMU (block devices, paths, host filesystems, hung or killed QEMU) failed in this log.\n"
         } else {
             out += "\(r.failures) failure\(r.failures == 1 ? "" : "s")"
-            let rec = r.findingsTotal - r.failures
+            let rec = r.kinds.filter { $0.key.isRecovery }.reduce(0) { $0 + $1.value }
             if rec > 0 { out += ", \(rec) recover\(rec == 1 ? "y" : "ies")" }
             out += " on \(r.devices.count) device\(r.devices.count == 1 ? "" : "s")\n"
         }
         for d in r.devices {
-            out += "\n" + style.bold(d.device) + " — " + counts(d.kinds.map { ($0.key.rawValue, $0.value) })
+            out += "\n" + style.bold(d.device) + " — "
+            let messages = counts(d.kinds.map { ($0.key.label, $0.value) })
+            if d.failures > 0 {
+                out += "\(d.failures) failure\(d.failures == 1 ? "" : "s")"
+                out += d.findings > d.failures ? " (\(d.findings) messages: \(messages))" : " (\(messages))"
+            } else {
+                out += messages
+            }
             if !d.operations.isEmpty { out += "; " + counts(d.operations.map { ($0.key, $0.value) }) }
             if !d.errnos.isEmpty { out += "; " + counts(d.errnos.map { ($0.key, $0.value) }) }
             out += "\n"
@@ -32,21 +39,22 @@ public enum HostReportRenderer {
                 let more = d.sectors.count - min(10, d.sectors.count) + d.sectorsNotListed
                 out += "  sectors: \(shown)\(more > 0 ? " and \(more) more" : "")\n"
             }
-            if !d.noise.isEmpty { out += "  also (not failures): " + counts(d.noise.map { ($0.key.rawValue, $0.value) }) + "\n" }
+            if !d.noise.isEmpty { out += "  also (not failures): " + counts(d.noise.map { ($0.key.label, $0.value) }) + "\n" }
         }
         if !r.findings.isEmpty {
             out += "\n" + style.bold("Findings") + (r.findings.count < r.findingsTotal ? " (first \(r.findings.count) of \(r.findingsTotal))" : "") + ":\n"
             for f in r.findings.prefix(listLimit) {
-                out += "  line \(f.line)  \(f.time.description)  \(f.kind.rawValue)"
+                out += "  line \(f.line)  \(f.time.description)  \(f.kind.label)"
                     + (f.source == .blockTracepoint ? " (tracepoint)" : "")
                 if let d = f.device { out += " \(d)" }
+                if let first = f.partOfLine { out += " — same failure as line \(first)" }
                 if let p = f.process { out += " \(p)" + (f.pid.map { "[\($0)]" } ?? "") + (f.isQEMU ? " (QEMU)" : "") }
                 out += "\n    \(f.message)\n"
             }
             if r.findings.count > listLimit { out += "  ... \(r.findings.count - listLimit) more (--json lists them)\n" }
         }
         if !r.noise.isEmpty {
-            out += "\nNot failures: " + counts(r.noise.map { ($0.key.rawValue, $0.value) })
+            out += "\nNot failures: " + counts(r.noise.map { ($0.key.label, $0.value) })
                 + " (e.g. mkfs trying DISCARD/WRITE_ZEROES on a device that lacks them, a loop device attached)\n"
         }
         if r.input.malformedLines > 0 {
@@ -87,6 +95,9 @@ public enum HostReportRenderer {
         @NullEncoded var process: String?
         @NullEncoded var pid: Int?
         var qemu: Bool
+        @NullEncoded var tag: Int?
+        /// The line of the first message of the failure this one belongs to (null: it is that first message).
+        @NullEncoded var partOfFailureAtLine: Int?
         var line: Int
         /// The printk stamp (seconds since the host booted) and the wall clock, as the line gave them.
         @NullEncoded var uptimeSeconds: Double?
@@ -96,7 +107,7 @@ public enum HostReportRenderer {
             kind = f.kind.rawValue; source = f.source.rawValue; recovery = f.kind.isRecovery; device = f.device; peer = f.peer
             sector = f.sector; sectorUnit = f.sector == nil ? nil : (f.sectorIsLBA ? "lba" : "512-byte")
             operation = f.operation; flags = f.flags; status = f.status; errno = f.errno
-            process = f.process; pid = f.pid; qemu = f.isQEMU; line = f.line
+            process = f.process; pid = f.pid; qemu = f.isQEMU; tag = f.tag; partOfFailureAtLine = f.partOfLine; line = f.line
             uptimeSeconds = HostReportRenderer.uptime(f.time); wallClock = f.time.wallClock?.description; message = f.message
         }
     }
@@ -104,6 +115,7 @@ public enum HostReportRenderer {
     struct DeviceJSON: Encodable {
         var device: String
         var findings: Int
+        var failures: Int
         var kinds: [String: Int]
         var operations: [String: Int]
         var errnos: [String: Int]
@@ -115,7 +127,7 @@ public enum HostReportRenderer {
         var lastLine: Int
         var noise: [String: Int]
         init(_ d: HostDeviceSummary) {
-            device = d.device; findings = d.findings
+            device = d.device; findings = d.findings; failures = d.failures
             kinds = Dictionary(uniqueKeysWithValues: d.kinds.map { ($0.key.rawValue, $0.value) })
             operations = d.operations; errnos = d.errnos; sectors = d.sectors; sectorsNotListed = d.sectorsNotListed
             lowestSector = d.lowestSector; highestSector = d.highestSector

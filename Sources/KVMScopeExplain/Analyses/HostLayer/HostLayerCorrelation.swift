@@ -227,7 +227,7 @@ enum HostLayerCorrelation {
                 guard let t = seconds(findings[i].time) else { continue }
                 let f = findings[i]
                 account.timeline.append(.init(time: t + offset, source: .hostKernel,
-                                              what: "\(f.kind.rawValue)" + (f.device.map { " on \($0)" } ?? "")
+                                              what: "\(f.kind.label)" + (f.device.map { " on \($0)" } ?? "")
                                                 + (f.sector.map { " sector \($0)" } ?? "") + (f.operation.map { " \($0)" } ?? "")
                                                 + (f.errno.map { " \($0)" } ?? "")
                                                 + (f.source == .blockTracepoint ? " (host block_rq_error tracepoint, line \(f.line))"
