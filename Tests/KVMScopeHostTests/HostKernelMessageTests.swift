@@ -175,6 +175,20 @@ import KVMScopeTestSupport
         #expect(r.findings.map(\.kind) == [.multipathNoPaths, .multipathFailingPath])
         #expect(r.findings.first?.device == "mpatha" && r.findings.first?.line == 2)
         #expect(r.input.notKernelLines == 2)
+        // Its time is the syslog line's (it used to be unknown: the line is not the kernel's).
+        let wc = try #require(r.findings.first?.time.wallClock)
+        #expect(wc.month == 12 && wc.day == 1 && wc.hour == 11 && wc.minute == 50 && wc.second == 31)
+    }
+
+    /// multipathd's time in the other journal/syslog styles: short-iso, short-unix, short-full.
+    @Test func multipathdTimeInEveryJournalStyle() throws {
+        for line in ["2026-12-01T11:50:31+0000 host multipathd[812]: mpatha: remaining active paths: 0",
+                     "1796125831.000000 host multipathd[812]: mpatha: remaining active paths: 0",
+                     "Tue 2026-12-01 11:50:31 UTC host multipathd[812]: mpatha: remaining active paths: 0"] {
+            let r = try Self.read(line + "\n")
+            let t = try #require(r.findings.first?.time.wallClock, "\(line)")
+            #expect(t.year == 2026 && t.hour == 11 && t.minute == 50 && t.second == 31, "\(line)")
+        }
     }
 
     /// Not failures: block/genhd.c "%s: detected capacity change from %lld to %lld"; DISCARD and

@@ -159,6 +159,19 @@ public enum KernelLinePrefixParser {
     // MARK: - ISO 8601: dmesg --time-format=iso, journalctl -o short-iso, rsyslog RFC 3339
 
     static func iso(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let (wc, i, commaFraction) = isoTime(line, start) else { return nil }
+        // dmesg's ISO stamp uses a comma before the fraction and is followed by the message itself;
+        // journald and rsyslog use a dot (or no fraction) and are followed by "host tag: ".
+        if commaFraction {
+            return .kernel(KernelLinePrefix(style: .dmesgISO, messageStart: i, time: GuestLogTime(wallClock: wc)))
+        }
+        return hostAndTag(line, i, wallClock: wc)
+    }
+
+    /// The ISO 8601 stamp at `start`: its time, where what follows it starts, and whether the
+    /// fraction had a comma (dmesg's).
+    @inline(__always)
+    static func isoTime(_ line: LineBytes, _ start: Int) -> (WallClockTime, Int, Bool)? {
         guard let (year, ye) = line.decimal(at: start), ye - start == 4, line.matches("-", at: ye),
               let (month, me) = line.decimal(at: ye + 1), me - ye == 3, line.matches("-", at: me),
               let (day, de) = line.decimal(at: me + 1), de - me == 3, de < line.count,
@@ -187,22 +200,23 @@ public enum KernelLinePrefixParser {
         i += 1
         let wc = WallClockTime(year: Int(year), month: Int(month), day: Int(day), hour: h, minute: m, second: s,
                                microsecond: micro, utcOffsetMinutes: offset, fractionDigits: digits)
-        // dmesg's ISO stamp uses a comma before the fraction and is followed by the message itself;
-        // journald and rsyslog use a dot (or no fraction) and are followed by "host tag: ".
-        if commaFraction {
-            return .kernel(KernelLinePrefix(style: .dmesgISO, messageStart: i, time: GuestLogTime(wallClock: wc)))
-        }
-        return hostAndTag(line, i, wallClock: wc)
+        return (wc, i, commaFraction)
     }
 
     // MARK: - journalctl -o short-unix: "1795363566.123456 host kernel: "
 
     /// systemd's logs-show.c prints `%10llu.%06llu` seconds.µs since the epoch (UTC).
     static func unixSeconds(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let (wc, i) = unixTime(line, start) else { return nil }
+        return hostAndTag(line, i, wallClock: wc)
+    }
+
+    @inline(__always)
+    static func unixTime(_ line: LineBytes, _ start: Int) -> (WallClockTime, Int)? {
         guard let (secs, se) = line.decimal(at: start), se - start >= 9, se - start <= 11,
               line.matches(".", at: se), let (usec, ue) = line.decimal(at: se + 1), ue - se == 7,
               line.matches(" ", at: ue), let wc = WallClockTime(unixMicroseconds: secs, usec) else { return nil }
-        return hostAndTag(line, ue + 1, wallClock: wc)
+        return (wc, ue + 1)
     }
 
     // MARK: - journalctl -o short-full / with-unit: "Sun 2026-11-22 14:42:17 UTC host kernel: "
@@ -210,6 +224,12 @@ public enum KernelLinePrefixParser {
     /// format_timestamp()'s `%a %Y-%m-%d %H:%M:%S %Z`: the zone is an abbreviation, which
     /// says the offset only for UTC/GMT (others, like CET, are ambiguous without the tz database).
     static func weekdayISO(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let (wc, i) = weekdayISOTime(line, start) else { return nil }
+        return hostAndTag(line, i, wallClock: wc)
+    }
+
+    @inline(__always)
+    static func weekdayISOTime(_ line: LineBytes, _ start: Int) -> (WallClockTime, Int)? {
         guard start + 24 <= line.count, line[start + 3] == 0x20, line.isDigit(at: start + 4),
               let (year, ye) = line.decimal(at: start + 4), ye - start == 8, line.matches("-", at: ye),
               let (month, me) = line.decimal(at: ye + 1), me - ye == 3, (1...12).contains(month), line.matches("-", at: me),
@@ -220,7 +240,7 @@ public enum KernelLinePrefixParser {
         let utc = line.matches("UTC ", at: zone.lowerBound) || line.matches("GMT ", at: zone.lowerBound)
         let wc = WallClockTime(year: Int(year), month: Int(month), day: Int(day), hour: h, minute: m, second: s,
                                microsecond: fraction?.value, utcOffsetMinutes: utc ? 0 : nil, fractionDigits: fraction?.digits)
-        return hostAndTag(line, zone.upperBound + 1, wallClock: wc)
+        return (wc, zone.upperBound + 1)
     }
 
     // MARK: - RFC 5424: "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD MSG"
@@ -285,6 +305,12 @@ public enum KernelLinePrefixParser {
     // MARK: - RFC 3164: "Nov 22 14:42:17 host kernel: "
 
     static func rfc3164(_ line: LineBytes, _ start: Int) -> KernelLinePrefixParser.Result? {
+        guard let (wc, i) = rfc3164Time(line, start) else { return nil }
+        return hostAndTag(line, i, wallClock: wc)
+    }
+
+    @inline(__always)
+    static func rfc3164Time(_ line: LineBytes, _ start: Int) -> (WallClockTime, Int)? {
         guard let month = monthNumber(line, start), line.matches(" ", at: start + 3) else { return nil }
         let d = line.skipBlanks(start + 4)
         guard let (day, de) = line.decimal(at: d), de - d <= 2, line.matches(" ", at: de),
@@ -292,7 +318,23 @@ public enum KernelLinePrefixParser {
         else { return nil }
         let wc = WallClockTime(year: nil, month: month, day: Int(day), hour: h, minute: m, second: s,
                                microsecond: fraction?.value, fractionDigits: fraction?.digits)
-        return hostAndTag(line, afterTime + 1, wallClock: wc)
+        return (wc, afterTime + 1)
+    }
+
+    /// The wall clock of a syslog or journal line from any program (`Dec  1 10:00:03 host
+    /// multipathd[812]: msg`, and the ISO, short-unix and short-full styles), which `parse`
+    /// calls not a kernel line: user-space storage daemons' messages keep their time.
+    public static func programLineTime(_ line: LineBytes) -> GuestLogTime? {
+        guard !line.isEmpty else { return nil }
+        let c = line[0]
+        if c &- 0x30 <= 9 {
+            if let (wc, _, comma) = isoTime(line, 0), !comma { return GuestLogTime(wallClock: wc) }
+            if let (wc, _) = unixTime(line, 0) { return GuestLogTime(wallClock: wc) }
+        } else if c >= 0x41 && c <= 0x5A {
+            if let (wc, _) = rfc3164Time(line, 0) { return GuestLogTime(wallClock: wc) }
+            if let (wc, _) = weekdayISOTime(line, 0) { return GuestLogTime(wallClock: wc) }
+        }
+        return nil
     }
 
     /// After a syslog/journal time: "host kernel: msg" is a kernel line (with printk's stamp

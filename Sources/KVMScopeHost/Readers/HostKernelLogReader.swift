@@ -197,7 +197,7 @@ public struct HostKernelLogReader {
         guard a < r else { return nil }
         var f = HostKernelFinding(kind: .multipathNoPaths, device: line.string(a..<r), time: .unknown, line: number,
                                   message: line.string(from: tag))
-        if case .kernel(let p) = KernelLinePrefixParser.parse(line) { f.time = p.time }
+        if let t = KernelLinePrefixParser.programLineTime(line) { f.time = t }
         f.status = "remaining active paths: 0"
         return .finding(f)
     }
