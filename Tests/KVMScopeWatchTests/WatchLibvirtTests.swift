@@ -96,6 +96,21 @@ import KVMScopeTestSupport
         #expect(Exposition.value(text(w), F.watchVMs.name) == 1)
     }
 
+    /// A reload's interval reaches the libvirt connections too (they kept the one at start).
+    @Test func aReloadsIntervalReachesTheLibvirtDomains() throws {
+        let daemon = FakeLibvirtDaemon()
+        daemon.start(FakeDomain.stats("web1", uuid: uuid1), names: DomainDiskNames(domainXML: FakeDomain.xml), announce: false)
+        var slow = WatchSettings.fast
+        slow.intervalSeconds = 3600
+        let w = watcher(daemon, settings: slow)
+        w.start()
+        defer { w.stop() }
+        #expect(eventually { Exposition.value(text(w), F.blockOperations.name, vda("read")) == 100 })
+        daemon.update(uuid1) { $0 = FakeDomain.stats("web1", uuid: uuid1, reads: 250) }
+        w.reconfigure(discoveries: [FixedDiscovery(sources: [])], settings: .fast)
+        #expect(eventually { Exposition.value(text(w), F.blockOperations.name, vda("read")) == 250 })
+    }
+
     @Test func libvirtdRestartingKeepsTheRestServedAndIsReconnectedAndCounted() throws {
         let daemon = FakeLibvirtDaemon()
         let notices = Notices()
@@ -170,7 +185,10 @@ import KVMScopeTestSupport
         let w = watcher(daemon, passthrough: true)
         w.start()
         defer { w.stop() }
-        #expect(eventually { Exposition.value(text(w), F.blockFailedOperations.name, vda("write")) == 3 })
+        // Both disks' series: a scrape may fall between the two disks' writes of one poll.
+        let drive0: [(String, String)] = [("domain", "web1"), ("device", "drive0"), ("operation", "write")]
+        #expect(eventually { Exposition.value(text(w), F.blockFailedOperations.name, vda("write")) == 3
+            && Exposition.value(text(w), F.blockFailedOperations.name, drive0) == 2 })
         let t = text(w)
         #expect(Exposition.value(t, F.blockInvalidOperations.name, vda("write")) == 1)
         #expect(Exposition.value(t, F.blockOperations.name, vda("read")) == 100, "libvirt's own counters stay libvirt's")

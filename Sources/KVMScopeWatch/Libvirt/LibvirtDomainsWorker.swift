@@ -40,7 +40,9 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
     }
 
     let connector: any LibvirtHostConnector
-    private let settings: WatchSettings
+    /// The settings now: a reload replaces them, read at each wait (as VMWorker does).
+    private var settings: WatchSettings { settingsCell.value }
+    private let settingsCell: WatchSettingsCell
     private let metrics: WatchMetrics
     private let events: (any WatchEventSink)?
     private let passthrough: Bool
@@ -60,10 +62,10 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
     private let qmpEvents: Gauge
     private let reconnects: Counter
 
-    init(connector: any LibvirtHostConnector, settings: WatchSettings, metrics: WatchMetrics, events: (any WatchEventSink)?,
+    init(connector: any LibvirtHostConnector, settings: WatchSettingsCell, metrics: WatchMetrics, events: (any WatchEventSink)?,
          passthrough: Bool, hooks: Hooks) {
         self.connector = connector
-        self.settings = settings
+        self.settingsCell = settings
         self.metrics = metrics
         self.events = events
         self.passthrough = passthrough
@@ -151,20 +153,21 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
     }
 
     private func session(_ host: any LibvirtHost, resetBackoff: () -> Void) throws {
-        let minRefresh = min(1, settings.intervalSeconds)
         var lastRefresh = -Double.infinity
-        var nextPoll = VMWorker.now()
         var refresh = false
         while !stopping {
+            // Read each time round: a reload's new interval applies from this wait on.
+            let s = settings
+            let minRefresh = min(1, s.intervalSeconds)
+            let nextPoll = lastRefresh + s.intervalSeconds
             let now = VMWorker.now()
             if now >= nextPoll || (refresh && now - lastRefresh >= minRefresh) {
                 try poll(host)
                 resetBackoff()
                 lastRefresh = VMWorker.now(); refresh = false
-                nextPoll = lastRefresh + settings.intervalSeconds
                 continue
             }
-            var wait = min(nextPoll - now, settings.stopCheckSeconds)
+            var wait = min(nextPoll - now, s.stopCheckSeconds)
             if refresh { wait = min(wait, max(0.001, lastRefresh + minRefresh - now)) }
             for event in try host.takeEvents(waiting: wait) {
                 switch event {

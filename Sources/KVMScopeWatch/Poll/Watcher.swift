@@ -48,8 +48,8 @@ public final class Watcher: @unchecked Sendable {
     }
 
     /// Scans now and then every interval on a thread of its own, until `stop`; each libvirt
-    /// connection on a thread of its own (with the settings at start: a reload's new interval
-    /// reaches the QMP workers, not the libvirt ones).
+    /// connection on a thread of its own; all read the settings at each wait, so a reload's
+    /// new interval reaches every one.
     public func start() {
         rescan()
         let hooks = LibvirtDomainsWorker.Hooks(
@@ -57,10 +57,9 @@ public final class Watcher: @unchecked Sendable {
             claimName: { [weak self] id, wanted in self?.claim(id, wanted) ?? wanted },
             releaseName: { [weak self] id in self?.release(id) },
             notice: notice)
-        let startSettings = settings
         let startedLibvirt = lock.withLock {
             libvirtWorkers = libvirtConnectors.map {
-                LibvirtDomainsWorker(connector: $0, settings: startSettings, metrics: metrics, events: events,
+                LibvirtDomainsWorker(connector: $0, settings: cell, metrics: metrics, events: events,
                                      passthrough: libvirtPassthrough, hooks: hooks)
             }
             return libvirtWorkers
