@@ -102,17 +102,16 @@ struct WatchCommand: ParsableCommand {
             guard let seconds = Double(text), seconds.isFinite, seconds >= 0.1, seconds <= 3600 else { throw WatchError.badInterval(text) }
             interval = seconds
         }
-        if libvirt.isEmpty, libvirtReadOnly || libvirtPassthrough {
-            throw WatchError.libvirtFlagWithoutLibvirt(libvirtReadOnly ? "--libvirt-read-only" : "--libvirt-passthrough")
-        }
-        if libvirtReadOnly && libvirtPassthrough { throw WatchError.passthroughReadOnly }
         let commandLine = WatchConfig(qmp: qmp.isEmpty ? nil : qmp, listen: listen, interval: interval, events: events,
-                                      hostKernel: hostKernel, blockTracepoint: blockTracepoint, drops: drops)
-        let options = try WatchService.options(commandLine: commandLine, configPath: config, otherSources: !libvirt.isEmpty)
+                                      hostKernel: hostKernel, blockTracepoint: blockTracepoint, drops: drops,
+                                      libvirt: libvirt.isEmpty ? nil : libvirt, libvirtReadOnly: libvirtReadOnly ? true : nil,
+                                      libvirtPassthrough: libvirtPassthrough ? true : nil)
+        let options = try WatchService.options(commandLine: commandLine, configPath: config)
+        let libvirt = options.libvirt
         let log: WatchEventLog? = try options.events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
 
-        let connectors = try libvirt.map { try LibvirtURIConnector(uri: $0, readOnly: libvirtReadOnly) }
-        let watcher = Watcher(discoveries: [options.discovery], libvirt: connectors, libvirtPassthrough: libvirtPassthrough,
+        let connectors = try libvirt.map { try LibvirtURIConnector(uri: $0, readOnly: options.libvirtReadOnly) }
+        let watcher = Watcher(discoveries: [options.discovery], libvirt: connectors, libvirtPassthrough: options.libvirtPassthrough,
                               settings: options.settings, events: log, notice: { CLIOutput.error($0) })
         let metrics = watcher.metrics
         let service = WatchService(options: options, configPath: config, commandLine: commandLine, watcher: watcher,

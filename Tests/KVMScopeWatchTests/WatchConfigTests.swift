@@ -32,6 +32,25 @@ import KVMScopeCore
         #expect(try WatchConfig.parse("qmp = \"/run/a.qmp\"").qmp == ["/run/a.qmp"])
     }
 
+    /// `libvirt`, `libvirt-read-only`, `libvirt-passthrough`: the --libvirt options, in the
+    /// file; a file with only libvirt needs no QMP pattern; the flags' rules hold there too.
+    @Test func libvirtKeys() throws {
+        let c = try WatchConfig.parse("libvirt = \"qemu:///system\"\nlibvirt-read-only = true")
+        #expect(c.libvirt == ["qemu:///system"] && c.libvirtReadOnly == true)
+        let o = try c.resolved()
+        #expect(o.libvirt == ["qemu:///system"] && o.libvirtReadOnly && !o.libvirtPassthrough && o.qmp.isEmpty)
+        let two = try WatchConfig.parse("libvirt = [\"qemu:///system\", \"qemu+ssh://h2/system\"]\nlibvirt-passthrough = true").resolved()
+        #expect(two.libvirt.count == 2 && two.libvirtPassthrough)
+        // The command line's --libvirt wins over the file's.
+        #expect(WatchConfig(libvirt: ["qemu:///session"]).merged(over: c).libvirt == ["qemu:///session"])
+        #expect(throws: WatchError.self) { try WatchConfig.parse("libvirt-passthrough = true\nqmp = \"/a.qmp\"").resolved() }
+        #expect(throws: WatchError.self) {
+            try WatchConfig.parse("libvirt = \"qemu:///system\"\nlibvirt-passthrough = true\nlibvirt-read-only = true").resolved()
+        }
+        #expect(throws: WatchConfig.ConfigProblem.self) { try WatchConfig.parse("libvirt = 3") }
+        #expect(throws: WatchConfig.ConfigProblem.self) { try WatchConfig.parse("libvirt = [\"qemu:///system\", 1]") }
+    }
+
     @Test func theCommandLineWinsFieldByField() throws {
         let file = WatchConfig(qmp: ["/a/*.qmp"], listen: "127.0.0.1:1", interval: 5, hostKernel: true, drops: true)
         let cli = WatchConfig(qmp: ["/b.qmp"], interval: 2, hostKernel: false)

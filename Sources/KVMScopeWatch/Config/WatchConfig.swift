@@ -14,6 +14,9 @@ import TOMLKit
 ///     host-kernel = true
 ///     block-tracepoint = true
 ///     drops = false
+///     libvirt = ["qemu:///system"]
+///     libvirt-read-only = false
+///     libvirt-passthrough = false
 ///
 /// A key it does not know is an error, not ignored: a misspelt `host_kernel` must not leave
 /// host errors silently uncounted.
@@ -25,16 +28,23 @@ public struct WatchConfig: Equatable, Sendable {
     public var hostKernel: Bool?
     public var blockTracepoint: Bool?
     public var drops: Bool?
+    /// libvirt URIs whose running domains are watched (`--libvirt`).
+    public var libvirt: [String]?
+    public var libvirtReadOnly: Bool?
+    public var libvirtPassthrough: Bool?
 
     public init(qmp: [String]? = nil, listen: String? = nil, interval: Double? = nil, events: String? = nil,
-                hostKernel: Bool? = nil, blockTracepoint: Bool? = nil, drops: Bool? = nil) {
+                hostKernel: Bool? = nil, blockTracepoint: Bool? = nil, drops: Bool? = nil,
+                libvirt: [String]? = nil, libvirtReadOnly: Bool? = nil, libvirtPassthrough: Bool? = nil) {
         self.qmp = qmp; self.listen = listen; self.interval = interval; self.events = events
         self.hostKernel = hostKernel; self.blockTracepoint = blockTracepoint; self.drops = drops
+        self.libvirt = libvirt; self.libvirtReadOnly = libvirtReadOnly; self.libvirtPassthrough = libvirtPassthrough
     }
 
     /// Larger than any sensible configuration: a file this big is a mistake (or /dev/zero).
     public static let maxFileBytes = 1 << 20
-    public static let keys = ["qmp", "listen", "interval", "events", "host-kernel", "block-tracepoint", "drops"]
+    public static let keys = ["qmp", "listen", "interval", "events", "host-kernel", "block-tracepoint", "drops",
+                              "libvirt", "libvirt-read-only", "libvirt-passthrough"]
 
     /// Reads and parses the file; every problem is `WatchError.badConfig` in one line.
     public static func load(path: String) throws -> WatchConfig {
@@ -79,15 +89,10 @@ public struct WatchConfig: Equatable, Sendable {
         for key in table.keys.sorted() {
             guard let value = table[key] else { continue }
             switch key {
-            case "qmp":
-                if let one = value.string { c.qmp = [one]; break }
-                guard let array = value.array else { throw ConfigProblem(text: "qmp: want a list of socket paths, globs or tcp:HOST:PORT") }
-                var list: [String] = []
-                for item in array {
-                    guard let s = item.string else { throw ConfigProblem(text: "qmp: every entry must be a string") }
-                    list.append(s)
-                }
-                c.qmp = list
+            case "qmp": c.qmp = try strings(value, key, want: "a list of socket paths, globs or tcp:HOST:PORT")
+            case "libvirt": c.libvirt = try strings(value, key, want: "a list of libvirt URIs (qemu:///system)")
+            case "libvirt-read-only": c.libvirtReadOnly = try bool(value, key)
+            case "libvirt-passthrough": c.libvirtPassthrough = try bool(value, key)
             case "listen": c.listen = try string(value, key)
             case "events": c.events = try string(value, key)
             case "interval":
@@ -101,6 +106,18 @@ public struct WatchConfig: Equatable, Sendable {
             }
         }
         return c
+    }
+
+    /// One string or a list of them.
+    private static func strings(_ v: any TOMLValueConvertible, _ key: String, want: String) throws -> [String] {
+        if let one = v.string { return [one] }
+        guard let array = v.array else { throw ConfigProblem(text: "\(key): want \(want)") }
+        var list: [String] = []
+        for item in array {
+            guard let s = item.string else { throw ConfigProblem(text: "\(key): every entry must be a string") }
+            list.append(s)
+        }
+        return list
     }
 
     private static func string(_ v: any TOMLValueConvertible, _ key: String) throws -> String {
@@ -117,20 +134,29 @@ public struct WatchConfig: Equatable, Sendable {
     public func merged(over file: WatchConfig) -> WatchConfig {
         WatchConfig(qmp: qmp ?? file.qmp, listen: listen ?? file.listen, interval: interval ?? file.interval,
                     events: events ?? file.events, hostKernel: hostKernel ?? file.hostKernel,
-                    blockTracepoint: blockTracepoint ?? file.blockTracepoint, drops: drops ?? file.drops)
+                    blockTracepoint: blockTracepoint ?? file.blockTracepoint, drops: drops ?? file.drops,
+                    libvirt: libvirt ?? file.libvirt, libvirtReadOnly: libvirtReadOnly ?? file.libvirtReadOnly,
+                    libvirtPassthrough: libvirtPassthrough ?? file.libvirtPassthrough)
     }
 
     /// With the defaults filled in and every value checked (a usage error in one line).
     /// `otherSources`: VMs come from elsewhere too (`--libvirt`), so no QMP pattern is needed.
     public func resolved(otherSources: Bool = false) throws -> WatchOptions {
         let qmp = self.qmp ?? []
-        guard !qmp.isEmpty || otherSources else { throw WatchError.noMonitors }
+        let libvirt = self.libvirt ?? []
+        let readOnly = libvirtReadOnly ?? false, passthrough = libvirtPassthrough ?? false
+        guard !qmp.isEmpty || !libvirt.isEmpty || otherSources else { throw WatchError.noMonitors }
+        if libvirt.isEmpty, readOnly || passthrough {
+            throw WatchError.libvirtFlagWithoutLibvirt(readOnly ? "--libvirt-read-only" : "--libvirt-passthrough")
+        }
+        if readOnly && passthrough { throw WatchError.passthroughReadOnly }
         let interval = self.interval ?? 15
         guard interval.isFinite, interval >= 0.1, interval <= 3600 else { throw WatchError.badInterval(String(interval)) }
         let listen = try ListenAddress(parsing: self.listen ?? "127.0.0.1:9177")
         let discovery = try QMPSocketDiscovery(patterns: qmp)
         return WatchOptions(qmp: qmp, discovery: discovery, listen: listen, intervalSeconds: interval, events: events,
-                            hostKernel: hostKernel ?? false, blockTracepoint: blockTracepoint ?? true, drops: drops ?? false)
+                            hostKernel: hostKernel ?? false, blockTracepoint: blockTracepoint ?? true, drops: drops ?? false,
+                            libvirt: libvirt, libvirtReadOnly: readOnly, libvirtPassthrough: passthrough)
     }
 }
 
@@ -144,6 +170,10 @@ public struct WatchOptions: Sendable {
     public var hostKernel: Bool
     public var blockTracepoint: Bool
     public var drops: Bool
+    /// Taken at start only (a reload says a change waits for a restart).
+    public var libvirt: [String] = []
+    public var libvirtReadOnly = false
+    public var libvirtPassthrough = false
 
     /// The workers' settings for this interval (a command waits at most the interval, 1-5 s).
     public var settings: WatchSettings {
