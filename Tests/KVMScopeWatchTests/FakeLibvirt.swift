@@ -16,6 +16,8 @@ final class FakeLibvirtDaemon: @unchecked Sendable {
     private(set) var opens = 0
     private(set) var passthroughCalls = 0
     var blockstatsReply: String = "[]"
+    /// virDomainGetDiskErrors' answer per domain (target → io-status); nil: the call fails.
+    var diskErrors: [String: [String: String]]? = [:]
 
     init(uri: String = "qemu:///system") { self.uri = uri }
 
@@ -60,6 +62,12 @@ final class FakeLibvirtDaemon: @unchecked Sendable {
 
     fileprivate func stats() throws -> [LibvirtDomainStats] { lock.withLock { domains } }
     fileprivate func diskNames(_ uuid: String) -> DomainDiskNames { lock.withLock { names[uuid] ?? DomainDiskNames() } }
+    fileprivate func errors(_ uuid: String) throws -> [String: String] {
+        guard let all = lock.withLock({ diskErrors }) else {
+            throw LibvirtError.failed(call: "virDomainGetDiskErrors", code: 55, message: "Requested operation is not valid: domain is not running")
+        }
+        return all[uuid] ?? [:]
+    }
     fileprivate func passthrough() throws -> Any {
         let reply = lock.withLock { passthroughCalls += 1; return blockstatsReply }
         return try JSONSerialization.jsonObject(with: Data(reply.utf8))
@@ -96,6 +104,7 @@ final class FakeLibvirtHost: LibvirtHost, @unchecked Sendable {
 
     func allDomainStats() throws -> [LibvirtDomainStats] { try alive().stats() }
     func diskNames(uuid: String) throws -> DomainDiskNames { try alive().diskNames(uuid) }
+    func diskErrors(uuid: String) throws -> [String: String] { try alive().errors(uuid) }
     func qemuMonitorCommand(uuid: String, _ command: String, timeout: Double) throws -> Any { try alive().passthrough() }
 
     func takeEvents(waiting seconds: Double) throws -> [LibvirtHostEvent] {

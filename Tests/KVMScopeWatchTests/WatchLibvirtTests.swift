@@ -43,10 +43,11 @@ import KVMScopeTestSupport
         #expect(Exposition.value(t, F.blockBytes.name, vda("flush")) == nil, "libvirt has no flush bytes")
         #expect(Exposition.value(t, F.vmRunning.name, [("domain", "web1")]) == 1)
         #expect(Exposition.value(t, F.vmQMPUp.name, [("domain", "web1")]) == 1)
-        // libvirt has no failed/invalid counts and no io-status: absent, never a made-up 0.
+        // libvirt has no failed/invalid counts: absent, never a made-up 0.
         #expect(!t.contains(F.blockFailedOperations.name + "{"))
         #expect(!t.contains(F.blockInvalidOperations.name + "{"))
-        #expect(!t.contains(F.blockIOStatus.name + "{"))
+        // virDomainGetDiskErrors listed no disk: vda is ok.
+        #expect(Exposition.value(t, F.blockIOStatus.name, [("domain", "web1"), ("device", "vda"), ("status", "ok")]) == 1)
         #expect(Exposition.value(t, F.libvirtUp.name, [("uri", "qemu:///system")]) == 1)
         #expect(Exposition.value(t, F.libvirtQMPEvents.name, [("uri", "qemu:///system")]) == 1)
         #expect(daemon.passthroughCalls == 0, "no monitor command without --libvirt-passthrough: the domain is not tainted")
@@ -109,6 +110,30 @@ import KVMScopeTestSupport
         daemon.update(uuid1) { $0 = FakeDomain.stats("web1", uuid: uuid1, reads: 250) }
         w.reconfigure(discoveries: [FixedDiscovery(sources: [])], settings: .fast)
         #expect(eventually { Exposition.value(text(w), F.blockOperations.name, vda("read")) == 250 })
+    }
+
+    /// werror=stop: the disk's io-status is `failed` while the domain is paused on it, `ok` again
+    /// after it resumes; when libvirt cannot say, the series are absent and the failure counted.
+    @Test func ioStatusComesFromLibvirtsDiskErrors() throws {
+        let daemon = FakeLibvirtDaemon()
+        daemon.start(FakeDomain.stats("web1", uuid: uuid1), names: DomainDiskNames(domainXML: FakeDomain.xml), announce: false)
+        let w = watcher(daemon)
+        w.start()
+        defer { w.stop() }
+        func status(_ s: String) -> Double? {
+            Exposition.value(text(w), F.blockIOStatus.name, [("domain", "web1"), ("device", "vda"), ("status", s)])
+        }
+        #expect(eventually { status("ok") == 1 })
+        daemon.update(uuid1) { $0.state = 3; $0.reason = 5 }
+        daemon.diskErrors = [uuid1: ["vda": "failed"]]
+        #expect(eventually { status("failed") == 1 && status("ok") == 0 })
+        #expect(Exposition.value(text(w), F.vmPaused.name, [("domain", "web1"), ("reason", "io-error")]) == 1)
+        daemon.diskErrors = nil
+        #expect(eventually { status("failed") == nil && status("ok") == nil }, "libvirt could not say: absent, not a guess")
+        #expect((Exposition.value(text(w), F.libvirtErrors.name, [("uri", "qemu:///system"), ("kind", "disk-errors")]) ?? 0) >= 1)
+        daemon.update(uuid1) { $0.state = 1; $0.reason = 1 }
+        daemon.diskErrors = [:]
+        #expect(eventually { status("ok") == 1 && status("failed") == 0 })
     }
 
     @Test func libvirtdRestartingKeepsTheRestServedAndIsReconnectedAndCounted() throws {

@@ -18,6 +18,10 @@ public protocol LibvirtHost: AnyObject, Sendable {
     /// Lifecycle and QMP events in libvirt's delivery order, and what arrives within `seconds`
     /// if none is queued. Throws `LibvirtError.connectionLost` once the connection is gone.
     func takeEvents(waiting seconds: Double) throws -> [LibvirtHostEvent]
+    /// The disks whose io-status is not `ok`, by target (`vda` → `failed` or `nospace`, QEMU's
+    /// names), from virDomainGetDiskErrors: libvirt asks QEMU's query-block through its own
+    /// monitor (no passthrough, no taint; a read-only connection may ask). A disk not in it is ok.
+    func diskErrors(uuid: String) throws -> [String: String]
     /// A QMP command through libvirt's passthrough (virDomainQemuMonitorCommand): libvirt then
     /// marks the domain tainted (custom-monitor) until it shuts down.
     func qemuMonitorCommand(uuid: String, _ command: String, timeout: Double) throws -> Any

@@ -176,6 +176,36 @@ public final class LibvirtHostConnection: LibvirtHost, @unchecked Sendable {
         return DomainDiskNames(domainXML: String(cString: xml))
     }
 
+    public func diskErrors(uuid: String) throws -> [String: String] {
+        let d = try lookup(uuid)
+        defer { virDomainFree(d) }
+        // With no array libvirt says how many entries to give it (the domain's disk count).
+        let size = virDomainGetDiskErrors(d, nil, 0, 0)
+        guard size >= 0 else { throw failure("virDomainGetDiskErrors") }
+        guard size > 0 else { return [:] }
+        var errors = [virDomainDiskError](repeating: virDomainDiskError(disk: nil, error: 0), count: min(Int(size), Self.maxDisks))
+        let n = virDomainGetDiskErrors(d, &errors, UInt32(errors.count), 0)
+        guard n >= 0 else { throw failure("virDomainGetDiskErrors") }
+        var out: [String: String] = [:]
+        for e in errors.prefix(Int(n)) {
+            guard let disk = e.disk else { continue }
+            defer { free(disk) }
+            if let status = Self.ioStatus(code: e.error) { out[String(cString: disk)] = status }
+        }
+        return out
+    }
+
+    /// virDomainDiskErrorCode → QEMU's io-status name (qemuMonitorJSONGetBlockInfo maps
+    /// `failed` to UNSPEC and `nospace` to NO_SPACE); nil for a code this libvirt does not have.
+    static func ioStatus(code: Int32) -> String? {
+        switch code {
+        case Int32(VIR_DOMAIN_DISK_ERROR_NONE.rawValue): return "ok"
+        case Int32(VIR_DOMAIN_DISK_ERROR_UNSPEC.rawValue): return "failed"
+        case Int32(VIR_DOMAIN_DISK_ERROR_NO_SPACE.rawValue): return "nospace"
+        default: return nil
+        }
+    }
+
     public func qemuMonitorCommand(uuid: String, _ command: String, timeout: Double) throws -> Any {
         let d = try lookup(uuid)
         defer { virDomainFree(d) }

@@ -195,6 +195,12 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
             // A disk libvirt lists that the names do not know: hot-plugged since; read the XML again.
             if let disks = s.disks, !Set(disks.map(\.name)).isSubset(of: d.names.targets) { readNames(d, host: host) }
             var result = LibvirtPollResult.make(s, previousDisks: d.disks)
+            // io-status (a disk stopped on an error): libvirt's query-block through its own monitor.
+            do {
+                result = LibvirtPollResult.withDiskErrors(result, errors: try host.diskErrors(uuid: s.uuid))
+            } catch {
+                counter(Self.kind(of: error, otherwise: "disk-errors")).increment()
+            }
             if passthrough {
                 do {
                     let reply = try host.qemuMonitorCommand(uuid: s.uuid, "query-blockstats", timeout: settings.commandTimeoutSeconds)

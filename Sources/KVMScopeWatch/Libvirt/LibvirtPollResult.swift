@@ -6,8 +6,10 @@ import KVMScopeLibvirt
 /// - `state.state`/`state.reason` → running and QEMU's run-state name (`LibvirtDomainState`);
 /// - `block.N.rd.reqs/bytes/times`, `wr.*`, `fl.reqs/times` → the read, write and flush
 ///   operations, bytes and total time of disk `block.N.name` (the target, `vda`);
-/// - no failed or invalid counts (libvirt has none) and no io-status: those stay nil/empty, and
-///   their series are absent, never 0 (`withPassthrough` adds them from QEMU's query-blockstats).
+/// - no failed or invalid counts (libvirt has none): they stay nil, and their series are
+///   absent, never 0 (`withPassthrough` adds them from QEMU's query-blockstats);
+/// - io-status from virDomainGetDiskErrors (`withDiskErrors`), which lists only the disks that
+///   are not ok; without its answer there is none (absent, not a guessed `ok`).
 enum LibvirtPollResult {
     static func make(_ s: LibvirtDomainStats, previousDisks: [DiskBlockStats]) -> VMPollResult {
         let state = LibvirtDomainState.runState(state: s.state, reason: s.reason)
@@ -24,6 +26,15 @@ enum LibvirtPollResult {
         let flush = OperationCounters(operations: d.flushRequests, totalTimeNs: d.flushTimeNs)
         for (kind, c) in [(BlockOperationKind.read, read), (.write, write), (.flush, flush)] where c != OperationCounters() { ops[kind] = c }
         return DiskBlockStats(device: BlockStatsParser.clip(d.name), nodeName: nil, operations: ops)
+    }
+
+    /// Every disk of the poll gets its io-status: `failed`/`nospace` as libvirt listed it, else
+    /// `ok`. A disk libvirt names that the statistics do not list is added to io-status only.
+    static func withDiskErrors(_ r: VMPollResult, errors: [String: String]) -> VMPollResult {
+        var out = r
+        for d in r.disks { out.ioStatus[d.device] = "ok" }
+        for (target, status) in errors { out.ioStatus[BlockStatsParser.clip(target)] = status }
+        return out
     }
 
     /// `--libvirt-passthrough`: QEMU's own query-blockstats (through libvirt, which taints the
