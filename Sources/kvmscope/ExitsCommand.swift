@@ -185,6 +185,8 @@ struct ExitsCommand: ParsableCommand {
             } catch {
                 throw KVMScopeError.cannotWrite(path: svg, reason: error.localizedDescription)
             }
+            // On stderr, so the report on stdout stays what it was (a pipe, --json).
+            CLIOutput.error("heat map written to \(svg) (\(panels.count) panel\(panels.count == 1 ? "" : "s"))")
         }
 
         if output.json {

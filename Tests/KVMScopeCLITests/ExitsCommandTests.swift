@@ -99,6 +99,7 @@ import FoundationXML
         let svg = path + ".svg"
         let r = try CLIRunner.run(["exits", "--svg", svg, "--reason-heatmaps", "2", "--no-heatmap", path])
         #expect(r.status == 0)
+        #expect(r.stderr == "kvmscope: heat map written to \(svg) (3 panels)\n", "where the file went, said once")
         let data = try Data(contentsOf: URL(fileURLWithPath: svg))
         let parser = XMLParser(data: data)
         #expect(parser.parse(), "SVG must be well-formed XML")
