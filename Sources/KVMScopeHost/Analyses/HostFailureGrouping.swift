@@ -27,7 +27,8 @@ struct HostFailureGrouping {
         var firstLine: Int
         var firstKind: HostFindingKind
         var tag: Int?
-        var time: GuestLogTime
+        /// When its last message was printed (`Stamp`).
+        var time: Stamp
         /// The block layer's message of the request is in (no second one joins).
         var hasBlockError: Bool
         /// Its first message was counted as a failure (a tracepoint record may be that request).
@@ -39,8 +40,14 @@ struct HostFailureGrouping {
     }
 
     /// Per device, its failures that later messages may still join, oldest first (commands
-    /// complete out of order: two SCSI commands' lines may interleave).
-    private var open: [String: [OpenFailure]] = [:]
+    /// complete out of order: two SCSI commands' lines may interleave). Kept in `slots`, found
+    /// by name through `slotIndex`; the last device asked for is remembered, as a log's
+    /// messages come in runs of one device (one hash per message was half the host reader's time
+    /// on a log of failures).
+    private var slots: [[OpenFailure]] = []
+    private var slotIndex: [String: Int] = [:]
+    private var lastKey = ""
+    private var lastSlot = -1
     /// Bounds `open` (a hostile input naming many devices): past it, messages stand alone.
     static let deviceLimit = 4096
     /// Failures kept open per device (queued commands failing together).
@@ -59,56 +66,68 @@ struct HostFailureGrouping {
 
     mutating func place(_ f: HostKernelFinding) -> Placement {
         guard let key = f.device ?? f.peer else { return .opens }
-        if let i = candidate(f, open[key] ?? []), var g = open[key]?[i] {
-            let placement = Placement.continues(line: g.firstLine, operationCounted: g.hasOperation, errnoCounted: g.hasErrno)
-            g.hasBlockError = g.hasBlockError || f.kind == .blockError
-            g.hasOperation = g.hasOperation || f.operation != nil
-            g.hasErrno = g.hasErrno || f.errno != nil
-            g.time = f.time
-            open[key]?[i] = g
-            return placement
+        let now = Stamp(f.time)
+        if let s = slot(key, create: false), let i = candidate(f, now, slots[s]) {
+            let g = slots[s][i]
+            slots[s][i].hasBlockError = g.hasBlockError || f.kind == .blockError
+            slots[s][i].hasOperation = g.hasOperation || f.operation != nil
+            slots[s][i].hasErrno = g.hasErrno || f.errno != nil
+            slots[s][i].time = now
+            return .continues(line: g.firstLine, operationCounted: g.hasOperation, errnoCounted: g.hasErrno)
         }
-        start(f, key)
+        start(f, now, key)
         return .opens
+    }
+
+    /// The slot of `key`'s open failures (made when `create` and under the bound).
+    private mutating func slot(_ key: String, create: Bool) -> Int? {
+        if lastSlot >= 0, key == lastKey { return lastSlot }
+        if let i = slotIndex[key] { lastKey = key; lastSlot = i; return i }
+        guard create, slots.count < Self.deviceLimit else { return nil }
+        slots.append([])
+        slotIndex[key] = slots.count - 1
+        lastKey = key; lastSlot = slots.count - 1
+        return lastSlot
     }
 
     /// A kernel-log `I/O error` that a tracepoint record already counted: if it ends a SCSI or
     /// NVMe command's messages, that command is the recorded request, so its first message is
     /// no failure of its own. Returns that message's line when so (the caller uncounts it).
     mutating func traced(_ f: HostKernelFinding) -> Int? {
-        guard let key = f.device, let list = open[key],
-              let i = list.firstIndex(where: { Self.isCommandStart($0.firstKind) && !$0.hasBlockError && $0.counted && Self.near($0.time, f.time) })
+        guard let key = f.device, let s = slot(key, create: false) else { return nil }
+        let now = Stamp(f.time)
+        guard let i = slots[s].firstIndex(where: { Self.isCommandStart($0.firstKind) && !$0.hasBlockError && $0.counted && $0.time.near(now) })
         else { return nil }
-        open[key]?[i].hasBlockError = true
-        open[key]?[i].counted = false
-        return list[i].firstLine
+        slots[s][i].hasBlockError = true
+        slots[s][i].counted = false
+        return slots[s][i].firstLine
     }
 
     /// The open failure `f` is another message of, by the sequences above.
-    private func candidate(_ f: HostKernelFinding, _ list: [OpenFailure]) -> Int? {
+    private func candidate(_ f: HostKernelFinding, _ now: Stamp, _ list: [OpenFailure]) -> Int? {
         switch f.kind {
         case .scsiSense:
             return list.lastIndex { ($0.firstKind == .scsiResult || $0.firstKind == .scsiSense) && $0.tag == f.tag
-                && !$0.hasBlockError && Self.near($0.time, f.time) }
+                && !$0.hasBlockError && $0.time.near(now) }
         case .blockError:
             // The oldest command still waiting for its block-layer message.
-            return list.firstIndex { Self.isCommandStart($0.firstKind) && !$0.hasBlockError && Self.near($0.time, f.time) }
+            return list.firstIndex { Self.isCommandStart($0.firstKind) && !$0.hasBlockError && $0.time.near(now) }
         case .bufferIOError:
-            return list.lastIndex { $0.hasBlockError && Self.near($0.time, f.time) }
+            return list.lastIndex { $0.hasBlockError && $0.time.near(now) }
         case .ataError:
             guard f.status?.hasPrefix("exception") != true else { return nil }
-            return list.lastIndex { $0.firstKind == .ataError && Self.near($0.time, f.time) }
+            return list.lastIndex { $0.firstKind == .ataError && $0.time.near(now) }
         case .ataLinkReset:
-            return list.lastIndex { $0.firstKind == .ataError && Self.near($0.time, f.time) }
+            return list.lastIndex { $0.firstKind == .ataError && $0.time.near(now) }
         case .filesystemReadOnly, .filesystemShutdown:
-            return list.lastIndex { $0.firstKind == .filesystemError && Self.near($0.time, f.time) }
+            return list.lastIndex { $0.firstKind == .filesystemError && $0.time.near(now) }
         default:
             return nil
         }
     }
 
-    private mutating func start(_ f: HostKernelFinding, _ key: String) {
-        let g = OpenFailure(firstLine: f.line, firstKind: f.kind, tag: f.tag, time: f.time,
+    private mutating func start(_ f: HostKernelFinding, _ now: Stamp, _ key: String) {
+        let g = OpenFailure(firstLine: f.line, firstKind: f.kind, tag: f.tag, time: now,
                             hasBlockError: f.kind == .blockError, counted: !f.kind.isRecovery,
                             hasOperation: f.operation != nil, hasErrno: f.errno != nil)
         add(g, key)
@@ -118,33 +137,43 @@ struct HostFailureGrouping {
     }
 
     private mutating func add(_ g: OpenFailure, _ key: String) {
-        guard var list = open[key] ?? (open.count < Self.deviceLimit ? [] : nil) else { return }
-        list.removeAll { !Self.near($0.time, g.time) }
-        if list.count >= Self.openPerDevice { list.removeFirst() }
-        list.append(g)
-        open[key] = list
+        guard let s = slot(key, create: true) else { return }
+        // Failures past the window are never joined (`near`): only the count is bounded here.
+        if slots[s].count >= Self.openPerDevice { slots[s].removeFirst() }
+        slots[s].append(g)
     }
 
     static func isCommandStart(_ k: HostFindingKind) -> Bool {
         k == .scsiResult || k == .scsiSense || k == .nvmeCommandError
     }
 
-    /// Within the window by the clock both stamps have; stamps without a common clock (a
-    /// multipathd line and a kernel line) are not folded.
-    static func near(_ a: GuestLogTime, _ b: GuestLogTime) -> Bool {
-        if let x = a.uptimeMicroseconds, let y = b.uptimeMicroseconds {
-            let (d, o) = y.subtractingReportingOverflow(x)
-            return !o && d >= 0 && d <= windowMicroseconds
-        }
-        if let x = a.wallClock, let y = b.wallClock {
-            guard x.year == y.year, x.month == y.month else { return false }
-            let d = secondsInMonth(y) - secondsInMonth(x)
-            return d >= 0 && d <= windowMicroseconds / 1_000_000
-        }
-        return a.uptimeMicroseconds == nil && a.wallClock == nil && b.uptimeMicroseconds == nil && b.wallClock == nil
-    }
+    /// A message's time as one number, taken once per message (comparing GuestLogTimes, whose
+    /// wall clock is unpacked on each read, was most of this type's cost): printk's uptime in
+    /// µs, else the wall clock in µs counted from year 0 with 31-day months (monotonic within
+    /// a log; across a month's end it only ever makes two stamps look further apart).
+    struct Stamp: Equatable {
+        enum Clock: UInt8 { case none, uptime, wall }
+        var clock: Clock
+        var value: Int64
 
-    private static func secondsInMonth(_ w: WallClockTime) -> Int {
-        ((w.day * 24 + w.hour) * 60 + w.minute) * 60 + w.second
+        init(_ t: GuestLogTime) {
+            if let us = t.uptimeMicroseconds { clock = .uptime; value = us; return }
+            if let w = t.wallClock {
+                let days = (Int64(w.year ?? 0) * 12 + Int64(w.month)) * 31 + Int64(w.day)
+                let seconds = days * 86_400 + Int64(w.hour * 3600 + w.minute * 60 + w.second)
+                clock = .wall; value = seconds * 1_000_000 + Int64(w.microsecond ?? 0)
+                return
+            }
+            clock = .none; value = 0
+        }
+
+        /// `later` is at most the window after this one, by a clock both have; messages without
+        /// a common clock (a multipathd line and a printk-stamped one) are not folded, those with
+        /// no time at all (an unstamped excerpt) are, as consecutive lines.
+        func near(_ later: Stamp) -> Bool {
+            guard clock == later.clock else { return false }
+            let (d, o) = later.value.subtractingReportingOverflow(value)
+            return !o && d >= 0 && d <= HostFailureGrouping.windowMicroseconds
+        }
     }
 }

@@ -118,16 +118,20 @@ public struct HostKernelAnalysis: HostKernelEventSink {
                     return
                 }
             }
-            var f = f
             var counts = (failure: !f.kind.isRecovery, operation: true, errno: true)
+            var partOf: Int?
             if case .continues(let line, let operationCounted, let errnoCounted) = grouping.place(f) {
-                f.partOfLine = line
+                partOf = line
                 counts = (false, !operationCounted, !errnoCounted)
             }
             total += 1
             kindCounts[f.kind.ordinal] += 1
             if counts.failure { failureCount += 1 }
-            if findings.count < detailLimit { findings.append(f) }
+            // The finding is copied only to be kept, and changed only when it continues a failure.
+            if findings.count < detailLimit {
+                findings.append(f)
+                if let partOf { findings[findings.count - 1].partOfLine = partOf }
+            }
             guard let key = f.device ?? f.peer else { return }
             if let i = summaryIndex[key] {
                 summaries[i].add(f, failure: counts.failure, operation: counts.operation, errno: counts.errno)
