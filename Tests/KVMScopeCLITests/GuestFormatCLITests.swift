@@ -19,6 +19,24 @@ import KVMScopeTestSupport
         #expect(r.stdout.contains("2048  1× write"))
     }
 
+    /// dmesg -d, -T -d and -e: the same error as the console's, and the time each keeps
+    /// (-e's stamps none: a delta is not an uptime).
+    @Test(arguments: [("dmesg-delta", "2.329791 s, line "), ("dmesg-T-delta", "2026-11-22T16:06:29, line "),
+                      ("dmesg-reltime", "at line ")])
+    func dmesgTimeFormatsFindTheWriteError(_ format: String, _ place: String) throws {
+        let path = Self.fixture("write-eio.\(format).log")
+        let r = try CLIRunner.run(["guest", path])
+        #expect(r.status == 1)
+        #expect(r.stdout.hasPrefix("Disk errors in \(path): vda"))
+        #expect(r.stdout.contains("1 failed request: all write; all \"I/O\" errors (errno EIO)"))
+        #expect(r.stdout.contains("2048  1× write"))
+        #expect(r.stdout.contains(place), "\(r.stdout)")
+        #expect(r.stdout.contains("kernel messages by stamp: \(format) "))
+        let ro = try CLIRunner.run(["guest", Self.fixture("ext4-readonly.\(format).log")])
+        #expect(ro.status == 1)
+        #expect(ro.stdout.contains("read-only"))
+    }
+
     /// A serial console where the kernel's line follows user-space output on the same line:
     /// only the console part (the capture's own dmesg, after it, would repeat the line).
     @Test func kernelLineAfterUserSpaceOutputIsRead() throws {

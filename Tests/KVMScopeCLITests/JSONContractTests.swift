@@ -85,7 +85,7 @@ import KVMScopeWatch
         // werror-stop's console never got a kernel line (the VM paused first): `guest` refuses it.
         r["guest"] = scenarios.filter { $0 != "werror-stop" }.map { Run(args: ["guest", "--json", LabFixtures.path($0, "console.log")], lines: false) }
             + ["classic-report.log", "kernlog-5.x-critical-medium.log", "kmsg-4.13-scsi-ext4.log", "mixed-styles.log",
-               "ubuntu-2.6.31-usb-ext4.log", "guest-internal-6.1.log"].map { Run(args: ["guest", "--json", "\(f)/guest/\($0)"], lines: false) }
+               "ubuntu-2.6.31-usb-ext4.log", "guest-internal-6.1.log", "empty-cdrom-6.1.log"].map { Run(args: ["guest", "--json", "\(f)/guest/\($0)"], lines: false) }
         r["host"] = LabFixtures.scenarios(with: "host-dmesg.log").map { Run(args: ["host", "--json", LabFixtures.path($0, "host-dmesg.log")], lines: false) }
             + [Run(args: ["host", "--json", "\(f)/host/host-kernel-6.1-kinds.log"], lines: false)]
         r["trace"] = LabFixtures.scenarios(with: "trace.log").map { Run(args: ["trace", "--json", LabFixtures.path($0, "trace.log")], lines: false) }

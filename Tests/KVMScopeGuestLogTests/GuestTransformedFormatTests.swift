@@ -19,6 +19,8 @@ import KVMScopeCore
         ("short-monotonic", .uptime, 1), ("short-unix", .wall, 1), ("cat", .none, nil),
         ("rsyslog-traditional", .both, 1), ("rsyslog-rfc3339", .both, 1), ("rsyslog-rfc5424", .both, 1),
         ("crlf", .uptime, 1), ("glued", .uptime, 1), ("ansi", .uptime, 1),
+        // dmesg -d keeps the uptime, -T -d the wall clock; -e's stamps give no usable time.
+        ("dmesg-delta", .uptime, 1), ("dmesg-T-delta", .wall, 1_000_000), ("dmesg-reltime", .none, nil),
     ]
 
     static var cases: [(String, String)] {
@@ -64,6 +66,18 @@ import KVMScopeCore
             case .uptime, .none: #expect(e.location.time.wallClock == nil)
             }
             #expect(e.location.time.precisionMicroseconds == precision)
+        }
+    }
+
+    /// Every line of dmesg's -d, -T -d and -e outputs is a kernel message of its style, none bare.
+    @Test(arguments: [("dmesg-delta", KernelLogStyle.dmesgDelta), ("dmesg-T-delta", .dmesgWallClockDelta),
+                      ("dmesg-reltime", .dmesgRelTime)])
+    func dmesgTimeFormatsAreRecognisedOnEveryLine(_ format: String, _ style: KernelLogStyle) throws {
+        let r = try F.report(file: TestFixtures.path("guest/transformed/write-eio.\(format).log"))
+        #expect(r.input.styles == [style: r.input.lines])
+        #expect(r.input.unrecognisedLines == 0)
+        if style == .dmesgRelTime {
+            #expect(r.input.firstUptimeMicroseconds == nil)
         }
     }
 

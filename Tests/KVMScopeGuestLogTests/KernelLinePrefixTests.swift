@@ -64,6 +64,52 @@ import KVMScopeCore
         #expect(two.prefix.time.wallClock?.description == "2026-11-22T14:42:17")
     }
 
+    /// util-linux dmesg.c print_record: -d `[%5ld.%06ld <%12.06f>] `, -T -d `[%s <%12.06f>] `.
+    @Test func dmesgDeltaKeepsTheUptimeNotTheDelta() throws {
+        let r = try #require(kernel("[    3.210040 <    0.000010>] I/O error, dev sr0, sector 0 op 0x0:(READ) flags 0x80700 phys_seg 1 prio class 2"))
+        #expect(r.prefix.style == .dmesgDelta)
+        #expect(r.prefix.time.uptimeMicroseconds == 3_210_040)
+        #expect(r.prefix.time.wallClock == nil)
+        #expect(r.message.hasPrefix("I/O error, dev sr0"))
+        let big = try #require(kernel("[12345.678901 <  120.000001>] EXT4-fs error (device vda): x"))
+        #expect(big.prefix.style == .dmesgDelta)
+        #expect(big.prefix.time.uptimeMicroseconds == 12_345_678_901)
+        let caller = try #require(kernel("[    3.100000 <    0.000100>] [  T123] I/O error, dev vdb, sector 4096"))
+        #expect(caller.prefix.style == .dmesgDelta)
+        #expect(caller.message == "I/O error, dev vdb, sector 4096")
+        // Not a delta: left as before (bare).
+        #expect(kernel("[    3.210040 <0.1] x")?.prefix.style == .bare)
+        #expect(kernel("[    3.210040 <    0.000010> x")?.prefix.style == .bare)
+    }
+
+    @Test func dmesgWallClockDeltaKeepsTheWallClock() throws {
+        let r = try #require(kernel("[Wed Dec  2 10:00:03 2026 <    0.000010>] I/O error, dev vda, sector 8"))
+        #expect(r.prefix.style == .dmesgWallClockDelta)
+        #expect(r.prefix.time.uptimeMicroseconds == nil)
+        #expect(r.prefix.time.wallClock == WallClockTime(year: 2026, month: 12, day: 2, hour: 10, minute: 0, second: 3))
+        #expect(r.prefix.time.precisionMicroseconds == 1_000_000)
+        #expect(r.message == "I/O error, dev vda, sector 8")
+    }
+
+    /// dmesg -e: `[%b%e %H:%M] ` for a new minute, `[  %+8.06f] ` / `[ %+9.06f] ` after.
+    @Test func dmesgRelTimeIsAKernelLineWithoutATime() throws {
+        for (line, message) in [("[Dec 2 10:00] I/O error, dev vda, sector 8", "I/O error, dev vda, sector 8"),
+                                ("[Nov22 16:06] Linux version 6.1.0", "Linux version 6.1.0"),
+                                ("[  +0.000010] I/O error, dev vda, sector 16", "I/O error, dev vda, sector 16"),
+                                ("[ +12.500000] EXT4-fs (vda): x", "EXT4-fs (vda): x"),
+                                ("[ +123.500000] EXT4-fs (vda): y", "EXT4-fs (vda): y")] {
+            let r = try #require(kernel(line))
+            #expect(r.prefix.style == .dmesgRelTime, "\(line)")
+            #expect(r.prefix.time == .unknown, "\(line)")
+            #expect(r.message == message)
+        }
+        // Kernel messages that start with a bracket stay bare.
+        #expect(kernel("[drm] Initialized")?.prefix.style == .bare)
+        #expect(kernel("[Firmware Bug]: TSC doesn't count")?.prefix.style == .bare)
+        #expect(kernel("[Dec 2 1000] x")?.prefix.style == .bare)
+        #expect(kernel("[  +0.5] x")?.prefix.style == .bare)
+    }
+
     @Test func dmesgISO() throws {
         let r = try #require(kernel("2026-11-22T14:42:18,123456+00:00 I/O error, dev vde, sector 16"))
         #expect(r.prefix.style == .dmesgISO)

@@ -8,7 +8,7 @@ import Testing
     @Test func everyStyleHasItsOwnCounter() {
         let indices = KernelLogStyle.allCases.map(\.counterIndex)
         #expect(Set(indices).count == KernelLogStyle.allCases.count)
-        #expect(indices.allSatisfy { (0..<10).contains($0) })
+        #expect(indices.allSatisfy { (0..<13).contains($0) })
     }
 
     @Test func countsComeBackPerStyle() {

@@ -22,10 +22,17 @@ struct DeviceState {
     var timeouts: DeviceTimeoutSummary?
     var timeoutEvidenceKinds: UInt32 = 0
 
+    /// Buffer errors on a SCSI device that came within 64 lines after one of its block errors:
+    /// that block error's line, so that those of a no-medium command are taken out too (first 4096).
+    var scsiBufferErrors: [(afterBlockLine: Int, line: Int, loss: BufferErrorLoss?)] = []
+    let rangeLimit: Int
+
     init(name: String, rangeLimit: Int) {
         report = GuestDeviceReport(name: name)
-        scsiDisk = name.hasPrefix("sd")
+        // sd disks and sr CD-ROM drives: both print the SCSI midlayer's lines for a failed command.
+        scsiDisk = name.hasPrefix("sd") || name.hasPrefix("sr")
         ranges = SectorRangeSet(limit: rangeLimit)
+        self.rangeLimit = rangeLimit
     }
 
     /// First and last by uptime when both lines have one (a dmesg replayed after a console
@@ -73,6 +80,9 @@ struct DeviceState {
         }
 
         report.totalBufferErrors += 1
+        if scsiDisk, let (_, line) = lastBlockError, e.location.line - line <= 64, scsiBufferErrors.count < 4096 {
+            scsiBufferErrors.append((line, e.location.line, e.loss))
+        }
         switch e.loss {
         case .syncWrite?: report.lostBlocks.syncWrite += 1
         case .asyncWrite?: report.lostBlocks.asyncWrite += 1
@@ -131,10 +141,22 @@ struct DeviceState {
 
     func finished(modernKernel: Bool) -> GuestDeviceReport {
         var r = report
+        var operationCounts = operationCounts
+        var errorTypeCounts = errorTypeCounts
+        var ranges = ranges
+        if r.scsi != nil || scsiFailures.hasFailures {
+            var s = r.scsi ?? SCSISummary()
+            let noMedium = scsiFailures.finish(into: &s)
+            if noMedium.commands > 0 {
+                takeOut(noMedium, from: &r, scsi: &s, operationCounts: &operationCounts, errorTypeCounts: &errorTypeCounts,
+                        ranges: &ranges)
+            }
+            r.scsi = s
+        }
         for (i, n) in operationCounts.enumerated() where n > 0 {
             r.operations[i == 0 ? "unreported" : BlockIOOperation.allCases[i - 1].rawValue] = n
         }
-        for (type, n) in errorTypeCounts { r.errorTypes[type.text, default: 0] += n }
+        for (type, n) in errorTypeCounts where n > 0 { r.errorTypes[type.text, default: 0] += n }
         var set = ranges
         r.sectorRanges = set.ranges
         set = ranges
@@ -153,12 +175,66 @@ struct DeviceState {
         }
         r.filesystems = filesystems.map { $0.finished() }
         r.timeouts = timeouts
-        if r.scsi != nil || scsiFailures.hasFailures {
-            var s = r.scsi ?? SCSISummary()
-            scsiFailures.finish(into: &s)
-            r.scsi = s
+        // A drive whose only trouble was having no medium has no error to place.
+        if r.noMedium != nil, !r.hasErrors {
+            r.firstError = nil; r.lastError = nil; r.boots = []
         }
         return r
+    }
+
+    /// Takes a no-medium tally's lines out of the device's failures: the commands' per-line SCSI
+    /// counts, their tied block errors (count, operation, type, detail, sector ranges) and the
+    /// buffer errors that followed those; records them as `noMedium`.
+    private func takeOut(_ m: SCSIFailureTracker.NoMediumTally, from r: inout GuestDeviceReport, scsi s: inout SCSISummary,
+                         operationCounts: inout [Int], errorTypeCounts: inout [(type: BlockErrorType, count: Int)],
+                         ranges: inout SectorRangeSet) {
+        guard let first = m.first else { return }
+        func decrement(_ dict: inout [String: Int], _ key: String?, _ n: Int) {
+            guard let key else { return }
+            let k = dict[key] != nil ? key : "other"
+            guard let v = dict[k] else { return }
+            if v > n { dict[k] = v - n } else { dict[k] = nil }
+        }
+        for l in m.lines {
+            decrement(&s.results, l.result, l.count)
+            decrement(&s.senseKeys, l.senseKey, l.count)
+            decrement(&s.additionalSense, l.additionalSense, l.count)
+        }
+        var summary = NoMediumSummary(first: first.first, last: m.last ?? first.last)
+        summary.count = m.commands
+        summary.additionalSense = first.additionalSense
+        summary.operation = first.cdb.map { $0.operation.rawValue } ?? first.blockOperation?.rawValue
+        var lines = Set<Int>()
+        for b in m.blockErrors where r.totalBlockErrors > 0 {
+            lines.insert(b.line)
+            r.totalBlockErrors -= 1
+            operationCounts[b.operation.map { BlockIOOperationSet.index($0) + 1 } ?? 0] -= 1
+            if let i = errorTypeCounts.firstIndex(where: { $0.type == b.errorType }) { errorTypeCounts[i].count -= 1 }
+            summary.blockErrors += 1
+        }
+        if !lines.isEmpty {
+            r.blockErrors.removeAll { lines.contains($0.location.line) }
+            // The ranges hold no lines: rebuilt from the errors left when all are listed.
+            if r.totalBlockErrors == 0 || r.blockErrors.count == r.totalBlockErrors {
+                ranges = SectorRangeSet(limit: rangeLimit)
+                for e in r.blockErrors where e.operation?.touchesSectors ?? true { ranges.insert(e.sector, operation: e.operation) }
+            }
+            var bufferLines = Set<Int>()
+            for b in scsiBufferErrors where lines.contains(b.afterBlockLine) && r.totalBufferErrors > 0 {
+                bufferLines.insert(b.line)
+                r.totalBufferErrors -= 1
+                summary.bufferErrors += 1
+                switch b.loss {
+                case .syncWrite?: r.lostBlocks.syncWrite = max(0, r.lostBlocks.syncWrite - 1)
+                case .asyncWrite?: r.lostBlocks.asyncWrite = max(0, r.lostBlocks.asyncWrite - 1)
+                case .asyncRead?: r.lostBlocks.asyncRead = max(0, r.lostBlocks.asyncRead - 1)
+                case .write?: r.lostBlocks.write = max(0, r.lostBlocks.write - 1)
+                case nil: r.lostBlocks.unknown = max(0, r.lostBlocks.unknown - 1)
+                }
+            }
+            if !bufferLines.isEmpty { r.bufferErrors.removeAll { bufferLines.contains($0.event.location.line) } }
+        }
+        r.noMedium = summary
     }
 }
 

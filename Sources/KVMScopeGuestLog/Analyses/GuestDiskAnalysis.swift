@@ -158,7 +158,7 @@ public struct GuestDiskAnalysis: GuestLogEventSink {
     private mutating func addTimeout(_ e: DeviceTimeoutEvent) {
         var name = e.device
         if let address = e.address {
-            if name.hasPrefix("sd ") { if let known = scsiAddresses[address] { name = known } }
+            if name.hasPrefix("sd ") || name.hasPrefix("sr ") { if let known = scsiAddresses[address] { name = known } }
             else if scsiAddresses.count < 256 { scsiAddresses[address] = name }
         }
         guard let d = device(name) else { return }

@@ -16,6 +16,11 @@
 /// is finished is also tied to an earlier untied block error of the same disk whose sector its
 /// CDB starts at and whose uptime is within `tieWindowMicroseconds` after the command's first line.
 ///
+/// A command refused with NOT READY / ASC 3A (SCSICommandFailure.isNoMedium: an empty drive,
+/// such as a virtual CD-ROM with nothing inserted, probed at boot) is not a failure: it goes to
+/// `noMedium` instead of `failures`, with the block error tied to it, for DeviceState to take
+/// that block error (and the buffer errors after it) out of the device's failures.
+///
 /// Bounded: at most `pendingLimit` commands being assembled, `untiedLimit` untied block errors,
 /// `SCSISummary.failedRequestLimit` distinct requests kept; everything beyond is counted.
 struct SCSIFailureTracker {
@@ -35,6 +40,7 @@ struct SCSIFailureTracker {
     struct UntiedBlockError {
         var sector: UInt64
         var operation: BlockIOOperation?
+        var errorType: BlockErrorType
         var location: GuestLogLocation
         var used = false
     }
@@ -45,13 +51,43 @@ struct SCSIFailureTracker {
     private var index: [RequestKey: Int] = [:]
     private(set) var commandFailures = 0
     private(set) var failuresNotListed = 0
+    /// Commands refused for want of a medium (not counted in `commandFailures`).
+    private(set) var noMedium = NoMediumTally()
+
+    /// What DeviceState needs to take a no-medium command's lines out of the device's failures.
+    struct NoMediumTally {
+        static let blockErrorLimit = 4096
+        var commands = 0
+        var first: SCSICommandFailure?
+        var last: GuestLogLocation?
+        /// The block errors tied to those commands (line, operation, type), the first `blockErrorLimit`.
+        var blockErrors: [(line: Int, operation: BlockIOOperation?, errorType: BlockErrorType)] = []
+        /// (`hostbyte=… driverbyte=…`, sense key, additional sense) of each command, folded with a count,
+        /// to take out of SCSISummary's per-line counts.
+        var lines: [(result: String?, senseKey: String?, additionalSense: String?, count: Int)] = []
+
+        mutating func add(_ f: SCSICommandFailure) {
+            commands += 1
+            if first == nil { first = f }
+            last = GuestLogLocation.later(last, f.last)
+            if let line = f.blockErrorLine, let type = f.blockErrorType, blockErrors.count < Self.blockErrorLimit {
+                blockErrors.append((line, f.blockOperation, type))
+            }
+            let result = f.hostbyte.map { "hostbyte=\($0) driverbyte=\(f.driverbyte ?? "")" }
+            if let i = lines.firstIndex(where: { $0.result == result && $0.senseKey == f.senseKey && $0.additionalSense == f.additionalSense }) {
+                lines[i].count += 1
+            } else if lines.count < 16 {
+                lines.append((result, f.senseKey, f.additionalSense, 1))
+            }
+        }
+    }
 
     struct RequestKey: Hashable {
         var operation: String
         var start: UInt64
     }
 
-    var hasFailures: Bool { commandFailures > 0 || !pending.isEmpty }
+    var hasFailures: Bool { commandFailures > 0 || !pending.isEmpty || noMedium.commands > 0 }
 
     mutating func add(_ e: SCSIEvent) {
         let line = e.location.line
@@ -140,13 +176,14 @@ struct SCSIFailureTracker {
                 failures[j].loggedFailures += 1
                 failures[j].last = GuestLogLocation.later(failures[j].last, e.location)
             } else {
-                let u = UntiedBlockError(sector: e.sector, operation: e.operation, location: e.location)
+                let u = UntiedBlockError(sector: e.sector, operation: e.operation, errorType: e.errorType, location: e.location)
                 if untied.count < Self.untiedLimit { untied.append(u) } else { untied[untiedNext] = u }
                 untiedNext = (untiedNext + 1) % Self.untiedLimit
             }
             return
         }
-        Self.tie(&pending[i].failure, UntiedBlockError(sector: e.sector, operation: e.operation, location: e.location),
+        Self.tie(&pending[i].failure, UntiedBlockError(sector: e.sector, operation: e.operation, errorType: e.errorType,
+                                                       location: e.location),
                  factor: factor)
         finalize(at: i)
     }
@@ -155,6 +192,7 @@ struct SCSIFailureTracker {
         f.blockErrorLine = e.location.line
         f.blockErrorSector = e.sector
         f.blockOperation = e.operation
+        f.blockErrorType = e.errorType
         f.last = GuestLogLocation.later(f.last, e.location)
         if let k = factor, let range = f.cdb?.blockRange {
             f.sector = e.sector
@@ -230,6 +268,10 @@ struct SCSIFailureTracker {
     private mutating func finalize(at i: Int) {
         var f = pending.remove(at: i).failure
         tieToEarlier(&f)
+        if f.isNoMedium {
+            noMedium.add(f)
+            return
+        }
         commandFailures += 1
         let op = f.cdb.map { $0.operation.rawValue } ?? f.blockOperation?.rawValue
         let start = f.cdb?.blockRange?.lba ?? f.blockErrorSector
@@ -255,7 +297,8 @@ struct SCSIFailureTracker {
     }
 
     /// Everything still pending is a failure too (its block error line was not logged, or not yet).
-    func finish(into s: inout SCSISummary) {
+    /// Returns the no-medium commands, those still pending included.
+    func finish(into s: inout SCSISummary) -> NoMediumTally {
         var copy = self
         let logicalBlockSize = copy.logicalBlockSize
         while !copy.pending.isEmpty { copy.finalize(at: 0) }
@@ -274,5 +317,6 @@ struct SCSIFailureTracker {
         s.failedRequests = copy.failures
         s.failuresNotListed = copy.failuresNotListed
         s.retriedRequests = copy.failures.filter { $0.loggedFailures > 1 }.count
+        return copy.noMedium
     }
 }

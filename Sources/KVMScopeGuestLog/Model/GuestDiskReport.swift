@@ -73,6 +73,9 @@ public struct GuestDeviceReport: Sendable, Encodable {
     /// Timeouts, aborts and resets the guest's driver logged for this device (SCSI: the disk;
     /// NVMe: the controller, `nvme0`).
     public var timeouts: DeviceTimeoutSummary?
+    /// SCSI commands the drive refused for want of a medium (an empty CD-ROM): not failures,
+    /// and not in the counts above (nor their block and buffer errors).
+    public var noMedium: NoMediumSummary?
 
     /// Messages the kernel's rate limiter dropped, attributed to this device (see SuppressedSummary).
     public var suppressed: Int
@@ -101,7 +104,7 @@ public struct GuestDeviceReport: Sendable, Encodable {
         case name, kind, parent, capacity, blockErrors, totalBlockErrors, blockErrorsTruncated, operations, errorTypes
         case sectorRanges, sectorRangesCoalesced, sectorMergeGap, bufferErrors, totalBufferErrors, bufferErrorsTruncated
         case lostBlocks, inferredBlockSize, filesystems, scsi, suppressed, suppressedByFunction, firstError, lastError
-        case boots, hasErrors, timeouts
+        case boots, hasErrors, timeouts, noMedium
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -126,6 +129,7 @@ public struct GuestDeviceReport: Sendable, Encodable {
         try c.encode(filesystems, forKey: .filesystems)
         try c.encode(scsi, forKey: .scsi)
         try c.encode(timeouts, forKey: .timeouts)
+        try c.encode(noMedium, forKey: .noMedium)
         try c.encode(suppressed, forKey: .suppressed)
         try c.encode(suppressedByFunction, forKey: .suppressedByFunction)
         try c.encode(firstError, forKey: .firstError)
@@ -338,6 +342,38 @@ public struct SCSISummary: Sendable, Equatable, Encodable {
         try c.encode(failedRequests, forKey: .failedRequests)
         try c.encode(failuresNotListed, forKey: .failuresNotListed)
         try c.encode(retriedRequests, forKey: .retriedRequests)
+    }
+}
+
+/// A drive with no medium: its SCSI commands failed with NOT READY / MEDIUM NOT PRESENT
+/// (ASC 3A), which is what an empty (virtual) CD-ROM answers when something reads it.
+public struct NoMediumSummary: Sendable, Equatable, Encodable {
+    /// Commands refused (each `FAILED Result:` group with that sense).
+    public var count = 0
+    /// The kernel's words for the first (`Medium not present`, `… - tray open`).
+    public var additionalSense: String?
+    /// `read`, `write`, … of the first command's CDB (nil without one).
+    public var operation: String?
+    /// The block-layer and buffer error lines that went with them (not counted as failures).
+    public var blockErrors = 0
+    public var bufferErrors = 0
+    public var first: GuestLogLocation
+    public var last: GuestLogLocation
+
+    public init(first: GuestLogLocation, last: GuestLogLocation) { self.first = first; self.last = last }
+
+    enum CodingKeys: String, CodingKey { case count, additionalSense, operation, blockErrors, bufferErrors, firstLine, first, last }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(count, forKey: .count)
+        try c.encode(additionalSense, forKey: .additionalSense)
+        try c.encode(operation, forKey: .operation)
+        try c.encode(blockErrors, forKey: .blockErrors)
+        try c.encode(bufferErrors, forKey: .bufferErrors)
+        try c.encode(first.line, forKey: .firstLine)
+        try c.encode(first, forKey: .first)
+        try c.encode(last, forKey: .last)
     }
 }
 

@@ -107,6 +107,8 @@ public struct SCSICommandFailure: Sendable, Equatable {
     public var blockErrorLine: Int?
     public var blockErrorSector: UInt64?
     public var blockOperation: BlockIOOperation?
+    /// The tied block error's type (not in the JSON: the block error itself is).
+    public var blockErrorType: BlockErrorType?
     /// The CDB's first block in 512-byte sectors (needs the disk's logical block size: from its
     /// capacity line, or from the tied block error line).
     public var sector: UInt64?
@@ -119,6 +121,15 @@ public struct SCSICommandFailure: Sendable, Equatable {
 
     public init(tag: Int?, at: GuestLogLocation) {
         self.tag = tag; first = at; last = at
+    }
+
+    /// NOT READY with ASC 3A (medium not present: 3A/00, tray closed 3A/01, tray open 3A/02, …):
+    /// the drive has no medium, as an empty virtual CD-ROM answers every read. Not a failure of
+    /// the device. Known by the numbers, or by the kernel's words when it printed only those.
+    public var isNoMedium: Bool {
+        guard senseKey == "Not Ready" else { return false }
+        if let asc { return asc == 0x3A }
+        return additionalSense?.hasPrefix("Medium not present") ?? false
     }
 
     /// Retries the guest's SCSI midlayer makes before logging a failure, silently (the host sees
@@ -138,7 +149,8 @@ public struct SCSICommandFailure: Sendable, Equatable {
 }
 
 /// The words 6.1's drivers/scsi/sense_codes.h gives the ASC/ASCQ pairs that QEMU's SCSI
-/// emulation returns (QEMU scsi/utils.c `sense_code_*`), so that the guest's `Add. Sense:`
+/// emulation returns (QEMU scsi/utils.c `sense_code_*`; and the tray variants of 3A/00, which an
+/// empty drive's `Add. Sense:` may print), so that the guest's `Add. Sense:`
 /// words can be compared with the numbers in QEMU's trace events.
 public enum SCSIAdditionalSense {
     public static let known: [(asc: UInt8, ascq: UInt8, text: String)] = [
@@ -158,6 +170,8 @@ public enum SCSIAdditionalSense {
         (0x29, 0x04, "Device internal reset"),
         (0x29, 0x07, "I_T nexus loss occurred"),
         (0x3A, 0x00, "Medium not present"),
+        (0x3A, 0x01, "Medium not present - tray closed"),
+        (0x3A, 0x02, "Medium not present - tray open"),
         (0x3E, 0x01, "Logical unit failure"),
         (0x3F, 0x0E, "Reported luns data has changed"),
         (0x44, 0x00, "Internal target failure"),

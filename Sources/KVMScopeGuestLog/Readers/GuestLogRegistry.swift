@@ -7,7 +7,8 @@ extension InputKind {
 /// distinctive first, bare kernel messages last.
 public enum GuestLogFormats {
     public static let list = InputFormatList(
-        [KernelLogStyle.journalExport, .journalJSON, .kmsg, .dmesgISO, .syslog, .journal, .dmesgWallClock, .printkCaller, .printk, .bare]
+        [KernelLogStyle.journalExport, .journalJSON, .kmsg, .dmesgISO, .syslog, .journal, .dmesgWallClock,
+         .dmesgWallClockDelta, .dmesgDelta, .dmesgRelTime, .printkCaller, .printk, .bare]
             .map { GuestKernelLogFormat(style: $0) })
     public static var all: [any InputFormat] { list.all }
 }

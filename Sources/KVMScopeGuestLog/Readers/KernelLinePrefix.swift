@@ -8,6 +8,18 @@ public enum KernelLogStyle: String, CaseIterable, Sendable, Codable {
     case printkCaller = "printk-caller"
     /// `[Sat Nov 22 14:42:17 2026] msg` — dmesg -T.
     case dmesgWallClock = "dmesg-T"
+    /// `[    3.210000 <    0.000010>] msg` — dmesg -d (`[%5ld.%06ld <%12.06f>] `, util-linux
+    /// dmesg.c): printk's stamp, then the time since the previous message, which is not kept.
+    case dmesgDelta = "dmesg-delta"
+    /// `[Wed Dec  2 10:00:03 2026 <    0.000010>] msg` — dmesg -T -d: dmesg -T's wall clock, then
+    /// the time since the previous message (not kept).
+    case dmesgWallClockDelta = "dmesg-T-delta"
+    /// `[Dec 2 10:00] msg` (`[%b%e %H:%M] `) for the first message of a minute, then
+    /// `[  +0.000010] msg` (`[  %+8.06f] `, the time since the previous message) — dmesg -e
+    /// (--reltime, and -H). Read without a time: the full stamp is only minute-precise and
+    /// truncated (the message was at some second of it), a relative one only adds to that, and
+    /// neither is an uptime. The lines are kernel messages all the same.
+    case dmesgRelTime = "dmesg-reltime"
     /// `2026-11-22T14:42:17,123456+00:00 msg` — dmesg --time-format=iso.
     case dmesgISO = "dmesg-iso"
     /// `6,339,5140900,-;msg` — /dev/kmsg records (prio,seq,usec,flags;message).
@@ -97,10 +109,16 @@ public enum KernelLinePrefixParser {
     static func bracketed(_ line: LineBytes, _ start: Int) -> KernelLinePrefix? {
         let j = line.skipBlanks(start + 1)
         if line.isDigit(at: j) {
-            guard let (us, end) = printkStamp(line, j) ?? otherUptimeStamp(line, j), end < line.count,
-                  line[end] == UInt8(ascii: "]") else { return nil }
-            var i = end + 1
+            guard let (us, stampEnd) = printkStamp(line, j) ?? otherUptimeStamp(line, j), stampEnd < line.count else { return nil }
+            var end = stampEnd
             var style = KernelLogStyle.printk
+            if line[end] != UInt8(ascii: "]") {
+                // dmesg -d: " <    0.000010>]" after the uptime (out of line: not printk's shape).
+                guard let e = deltaSuffix(line, end) else { return nil }
+                end = e
+                style = .dmesgDelta
+            }
+            var i = end + 1
             // CONFIG_PRINTK_CALLER: "[   T123]" right after, or after one space (dmesg).
             let k = line.skipBlanks(i)
             if k < line.count, line[k] == UInt8(ascii: "["), k - i <= 1 {
@@ -108,7 +126,7 @@ public enum KernelLinePrefixParser {
                 if m < line.count, line[m] == UInt8(ascii: "T") || line[m] == UInt8(ascii: "C"),
                    let (_, e) = line.decimal(at: m + 1), e < line.count, line[e] == UInt8(ascii: "]") {
                     i = e + 1
-                    style = .printkCaller
+                    if style == .printk { style = .printkCaller }
                 }
             }
             if i < line.count, line[i] == 0x20 { i += 1 }
@@ -125,21 +143,72 @@ public enum KernelLinePrefixParser {
         line.fixedPoint(at: j, fractionDigits: 6)
     }
 
-    /// dmesg -T: "[Sat Nov 22 14:42:17 2026] " (`j` after the bracket and any blanks). Out of
-    /// line, so that `bracketed` stays small enough to inline into `parse`.
+    /// dmesg -d's ` <%12.06f>]` at `at` (right after the uptime): the index of its `]`, or nil.
+    /// The delta itself is not kept (it is the time since the previous message).
+    @inline(never)
+    static func deltaSuffix(_ line: LineBytes, _ at: Int) -> Int? {
+        guard line.matches(" <", at: at) else { return nil }
+        var k = line.skipBlanks(at + 2)
+        if line.matches("-", at: k) { k += 1 }
+        guard line.isDigit(at: k), let (_, end) = line.fixedPoint(at: k, fractionDigits: 6),
+              line.matches(">]", at: end) else { return nil }
+        return end + 1
+    }
+
+    /// What follows a bracket that does not open an uptime (`j` after the bracket and any
+    /// blanks): dmesg -T "[Sat Nov 22 14:42:17 2026] " (and -T -d "[... 2026 <    0.000010>] "),
+    /// dmesg -e "[Nov22 14:42] " and "[  +0.000010] ". Out of line, so that `bracketed` stays
+    /// small enough to inline into `parse`.
     @inline(never)
     static func bracketedWallClock(_ line: LineBytes, _ j: Int) -> KernelLinePrefix? {
+        guard j < line.count else { return nil }
+        if line[j] == UInt8(ascii: "+") { return relativeStamp(line, j) }
+        return ctimeStamp(line, j) ?? shortCtimeStamp(line, j)
+    }
+
+    /// dmesg -T's `%a %b %e %H:%M:%S %Y`, with -d's ` <delta>` before the `]`.
+    static func ctimeStamp(_ line: LineBytes, _ j: Int) -> KernelLinePrefix? {
         guard j + 24 <= line.count, line[j + 3] == 0x20,
               let month = monthNumber(line, j + 4), line[j + 7] == 0x20 else { return nil }
         var d = line.skipBlanks(j + 8)
         guard let (day, dayEnd) = line.decimal(at: d), line.matches(" ", at: dayEnd),
               let (h, m, s, _, afterTime) = clock(line, dayEnd + 1), line.matches(" ", at: afterTime),
-              let (year, yearEnd) = line.decimal(at: afterTime + 1), yearEnd < line.count,
-              line[yearEnd] == UInt8(ascii: "]") else { return nil }
-        d = yearEnd + 1
+              let (year, yearEnd) = line.decimal(at: afterTime + 1), yearEnd < line.count else { return nil }
+        var close = yearEnd
+        var style = KernelLogStyle.dmesgWallClock
+        if line[yearEnd] != UInt8(ascii: "]") {
+            guard let e = deltaSuffix(line, yearEnd) else { return nil }
+            close = e
+            style = .dmesgWallClockDelta
+        }
+        d = close + 1
         if d < line.count, line[d] == 0x20 { d += 1 }
         let wc = WallClockTime(year: Int(year), month: month, day: Int(day), hour: h, minute: m, second: s)
-        return KernelLinePrefix(style: .dmesgWallClock, messageStart: d, time: GuestLogTime(wallClock: wc))
+        return KernelLinePrefix(style: style, messageStart: d, time: GuestLogTime(wallClock: wc))
+    }
+
+    /// dmesg -e's full stamp, `%b%e %H:%M` ("Nov22 14:42", "Dec 2 10:00"): no time kept (see
+    /// KernelLogStyle.dmesgRelTime).
+    static func shortCtimeStamp(_ line: LineBytes, _ j: Int) -> KernelLinePrefix? {
+        guard monthNumber(line, j) != nil else { return nil }
+        let d = line.skipBlanks(j + 3)
+        guard d - j <= 4, let (day, dayEnd) = line.decimal(at: d), dayEnd - d <= 2, (1...31).contains(day),
+              line.matches(" ", at: dayEnd), let h = twoDigits(line, dayEnd + 1), h < 24,
+              line.matches(":", at: dayEnd + 3), let m = twoDigits(line, dayEnd + 4), m < 60,
+              line.matches("]", at: dayEnd + 6) else { return nil }
+        var i = dayEnd + 7
+        if i < line.count, line[i] == 0x20 { i += 1 }
+        return KernelLinePrefix(style: .dmesgRelTime, messageStart: i)
+    }
+
+    /// dmesg -e's relative stamp, `+%8.06f` (`j` at the `+`): no time kept (the time since the
+    /// previous message is not an uptime).
+    static func relativeStamp(_ line: LineBytes, _ j: Int) -> KernelLinePrefix? {
+        guard line.isDigit(at: j + 1), let (_, end) = line.fixedPoint(at: j + 1, fractionDigits: 6),
+              end > j + 2, line[end - 7] == UInt8(ascii: "."), line.matches("]", at: end) else { return nil }
+        var i = end + 1
+        if i < line.count, line[i] == 0x20 { i += 1 }
+        return KernelLinePrefix(style: .dmesgRelTime, messageStart: i)
     }
 
     // MARK: - /dev/kmsg "prio,seq,usec,flags[,...];msg"

@@ -3,7 +3,7 @@
 /// A fixed block of counters, not an `[Int]`: an array element bumped per line paid a
 /// uniqueness check and a bounds check each time, which showed in profiles of the reader.
 public struct KernelLogStyleCounts: Sendable {
-    private var counts: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    private var counts: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     public init() {}
 
@@ -29,7 +29,7 @@ public struct KernelLogStyleCounts: Sendable {
 }
 
 extension KernelLogStyle {
-    /// 0..<10, one counter per style (the tuple above has one slot per case).
+    /// 0..<13, one counter per style (the tuple above has one slot per case).
     @inline(__always)
     var counterIndex: Int {
         switch self {
@@ -43,6 +43,9 @@ extension KernelLogStyle {
         case .bare: return 7
         case .journalJSON: return 8
         case .journalExport: return 9
+        case .dmesgDelta: return 10
+        case .dmesgWallClockDelta: return 11
+        case .dmesgRelTime: return 12
         }
     }
 }

@@ -36,7 +36,11 @@ public enum GuestReportRenderer {
         if !healthy.isEmpty {
             out.append("")
             for d in healthy {
-                out.append("\(style.bold(d.name)) — \(deviceDescription(d)): no errors")
+                if let m = d.noMedium {
+                    out.append("\(style.bold(d.name)): " + noMediumText(m) + " — not a failure")
+                } else {
+                    out.append("\(style.bold(d.name)) — \(deviceDescription(d)): no errors")
+                }
             }
         }
         if report.suppressed.unattributed > 0 || report.suppressed.other > 0 {
@@ -108,6 +112,9 @@ public enum GuestReportRenderer {
         if let t = d.timeouts, t.total > 0 {
             out.append(contentsOf: timeoutLines(t, style: style))
         }
+        if let m = d.noMedium {
+            out.append("  also " + noMediumText(m) + ": not a failure, not counted above")
+        }
         if let first = d.firstError, let last = d.lastError {
             out.append(first == last ? "  at \(place(first))" : "  first at \(place(first)), last at \(place(last))")
         }
@@ -143,6 +150,13 @@ public enum GuestReportRenderer {
             kind += ", \(formatSize(bytes)) (\(c.logicalBlocks) × \(c.logicalBlockSize)-byte blocks)"
         }
         return kind
+    }
+
+    /// `no medium in the drive (2 reads refused: Medium not present)`.
+    static func noMediumText(_ m: NoMediumSummary) -> String {
+        let what = m.operation.map { $0 == "other" ? "command" : $0 } ?? "command"
+        let words = m.additionalSense.map { ": \($0)" } ?? ""
+        return "no medium in the drive (\(m.count) \(what)\(m.count == 1 ? "" : "s") refused\(words))"
     }
 
     static func rangeLines(_ d: GuestDeviceReport, topRanges: Int) -> [String] {

@@ -1,5 +1,5 @@
 /// SCSI disk lines, `sd H:C:T:L: [sdX] ...` (dev_printk prefix, drivers/scsi/sd.c and
-/// scsi_logging.c), with an optional `tag#%d ` after the disk name:
+/// scsi_logging.c), and the same lines of CD-ROM drives, `sr H:C:T:L: [srN] ...`, with an optional `tag#%d ` after the disk name:
 ///
 ///   `[sdX] tag#%d FAILED Result: hostbyte=%s driverbyte=%s cmd_age=%lus`   scsi_print_result, 4.x+
 ///   `[sdX]  Result: hostbyte=%s driverbyte=%s`                             ≤3.x (also `Synchronize Cache(10) failed: Result: ...`)
@@ -18,7 +18,9 @@ enum SCSIMatcher {
     public static func match(_ ctx: MatchContext) -> MatchOutcome {
         let line = ctx.line
         let s = ctx.start
-        guard line.matches("sd ", at: s), line.isDigit(at: s + 3) else { return .noMatch }
+        // sd (disks) or sr (CD-ROM drives): the same midlayer lines under the driver's name.
+        guard line.matches("sd ", at: s) || line.matches("sr ", at: s), line.isDigit(at: s + 3) else { return .noMatch }
+        let driver = line[s + 1] == UInt8(ascii: "r") ? "sr" : "sd"
         let addr = line.token(at: s + 3, stop: UInt8(ascii: " "))
         guard addr.count >= 8, line[addr.upperBound - 1] == UInt8(ascii: ":") else { return .noMatch }
         let address = line.string(addr.lowerBound..<(addr.upperBound - 1))
@@ -27,10 +29,10 @@ enum SCSIMatcher {
             return .event(.scsi(SCSIEvent(device: "?", address: address, kind: .offline, location: ctx.location)))
         }
         if line.matches("device reset", at: i) {
-            return timeout(ctx, "sd \(address)", address, .scsiDeviceReset, tag: nil)
+            return timeout(ctx, "\(driver) \(address)", address, .scsiDeviceReset, tag: nil)
         }
         if line.matches("Device offlined - not ready after error recovery", at: i) {
-            return timeout(ctx, "sd \(address)", address, .scsiDeviceOfflined, tag: nil)
+            return timeout(ctx, "\(driver) \(address)", address, .scsiDeviceOfflined, tag: nil)
         }
         guard line.matches("[", at: i), let (device, devEnd) = line.deviceName(at: i + 1, stop: UInt8(ascii: "]")),
               line.matches("]", at: devEnd) else { return .noMatch }
