@@ -7,13 +7,8 @@ import KVMScopeLibvirt
 struct SizeArgument: ExpressibleByArgument {
     let bytes: Int
     init?(argument: String) {
-        let units: [(String, Int)] = [("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("T", 1 << 40)]
-        var text = argument.uppercased()
-        if text.hasSuffix("IB") { text.removeLast(2) } else if text.hasSuffix("B") { text.removeLast() }
-        var scale = 1
-        for (u, s) in units where text.hasSuffix(u) { text.removeLast(); scale = s; break }
-        guard let v = Int(text), v > 0, v <= Int.max / scale else { return nil }
-        bytes = v * scale
+        guard let b = ByteCount.parse(argument) else { return nil }
+        bytes = b
     }
 }
 
