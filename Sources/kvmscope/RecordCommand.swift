@@ -154,7 +154,7 @@ struct RecordCommand: ParsableCommand {
         if !command.isEmpty {
             recorder.shouldStop = {
                 guard let c = child, !c.isRunning else { return nil }
-                return "`\(command.joined(separator: " "))` exited with status \(c.terminationStatus)"
+                return ("command-exited", "`\(command.joined(separator: " "))` exited with status \(c.terminationStatus)")
             }
         }
         recorder.onAttached = {

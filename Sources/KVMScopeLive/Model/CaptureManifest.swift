@@ -15,7 +15,8 @@ public struct CaptureManifest: Codable, Sendable, Equatable {
     /// Wall clock, seconds since the Unix epoch.
     public var startTime: Double
     public var endTime: Double
-    /// duration, signal, vm-shutdown, monitor-closed, command-exited, flight-recorder, output-failed, error.
+    /// duration, signal, vm-shutdown, monitor-closed, command-exited, flight-recorder, output-failed, error;
+    /// a capture of `watch --auto-record` also watch-stopped, disk-limit.
     public var stopReason: String
     public var stopDetail: String
     public var files: Files

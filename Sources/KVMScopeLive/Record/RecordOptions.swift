@@ -23,6 +23,9 @@ public struct RecordOptions: Sendable {
     public var live = false
     /// Trace events to turn on: every event `trace` and `explain` read.
     public var events: Set<String> = TraceSession.analysedEventNames
+    /// SIGINT/SIGTERM stop the recording (`record`); false where the caller owns those signals
+    /// and stops the recording through `shouldStop` (`watch --auto-record`).
+    public var handlesSignals = true
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 }
 

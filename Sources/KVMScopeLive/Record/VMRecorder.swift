@@ -18,8 +18,9 @@ public final class VMRecorder: @unchecked Sendable {
     public var onNotice: ((RecordNotice) -> Void)?
     /// Called once the VM is set up for recording (`record -- CMD` starts CMD here).
     public var onAttached: (() -> Void)?
-    /// Polled each tick: a reason stops the recording (`record -- CMD`: the command exited).
-    public var shouldStop: (() -> String?)?
+    /// Polled each tick: a stop reason and its detail stop the recording (`record -- CMD`:
+    /// `command-exited` when the command exited; `watch --auto-record`: `watch-stopped`, `disk-limit`).
+    public var shouldStop: (() -> (reason: String, detail: String)?)?
     private let noticeLock = NSLock()
 
     public init(monitor: QMPMonitor, process: QEMUProcess, options: RecordOptions) {
@@ -195,7 +196,7 @@ public final class VMRecorder: @unchecked Sendable {
                       kmsg: KernelMessageDevice?, host: CaptureFile?, blockTrace: HostBlockErrorTrace?, blockTraceFile: CaptureFile?,
                       live: LiveTracker?, stamping: Bool,
                       knownEvents: Set<String>, counts: inout CaptureManifest.Counts) throws -> (String, String) {
-        StopSignals.install()
+        if options.handlesSignals { StopSignals.install() }
         let begin = Self.monotonic()
         var nextStats = begin
         var nextStatus = begin + 1
@@ -205,8 +206,8 @@ public final class VMRecorder: @unchecked Sendable {
         let deliver = lineHandler(trace: trace, live: live, stamping: stamping, knownEvents: knownEvents)
         defer { counts.traceLines = deliver.lines }
         while true {
-            if StopSignals.requested { return ("signal", "interrupted (SIGINT/SIGTERM)") }
-            if let why = shouldStop?() { return ("command-exited", why) }
+            if options.handlesSignals, StopSignals.requested { return ("signal", "interrupted (SIGINT/SIGTERM)") }
+            if let why = shouldStop?() { return why }
             let now = Self.monotonic()
             if let d = options.duration, now - begin >= d { return ("duration", "recorded for \(Int(d)) s") }
             if let a = afterDeadline, now >= a {
