@@ -104,3 +104,16 @@ import KVMScopeTestSupport
         #expect(log.droppedLines == 0)
     }
 }
+
+/// The metric contract is documented whole: every family watch can export has its row in
+/// docs/watch.md (what it means, what to do) and in docs/watch-operations.md (the fleet view).
+@Suite struct WatchMetricDocsTests {
+    @Test func everyMetricIsDocumented() throws {
+        for doc in ["docs/watch.md", "docs/watch-operations.md"] {
+            let text = try String(contentsOf: LabFixtures.repoRoot.appendingPathComponent(doc), encoding: .utf8)
+            for f in WatchMetricFamilies.all {
+                #expect(text.contains("| `\(f.name)` |"), "\(doc) has no row for \(f.name)")
+            }
+        }
+    }
+}
