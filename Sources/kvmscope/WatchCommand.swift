@@ -33,6 +33,7 @@ struct WatchCommand: ParsableCommand {
           $ kvmscope watch --qmp '/run/qemu/*/qmp.sock' --listen 0.0.0.0:9177 --interval 5
           $ kvmscope watch --qmp '/run/kvmscope/*.qmp' --events /var/log/kvmscope/events.jsonl
           $ kvmscope watch --libvirt qemu:///system --events -                # every libvirt domain
+          $ kvmscope watch --qmp '/run/kvmscope/*.qmp' --auto-record /var/lib/kvmscope/captures
           $ curl -s 127.0.0.1:9177/metrics | grep kvmscope_vm_paused
         A VM's QEMU needs a monitor like:
           -chardev socket,id=kvmscope,path=/run/kvmscope/vm1.qmp,server=on,wait=off -mon chardev=kvmscope,mode=control
@@ -46,8 +47,19 @@ struct WatchCommand: ParsableCommand {
         block:block_rq_error tracepoint (the log is rate-limited); only messages from when watch \
         starts are counted, not what the ring holds already. --drops counts packet drops as \
         `kvmscope drops` sees them (root: tracefs; or CAP_NET_ADMIN: NET_DM).
+        --auto-record DIR changes a VM, and only then: on its first BLOCK_IO_ERROR a capture \
+        starts, as `kvmscope record --flight-recorder 64M` would make it, over watch's own \
+        connection to the VM (QEMU serves one client per monitor); it turns on the trace events \
+        kvmscope reads and points QEMU's log at a file, and turns them off and back when it ends \
+        (on the next failure and 30 s after, after 1 h, at the --auto-record-disk limit, or when \
+        watch stops). The error that started it is before it: it is in the event log, the next \
+        one is in the capture. A capture per VM at a time, a new one an hour after the last \
+        ended at the soonest; VMs watched through --libvirt are not recorded (use `kvmscope \
+        record --domain`). The event log says each capture's start and end (type capture).
         --config FILE reads the same settings from a TOML file (keys: qmp, listen, interval, \
-        events, host-kernel, block-tracepoint, drops; options given on the command line win); \
+        events, host-kernel, block-tracepoint, drops, libvirt, libvirt-read-only, \
+        libvirt-passthrough, auto-record, auto-record-limit, auto-record-disk; options given on \
+        the command line win); \
         SIGHUP reads it again (systemctl reload): QMP patterns, interval and the switches change \
         at once, VMs still found keep their connections; a bad file changes nothing and is \
         counted in kvmscope_watch_config_reloads_total{result="failed"}.
@@ -90,6 +102,15 @@ struct WatchCommand: ParsableCommand {
     @Flag(name: .long, inversion: .prefixedNo, help: "Count the host's packet drops by reason and kernel function in kvmscope_net_drops_total (root or CAP_NET_ADMIN).")
     var drops: Bool?
 
+    @Option(name: .customLong("auto-record"), help: ArgumentHelp("On a VM's first BLOCK_IO_ERROR, record it into a new directory here (`record --flight-recorder`: the last 64 MiB of trace until its next failure, 30 s after it, at most 1 h), so explain has the evidence. Turns trace events on in that VM while it records (and off after, as record does).", valueName: "DIR"))
+    var autoRecord: String?
+
+    @Option(name: .customLong("auto-record-limit"), help: ArgumentHelp("With --auto-record: captures recording at once (1-64, default 2).", valueName: "N"))
+    var autoRecordLimit: Int?
+
+    @Option(name: .customLong("auto-record-disk"), help: ArgumentHelp("With --auto-record: the most DIR may hold, earlier captures included (default 2G): at it, captures stop and no new one starts.", valueName: "SIZE"))
+    var autoRecordDisk: SizeArgument?
+
     @Option(name: .long, help: ArgumentHelp("Read the settings from this TOML file too (options given here win); SIGHUP reads it again.", valueName: "FILE"))
     var config: String?
 
@@ -105,15 +126,22 @@ struct WatchCommand: ParsableCommand {
         let commandLine = WatchConfig(qmp: qmp.isEmpty ? nil : qmp, listen: listen, interval: interval, events: events,
                                       hostKernel: hostKernel, blockTracepoint: blockTracepoint, drops: drops,
                                       libvirt: libvirt.isEmpty ? nil : libvirt, libvirtReadOnly: libvirtReadOnly ? true : nil,
-                                      libvirtPassthrough: libvirtPassthrough ? true : nil)
+                                      libvirtPassthrough: libvirtPassthrough ? true : nil,
+                                      autoRecord: autoRecord, autoRecordLimit: autoRecordLimit, autoRecordDisk: autoRecordDisk?.bytes)
         let options = try WatchService.options(commandLine: commandLine, configPath: config)
         let libvirt = options.libvirt
         let log: WatchEventLog? = try options.events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }
 
         let connectors = try libvirt.map { try LibvirtURIConnector(uri: $0, readOnly: options.libvirtReadOnly) }
+        let metrics = WatchMetrics()
+        var autoRecorder: AutoRecorder?
+        if let a = options.autoRecord {
+            try AutoRecorder.prepare(a)
+            autoRecorder = AutoRecorder(settings: a, metrics: metrics, events: log)
+        }
         let watcher = Watcher(discoveries: [options.discovery], libvirt: connectors, libvirtPassthrough: options.libvirtPassthrough,
-                              settings: options.settings, events: log, notice: { CLIOutput.error($0) })
-        let metrics = watcher.metrics
+                              settings: options.settings, metrics: metrics, events: log, autoRecorder: autoRecorder,
+                              notice: { CLIOutput.error($0) })
         let service = WatchService(options: options, configPath: config, commandLine: commandLine, watcher: watcher,
                                    otherSources: !libvirt.isEmpty, log: { CLIOutput.error($0) })
         try service.startSources()
@@ -124,6 +152,7 @@ struct WatchCommand: ParsableCommand {
         if options.hostKernel { sourcesOn += ", host kernel log" + (options.blockTracepoint ? " and block_rq_error" : "") }
         if options.drops { sourcesOn += ", packet drops" }
         let libvirtSaid = libvirt.isEmpty ? "" : ", and the domains of libvirt at \(libvirt.joined(separator: ", "))"
+        if let a = options.autoRecord { sourcesOn += ", recording a VM into \(a.directory) on its first I/O error" }
         CLIOutput.error("watch: /metrics on http://\(server.boundAddress)/metrics, \(watcher.watched.count) VM(s) found\(libvirtSaid), polling every \(options.intervalSeconds) s\(sourcesOn)")
 
         // SIGTERM (systemd stop) and SIGINT end it: workers leave their bounded waits, the server closes.

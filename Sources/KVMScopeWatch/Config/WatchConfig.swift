@@ -1,4 +1,5 @@
 import Foundation
+import KVMScopeCore
 import TOMLKit
 
 /// `watch`'s settings as given: by the configuration file (`--config FILE`, TOML) or the
@@ -17,6 +18,9 @@ import TOMLKit
 ///     libvirt = ["qemu:///system"]
 ///     libvirt-read-only = false
 ///     libvirt-passthrough = false
+///     auto-record = "/var/lib/kvmscope/captures"
+///     auto-record-limit = 2
+///     auto-record-disk = "2G"
 ///
 /// A key it does not know is an error, not ignored: a misspelt `host_kernel` must not leave
 /// host errors silently uncounted.
@@ -32,19 +36,25 @@ public struct WatchConfig: Equatable, Sendable {
     public var libvirt: [String]?
     public var libvirtReadOnly: Bool?
     public var libvirtPassthrough: Bool?
+    /// `--auto-record DIR` and its bounds (captures at once; DIR's size in bytes).
+    public var autoRecord: String?
+    public var autoRecordLimit: Int?
+    public var autoRecordDisk: Int?
 
     public init(qmp: [String]? = nil, listen: String? = nil, interval: Double? = nil, events: String? = nil,
                 hostKernel: Bool? = nil, blockTracepoint: Bool? = nil, drops: Bool? = nil,
-                libvirt: [String]? = nil, libvirtReadOnly: Bool? = nil, libvirtPassthrough: Bool? = nil) {
+                libvirt: [String]? = nil, libvirtReadOnly: Bool? = nil, libvirtPassthrough: Bool? = nil,
+                autoRecord: String? = nil, autoRecordLimit: Int? = nil, autoRecordDisk: Int? = nil) {
         self.qmp = qmp; self.listen = listen; self.interval = interval; self.events = events
         self.hostKernel = hostKernel; self.blockTracepoint = blockTracepoint; self.drops = drops
         self.libvirt = libvirt; self.libvirtReadOnly = libvirtReadOnly; self.libvirtPassthrough = libvirtPassthrough
+        self.autoRecord = autoRecord; self.autoRecordLimit = autoRecordLimit; self.autoRecordDisk = autoRecordDisk
     }
 
     /// Larger than any sensible configuration: a file this big is a mistake (or /dev/zero).
     public static let maxFileBytes = 1 << 20
     public static let keys = ["qmp", "listen", "interval", "events", "host-kernel", "block-tracepoint", "drops",
-                              "libvirt", "libvirt-read-only", "libvirt-passthrough"]
+                              "libvirt", "libvirt-read-only", "libvirt-passthrough", "auto-record", "auto-record-limit", "auto-record-disk"]
 
     /// Reads and parses the file; every problem is `WatchError.badConfig` in one line.
     public static func load(path: String) throws -> WatchConfig {
@@ -98,6 +108,14 @@ public struct WatchConfig: Equatable, Sendable {
             case "interval":
                 if let i = value.int { c.interval = Double(i) } else if let d = value.double { c.interval = d }
                 else { throw ConfigProblem(text: "interval: want seconds, a number") }
+            case "auto-record": c.autoRecord = try string(value, key)
+            case "auto-record-limit":
+                guard let i = value.int else { throw ConfigProblem(text: "auto-record-limit: want a number of captures") }
+                c.autoRecordLimit = i
+            case "auto-record-disk":
+                if let i = value.int, i > 0 { c.autoRecordDisk = i }
+                else if let t = value.string, let b = ByteCount.parse(t) { c.autoRecordDisk = b }
+                else { throw ConfigProblem(text: "auto-record-disk: want a size, bytes or \"2G\"") }
             case "host-kernel": c.hostKernel = try bool(value, key)
             case "block-tracepoint": c.blockTracepoint = try bool(value, key)
             case "drops": c.drops = try bool(value, key)
@@ -136,7 +154,9 @@ public struct WatchConfig: Equatable, Sendable {
                     events: events ?? file.events, hostKernel: hostKernel ?? file.hostKernel,
                     blockTracepoint: blockTracepoint ?? file.blockTracepoint, drops: drops ?? file.drops,
                     libvirt: libvirt ?? file.libvirt, libvirtReadOnly: libvirtReadOnly ?? file.libvirtReadOnly,
-                    libvirtPassthrough: libvirtPassthrough ?? file.libvirtPassthrough)
+                    libvirtPassthrough: libvirtPassthrough ?? file.libvirtPassthrough,
+                    autoRecord: autoRecord ?? file.autoRecord, autoRecordLimit: autoRecordLimit ?? file.autoRecordLimit,
+                    autoRecordDisk: autoRecordDisk ?? file.autoRecordDisk)
     }
 
     /// With the defaults filled in and every value checked (a usage error in one line).
@@ -154,9 +174,26 @@ public struct WatchConfig: Equatable, Sendable {
         guard interval.isFinite, interval >= 0.1, interval <= 3600 else { throw WatchError.badInterval(String(interval)) }
         let listen = try ListenAddress(parsing: self.listen ?? "127.0.0.1:9177")
         let discovery = try QMPSocketDiscovery(patterns: qmp)
+        var autoRecord: AutoRecordSettings?
+        if let dir = self.autoRecord {
+            guard !dir.isEmpty else { throw WatchError.badAutoRecord(path: dir, reason: "empty path") }
+            var a = AutoRecordSettings(directory: dir)
+            if let n = autoRecordLimit {
+                guard (1...64).contains(n) else { throw WatchError.badAutoRecordSetting("--auto-record-limit \(n): want 1-64 captures at once") }
+                a.maxConcurrent = n
+            }
+            if let b = autoRecordDisk {
+                guard b >= 64 << 20 else { throw WatchError.badAutoRecordSetting("--auto-record-disk \(b): want at least 64M (a capture's trace alone is up to \(a.traceBytes >> 20) MiB)") }
+                a.maxDiskBytes = Int64(b)
+                a.traceBytes = min(a.traceBytes, b / 4)
+            }
+            autoRecord = a
+        } else if autoRecordLimit != nil || autoRecordDisk != nil {
+            throw WatchError.badAutoRecordSetting("\(autoRecordLimit != nil ? "--auto-record-limit" : "--auto-record-disk") goes with --auto-record DIR")
+        }
         return WatchOptions(qmp: qmp, discovery: discovery, listen: listen, intervalSeconds: interval, events: events,
                             hostKernel: hostKernel ?? false, blockTracepoint: blockTracepoint ?? true, drops: drops ?? false,
-                            libvirt: libvirt, libvirtReadOnly: readOnly, libvirtPassthrough: passthrough)
+                            libvirt: libvirt, libvirtReadOnly: readOnly, libvirtPassthrough: passthrough, autoRecord: autoRecord)
     }
 }
 
@@ -174,6 +211,8 @@ public struct WatchOptions: Sendable {
     public var libvirt: [String] = []
     public var libvirtReadOnly = false
     public var libvirtPassthrough = false
+    /// `--auto-record`: taken at start only, like the libvirt settings.
+    public var autoRecord: AutoRecordSettings?
 
     /// The workers' settings for this interval (a command waits at most the interval, 1-5 s).
     public var settings: WatchSettings {

@@ -97,6 +97,14 @@ public enum WatchMetricFamilies {
         name: "kvmscope_watch_config_reloads_total",
         help: "SIGHUP reloads of the configuration file, by result (ok, failed: the old configuration stays)",
         labels: ["result"])
+    public static let watchCaptures = WatchMetricFamily(
+        name: "kvmscope_watch_captures_total",
+        help: "--auto-record captures, by result (recorded; failed: it could not attach, write or restore; skipped-busy, skipped-disk-full, skipped-no-pid: a VM's first I/O error got no capture)",
+        labels: ["result"])
+    public static let watchCapturesRunning = WatchMetricFamily(
+        name: "kvmscope_watch_captures_running", help: "--auto-record captures recording now", labels: [])
+    public static let watchCaptureBytes = WatchMetricFamily(
+        name: "kvmscope_watch_capture_bytes", help: "Bytes the --auto-record directory holds (its captures, earlier ones included)", labels: [])
 
     public static let perVM: [WatchMetricFamily] = [
         blockIOErrors, blockFailedOperations, blockInvalidOperations, blockOperations, blockBytes,
@@ -104,6 +112,7 @@ public enum WatchMetricFamilies {
     ]
     public static let hostWide: [WatchMetricFamily] = [
         hostBlockErrors, netDrops, watchSeriesOverflow, watchSourceUp, watchSourceLost, watchConfigReloads,
+        watchCaptures, watchCapturesRunning, watchCaptureBytes,
     ]
     public static let all: [WatchMetricFamily] = perVM + [watchVMs, watchPollDuration, watchEventLag] + hostWide + libvirt
 }

@@ -13,6 +13,10 @@ public enum WatchError: KVMScopeFailure, Equatable {
     case libvirtFlagWithoutLibvirt(String)
     /// --libvirt-passthrough with --libvirt-read-only: libvirt refuses passthrough there.
     case passthroughReadOnly
+    /// --auto-record DIR that cannot be made or written.
+    case badAutoRecord(path: String, reason: String)
+    /// An --auto-record-* setting out of range, or without --auto-record.
+    case badAutoRecordSetting(String)
 
     public var description: String {
         switch self {
@@ -24,6 +28,8 @@ public enum WatchError: KVMScopeFailure, Equatable {
         case let .libvirtFlagWithoutLibvirt(flag): return "watch: \(flag) goes with --libvirt URI"
         case .passthroughReadOnly:
             return "watch: --libvirt-passthrough needs a read-write libvirt connection (libvirt refuses QMP commands on a read-only one): not with --libvirt-read-only"
+        case let .badAutoRecord(path, reason): return "--auto-record \(path): \(reason) (want a directory watch can create captures in)"
+        case let .badAutoRecordSetting(text): return "watch: \(text)"
         case .noMonitors: return "watch: give at least one --qmp PATH|GLOB (e.g. --qmp '/run/kvmscope/*.qmp') or --libvirt URI (e.g. --libvirt qemu:///system)"
         }
     }
@@ -31,7 +37,7 @@ public enum WatchError: KVMScopeFailure, Equatable {
     public var isUsageError: Bool {
         switch self {
         case .badListenAddress, .cannotListen, .badInterval, .cannotOpenEventLog, .noMonitors, .badConfig, .libvirtFlagWithoutLibvirt,
-             .passthroughReadOnly: return true
+             .passthroughReadOnly, .badAutoRecord, .badAutoRecordSetting: return true
         }
     }
 }

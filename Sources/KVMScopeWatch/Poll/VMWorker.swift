@@ -32,6 +32,8 @@ final class VMWorker: @unchecked Sendable {
     private let metrics: WatchMetrics
     /// Asks the watcher for a `domain` label no other VM has (QEMU's -name may repeat across VMs).
     private let claimName: @Sendable (Int, String) -> String
+    /// `--auto-record`: told of each BLOCK_IO_ERROR, it may start a capture on this VM's connection.
+    private let autoRecorder: AutoRecorder?
 
     private let lock = NSLock()
     private var stopRequested = false
@@ -41,9 +43,14 @@ final class VMWorker: @unchecked Sendable {
     // Worker-thread state: the VM's series and event log lines.
     private let writer: VMSeriesWriter
     private var domain: String { writer.domain }
+    /// With --auto-record: the session's connection, shared with a capture when one runs, and
+    /// the QEMU behind it (SO_PEERCRED).
+    private var shared: SharedQMPMonitor?
+    private var peerPID: Int32?
 
     init(id: Int, source: any VMSource, settings: WatchSettingsCell, metrics: WatchMetrics, events: (any WatchEventSink)?,
-         claimName: @escaping @Sendable (Int, String) -> String) {
+         autoRecorder: AutoRecorder? = nil, claimName: @escaping @Sendable (Int, String) -> String) {
+        self.autoRecorder = autoRecorder
         self.id = id
         self.source = source
         settingsCell = settings
@@ -81,7 +88,7 @@ final class VMWorker: @unchecked Sendable {
         var sessions = 0
         var failing = false
         while !stopping {
-            let monitor: any QMPMonitor
+            var monitor: any QMPMonitor
             do {
                 monitor = try source.connect()
             } catch {
@@ -93,6 +100,14 @@ final class VMWorker: @unchecked Sendable {
                 continue
             }
             sessions += 1
+            peerPID = (monitor as? QMPSocketMonitor)?.peerPID
+            if autoRecorder != nil {
+                // A capture this session starts records over this connection too (QEMU serves
+                // one client per monitor); the connection stays open while either uses it.
+                let s = SharedQMPMonitor(monitor)
+                shared = s
+                monitor = s.client()
+            }
             if sessions > 1 { metrics.increment(WatchMetricFamilies.watchQMPReconnects, vm: id, []) }
             failing = false
             var shutDown = false
@@ -106,6 +121,7 @@ final class VMWorker: @unchecked Sendable {
                 failing = true
             }
             monitor.close()
+            shared = nil
             lostState()
             if stopping { break }
             sleep(backoff)
@@ -165,7 +181,13 @@ final class VMWorker: @unchecked Sendable {
     }
 
     /// Counts and logs one event; true when the VM's state should be polled now.
-    private func handle(_ message: QMPMessage) -> Bool { writer.handle(message) }
+    private func handle(_ message: QMPMessage) -> Bool {
+        let refresh = writer.handle(message)
+        if message.eventName == "BLOCK_IO_ERROR", let autoRecorder, let shared {
+            autoRecorder.trigger(key: source.key, domain: domain, address: source.address, pid: peerPID, monitor: { shared.client() })
+        }
+        return refresh
+    }
 
     // MARK: - Helpers
 

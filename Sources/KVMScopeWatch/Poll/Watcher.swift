@@ -10,6 +10,8 @@ public final class Watcher: @unchecked Sendable {
     private let cell: WatchSettingsCell
     private var discoveries: [any VMDiscovery]
     private let events: (any WatchEventSink)?
+    /// `--auto-record`: captures started on a VM's first BLOCK_IO_ERROR.
+    public let autoRecorder: AutoRecorder?
 
     /// Recursive: a worker created under it claims its name under it.
     private let lock = NSRecursiveLock()
@@ -30,7 +32,9 @@ public final class Watcher: @unchecked Sendable {
     /// taints them). `notice` gets one-line messages for the operator (standard error).
     public init(discoveries: [any VMDiscovery], libvirt: [any LibvirtHostConnector] = [], libvirtPassthrough: Bool = false,
                 settings: WatchSettings = WatchSettings(), metrics: WatchMetrics = WatchMetrics(),
-                events: (any WatchEventSink)? = nil, notice: @escaping @Sendable (String) -> Void = { _ in }) {
+                events: (any WatchEventSink)? = nil, autoRecorder: AutoRecorder? = nil,
+                notice: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.autoRecorder = autoRecorder
         self.discoveries = discoveries
         self.libvirtConnectors = libvirt
         self.libvirtPassthrough = libvirtPassthrough
@@ -94,7 +98,7 @@ public final class Watcher: @unchecked Sendable {
             }
             for (key, source) in found.sorted(by: { $0.key < $1.key }) where workers[key] == nil {
                 let w = VMWorker(id: allocateID(), source: source, settings: cell, metrics: metrics, events: events,
-                                 claimName: { [weak self] id, wanted in self?.claim(id, wanted) ?? wanted })
+                                 autoRecorder: autoRecorder, claimName: { [weak self] id, wanted in self?.claim(id, wanted) ?? wanted })
                 workers[key] = w
                 started.append(w)
             }
@@ -120,6 +124,8 @@ public final class Watcher: @unchecked Sendable {
             return Array(workers.values)
         }
         if scanThread != nil { _ = scanDone.wait(timeout: .now() + seconds) }
+        // Captures first: each turns off what it turned on while the VM's connection is still open.
+        autoRecorder?.stop(waiting: seconds)
         let libvirt = lock.withLock { libvirtWorkers }
         for w in all { w.requestStop() }
         for w in libvirt { w.requestStop() }

@@ -3,11 +3,12 @@ import KVMScopeCore
 import KVMScopeQMP
 
 /// One line of `watch`'s event log (docs/json.md, ```keys watchEvent```): a QMP event of a
-/// watched VM (`type: "event"`), or a change in watch's connection to it (`type: "connection"`:
-/// `event` is `connected`, `lost` or `removed`). Every key is always present, null when it does
-/// not apply.
+/// watched VM (`type: "event"`), a change in watch's connection to it (`type: "connection"`:
+/// `event` is `connected`, `lost` or `removed`), or an `--auto-record` capture of it (`type:
+/// "capture"`: `event` is `started`, `ended`, `failed` or `skipped`, `capture` its directory).
+/// Every key is always present, null when it does not apply.
 public struct WatchEventRecord: Encodable, Sendable {
-    public enum Kind: String, Encodable, Sendable { case event, connection }
+    public enum Kind: String, Encodable, Sendable { case event, connection, capture }
     public var type: Kind
     /// Host wall clock (seconds since the epoch): QEMU's timestamp for events, watch's clock otherwise.
     public var time: Double
@@ -27,6 +28,8 @@ public struct WatchEventRecord: Encodable, Sendable {
     public var explanation: String?
     public var message: String?
     public var qemuVersion: String?
+    /// The capture directory of a `capture` record.
+    public var capture: String?
 
     public init(type: Kind, time: Double, domain: String, qmp: String, event: String) {
         self.type = type; self.time = time; self.domain = domain; self.qmp = qmp; self.event = event
@@ -49,7 +52,7 @@ public struct WatchEventRecord: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion, type, time, domain, qmp, event, data, device, node, operation, action, errno, errnoNumber,
-             errnoMessage, nospace, reason, explanation, message, qemuVersion
+             errnoMessage, nospace, reason, explanation, message, qemuVersion, capture
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -66,7 +69,7 @@ public struct WatchEventRecord: Encodable, Sendable {
         try put(device, .device); try put(node, .node); try put(operation, .operation); try put(action, .action)
         try put(errno, .errno); try put(errnoNumber, .errnoNumber); try put(errnoMessage, .errnoMessage)
         try put(nospace, .nospace); try put(reason, .reason); try put(explanation, .explanation)
-        try put(message, .message); try put(qemuVersion, .qemuVersion)
+        try put(message, .message); try put(qemuVersion, .qemuVersion); try put(capture, .capture)
     }
 
     /// One JSON Line (no newline).

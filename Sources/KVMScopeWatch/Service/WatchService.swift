@@ -6,8 +6,8 @@ import Foundation
 /// A reload reads the file again and applies it over the command line (whose options still
 /// win): QMP paths and globs (VMs still found keep their connections; new ones are watched, gone
 /// ones end, as at any rescan), the interval, and the host-kernel, block-tracepoint and drops
-/// switches (a source turned on is opened, one turned off closed). `listen`, `events` and the
-/// libvirt settings are taken at start only: a change to them is said in one line and waits for a restart. A file
+/// switches (a source turned on is opened, one turned off closed). `listen`, `events`, the
+/// libvirt and the auto-record settings are taken at start only: a change to them is said in one line and waits for a restart. A file
 /// that cannot be read or does not check out changes nothing: one line says why, and
 /// `kvmscope_watch_config_reloads_total{result="failed"}` counts it.
 public final class WatchService: @unchecked Sendable {
@@ -80,7 +80,9 @@ public final class WatchService: @unchecked Sendable {
             if next.libvirt != old.libvirt || next.libvirtReadOnly != old.libvirtReadOnly || next.libvirtPassthrough != old.libvirtPassthrough {
                 log("watch: reload: the libvirt settings take effect at the next restart")
             }
+            if next.autoRecord != old.autoRecord { log("watch: reload: the auto-record settings take effect at the next restart") }
             options = next
+            options.autoRecord = old.autoRecord
             options.listen = old.listen
             options.events = old.events
             options.libvirt = old.libvirt

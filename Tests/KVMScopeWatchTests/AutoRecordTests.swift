@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+import KVMScopeTestSupport
+@testable import KVMScopeWatch
+
+/// `--auto-record`: a VM's first BLOCK_IO_ERROR starts a capture over watch's own connection,
+/// bounded in number, disk and time, stopped (and so restored) when watch stops. The capture
+/// here is a fake that uses its monitor as `record` does (a query, then events until told to
+/// stop) and writes bytes into its directory; lab/watch-auto-record runs the real one on QEMU.
+@Suite(.serialized) struct AutoRecordTests {
+    let F = WatchMetricFamilies.self
+
+    final class FakeCapture: @unchecked Sendable {
+        let lock = NSLock()
+        var directories: [String] = []
+        var statuses: [String] = []
+        var events: [String] = []
+        var bytes = 4096
+        func record(_ o: RecordOptions, _ m: any QMPMonitor, _ p: QEMUProcess,
+                    _ shouldStop: () -> (reason: String, detail: String)?) throws -> CaptureManifest {
+            try FileManager.default.createDirectory(atPath: o.outputDirectory, withIntermediateDirectories: false)
+            FileManager.default.createFile(atPath: o.outputDirectory + "/trace.log", contents: Data(count: lock.withLock { bytes }))
+            lock.withLock { directories.append(o.outputDirectory) }
+            if let s = (try? m.execute("query-status", arguments: nil, timeout: 2)) as? [String: Any], let st = s["status"] as? String {
+                lock.withLock { statuses.append(st) }
+            }
+            while true {
+                if let (reason, detail) = shouldStop() {
+                    return CaptureManifest(kvmscopeVersion: "test", qmp: m.address, qemuVersion: m.qemuVersion, qemuPid: p.pid,
+                                           startTime: 0, endTime: 1, stopReason: reason, stopDetail: detail,
+                                           files: .init(trace: ["trace.log"], qmpEvents: "qmp.jsonl", hostKernelLog: nil, blockStats: "b",
+                                                        queryBlock: "q", qemuCommandLine: nil),
+                                           traceEvents: .init(turnedOn: [], alreadyOn: [], notInThisQEMU: []), traceTimestamps: "qemu",
+                                           arrivalResolutionSeconds: 0, counts: .init(), missing: [], restored: true)
+                }
+                let got = (try? m.takeEvents(waiting: 0.05)) ?? []
+                lock.withLock { events += got.compactMap(\.eventName) }
+            }
+        }
+        var count: Int { lock.withLock { directories.count } }
+    }
+
+    func text(_ m: WatchMetrics) -> String { String(decoding: m.render(), as: UTF8.self) }
+    func captures(_ m: WatchMetrics, _ result: String) -> Double? { Exposition.value(text(m), F.watchCaptures.name, [("result", result)]) }
+
+    static let ioError = ##"{"device": "drive0", "node-name": "#block123", "operation": "write", "action": "report", "nospace": false, "reason": "Input/output error"}"##
+
+    /// The worker and the capture share the VM's one connection: the capture's query is answered,
+    /// the watch goes on polling, and an event after the capture began reaches both.
+    @Test func aBlockIOErrorStartsACaptureOnTheSameConnection() throws {
+        let dir = TempDir(), out = dir.path + "/captures"
+        let vm = try FakeQMPServer(path: dir.path + "/vm1.qmp", behaviour: .qemu, replies: FakeVM.replies(name: "web1"))
+        defer { vm.stop() }
+        let fake = FakeCapture(), log = WatchEventCollector(), metrics = WatchMetrics()
+        let settings = AutoRecordSettings(directory: out)
+        try AutoRecorder.prepare(settings)
+        let recorder = AutoRecorder(settings: settings, metrics: metrics, events: log, record: fake.record)
+        let w = Watcher(discoveries: [try QMPSocketDiscovery(patterns: [vm.path])], settings: .fast, metrics: metrics,
+                        events: log, autoRecorder: recorder)
+        w.start()
+        #expect(eventually { Exposition.value(text(metrics), F.vmQMPUp.name, [("domain", "web1")]) == 1 })
+        #expect(fake.count == 0, "no capture before an error")
+        vm.sendEvent("BLOCK_IO_ERROR", data: Self.ioError)
+        #expect(eventually { fake.lock.withLock { !fake.statuses.isEmpty } })
+        #expect(fake.statuses == ["running"], "the capture's query was answered over watch's connection")
+        #expect(fake.directories.first?.hasPrefix(out + "/web1-") == true)
+        #expect(Exposition.value(text(metrics), F.watchCapturesRunning.name) == 1)
+        vm.sendEvent("BLOCK_IO_ERROR", data: Self.ioError)      // a second error: the same capture, not another
+        vm.sendEvent("RESUME")
+        #expect(eventually { fake.lock.withLock { fake.events.contains("RESUME") } })
+        #expect(eventually { log.records.contains { $0.event == "RESUME" } }, "watch saw the event the capture saw")
+        vm.setReply("query-blockstats", FakeVM.replies(name: "web1", readOps: 777)["query-blockstats"]!)
+        #expect(eventually { Exposition.value(text(metrics), F.blockOperations.name, [("domain", "web1"), ("device", "drive0"), ("operation", "read")]) == 777 },
+                "watch kept polling while the capture ran")
+        #expect(vm.connections == 1, "one connection, shared")
+        w.stop()
+        #expect(fake.count == 1)
+        #expect(captures(metrics, "recorded") == 1)
+        #expect(Exposition.value(text(metrics), F.watchCapturesRunning.name) == 0)
+        let records = log.records.filter { $0.type == .capture }
+        #expect(records.map(\.event) == ["started", "ended"])
+        #expect(records.last?.reason == "watch-stopped" && records.last?.capture == fake.directories.first)
+        #expect((Exposition.value(text(metrics), F.watchCaptureBytes.name) ?? 0) >= 4096)
+    }
+
+    @Test func capturesAreBoundedInNumberDiskAndRepetition() throws {
+        let dir = TempDir()
+        var settings = AutoRecordSettings(directory: dir.path + "/c")
+        settings.maxConcurrent = 1
+        settings.maxDiskBytes = 1 << 20
+        settings.cooldownSeconds = 3600
+        try AutoRecorder.prepare(settings)
+        let fake = FakeCapture(), log = WatchEventCollector(), metrics = WatchMetrics()
+        let recorder = AutoRecorder(settings: settings, metrics: metrics, events: log, record: fake.record)
+        let vm1 = ScriptedMonitor(address: "vm1", replies: FakeVM.replies(name: "vm1"))
+        let vm2 = ScriptedMonitor(address: "vm2", replies: FakeVM.replies(name: "vm2"))
+        let shared1 = SharedQMPMonitor(vm1), shared2 = SharedQMPMonitor(vm2)
+        recorder.trigger(key: "vm1", domain: "vm1", address: "vm1", pid: getpid(), monitor: { shared1.client() })
+        #expect(eventually { fake.count == 1 })
+        recorder.trigger(key: "vm2", domain: "vm2", address: "vm2", pid: getpid(), monitor: { shared2.client() })
+        #expect(captures(metrics, "skipped-busy") == 1, "one at a time (--auto-record-limit 1)")
+        recorder.trigger(key: "vm2", domain: "vm2", address: "vm2", pid: nil, monitor: { shared2.client() })
+        #expect(captures(metrics, "skipped-no-pid") == 1)
+        // The running capture grows past the disk bound: it stops with disk-limit.
+        FileManager.default.createFile(atPath: fake.directories[0] + "/big", contents: Data(count: 2 << 20))
+        #expect(eventually { recorder.capturesRunning == 0 })
+        #expect(log.records.last { $0.type == .capture }?.reason == "disk-limit")
+        // DIR is full: no new capture; and vm1 is in its cooldown anyway.
+        recorder.trigger(key: "vm3", domain: "vm/3 ../x", address: "vm3", pid: getpid(), monitor: { shared2.client() })
+        #expect(captures(metrics, "skipped-disk-full") == 1)
+        try FileManager.default.removeItem(atPath: fake.directories[0] + "/big")
+        recorder.trigger(key: "vm1", domain: "vm1", address: "vm1", pid: getpid(), monitor: { shared1.client() })
+        #expect(fake.count == 1, "vm1 was recorded an hour ago at most: not again")
+        recorder.trigger(key: "vm3", domain: "vm/3 ../x", address: "vm3", pid: getpid(), monitor: { shared2.client() })
+        #expect(eventually { fake.count == 2 })
+        #expect(fake.directories[1].hasPrefix(settings.directory + "/vm_3_.._x-"), "a domain is made a file name, never a path")
+        recorder.stop(waiting: 5)
+        #expect(recorder.capturesRunning == 0)
+        #expect(captures(metrics, "recorded") == 2)
+    }
+
+    @Test func settingsAreCheckedAtStart() throws {
+        #expect(throws: WatchError.badAutoRecordSetting("--auto-record-limit goes with --auto-record DIR")) {
+            try WatchConfig(qmp: ["/x"], autoRecordLimit: 2).resolved()
+        }
+        #expect(throws: WatchError.badAutoRecordSetting("--auto-record-limit 0: want 1-64 captures at once")) {
+            try WatchConfig(qmp: ["/x"], autoRecord: "/tmp/c", autoRecordLimit: 0).resolved()
+        }
+        let c = try WatchConfig.parse(#"qmp = "/x"\#nauto-record = "/var/lib/kvmscope/captures"\#nauto-record-limit = 3\#nauto-record-disk = "1G""#)
+        let o = try c.resolved()
+        #expect(o.autoRecord?.directory == "/var/lib/kvmscope/captures" && o.autoRecord?.maxConcurrent == 3 && o.autoRecord?.maxDiskBytes == 1 << 30)
+        #expect(throws: WatchError.self) { try AutoRecorder.prepare(AutoRecordSettings(directory: "/proc/kvmscope-captures")) }
+    }
+}
