@@ -54,8 +54,9 @@ struct WatchCommand: ParsableCommand {
         (on the next failure and 30 s after, after 1 h, at the --auto-record-disk limit, or when \
         watch stops). The error that started it is before it: it is in the event log, the next \
         one is in the capture. A capture per VM at a time, a new one an hour after the last \
-        ended at the soonest; VMs watched through --libvirt are not recorded (use `kvmscope \
-        record --domain`). The event log says each capture's start and end (type capture).
+        ended at the soonest. A --libvirt domain is recorded through libvirt as `record --domain` \
+        does (libvirt marks it tainted, custom-monitor). The event log says each capture's start \
+        and end (type capture).
         --config FILE reads the same settings from a TOML file (keys: qmp, listen, interval, \
         events, host-kernel, block-tracepoint, drops, libvirt, libvirt-read-only, \
         libvirt-passthrough, auto-record, auto-record-limit, auto-record-disk; options given on \

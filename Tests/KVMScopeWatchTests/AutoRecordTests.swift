@@ -95,28 +95,61 @@ import KVMScopeTestSupport
         let vm1 = ScriptedMonitor(address: "vm1", replies: FakeVM.replies(name: "vm1"))
         let vm2 = ScriptedMonitor(address: "vm2", replies: FakeVM.replies(name: "vm2"))
         let shared1 = SharedQMPMonitor(vm1), shared2 = SharedQMPMonitor(vm2)
-        recorder.trigger(key: "vm1", domain: "vm1", address: "vm1", pid: getpid(), monitor: { shared1.client() })
+        let pid = getpid()
+        recorder.trigger(key: "vm1", domain: "vm1", address: "vm1") { (shared1.client(), pid) }
         #expect(eventually { fake.count == 1 })
-        recorder.trigger(key: "vm2", domain: "vm2", address: "vm2", pid: getpid(), monitor: { shared2.client() })
+        recorder.trigger(key: "vm2", domain: "vm2", address: "vm2") { (shared2.client(), pid) }
         #expect(captures(metrics, "skipped-busy") == 1, "one at a time (--auto-record-limit 1)")
-        recorder.trigger(key: "vm2", domain: "vm2", address: "vm2", pid: nil, monitor: { shared2.client() })
-        #expect(captures(metrics, "skipped-no-pid") == 1)
         // The running capture grows past the disk bound: it stops with disk-limit.
         FileManager.default.createFile(atPath: fake.directories[0] + "/big", contents: Data(count: 2 << 20))
         #expect(eventually { recorder.capturesRunning == 0 })
         #expect(log.records.last { $0.type == .capture }?.reason == "disk-limit")
         // DIR is full: no new capture; and vm1 is in its cooldown anyway.
-        recorder.trigger(key: "vm3", domain: "vm/3 ../x", address: "vm3", pid: getpid(), monitor: { shared2.client() })
+        recorder.trigger(key: "vm3", domain: "vm/3 ../x", address: "vm3") { (shared2.client(), pid) }
         #expect(captures(metrics, "skipped-disk-full") == 1)
         try FileManager.default.removeItem(atPath: fake.directories[0] + "/big")
-        recorder.trigger(key: "vm1", domain: "vm1", address: "vm1", pid: getpid(), monitor: { shared1.client() })
-        #expect(fake.count == 1, "vm1 was recorded an hour ago at most: not again")
-        recorder.trigger(key: "vm3", domain: "vm/3 ../x", address: "vm3", pid: getpid(), monitor: { shared2.client() })
+        recorder.trigger(key: "vm1", domain: "vm1", address: "vm1") { (shared1.client(), pid) }
+        // A monitor whose QEMU cannot be named (TCP): record could not restore its log.
+        recorder.trigger(key: "vm2", domain: "vm2", address: "tcp:10.0.0.5:4444") { (shared2.client(), nil) }
+        #expect(eventually { captures(metrics, "skipped-no-pid") == 1 })
+        #expect(fake.count == 1, "vm1 was recorded an hour ago at most: not again; vm2 had no pid")
+        // A monitor that cannot be reached is a failed capture, said in the log.
+        recorder.trigger(key: "vm4", domain: "vm4", address: "vm4") { throw QMPError.closed(address: "vm4") }
+        #expect(eventually { captures(metrics, "failed") == 1 })
+        recorder.trigger(key: "vm3", domain: "vm/3 ../x", address: "vm3") { (shared2.client(), pid) }
         #expect(eventually { fake.count == 2 })
         #expect(fake.directories[1].hasPrefix(settings.directory + "/vm_3_.._x-"), "a domain is made a file name, never a path")
         recorder.stop(waiting: 5)
         #expect(recorder.capturesRunning == 0)
         #expect(captures(metrics, "recorded") == 2)
+        #expect(captures(metrics, "failed") == 1)
+        #expect(log.records.contains { $0.type == .capture && $0.event == "failed" && $0.domain == "vm4" })
+    }
+
+    /// A libvirt domain's BLOCK_IO_ERROR (libvirt's QMP event subscription) records it through
+    /// libvirt's passthrough, on a connection of the capture's own; the start record says the taint.
+    @Test func aLibvirtDomainIsRecordedThroughLibvirt() throws {
+        let dir = TempDir()
+        let daemon = FakeLibvirtDaemon()
+        daemon.start(FakeDomain.stats("web1", uuid: "u-1"), announce: false)
+        let domainMonitor = ScriptedMonitor(address: "libvirt:web1", replies: FakeVM.replies(name: nil))
+        daemon.recordingMonitor = (domainMonitor, getpid())
+        let fake = FakeCapture(), log = WatchEventCollector(), metrics = WatchMetrics()
+        let settings = AutoRecordSettings(directory: dir.path + "/c")
+        try AutoRecorder.prepare(settings)
+        let recorder = AutoRecorder(settings: settings, metrics: metrics, events: log, record: fake.record)
+        let w = Watcher(discoveries: [], libvirt: [FakeLibvirtConnector(daemon: daemon)], settings: .fast, metrics: metrics,
+                        events: log, autoRecorder: recorder)
+        w.start()
+        #expect(eventually { Exposition.value(text(metrics), F.vmRunning.name, [("domain", "web1")]) == 1 })
+        daemon.qmp("u-1", "web1", FakeDomain.blockIOError)
+        #expect(eventually { fake.count == 1 })
+        #expect(fake.statuses == ["running"], "the capture's queries go to the domain's monitor through libvirt")
+        w.stop()
+        let started = log.records.first { $0.type == .capture && $0.event == "started" }
+        #expect(started?.domain == "web1" && started?.qmp == "libvirt:web1")
+        #expect(started?.message?.contains("tainted") == true)
+        #expect(captures(metrics, "recorded") == 1)
     }
 
     @Test func settingsAreCheckedAtStart() throws {

@@ -16,6 +16,8 @@ final class FakeLibvirtDaemon: @unchecked Sendable {
     private(set) var opens = 0
     private(set) var passthroughCalls = 0
     var blockstatsReply: String = "[]"
+    /// What `monitor(domain:)` hands `--auto-record` (nil: libvirt refuses).
+    var recordingMonitor: (any QMPMonitor, Int32?)?
     /// virDomainGetDiskErrors' answer per domain (target → io-status); nil: the call fails.
     var diskErrors: [String: [String: String]]? = [:]
 
@@ -122,6 +124,10 @@ struct FakeLibvirtConnector: LibvirtHostConnector {
     let daemon: FakeLibvirtDaemon
     var uri: String { daemon.uri }
     func open() throws -> any LibvirtHost { try daemon.open() }
+    func monitor(domain name: String) throws -> (monitor: any QMPMonitor, qemuPID: Int32?) {
+        guard let (m, pid) = daemon.recordingMonitor else { throw LibvirtError.notRunning(name: name) }
+        return (m, pid)
+    }
 }
 
 enum FakeDomain {

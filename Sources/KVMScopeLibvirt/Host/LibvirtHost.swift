@@ -32,6 +32,17 @@ public protocol LibvirtHost: AnyObject, Sendable {
 public protocol LibvirtHostConnector: Sendable {
     var uri: String { get }
     func open() throws -> any LibvirtHost
+    /// A QMP monitor of the running domain `name` through libvirt's passthrough, and its QEMU's
+    /// pid (`watch --auto-record` records it as `record --domain` does; the domain is then
+    /// tainted custom-monitor). Its own connection: the watching one goes on meanwhile.
+    func monitor(domain name: String) throws -> (monitor: any QMPMonitor, qemuPID: Int32?)
+}
+
+extension LibvirtHostConnector {
+    public func monitor(domain name: String) throws -> (monitor: any QMPMonitor, qemuPID: Int32?) {
+        let m = try LibvirtMonitor(try LibvirtAddress(domain: name, uri: uri))
+        return (m, m.qemuPID > 0 ? m.qemuPID : nil)
+    }
 }
 
 public enum QMPEventSubscription: Equatable, Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import KVMScopeLibvirt
 import KVMScopeLive
 
 /// `--auto-record DIR`: how captures are bounded.
@@ -68,9 +69,11 @@ public final class AutoRecorder: @unchecked Sendable {
         guard access(dir, W_OK | X_OK) == 0 else { throw WatchError.badAutoRecord(path: dir, reason: String(cString: strerror(errno))) }
     }
 
-    /// A VM had a BLOCK_IO_ERROR: records it unless it is being recorded, was recently, or a bound says no.
-    /// `key` identifies the VM (its source); `monitor` makes a client of its connection.
-    func trigger(key: String, domain: String, address: String, pid: Int32?, monitor: @escaping () -> any QMPMonitor) {
+    /// A VM had a BLOCK_IO_ERROR: records it unless it is being recorded, was recently, or a bound
+    /// says no. `key` identifies the VM (its source); `connect` gives the capture its monitor and
+    /// the QEMU's pid, on the capture's thread (a slow libvirt does not hold up the caller).
+    func trigger(key: String, domain: String, address: String,
+                 connect: @escaping @Sendable () throws -> (monitor: any QMPMonitor, pid: Int32?)) {
         let now = VMWorker.now()
         var options = RecordOptions(outputDirectory: Self.newDirectory(in: settings.directory, domain: domain))
         options.flightRecorderBytes = settings.traceBytes
@@ -78,21 +81,15 @@ public final class AutoRecorder: @unchecked Sendable {
         options.duration = settings.maxSeconds
         options.live = true          // a failure seen in the trace triggers the flight recorder too
         options.handlesSignals = false
-        let dir = options.outputDirectory
         // Decided and reserved under one lock: two VMs failing at once cannot both take the last slot.
         var thread: Thread?
         let decision: String? = lock.withLock {
             if stopRequested || running[key] != nil { return "" }
             if let ended = lastEnded[key], now - ended < settings.cooldownSeconds { return "" }
-            if pid == nil { lastEnded[key] = now; return "skipped-no-pid" }
             if running.count >= settings.maxConcurrent { return "skipped-busy" }
             if diskBytesLocked(now: now, fresh: true) >= settings.maxDiskBytes { return "skipped-disk-full" }
-            // Used by the capture's thread alone from here on.
-            nonisolated(unsafe) let client = monitor()
             let captureOptions = options
-            let t = Thread { [self] in
-                run(key: key, domain: domain, address: address, pid: pid!, options: captureOptions, client: client)
-            }
+            let t = Thread { [self] in run(key: key, domain: domain, address: address, options: captureOptions, connect: connect) }
             t.name = "kvmscope-capture"
             t.stackSize = 1 << 20
             running[key] = t
@@ -101,35 +98,48 @@ public final class AutoRecorder: @unchecked Sendable {
         }
         if let decision {
             guard !decision.isEmpty else { return }
-            metrics.host.add(WatchMetricFamilies.watchCaptures, [decision])
-            let why: String
-            switch decision {
-            case "skipped-no-pid": why = "no capture: the QEMU process behind \(address) is not known (a TCP monitor), and record needs it to restore QEMU's log"
-            case "skipped-busy": why = "no capture: \(settings.maxConcurrent) captures are running already (--auto-record-limit)"
-            default: why = "no capture: \(settings.directory) holds \(Self.mib(usageBytes)) MiB, the --auto-record-disk limit is \(Self.mib(settings.maxDiskBytes)) MiB"
-            }
-            log(domain: domain, address: address, event: "skipped", reason: decision, capture: nil, message: why)
+            skipped(decision, domain: domain, address: address)
             return
         }
         metrics.host.set(WatchMetricFamilies.watchCapturesRunning, [], to: Double(capturesRunning))
-        log(domain: domain, address: address, event: "started", reason: nil, capture: dir,
-            message: "recording into \(dir) until the next failure and \(Int(settings.afterSeconds)) s after it (at most \(Int(settings.maxSeconds)) s); then `kvmscope explain \(dir)`")
         thread?.start()
     }
 
-    private func run(key: String, domain: String, address: String, pid: Int32, options: RecordOptions, client: any QMPMonitor) {
+    private func skipped(_ result: String, domain: String, address: String) {
+        metrics.host.add(WatchMetricFamilies.watchCaptures, [result])
+        let why: String
+        switch result {
+        case "skipped-no-pid": why = "no capture: the QEMU process behind \(address) is not known (a TCP monitor), and record needs it to restore QEMU's log"
+        case "skipped-busy": why = "no capture: \(settings.maxConcurrent) captures are running already (--auto-record-limit)"
+        default: why = "no capture: \(settings.directory) holds \(Self.mib(usageBytes)) MiB, the --auto-record-disk limit is \(Self.mib(settings.maxDiskBytes)) MiB"
+        }
+        log(domain: domain, address: address, event: "skipped", reason: result, capture: nil, message: why)
+    }
+
+    private func run(key: String, domain: String, address: String, options: RecordOptions,
+                     connect: () throws -> (monitor: any QMPMonitor, pid: Int32?)) {
+        let dir = options.outputDirectory
         var result = "failed"
         var reason: String? = "error", message: String
+        var capture: String? = dir
         do {
-            let process = (try? QEMUProcess.read(pid: pid)) ?? QEMUProcess(pid: pid, arguments: [])
-            let m = try record(options, client, process) { [weak self] in self?.stopReason() }
-            reason = m.stopReason
-            if m.restored && !["error", "output-failed"].contains(m.stopReason) { result = "recorded" }
-            message = "\(m.stopReason): \(m.stopDetail)" + (m.restored ? "; the VM is as it was" : "; NOT restored: run `kvmscope record --restore -o \(options.outputDirectory)`")
+            let (client, found) = try connect()
+            defer { client.close() }
+            if let pid = found {
+                let taint = LibvirtAddress.isLibvirt(address) ? " (through libvirt's QMP passthrough: libvirt marks the domain tainted, custom-monitor, until it shuts down)" : ""
+                log(domain: domain, address: address, event: "started", reason: nil, capture: dir,
+                    message: "recording into \(dir) until the next failure and \(Int(settings.afterSeconds)) s after it (at most \(Int(settings.maxSeconds)) s)\(taint); then `kvmscope explain \(dir)`")
+                let process = (try? QEMUProcess.read(pid: pid)) ?? QEMUProcess(pid: pid, arguments: [])
+                let m = try record(options, client, process) { [weak self] in self?.stopReason() }
+                reason = m.stopReason
+                if m.restored && !["error", "output-failed"].contains(m.stopReason) { result = "recorded" }
+                message = "\(m.stopReason): \(m.stopDetail)" + (m.restored ? "; the VM is as it was" : "; NOT restored: run `kvmscope record --restore -o \(dir)`")
+            } else {
+                result = "skipped-no-pid"; reason = nil; capture = nil; message = ""
+            }
         } catch {
             message = "\(error)"
         }
-        client.close()
         let now = VMWorker.now()
         let left: Int = lock.withLock {
             running[key] = nil
@@ -137,11 +147,15 @@ public final class AutoRecorder: @unchecked Sendable {
             usage.at = -.infinity
             return running.count
         }
-        metrics.host.add(WatchMetricFamilies.watchCaptures, [result])
         metrics.host.set(WatchMetricFamilies.watchCapturesRunning, [], to: Double(left))
-        metrics.host.set(WatchMetricFamilies.watchCaptureBytes, [], to: Double(lock.withLock { diskBytesLocked(now: now, fresh: true) }))
-        log(domain: domain, address: address, event: result == "recorded" ? "ended" : "failed", reason: reason,
-            capture: options.outputDirectory, message: message)
+        if result == "skipped-no-pid" {
+            skipped(result, domain: domain, address: address)
+        } else {
+            metrics.host.add(WatchMetricFamilies.watchCaptures, [result])
+            metrics.host.set(WatchMetricFamilies.watchCaptureBytes, [], to: Double(lock.withLock { diskBytesLocked(now: now, fresh: true) }))
+            log(domain: domain, address: address, event: result == "recorded" ? "ended" : "failed", reason: reason,
+                capture: capture, message: message)
+        }
         allDone.lock(); allDone.broadcast(); allDone.unlock()
     }
 

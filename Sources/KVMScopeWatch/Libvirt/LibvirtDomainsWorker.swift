@@ -47,6 +47,8 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
     private let events: (any WatchEventSink)?
     private let passthrough: Bool
     private let hooks: Hooks
+    /// `--auto-record`: a domain's BLOCK_IO_ERROR may start a capture through libvirt.
+    private let autoRecorder: AutoRecorder?
 
     private let lock = NSLock()
     private var stopRequested = false
@@ -63,7 +65,8 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
     private let reconnects: Counter
 
     init(connector: any LibvirtHostConnector, settings: WatchSettingsCell, metrics: WatchMetrics, events: (any WatchEventSink)?,
-         passthrough: Bool, hooks: Hooks) {
+         passthrough: Bool, autoRecorder: AutoRecorder? = nil, hooks: Hooks) {
+        self.autoRecorder = autoRecorder
         self.connector = connector
         self.settingsCell = settings
         self.metrics = metrics
@@ -177,6 +180,13 @@ final class LibvirtDomainsWorker: @unchecked Sendable {
                     let d = domain(uuid: uuid, name: name, host: host)
                     let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] ?? [:]
                     if d.writer.handle(QMPMessage(line: line, object: object)) { refresh = true }
+                    if object["event"] as? String == "BLOCK_IO_ERROR", let autoRecorder {
+                        let connector = self.connector
+                        autoRecorder.trigger(key: "libvirt:\(connector.uri):\(uuid)", domain: d.writer.domain, address: d.writer.address) {
+                            let (m, pid) = try connector.monitor(domain: name)
+                            return (m, pid)
+                        }
+                    }
                 case let .dropped(n):
                     counter("events-dropped").increment(by: Int64(n))
                 }

@@ -184,7 +184,8 @@ final class VMWorker: @unchecked Sendable {
     private func handle(_ message: QMPMessage) -> Bool {
         let refresh = writer.handle(message)
         if message.eventName == "BLOCK_IO_ERROR", let autoRecorder, let shared {
-            autoRecorder.trigger(key: source.key, domain: domain, address: source.address, pid: peerPID, monitor: { shared.client() })
+            let pid = peerPID
+            autoRecorder.trigger(key: source.key, domain: domain, address: source.address) { (shared.client(), pid) }
         }
         return refresh
     }

@@ -64,7 +64,7 @@ public final class Watcher: @unchecked Sendable {
         let startedLibvirt = lock.withLock {
             libvirtWorkers = libvirtConnectors.map {
                 LibvirtDomainsWorker(connector: $0, settings: cell, metrics: metrics, events: events,
-                                     passthrough: libvirtPassthrough, hooks: hooks)
+                                     passthrough: libvirtPassthrough, autoRecorder: autoRecorder, hooks: hooks)
             }
             return libvirtWorkers
         }
