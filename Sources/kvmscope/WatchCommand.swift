@@ -145,6 +145,7 @@ struct WatchCommand: ParsableCommand {
                               notice: { CLIOutput.error($0) })
         let service = WatchService(options: options, configPath: config, commandLine: commandLine, watcher: watcher,
                                    otherSources: !libvirt.isEmpty, log: { CLIOutput.error($0) })
+        service.events = log
         try service.startSources()
         let server: MetricsHTTPServer
         do { server = try MetricsHTTPServer.start(options.listen) { metrics.render() } } catch { service.stop(); throw error }

@@ -55,6 +55,29 @@ enum HostLines {
         Exposition.value(text, "kvmscope_host_block_errors_total", [("device", device), ("kind", kind)])
     }
 
+    /// Each host error counted is one `host` record in the event log, in the kernel's words and
+    /// kvmscope's; a message that is the other half of a traced request is not logged twice.
+    @Test func eachHostErrorIsOneEventLogRecord() throws {
+        let m = WatchMetrics()
+        let log = FakeKernelLog(), events = WatchEventCollector()
+        let w = HostKernelWatch(kernelLog: log, blockTrace: nil, series: m.host, events: events)
+        log.queued = [
+            HostLines.ioError("sdb", 2048),
+            HostLines.stamp + "nfs: server 10.0.0.5 OK\n",                         // a recovery: not an error
+            HostLines.stamp + "systemd[1]: Started something.\n",
+        ]
+        w.pump(now: 0)
+        let r = try #require(events.records.first)
+        #expect(events.records.count == 1)
+        #expect(r.type == .host && r.event == "block-error" && r.device == "sdb" && r.sector == 2048)
+        #expect(r.domain == nil && r.qmp == nil, "a host error is the host's, not a VM's")
+        #expect(r.errno == "EIO" && r.errnoNumber == 5)
+        #expect(r.message?.contains("I/O error, dev sdb, sector 2048") == true, "\(r.message ?? "nil")")
+        #expect(r.explanation?.hasPrefix("block I/O error on host device sdb, from the host kernel log") == true)
+        let line = try #require(try JSONSerialization.jsonObject(with: Data(r.jsonLine().utf8)) as? [String: Any])
+        #expect(line["domain"] is NSNull && line["sector"] as? Int == 2048)
+    }
+
     @Test func countsEachKindOfHostStorageErrorByDevice() throws {
         let m = WatchMetrics()
         let log = FakeKernelLog()

@@ -147,7 +147,7 @@ extension WatchConfigTests {
         let said = Lines()
         let service = WatchService(options: options, configPath: config, commandLine: WatchConfig(), watcher: watcher, log: { said.add($0) })
         let log = FakeKernelLog()
-        service.openHostKernel = { _, series, _ in HostKernelWatch(kernelLog: log, blockTrace: nil, series: series, stopCheckSeconds: 0.05) }
+        service.openHostKernel = { _, series, _, _ in HostKernelWatch(kernelLog: log, blockTrace: nil, series: series, stopCheckSeconds: 0.05) }
         try service.startSources()
         watcher.start()
         defer { service.stop(); watcher.stop(waiting: 5) }

@@ -16,12 +16,14 @@ final class HostKernelCounter {
     private var reader = HostKernelLogReader()
     private var matcher = RequestMatcher()
     private let series: HostSeries
+    /// Each error counted is also a `host` record here (the event log), when given.
+    private let events: (any WatchEventSink)?
     private var lineNumber = 0
     /// Findings counted, and those left out as the other half of a counted request.
     private(set) var counted = 0
     private(set) var duplicates = 0
 
-    init(series: HostSeries) { self.series = series }
+    init(series: HostSeries, events: (any WatchEventSink)? = nil) { self.series = series; self.events = events }
 
     /// A kernel log line as `dmesg --time-format iso` prints it (KernelMessageDevice's output).
     func consume(logLine: String, now: Double) {
@@ -40,7 +42,7 @@ final class HostKernelCounter {
 
     private func consume(_ bytes: [UInt8], now: Double) {
         lineNumber += 1
-        var sink = Collect()
+        var sink = Collect(wantsMessages: events != nil)
         bytes.withUnsafeBufferPointer { reader.consume(line: LineBytes($0), number: lineNumber, into: &sink) }
         for f in sink.findings { count(f, now: now) }
     }
@@ -54,6 +56,23 @@ final class HostKernelCounter {
         }
         counted += 1
         series.add(WatchMetricFamilies.hostBlockErrors, [device, kind])
+        if let events { events.write(Self.record(f, kind: kind, device: device)) }
+    }
+
+    /// The event log's line for one host error: the kernel's own message, and what it is in
+    /// `kvmscope host`'s words. Read within a second of the kernel writing it: watch's clock.
+    static func record(_ f: HostKernelFinding, kind: String, device: String) -> WatchEventRecord {
+        var r = WatchEventRecord(type: .host, time: Date().timeIntervalSince1970, domain: nil, qmp: nil, event: kind)
+        r.device = device.isEmpty ? nil : device
+        r.operation = f.operation
+        r.sector = f.sector
+        if let name = f.errno, let e = ErrnoTable.standard.entry(name: name) {
+            r.errno = e.name; r.errnoNumber = Int(e.number); r.errnoMessage = e.message
+        }
+        r.message = f.message
+        let from = f.source == .blockTracepoint ? "the block:block_rq_error tracepoint" : "the host kernel log"
+        r.explanation = "\(f.kind.label)\(device.isEmpty ? "" : " on host device \(device)"), from \(from): a failure below QEMU, on this host's storage (the disk, its path, or the filesystem the images live on); `kvmscope host` on the host's log says which VMs' storage it is"
+        return r
     }
 
     /// The `kind` label: the finding's kind in kebab case (`block-error`, `scsi-sense`,
@@ -94,8 +113,9 @@ final class HostKernelCounter {
     }
 
     private struct Collect: HostKernelEventSink {
+        /// The message text is kept only for the event log (it costs a String per finding).
+        let wantsMessages: Bool
         var findings: [HostKernelFinding] = []
-        var wantsMessages: Bool { false }
         mutating func consume(_ event: HostKernelEvent) {
             if case let .finding(f) = event { findings.append(f) }
         }

@@ -55,12 +55,12 @@ public final class HostKernelWatch: @unchecked Sendable {
     private var lostRecordsSeen: UInt64 = 0
 
     public init(kernelLog: any KernelLogFeed, blockTrace: (any BlockErrorTraceFeed)?, series: HostSeries,
-                stopCheckSeconds: Double = 1) {
+                events: (any WatchEventSink)? = nil, stopCheckSeconds: Double = 1) {
         self.kernelLog = kernelLog
         self.blockTrace = blockTrace
         self.series = series
         self.stopCheckSeconds = stopCheckSeconds
-        counter = HostKernelCounter(series: series)
+        counter = HostKernelCounter(series: series, events: events)
         series.set(WatchMetricFamilies.watchSourceUp, [Self.logSource], to: 1)
         series.set(WatchMetricFamilies.watchSourceUp, [Self.traceSource], to: blockTrace == nil ? 0 : 1)
         series.add(WatchMetricFamilies.watchSourceLost, [Self.logSource], 0)
@@ -73,7 +73,7 @@ public final class HostKernelWatch: @unchecked Sendable {
     /// cannot be had (no root for tracefs, a kernel before 5.18) is said through `warn` and left
     /// out: the log alone still counts every message the rate limiter lets through.
     public static func open(kmsgPath: String = "/dev/kmsg", blockTracepoint: Bool, series: HostSeries,
-                            warn: (String) -> Void) throws -> HostKernelWatch {
+                            events: (any WatchEventSink)? = nil, warn: (String) -> Void) throws -> HostKernelWatch {
         // The tracepoint first: a failure between the two is then in the trace and (if the
         // limiter lets it through) in the log, paired; never in the log alone unseen by the trace.
         var trace: HostBlockErrorTrace?
@@ -88,7 +88,7 @@ public final class HostKernelWatch: @unchecked Sendable {
             throw error
         }
         kmsg.kernelOnly = true
-        return HostKernelWatch(kernelLog: kmsg, blockTrace: trace, series: series)
+        return HostKernelWatch(kernelLog: kmsg, blockTrace: trace, series: series, events: events)
     }
 
     /// Reads what both sources hold now: the tracepoint first, so a request's record is

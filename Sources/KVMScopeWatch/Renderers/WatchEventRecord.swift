@@ -5,15 +5,18 @@ import KVMScopeQMP
 /// One line of `watch`'s event log (docs/json.md, ```keys watchEvent```): a QMP event of a
 /// watched VM (`type: "event"`), a change in watch's connection to it (`type: "connection"`:
 /// `event` is `connected`, `lost` or `removed`), or an `--auto-record` capture of it (`type:
-/// "capture"`: `event` is `started`, `ended`, `failed` or `skipped`, `capture` its directory).
+/// "capture"`: `event` is `started`, `ended`, `failed` or `skipped`, `capture` its directory), or
+/// a host kernel storage error (`--host-kernel`, `type: "host"`: `event` is the kind label of
+/// kvmscope_host_block_errors_total, `domain` and `qmp` null: it is the host's, not a VM's).
 /// Every key is always present, null when it does not apply.
 public struct WatchEventRecord: Encodable, Sendable {
-    public enum Kind: String, Encodable, Sendable { case event, connection, capture }
+    public enum Kind: String, Encodable, Sendable { case event, connection, capture, host }
     public var type: Kind
     /// Host wall clock (seconds since the epoch): QEMU's timestamp for events, watch's clock otherwise.
     public var time: Double
-    public var domain: String
-    public var qmp: String
+    /// Null on host records.
+    public var domain: String?
+    public var qmp: String?
     public var event: String
     public var data: JSONValue?
     public var device: String?
@@ -30,8 +33,10 @@ public struct WatchEventRecord: Encodable, Sendable {
     public var qemuVersion: String?
     /// The capture directory of a `capture` record.
     public var capture: String?
+    /// The failed sector of a host record (512-byte units, as the kernel prints it).
+    public var sector: UInt64?
 
-    public init(type: Kind, time: Double, domain: String, qmp: String, event: String) {
+    public init(type: Kind, time: Double, domain: String?, qmp: String?, event: String) {
         self.type = type; self.time = time; self.domain = domain; self.qmp = qmp; self.event = event
     }
 
@@ -52,7 +57,7 @@ public struct WatchEventRecord: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion, type, time, domain, qmp, event, data, device, node, operation, action, errno, errnoNumber,
-             errnoMessage, nospace, reason, explanation, message, qemuVersion, capture
+             errnoMessage, nospace, reason, explanation, message, qemuVersion, capture, sector
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -60,16 +65,15 @@ public struct WatchEventRecord: Encodable, Sendable {
         try c.encode(JSONContract.schemaVersion, forKey: .schemaVersion)
         try c.encode(type, forKey: .type)
         try c.encode(time, forKey: .time)
-        try c.encode(domain, forKey: .domain)
-        try c.encode(qmp, forKey: .qmp)
         try c.encode(event, forKey: .event)
         // `data` is QEMU's event data as QEMU sent it: a map (its keys are QEMU's, kebab-case).
         if let data { try c.encode(data, forKey: .data) } else { try c.encodeNil(forKey: .data) }
         func put<T: Encodable>(_ v: T?, _ k: CodingKeys) throws { if let v { try c.encode(v, forKey: k) } else { try c.encodeNil(forKey: k) } }
+        try put(domain, .domain); try put(qmp, .qmp)
         try put(device, .device); try put(node, .node); try put(operation, .operation); try put(action, .action)
         try put(errno, .errno); try put(errnoNumber, .errnoNumber); try put(errnoMessage, .errnoMessage)
         try put(nospace, .nospace); try put(reason, .reason); try put(explanation, .explanation)
-        try put(message, .message); try put(qemuVersion, .qemuVersion); try put(capture, .capture)
+        try put(message, .message); try put(qemuVersion, .qemuVersion); try put(capture, .capture); try put(sector, .sector)
     }
 
     /// One JSON Line (no newline).

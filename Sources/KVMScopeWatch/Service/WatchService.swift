@@ -25,9 +25,12 @@ public final class WatchService: @unchecked Sendable {
     private var drops: DropsWatch?
 
     /// How the sources are opened (the tests put fakes here).
-    public var openHostKernel: (_ blockTracepoint: Bool, _ series: HostSeries, _ warn: @escaping @Sendable (String) -> Void) throws -> HostKernelWatch = {
-        try HostKernelWatch.open(blockTracepoint: $0, series: $1, warn: $2)
+    public var openHostKernel: (_ blockTracepoint: Bool, _ series: HostSeries, _ events: (any WatchEventSink)?,
+                                _ warn: @escaping @Sendable (String) -> Void) throws -> HostKernelWatch = {
+        try HostKernelWatch.open(blockTracepoint: $0, series: $1, events: $2, warn: $3)
     }
+    /// The event log: host kernel errors are written there too (`host` records).
+    public var events: (any WatchEventSink)?
     public var openDrops: (_ series: HostSeries, _ warn: @escaping @Sendable (String) -> Void) throws -> DropsWatch = {
         try DropsWatch.open(series: $0, warn: $1)
     }
@@ -116,7 +119,7 @@ public final class WatchService: @unchecked Sendable {
     private func openHostKernelLocked() throws {
         let series = watcher.metrics.host
         do {
-            let h = try openHostKernel(options.blockTracepoint, series, log)
+            let h = try openHostKernel(options.blockTracepoint, series, events, log)
             h.start()
             hostKernel = h
         } catch {
