@@ -57,10 +57,13 @@ struct WatchCommand: ParsableCommand {
         ended at the soonest. A --libvirt domain is recorded through libvirt as `record --domain` \
         does (libvirt marks it tainted, custom-monitor). The event log says each capture's start \
         and end (type capture).
+        --latency-histograms turns on QEMU's own latency histograms (block-latency-histogram-set, \
+        buckets 100 µs to 10 s) on each disk of a --qmp VM that has none, and turns them off \
+        when watch stops; histograms another tool set are read as they are. \
         --config FILE reads the same settings from a TOML file (keys: qmp, listen, interval, \
         events, host-kernel, block-tracepoint, drops, libvirt, libvirt-read-only, \
-        libvirt-passthrough, auto-record, auto-record-limit, auto-record-disk; options given on \
-        the command line win); \
+        libvirt-passthrough, auto-record, auto-record-limit, auto-record-disk, latency-histograms; \
+        options given on the command line win); \
         SIGHUP reads it again (systemctl reload): QMP patterns, interval and the switches change \
         at once, VMs still found keep their connections; a bad file changes nothing and is \
         counted in kvmscope_watch_config_reloads_total{result="failed"}.
@@ -112,6 +115,9 @@ struct WatchCommand: ParsableCommand {
     @Option(name: .customLong("auto-record-disk"), help: ArgumentHelp("With --auto-record: the most DIR may hold, earlier captures included (default 2G): at it, captures stop and no new one starts.", valueName: "SIZE"))
     var autoRecordDisk: SizeArgument?
 
+    @Flag(name: .customLong("latency-histograms"), help: "Turn on QEMU's latency histograms of each disk that has none (block-latency-histogram-set: changes the VM while watched; off again when watch stops) and export them as kvmscope_block_operation_latency_seconds.")
+    var latencyHistograms = false
+
     @Option(name: .long, help: ArgumentHelp("Read the settings from this TOML file too (options given here win); SIGHUP reads it again.", valueName: "FILE"))
     var config: String?
 
@@ -128,7 +134,8 @@ struct WatchCommand: ParsableCommand {
                                       hostKernel: hostKernel, blockTracepoint: blockTracepoint, drops: drops,
                                       libvirt: libvirt.isEmpty ? nil : libvirt, libvirtReadOnly: libvirtReadOnly ? true : nil,
                                       libvirtPassthrough: libvirtPassthrough ? true : nil,
-                                      autoRecord: autoRecord, autoRecordLimit: autoRecordLimit, autoRecordDisk: autoRecordDisk?.bytes)
+                                      autoRecord: autoRecord, autoRecordLimit: autoRecordLimit, autoRecordDisk: autoRecordDisk?.bytes,
+                                      latencyHistograms: latencyHistograms ? true : nil)
         let options = try WatchService.options(commandLine: commandLine, configPath: config)
         let libvirt = options.libvirt
         let log: WatchEventLog? = try options.events.map { $0 == "-" ? WatchEventLog() : try WatchEventLog(path: $0) }

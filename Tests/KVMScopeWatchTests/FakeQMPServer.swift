@@ -19,6 +19,9 @@ final class FakeQMPServer: @unchecked Sendable {
     private var listenFD: Int32 = -1
     private let finished = DispatchSemaphore(value: 0)
     private(set) var connections = 0
+    /// Every command received with its arguments (JSON text), in order.
+    private var received: [(command: String, arguments: String)] = []
+    var commands: [(command: String, arguments: String)] { lock.withLock { received } }
 
     init(path: String, behaviour: Behaviour, replies: [String: String] = [:]) throws {
         self.path = path
@@ -98,6 +101,8 @@ final class FakeQMPServer: @unchecked Sendable {
                 guard let obj = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                       let command = obj["execute"] as? String else { continue }
                 let id = (obj["id"] as? String).map { #", "id": "\#($0)""# } ?? ""
+                let args = (obj["arguments"]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
+                lock.withLock { received.append((command, args.map { String(decoding: $0, as: UTF8.self) } ?? "")) }
                 if behaviour == .hung && command != "qmp_capabilities" { continue }
                 if let r = lock.withLock({ command == "qmp_capabilities" ? "{}" : replies[command] }) {
                     write(fd, #"{"return": \#(r)\#(id)}"# + "\r\n")

@@ -21,6 +21,7 @@ import TOMLKit
 ///     auto-record = "/var/lib/kvmscope/captures"
 ///     auto-record-limit = 2
 ///     auto-record-disk = "2G"
+///     latency-histograms = false
 ///
 /// A key it does not know is an error, not ignored: a misspelt `host_kernel` must not leave
 /// host errors silently uncounted.
@@ -40,21 +41,25 @@ public struct WatchConfig: Equatable, Sendable {
     public var autoRecord: String?
     public var autoRecordLimit: Int?
     public var autoRecordDisk: Int?
+    /// `--latency-histograms`: turn on QEMU's latency histograms (changes the VMs while watched).
+    public var latencyHistograms: Bool?
 
     public init(qmp: [String]? = nil, listen: String? = nil, interval: Double? = nil, events: String? = nil,
                 hostKernel: Bool? = nil, blockTracepoint: Bool? = nil, drops: Bool? = nil,
                 libvirt: [String]? = nil, libvirtReadOnly: Bool? = nil, libvirtPassthrough: Bool? = nil,
-                autoRecord: String? = nil, autoRecordLimit: Int? = nil, autoRecordDisk: Int? = nil) {
+                autoRecord: String? = nil, autoRecordLimit: Int? = nil, autoRecordDisk: Int? = nil,
+                latencyHistograms: Bool? = nil) {
         self.qmp = qmp; self.listen = listen; self.interval = interval; self.events = events
         self.hostKernel = hostKernel; self.blockTracepoint = blockTracepoint; self.drops = drops
         self.libvirt = libvirt; self.libvirtReadOnly = libvirtReadOnly; self.libvirtPassthrough = libvirtPassthrough
         self.autoRecord = autoRecord; self.autoRecordLimit = autoRecordLimit; self.autoRecordDisk = autoRecordDisk
+        self.latencyHistograms = latencyHistograms
     }
 
     /// Larger than any sensible configuration: a file this big is a mistake (or /dev/zero).
     public static let maxFileBytes = 1 << 20
     public static let keys = ["qmp", "listen", "interval", "events", "host-kernel", "block-tracepoint", "drops",
-                              "libvirt", "libvirt-read-only", "libvirt-passthrough", "auto-record", "auto-record-limit", "auto-record-disk"]
+                              "libvirt", "libvirt-read-only", "libvirt-passthrough", "auto-record", "auto-record-limit", "auto-record-disk", "latency-histograms"]
 
     /// Reads and parses the file; every problem is `WatchError.badConfig` in one line.
     public static func load(path: String) throws -> WatchConfig {
@@ -116,6 +121,7 @@ public struct WatchConfig: Equatable, Sendable {
                 if let i = value.int, i > 0 { c.autoRecordDisk = i }
                 else if let t = value.string, let b = ByteCount.parse(t) { c.autoRecordDisk = b }
                 else { throw ConfigProblem(text: "auto-record-disk: want a size, bytes or \"2G\"") }
+            case "latency-histograms": c.latencyHistograms = try bool(value, key)
             case "host-kernel": c.hostKernel = try bool(value, key)
             case "block-tracepoint": c.blockTracepoint = try bool(value, key)
             case "drops": c.drops = try bool(value, key)
@@ -156,7 +162,8 @@ public struct WatchConfig: Equatable, Sendable {
                     libvirt: libvirt ?? file.libvirt, libvirtReadOnly: libvirtReadOnly ?? file.libvirtReadOnly,
                     libvirtPassthrough: libvirtPassthrough ?? file.libvirtPassthrough,
                     autoRecord: autoRecord ?? file.autoRecord, autoRecordLimit: autoRecordLimit ?? file.autoRecordLimit,
-                    autoRecordDisk: autoRecordDisk ?? file.autoRecordDisk)
+                    autoRecordDisk: autoRecordDisk ?? file.autoRecordDisk,
+                    latencyHistograms: latencyHistograms ?? file.latencyHistograms)
     }
 
     /// With the defaults filled in and every value checked (a usage error in one line).
@@ -193,7 +200,8 @@ public struct WatchConfig: Equatable, Sendable {
         }
         return WatchOptions(qmp: qmp, discovery: discovery, listen: listen, intervalSeconds: interval, events: events,
                             hostKernel: hostKernel ?? false, blockTracepoint: blockTracepoint ?? true, drops: drops ?? false,
-                            libvirt: libvirt, libvirtReadOnly: readOnly, libvirtPassthrough: passthrough, autoRecord: autoRecord)
+                            libvirt: libvirt, libvirtReadOnly: readOnly, libvirtPassthrough: passthrough, autoRecord: autoRecord,
+                            latencyHistograms: latencyHistograms ?? false)
     }
 }
 
@@ -213,12 +221,15 @@ public struct WatchOptions: Sendable {
     public var libvirtPassthrough = false
     /// `--auto-record`: taken at start only, like the libvirt settings.
     public var autoRecord: AutoRecordSettings?
+    /// `--latency-histograms`: taken at start only.
+    public var latencyHistograms = false
 
     /// The workers' settings for this interval (a command waits at most the interval, 1-5 s).
     public var settings: WatchSettings {
         var s = WatchSettings()
         s.intervalSeconds = intervalSeconds
         s.commandTimeoutSeconds = min(5, max(1, intervalSeconds))
+        s.latencyHistograms = latencyHistograms
         return s
     }
 }

@@ -39,6 +39,10 @@ public enum WatchMetricFamilies {
         name: "kvmscope_block_operation_seconds_total",
         help: "Total time of completed requests in seconds (query-blockstats *_total_time_ns); divide its rate by the operations rate for mean latency",
         labels: ["domain", "device", "operation"])
+    public static let blockOperationLatency = WatchMetricFamily(
+        name: "kvmscope_block_operation_latency_seconds",
+        help: "Request latency from QEMU's own histograms (block-latency-histogram-set; --latency-histograms), counted since watch first saw each; failed requests included",
+        labels: ["domain", "device", "operation"])
     public static let vmRunning = WatchMetricFamily(
         name: "kvmscope_vm_running",
         help: "1 when QEMU reports the VM running (query-status), 0 when it is stopped",
@@ -108,7 +112,7 @@ public enum WatchMetricFamilies {
 
     public static let perVM: [WatchMetricFamily] = [
         blockIOErrors, blockFailedOperations, blockInvalidOperations, blockOperations, blockBytes,
-        blockOperationSeconds, vmRunning, vmPaused, blockIOStatus, vmQMPUp, watchQMPErrors, watchQMPReconnects,
+        blockOperationSeconds, blockOperationLatency, vmRunning, vmPaused, blockIOStatus, vmQMPUp, watchQMPErrors, watchQMPReconnects,
     ]
     public static let hostWide: [WatchMetricFamily] = [
         hostBlockErrors, netDrops, watchSeriesOverflow, watchSourceUp, watchSourceLost, watchConfigReloads,

@@ -32,7 +32,12 @@ public final class WatchMetrics: @unchecked Sendable {
         var counters: [SeriesKey: TrackedCounter] = [:]
         var gauges: [SeriesKey: Gauge] = [:]
         var perFamily: [String: Int] = [:]
+        var histograms: [HistogramKey: LatencyHistogramSeries] = [:]
         init(domain: String) { self.domain = domain }
+    }
+    private struct HistogramKey: Hashable, Comparable {
+        let device: String; let operation: String
+        static func < (a: Self, b: Self) -> Bool { (a.device, a.operation) < (b.device, b.operation) }
     }
 
     private let lock = NSLock()
@@ -55,8 +60,44 @@ public final class WatchMetrics: @unchecked Sendable {
         vmCount.set(to: 0)
     }
 
-    /// The Prometheus text exposition (format 0.0.4) of every series.
-    public func render() -> [UInt8] { registry.emitToBuffer() }
+    /// The Prometheus text exposition (format 0.0.4) of every series: the registry's, then QEMU's
+    /// latency histograms (swift-prometheus' histograms count observations themselves; QEMU's
+    /// come counted, with QEMU's boundaries, so they are written here).
+    public func render() -> [UInt8] {
+        var out = registry.emitToBuffer()
+        lock.withLock {
+            let f = WatchMetricFamilies.blockOperationLatency
+            var wroteHeader = false
+            for (_, vm) in vms.sorted(by: { $0.key < $1.key }) where !vm.histograms.isEmpty {
+                if !wroteHeader {
+                    out += "# HELP \(f.name) \(f.help)\n# TYPE \(f.name) histogram\n".utf8
+                    wroteHeader = true
+                }
+                for (key, h) in vm.histograms.sorted(by: { $0.key < $1.key }) {
+                    h.write(name: f.name, labels: Self.pairs(f, domain: vm.domain, [key.device, key.operation]), into: &out)
+                }
+            }
+        }
+        return out
+    }
+
+    /// QEMU's latency histograms of one VM's disks, from one poll (those absent are dropped).
+    public func setLatencyHistograms(vm id: Int, _ disks: [DiskBlockStats]) {
+        lock.withLock {
+            guard let vm = vms[id] else { return }
+            var next: [HistogramKey: LatencyHistogramSeries] = [:]
+            for d in disks {
+                for (kind, c) in d.operations {
+                    guard let h = c.histogram, next.count < Self.maxSeriesPerMetricPerVM else { continue }
+                    let key = HistogramKey(device: d.device, operation: kind.rawValue)
+                    let series = vm.histograms[key] ?? LatencyHistogramSeries()
+                    series.update(h, totalTimeNs: d.accountFailed == true ? c.totalTimeNs : nil)
+                    next[key] = series
+                }
+            }
+            vm.histograms = next
+        }
+    }
 
     // MARK: VMs
 

@@ -26,12 +26,31 @@ public struct OperationCounters: Equatable, Sendable {
     public var totalTimeNs: Int64?
     public var failed: Int64?
     public var invalid: Int64?
+    /// QEMU's latency histogram of this kind, when `block-latency-histogram-set` turned it on.
+    public var histogram: LatencyHistogram?
+}
+
+/// `rd_latency_histogram` & co. of query-blockstats (qapi/block-core.json
+/// `BlockLatencyHistogramInfo`): `boundaries` in ns, strictly increasing; `bins` one more than
+/// them, bin i counting requests of latency in [boundaries[i-1], boundaries[i]) (the last
+/// open-ended). QEMU counts every request there, completed or failed (block/accounting.c
+/// block_account_one_io), as total_time_ns does when account_failed is on.
+public struct LatencyHistogram: Equatable, Sendable {
+    public var boundariesNs: [Int64]
+    public var bins: [Int64]
+    /// More boundaries than any sensible layout: bounds what a monitor can make watch export.
+    public static let maxBoundaries = 64
 }
 
 /// One disk's entry of query-blockstats, named as the `device` label (`DiskNaming`).
 public struct DiskBlockStats: Equatable, Sendable {
     public let device: String
     public let nodeName: String?
+    /// The attached device's QOM path (`/machine/peripheral-anon/device[0]/virtio-backend`):
+    /// the `id` block-latency-histogram-set takes.
+    public var qdev: String? = nil
+    /// query-blockstats `account_failed`: failed requests are in total_time_ns too.
+    public var accountFailed: Bool? = nil
     /// Only the kinds this QEMU reports (zone_append is QEMU ≥ 8.1, flush has no bytes).
     public var operations: [BlockOperationKind: OperationCounters]
 }
@@ -109,6 +128,19 @@ public enum BlockStatsParser {
         return (status, aliases)
     }
 
+    /// A `BlockLatencyHistogramInfo`, or nil when absent or not one: boundaries strictly
+    /// increasing (QEMU refuses others: block_latency_histogram_set), one bin more, every value
+    /// a counter, at most `LatencyHistogram.maxBoundaries`. An empty one (set without
+    /// boundaries) is none.
+    static func histogram(_ value: Any?) -> LatencyHistogram? {
+        guard let o = value as? [String: Any], let b = o["boundaries"] as? [Any], let n = o["bins"] as? [Any],
+              !b.isEmpty, b.count <= LatencyHistogram.maxBoundaries, n.count == b.count + 1 else { return nil }
+        let boundaries = b.compactMap(counter), bins = n.compactMap(counter)
+        guard boundaries.count == b.count, bins.count == n.count,
+              zip(boundaries, boundaries.dropFirst()).allSatisfy({ $0 < $1 }), boundaries[0] > 0 else { return nil }
+        return LatencyHistogram(boundariesNs: boundaries, bins: bins)
+    }
+
     /// query-blockstats: one `DiskBlockStats` per named entry, at most `maxDisks`.
     public static func parseBlockStats(_ reply: Any) -> (disks: [DiskBlockStats], skipped: Int) {
         guard let list = reply as? [Any] else { return ([], 1) }
@@ -123,10 +155,14 @@ public enum BlockStatsParser {
                 let c = OperationCounters(
                     operations: counter(stats["\(p)_operations"]), bytes: counter(stats["\(p)_bytes"]),
                     totalTimeNs: counter(stats["\(p)_total_time_ns"]),
-                    failed: counter(stats["failed_\(p)_operations"]), invalid: counter(stats["invalid_\(p)_operations"]))
+                    failed: counter(stats["failed_\(p)_operations"]), invalid: counter(stats["invalid_\(p)_operations"]),
+                    histogram: histogram(stats["\(p)_latency_histogram"]))
                 if c != OperationCounters() { ops[kind] = c }
             }
-            disks.append(DiskBlockStats(device: name, nodeName: o["node-name"] as? String, operations: ops))
+            var disk = DiskBlockStats(device: name, nodeName: o["node-name"] as? String, operations: ops)
+            disk.qdev = (o["qdev"] as? String).flatMap { $0.isEmpty ? nil : clip($0) }
+            disk.accountFailed = stats["account_failed"] as? Bool
+            disks.append(disk)
         }
         return (disks, skipped)
     }

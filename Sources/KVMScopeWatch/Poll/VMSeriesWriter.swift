@@ -65,6 +65,7 @@ final class VMSeriesWriter: @unchecked Sendable {
             knownDevices = devices
         }
         metrics.remove([F.blockIOStatus], vm: id, keepingFirstLabel: Set(r.ioStatus.keys))
+        metrics.setLatencyHistograms(vm: id, r.disks)
         if refused { metrics.increment(F.watchQMPErrors, vm: id, ["series-limit"]) }
     }
 

@@ -12,6 +12,14 @@ public struct WatchSettings: Sendable {
     /// Reconnect backoff: doubles from the first to the last after each failed attempt.
     public var firstBackoffSeconds: Double = 1
     public var maxBackoffSeconds: Double = 30
+    /// `--latency-histograms`: turn on QEMU's latency histograms of disks that have none
+    /// (block-latency-histogram-set, with `latencyBoundariesNs`), and off again when watch stops.
+    public var latencyHistograms = false
+    /// Prometheus' default buckets from 100 µs, in ns: 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50,
+    /// 100, 250, 500 ms, 1, 2.5, 5, 10 s.
+    public var latencyBoundariesNs: [Int64] = [100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+                                                25_000_000, 50_000_000, 100_000_000, 250_000_000, 500_000_000,
+                                                1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000]
     /// Longest single wait, so a stop request is seen within it (SIGTERM ends watch within about
     /// this); between polls a worker sleeps in poll(2) on its monitor, waking this often at most.
     public var stopCheckSeconds: Double = 1
@@ -47,6 +55,8 @@ final class VMWorker: @unchecked Sendable {
     /// the QEMU behind it (SO_PEERCRED).
     private var shared: SharedQMPMonitor?
     private var peerPID: Int32?
+    /// QOM paths of the disks whose histograms this session turned on (turned off at stop).
+    private var histogramsSet: [String] = []
 
     init(id: Int, source: any VMSource, settings: WatchSettingsCell, metrics: WatchMetrics, events: (any WatchEventSink)?,
          autoRecorder: AutoRecorder? = nil, claimName: @escaping @Sendable (Int, String) -> String) {
@@ -113,6 +123,7 @@ final class VMWorker: @unchecked Sendable {
             var shutDown = false
             do {
                 try session(monitor, shutDown: &shutDown, resetBackoff: { backoff = self.settings.firstBackoffSeconds })
+                if stopping { disableHistograms(monitor) }
             } catch {
                 // QEMU closes the monitor when it exits: after a SHUTDOWN event that is the VM
                 // ending, not a fault of its monitor.
@@ -122,6 +133,7 @@ final class VMWorker: @unchecked Sendable {
             }
             monitor.close()
             shared = nil
+            histogramsSet = []
             lostState()
             if stopping { break }
             sleep(backoff)
@@ -140,8 +152,11 @@ final class VMWorker: @unchecked Sendable {
         // most once per `minRefresh`, so a guest retrying a failing disk thousands of times a
         // second (each retry a BLOCK_IO_ERROR) costs one poll a second, not one per event.
         let minRefresh = min(1, settings.intervalSeconds)
+        var first = true
         while !stopping {
-            try poll(m)
+            let disks = try poll(m)
+            if first, settings.latencyHistograms { enableHistograms(m, disks) }
+            first = false
             resetBackoff()
             var lastPoll = Self.now()
             var refresh = false
@@ -164,8 +179,34 @@ final class VMWorker: @unchecked Sendable {
         }
     }
 
+    /// Turns on the latency histograms of the disks that have none (another tool's are left as
+    /// they are, and read), by their QOM path: block-latency-histogram-set takes the device's
+    /// (qmp_get_blk → blk_by_qdev_id), not the drive name. A disk QEMU refuses is left without.
+    private func enableHistograms(_ m: any QMPMonitor, _ disks: [DiskBlockStats]) {
+        for d in disks where d.operations.values.allSatisfy({ $0.histogram == nil }) {
+            guard let qdev = d.qdev else { continue }
+            do {
+                _ = try m.execute("block-latency-histogram-set", arguments: ["id": qdev, "boundaries": settings.latencyBoundariesNs],
+                                  timeout: settings.commandTimeoutSeconds)
+                histogramsSet.append(qdev)
+            } catch {
+                count(error)
+            }
+        }
+    }
+
+    /// Turns off what enableHistograms turned on (block-latency-histogram-set without
+    /// boundaries unsets them), so a VM is left as watch found it.
+    private func disableHistograms(_ m: any QMPMonitor) {
+        for qdev in histogramsSet {
+            _ = try? m.execute("block-latency-histogram-set", arguments: ["id": qdev], timeout: settings.commandTimeoutSeconds)
+        }
+        histogramsSet = []
+    }
+
     /// One poll: state, io-status, counters. Any failure ends the session (the caller reconnects).
-    private func poll(_ m: any QMPMonitor) throws {
+    @discardableResult
+    private func poll(_ m: any QMPMonitor) throws -> [DiskBlockStats] {
         let started = Self.now()
         let t = settings.commandTimeoutSeconds
         let statusReply = try m.execute("query-status", arguments: nil, timeout: t)
@@ -178,6 +219,7 @@ final class VMWorker: @unchecked Sendable {
         writer.aliases = block.aliases
         writer.apply(VMPollResult(running: status.running, status: status.status, disks: stats.disks,
                                   ioStatus: block.ioStatus, skippedEntries: stats.skipped))
+        return stats.disks
     }
 
     /// Counts and logs one event; true when the VM's state should be polled now.

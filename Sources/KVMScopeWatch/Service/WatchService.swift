@@ -7,7 +7,7 @@ import Foundation
 /// win): QMP paths and globs (VMs still found keep their connections; new ones are watched, gone
 /// ones end, as at any rescan), the interval, and the host-kernel, block-tracepoint and drops
 /// switches (a source turned on is opened, one turned off closed). `listen`, `events`, the
-/// libvirt and the auto-record settings are taken at start only: a change to them is said in one line and waits for a restart. A file
+/// libvirt, auto-record and latency-histograms settings are taken at start only: a change to them is said in one line and waits for a restart. A file
 /// that cannot be read or does not check out changes nothing: one line says why, and
 /// `kvmscope_watch_config_reloads_total{result="failed"}` counts it.
 public final class WatchService: @unchecked Sendable {
@@ -84,14 +84,16 @@ public final class WatchService: @unchecked Sendable {
                 log("watch: reload: the libvirt settings take effect at the next restart")
             }
             if next.autoRecord != old.autoRecord { log("watch: reload: the auto-record settings take effect at the next restart") }
+            if next.latencyHistograms != old.latencyHistograms { log("watch: reload: latency-histograms takes effect at the next restart") }
             options = next
             options.autoRecord = old.autoRecord
+            options.latencyHistograms = old.latencyHistograms
             options.listen = old.listen
             options.events = old.events
             options.libvirt = old.libvirt
             options.libvirtReadOnly = old.libvirtReadOnly
             options.libvirtPassthrough = old.libvirtPassthrough
-            watcher.reconfigure(discoveries: [next.discovery] + otherDiscoveries, settings: next.settings)
+            watcher.reconfigure(discoveries: [next.discovery] + otherDiscoveries, settings: options.settings)
             let hostKernelChanged = next.hostKernel != old.hostKernel || (next.hostKernel && next.blockTracepoint != old.blockTracepoint)
             if hostKernelChanged {
                 hostKernel?.stop(); hostKernel = nil
