@@ -53,6 +53,32 @@ final class FakeDropFeed: DropFeed {
         if let problems = try Exposition.promtoolProblems(t) { Issue.record("promtool check metrics: \(problems)\n\(t)") }
     }
 
+    /// The event log gets drops as one summary line per reason and place each interval, the
+    /// most first, at most maxSummaryLines of them and the rest as `other`; nothing when none.
+    @Test func theEventLogGetsASummaryPerIntervalNotALinePerPacket() throws {
+        let m = WatchMetrics()
+        let feed = FakeDropFeed(), log = WatchEventCollector()
+        let w = DropsWatch(feed: feed, symbols: nil, series: m.host, events: log, summarySeconds: 10, warn: { _ in })
+        let udp = DropEvent(location: DropLocation(symbol: "__udp4_lib_rcv", offset: 0x4bc), reason: DropReason(code: 3, name: "NO_SOCKET"))
+        let nft = DropEvent(location: DropLocation(symbol: "nft_do_chain", offset: 0x3e8), reason: DropReason(name: "NETFILTER_DROP"))
+        feed.queued = Array(repeating: udp, count: 500) + [nft]
+        w.pump(now: 1_000_001)
+        #expect(log.records.isEmpty, "not before the interval")
+        feed.queued = [udp]
+        w.pump(now: 1_000_011)
+        #expect(log.records.map(\.reason) == ["NO_SOCKET", "NETFILTER_DROP"])
+        let first = try #require(log.records.first)
+        #expect(first.type == .drops && first.count == 501 && first.location == "__udp4_lib_rcv" && first.domain == nil)
+        #expect(first.message?.contains("501 packets dropped by the host kernel in __udp4_lib_rcv (reason NO_SOCKET)") == true)
+        w.pump(now: 1_000_030)
+        #expect(log.records.count == 2, "an interval without drops writes nothing")
+        feed.queued = (0..<100).map { DropEvent(location: DropLocation(symbol: "f\($0)"), reason: DropReason(name: "NO_SOCKET")) }
+        w.pump(now: 1_000_045)
+        let burst = log.records.dropFirst(2)
+        #expect(burst.count == DropsWatch.maxSummaryLines + 1)
+        #expect(burst.last?.location == "other" && burst.last?.count == Int64(100 - DropsWatch.maxSummaryLines))
+    }
+
     @Test func reasonsAndLocationsAreCapped() {
         let m = WatchMetrics()
         let feed = FakeDropFeed()

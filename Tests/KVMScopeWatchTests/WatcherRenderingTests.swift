@@ -90,7 +90,7 @@ import Testing
     @Test func watchEventRecordsHaveEveryKey() throws {
         let r = WatchEventRecord(type: .connection, time: 1, domain: "vm1", qmp: "unix:/x", event: "lost")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.jsonLine().utf8)) as? [String: Any])
-        #expect(obj.count == 21, "every key present, null when it does not apply: \(obj.keys.sorted())")
+        #expect(obj.count == 23, "every key present, null when it does not apply: \(obj.keys.sorted())")
         #expect(obj["schemaVersion"] as? Int == 2)
         #expect(obj["explanation"] is NSNull)
         #expect(obj["capture"] is NSNull, "capture: only on capture records")

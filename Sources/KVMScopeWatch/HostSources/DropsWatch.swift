@@ -70,13 +70,23 @@ public final class DropsWatch: @unchecked Sendable {
     private var failed = false
     /// Per drain, counts by label set, then added once each (a flood is a few series, many drops).
     private var batch: [[String]: Int64] = [:]
+    /// With an event log: drops since the last summary by [reason, location], and when it was.
+    private let events: (any WatchEventSink)?
+    private let summarySeconds: Double
+    private var sinceSummary: [[String]: Int64] = [:]
+    private var lastSummary: Double?
+    /// Lines per summary at most; the rest are summed into one `other` line (the counter has them all).
+    static let maxSummaryLines = 64
 
     /// Told, once, when reading fails for good (the CLI prints it as a warning).
     private let warn: @Sendable (String) -> Void
 
     public init(feed: any DropFeed, symbols: KernelSymbolTable?, series: HostSeries, tick: Double = 0.25,
+                events: (any WatchEventSink)? = nil, summarySeconds: Double = 10,
                 warn: @escaping @Sendable (String) -> Void) {
         self.feed = feed
+        self.events = events
+        self.summarySeconds = summarySeconds
         self.warn = warn
         symbolizer = LocationSymbolizer(table: symbols)
         self.series = series
@@ -88,17 +98,19 @@ public final class DropsWatch: @unchecked Sendable {
     /// Opens `kvmscope drops`'s live source (auto: tracefs, else NET_DM) with its own errors
     /// (`tracefs needs root`, `NET_DM: … CAP_NET_ADMIN`…). A smaller ring buffer than `drops`
     /// uses (1 MiB per CPU): drained four times a second, it holds about 30 000 drops.
-    public static func open(series: HostSeries, warn: @escaping @Sendable (String) -> Void) throws -> DropsWatch {
+    public static func open(series: HostSeries, events: (any WatchEventSink)? = nil,
+                            warn: @escaping @Sendable (String) -> Void) throws -> DropsWatch {
         let symbols = try? KernelSymbolTable.load()
         var request = DropSourceSelection.Request()
         request.tracefs.bufferKB = 1024
         request.symbols = symbols
         let source = try DropSourceSelection.open(request, warn: warn)
-        return DropsWatch(feed: LiveDropFeed(source), symbols: symbols, series: series, warn: warn)
+        return DropsWatch(feed: LiveDropFeed(source), symbols: symbols, series: series, events: events, warn: warn)
     }
 
     /// Drains the feed once and exports what it held.
-    public func pump() {
+    public func pump(now: Double? = nil) {
+        let now = now ?? VMWorker.now()
         do {
             try feed.drain { e in
                 batch[[Self.reasonLabel(e), locationLabel(e)], default: 0] += Int64(max(0, e.count))
@@ -109,11 +121,35 @@ public final class DropsWatch: @unchecked Sendable {
             series.set(WatchMetricFamilies.watchSourceUp, [Self.source], to: 0)
         }
         for (labels, n) in batch { series.add(WatchMetricFamilies.netDrops, labels, n) }
+        if events != nil { for (labels, n) in batch { sinceSummary[labels, default: 0] += n } }
         batch.removeAll(keepingCapacity: true)
+        if lastSummary == nil { lastSummary = now }
+        if events != nil, let last = lastSummary, now - last >= summarySeconds { summarize(now: now, since: last) }
         let lost = feed.lostEvents
         if lost > lostSeen {
             series.add(WatchMetricFamilies.watchSourceLost, [Self.source], Int64(clamping: lost - lostSeen))
             lostSeen = lost
+        }
+    }
+
+    /// The event log gets drops as a summary every `summarySeconds`, one line per reason and
+    /// place that dropped anything (a host drops thousands of packets a second: a line each
+    /// would drown the VMs' events); the most first, at most `maxSummaryLines`.
+    private func summarize(now: Double, since last: Double) {
+        defer { sinceSummary.removeAll(keepingCapacity: true); lastSummary = now }
+        guard let events, !sinceSummary.isEmpty else { return }
+        let seconds = now - last
+        let sorted = sinceSummary.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key.lexicographicallyPrecedes($1.key) }
+        var lines = sorted.prefix(Self.maxSummaryLines).map { ($0.key[0], $0.key[1], $0.value) }
+        let rest = sorted.dropFirst(Self.maxSummaryLines).reduce(Int64(0)) { $0 + $1.value }
+        if rest > 0 { lines.append(("other", "other", rest)) }
+        for (reason, location, n) in lines {
+            var r = WatchEventRecord(type: .drops, time: Date().timeIntervalSince1970, domain: nil, qmp: nil, event: reason)
+            r.reason = reason
+            r.location = location
+            r.count = n
+            r.message = "\(n) packet\(n == 1 ? "" : "s") dropped by the host kernel in \(location) (reason \(reason)) in the last \(Int(seconds.rounded())) s"
+            events.write(r)
         }
     }
 
@@ -146,6 +182,8 @@ public final class DropsWatch: @unchecked Sendable {
     public func stop(waiting seconds: Double = 5) {
         lock.withLock { stopRequested = true }
         if thread != nil { _ = done.wait(timeout: .now() + seconds) }
+        // The drops since the last summary, so a stop does not lose up to an interval of them.
+        if let last = lastSummary { lock.withLock { summarize(now: VMWorker.now(), since: last) } }
         feed.close()
         series.set(WatchMetricFamilies.watchSourceUp, [Self.source], to: 0)
     }

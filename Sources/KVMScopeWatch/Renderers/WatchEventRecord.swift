@@ -7,10 +7,12 @@ import KVMScopeQMP
 /// `event` is `connected`, `lost` or `removed`), or an `--auto-record` capture of it (`type:
 /// "capture"`: `event` is `started`, `ended`, `failed` or `skipped`, `capture` its directory), or
 /// a host kernel storage error (`--host-kernel`, `type: "host"`: `event` is the kind label of
-/// kvmscope_host_block_errors_total, `domain` and `qmp` null: it is the host's, not a VM's).
+/// kvmscope_host_block_errors_total, `domain` and `qmp` null: it is the host's, not a VM's), or
+/// a summary of the host's packet drops (`--drops`, `type: "drops"`: per reason and `location`,
+/// the `count` of the last interval).
 /// Every key is always present, null when it does not apply.
 public struct WatchEventRecord: Encodable, Sendable {
-    public enum Kind: String, Encodable, Sendable { case event, connection, capture, host }
+    public enum Kind: String, Encodable, Sendable { case event, connection, capture, host, drops }
     public var type: Kind
     /// Host wall clock (seconds since the epoch): QEMU's timestamp for events, watch's clock otherwise.
     public var time: Double
@@ -35,6 +37,9 @@ public struct WatchEventRecord: Encodable, Sendable {
     public var capture: String?
     /// The failed sector of a host record (512-byte units, as the kernel prints it).
     public var sector: UInt64?
+    /// A drops record's kernel function and the packets it dropped in the interval.
+    public var location: String?
+    public var count: Int64?
 
     public init(type: Kind, time: Double, domain: String?, qmp: String?, event: String) {
         self.type = type; self.time = time; self.domain = domain; self.qmp = qmp; self.event = event
@@ -57,7 +62,7 @@ public struct WatchEventRecord: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case schemaVersion, type, time, domain, qmp, event, data, device, node, operation, action, errno, errnoNumber,
-             errnoMessage, nospace, reason, explanation, message, qemuVersion, capture, sector
+             errnoMessage, nospace, reason, explanation, message, qemuVersion, capture, sector, location, count
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -74,6 +79,7 @@ public struct WatchEventRecord: Encodable, Sendable {
         try put(errno, .errno); try put(errnoNumber, .errnoNumber); try put(errnoMessage, .errnoMessage)
         try put(nospace, .nospace); try put(reason, .reason); try put(explanation, .explanation)
         try put(message, .message); try put(qemuVersion, .qemuVersion); try put(capture, .capture); try put(sector, .sector)
+        try put(location, .location); try put(count, .count)
     }
 
     /// One JSON Line (no newline).

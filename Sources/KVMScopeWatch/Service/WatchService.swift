@@ -31,8 +31,8 @@ public final class WatchService: @unchecked Sendable {
     }
     /// The event log: host kernel errors are written there too (`host` records).
     public var events: (any WatchEventSink)?
-    public var openDrops: (_ series: HostSeries, _ warn: @escaping @Sendable (String) -> Void) throws -> DropsWatch = {
-        try DropsWatch.open(series: $0, warn: $1)
+    public var openDrops: (_ series: HostSeries, _ events: (any WatchEventSink)?, _ warn: @escaping @Sendable (String) -> Void) throws -> DropsWatch = {
+        try DropsWatch.open(series: $0, events: $1, warn: $2)
     }
 
     public init(options: WatchOptions, configPath: String?, commandLine: WatchConfig, watcher: Watcher,
@@ -133,7 +133,7 @@ public final class WatchService: @unchecked Sendable {
     private func openDropsLocked() throws {
         let series = watcher.metrics.host
         do {
-            let d = try openDrops(series, log)
+            let d = try openDrops(series, events, log)
             d.start()
             drops = d
         } catch {
