@@ -89,6 +89,7 @@ import KVMScopeTestSupport
         settings.maxConcurrent = 1
         settings.maxDiskBytes = 1 << 20
         settings.cooldownSeconds = 3600
+        settings.skipRepeatSeconds = 0
         try AutoRecorder.prepare(settings)
         let fake = FakeCapture(), log = WatchEventCollector(), metrics = WatchMetrics()
         let recorder = AutoRecorder(settings: settings, metrics: metrics, events: log, record: fake.record)
@@ -150,6 +151,30 @@ import KVMScopeTestSupport
         #expect(started?.domain == "web1" && started?.qmp == "libvirt:web1")
         #expect(started?.message?.contains("tainted") == true)
         #expect(captures(metrics, "recorded") == 1)
+    }
+
+    /// A storm of BLOCK_IO_ERRORs on a VM that gets no capture is said and counted once per
+    /// skipRepeatSeconds, not once per error; the running capture's VM costs nothing more.
+    @Test func anErrorStormIsSkippedOnceNotPerError() throws {
+        let dir = TempDir()
+        var settings = AutoRecordSettings(directory: dir.path + "/c")
+        settings.maxConcurrent = 1
+        try AutoRecorder.prepare(settings)
+        let fake = FakeCapture(), log = WatchEventCollector(), metrics = WatchMetrics()
+        let recorder = AutoRecorder(settings: settings, metrics: metrics, events: log, record: fake.record)
+        let s1 = SharedQMPMonitor(ScriptedMonitor(address: "vm1", replies: FakeVM.replies(name: "vm1")))
+        let s2 = SharedQMPMonitor(ScriptedMonitor(address: "vm2", replies: FakeVM.replies(name: "vm2")))
+        let pid = getpid()
+        recorder.trigger(key: "vm1", domain: "vm1", address: "vm1") { (s1.client(), pid) }
+        #expect(eventually { fake.count == 1 })
+        for _ in 0..<1000 {
+            recorder.trigger(key: "vm1", domain: "vm1", address: "vm1") { (s1.client(), pid) }
+            recorder.trigger(key: "vm2", domain: "vm2", address: "vm2") { (s2.client(), pid) }
+        }
+        recorder.stop(waiting: 5)
+        #expect(captures(metrics, "skipped-busy") == 1)
+        #expect(log.records.filter { $0.event == "skipped" }.count == 1)
+        #expect(fake.count == 1)
     }
 
     @Test func settingsAreCheckedAtStart() throws {

@@ -20,6 +20,9 @@ public struct AutoRecordSettings: Equatable, Sendable {
     public var maxSeconds: Double = 3600
     /// A VM whose capture ended gets a new one only this long after (one incident, one capture).
     public var cooldownSeconds: Double = 3600
+    /// A VM whose error got no capture for a bound is said (and counted) once this long, not
+    /// once per error of a storm.
+    public var skipRepeatSeconds: Double = 60
 
     public init(directory: String) { self.directory = directory }
 }
@@ -42,6 +45,8 @@ public final class AutoRecorder: @unchecked Sendable {
     private let lock = NSLock()
     private var running: [String: Thread] = [:]          // VM key → its capture's thread
     private var lastEnded: [String: Double] = [:]         // VM key → monotonic time its capture ended
+    /// VM key → when its error last got no capture for a bound (`skipRepeatSeconds`).
+    private var lastSkipped: [String: Double] = [:]
     private var stopRequested = false
     private var usage: (bytes: Int64, at: Double) = (0, -.infinity)
     private let allDone = NSCondition()
@@ -75,6 +80,15 @@ public final class AutoRecorder: @unchecked Sendable {
     func trigger(key: String, domain: String, address: String,
                  connect: @escaping @Sendable () throws -> (monitor: any QMPMonitor, pid: Int32?)) {
         let now = VMWorker.now()
+        // Every BLOCK_IO_ERROR of a storm comes here: the common answers (recording it already,
+        // recorded it lately, said no a moment ago) cost a lock and no more.
+        let quick: Bool = lock.withLock {
+            if stopRequested || running[key] != nil { return false }
+            if let ended = lastEnded[key], now - ended < settings.cooldownSeconds { return false }
+            if let said = lastSkipped[key], now - said < settings.skipRepeatSeconds { return false }
+            return true
+        }
+        guard quick else { return }
         var options = RecordOptions(outputDirectory: Self.newDirectory(in: settings.directory, domain: domain))
         options.flightRecorderBytes = settings.traceBytes
         options.afterSeconds = settings.afterSeconds
@@ -86,8 +100,9 @@ public final class AutoRecorder: @unchecked Sendable {
         let decision: String? = lock.withLock {
             if stopRequested || running[key] != nil { return "" }
             if let ended = lastEnded[key], now - ended < settings.cooldownSeconds { return "" }
-            if running.count >= settings.maxConcurrent { return "skipped-busy" }
-            if diskBytesLocked(now: now, fresh: true) >= settings.maxDiskBytes { return "skipped-disk-full" }
+            if running.count >= settings.maxConcurrent { lastSkipped[key] = now; return "skipped-busy" }
+            if diskBytesLocked(now: now, fresh: true) >= settings.maxDiskBytes { lastSkipped[key] = now; return "skipped-disk-full" }
+            lastSkipped[key] = nil
             let captureOptions = options
             let t = Thread { [self] in run(key: key, domain: domain, address: address, options: captureOptions, connect: connect) }
             t.name = "kvmscope-capture"
