@@ -16,7 +16,8 @@ struct WatchCommand: ParsableCommand {
         query-blockstats every interval; a scrape serves the last poll, never asks QEMU. Each VM \
         has its own connection and thread: one that hangs, sends garbage, exits or whose socket \
         comes and goes delays only itself (kvmscope_watch_qmp_errors_total counts why). It only \
-        reads: it never pauses, resumes or changes a VM. QEMU serves one client per monitor, so \
+        reads (it never pauses, resumes or changes a VM) unless --auto-record or \
+        --latency-histograms says otherwise. QEMU serves one client per monitor, so \
         give each VM a monitor of its own for kvmscope (not libvirt's).
         --libvirt URI watches every running domain of that libvirt instead, through libvirt: \
         domains and their state and read/write/flush counters from libvirt's statistics (disks \
@@ -47,7 +48,7 @@ struct WatchCommand: ParsableCommand {
         block:block_rq_error tracepoint (the log is rate-limited); only messages from when watch \
         starts are counted, not what the ring holds already. --drops counts packet drops as \
         `kvmscope drops` sees them (root: tracefs; or CAP_NET_ADMIN: NET_DM).
-        --auto-record DIR changes a VM, and only then: on its first BLOCK_IO_ERROR a capture \
+        --auto-record DIR changes a VM while it records it: on its first BLOCK_IO_ERROR a capture \
         starts, as `kvmscope record --flight-recorder 64M` would make it, over watch's own \
         connection to the VM (QEMU serves one client per monitor); it turns on the trace events \
         kvmscope reads and points QEMU's log at a file, and turns them off and back when it ends \
