@@ -244,28 +244,29 @@ public struct HostKernelLogReader {
         case .scsi(let se):
             // "sd H:C:T:L: msg" lines without "[sdX]" name the SCSI address only.
             let device = se.device == "?" || se.device.isEmpty ? se.address : se.device
-            func make(_ kind: HostFindingKind, _ device: String?) -> HostKernelFinding {
-                var f = HostKernelFinding(kind: kind, device: device, time: ctx.time, line: ctx.lineNumber, message: "")
+            // Each line of a SCSI command carries its tag: HostFailureGrouping ties them by it.
+            func scsi(_ kind: HostFindingKind) -> HostKernelFinding {
+                var f = make(kind, device)
                 f.tag = se.tag
                 return f
             }
             switch se.kind {
             case .result(let host, let driver):
-                var f = make(.scsiResult, device)
+                var f = scsi(.scsiResult)
                 f.status = "hostbyte=\(host) driverbyte=\(driver)"
                 return .finding(f)
             case .senseKey(let k):
-                var f = make(.scsiSense, device)
+                var f = scsi(.scsiSense)
                 f.status = "Sense Key : " + k
                 return .finding(f)
             case .additionalSense(let a):
-                var f = make(.scsiSense, device)
+                var f = scsi(.scsiSense)
                 f.status = "Add. Sense: " + a
                 return .finding(f)
             case .unhandled:
-                return .finding(make(.scsiResult, device))
+                return .finding(scsi(.scsiResult))
             case .offline:
-                var f = make(.scsiOffline, device)
+                var f = scsi(.scsiOffline)
                 f.errno = "EIO"
                 return .finding(f)
             case .cdb:
