@@ -65,9 +65,11 @@ struct WatchCommand: ParsableCommand {
         events, host-kernel, block-tracepoint, drops, libvirt, libvirt-read-only, \
         libvirt-passthrough, auto-record, auto-record-limit, auto-record-disk, latency-histograms; \
         options given on the command line win); \
-        SIGHUP reads it again (systemctl reload): QMP patterns, interval and the switches change \
-        at once, VMs still found keep their connections; a bad file changes nothing and is \
-        counted in kvmscope_watch_config_reloads_total{result="failed"}.
+        SIGHUP reads it again (systemctl reload): QMP patterns, interval and the host-kernel, \
+        block-tracepoint and drops switches change at once, VMs still found keep their \
+        connections; listen, events, the libvirt, auto-record and latency-histograms keys wait \
+        for a restart (said in one line); a bad file changes nothing and is counted in \
+        kvmscope_watch_config_reloads_total{result="failed"}.
         SIGTERM or SIGINT stops it cleanly. Exit status: 0 stopped by a signal, 1 a host-wide \
         source that cannot be opened (e.g. /dev/kmsg without CAP_SYSLOG), 2 usage error \
         (bad --listen, port in use, bad --interval, unwritable --events, bad --config); an \
@@ -113,7 +115,7 @@ struct WatchCommand: ParsableCommand {
     @Option(name: .customLong("auto-record-limit"), help: ArgumentHelp("With --auto-record: captures recording at once (1-64, default 2).", valueName: "N"))
     var autoRecordLimit: Int?
 
-    @Option(name: .customLong("auto-record-disk"), help: ArgumentHelp("With --auto-record: the most DIR may hold, earlier captures included (default 2G): at it, captures stop and no new one starts.", valueName: "SIZE"))
+    @Option(name: .customLong("auto-record-disk"), help: ArgumentHelp("With --auto-record: the most DIR may hold, earlier captures included (bytes, or with K, M, G, T: at least 64M; default 2G): at it, captures stop and no new one starts.", valueName: "SIZE"))
     var autoRecordDisk: SizeArgument?
 
     @Flag(name: .customLong("latency-histograms"), help: "Turn on QEMU's latency histograms of each disk that has none (block-latency-histogram-set: changes the VM while watched; off again when watch stops) and export them as kvmscope_block_operation_latency_seconds.")
@@ -146,7 +148,12 @@ struct WatchCommand: ParsableCommand {
         var autoRecorder: AutoRecorder?
         if let a = options.autoRecord {
             try AutoRecorder.prepare(a)
-            autoRecorder = AutoRecorder(settings: a, metrics: metrics, events: log)
+            let recorder = AutoRecorder(settings: a, metrics: metrics, events: log)
+            let held = recorder.directoryBytes
+            if held >= a.maxDiskBytes {
+                CLIOutput.warning("watch: --auto-record \(a.directory) holds \(held >> 20) MiB, at or past its --auto-record-disk limit of \(a.maxDiskBytes >> 20) MiB: no capture starts until earlier ones are moved away")
+            }
+            autoRecorder = recorder
         }
         let watcher = Watcher(discoveries: [options.discovery], libvirt: connectors, libvirtPassthrough: options.libvirtPassthrough,
                               settings: options.settings, metrics: metrics, events: log, autoRecorder: autoRecorder,

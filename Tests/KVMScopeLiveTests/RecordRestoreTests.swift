@@ -72,6 +72,25 @@ final class RecordRestoreTests: XCTestCase {
                              "virtio_blk_handle_write": "disabled", "nbd_co_request_fail": "unavailable",
                              "monitor_qmp_cmd_in_band": "disabled"]
 
+    /// A QEMU that exited but is not yet reaped (a zombie still answers kill(pid, 0)) has nothing
+    /// left to restore: restore must not tell the user to run --restore on it.
+    func testAnExitedUnreapedProcessDoesNotRun() throws {
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { free(argv[0]) }
+        XCTAssertEqual(posix_spawn(&pid, "/bin/true", nil, nil, argv, nil), 0)
+        defer { var st: Int32 = 0; waitpid(pid, &st, 0) }
+        var zombie = false
+        for _ in 0..<100 where !zombie {
+            Thread.sleep(forTimeInterval: 0.02)
+            zombie = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.contains(") Z ") == true
+        }
+        XCTAssertTrue(zombie, "the child exited and waits to be reaped")
+        XCTAssertEqual(kill(pid, 0), 0, "kill(2) still finds it")
+        XCTAssertFalse(VMRecorder.processRuns(pid))
+        XCTAssertTrue(VMRecorder.processRuns(getpid()))
+    }
+
     func testRecordTurnsOffOnlyWhatItTurnedOnAndPointsTheLogBack() throws {
         let logFile = dir + "-vm1-qemu.log"
         FileManager.default.createFile(atPath: logFile, contents: nil)

@@ -16,16 +16,19 @@ import KVMScopeTestSupport
         var statuses: [String] = []
         var events: [String] = []
         var bytes = 4096
+        /// Ends the running captures as a flight recorder's end would (the next failure seen).
+        var endNow = false
         func record(_ o: RecordOptions, _ m: any QMPMonitor, _ p: QEMUProcess,
                     _ shouldStop: () -> (reason: String, detail: String)?) throws -> CaptureManifest {
-            try FileManager.default.createDirectory(atPath: o.outputDirectory, withIntermediateDirectories: false)
+            try FileManager.default.createDirectory(atPath: o.outputDirectory, withIntermediateDirectories: true)
             FileManager.default.createFile(atPath: o.outputDirectory + "/trace.log", contents: Data(count: lock.withLock { bytes }))
             lock.withLock { directories.append(o.outputDirectory) }
             if let s = (try? m.execute("query-status", arguments: nil, timeout: 2)) as? [String: Any], let st = s["status"] as? String {
                 lock.withLock { statuses.append(st) }
             }
             while true {
-                if let (reason, detail) = shouldStop() {
+                let ending: (reason: String, detail: String)? = lock.withLock { endNow } ? ("flight-recorder", "a failure was seen") : shouldStop()
+                if let (reason, detail) = ending {
                     return CaptureManifest(kvmscopeVersion: "test", qmp: m.address, qemuVersion: m.qemuVersion, qemuPid: p.pid,
                                            startTime: 0, endTime: 1, stopReason: reason, stopDetail: detail,
                                            files: .init(trace: ["trace.log"], qmpEvents: "qmp.jsonl", hostKernelLog: nil, blockStats: "b",
@@ -109,6 +112,7 @@ import KVMScopeTestSupport
         recorder.trigger(key: "vm3", domain: "vm/3 ../x", address: "vm3") { (shared2.client(), pid) }
         #expect(captures(metrics, "skipped-disk-full") == 1)
         try FileManager.default.removeItem(atPath: fake.directories[0] + "/big")
+        Thread.sleep(forTimeInterval: 1.1)     // DIR's size is measured at most once a second
         recorder.trigger(key: "vm1", domain: "vm1", address: "vm1") { (shared1.client(), pid) }
         // A monitor whose QEMU cannot be named (TCP): record could not restore its log.
         recorder.trigger(key: "vm2", domain: "vm2", address: "tcp:10.0.0.5:4444") { (shared2.client(), nil) }
@@ -171,10 +175,17 @@ import KVMScopeTestSupport
             recorder.trigger(key: "vm1", domain: "vm1", address: "vm1") { (s1.client(), pid) }
             recorder.trigger(key: "vm2", domain: "vm2", address: "vm2") { (s2.client(), pid) }
         }
-        recorder.stop(waiting: 5)
         #expect(captures(metrics, "skipped-busy") == 1)
         #expect(log.records.filter { $0.event == "skipped" }.count == 1)
         #expect(fake.count == 1)
+        // vm1's capture ends: vm2, skipped a moment ago, is recorded at its next error.
+        fake.lock.withLock { fake.endNow = true }
+        #expect(eventually { recorder.capturesRunning == 0 })
+        fake.lock.withLock { fake.endNow = false }
+        recorder.trigger(key: "vm2", domain: "vm2", address: "vm2") { (s2.client(), pid) }
+        #expect(eventually { fake.count == 2 })
+        #expect(fake.directories.last?.contains("/vm2-") == true)
+        recorder.stop(waiting: 5)
     }
 
     @Test func settingsAreCheckedAtStart() throws {
@@ -188,5 +199,14 @@ import KVMScopeTestSupport
         let o = try c.resolved()
         #expect(o.autoRecord?.directory == "/var/lib/kvmscope/captures" && o.autoRecord?.maxConcurrent == 3 && o.autoRecord?.maxDiskBytes == 1 << 30)
         #expect(throws: WatchError.self) { try AutoRecorder.prepare(AutoRecordSettings(directory: "/proc/kvmscope-captures")) }
+        // root's access(2) says yes to sysfs, where mkdir fails: tried, not asked.
+        #expect(throws: WatchError.badAutoRecord(path: "/sys/kernel", reason: "Operation not permitted")) {
+            try AutoRecorder.prepare(AutoRecordSettings(directory: "/sys/kernel"))
+        }
+        let nested = TempDir()
+        try AutoRecorder.prepare(AutoRecordSettings(directory: nested.path + "/a/b"))
+        #expect(FileManager.default.fileExists(atPath: nested.path + "/a/b"), "made with its parents")
+        let relative = try WatchConfig(qmp: ["/x"], autoRecord: "caps").resolved()
+        #expect(relative.autoRecord?.directory == FileManager.default.currentDirectoryPath + "/caps", "made absolute")
     }
 }

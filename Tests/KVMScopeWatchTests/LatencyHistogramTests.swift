@@ -78,4 +78,25 @@ import KVMScopeTestSupport
         #expect(sets.first?.contains(#""boundaries":[100000,250000,500000,1000000"#) == true && sets.first?.contains(qdev) == true)
         #expect(sets.last == "{\(qdev)}", "turned off again: no boundaries")
     }
+
+    /// Histograms someone set while watch ran (other boundaries than watch's) are theirs: left on.
+    @Test func histogramsSetMeanwhileByAnotherToolAreLeftOn() throws {
+        let dir = TempDir()
+        var replies = FakeVM.replies(name: "web1")
+        replies["block-latency-histogram-set"] = "{}"
+        let vm = try FakeQMPServer(path: dir.path + "/vm1.qmp", behaviour: .qemu, replies: replies)
+        defer { vm.stop() }
+        var settings = WatchSettings.fast
+        settings.latencyHistograms = true
+        let w = Watcher(discoveries: [try QMPSocketDiscovery(patterns: [vm.path])], settings: settings)
+        w.start()
+        #expect(eventually { vm.commands.contains { $0.command == "block-latency-histogram-set" } })
+        let theirs = replies["query-blockstats"]!.replacingOccurrences(
+            of: #""idle_time_ns": 1000"#, with: #""idle_time_ns": 1000, "wr_latency_histogram": {"boundaries": [5000000], "bins": [3, 1]}"#)
+        #expect(theirs != replies["query-blockstats"]!)
+        vm.setReply("query-blockstats", theirs)
+        Thread.sleep(forTimeInterval: 0.5)
+        w.stop()
+        #expect(vm.commands.filter { $0.command == "block-latency-histogram-set" }.count == 1, "theirs are not turned off")
+    }
 }

@@ -43,7 +43,7 @@ public final class AutoRecorder: @unchecked Sendable {
     private let events: (any WatchEventSink)?
     private let record: Record
     private let lock = NSLock()
-    private var running: [String: Thread] = [:]          // VM key → its capture's thread
+    private var running: Set<String> = []                 // VM keys with a capture now
     private var lastEnded: [String: Double] = [:]         // VM key → monotonic time its capture ended
     /// VM key → when its error last got no capture for a bound (`skipRepeatSeconds`).
     private var lastSkipped: [String: Double] = [:]
@@ -65,14 +65,31 @@ public final class AutoRecorder: @unchecked Sendable {
     /// The `result` label of kvmscope_watch_captures_total.
     static let results = ["recorded", "failed", "skipped-busy", "skipped-disk-full", "skipped-no-pid"]
 
-    /// DIR is made (mode 0700) if missing and must be a writable directory: a usage error at start otherwise.
+    /// DIR is made (mode 0700, with its parents) if missing, and must be a directory watch can
+    /// create captures in: tried, with a probe directory made and removed (root's access(2)
+    /// says yes to sysfs and procfs, where mkdir fails). A usage error at start otherwise.
     public static func prepare(_ settings: AutoRecordSettings) throws {
         let dir = settings.directory
-        if mkdir(dir, 0o700) != 0, errno != EEXIST { throw WatchError.badAutoRecord(path: dir, reason: String(cString: strerror(errno))) }
+        // mkdir -p, each level 0700, keeping the errno of the level that fails.
+        var path = dir.hasPrefix("/") ? "" : "."
+        for part in dir.split(separator: "/") {
+            path += "/" + part
+            if mkdir(path, 0o700) != 0, errno != EEXIST {
+                let e = errno
+                var st = stat()
+                if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { continue }
+                throw WatchError.badAutoRecord(path: dir, reason: e == ENOTDIR ? "\((path as NSString).deletingLastPathComponent) is not a directory" : String(cString: strerror(e)))
+            }
+        }
         var st = stat()
         guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else { throw WatchError.badAutoRecord(path: dir, reason: "not a directory") }
-        guard access(dir, W_OK | X_OK) == 0 else { throw WatchError.badAutoRecord(path: dir, reason: String(cString: strerror(errno))) }
+        let probe = (dir as NSString).appendingPathComponent(".kvmscope-probe-\(getpid())")
+        guard mkdir(probe, 0o700) == 0 else { throw WatchError.badAutoRecord(path: dir, reason: String(cString: strerror(errno))) }
+        rmdir(probe)
     }
+
+    /// DIR's size now, for a line at start when it is already at the bound.
+    public var directoryBytes: Int64 { Self.bytes(under: settings.directory) }
 
     /// A VM had a BLOCK_IO_ERROR: records it unless it is being recorded, was recently, or a bound
     /// says no. `key` identifies the VM (its source); `connect` gives the capture its monitor and
@@ -80,44 +97,42 @@ public final class AutoRecorder: @unchecked Sendable {
     func trigger(key: String, domain: String, address: String,
                  connect: @escaping @Sendable () throws -> (monitor: any QMPMonitor, pid: Int32?)) {
         let now = VMWorker.now()
-        // Every BLOCK_IO_ERROR of a storm comes here: the common answers (recording it already,
-        // recorded it lately, said no a moment ago) cost a lock and no more.
-        let quick: Bool = lock.withLock {
-            if stopRequested || running[key] != nil { return false }
-            if let ended = lastEnded[key], now - ended < settings.cooldownSeconds { return false }
-            if let said = lastSkipped[key], now - said < settings.skipRepeatSeconds { return false }
-            return true
+        // Every BLOCK_IO_ERROR of a storm comes here: decided under one lock, with the directory
+        // size measured at most once a second; only a capture that starts costs more. Decided and
+        // reserved together, so two VMs failing at once cannot both take the last slot.
+        let decision: String? = lock.withLock {
+            if stopRequested || running.contains(key) { return "" }
+            if let ended = lastEnded[key], now - ended < settings.cooldownSeconds { return "" }
+            var skip: String?
+            if running.count >= settings.maxConcurrent { skip = "skipped-busy" }
+            else if diskBytesLocked(now: now, fresh: false) >= settings.maxDiskBytes { skip = "skipped-disk-full" }
+            if let skip {
+                // Said and counted once per skipRepeatSeconds; the VM is recorded at its first
+                // error after a slot frees, whenever that is.
+                if let said = lastSkipped[key], now - said < settings.skipRepeatSeconds { return "" }
+                lastSkipped[key] = now
+                return skip
+            }
+            lastSkipped[key] = nil
+            running.insert(key)
+            return nil
         }
-        guard quick else { return }
+        if let decision {
+            if !decision.isEmpty { skipped(decision, domain: domain, address: address) }
+            return
+        }
         var options = RecordOptions(outputDirectory: Self.newDirectory(in: settings.directory, domain: domain))
         options.flightRecorderBytes = settings.traceBytes
         options.afterSeconds = settings.afterSeconds
         options.duration = settings.maxSeconds
         options.live = true          // a failure seen in the trace triggers the flight recorder too
         options.handlesSignals = false
-        // Decided and reserved under one lock: two VMs failing at once cannot both take the last slot.
-        var thread: Thread?
-        let decision: String? = lock.withLock {
-            if stopRequested || running[key] != nil { return "" }
-            if let ended = lastEnded[key], now - ended < settings.cooldownSeconds { return "" }
-            if running.count >= settings.maxConcurrent { lastSkipped[key] = now; return "skipped-busy" }
-            if diskBytesLocked(now: now, fresh: true) >= settings.maxDiskBytes { lastSkipped[key] = now; return "skipped-disk-full" }
-            lastSkipped[key] = nil
-            let captureOptions = options
-            let t = Thread { [self] in run(key: key, domain: domain, address: address, options: captureOptions, connect: connect) }
-            t.name = "kvmscope-capture"
-            t.stackSize = 1 << 20
-            running[key] = t
-            thread = t
-            return nil
-        }
-        if let decision {
-            guard !decision.isEmpty else { return }
-            skipped(decision, domain: domain, address: address)
-            return
-        }
+        let captureOptions = options
+        let thread = Thread { [self] in run(key: key, domain: domain, address: address, options: captureOptions, connect: connect) }
+        thread.name = "kvmscope-capture"
+        thread.stackSize = 1 << 20
         metrics.host.set(WatchMetricFamilies.watchCapturesRunning, [], to: Double(capturesRunning))
-        thread?.start()
+        thread.start()
     }
 
     private func skipped(_ result: String, domain: String, address: String) {
@@ -125,7 +140,7 @@ public final class AutoRecorder: @unchecked Sendable {
         let why: String
         switch result {
         case "skipped-no-pid": why = "no capture: the QEMU process behind \(address) is not known (a TCP monitor), and record needs it to restore QEMU's log"
-        case "skipped-busy": why = "no capture: \(settings.maxConcurrent) captures are running already (--auto-record-limit)"
+        case "skipped-busy": why = "no capture now: \(settings.maxConcurrent) capture\(settings.maxConcurrent == 1 ? " is" : "s are") running already (--auto-record-limit); this VM is recorded at its first error after one ends"
         default: why = "no capture: \(settings.directory) holds \(Self.mib(usageBytes)) MiB, the --auto-record-disk limit is \(Self.mib(settings.maxDiskBytes)) MiB"
         }
         log(domain: domain, address: address, event: "skipped", reason: result, capture: nil, message: why)
@@ -137,11 +152,17 @@ public final class AutoRecorder: @unchecked Sendable {
         var result = "failed"
         var reason: String? = "error", message: String
         var capture: String? = dir
+        var began = false
         do {
             let (client, found) = try connect()
             defer { client.close() }
             if let pid = found {
+                // The directory first: a capture that cannot even begin is `failed`, never `started`.
+                guard mkdir(dir, 0o700) == 0 else {
+                    throw WatchError.badAutoRecord(path: dir, reason: String(cString: strerror(errno)))
+                }
                 let taint = LibvirtAddress.isLibvirt(address) ? " (through libvirt's QMP passthrough: libvirt marks the domain tainted, custom-monitor, until it shuts down)" : ""
+                began = true
                 log(domain: domain, address: address, event: "started", reason: nil, capture: dir,
                     message: "recording into \(dir) until the next failure and \(Int(settings.afterSeconds)) s after it (at most \(Int(settings.maxSeconds)) s)\(taint); then `kvmscope explain \(dir)`")
                 let process = (try? QEMUProcess.read(pid: pid)) ?? QEMUProcess(pid: pid, arguments: [])
@@ -154,10 +175,12 @@ public final class AutoRecorder: @unchecked Sendable {
             }
         } catch {
             message = "\(error)"
+            // A capture that never began has no stop reason and no directory.
+            if !began { reason = nil; capture = nil }
         }
         let now = VMWorker.now()
         let left: Int = lock.withLock {
-            running[key] = nil
+            running.remove(key)
             lastEnded[key] = now
             usage.at = -.infinity
             return running.count
@@ -180,7 +203,7 @@ public final class AutoRecorder: @unchecked Sendable {
             if stopRequested { return ("watch-stopped", "watch stopped") }
             let bytes = diskBytesLocked(now: VMWorker.now(), fresh: false)
             if bytes >= settings.maxDiskBytes {
-                return ("disk-limit", "\(settings.directory) reached \(Self.mib(bytes)) MiB, the --auto-record-disk limit")
+                return ("disk-limit", "\(settings.directory) holds \(Self.mib(bytes)) MiB, at or past the --auto-record-disk limit of \(Self.mib(settings.maxDiskBytes)) MiB")
             }
             return nil
         }

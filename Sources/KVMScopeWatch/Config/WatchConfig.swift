@@ -184,13 +184,15 @@ public struct WatchConfig: Equatable, Sendable {
         var autoRecord: AutoRecordSettings?
         if let dir = self.autoRecord {
             guard !dir.isEmpty else { throw WatchError.badAutoRecord(path: dir, reason: "empty path") }
-            var a = AutoRecordSettings(directory: dir)
+            // Absolute: the event log and the captures name it, and `explain DIR/…` must work from anywhere.
+            let absolute = dir.hasPrefix("/") ? dir : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(dir)
+            var a = AutoRecordSettings(directory: (absolute as NSString).standardizingPath)
             if let n = autoRecordLimit {
                 guard (1...64).contains(n) else { throw WatchError.badAutoRecordSetting("--auto-record-limit \(n): want 1-64 captures at once") }
                 a.maxConcurrent = n
             }
             if let b = autoRecordDisk {
-                guard b >= 64 << 20 else { throw WatchError.badAutoRecordSetting("--auto-record-disk \(b): want at least 64M (a capture's trace alone is up to \(a.traceBytes >> 20) MiB)") }
+                guard b >= 64 << 20 else { throw WatchError.badAutoRecordSetting("--auto-record-disk: \(b) bytes is less than the least it can be, 64M (a capture's trace alone is up to \(a.traceBytes >> 20) MiB)") }
                 a.maxDiskBytes = Int64(b)
                 a.traceBytes = min(a.traceBytes, b / 4)
             }

@@ -196,12 +196,19 @@ final class VMWorker: @unchecked Sendable {
     }
 
     /// Turns off what enableHistograms turned on (block-latency-histogram-set without
-    /// boundaries unsets them), so a VM is left as watch found it.
+    /// boundaries unsets them), so a VM is left as watch found it — but only where the
+    /// histograms are still watch's: boundaries someone set meanwhile are theirs, and stay.
     private func disableHistograms(_ m: any QMPMonitor) {
+        defer { histogramsSet = [] }
+        guard !histogramsSet.isEmpty,
+              let reply = try? m.execute("query-blockstats", arguments: nil, timeout: settings.commandTimeoutSeconds) else { return }
+        let ours = settings.latencyBoundariesNs
+        let disks = BlockStatsParser.parseBlockStats(reply).disks
         for qdev in histogramsSet {
+            guard let d = disks.first(where: { $0.qdev == qdev }),
+                  d.operations.values.allSatisfy({ $0.histogram == nil || $0.histogram?.boundariesNs == ours }) else { continue }
             _ = try? m.execute("block-latency-histogram-set", arguments: ["id": qdev], timeout: settings.commandTimeoutSeconds)
         }
-        histogramsSet = []
     }
 
     /// One poll: state, io-status, counters. Any failure ends the session (the caller reconnects).
