@@ -58,19 +58,25 @@ import KVMScopeTestSupport
         #expect(LatencyHistogramSeries.seconds(2_500_000_000) == "2.5" && LatencyHistogramSeries.seconds(100_000) == "0.0001")
     }
 
-    /// With --latency-histograms a worker turns on the histograms of disks that have none, by
-    /// their QOM path, and off again when watch stops.
-    @Test func aWorkerTurnsHistogramsOnAndOffAgain() throws {
-        let dir = TempDir()
+    /// A lab-like VM and a watcher with --latency-histograms, once it has turned them on.
+    func watchWithHistograms(_ dir: TempDir) throws -> (FakeQMPServer, Watcher, [String: String]) {
         var replies = FakeVM.replies(name: "web1")
         replies["block-latency-histogram-set"] = "{}"
         let vm = try FakeQMPServer(path: dir.path + "/vm1.qmp", behaviour: .qemu, replies: replies)
-        defer { vm.stop() }
         var settings = WatchSettings.fast
         settings.latencyHistograms = true
         let w = Watcher(discoveries: [try QMPSocketDiscovery(patterns: [vm.path])], settings: settings)
         w.start()
         #expect(eventually { vm.commands.contains { $0.command == "block-latency-histogram-set" } })
+        return (vm, w, replies)
+    }
+
+    /// With --latency-histograms a worker turns on the histograms of disks that have none, by
+    /// their QOM path, and off again when watch stops.
+    @Test func aWorkerTurnsHistogramsOnAndOffAgain() throws {
+        let dir = TempDir()
+        let (vm, w, _) = try watchWithHistograms(dir)
+        defer { vm.stop() }
         w.stop()
         let sets = vm.commands.filter { $0.command == "block-latency-histogram-set" }.map(\.arguments)
         let qdev = #""id":"\/machine\/peripheral-anon\/device[0]\/virtio-backend""#
@@ -82,15 +88,8 @@ import KVMScopeTestSupport
     /// Histograms someone set while watch ran (other boundaries than watch's) are theirs: left on.
     @Test func histogramsSetMeanwhileByAnotherToolAreLeftOn() throws {
         let dir = TempDir()
-        var replies = FakeVM.replies(name: "web1")
-        replies["block-latency-histogram-set"] = "{}"
-        let vm = try FakeQMPServer(path: dir.path + "/vm1.qmp", behaviour: .qemu, replies: replies)
+        let (vm, w, replies) = try watchWithHistograms(dir)
         defer { vm.stop() }
-        var settings = WatchSettings.fast
-        settings.latencyHistograms = true
-        let w = Watcher(discoveries: [try QMPSocketDiscovery(patterns: [vm.path])], settings: settings)
-        w.start()
-        #expect(eventually { vm.commands.contains { $0.command == "block-latency-histogram-set" } })
         let theirs = replies["query-blockstats"]!.replacingOccurrences(
             of: #""idle_time_ns": 1000"#, with: #""idle_time_ns": 1000, "wr_latency_histogram": {"boundaries": [5000000], "bins": [3, 1]}"#)
         #expect(theirs != replies["query-blockstats"]!)
