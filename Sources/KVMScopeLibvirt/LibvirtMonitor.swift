@@ -147,12 +147,11 @@ public final class LibvirtMonitor: QMPMonitor, @unchecked Sendable {
         return LibvirtError.failed(call: call ?? "virDomainQemuMonitorCommand(\(command))", code: e.code, message: e.message)
     }
 
-    private func processAlive() -> Bool { qemuPID <= 0 || kill(qemuPID, 0) == 0 || errno == EPERM }
+    private func processAlive() -> Bool { qemuPID <= 0 || QEMUProcess.runs(pid: qemuPID) }
 
     private func waitForExit(seconds: Double) {
         guard qemuPID > 0 else { return }
-        let end = Date().addingTimeInterval(seconds)
-        while processAlive(), Date() < end { usleep(50_000) }
+        QEMUProcess.waitForExit(pid: qemuPID, seconds: seconds)
     }
 
     /// libvirt's messages about the domain's taint marks (virDomainGetMessages,

@@ -87,8 +87,8 @@ final class RecordRestoreTests: XCTestCase {
         }
         XCTAssertTrue(zombie, "the child exited and waits to be reaped")
         XCTAssertEqual(kill(pid, 0), 0, "kill(2) still finds it")
-        XCTAssertFalse(VMRecorder.processRuns(pid))
-        XCTAssertTrue(VMRecorder.processRuns(getpid()))
+        XCTAssertFalse(QEMUProcess.runs(pid: pid))
+        XCTAssertTrue(QEMUProcess.runs(pid: getpid()))
     }
 
     func testRecordTurnsOffOnlyWhatItTurnedOnAndPointsTheLogBack() throws {

@@ -105,7 +105,8 @@ public final class QMPSocketMonitor: QMPMonitor {
 
     // MARK: - Socket
 
-    private static func now() -> Double {
+    /// The monotonic clock every wait on a monitor is measured by.
+    static func now() -> Double {
         var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }

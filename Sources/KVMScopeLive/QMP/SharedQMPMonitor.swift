@@ -69,7 +69,7 @@ public final class SharedQMPMonitor: @unchecked Sendable {
     }
 
     fileprivate func take(for client: Client, waiting seconds: Double) throws -> [QMPMessage] {
-        let deadline = Self.now() + max(0, seconds)
+        let deadline = QMPSocketMonitor.now() + max(0, seconds)
         while true {
             let fd: Int32 = try lock.withLock {
                 if client.hasEvents { return -2 }
@@ -79,7 +79,7 @@ public final class SharedQMPMonitor: @unchecked Sendable {
                 return underlying.pollDescriptor
             }
             if fd == -2 { return lock.withLock { client.drain() } }
-            let left = deadline - Self.now()
+            let left = deadline - QMPSocketMonitor.now()
             if left <= 0 { return [] }
             // The socket or this client's wake pipe (another client read our events off the socket).
             var fds = [pollfd(fd: client.wakeRead, events: Int16(POLLIN), revents: 0)]
@@ -101,11 +101,6 @@ public final class SharedQMPMonitor: @unchecked Sendable {
             return clients.isEmpty && everHadClient
         }
         if last { underlying.close() }
-    }
-
-    static func now() -> Double {
-        var ts = timespec(); clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
     /// One client's view: its own event queue and wake pipe.

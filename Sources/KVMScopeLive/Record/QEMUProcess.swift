@@ -21,6 +21,27 @@ public struct QEMUProcess: Sendable, Equatable {
         return QEMUProcess(pid: pid, arguments: argv.last == "" ? Array(argv.dropLast()) : argv)
     }
 
+    /// The process is there and not a zombie: a QEMU that exited and whose parent has not yet
+    /// reaped it (a shell, a test) still answers kill(pid, 0), and has nothing left to restore.
+    public static func runs(pid: Int32, procRoot: String = "/proc") -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let data = FileManager.default.contents(atPath: "\(procRoot)/\(pid)/stat"),
+              let close = data.lastIndex(of: UInt8(ascii: ")")), close + 2 < data.count else { return true }
+        let state = data[close + 2]
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    }
+
+    /// True once the process no longer runs (`runs`), within `seconds`.
+    @discardableResult
+    public static func waitForExit(pid: Int32, seconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if !runs(pid: pid) { return true }
+            usleep(50_000)
+        }
+        return !runs(pid: pid)
+    }
+
     /// The values of an option, in order (`-D x`, `-D=x` is not QEMU syntax; `--D x` is).
     func values(of option: String) -> [String] {
         var out: [String] = []

@@ -355,7 +355,7 @@ public final class VMRecorder: @unchecked Sendable {
                 // (it dropped the client): the events are still on, and --restore must follow.
                 // QEMU closes its monitors as it exits (a SHUTDOWN, a quit, a signal): give it
                 // two seconds to be gone before concluding it dropped only the client.
-                if let pid = state.qemuPid, Self.processRuns(pid), !Self.waitForExit(pid, seconds: 2) {
+                if let pid = state.qemuPid, QEMUProcess.runs(pid: pid), !QEMUProcess.waitForExit(pid: pid, seconds: 2) {
                     try? state.save(directory: directory)
                     return "the monitor closed while QEMU (pid \(pid)) still runs: run `kvmscope record --restore -o \(directory)`"
                 }
@@ -379,26 +379,6 @@ public final class VMRecorder: @unchecked Sendable {
     }
 
     // MARK: - Helpers
-
-    /// True once the process no longer runs, within `seconds`.
-    static func waitForExit(_ pid: Int32, seconds: Double) -> Bool {
-        let end = monotonic() + seconds
-        while monotonic() < end {
-            if !processRuns(pid) { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return !processRuns(pid)
-    }
-
-    /// The process is there and not a zombie: a QEMU that exited and whose parent has not yet
-    /// reaped it (a shell, a test) still answers kill(pid, 0), and has nothing left to restore.
-    static func processRuns(_ pid: Int32, procRoot: String = "/proc") -> Bool {
-        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
-        guard let data = FileManager.default.contents(atPath: "\(procRoot)/\(pid)/stat"),
-              let close = data.lastIndex(of: UInt8(ascii: ")")), close + 2 < data.count else { return true }
-        let state = data[close + 2]
-        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
-    }
 
     /// The output directory: created mode 0700 (a trace holds guest sector numbers and disk
     /// serials); an existing one must be empty, so no earlier capture is overwritten.
