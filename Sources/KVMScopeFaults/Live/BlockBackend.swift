@@ -98,6 +98,8 @@ public protocol BlockBackend: AnyObject, Sendable {
     /// `length` (a client asks again from where they end) but never go past it, and there is at
     /// least one when the request succeeds.
     func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult
+    /// qemu-io's `truncate`: nil when done, else QEMU's message for why not.
+    func resize(to size: Int64, preallocation: Preallocation) -> String?
 }
 
 /// One run of a disk's allocation map. The flags are NBD's `base:allocation` bits: a hole has
@@ -134,4 +136,6 @@ extension BlockBackend {
     public func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult {
         BlockStatusResult(extents: [BlockExtent(length: length)])
     }
+
+    public func resize(to size: Int64, preallocation: Preallocation) -> String? { "Cannot resize this disk" }
 }

@@ -62,6 +62,17 @@ public protocol LowerDisk: AnyObject, Sendable {
     /// The allocation of a range (`BlockBackend.blockStatus` rules: runs in order from `offset`,
     /// never past `length`, at least one on success).
     func blockAllocation(offset: Int64, length: Int64) -> (errno: Int32, extents: [BlockExtent])
+    /// qemu-io's `truncate`: nil when done, else QEMU's message for why not.
+    func resize(to size: Int64, preallocation: Preallocation) -> String?
+}
+
+/// QEMU's PreallocMode (qapi/block-core.json), as `truncate -m` takes it.
+public enum Preallocation: String, Sendable, CaseIterable {
+    case off, metadata, falloc, full
+}
+
+extension LowerDisk {
+    public func resize(to size: Int64, preallocation: Preallocation) -> String? { "Cannot resize this disk" }
 }
 
 extension RawImageFile: LowerDisk {

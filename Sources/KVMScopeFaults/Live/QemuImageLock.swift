@@ -129,6 +129,36 @@ public struct QemuImageLock: Sendable {
         return QemuImageLock(permissions: permissions, shared: shared, lockedBytes: locked.sorted())
     }
 
+    /// A permission held for one operation, as qemu-io raises its permissions for one command
+    /// (qemu-io-cmds.c `command`: `blk_set_perm` with the command's `perm`, restored after).
+    public struct Temporary {
+        let fd: Int32
+        let byte: Int64
+        public func release() { _ = QemuImageLock.setLock(fd, byte, Int16(F_UNLCK)) }
+    }
+
+    /// Takes `permission` (one bit; one kvmscope never holds for long, such as resize) on top of
+    /// what `fd` holds: its perm byte is locked, then nobody else may hold its shared byte.
+    public static func takeTemporarily(fd: Int32, path: String, permission: QemuBlockPermissions) throws -> Temporary {
+        guard let bit = QemuBlockPermissions.bits.first(where: { permission.contains(bit: $0) }) else {
+            preconditionFailure("takeTemporarily needs one permission")
+        }
+        let byte = permBase + Int64(bit)
+        if let e = setLock(fd, byte, Int16(F_RDLCK)) {
+            throw Failure.system(operation: "F_OFD_SETLK", byte: byte, errno: e, path: path)
+        }
+        let held = Temporary(fd: fd, byte: byte)
+        switch testLock(fd, sharedBase + Int64(bit)) {
+        case .free: return held
+        case .held:
+            held.release()
+            throw Failure.permissionDenied(name: QemuBlockPermissions.name(bit: bit), path: path)
+        case .error(let e):
+            held.release()
+            throw Failure.system(operation: "F_OFD_GETLK", byte: sharedBase + Int64(bit), errno: e, path: path)
+        }
+    }
+
     // MARK: - fcntl (util/osdep.c qemu_lock_fcntl / qemu_lock_fd_test)
 
     /// <asm-generic/fcntl.h>: Glibc exports the OFD commands only under _GNU_SOURCE.

@@ -4,7 +4,13 @@ import Foundation
 /// and returns an errno (0 = ok) instead of throwing, because errors are data for a block device.
 public final class RawImageFile: @unchecked Sendable {
     public let path: String
-    public let size: Int64
+    /// Changes only by `resize` (qemu-io's `truncate`).
+    public var size: Int64 {
+        sizeLock.lock(); defer { sizeLock.unlock() }
+        return currentSize
+    }
+    private var currentSize: Int64
+    private let sizeLock = NSLock()
     public let isReadOnly: Bool
     private let fd: Int32
     /// QEMU's restriction on probed raw images (below); guarded by `headerLock`.
@@ -27,7 +33,7 @@ public final class RawImageFile: @unchecked Sendable {
         }
         self.path = path
         self.fd = fd
-        self.size = Int64(end)
+        self.currentSize = Int64(end)
         self.isReadOnly = readOnly
     }
 
@@ -171,6 +177,48 @@ public final class RawImageFile: @unchecked Sendable {
             return e
         }
         return 0
+    }
+
+    /// qemu-io's `truncate` on a raw file (block/file-posix.c `handle_aiocb_truncate`): `off`
+    /// cuts or extends the file, `falloc` allocates the new part, `full` writes it with zeroes;
+    /// shrinking with preallocation is refused. While it runs, QEMU's resize permission is taken
+    /// as qemu-io takes it for this one command, so a process that does not share resizing (a
+    /// running guest, qemu-img) keeps the size it relies on. Returns QEMU's message on failure.
+    public func resize(to newSize: Int64, preallocation: Preallocation) -> String? {
+        if isReadOnly { return "Block node is read-only" }
+        guard newSize >= 0 else { return "Image size cannot be negative" }
+        if preallocation == .metadata { return "Unsupported preallocation mode: metadata" }
+        let lock: QemuImageLock.Temporary
+        do {
+            lock = try QemuImageLock.takeTemporarily(fd: fd, path: path, permission: .resize)
+        } catch {
+            return "\(error)"
+        }
+        defer { lock.release() }
+        sizeLock.lock(); defer { sizeLock.unlock() }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return "Could not stat file: \(KVMScopeError.systemMessage(errno))" }
+        let current = Int64(st.st_size)
+        if current > newSize && preallocation != .off { return "Cannot use preallocation for shrinking files" }
+        switch preallocation {
+        case .falloc where newSize > current:
+            let e = posix_fallocate(fd, off_t(current), off_t(newSize - current))
+            if e != 0 { return "Could not preallocate new data: \(KVMScopeError.systemMessage(e))" }
+        case .full where newSize > current:
+            guard ftruncate(fd, off_t(newSize)) == 0 else { return "Could not resize file: \(KVMScopeError.systemMessage(errno))" }
+            let chunk = [UInt8](repeating: 0, count: 1 << 20)
+            var at = current
+            while at < newSize {
+                let n = Int(min(Int64(chunk.count), newSize - at))
+                let e = chunk.withUnsafeBytes { writeUnguarded(offset: at, from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                if e != 0 { return "Could not write zeros for preallocation: \(KVMScopeError.systemMessage(e))" }
+                at += Int64(n)
+            }
+        default:
+            guard ftruncate(fd, off_t(newSize)) == 0 else { return "Could not resize file: \(KVMScopeError.systemMessage(errno))" }
+        }
+        currentSize = newSize
+        return nil
     }
 
     public func sync() -> Int32 {

@@ -91,6 +91,14 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
         return client.perform(.flush, offset: 0, length: 0).errno
     }
 
+    /// NBD has no resize command. QEMU's NBD client (block/nbd.c `nbd_co_truncate`, called
+    /// by qemu-io's truncate with exact=false) refuses to grow and takes a smaller size as
+    /// already satisfied: the export keeps its size.
+    public func resize(to newSize: Int64, preallocation: Preallocation) -> String? {
+        if isReadOnly { return "Block node is read-only" }
+        return newSize > size ? "Cannot grow NBD nodes" : nil
+    }
+
     /// The upstream's base:allocation, or "data" for all when it has none.
     public func blockAllocation(offset: Int64, length: Int64) -> (errno: Int32, extents: [BlockExtent]) {
         guard length > 0 else { return (0, []) }
