@@ -8,7 +8,7 @@ struct IoCommand: ParsableCommand {
         commandName: "io",
         abstract: "qemu-io's job on a raw image, with blkdebug rules applied in-process.",
         discussion: """
-        Prints exactly what qemu-io prints, so scripts and habits carry over. Commands: read [-Cqv] [-P pattern [-s off] [-l len]] off len; write [-Cfquz] [-P pattern] off len; flush; discard [-Cq] off len; info; help [command]; quit. Sizes take k/M/G/T suffixes. Without -c, commands are read from standard input (with a prompt on a terminal). The rules fire the events QEMU's raw driver and block layer fire (read_aio, write_aio, pwritev, pwritev_zero, pwritev_done, flush_to_os, flush_to_disk, none); qcow2 metadata events are refused.
+        Prints exactly what qemu-io prints, so scripts and habits carry over. Commands: read, readv, write, writev, discard, flush, aio_read, aio_write, aio_flush, length, map, alloc, truncate, sleep, break, resume, wait_break, remove_break, info, help, quit (`help CMD` gives each one's options). Sizes take k/M/G/T suffixes. Without -c, commands are read from standard input, each after qemu-io's `qemu-io> ` prompt. Where qemu-io would wait forever (a synchronous request at a breakpoint, wait_break on a tag nothing stopped at, aio_flush with a request stopped), kvmscope says so on stderr and goes on. The rules fire the events QEMU's raw driver and block layer fire (read_aio, write_aio, pwritev, pwritev_zero, pwritev_done, flush_to_os, flush_to_disk, none); qcow2 metadata events are refused.
 
         Like qemu-io, it probes the format when -f is not given (and warns, and guards block 0, when probing guessed raw); any other format (qcow2, vmdk, ...) is refused, since writing its metadata as data would destroy it: -f raw treats the bytes as a raw disk. It takes QEMU's image locks, so it refuses an image a running guest, qemu-io or qemu-nbd writes, and they refuse it while it runs; -r -U reads such an image anyway.
 
@@ -20,6 +20,11 @@ struct IoCommand: ParsableCommand {
           4 KiB, 1 ops; 00.00 sec (64.438 MiB/sec and 16496.2059 ops/sec)
           $ kvmscope io --rules write-eio.cfg disk.img -c 'write 1M 4k'
           write failed: Input/output error
+          $ kvmscope io -f raw disk.img -c 'break write_aio A' -c 'aio_write 0 4k' -c 'wait_break A' -c 'resume A' -c 'aio_flush'
+          blkdebug: Suspended request 'A'
+          blkdebug: Resuming request 'A'
+          wrote 4096/4096 bytes at offset 0
+          4 KiB, 1 ops; 00.00 sec (3.688 MiB/sec and 944.1631 ops/sec)
         IMAGE may also be an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH), as for qemu-io: the same commands and rules, on the upstream's export (its size, read-only flag and commands; flushes forwarded). Its format is probed like a file's and anything but raw is refused; with -f raw the bytes are taken as they are.
           $ kvmscope io 'nbd+unix:///?socket=/tmp/q.sock' -c 'read -P 0 0 64k'
         Exit status: 0 every command succeeded, 1 a command failed (or the image or rules were refused: not raw, locked, bad rules), 2 usage error.
@@ -89,6 +94,7 @@ struct IoCommand: ParsableCommand {
         session.onFault = { fault, command in
             writer?.write(FaultLogRecord(fault: fault, client: "kvmscope-io", command: command, nbdError: nil))
         }
+        if upstream != nil { session.hasDriverInfo = false }
         var failed = false
         if !commands.isEmpty {
             for c in commands {
@@ -96,15 +102,21 @@ struct IoCommand: ParsableCommand {
                 if session.quitRequested { break }
             }
         } else {
+            // qemu-io prompts for every command it reads from standard input, a terminal or not
+            // (qemu-io.c `command_loop`: the prompt is printed before each readline).
             let interactive = isatty(STDIN_FILENO) == 1
             while true {
-                if interactive { CLIOutput.write("kvmscope io> ") }
+                session.deliverCompletions()
+                CLIOutput.write("qemu-io> ")
                 guard let line = readLine() else { break }
                 if !session.run(line) { failed = true }
                 if session.quitRequested { break }
             }
             if interactive { CLIOutput.write("\n") }
         }
+        // Background requests complete and report before the image is closed, as qemu-io's
+        // blk_unref drains them.
+        session.finish()
         if failed { throw ExitCode.failure }
     }
 

@@ -195,7 +195,7 @@ private func waitForLockByte(_ path: String, _ byte: Int64) -> Bool {
             let holder = try Holder(kvmscope, holderArgs)
             if holderArgs[0] == "io" {
                 holder.send("info\n")
-                #expect(holder.line() == "format name: raw\n")   // open and locked
+                #expect(holder.line() == "qemu-io> format name: raw\n")   // open and locked
             } else {
                 #expect(holder.line().hasPrefix("nbd://127.0.0.1:"))
             }

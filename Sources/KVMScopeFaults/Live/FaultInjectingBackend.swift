@@ -29,6 +29,9 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     /// QEMU's write_gen / flushed_gen: a flush only reaches the disk if something was written since.
     private var writeGeneration: UInt64 = 0
     private var flushedGeneration: UInt64 = 0
+    /// qemu-io's `break` points (set before the first request; `kvmscope io` only): a request
+    /// stops at an event before the event is fired into the rules, outside the lock.
+    public var breakpoints: BlkdebugBreakpoints?
 
     public init(image: any LowerDisk, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
                 clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds) {
@@ -72,9 +75,15 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
 
     /// Fires `events` and checks the request, under the lock.
     private func decide(_ events: [BlkdebugEvent], _ op: BlockOperation, offset: Int64, length: Int64) -> InjectedFault? {
+        if let breakpoints {
+            for e in events {
+                breakpoints.reach(e)
+                lock.lock(); engine?.fire(e); lock.unlock()
+            }
+        }
         lock.lock(); defer { lock.unlock() }
         guard let engine else { return nil }
-        for e in events { engine.fire(e) }
+        if breakpoints == nil { for e in events { engine.fire(e) } }
         guard let d = engine.check(offset: offset, bytes: op == .flush ? 0 : length, iotype: op.iotype),
               d.errno != 0 || d.delayNanoseconds != 0 else { return nil }
         return InjectedFault(rule: d.rule, ruleIndex: d.ruleIndex, operation: op, offset: offset, length: length,
@@ -101,6 +110,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     }
 
     private func fire(_ event: BlkdebugEvent) {
+        breakpoints?.reach(event)
         lock.lock(); defer { lock.unlock() }
         engine?.fire(event)
         if event == .pwritevDone { writeGeneration &+= 1 }
@@ -223,6 +233,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     }
 
     private func blkdebugFlush() -> BlockCompletion {
+        breakpoints?.reach(.flushToOS)
         lock.lock()
         engine?.fire(.flushToOS)
         let generation = writeGeneration
@@ -237,6 +248,12 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
             lock.unlock()
         }
         return completion(fault, ioErrno: e)
+    }
+
+    /// blkdebug forwards a truncate to its file without checking rules or firing events
+    /// (block/blkdebug.c `blkdebug_co_truncate`).
+    public func resize(to size: Int64, preallocation: Preallocation) -> String? {
+        image.resize(to: size, preallocation: preallocation)
     }
 
     /// The lower disk's allocation (SEEK_DATA/SEEK_HOLE on a file, an NBD upstream's

@@ -1,50 +1,106 @@
 import Foundation
 
-/// `kvmscope io`: qemu-io's commands on a `BlockBackend`, printing qemu-io's exact lines.
-/// Commands: read, write, flush, discard, info, help, quit (and qemu-io's one-letter names).
+/// `kvmscope io`: qemu-io's commands on a `BlockBackend`, printing qemu-io's exact lines
+/// (qemu-io-cmds.c, QEMU 7.2). Synchronous commands are in QemuIOSession+Requests.swift, the
+/// asynchronous ones and blkdebug's breakpoints in QemuIOSession+Async.swift.
 /// Each command returns whether it succeeded; like qemu-io, a session fails if any command did.
 public final class QemuIOSession {
     public let backend: any BlockBackend
-    /// Where the report goes (qemu-io's stdout) and where complaints go (its stderr).
-    private let out: (String) -> Void
-    private let err: (String) -> Void
-    /// Called for every fault a rule injected (for `--log`).
+    /// Where the report goes (qemu-io's stdout) and where complaints go (its stderr). Requests
+    /// running in the background print too (blkdebug's breakpoint lines), so both go through
+    /// `outputLock`.
+    private let outSink: (String) -> Void
+    private let errSink: (String) -> Void
+    private let outputLock = NSLock()
+    /// Called for every fault a rule injected (for `--log`); from request threads too.
     public var onFault: ((InjectedFault, String) -> Void)?
     public private(set) var quitRequested = false
     public var formatName = "raw"
+    /// Whether `info` has the driver's cluster size and VM state offset to print: a file has
+    /// (zeroes, for raw); QEMU's NBD client gives none (bdrv_get_info fails), so only the format.
+    public var hasDriverInfo = true
+    /// What stderr lines are prefixed with where qemu-io's error_report says `qemu-io: `.
+    public var programName = "kvmscope io"
 
     /// qemu-io's BDRV_REQUEST_MAX_BYTES.
     public static let maxRequestBytes: Int64 = (Int64(Int32.max) >> 9) << 9
 
+    /// Requests in the background (aio_read, aio_write) and their state.
+    let async: AsyncRequests
+
     public init(backend: any BlockBackend, out: @escaping (String) -> Void, err: @escaping (String) -> Void) {
         self.backend = backend
-        self.out = out
-        self.err = err
+        self.outSink = out
+        self.errSink = err
+        self.async = AsyncRequests()
+        if let injecting = backend as? FaultInjectingBackend, injecting.breakpoints == nil {
+            injecting.breakpoints = BlkdebugBreakpoints(observer: async.breakpointObserver(session: self))
+        }
     }
+
+    func out(_ s: String) { outputLock.lock(); outSink(s); outputLock.unlock() }
+    func err(_ s: String) { outputLock.lock(); errSink(s); outputLock.unlock() }
+    /// qemu-io's error_report: `PROGRAM: message` on stderr.
+    func report(_ s: String) { err("\(programName): \(s)\n") }
 
     struct Command {
         let name: String
         let altName: String?
-        let args: String
+        /// nil: qemu-io prints no argument field at all (`flush -- ...`); "" prints an empty one
+        /// (`map  -- ...`).
+        let args: String?
         let oneline: String
         let help: String
+        let argmin: Int
+        let argmax: Int
     }
 
+    /// qemu-io 7.2's commands that kvmscope implements, in qemu-io's (sorted) order, with its
+    /// argument counts, argument strings and one-line descriptions.
     static let commands: [Command] = [
+        Command(name: "aio_flush", altName: nil, args: nil, oneline: "completes all outstanding aio requests", help: "", argmin: 0, argmax: 0),
+        Command(name: "aio_read", altName: nil, args: "[-Ciqv] [-P pattern] off len [len..]", oneline: "asynchronously reads a number of bytes",
+                help: " Reads len bytes (the sum of the lengths) at off in the background; the report is printed when it completes, at the latest by aio_flush.\n -C, -- report statistics in a machine parsable format\n -P, -- use a pattern to verify read data\n -i, -- treat request as invalid, for exercising stats\n -v, -- dump buffer to standard output\n -q, -- quiet mode, do not show I/O statistics\n",
+                argmin: 2, argmax: -1),
+        Command(name: "aio_write", altName: nil, args: "[-Cfiquz] [-P pattern] off len [len..]", oneline: "asynchronously writes a number of bytes",
+                help: " Writes len bytes (the sum of the lengths) at off in the background, filled with the pattern (default 0xcd).\n -P, -- use different pattern to fill file\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -i, -- treat request as invalid, for exercising stats\n -q, -- quiet mode, do not show I/O statistics\n -u, -- with -z, allow unmapping\n -z, -- write zeroes\n",
+                argmin: 2, argmax: -1),
+        Command(name: "alloc", altName: "a", args: "offset [count]", oneline: "checks if offset is allocated in the file", help: "", argmin: 1, argmax: 2),
+        Command(name: "break", altName: nil, args: "event tag", oneline: "sets a breakpoint on event and tags the stopped request as tag", help: "", argmin: 2, argmax: 2),
         Command(name: "discard", altName: "d", args: "[-Cq] off len", oneline: "discards a number of bytes at a specified offset",
-                help: " Discards (unmaps) a range of the image; reads of it may then return zeroes.\n -C, -- report statistics in a machine parsable format\n -q, -- quiet mode, do not show I/O statistics\n"),
-        Command(name: "flush", altName: "f", args: "", oneline: "flush all in-core file state to disk",
-                help: " Flushes the image (fdatasync), passing through blkdebug's flush_to_os and flush_to_disk events.\n"),
-        Command(name: "help", altName: "?", args: "[command]", oneline: "help for one or all commands", help: ""),
-        Command(name: "info", altName: "i", args: "", oneline: "prints information about the current file", help: ""),
-        Command(name: "quit", altName: "q", args: "", oneline: "exit the program", help: ""),
+                help: " Discards (unmaps) a range of the image; reads of it may then return zeroes.\n -C, -- report statistics in a machine parsable format\n -q, -- quiet mode, do not show I/O statistics\n",
+                argmin: 2, argmax: -1),
+        Command(name: "flush", altName: "f", args: nil, oneline: "flush all in-core file state to disk",
+                help: "", argmin: 0, argmax: 0),
+        Command(name: "help", altName: "?", args: "[command]", oneline: "help for one or all commands", help: "", argmin: 0, argmax: 1),
+        Command(name: "info", altName: "i", args: nil, oneline: "prints information about the current file", help: "", argmin: 0, argmax: 0),
+        Command(name: "length", altName: "l", args: nil, oneline: "gets the length of the current file", help: "", argmin: 0, argmax: 0),
+        Command(name: "map", altName: nil, args: "", oneline: "prints the allocated areas of a file", help: "", argmin: 0, argmax: 0),
+        Command(name: "quit", altName: "q", args: nil, oneline: "exit the program", help: "", argmin: 0, argmax: 0),
         Command(name: "read", altName: "r", args: "[-Cqv] [-P pattern [-s off] [-l len]] off len",
                 oneline: "reads a number of bytes at a specified offset",
-                help: " Example: 'read -v 512 1k' dumps 1 KiB read at byte 512.\n -C, -- report statistics in a machine parsable format\n -l, -- length for pattern verification (only with -P)\n -P, -- use a pattern to verify read data\n -q, -- quiet mode, do not show I/O statistics\n -s, -- start offset for pattern verification (only with -P)\n -v, -- dump buffer to standard output\n"),
+                help: " Example: 'read -v 512 1k' dumps 1 KiB read at byte 512.\n -C, -- report statistics in a machine parsable format\n -l, -- length for pattern verification (only with -P)\n -P, -- use a pattern to verify read data\n -q, -- quiet mode, do not show I/O statistics\n -s, -- start offset for pattern verification (only with -P)\n -v, -- dump buffer to standard output\n",
+                argmin: 2, argmax: -1),
+        Command(name: "readv", altName: nil, args: "[-Cqv] [-P pattern] off len [len..]", oneline: "reads a number of bytes at a specified offset",
+                help: " Reads into one buffer per length, one after the other from off.\n -C, -- report statistics in a machine parsable format\n -P, -- use a pattern to verify read data\n -v, -- dump buffer to standard output\n -q, -- quiet mode, do not show I/O statistics\n",
+                argmin: 2, argmax: -1),
+        Command(name: "remove_break", altName: nil, args: "tag", oneline: "remove a breakpoint by tag", help: "", argmin: 1, argmax: 1),
+        Command(name: "resume", altName: nil, args: "tag", oneline: "resumes the request tagged as tag", help: "", argmin: 1, argmax: 1),
+        Command(name: "sleep", altName: nil, args: nil, oneline: "waits for the given value in milliseconds", help: "", argmin: 1, argmax: 1),
+        Command(name: "truncate", altName: "t", args: "[-m prealloc_mode] off", oneline: "truncates the current file at the given offset",
+                help: " Sets the image's size. -m off (default) cuts or extends the file; falloc allocates the new part; full writes it with zeroes.\n", argmin: 1, argmax: 3),
+        Command(name: "wait_break", altName: nil, args: "tag", oneline: "waits for the suspension of a request", help: "", argmin: 1, argmax: 1),
         Command(name: "write", altName: "w", args: "[-Cfquz] [-P pattern] off len",
                 oneline: "writes a number of bytes at a specified offset",
-                help: " Example: 'write -P 0xab 0 4k' writes 4 KiB of 0xab at offset 0 (default pattern 0xcd).\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -P, -- use different pattern to fill file\n -q, -- quiet mode, do not show I/O statistics\n -u, -- with -z, allow unmapping\n -z, -- write zeroes\n"),
+                help: " Example: 'write -P 0xab 0 4k' writes 4 KiB of 0xab at offset 0 (default pattern 0xcd).\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -P, -- use different pattern to fill file\n -q, -- quiet mode, do not show I/O statistics\n -u, -- with -z, allow unmapping\n -z, -- write zeroes\n",
+                argmin: 2, argmax: -1),
+        Command(name: "writev", altName: nil, args: "[-Cfq] [-P pattern] off len [len..]", oneline: "writes a number of bytes at a specified offset",
+                help: " Writes one buffer per length, one after the other from off, filled with the pattern (default 0xcd).\n -P, -- use different pattern to fill file\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -q, -- quiet mode, do not show I/O statistics\n",
+                argmin: 2, argmax: -1),
     ]
+
+    /// The commands whose cmdinfo_t asks for BLK_PERM_WRITE.
+    static let writingCommands: Set<String> = ["write", "writev", "aio_write", "discard", "truncate"]
 
     static func find(_ name: String) -> Command? {
         commands.first { $0.name == name || $0.altName == name }
@@ -53,6 +109,7 @@ public final class QemuIOSession {
     /// Runs one command line. Returns false when the command failed (qemu-io then exits 1).
     @discardableResult
     public func run(_ line: String) -> Bool {
+        // qemu-io's breakline: words split on single spaces, empty ones skipped.
         let argv = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         guard let name = argv.first else { return true }
         guard let cmd = Self.find(name) else {
@@ -60,19 +117,45 @@ public final class QemuIOSession {
             return false
         }
         let args = Array(argv.dropFirst())
+        // qemu-io-cmds.c `command`: the argument count is checked before the command runs.
+        if args.count < cmd.argmin || (cmd.argmax != -1 && args.count > cmd.argmax) {
+            return badCount(name, args.count, cmd.argmin, cmd.argmax)
+        }
+        // qemu-io raises a command's permissions before running it (qemu-io-cmds.c `command`,
+        // `ct->perm`), which a read-only image refuses.
+        if Self.writingCommands.contains(cmd.name) && refuseReadOnly() { return false }
+        let ok = dispatch(cmd, name, args)
+        // Background requests that completed meanwhile report now, as qemu-io's main loop runs
+        // their callbacks while it waits for a command's own I/O.
+        if cmd.name != "quit" { deliverCompletions() }
+        return ok
+    }
+
+    private func dispatch(_ cmd: Command, _ name: String, _ args: [String]) -> Bool {
         switch cmd.name {
         case "read": return read(cmd, args)
+        case "readv": return readv(cmd, args)
         case "write": return write(cmd, args)
+        case "writev": return writev(cmd, args)
         case "discard": return discard(cmd, args)
-        case "flush":
-            guard args.isEmpty else { return badCount(cmd, args.count, 0, 0) }
-            return flush()
+        case "flush": return flush()
+        case "aio_read": return aioRead(cmd, args)
+        case "aio_write": return aioWrite(cmd, args)
+        case "aio_flush": return aioFlush()
+        case "length": return length()
+        case "map": return map()
+        case "alloc": return alloc(args)
+        case "truncate": return truncate(cmd, args)
+        case "sleep": return sleep(args[0])
+        case "break": return setBreakpoint(event: args[0], tag: args[1])
+        case "resume": return resume(tag: args[0])
+        case "wait_break": return waitBreak(tag: args[0])
+        case "remove_break": return removeBreakpoint(tag: args[0])
         case "info":
-            guard args.isEmpty else { return badCount(cmd, args.count, 0, 0) }
-            out("format name: \(formatName)\ncluster size: 0 bytes\nvm state offset: 0 bytes\n")
+            out("format name: \(formatName)\n")
+            if hasDriverInfo { out("cluster size: 0 bytes\nvm state offset: 0 bytes\n") }
             return true
-        case "help":
-            return help(args)
+        case "help": return help(args)
         case "quit":
             quitRequested = true
             return true
@@ -81,40 +164,45 @@ public final class QemuIOSession {
         }
     }
 
-    private func badCount(_ cmd: Command, _ n: Int, _ min: Int, _ max: Int) -> Bool {
+    private func badCount(_ name: String, _ n: Int, _ min: Int, _ max: Int) -> Bool {
         if max == -1 {
-            err("bad argument count \(n) to \(cmd.name), expected at least \(min) arguments\n")
+            err("bad argument count \(n) to \(name), expected at least \(min) arguments\n")
         } else if min == max {
-            err("bad argument count \(n) to \(cmd.name), expected \(min) arguments\n")
+            err("bad argument count \(n) to \(name), expected \(min) arguments\n")
         } else {
-            err("bad argument count \(n) to \(cmd.name), expected between \(min) and \(max) arguments\n")
+            err("bad argument count \(n) to \(name), expected between \(min) and \(max) arguments\n")
         }
         return false
     }
 
-    private func usage(_ cmd: Command) -> Bool {
-        out("\(cmd.name) \(cmd.args) -- \(cmd.oneline)\n")
+    /// qemu-io's help_oneline: `NAME [ARGS ]-- ONELINE`.
+    private func oneline(_ name: String, _ cmd: Command) -> String {
+        "\(name) \(cmd.args.map { "\($0) " } ?? "")-- \(cmd.oneline)\n"
+    }
+
+    func usage(_ cmd: Command) -> Bool {
+        out(oneline(cmd.name, cmd))
         return false
     }
 
     private func help(_ args: [String]) -> Bool {
         if let name = args.first {
             guard let cmd = Self.find(name) else {
-                err("command \(name) not found\n")
+                out("command \(name) not found\n")
                 return false
             }
-            out("\(cmd.name) \(cmd.args) -- \(cmd.oneline)\n\n\(cmd.help)\n")
+            out(oneline(name, cmd) + (cmd.help.isEmpty ? "" : "\n\(cmd.help)\n"))
             return true
         }
-        for c in Self.commands {
-            out("\(c.name)\(c.altName.map { " (or \($0))" } ?? "") \(c.args) -- \(c.oneline)\n")
-        }
+        for c in Self.commands { out(oneline(c.name, c)) }
         out("\nUse 'help commandname' for extended help.\n")
         return true
     }
 
+    // MARK: - arguments
+
     /// getopt(3) as glibc does it: options may follow operands, `-Cq` clusters, `-P0xab` or `-P 0xab`.
-    private func getopt(_ cmd: Command, _ args: [String], spec: String) -> (flags: [Character: String], operands: [String])? {
+    func getopt(_ cmd: Command, _ args: [String], spec: String) -> (flags: [Character: String], operands: [String])? {
         var flags: [Character: String] = [:], operands: [String] = []
         var i = 0
         var onlyOperands = false
@@ -143,155 +231,67 @@ public final class QemuIOSession {
         return (flags, operands)
     }
 
-    private func number(_ s: String) -> Int64? {
-        guard let v = QemuIOFormat.parseSize(s) else {
-            out("Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- \(s)\n")
-            return nil
+    /// qemu-io's cvtnum with print_cvtnum_err's messages.
+    func number(_ s: String) -> Int64? {
+        switch QemuIOFormat.parseSizeChecked(s) {
+        case .value(let v): return v
+        case .tooLarge: out("Parsing error: argument too large -- \(s)\n")
+        case .invalid: out("Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- \(s)\n")
         }
-        return v
+        return nil
     }
 
-    private func pattern(_ s: String) -> UInt8? {
-        var v: Int?
-        let t = s.lowercased()
-        if t.hasPrefix("0x") { v = Int(t.dropFirst(2), radix: 16) }
-        else if t.count > 1 && t.hasPrefix("0") { v = Int(t.dropFirst(), radix: 8) }
-        else { v = Int(t) }
-        guard let v, (0...255).contains(v) else {
+    /// parse_pattern: strtol(arg, &end, 0) that must fit a byte.
+    func pattern(_ s: String) -> UInt8? {
+        guard let v = QemuIOFormat.strtol(s), (0...255).contains(v) else {
             out("\(s) is not a valid pattern byte\n")
             return nil
         }
         return UInt8(v)
     }
 
-    /// qemu's blk_check_byte_request: a range outside the image fails with EIO.
-    private func inRange(_ offset: Int64, _ length: Int64) -> Bool {
-        offset <= backend.size && backend.size - offset >= length
+    /// create_iovec's lengths: each a size, the total within one request.
+    func vectorLengths(_ args: ArraySlice<String>) -> [Int]? {
+        var lengths: [Int] = []
+        var total: Int64 = 0
+        for a in args {
+            guard let n = number(a) else { return nil }
+            if n > Self.maxRequestBytes {
+                out("Argument '\(a)' exceeds maximum size \(Self.maxRequestBytes)\n")
+                return nil
+            }
+            if total > Self.maxRequestBytes - n {
+                out("The total number of bytes exceed the maximum size \(Self.maxRequestBytes)\n")
+                return nil
+            }
+            total += n
+            lengths.append(Int(n))
+        }
+        return lengths
     }
 
-    private func complete(_ c: BlockCompletion, _ command: String) -> Int32 {
+    /// qemu's blk_check_byte_request: a range outside the image fails with EIO.
+    func inRange(_ offset: Int64, _ length: Int64) -> Bool {
+        let size = backend.size
+        return offset >= 0 && offset <= size && size - offset >= length
+    }
+
+    /// Waits out what a rule asked for (delay, stall) and logs its faults; returns the errno.
+    func complete(_ c: BlockCompletion, _ command: String) -> Int32 {
         for f in c.faults { onFault?(f, command) }
         if c.delayNanoseconds > 0 { Thread.sleep(forTimeInterval: Double(c.delayNanoseconds) / 1e9) }
-        c.stall?.wait()                            // one request at a time: nothing else to serve meanwhile
+        c.stall?.wait()
         return c.errno
     }
 
-    private func strerror(_ e: Int32) -> String { String(cString: Foundation.strerror(e)) }
+    func strerror(_ e: Int32) -> String { String(cString: Foundation.strerror(e)) }
 
-    private func now() -> Double { FaultRuleEngine.monotonicSeconds() }
+    func now() -> Double { FaultRuleEngine.monotonicSeconds() }
 
-    private func read(_ cmd: Command, _ args: [String]) -> Bool {
-        guard args.count >= 2 else { return badCount(cmd, args.count, 2, -1) }
-        guard let (f, ops) = getopt(cmd, args, spec: "bCl:pP:qrs:v") else { return usage(cmd) }
-        guard ops.count == 2 else { return usage(cmd) }
-        var patternByte: UInt8?
-        if let p = f["P"] { guard let b = pattern(p) else { return false }; patternByte = b }
-        var patternOffset: Int64 = 0, patternCount: Int64?
-        if let l = f["l"] { guard let v = number(l) else { return false }; patternCount = v }
-        if let s = f["s"] { guard let v = number(s) else { return false }; patternOffset = v }
-        guard let offset = number(ops[0]) else { return false }
-        guard let count = number(ops[1]) else { return false }
-        if count > Self.maxRequestBytes {
-            out("length cannot exceed \(Self.maxRequestBytes), given \(ops[1])\n")
-            return false
-        }
-        if patternByte == nil && (f["l"] != nil || f["s"] != nil) { return usage(cmd) }
-        let pcount = patternCount ?? (count - patternOffset)
-        if pcount < 0 || pcount + patternOffset > count {
-            out("pattern verification range exceeds end of read data\n")
-            return false
-        }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(count), alignment: 4096)
-        defer { buffer.deallocate() }
-        buffer.initializeMemory(as: UInt8.self, repeating: 0xab)
-        let t0 = now()
-        let e = inRange(offset, count) ? complete(backend.read(offset: offset, into: buffer), "read") : EIO
-        let t1 = now()
-        if e != 0 {
-            out("read failed: \(strerror(e))\n")
-            return false
-        }
-        var ok = true
-        if let p = patternByte, pcount > 0 {
-            let slice = UnsafeRawBufferPointer(rebasing: buffer[Int(patternOffset)..<Int(patternOffset + pcount)])
-            if slice.contains(where: { $0 != p }) {
-                out("Pattern verification failed at offset \(offset + patternOffset), \(pcount) bytes\n")
-                ok = false
-            }
-        }
-        if f["q"] != nil { return ok }
-        if f["v"] != nil { out(QemuIOFormat.dump(UnsafeRawBufferPointer(buffer), offset: offset)) }
-        out(QemuIOFormat.report("read", seconds: t1 - t0, offset: offset, count: count, total: count, ops: 1, machine: f["C"] != nil))
-        return ok
-    }
-
-    private func write(_ cmd: Command, _ args: [String]) -> Bool {
-        guard args.count >= 2 else { return badCount(cmd, args.count, 2, -1) }
-        guard let (f, ops) = getopt(cmd, args, spec: "CfpP:quz") else { return usage(cmd) }
-        guard ops.count == 2 else { return usage(cmd) }
-        let zero = f["z"] != nil, fua = f["f"] != nil
-        if f["u"] != nil && !zero { out("-u requires -z to be specified\n"); return false }
-        if zero && f["P"] != nil { out("Only one of -z, -P, and -s can be specified at the same time\n"); return false }
-        var fill: UInt8 = 0xcd
-        if let p = f["P"] { guard let b = pattern(p) else { return false }; fill = b }
-        guard let offset = number(ops[0]) else { return false }
-        guard let count = number(ops[1]) else { return false }
-        if count > Self.maxRequestBytes {
-            out("length cannot exceed \(Self.maxRequestBytes) without -n, given \(ops[1])\n")
-            return false
-        }
-        let t0: Double, e: Int32
-        if zero {
-            t0 = now()
-            e = inRange(offset, count)
-                ? complete(backend.writeZeroes(offset: offset, length: count, mayUnmap: f["u"] != nil, fua: fua), "write")
-                : EIO
-        } else {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(count), alignment: 4096)
-            defer { buffer.deallocate() }
-            buffer.initializeMemory(as: UInt8.self, repeating: fill)
-            t0 = now()
-            e = inRange(offset, count) ? complete(backend.write(offset: offset, from: UnsafeRawBufferPointer(buffer), fua: fua), "write") : EIO
-        }
-        let t1 = now()
-        if e != 0 {
-            out("write failed: \(strerror(e))\n")
-            return false
-        }
-        if f["q"] != nil { return true }
-        out(QemuIOFormat.report("wrote", seconds: t1 - t0, offset: offset, count: count, total: count, ops: 1, machine: f["C"] != nil))
-        return true
-    }
-
-    private func discard(_ cmd: Command, _ args: [String]) -> Bool {
-        guard args.count >= 2 else { return badCount(cmd, args.count, 2, -1) }
-        guard let (f, ops) = getopt(cmd, args, spec: "Cq") else { return usage(cmd) }
-        guard ops.count == 2 else { return usage(cmd) }
-        guard let offset = number(ops[0]) else { return false }
-        guard let count = number(ops[1]) else { return false }
-        if count > Self.maxRequestBytes {
-            out("length cannot exceed \(Self.maxRequestBytes), given \(ops[1])\n")
-            return false
-        }
-        let t0 = now()
-        let e = inRange(offset, count) ? complete(backend.discard(offset: offset, length: count), "discard") : EIO
-        let t1 = now()
-        if e != 0 {
-            out("discard failed: \(strerror(e))\n")
-            return false
-        }
-        if f["q"] != nil { return true }
-        out(QemuIOFormat.report("discard", seconds: t1 - t0, offset: offset, count: count, total: count, ops: 1, machine: f["C"] != nil))
-        return true
-    }
-
-    private func flush() -> Bool {
-        let e = complete(backend.flush(), "flush")
-        if e != 0 {
-            // qemu-io prints nothing when a flush fails (only its exit status says so); say it on stderr.
-            err("flush failed: \(strerror(e))\n")
-            return false
-        }
+    /// What a write-type command on a read-only image gets (block.c: "Block node is read-only").
+    func refuseReadOnly() -> Bool {
+        guard backend.isReadOnly else { return false }
+        report("Block node is read-only")
         return true
     }
 }

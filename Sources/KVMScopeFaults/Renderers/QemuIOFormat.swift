@@ -62,6 +62,37 @@ public enum QemuIOFormat {
         return out
     }
 
+    public enum ParsedSize: Equatable { case value(Int64), invalid, tooLarge }
+
+    /// qemu_strtosz's two failures told apart (EINVAL, ERANGE), for print_cvtnum_err.
+    public static func parseSizeChecked(_ s: String) -> ParsedSize {
+        if let v = parseSize(s) { return .value(v) }
+        // Well-formed but past Int64: the same shape with the digits cut down parses.
+        let lower = s.lowercased()
+        let digits = lower.hasPrefix("0x") ? lower.dropFirst(2) : Substring(lower)
+        let body = digits.last.map { suffixScale($0) != nil && !(lower.hasPrefix("0x") && $0.isHexDigit) } == true ? digits.dropLast() : digits
+        let wellFormed = !body.isEmpty && (lower.hasPrefix("0x") ? body.allSatisfy(\.isHexDigit)
+                                           : body.allSatisfy { $0.isNumber || $0 == "." } && body.filter { $0 == "." }.count <= 1)
+        return wellFormed ? .tooLarge : .invalid
+    }
+
+    /// C's strtol(s, &end, 0) that must consume the whole string: decimal, 0x hex, 0 octal, an
+    /// optional sign and leading blanks; nil when something is left over or it overflows.
+    public static func strtol(_ s: String) -> Int? {
+        if s.isEmpty { return 0 }                        // nothing to convert, nothing left over
+        var t = Substring(s).drop { $0 == " " || $0 == "\t" || $0 == "\n" }
+        var negative = false
+        if t.first == "+" || t.first == "-" { negative = t.first == "-"; t = t.dropFirst() }
+        var radix = 10
+        if (t.hasPrefix("0x") || t.hasPrefix("0X")), t.dropFirst(2).first?.isHexDigit == true {
+            radix = 16; t = t.dropFirst(2)
+        } else if t.hasPrefix("0") {
+            radix = 8
+        }
+        guard !t.isEmpty, t.allSatisfy({ $0.isHexDigit }), let v = Int(t, radix: radix) else { return nil }
+        return negative ? -v : v
+    }
+
     /// qemu-io's cvtnum (qemu_strtosz): `4096`, `4k`, `1.5M`, `0x1000`, `1G`; nil = parse error.
     public static func parseSize(_ s: String) -> Int64? {
         guard !s.isEmpty else { return nil }
