@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // `nbd serve --tls`: NBD_OPT_STARTTLS with X.509 certificates (BoringSSL under NIO).
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         // `watch`: the Prometheus text format (swift-prometheus's registry; swift-metrics' CoreMetrics comes with it).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `watch --config FILE`: the TOML configuration file (toml++ under a Swift API).
@@ -95,6 +97,8 @@ let package = Package(
                 "KVMScopeFaults",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: swift6
         ),

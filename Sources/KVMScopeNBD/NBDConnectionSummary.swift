@@ -18,6 +18,8 @@ public struct NBDConnectionSummary: Sendable, Equatable {
     /// The message the client was in the middle of when it disconnected, if any.
     public var truncated: NBDTruncatedMessage?
     public var connectedSeconds: Double = 0
+    /// The TLS version the connection ran under ("TLSv1.3"), nil in the clear.
+    public var tls: String?
 
     public init() {}
 }

@@ -13,10 +13,19 @@ public struct NBDHandshakeDecoder: ByteToMessageDecoder {
     }
 
     private var state = State.waitingForClientFlags
+    /// Set by the handshake handler from NBD_OPT_STARTTLS's acknowledgement to the end of the
+    /// TLS handshake, when nothing may reach this decoder (`NBDStartTLSGate`).
+    private let startTLS: NBDStartTLSGate?
 
-    public init() {}
+    public init() { startTLS = nil }
+
+    init(startTLS: NBDStartTLSGate) { self.startTLS = startTLS }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if let startTLS, startTLS.pending {
+            guard buffer.readableBytes == 0 else { throw NBDProtocolError.plaintextAfterStartTLS(buffer.readableBytes) }
+            return .needMoreData
+        }
         switch state {
         case .waitingForClientFlags:
             guard let flags = buffer.readInteger(as: UInt32.self) else { return .needMoreData }

@@ -1,6 +1,8 @@
 import Foundation
 import KVMScopeFaults
 import NIOCore
+import NIOSSL
+import NIOTLS
 
 /// The handshake phase of one connection: greeting, client flags, options. When the client
 /// picks the export (NBD_OPT_GO or NBD_OPT_EXPORT_NAME) it hands the connection over to the
@@ -30,9 +32,17 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
     private var options = 0
     private var timeout: Scheduled<Void>?
     private var summary = NBDConnectionSummary()
+    private let startTLS: NBDStartTLSGate
+    /// The TLS version once the TLS handshake after NBD_OPT_STARTTLS completed.
+    private var tlsVersion: String?
 
-    public init(configuration: NBDServerConfiguration) {
+    public convenience init(configuration: NBDServerConfiguration) {
+        self.init(configuration: configuration, startTLS: NBDStartTLSGate())
+    }
+
+    init(configuration: NBDServerConfiguration, startTLS: NBDStartTLSGate) {
         self.configuration = configuration
+        self.startTLS = startTLS
     }
 
     private var export: NBDExport { configuration.export }
@@ -88,14 +98,43 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
         context.fireChannelInactive()
     }
 
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            startTLS.pending = false
+            let version = (try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self))?.tlsVersion
+            tlsVersion = version.map(Self.name) ?? "TLS"
+            summary.tls = tlsVersion
+            // What was negotiated in the clear is forgotten (proto.md "TLS support": a
+            // man-in-the-middle could have chosen it); the client negotiates again inside TLS.
+            structuredReplies = false
+            allocationContextExport = nil
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private static func name(_ v: TLSVersion) -> String {
+        switch v {
+        case .tlsv1: return "TLSv1.0"
+        case .tlsv11: return "TLSv1.1"
+        case .tlsv12: return "TLSv1.2"
+        case .tlsv13: return "TLSv1.3"
+        }
+    }
+
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
         if let e = error as? NBDTruncatedMessage {
             summary.truncated = e
             return
         }
+        // A TLS client that closes its socket without TLS's close_notify (QEMU's NBD client does,
+        // after NBD_CMD_DISC) has left like one that resets the connection.
+        if let e = error as? NIOSSLError, e == .uncleanShutdown { return }
         if let e = error as? IOError, e.errnoCode == ECONNRESET || e.errnoCode == EPIPE {
             // The client went away; channelInactive reports it.
             return
+        }
+        if startTLS.pending && !(error is NBDProtocolError) {
+            return violation(context, "TLS handshake failed: \(NBDTLS.describe(handshakeError: error))")
         }
         violation(context, (error as? NBDProtocolError)?.description ?? "\(error)")
     }
@@ -141,7 +180,36 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
 
     private func handleOption(context: ChannelHandlerContext, code: UInt32, data: ByteBuffer) {
         var data = data
+        if let tls = configuration.tls, tls.mode == .require, tlsVersion == nil,
+           code != NBD.Option.startTLS.rawValue, code != NBD.Option.abort.rawValue {
+            guard code != NBD.Option.exportName.rawValue else {
+                // NBD_OPT_EXPORT_NAME has no error reply: the spec's only answer is to close.
+                return violation(context, "asked for an export before NBD_OPT_STARTTLS, and TLS is required (--tls require)")
+            }
+            return errorReply(context, code, NBD.Reply.errTLSReqd, "TLS is required: send NBD_OPT_STARTTLS first")
+        }
         switch NBD.Option(rawValue: code) {
+        case .startTLS:
+            guard let tls = configuration.tls else {
+                return errorReply(context, code, NBD.Reply.errUnsup, "TLS is not enabled on this server (kvmscope nbd serve --tls)")
+            }
+            guard tlsVersion == nil else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "TLS is already in use on this connection")
+            }
+            guard data.readableBytes == 0 else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "NBD_OPT_STARTTLS takes no data")
+            }
+            // The acknowledgement goes out in the clear, ahead of the TLS handler: written and
+            // flushed before that handler is in the pipeline. From here until the TLS handshake
+            // completes, any byte reaching the option decoder was sent in the clear: it closes.
+            startTLS.pending = true
+            context.writeAndFlush(wrapOutboundOut(.optionReply(option: code, type: NBD.Reply.ack, data: ByteBuffer())), promise: nil)
+            do {
+                try context.pipeline.syncOperations.addHandler(tls.makeHandler(), name: NBDHandlerName.tls, position: .first)
+            } catch {
+                close(context, because: "cannot start TLS: \(error)")
+            }
+
         case .exportName:
             let name = data.readString(length: data.readableBytes) ?? ""
             guard export.matches(name) else {
@@ -256,8 +324,9 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
         timeout?.cancel()
         // proto.md: block status only if the last SET_META_CONTEXT named the export chosen now.
         let allocationID = allocationContextExport == export.name ? NBD.MetaContext.allocationID : nil
-        let session = NBDSession(client: client, structuredReplies: structuredReplies, connectedAt: connectedAt,
+        var session = NBDSession(client: client, structuredReplies: structuredReplies, connectedAt: connectedAt,
                                  allocationContextID: allocationID)
+        session.tls = tlsVersion
         do {
             try context.pipeline.syncOperations.enterNBDTransmissionPhase(configuration: configuration, session: session,
                                                                           handshakeHandler: self)
@@ -276,6 +345,8 @@ public struct NBDSession: Sendable {
     /// The id NBD_OPT_SET_META_CONTEXT gave `base:allocation` for this export; nil: the client
     /// selected no context, and NBD_CMD_BLOCK_STATUS gets EINVAL.
     public var allocationContextID: UInt32?
+    /// The TLS version the connection runs under, nil in the clear.
+    public var tls: String?
 
     public init(client: String, structuredReplies: Bool, connectedAt: NIODeadline, allocationContextID: UInt32? = nil) {
         self.client = client

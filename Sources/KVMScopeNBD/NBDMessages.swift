@@ -66,6 +66,8 @@ public enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
     case badRequestMagic(UInt32)
     case unknownClientFlags(UInt32)
     case tooManyOptions(Int)
+    /// Bytes in the clear after NBD_OPT_STARTTLS, before the TLS handshake (`NBDStartTLSGate`).
+    case plaintextAfterStartTLS(Int)
 
     public var description: String {
         switch self {
@@ -74,6 +76,8 @@ public enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
         case let .badRequestMagic(m): return "request with bad magic 0x\(String(m, radix: 16))"
         case let .unknownClientFlags(f): return "unknown client flags 0x\(String(f, radix: 16))"
         case let .tooManyOptions(n): return "more than \(n) options without choosing an export"
+        case let .plaintextAfterStartTLS(n):
+            return "\(n) bytes sent in the clear after NBD_OPT_STARTTLS, before TLS (a plaintext injection attempt)"
         }
     }
 }

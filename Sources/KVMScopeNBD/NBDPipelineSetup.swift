@@ -10,9 +10,12 @@ public struct NBDServerConfiguration: Sendable {
     public let budget: NBDMemoryBudget
     /// Where disk I/O runs (started by the owner); nil: on the connection's event loop.
     public var ioThreads: NIOThreadPool?
+    /// NBD_OPT_STARTTLS and whether clients must use it; nil: STARTTLS is unsupported.
+    public var tls: NBDTLS?
 
     public init(export: NBDExport, limits: NBDServerLimits = NBDServerLimits(), observer: (any NBDServerObserver)? = nil,
-                budget: NBDMemoryBudget? = nil, ioThreads: NIOThreadPool? = nil) {
+                budget: NBDMemoryBudget? = nil, ioThreads: NIOThreadPool? = nil, tls: NBDTLS? = nil) {
+        self.tls = tls
         self.export = export
         self.limits = limits
         self.observer = observer
@@ -23,6 +26,7 @@ public struct NBDServerConfiguration: Sendable {
 
 /// Handler names in an NBD server pipeline.
 public enum NBDHandlerName {
+    public static let tls = "nbd.tls"
     public static let handshakeDecoder = "nbd.handshake-decoder"
     public static let encoder = "nbd.encoder"
     public static let handshake = "nbd.handshake"
@@ -38,11 +42,13 @@ extension ChannelPipeline.SynchronousOperations {
     ///     handshake:     [handshake decoder] [encoder] [NBDHandshakeHandler]
     ///     transmission:  [request decoder] [encoder] ([IdleStateHandler]) [NBDTransmissionHandler]
     ///
-    /// The handshake handler switches to the second line itself once the export is chosen.
+    /// The handshake handler switches to the second line itself once the export is chosen, and
+    /// after NBD_OPT_STARTTLS puts the TLS handler in front of both ([NIOSSLServerHandler] ...).
     public func configureNBDServerPipeline(configuration: NBDServerConfiguration) throws {
-        try addHandler(ByteToMessageHandler(NBDHandshakeDecoder()), name: NBDHandlerName.handshakeDecoder)
+        let startTLS = NBDStartTLSGate()
+        try addHandler(ByteToMessageHandler(NBDHandshakeDecoder(startTLS: startTLS)), name: NBDHandlerName.handshakeDecoder)
         try addHandler(NBDServerMessageEncoder(), name: NBDHandlerName.encoder)
-        try addHandler(NBDHandshakeHandler(configuration: configuration), name: NBDHandlerName.handshake)
+        try addHandler(NBDHandshakeHandler(configuration: configuration, startTLS: startTLS), name: NBDHandlerName.handshake)
     }
 
     /// The handshake is over: the request decoder goes right behind the handshake decoder, so the

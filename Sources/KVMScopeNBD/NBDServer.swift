@@ -29,7 +29,8 @@ public final class NBDServer: @unchecked Sendable {
     /// - ioThreads: threads for flushes and FUA requests (nil: as many as event loops, at least
     ///   2; 0: they run on the event loops, where a slow fsync stalls the loop's other clients).
     public init(export: NBDExport, listen: [Listen], observer: (any NBDServerObserver)? = nil,
-                threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits(), ioThreads: Int? = nil) {
+                threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits(), ioThreads: Int? = nil,
+                tls: NBDTLS? = nil) {
         self.export = export
         self.listen = listen
         self.observer = observer
@@ -38,7 +39,7 @@ public final class NBDServer: @unchecked Sendable {
         // client's slow flush leaves a thread for the others.
         let pool = ioThreads == 0 ? nil : NIOThreadPool(numberOfThreads: ioThreads ?? max(2, threads))
         self.ioThreads = pool
-        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer, ioThreads: pool)
+        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer, ioThreads: pool, tls: tls)
         self.registry = NBDConnectionRegistry(limit: limits.maxConnections)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         pool?.start()
@@ -50,6 +51,8 @@ public final class NBDServer: @unchecked Sendable {
     public func start() throws -> [String] {
         if let problem = limits.problem { throw NBDServerError.invalidLimits(problem) }
         var uris: [String] = []
+        // The NBD URI spec (uri.md): `nbds` when the client must use TLS.
+        let scheme = configuration.tls?.mode == .require ? "nbds" : "nbd"
         for l in listen {
             let configuration = self.configuration, registry = self.registry, observer = self.observer
             let limits = self.limits
@@ -102,9 +105,9 @@ public final class NBDServer: @unchecked Sendable {
             case .tcp:
                 let a = channel.localAddress!
                 let host = a.ipAddress ?? "?"
-                uris.append(a.protocol == .inet6 ? "nbd://[\(host)]:\(a.port ?? 0)" : "nbd://\(host):\(a.port ?? 0)")
+                uris.append(a.protocol == .inet6 ? "\(scheme)://[\(host)]:\(a.port ?? 0)" : "\(scheme)://\(host):\(a.port ?? 0)")
             case let .unix(path):
-                uris.append("nbd+unix:///?socket=\(path)")
+                uris.append("\(scheme)+unix:///?socket=\(path)")
             }
         }
         return uris

@@ -6,11 +6,14 @@ public enum NBDServerError: KVMScopeFailure, Equatable {
     case cannotListen(address: String, reason: String)
     /// Limits that contradict each other (`NBDServerLimits.problem`).
     case invalidLimits(String)
+    /// TLS credentials that cannot be read or used.
+    case tls(String)
 
     public var description: String {
         switch self {
         case let .cannotListen(address, reason): return "cannot listen on \(address): \(reason)"
         case let .invalidLimits(problem): return problem
+        case let .tls(problem): return problem
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KVMScopeFaults
 import NIOCore
+import NIOSSL
 import NIOPosix
 
 /// The transmission phase of one connection: requests in, replies out, each request by one
@@ -53,6 +54,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         self.configuration = configuration
         self.session = session
         summary.reachedTransmission = true
+        summary.tls = session.tls
     }
 
     private var limits: NBDServerLimits { configuration.limits }
@@ -110,6 +112,9 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             summary.truncated = e
             return
         }
+        // A TLS client that closes its socket without TLS's close_notify (QEMU's NBD client does,
+        // after NBD_CMD_DISC) has left like one that resets the connection.
+        if let e = error as? NIOSSLError, e == .uncleanShutdown { return }
         if let e = error as? IOError, e.errnoCode == ECONNRESET || e.errnoCode == EPIPE {
             return   // the client went away; channelInactive reports it
         }

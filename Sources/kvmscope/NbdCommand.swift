@@ -33,6 +33,12 @@ struct NbdServeCommand: ParsableCommand {
           $ kvmscope nbd serve disk.img --socket /tmp/nbd.sock
           (QEMU: -drive file=nbd:unix:/tmp/nbd.sock,format=raw)
 
+        TLS (NBD_OPT_STARTTLS): --tls-certificates DIR (QEMU's and nbdkit's layout: server-cert.pem, server-key.pem, ca-cert.pem for --tls-verify-peer) or --tls-psk FILE (IDENTITY:HEXKEY lines, as psktool writes); --tls require (the default with credentials: clients in the clear are refused, the URI is nbds://) or allow.
+          $ kvmscope nbd serve disk.img -f raw --tls-certificates /etc/pki/qemu
+          kvmscope: serving disk.img (64 MiB) without rules; TLS required (X.509 certificate /etc/pki/qemu/server-cert.pem)
+          nbds://127.0.0.1:10809
+          $ qemu-io --object tls-creds-x509,id=tls0,endpoint=client,dir=/etc/pki/qemu --image-opts driver=nbd,host=127.0.0.1,port=10809,tls-creds=tls0 -c 'read 0 4k'
+
         Proxy mode: --upstream nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH forwards every request to that NBD server (qemu-nbd serving a qcow2, nbdkit, remote storage) with the rules applied on the way; the export has the upstream's size, read-only flag, block sizes, and only the commands the upstream offers. Flushes are forwarded and answered after the upstream's reply. When the upstream goes away, requests fail with EIO (one log line says why); nothing waits for ever.
           $ qemu-nbd -f qcow2 -k /tmp/q.sock disk.qcow2 &
           $ kvmscope nbd serve --upstream 'nbd+unix:///?socket=/tmp/q.sock' --rules write-eio.cfg
@@ -100,6 +106,18 @@ struct NbdServeCommand: ParsableCommand {
     @Option(help: "MiB all clients together may hold.")
     var maxTotalBuffer: Int = 256
 
+    @Option(help: ArgumentHelp("TLS (NBD_OPT_STARTTLS): require (clients must use it; the URI printed is nbds://) or allow (clients choose). Default: require when credentials are given.", valueName: "require|allow"))
+    var tls: String?
+
+    @Option(help: ArgumentHelp("X.509 credentials in QEMU's and nbdkit's layout: DIR/server-cert.pem, DIR/server-key.pem (and DIR/ca-cert.pem for --tls-verify-peer).", valueName: "DIR"))
+    var tlsCertificates: String?
+
+    @Option(help: ArgumentHelp("TLS-PSK keys, one IDENTITY:HEXKEY per line (psktool's format; QEMU's keys.psk, nbdkit --tls-psk). TLS 1.2.", valueName: "FILE"))
+    var tlsPsk: String?
+
+    @Flag(help: "With --tls-certificates: clients must present a certificate signed by DIR/ca-cert.pem (QEMU's verify-peer=on).")
+    var tlsVerifyPeer = false
+
     @Option(help: "Seconds from connect to the end of option negotiation.")
     var handshakeTimeout: Double = 10
 
@@ -144,6 +162,20 @@ struct NbdServeCommand: ParsableCommand {
         if maxConnectionBuffer < 33 { throw ValidationError("--max-connection-buffer must hold one 32 MiB request and its header: at least 33 (MiB)") }
         if maxTotalBuffer < maxConnectionBuffer { throw ValidationError("--max-total-buffer must be at least --max-connection-buffer") }
         if let problem = limits.problem { throw ValidationError(problem) }
+        if let tls, NBDTLS.Mode(rawValue: tls) == nil { throw ValidationError("--tls must be require or allow, not '\(tls)'") }
+        if tlsCertificates != nil && tlsPsk != nil { throw ValidationError("give --tls-certificates or --tls-psk, not both") }
+        if tls != nil && tlsCertificates == nil && tlsPsk == nil {
+            throw ValidationError("--tls needs credentials: --tls-certificates DIR (X.509) or --tls-psk FILE")
+        }
+        if tlsVerifyPeer && tlsCertificates == nil { throw ValidationError("--tls-verify-peer checks X.509 client certificates: it needs --tls-certificates DIR") }
+    }
+
+    /// The TLS credentials, read before anything listens (a bad file is one line and exit 1).
+    func loadTLS() throws -> NBDTLS? {
+        let mode = tls.flatMap(NBDTLS.Mode.init(rawValue:)) ?? .require
+        if let dir = tlsCertificates { return try NBDTLS.x509(directory: dir, verifyPeer: tlsVerifyPeer, mode: mode) }
+        if let file = tlsPsk { return try NBDTLS.psk(file: file, mode: mode) }
+        return nil
     }
 
     var limits: NBDServerLimits {
@@ -178,11 +210,16 @@ struct NbdServeCommand: ParsableCommand {
         let observer = ServeObserver(writer: writer, quiet: quiet)
         if let config { observer.warnUnmappable(config) }
 
+        let tlsCredentials = try loadTLS()
         var addresses: [NBDServer.Listen] = []
         if socket == nil || listen != nil || port != nil {
             let host = listen ?? "127.0.0.1"
-            if !Self.isLoopback(host) {
-                CLIOutput.warning("listening on \(host): anyone who can reach it can read and write \(served) (NBD has no authentication)")
+            // Only a PSK or a checked client certificate, required, tells who connects.
+            let authenticated = tlsCredentials?.mode == .require && (tlsPsk != nil || tlsVerifyPeer)
+            if !Self.isLoopback(host) && !authenticated {
+                let why = tlsCredentials == nil ? "NBD has no authentication"
+                    : "TLS without --tls require and a PSK or --tls-verify-peer does not check who connects"
+                CLIOutput.warning("listening on \(host): anyone who can reach it can read and write \(served) (\(why))")
             }
             addresses.append(.tcp(host: host, port: port ?? 10809))
         }
@@ -190,13 +227,14 @@ struct NbdServeCommand: ParsableCommand {
 
         let server = NBDServer(export: NBDExport(name: exportName, description: "kvmscope: \(served)", backend: backend),
                                listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                               limits: limits, ioThreads: ioThreads)
+                               limits: limits, ioThreads: ioThreads, tls: tlsCredentials)
         let uris = try server.start()
         let ruleText = config.map { c -> String in
             let n = c.injectErrors.count + c.setStates.count + c.kvmscope.count
             return " with \(n) rule\(n == 1 ? "" : "s") from \(rules!)"
         } ?? " without rules"
-        CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamClient.map { " " + Self.describe($0.export) } ?? ""))\(ruleText)")
+        let tlsText = tlsCredentials.map { "; TLS \($0.mode == .require ? "required" : "allowed") (\($0.summary))" } ?? ""
+        CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamClient.map { " " + Self.describe($0.export) } ?? ""))\(ruleText)\(tlsText)")
         CLIOutput.write(uris.joined(separator: "\n") + "\n")
 
         let signals = DispatchQueue(label: "kvmscope.signals")
@@ -289,6 +327,7 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         guard !quiet else { return }
         func plural(_ n: Int, _ word: String, _ words: String? = nil) -> String { "\(n) \(n == 1 ? word : words ?? word + "s")" }
         var line = "client \(client) disconnected after \(String(format: "%.1f", s.connectedSeconds)) s"
+        if let tls = s.tls { line += " (\(tls))" }
         if s.reachedTransmission {
             line += ": \(plural(s.requests, "request")) (\(plural(s.reads, "read")) \(QemuIOFormat.size(Double(s.bytesRead))), "
                 + "\(plural(s.writes, "write")) \(QemuIOFormat.size(Double(s.bytesWritten))), "

@@ -47,7 +47,7 @@ final class NBDServerProcess {
             line.append(chunk)
         }
         let uri = String(decoding: line, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-        guard let p = uri.split(separator: ":").last.flatMap({ Int($0) }), uri.hasPrefix("nbd://") else {
+        guard let p = uri.split(separator: ":").last.flatMap({ Int($0) }), uri.hasPrefix("nbd://") || uri.hasPrefix("nbds://") else {
             process.terminate()
             throw KVMScopeError.cannotOpen(path: "nbd server", reason: "server did not start: '\(uri)' \(String(decoding: FileManager.default.contents(atPath: stderrPath) ?? Data(), as: UTF8.self))")
         }
