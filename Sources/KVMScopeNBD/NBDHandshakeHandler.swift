@@ -28,7 +28,7 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
     private var structuredReplies = false
     /// The export for which the last NBD_OPT_SET_META_CONTEXT selected `base:allocation` (nil:
     /// no context selected). Block status is allowed only if the client then picks that export.
-    private var allocationContextExport: String?
+    private var allocationContextExport: Int?
     private var options = 0
     private var timeout: Scheduled<Void>?
     private var summary = NBDConnectionSummary()
@@ -45,11 +45,9 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
         self.startTLS = startTLS
     }
 
-    private var export: NBDExport { configuration.export }
-    private var backend: any BlockBackend { export.backend }
     private var observer: (any NBDServerObserver)? { configuration.observer }
 
-    private var transmissionFlags: UInt16 {
+    private func transmissionFlags(_ backend: any BlockBackend) -> UInt16 {
         // Only what the disk does: a proxy for an upstream without TRIM or WRITE_ZEROES (or one
         // that is read-only) announces neither, so that clients do not send what would fail.
         let can = backend.capabilities
@@ -212,13 +210,14 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
 
         case .exportName:
             let name = data.readString(length: data.readableBytes) ?? ""
-            guard export.matches(name) else {
+            guard let index = configuration.exportIndex(named: name) else {
                 // NBD_OPT_EXPORT_NAME has no error reply: the spec's only answer is to close.
                 return violation(context, "asked for unknown export '\(name)'")
             }
-            context.write(wrapOutboundOut(.exportNameReply(size: UInt64(backend.size), transmissionFlags: transmissionFlags,
+            let backend = configuration.exports[index].backend
+            context.write(wrapOutboundOut(.exportNameReply(size: UInt64(backend.size), transmissionFlags: transmissionFlags(backend),
                                                             padWithZeroes: !noZeroes)), promise: nil)
-            enterTransmission(context)
+            enterTransmission(context, exportIndex: index)
 
         case .abort:
             context.writeAndFlush(wrapOutboundOut(.optionReply(option: code, type: NBD.Reply.ack, data: ByteBuffer())))
@@ -228,11 +227,13 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             guard data.readableBytes == 0 else {
                 return errorReply(context, code, NBD.Reply.errInvalid, "NBD_OPT_LIST takes no data")
             }
-            var entry = ByteBuffer()
-            entry.writeInteger(UInt32(export.name.utf8.count))
-            entry.writeString(export.name)
-            entry.writeString(export.description)
-            reply(context, code, NBD.Reply.server, entry)
+            for export in configuration.exports {
+                var entry = ByteBuffer()
+                entry.writeInteger(UInt32(export.name.utf8.count))
+                entry.writeString(export.name)
+                entry.writeString(export.description)
+                reply(context, code, NBD.Reply.server, entry)
+            }
             reply(context, code, NBD.Reply.ack)
             context.flush()
 
@@ -245,13 +246,14 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             }
             var wanted: Set<UInt16> = []
             for _ in 0..<count { wanted.insert(data.readInteger(as: UInt16.self)!) }
-            guard export.matches(name) else {
+            guard let index = configuration.exportIndex(named: name) else {
                 return errorReply(context, code, NBD.Reply.errUnknown, "no export named '\(name)'")
             }
+            let export = configuration.exports[index], backend = export.backend
             var info = ByteBuffer()
             info.writeInteger(NBD.Info.export)
             info.writeInteger(UInt64(backend.size))
-            info.writeInteger(transmissionFlags)
+            info.writeInteger(transmissionFlags(backend))
             reply(context, code, NBD.Reply.info, info)
             if wanted.contains(NBD.Info.name) {
                 var b = ByteBuffer(); b.writeInteger(NBD.Info.name); b.writeString(export.name)
@@ -268,7 +270,7 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             sizes.writeInteger(NBD.maximumPayload)
             reply(context, code, NBD.Reply.info, sizes)
             reply(context, code, NBD.Reply.ack)
-            if NBD.Option(rawValue: code) == .go { enterTransmission(context) } else { context.flush() }
+            if NBD.Option(rawValue: code) == .go { enterTransmission(context, exportIndex: index) } else { context.flush() }
 
         case .structuredReply:
             guard data.readableBytes == 0 else {
@@ -302,7 +304,7 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
         guard let request = NBDMetaContextOption(data) else {
             return errorReply(context, code, NBD.Reply.errInvalid, "malformed \(name) data")
         }
-        guard export.matches(request.exportName) else {
+        guard let index = configuration.exportIndex(named: request.exportName) else {
             return errorReply(context, code, NBD.Reply.errUnknown, "no export named '\(request.exportName)'")
         }
         if request.namesAllocation(listing: listing) {
@@ -311,21 +313,22 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             entry.writeInteger(listing ? 0 : NBD.MetaContext.allocationID)
             entry.writeString(NBD.MetaContext.allocation)
             reply(context, code, NBD.MetaContext.reply, entry)
-            if !listing { allocationContextExport = export.name }
+            if !listing { allocationContextExport = index }
         }
         reply(context, code, NBD.Reply.ack)
         context.flush()
     }
 
     /// The export is chosen: swap the handshake handlers for the transmission ones.
-    private func enterTransmission(_ context: ChannelHandlerContext) {
+    private func enterTransmission(_ context: ChannelHandlerContext, exportIndex: Int) {
         context.flush()
         finished = true
         timeout?.cancel()
         // proto.md: block status only if the last SET_META_CONTEXT named the export chosen now.
-        let allocationID = allocationContextExport == export.name ? NBD.MetaContext.allocationID : nil
+        let allocationID = allocationContextExport == exportIndex ? NBD.MetaContext.allocationID : nil
         var session = NBDSession(client: client, structuredReplies: structuredReplies, connectedAt: connectedAt,
                                  allocationContextID: allocationID)
+        session.exportIndex = exportIndex
         session.tls = tlsVersion
         do {
             try context.pipeline.syncOperations.enterNBDTransmissionPhase(configuration: configuration, session: session,
@@ -347,6 +350,8 @@ public struct NBDSession: Sendable {
     public var allocationContextID: UInt32?
     /// The TLS version the connection runs under, nil in the clear.
     public var tls: String?
+    /// Which of the configuration's exports the client chose.
+    public var exportIndex = 0
 
     public init(client: String, structuredReplies: Bool, connectedAt: NIODeadline, allocationContextID: UInt32? = nil) {
         self.client = client

@@ -4,7 +4,10 @@ import NIOPosix
 /// Everything a connection needs from its server: the export, the limits, the byte budget all
 /// connections share, and who hears about it.
 public struct NBDServerConfiguration: Sendable {
-    public var export: NBDExport
+    /// The exports a client may choose, by name; the first is also the default export (the
+    /// empty name), as qemu-nbd's and nbdkit's only export is.
+    public var exports: [NBDExport]
+    public var export: NBDExport { exports[0] }
     public var limits: NBDServerLimits
     public var observer: (any NBDServerObserver)?
     public let budget: NBDMemoryBudget
@@ -15,8 +18,14 @@ public struct NBDServerConfiguration: Sendable {
 
     public init(export: NBDExport, limits: NBDServerLimits = NBDServerLimits(), observer: (any NBDServerObserver)? = nil,
                 budget: NBDMemoryBudget? = nil, ioThreads: NIOThreadPool? = nil, tls: NBDTLS? = nil) {
+        self.init(exports: [export], limits: limits, observer: observer, budget: budget, ioThreads: ioThreads, tls: tls)
+    }
+
+    public init(exports: [NBDExport], limits: NBDServerLimits = NBDServerLimits(), observer: (any NBDServerObserver)? = nil,
+                budget: NBDMemoryBudget? = nil, ioThreads: NIOThreadPool? = nil, tls: NBDTLS? = nil) {
+        precondition(!exports.isEmpty, "an NBD server needs an export")
         self.tls = tls
-        self.export = export
+        self.exports = exports
         self.limits = limits
         self.observer = observer
         self.budget = budget ?? NBDMemoryBudget(limit: limits.maxTotalBytes)

@@ -11,7 +11,7 @@ public final class NBDServer: @unchecked Sendable {
         case unix(path: String)
     }
 
-    public let export: NBDExport
+    public var export: NBDExport { configuration.export }
     public let listen: [Listen]
     public let limits: NBDServerLimits
     public let configuration: NBDServerConfiguration
@@ -28,10 +28,16 @@ public final class NBDServer: @unchecked Sendable {
     /// - threads: event loops (default: one per core).
     /// - ioThreads: threads for flushes and FUA requests (nil: as many as event loops, at least
     ///   2; 0: they run on the event loops, where a slow fsync stalls the loop's other clients).
-    public init(export: NBDExport, listen: [Listen], observer: (any NBDServerObserver)? = nil,
+    public convenience init(export: NBDExport, listen: [Listen], observer: (any NBDServerObserver)? = nil,
+                            threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits(), ioThreads: Int? = nil,
+                            tls: NBDTLS? = nil) {
+        self.init(exports: [export], listen: listen, observer: observer, threads: threads, limits: limits, ioThreads: ioThreads, tls: tls)
+    }
+
+    /// - exports: what clients may choose by name; the first is also the default export ("").
+    public init(exports: [NBDExport], listen: [Listen], observer: (any NBDServerObserver)? = nil,
                 threads: Int = System.coreCount, limits: NBDServerLimits = NBDServerLimits(), ioThreads: Int? = nil,
                 tls: NBDTLS? = nil) {
-        self.export = export
         self.listen = listen
         self.observer = observer
         self.limits = limits
@@ -39,7 +45,7 @@ public final class NBDServer: @unchecked Sendable {
         // client's slow flush leaves a thread for the others.
         let pool = ioThreads == 0 ? nil : NIOThreadPool(numberOfThreads: ioThreads ?? max(2, threads))
         self.ioThreads = pool
-        self.configuration = NBDServerConfiguration(export: export, limits: limits, observer: observer, ioThreads: pool, tls: tls)
+        self.configuration = NBDServerConfiguration(exports: exports, limits: limits, observer: observer, ioThreads: pool, tls: tls)
         self.registry = NBDConnectionRegistry(limit: limits.maxConnections)
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         pool?.start()

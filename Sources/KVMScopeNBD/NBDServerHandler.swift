@@ -31,3 +31,11 @@ public struct NBDExport: Sendable {
 
     func matches(_ requested: String) -> Bool { requested.isEmpty || requested == name }
 }
+
+extension NBDServerConfiguration {
+    /// The export a client names: the default (first) one for "" or its own name, else by name.
+    func exportIndex(named requested: String) -> Int? {
+        if requested.isEmpty { return 0 }
+        return exports.firstIndex { $0.name == requested }
+    }
+}

@@ -55,10 +55,11 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         self.session = session
         summary.reachedTransmission = true
         summary.tls = session.tls
+        if configuration.exports.count > 1 { summary.export = configuration.exports[session.exportIndex].name }
     }
 
     private var limits: NBDServerLimits { configuration.limits }
-    private var backend: any BlockBackend { configuration.export.backend }
+    private var backend: any BlockBackend { configuration.exports[session.exportIndex].backend }
     private var observer: (any NBDServerObserver)? { configuration.observer }
     private var client: String { session.client }
 

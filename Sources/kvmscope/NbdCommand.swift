@@ -70,6 +70,9 @@ struct NbdServeCommand: ParsableCommand {
     @Option(help: "Export name (clients may also ask for the default export \"\").")
     var exportName: String = ""
 
+    @Option(name: .customLong("export"), help: ArgumentHelp("Also serve IMAGE as the export NAME (repeat for several; same rules, format and locking as the main image). The main image stays the default export.", valueName: "NAME=IMAGE"))
+    var moreExports: [String] = []
+
     @Flag(help: "Refuse writes, trims and write-zeroes (EPERM) and announce a read-only export.")
     var readOnly = false
 
@@ -162,6 +165,20 @@ struct NbdServeCommand: ParsableCommand {
         if maxConnectionBuffer < 33 { throw ValidationError("--max-connection-buffer must hold one 32 MiB request and its header: at least 33 (MiB)") }
         if maxTotalBuffer < maxConnectionBuffer { throw ValidationError("--max-total-buffer must be at least --max-connection-buffer") }
         if let problem = limits.problem { throw ValidationError(problem) }
+        if !moreExports.isEmpty {
+            if upstream != nil { throw ValidationError("--export NAME=IMAGE serves image files: it cannot be combined with --upstream") }
+            var names: Set<String> = [exportName]
+            for e in moreExports {
+                guard let eq = e.firstIndex(of: "="), eq != e.startIndex, e.index(after: eq) != e.endIndex else {
+                    throw ValidationError("--export takes NAME=IMAGE, not '\(e)'")
+                }
+                let name = String(e[..<eq])
+                guard name.utf8.count <= 4096 else { throw ValidationError("--export: an export name is at most 4096 bytes (proto.md)") }
+                guard names.insert(name).inserted else {
+                    throw ValidationError("--export \(name): two exports with that name (the main image's is '\(exportName)', --export-name)")
+                }
+            }
+        }
         if let tls, NBDTLS.Mode(rawValue: tls) == nil { throw ValidationError("--tls must be require or allow, not '\(tls)'") }
         if tlsCertificates != nil && tlsPsk != nil { throw ValidationError("give --tls-certificates or --tls-psk, not both") }
         if tls != nil && tlsCertificates == nil && tlsPsk == nil {
@@ -206,6 +223,21 @@ struct NbdServeCommand: ParsableCommand {
         }
         let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
         let backend = FaultInjectingBackend(image: file, rules: config, seed: seed)
+        // More exports: each image opened, probed and locked as the main one, with its own rule
+        // engine (rules are checked against each image's size; the state machines are separate).
+        var exports = [NBDExport(name: exportName, description: "kvmscope: \(served)", backend: backend)]
+        var extraBackends: [(backend: FaultInjectingBackend, size: Int64)] = []
+        for e in moreExports {
+            let eq = e.firstIndex(of: "=")!
+            let name = String(e[..<eq]), path = String(e[e.index(after: eq)...])
+            let opened = try RawImageOpener.open(path: path, format: format, readOnly: readOnly, forceShare: forceShare, tool: .nbdServe)
+            if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
+            let rulesForIt = try rules.map { try RulesLoading.load($0, imageSize: opened.file.size) }
+            let b = FaultInjectingBackend(image: opened.file, rules: rulesForIt, seed: seed)
+            extraBackends.append((b, opened.file.size))
+            exports.append(NBDExport(name: name, description: "kvmscope: \(path)", backend: b))
+            CLIOutput.error("export '\(name)': \(path) (\(QemuIOFormat.size(Double(opened.file.size))))")
+        }
         let writer = try log.map { try FaultLogWriter(path: $0) }
         let observer = ServeObserver(writer: writer, quiet: quiet)
         if let config { observer.warnUnmappable(config) }
@@ -225,8 +257,7 @@ struct NbdServeCommand: ParsableCommand {
         }
         if let socket { addresses.append(.unix(path: socket)) }
 
-        let server = NBDServer(export: NBDExport(name: exportName, description: "kvmscope: \(served)", backend: backend),
-                               listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+        let server = NBDServer(exports: exports, listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                limits: limits, ioThreads: ioThreads, tls: tlsCredentials)
         let uris = try server.start()
         let ruleText = config.map { c -> String in
@@ -256,7 +287,9 @@ struct NbdServeCommand: ParsableCommand {
             }
             do {
                 let fresh = try RulesLoading.load(rulesPath, imageSize: file.size)
+                let others = try extraBackends.map { (try RulesLoading.load(rulesPath, imageSize: $0.size), $0.backend) }
                 backend.replaceRules(fresh, seed: seed)
+                for (rules, b) in others { b.replaceRules(rules, seed: seed) }
                 observer.warnUnmappable(fresh)
                 CLIOutput.error("SIGHUP: re-read \(rulesPath): \(fresh.injectErrors.count + fresh.setStates.count + fresh.kvmscope.count) rules, state machine back to state 1")
             } catch {
@@ -328,6 +361,7 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         func plural(_ n: Int, _ word: String, _ words: String? = nil) -> String { "\(n) \(n == 1 ? word : words ?? word + "s")" }
         var line = "client \(client) disconnected after \(String(format: "%.1f", s.connectedSeconds)) s"
         if let tls = s.tls { line += " (\(tls))" }
+        if let export = s.export { line += " from export '\(export)'" }
         if s.reachedTransmission {
             line += ": \(plural(s.requests, "request")) (\(plural(s.reads, "read")) \(QemuIOFormat.size(Double(s.bytesRead))), "
                 + "\(plural(s.writes, "write")) \(QemuIOFormat.size(Double(s.bytesWritten))), "
