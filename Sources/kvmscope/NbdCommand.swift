@@ -11,7 +11,7 @@ struct NbdCommand: ParsableCommand {
         discussion: """
         Exit status: 0 this help (`kvmscope nbd` without a subcommand), 2 usage error (an unknown subcommand); `kvmscope nbd serve --help` gives serve's.
         """,
-        subcommands: [NbdServeCommand.self]
+        subcommands: [NbdServeCommand.self, NbdControlCommand.self]
     )
 }
 
@@ -121,6 +121,9 @@ struct NbdServeCommand: ParsableCommand {
     @Flag(help: "With --tls-certificates: clients must present a certificate signed by DIR/ca-cert.pem (QEMU's verify-peer=on).")
     var tlsVerifyPeer = false
 
+    @Option(help: ArgumentHelp("A UNIX socket (only its owner may connect) taking rule changes while the server runs: kvmscope nbd control PATH list|load FILE|add FILE|remove FILE:LINE|clear|reload.", valueName: "PATH"))
+    var control: String?
+
     @Option(help: "Seconds from connect to the end of option negotiation.")
     var handshakeTimeout: Double = 10
 
@@ -226,7 +229,7 @@ struct NbdServeCommand: ParsableCommand {
         // More exports: each image opened, probed and locked as the main one, with its own rule
         // engine (rules are checked against each image's size; the state machines are separate).
         var exports = [NBDExport(name: exportName, description: "kvmscope: \(served)", backend: backend)]
-        var extraBackends: [(backend: FaultInjectingBackend, size: Int64)] = []
+        var servedExports = [NbdServedRules.Served(backend: backend, size: file.size, rules: config)]
         for e in moreExports {
             let eq = e.firstIndex(of: "=")!
             let name = String(e[..<eq]), path = String(e[e.index(after: eq)...])
@@ -234,7 +237,7 @@ struct NbdServeCommand: ParsableCommand {
             if let warning = opened.probedRawWarning { FileHandle.standardError.write(Data(warning.utf8)) }
             let rulesForIt = try rules.map { try RulesLoading.load($0, imageSize: opened.file.size) }
             let b = FaultInjectingBackend(image: opened.file, rules: rulesForIt, seed: seed)
-            extraBackends.append((b, opened.file.size))
+            servedExports.append(NbdServedRules.Served(backend: b, size: opened.file.size, rules: rulesForIt))
             exports.append(NBDExport(name: name, description: "kvmscope: \(path)", backend: b))
             CLIOutput.error("export '\(name)': \(path) (\(QemuIOFormat.size(Double(opened.file.size))))")
         }
@@ -257,6 +260,8 @@ struct NbdServeCommand: ParsableCommand {
         }
         if let socket { addresses.append(.unix(path: socket)) }
 
+        let servedRules = NbdServedRules(served: servedExports, file: rules, seed: seed, observer: observer)
+        let controlSocket = try control.map { path in try NBDControlSocket(path: path) { servedRules.handle($0) } }
         let server = NBDServer(exports: exports, listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                limits: limits, ioThreads: ioThreads, tls: tlsCredentials)
         let uris = try server.start()
@@ -267,6 +272,10 @@ struct NbdServeCommand: ParsableCommand {
         let tlsText = tlsCredentials.map { "; TLS \($0.mode == .require ? "required" : "allowed") (\($0.summary))" } ?? ""
         CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamClient.map { " " + Self.describe($0.export) } ?? ""))\(ruleText)\(tlsText)")
         CLIOutput.write(uris.joined(separator: "\n") + "\n")
+        if let controlSocket {
+            controlSocket.start()
+            CLIOutput.error("control socket \(controlSocket.path) (kvmscope nbd control \(controlSocket.path) list)")
+        }
 
         let signals = DispatchQueue(label: "kvmscope.signals")
         var sources: [DispatchSourceSignal] = []
@@ -279,27 +288,12 @@ struct NbdServeCommand: ParsableCommand {
         }
         signal(SIGHUP, SIG_IGN)
         let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signals)
-        let rulesPath = rules
-        hup.setEventHandler {
-            guard let rulesPath else {
-                CLIOutput.warning("SIGHUP: no --rules file to re-read")
-                return
-            }
-            do {
-                let fresh = try RulesLoading.load(rulesPath, imageSize: file.size)
-                let others = try extraBackends.map { (try RulesLoading.load(rulesPath, imageSize: $0.size), $0.backend) }
-                backend.replaceRules(fresh, seed: seed)
-                for (rules, b) in others { b.replaceRules(rules, seed: seed) }
-                observer.warnUnmappable(fresh)
-                CLIOutput.error("SIGHUP: re-read \(rulesPath): \(fresh.injectErrors.count + fresh.setStates.count + fresh.kvmscope.count) rules, state machine back to state 1")
-            } catch {
-                CLIOutput.error("SIGHUP: \(error); keeping the previous rules")
-            }
-        }
+        hup.setEventHandler { servedRules.reloadOnSignal() }
         hup.resume()
         sources.append(hup)
         server.wait()
         server.shutdown()
+        controlSocket?.stop()
         upstreamClient?.close()
         CLIOutput.error("stopped; \(observer.faultCount) fault\(observer.faultCount == 1 ? "" : "s") injected")
         _ = sources

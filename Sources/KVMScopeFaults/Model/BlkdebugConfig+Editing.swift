@@ -1,0 +1,59 @@
+/// Rule sets edited while a server runs (`nbd serve --control`): another file's rules added, the
+/// rules one file line defines removed, and a one-line description of each rule in force.
+extension BlkdebugConfig {
+    /// These rules followed by `other`'s, in that order (blkdebug checks rules in file order, so
+    /// added rules come last).
+    public func adding(_ other: BlkdebugConfig) -> BlkdebugConfig {
+        var c = self
+        c.injectErrors += other.injectErrors
+        c.setStates += other.setStates
+        c.kvmscope.errorRates += other.kvmscope.errorRates
+        c.kvmscope.delays += other.kvmscope.delays
+        c.kvmscope.stalls += other.kvmscope.stalls
+        c.kvmscope.badBlocks += other.kvmscope.badBlocks
+        c.kvmscope.bitFlips += other.kvmscope.bitFlips
+        c.kvmscope.flakeys += other.kvmscope.flakeys
+        c.kvmscope.rates += other.kvmscope.rates
+        return c
+    }
+
+    /// Without the rules that start at `location`; also how many went.
+    public func removing(at location: RuleLocation) -> (config: BlkdebugConfig, removed: Int) {
+        var c = self
+        let before = ruleCount
+        c.injectErrors.removeAll { $0.location == location }
+        c.setStates.removeAll { $0.location == location }
+        c.kvmscope.errorRates.removeAll { $0.location == location }
+        c.kvmscope.delays.removeAll { $0.location == location }
+        c.kvmscope.stalls.removeAll { $0.location == location }
+        c.kvmscope.badBlocks.removeAll { $0.location == location }
+        c.kvmscope.bitFlips.removeAll { $0.location == location }
+        c.kvmscope.flakeys.removeAll { $0.location == location }
+        c.kvmscope.rates.removeAll { $0.location == location }
+        return (c, before - c.ruleCount)
+    }
+
+    public var ruleCount: Int { injectErrors.count + setStates.count + kvmscope.count }
+
+    /// One line per rule, in the order the engine applies them: where it is, its section, and
+    /// for [inject-error] what it matches and does.
+    public func ruleLines() -> [String] {
+        var lines: [String] = []
+        for r in injectErrors {
+            var parts = ["event=\(r.event.rawValue)"]
+            if r.state != 0 { parts.append("state=\(r.state)") }
+            if r.iotypeMask != BlkdebugIOType.defaultMask {
+                parts.append("iotype=" + BlkdebugIOType.allCases.filter { r.iotypeMask & $0.bit != 0 }.map(\.rawValue).joined(separator: ","))
+            }
+            if let s = r.sector { parts.append("sector=\(s)") }
+            parts.append("errno=\(r.errno)")
+            if r.once { parts.append("once=on") }
+            lines.append("\(r.location) [inject-error] " + parts.joined(separator: " "))
+        }
+        for r in setStates {
+            lines.append("\(r.location) [set-state] event=\(r.event.rawValue) state=\(r.state) new_state=\(r.newState)")
+        }
+        for (section, location) in kvmscope.locations { lines.append("\(location) [\(section)]") }
+        return lines
+    }
+}

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import KVMScopeNBD
+
+/// `kvmscope nbd control PATH COMMAND`: changes the rules of a running `nbd serve --control PATH`.
+struct NbdControlCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "control",
+        abstract: "List or change the rules of a running nbd serve (its --control socket), without signals.",
+        discussion: """
+        Commands: list (the rules in force, where each starts, [inject-error] hits, the state); load FILE (FILE's rules replace them); add FILE (appended after them); remove FILE:LINE (the rule whose section starts there, as list prints it); clear (no rules); reload (re-read the last file, as SIGHUP does). Every change restarts the rules' state machine at state 1, as SIGHUP does; clients stay connected. FILE is read by the server, so give a path it can open.
+
+        Examples:
+          $ kvmscope nbd serve disk.img --rules write-eio.cfg --control /run/kvmscope-nbd.ctl
+          $ kvmscope nbd control /run/kvmscope-nbd.ctl list
+          write-eio.cfg:1 [inject-error] event=none iotype=write sector=2048 errno=5 (hits 1)
+          state 1; 1 rule (last file: write-eio.cfg)
+          ok
+          $ kvmscope nbd control /run/kvmscope-nbd.ctl remove write-eio.cfg:1
+          removed write-eio.cfg:1: 0 rules in force, state machine back to state 1
+          ok
+        Exit status: 0 done, 1 the server refused the command (or cannot be reached), 2 usage error.
+        """
+    )
+
+    @Argument(help: "The server's --control socket.")
+    var socket: String
+
+    @Argument(parsing: .captureForPassthrough, help: "list | load FILE | add FILE | remove FILE:LINE | clear | reload")
+    var command: [String] = []
+
+    func validate() throws {
+        guard !command.isEmpty else { throw ValidationError("give a command: list, load FILE, add FILE, remove FILE:LINE, clear or reload") }
+    }
+
+    func run() throws {
+        var words = command
+        // A relative FILE is the caller's: the server resolves paths from its own directory.
+        if ["load", "add"].contains(words[0]), words.count == 2, !words[1].hasPrefix("/") {
+            words[1] = FileManager.default.currentDirectoryPath + "/" + words[1]
+        }
+        let lines = try NBDControlSocket.send(words.joined(separator: " "), to: socket)
+        for line in lines { CLIOutput.write(line + "\n") }
+        if lines.last != "ok" { throw ExitCode.failure }
+    }
+}

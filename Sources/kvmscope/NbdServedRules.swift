@@ -1,0 +1,122 @@
+import Foundation
+import KVMScope
+import KVMScopeNBD
+
+/// The rules `nbd serve` applies, one set per export (each checked against its image's size),
+/// changed by SIGHUP (re-read the file) and by the control socket (list, load, add, remove,
+/// clear, reload). Every change is a fresh engine per export, as SIGHUP always was: the state
+/// machine restarts at state 1 and `once` rules are armed again.
+final class NbdServedRules: @unchecked Sendable {
+    struct Served { let backend: FaultInjectingBackend; let size: Int64; var rules: BlkdebugConfig? }
+
+    private let lock = NSLock()
+    private var served: [Served]
+    private var file: String?
+    private let seed: UInt64
+    private let observer: ServeObserver
+
+    init(served: [Served], file: String?, seed: UInt64, observer: ServeObserver) {
+        self.served = served
+        self.file = file
+        self.seed = seed
+        self.observer = observer
+    }
+
+    typealias Reply = (lines: [String], ok: Bool)
+
+    /// One control command.
+    func handle(_ line: String) -> Reply {
+        let words = line.split(separator: " ", maxSplits: 1).map(String.init)
+        let argument = words.count > 1 ? words[1].trimmingCharacters(in: .whitespaces) : ""
+        switch words.first ?? "" {
+        case "list" where argument.isEmpty: return list()
+        case "reload" where argument.isEmpty:
+            guard let file = currentFile() else { return (["error: no rules file to re-read (the server started without --rules; use load FILE)"], false) }
+            return replace(from: file, adding: false)
+        case "load" where !argument.isEmpty: return replace(from: argument, adding: false)
+        case "add" where !argument.isEmpty: return replace(from: argument, adding: true)
+        case "remove" where !argument.isEmpty: return remove(argument)
+        case "clear" where argument.isEmpty: return apply({ _, _ in nil }, what: "cleared")
+        default:
+            return (["error: commands: list | load FILE | add FILE | remove FILE:LINE | clear | reload"], false)
+        }
+    }
+
+    private func currentFile() -> String? {
+        lock.lock(); defer { lock.unlock() }
+        return file
+    }
+
+    private func list() -> Reply {
+        lock.lock(); defer { lock.unlock() }
+        guard let first = served.first else { return ([], true) }
+        let rules = first.rules ?? BlkdebugConfig()
+        let hits = first.backend.ruleHits()
+        var lines = rules.ruleLines().enumerated().map { i, line in
+            i < rules.injectErrors.count && i < hits.count ? line + " (hits \(hits[i]))" : line
+        }
+        if lines.isEmpty { lines = ["no rules"] }
+        lines.append("state \(first.backend.currentState); \(rules.ruleCount) rule\(rules.ruleCount == 1 ? "" : "s")"
+                     + (file.map { " (last file: \($0))" } ?? ""))
+        return (lines, true)
+    }
+
+    /// `load FILE` (the file's rules replace the current ones) and `add FILE` (appended).
+    private func replace(from path: String, adding: Bool, logPrefix: String = "control: ") -> Reply {
+        var problems: [String] = []
+        var loaded: [BlkdebugConfig] = []
+        for s in snapshot() {
+            do {
+                loaded.append(try RulesLoading.load(path, imageSize: s.size, report: { problems.append($0.trimmingCharacters(in: .newlines)) }))
+            } catch {
+                return (Array(Set(problems)).sorted() + ["error: \(error); the rules in force stay"], false)
+            }
+        }
+        if let first = loaded.first { observer.warnUnmappable(first) }
+        let reply = apply({ i, current in adding ? (current ?? BlkdebugConfig()).adding(loaded[i]) : loaded[i] },
+                          what: adding ? "added \(path)" : logPrefix == "control: " ? "loaded \(path)" : "re-read \(path)",
+                          logPrefix: logPrefix)
+        if !adding { lock.lock(); file = path; lock.unlock() }
+        return (Array(Set(problems)).sorted() + reply.lines, reply.ok)
+    }
+
+    private func remove(_ argument: String) -> Reply {
+        guard let colon = argument.lastIndex(of: ":"), let line = Int(argument[argument.index(after: colon)...]), line > 0 else {
+            return (["error: remove takes FILE:LINE, where a rule's section starts (as list prints it)"], false)
+        }
+        let location = RuleLocation(file: String(argument[..<colon]), line: line)
+        guard let first = snapshot().first, (first.rules?.removing(at: location).removed ?? 0) > 0 else {
+            return (["error: no rule starts at \(location) (list shows where each does)"], false)
+        }
+        return apply({ _, current in current?.removing(at: location).config }, what: "removed \(location)")
+    }
+
+    private func snapshot() -> [Served] {
+        lock.lock(); defer { lock.unlock() }
+        return served
+    }
+
+    private func apply(_ change: (Int, BlkdebugConfig?) -> BlkdebugConfig?, what: String, logPrefix: String = "control: ") -> Reply {
+        lock.lock()
+        for i in served.indices {
+            let next = change(i, served[i].rules)
+            served[i].rules = (next?.isEmpty ?? true) ? nil : next
+            served[i].backend.replaceRules(served[i].rules, seed: seed)
+        }
+        let n = served.first?.rules?.ruleCount ?? 0
+        lock.unlock()
+        let line = "\(what): \(n) rule\(n == 1 ? "" : "s") in force, state machine back to state 1"
+        CLIOutput.error(logPrefix + line)
+        return ([line], true)
+    }
+
+    /// SIGHUP: re-read the file the rules came from.
+    func reloadOnSignal() {
+        guard let file = currentFile() else {
+            CLIOutput.warning("SIGHUP: no --rules file to re-read")
+            return
+        }
+        let reply = replace(from: file, adding: false, logPrefix: "SIGHUP: ")
+        if !reply.ok { CLIOutput.error("SIGHUP: " + (reply.lines.last ?? "failed")) }
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+import KVMScopeTestSupport
+import KVMScopeCore
+@testable import KVMScopeNBD
+
+/// `nbd serve --control PATH` with `kvmscope nbd control PATH ...`: rules listed, added, removed
+/// and cleared while qemu-io keeps using the server; bad commands, bad files and hostile
+/// control clients get an error and change nothing.
+@Suite(.serialized) struct NBDControlTests {
+    static let writeEIO = "[inject-error]\nevent = \"none\"\niotype = \"write\"\nsector = \"2048\"\nerrno = \"5\"\n"
+    static let readENOSPC = "[inject-error]\nevent = \"none\"\niotype = \"read\"\nsector = \"0\"\nerrno = \"28\"\n"
+
+    static func control(_ socket: String, _ words: [String]) throws -> ProcessResult {
+        try CLIRunner.run(["nbd", "control", socket] + words)
+    }
+
+    @Test func rulesChangeWhileTheServerRuns() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let rules = dir.file("write-eio.cfg", Self.writeEIO)
+        let more = dir.file("read-enospc.cfg", Self.readENOSPC)
+        let socket = dir.path + "/ctl.sock"
+        let s = try NBDServerProcess(size: 4 << 20, arguments: ["-f", "raw", "--rules", rules, "--control", socket])
+        func io(_ cmds: [String]) throws -> [Substring] {
+            let r = try runProcess(qemuIO, ["-f", "raw", "nbd://127.0.0.1:\(s.port)"] + cmds.flatMap { ["-c", $0] })
+            return r.stdout.split(separator: "\n").filter { !$0.contains("ops/sec") }
+        }
+        var st = stat()
+        #expect(stat(socket, &st) == 0 && st.st_mode & 0o077 == 0)
+        #expect(try io(["write 1M 4k"]) == ["write failed: Input/output error"])
+        let list = try Self.control(socket, ["list"])
+        #expect(list.status == 0 && list.stdout == "\(rules):1 [inject-error] event=none iotype=write sector=2048 errno=5 (hits 1)\nstate 1; 1 rule (last file: \(rules))\nok\n", "\(list.stdout)")
+        let add = try Self.control(socket, ["add", more])
+        #expect(add.status == 0 && add.stdout.hasPrefix("added \(more): 2 rules in force"), "\(add.stdout)")
+        #expect(try io(["read 0 4k", "write 1M 4k"]) == ["read failed: No space left on device", "write failed: Input/output error"])
+        let remove = try Self.control(socket, ["remove", "\(rules):1"])
+        #expect(remove.status == 0, "\(remove.stdout)")
+        #expect(try io(["read 0 4k", "write 1M 4k"]) == ["read failed: No space left on device", "wrote 4096/4096 bytes at offset 1048576"])
+        #expect(try Self.control(socket, ["clear"]).status == 0)
+        #expect(try io(["read 0 4k"]) == ["read 4096/4096 bytes at offset 0"])
+        let reload = try Self.control(socket, ["reload"])      // the last file loaded: --rules
+        #expect(reload.status == 0 && reload.stdout.hasPrefix("loaded \(rules): 1 rule in force"), "\(reload.stdout)")
+        #expect(try io(["write 1M 4k"]) == ["write failed: Input/output error"])
+
+        // Refused, and nothing changes.
+        let junk = dir.file("junk.cfg", "[inject-error]\nevent = \"nope\"\n")
+        let bad = try Self.control(socket, ["load", junk])
+        #expect(bad.status == 1 && bad.stdout.contains("the rules in force stay"), "\(bad.stdout)")
+        #expect(try Self.control(socket, ["remove", "\(rules):9"]).stdout.hasPrefix("error: no rule starts at"))
+        #expect(try Self.control(socket, ["frobnicate"]).status == 1)
+        // A control client that sends one endless line gets an error, and the socket still works.
+        let lines = try NBDControlSocket.send(String(repeating: "x", count: 100_000), to: socket)
+        #expect(lines.first?.hasPrefix("error: a command is one line of at most") == true, "\(lines)")
+        #expect(try io(["write 1M 4k"]) == ["write failed: Input/output error"])
+        #expect(s.stop() != nil)
+        #expect(!FileManager.default.fileExists(atPath: socket))       // removed at exit
+        #expect(s.stderrLines(containing: "control: removed \(rules):1").count == 1, "\(s.stderr)")
+    }
+
+    @Test func theControlPathIsCheckedBeforeServing() throws {
+        let dir = TempDir()
+        let img = dir.image("d.img", size: 1 << 20)
+        let file = dir.file("not-a-socket", "data\n")
+        let r = try CLIRunner.run(["nbd", "serve", "-f", "raw", img, "--port", "0", "--control", file])
+        #expect(r.status == 1 && r.stderr.contains("it exists and is not a socket"), "\(r.stderr)")
+        #expect(FileManager.default.contents(atPath: file) == Data("data\n".utf8))
+        let none = try Self.control(dir.path + "/absent.sock", ["list"])
+        #expect(none.status == 1 && none.stderr.contains("cannot connect to \(dir.path)/absent.sock"))
+        let usage = try CLIRunner.run(["nbd", "control", dir.path + "/absent.sock"])
+        #expect(usage.status == 2)
+    }
+}
