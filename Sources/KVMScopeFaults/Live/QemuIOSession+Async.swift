@@ -157,31 +157,18 @@ extension QemuIOSession {
             return true
         }
         guard ops.count >= 2 else { return usage(cmd) }
-        var patternByte: UInt8?
-        if let p = f["P"] { guard let b = pattern(p) else { return false }; patternByte = b }
-        guard let offset = number(ops[0]) else { return false }
-        guard let lengths = vectorLengths(ops.dropFirst()) else { return false }
-        let count = lengths.reduce(0, +)
-        let quiet = f["q"] != nil, dump = f["v"] != nil, machine = f["C"] != nil
+        guard let r = vectoredRead(f, ops) else { return false }
         let backend = self.backend
         let t0 = now()
-        let refused = async.submit(bytes: count) { [unowned self] leftBackend in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 4096)
+        let refused = async.submit(bytes: r.count) { [unowned self] leftBackend in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count, alignment: 4096)
             defer { buffer.deallocate() }
             buffer.initializeMemory(as: UInt8.self, repeating: 0xab)
-            let completion = inRange(offset, Int64(count)) ? backend.read(offset: offset, into: buffer) : BlockCompletion(errno: EIO)
+            let completion = inRange(r.offset, Int64(r.count)) ? backend.read(offset: r.offset, into: buffer) : BlockCompletion(errno: EIO)
             leftBackend()
             let e = complete(completion, "aio_read")
-            let t1 = now()
-            // aio_read_done: the error, else the pattern check, the dump and the report.
-            if e != 0 { return "readv failed: \(strerror(e))\n" }
-            var text = ""
-            if let p = patternByte, buffer.contains(where: { $0 != p }) {
-                text += "Pattern verification failed at offset \(offset), \(count) bytes\n"
-            }
-            if quiet { return text }
-            if dump { text += QemuIOFormat.dump(UnsafeRawBufferPointer(buffer), offset: offset) }
-            return text + QemuIOFormat.report("read", seconds: t1 - t0, offset: offset, count: Int64(count), total: Int64(count), ops: 1, machine: machine)
+            // aio_read_done prints what readv prints; a failure does not fail the command (it was submitted).
+            return readOutcome(UnsafeRawBufferPointer(buffer), r, errno: e, seconds: now() - t0, flags: f).text
         }
         if let refused { report(refused); return false }
         return true

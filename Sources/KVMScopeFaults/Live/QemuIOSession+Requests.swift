@@ -53,30 +53,43 @@ extension QemuIOSession {
     func readv(_ cmd: Command, _ args: [String]) -> Bool {
         guard let (f, ops) = getopt(cmd, args, spec: "CP:qv") else { return usage(cmd) }
         guard ops.count >= 2 else { return usage(cmd) }
-        var patternByte: UInt8?
-        if let p = f["P"] { guard let b = pattern(p) else { return false }; patternByte = b }
-        guard let offset = number(ops[0]) else { return false }
-        guard let lengths = vectorLengths(ops.dropFirst()) else { return false }
-        let count = lengths.reduce(0, +)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 4096)
+        guard let r = vectoredRead(f, ops) else { return false }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: r.count, alignment: 4096)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0xab)
         let t0 = now()
-        let e = inRange(offset, Int64(count)) ? complete(backend.read(offset: offset, into: buffer), "readv") : EIO
-        let t1 = now()
-        if e != 0 {
-            out("readv failed: \(strerror(e))\n")
-            return false
-        }
-        var ok = true
-        if let p = patternByte, buffer.contains(where: { $0 != p }) {
-            out("Pattern verification failed at offset \(offset), \(count) bytes\n")
+        let e = inRange(r.offset, Int64(r.count)) ? complete(backend.read(offset: r.offset, into: buffer), "readv") : EIO
+        let outcome = readOutcome(UnsafeRawBufferPointer(buffer), r, errno: e, seconds: now() - t0, flags: f)
+        out(outcome.text)
+        return outcome.ok
+    }
+
+    /// What readv and aio_read take: `-P pattern`, the offset, the lengths (their sum is read).
+    struct VectoredRead { let offset: Int64; let count: Int; let pattern: UInt8? }
+
+    func vectoredRead(_ f: [Character: String], _ ops: [String]) -> VectoredRead? {
+        var patternByte: UInt8?
+        if let p = f["P"] { guard let b = pattern(p) else { return nil }; patternByte = b }
+        guard let offset = number(ops[0]) else { return nil }
+        guard let lengths = vectorLengths(ops.dropFirst()) else { return nil }
+        return VectoredRead(offset: offset, count: lengths.reduce(0, +), pattern: patternByte)
+    }
+
+    /// readv_f's and aio_read_done's output: the error, else the pattern check, `-v`'s dump and
+    /// the report (`-q`: only the check); `ok` is false on an error or a pattern mismatch.
+    func readOutcome(_ buffer: UnsafeRawBufferPointer, _ r: VectoredRead, errno e: Int32, seconds: Double,
+                     flags f: [Character: String]) -> (text: String, ok: Bool) {
+        if e != 0 { return ("readv failed: \(strerror(e))\n", false) }
+        var text = "", ok = true
+        if let p = r.pattern, buffer.contains(where: { $0 != p }) {
+            text += "Pattern verification failed at offset \(r.offset), \(r.count) bytes\n"
             ok = false
         }
-        if f["q"] != nil { return ok }
-        if f["v"] != nil { out(QemuIOFormat.dump(UnsafeRawBufferPointer(buffer), offset: offset)) }
-        out(QemuIOFormat.report("read", seconds: t1 - t0, offset: offset, count: Int64(count), total: Int64(count), ops: 1, machine: f["C"] != nil))
-        return ok
+        if f["q"] != nil { return (text, ok) }
+        if f["v"] != nil { text += QemuIOFormat.dump(buffer, offset: r.offset) }
+        text += QemuIOFormat.report("read", seconds: seconds, offset: r.offset, count: Int64(r.count), total: Int64(r.count),
+                                    ops: 1, machine: f["C"] != nil)
+        return (text, ok)
     }
 
     func write(_ cmd: Command, _ args: [String]) -> Bool {
