@@ -76,6 +76,12 @@ struct IoCommand: ParsableCommand {
         if NBDURI.looksLikeURI(image) {
             let client = try NBDClient(uri: try NBDURI.parse(image)) { CLIOutput.error($0) }
             upstream = client
+            // qemu-io opens an export read-write unless -r, and a read-only export refuses that
+            // ("Could not open image: Permission denied"): so does kvmscope io.
+            if !readOnly && client.export.has(NBD.TransmissionFlag.readOnly) {
+                client.close()
+                throw KVMScopeError.cannotOpen(path: image, reason: "the export is read-only (open it with -r)")
+            }
             let disk = NBDUpstreamDisk(client: client, readOnly: readOnly)
             if format == nil { try Self.refuseIfNotRaw(disk, uri: image) }
             file = disk

@@ -164,8 +164,11 @@ final class BackgroundPeer {
         #expect(export?["can_trim"] as? Bool == false && export?["can_zero"] as? Bool == false)
         let r = try runProcess(qemuIO, ["-f", "raw", "-r", proxy.uri, "-c", "read -P 0 0 4k"])
         #expect(Self.withoutRates(r.stdout) == ["read 4096/4096 bytes at offset 0"])
+        // Like qemu-io: a read-only export is not opened for writing, and with -r writes are refused.
         let w = try CLIRunner.run(["io", "-f", "raw", upstream.uri, "-c", "write 0 4k"])
-        #expect(w.stderr == "kvmscope io: Block node is read-only\n" && w.status == 1, "\(w.stderr)")
+        #expect(w.status == 1 && w.stderr.contains("the export is read-only (open it with -r)"), "\(w.stderr)")
+        let r2 = try CLIRunner.run(["io", "-f", "raw", "-r", upstream.uri, "-c", "write 0 4k"])
+        #expect(r2.stderr == "kvmscope io: Block node is read-only\n" && r2.status == 1, "\(r2.stderr)")
         proxy.stop()
         upstream.stop()
     }

@@ -7,6 +7,11 @@ extension QemuIOSession {
     func read(_ cmd: Command, _ args: [String]) -> Bool {
         guard let (f, ops) = getopt(cmd, args, spec: "bCl:pP:qrs:v") else { return usage(cmd) }
         guard ops.count == 2 else { return usage(cmd) }
+        // -b reads the VM state, which a raw image does not have (bdrv_load_vmstate: ENOTSUP).
+        if f["b"] != nil {
+            out("read failed: \(strerror(ENOTSUP))\n")
+            return false
+        }
         var patternByte: UInt8?
         if let p = f["P"] { guard let b = pattern(p) else { return false }; patternByte = b }
         var patternOffset: Int64 = 0, patternCount: Int64?
@@ -185,7 +190,7 @@ extension QemuIOSession {
     }
 
     func length() -> Bool {
-        out(QemuIOFormat.size(Double(backend.size)) + "\n")
+        out(QemuIOFormat.size(Double(diskSize)) + "\n")
         return true
     }
 
@@ -193,7 +198,7 @@ extension QemuIOSession {
     /// calls every byte allocated (holes in the file below are data of the raw disk); the
     /// whole disk is one run.
     func map() -> Bool {
-        let size = backend.size
+        let size = diskSize
         guard size > 0 else { return true }
         out("\(QemuIOFormat.size(Double(size))) (0x\(String(size, radix: 16))) bytes     allocated at offset 0 bytes (0x0)\n")
         return true
@@ -207,7 +212,7 @@ extension QemuIOSession {
             guard let c = number(args[1]) else { return false }
             count = c
         }
-        let size = backend.size
+        let size = diskSize
         let inside = offset >= size ? 0 : min(count, size - offset)
         out("\(inside)/\(inside) bytes allocated at offset \(QemuIOFormat.size(Double(offset)))\n")
         return true
@@ -215,8 +220,9 @@ extension QemuIOSession {
 
     func truncate(_ cmd: Command, _ args: [String]) -> Bool {
         guard let (f, ops) = getopt(cmd, args, spec: "m:") else { return usage(cmd) }
-        // qemu-io 7.2 reads the offset without checking that there is one (and crashes).
-        guard ops.count == 1 else { return usage(cmd) }
+        // qemu-io 7.2 takes the first operand (up to three are allowed) and reads it without
+        // checking that there is one (and crashes).
+        guard !ops.isEmpty else { return usage(cmd) }
         var mode = Preallocation.off
         if let m = f["m"] {
             guard let parsed = Preallocation(rawValue: m) else {

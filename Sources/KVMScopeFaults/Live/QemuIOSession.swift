@@ -76,7 +76,7 @@ public final class QemuIOSession {
         Command(name: "info", altName: "i", args: nil, oneline: "prints information about the current file", help: "", argmin: 0, argmax: 0),
         Command(name: "length", altName: "l", args: nil, oneline: "gets the length of the current file", help: "", argmin: 0, argmax: 0),
         Command(name: "map", altName: nil, args: "", oneline: "prints the allocated areas of a file", help: "", argmin: 0, argmax: 0),
-        Command(name: "quit", altName: "q", args: nil, oneline: "exit the program", help: "", argmin: 0, argmax: 0),
+        Command(name: "quit", altName: "q", args: nil, oneline: "exit the program", help: "", argmin: 0, argmax: -1),
         Command(name: "read", altName: "r", args: "[-Cqv] [-P pattern [-s off] [-l len]] off len",
                 oneline: "reads a number of bytes at a specified offset",
                 help: " Example: 'read -v 512 1k' dumps 1 KiB read at byte 512.\n -C, -- report statistics in a machine parsable format\n -l, -- length for pattern verification (only with -P)\n -P, -- use a pattern to verify read data\n -q, -- quiet mode, do not show I/O statistics\n -s, -- start offset for pattern verification (only with -P)\n -v, -- dump buffer to standard output\n",
@@ -270,9 +270,18 @@ public final class QemuIOSession {
         return lengths
     }
 
+    /// The disk's size as QEMU sees a file: whole 512-byte sectors, the last one partial in the
+    /// file rounded up (block.c bdrv_getlength = bdrv_nb_sectors * 512; file-posix reads past
+    /// the end as zeroes and extends the file on writes there).
+    var diskSize: Int64 {
+        let size = backend.size
+        guard (backend as? FaultInjectingBackend)?.image is RawImageFile, size % 512 != 0 else { return size }
+        return size + 512 - size % 512
+    }
+
     /// qemu's blk_check_byte_request: a range outside the image fails with EIO.
     func inRange(_ offset: Int64, _ length: Int64) -> Bool {
-        let size = backend.size
+        let size = diskSize
         return offset >= 0 && offset <= size && size - offset >= length
     }
 
