@@ -17,7 +17,8 @@ public protocol NBDServerObserver: AnyObject, Sendable {
     func acceptFailed(_ error: String, pauseSeconds: Double, failures: Int)
 }
 
-/// The export the server offers: one raw image, any name accepted ("" is the default export).
+/// One export the server offers, chosen by its name (the server's first export is also the
+/// default export, "").
 public struct NBDExport: Sendable {
     public var name: String
     public var description: String
@@ -28,8 +29,6 @@ public struct NBDExport: Sendable {
         self.description = description
         self.backend = backend
     }
-
-    func matches(_ requested: String) -> Bool { requested.isEmpty || requested == name }
 }
 
 extension NBDServerConfiguration {
