@@ -19,6 +19,9 @@ extension NBD {
 
     /// NBD_REPLY_TYPE_BLOCK_STATUS: context id, then (length, flags) descriptors.
     public static let replyTypeBlockStatus: UInt16 = 5
+    /// NBD_REPLY_TYPE_BLOCK_STATUS_EXT (extended headers only): context id, descriptor count,
+    /// then (64-bit length, 64-bit flags) descriptors.
+    public static let replyTypeBlockStatusExtended: UInt16 = 6
 
     /// Descriptors in one reply chunk. proto.md: "a server SHOULD NOT send more than 2^20 status
     /// descriptors in a single chunk"; kvmscope stops at the backend's bound
@@ -27,12 +30,13 @@ extension NBD {
     public static let maximumBlockStatusDescriptors = RawImageFile.maximumExtentsPerQuery
 }
 
-/// One descriptor of a block status reply chunk (compact form: 32-bit length).
+/// One descriptor of a block status reply chunk. The length is 32 bits on the wire in a
+/// compact chunk (the request's length bounds it) and 64 bits in an extended one.
 public struct NBDBlockDescriptor: Equatable, Sendable {
-    public var length: UInt32
+    public var length: UInt64
     public var flags: UInt32
 
-    public init(length: UInt32, flags: UInt32) {
+    public init(length: UInt64, flags: UInt32) {
         self.length = length
         self.flags = flags
     }
@@ -43,14 +47,14 @@ public struct NBDBlockDescriptor: Equatable, Sendable {
     /// (the seam promises it; a backend that breaks the promise must not make the server break
     /// the protocol), at most `limit` descriptors, one with NBD_CMD_FLAG_REQ_ONE. Empty when the
     /// backend gave nothing usable: the caller answers with an error, never an empty chunk.
-    public static func descriptors(for extents: [BlockExtent], requested: UInt32, one: Bool,
+    public static func descriptors(for extents: [BlockExtent], requested: UInt64, one: Bool,
                                    limit: Int = NBD.maximumBlockStatusDescriptors) -> [NBDBlockDescriptor] {
         var out: [NBDBlockDescriptor] = []
         var remaining = requested
         let cap = one ? 1 : max(1, limit)
         for e in extents where e.length > 0 {
             guard remaining > 0 else { break }
-            let n = UInt32(min(e.length, Int64(remaining)))
+            let n = UInt64(e.length) < remaining ? UInt64(e.length) : remaining
             remaining -= n
             if let last = out.last, last.flags == e.nbdFlags {
                 out[out.count - 1].length += n   // ≤ requested: no overflow

@@ -20,6 +20,8 @@ public struct NBDConnectionSummary: Sendable, Equatable {
     public var connectedSeconds: Double = 0
     /// The TLS version the connection ran under ("TLSv1.3"), nil in the clear.
     public var tls: String?
+    /// The client negotiated NBD_OPT_EXTENDED_HEADERS (64-bit lengths, 32-byte headers).
+    public var extendedHeaders = false
     /// The export it used, when the server has several (nil: the only one).
     public var export: String?
 

@@ -26,6 +26,8 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
     private var finished = false
     private var noZeroes = false
     private var structuredReplies = false
+    /// NBD_OPT_EXTENDED_HEADERS acknowledged: 32-byte headers both ways in transmission.
+    private var extendedHeaders = false
     /// The export for which the last NBD_OPT_SET_META_CONTEXT selected `base:allocation` (nil:
     /// no context selected). Block status is allowed only if the client then picks that export.
     private var allocationContextExport: Int?
@@ -59,7 +61,7 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
         if can.multiConn { f |= NBD.TransmissionFlag.canMultiConn }
         if backend.isReadOnly { f |= NBD.TransmissionFlag.readOnly }
         // Reads are always answered in one chunk, so "don't fragment" is honoured by construction.
-        if structuredReplies { f |= NBD.TransmissionFlag.sendDF }
+        if structuredReplies || extendedHeaders { f |= NBD.TransmissionFlag.sendDF }
         return f
     }
 
@@ -105,6 +107,7 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             // What was negotiated in the clear is forgotten (proto.md "TLS support": a
             // man-in-the-middle could have chosen it); the client negotiates again inside TLS.
             structuredReplies = false
+            extendedHeaders = false
             allocationContextExport = nil
         }
         context.fireUserInboundEventTriggered(event)
@@ -209,6 +212,11 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             }
 
         case .exportName:
+            guard !extendedHeaders else {
+                // proto.md: after extended headers "a client MUST NOT use NBD_OPT_EXPORT_NAME";
+                // it has no error reply, so the only answer is to close (as QEMU's server does).
+                return violation(context, "NBD_OPT_EXPORT_NAME after NBD_OPT_EXTENDED_HEADERS (the client must use NBD_OPT_GO)")
+            }
             let name = data.readString(length: data.readableBytes) ?? ""
             guard let index = configuration.exportIndex(named: name) else {
                 // NBD_OPT_EXPORT_NAME has no error reply: the spec's only answer is to close.
@@ -276,6 +284,11 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             guard data.readableBytes == 0 else {
                 return errorReply(context, code, NBD.Reply.errInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data")
             }
+            // QEMU's server order (nbd/server.c, nbd_negotiate_options): extended headers take
+            // precedence over structured replies (proto.md: NBD_REP_ERR_EXT_HEADER_REQD).
+            guard !extendedHeaders else {
+                return errorReply(context, code, NBD.Reply.errExtHeaderReqd, "extended headers already negotiated")
+            }
             guard !structuredReplies else {
                 return errorReply(context, code, NBD.Reply.errInvalid, "structured replies already negotiated")
             }
@@ -283,23 +296,36 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
             reply(context, code, NBD.Reply.ack)
             context.flush()
 
+        case .extendedHeaders:
+            guard data.readableBytes == 0 else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "NBD_OPT_EXTENDED_HEADERS takes no data")
+            }
+            guard !extendedHeaders else {
+                return errorReply(context, code, NBD.Reply.errInvalid, "extended headers already negotiated")
+            }
+            // A client may ask for structured replies first; extended headers supersede them.
+            extendedHeaders = true
+            reply(context, code, NBD.Reply.ack)
+            context.flush()
+
         case .listMetaContext, .setMetaContext:
             handleMetaContext(context, code: code, data: data, listing: code == NBD.Option.listMetaContext.rawValue)
 
         default:
-            // STARTTLS, extended headers and unknown options.
+            // NBD_OPT_PEEK_EXPORT (withdrawn) and unknown options.
             errorReply(context, code, NBD.Reply.errUnsup, "option \(code) is not supported by kvmscope")
         }
     }
 
     /// NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT (proto.md, "Option types"). Both need
-    /// structured replies first (block status replies are structured; QEMU's nbd/server.c
-    /// refuses both the same way). A SET replaces the previous selection even when it fails.
+    /// structured replies or extended headers first (block status replies are chunks; QEMU's
+    /// nbd/server.c refuses both the same way). A SET replaces the previous selection even
+    /// when it fails.
     private func handleMetaContext(_ context: ChannelHandlerContext, code: UInt32, data: ByteBuffer, listing: Bool) {
         if !listing { allocationContextExport = nil }
         let name = listing ? "NBD_OPT_LIST_META_CONTEXT" : "NBD_OPT_SET_META_CONTEXT"
-        guard structuredReplies else {
-            return errorReply(context, code, NBD.Reply.errInvalid, "\(name) needs NBD_OPT_STRUCTURED_REPLY first")
+        guard structuredReplies || extendedHeaders else {
+            return errorReply(context, code, NBD.Reply.errInvalid, "\(name) needs NBD_OPT_STRUCTURED_REPLY or NBD_OPT_EXTENDED_HEADERS first")
         }
         guard let request = NBDMetaContextOption(data) else {
             return errorReply(context, code, NBD.Reply.errInvalid, "malformed \(name) data")
@@ -329,6 +355,7 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
         var session = NBDSession(client: client, structuredReplies: structuredReplies, connectedAt: connectedAt,
                                  allocationContextID: allocationID)
         session.exportIndex = exportIndex
+        session.extendedHeaders = extendedHeaders
         session.tls = tlsVersion
         do {
             try context.pipeline.syncOperations.enterNBDTransmissionPhase(configuration: configuration, session: session,
@@ -344,6 +371,8 @@ public final class NBDHandshakeHandler: ChannelInboundHandler, RemovableChannelH
 public struct NBDSession: Sendable {
     public var client: String
     public var structuredReplies: Bool
+    /// NBD_OPT_EXTENDED_HEADERS was acknowledged (it supersedes structured replies).
+    public var extendedHeaders = false
     public var connectedAt: NIODeadline
     /// The id NBD_OPT_SET_META_CONTEXT gave `base:allocation` for this export; nil: the client
     /// selected no context, and NBD_CMD_BLOCK_STATUS gets EINVAL.
@@ -352,6 +381,9 @@ public struct NBDSession: Sendable {
     public var tls: String?
     /// Which of the configuration's exports the client chose.
     public var exportIndex = 0
+
+    /// How replies look on this connection.
+    public var replyStyle: NBDReplyStyle { extendedHeaders ? .extended : structuredReplies ? .structured : .simple }
 
     public init(client: String, structuredReplies: Bool, connectedAt: NIODeadline, allocationContextID: UInt32? = nil) {
         self.client = client

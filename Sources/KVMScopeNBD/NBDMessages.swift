@@ -12,11 +12,12 @@ public enum NBDHandshakeMessage: Equatable {
 /// NIOHTTP1's head/body/end parts: a WRITE's payload follows its request as it arrives, so the
 /// decoder itself never holds more than a request header.
 public enum NBDTransmissionMessage: Equatable {
-    /// One request header (28 bytes). For a WRITE, `payload` parts and `payloadEnd` follow.
+    /// One request header (28 bytes, 32 with extended headers). When it `hasPayload`,
+    /// `payload` parts and `payloadEnd` follow.
     case request(NBDRequest)
-    /// The next bytes of the current WRITE's payload.
+    /// The next bytes of the current request's payload.
     case payload(ByteBuffer)
-    /// The current WRITE's payload is complete (also sent for a zero-length WRITE).
+    /// The current request's payload is complete (also sent for a zero-length WRITE).
     case payloadEnd
 }
 
@@ -26,14 +27,20 @@ public struct NBDRequest: Equatable, Sendable {
     public var type: UInt16
     public var cookie: UInt64
     public var offset: UInt64
-    public var length: UInt32
+    /// Compact headers: 32 bits (a WRITE's payload, any other command's effect length).
+    /// Extended headers: 64 bits, a payload length when `hasPayload`, else an effect length.
+    public var length: UInt64
+    /// Payload parts follow the request: a WRITE, or with extended headers any request that
+    /// sets NBD_CMD_FLAG_PAYLOAD_LEN.
+    public var hasPayload: Bool
 
-    public init(flags: UInt16, type: UInt16, cookie: UInt64, offset: UInt64, length: UInt32) {
+    public init(flags: UInt16, type: UInt16, cookie: UInt64, offset: UInt64, length: UInt64, hasPayload: Bool? = nil) {
         self.flags = flags
         self.type = type
         self.cookie = cookie
         self.offset = offset
         self.length = length
+        self.hasPayload = hasPayload ?? (type == NBD.Command.write.rawValue)
     }
 
     public var command: NBD.Command? { NBD.Command(rawValue: type) }
@@ -57,6 +64,11 @@ public enum NBDServerMessage: Equatable {
     case structuredError(cookie: UInt64, error: UInt32, message: String)
     /// Structured NBD_REPLY_TYPE_BLOCK_STATUS with DONE: one context's descriptors (at least one).
     case structuredBlockStatus(cookie: UInt64, contextID: UInt32, descriptors: [NBDBlockDescriptor])
+    /// With extended headers, every reply is one of these (proto.md: no simple replies): a
+    /// 32-byte header echoing the request's cookie and offset, then `fields` (the chunk type's
+    /// fixed part: an OFFSET_DATA offset, an error's code and message, block status
+    /// descriptors) and `data` (a READ's bytes, sent without a copy). Always the last chunk.
+    case extendedChunk(type: UInt16, cookie: UInt64, offset: UInt64, fields: ByteBuffer, data: ByteBuffer?)
 }
 
 /// Protocol violations after which the connection cannot continue (framing is lost).
@@ -68,6 +80,12 @@ public enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
     case tooManyOptions(Int)
     /// Bytes in the clear after NBD_OPT_STARTTLS, before the TLS handshake (`NBDStartTLSGate`).
     case plaintextAfterStartTLS(Int)
+    /// Extended headers: a payload longer than the advertised maximum (proto.md: the server
+    /// SHOULD hard-disconnect; reading 2^64 bytes to stay in step is no option).
+    case payloadTooLarge(UInt64)
+    /// A request header of the other style: compact after NBD_OPT_EXTENDED_HEADERS, or
+    /// extended without it (framing is lost: the headers differ in length).
+    case unexpectedHeaderStyle(extendedNegotiated: Bool)
 
     public var description: String {
         switch self {
@@ -78,6 +96,11 @@ public enum NBDProtocolError: Error, Equatable, CustomStringConvertible {
         case let .tooManyOptions(n): return "more than \(n) options without choosing an export"
         case let .plaintextAfterStartTLS(n):
             return "\(n) bytes sent in the clear after NBD_OPT_STARTTLS, before TLS (a plaintext injection attempt)"
+        case let .payloadTooLarge(n):
+            return "request with a \(n)-byte payload (limit \(NBD.maximumPayload))"
+        case let .unexpectedHeaderStyle(extended):
+            return extended ? "compact (28-byte) request header after extended headers were negotiated"
+                : "extended (32-byte) request header without NBD_OPT_EXTENDED_HEADERS"
         }
     }
 }

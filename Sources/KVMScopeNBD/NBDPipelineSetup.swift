@@ -66,7 +66,7 @@ extension ChannelPipeline.SynchronousOperations {
     func enterNBDTransmissionPhase(configuration: NBDServerConfiguration, session: NBDSession,
                                    handshakeHandler: NBDHandshakeHandler) throws {
         let handshakeDecoder = try handler(type: ByteToMessageHandler<NBDHandshakeDecoder>.self)
-        try addHandler(ByteToMessageHandler(NBDRequestDecoder()), name: NBDHandlerName.requestDecoder,
+        try addHandler(ByteToMessageHandler(NBDRequestDecoder(extendedHeaders: session.extendedHeaders)), name: NBDHandlerName.requestDecoder,
                        position: .after(handshakeDecoder))
         let transmission = NBDTransmissionHandler(configuration: configuration, session: session)
         try addHandler(transmission, name: NBDHandlerName.transmission, position: .last)

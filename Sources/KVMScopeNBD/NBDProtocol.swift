@@ -8,6 +8,10 @@ public enum NBD {
     public static let requestMagic: UInt32 = 0x2560_9513
     public static let simpleReplyMagic: UInt32 = 0x6744_6698
     public static let structuredReplyMagic: UInt32 = 0x668e_33ef
+    /// The 32-byte request and reply headers of NBD_OPT_EXTENDED_HEADERS (proto.md, "Request
+    /// message" and "Extended reply chunk message"; QEMU 8.2+ and libnbd 1.18+ speak them).
+    public static let extendedRequestMagic: UInt32 = 0x21e4_1c71
+    public static let extendedReplyMagic: UInt32 = 0x6e8a_278c
 
     /// Handshake flags (server, 16 bits) and client flags (32 bits).
     public enum HandshakeFlag {
@@ -38,6 +42,7 @@ public enum NBD {
         public static let errShutdown: UInt32 = errorBit | 7
         public static let errBlockSizeReqd: UInt32 = errorBit | 8
         public static let errTooBig: UInt32 = errorBit | 9
+        public static let errExtHeaderReqd: UInt32 = errorBit | 10
     }
 
     public enum Info {
@@ -85,6 +90,9 @@ public enum NBD {
         public static let dontFragment: UInt16 = 1 << 2
         public static let reqOne: UInt16 = 1 << 3
         public static let fastZero: UInt16 = 1 << 4
+        /// Extended headers only: *length* is a payload that follows the header (proto.md: WRITE
+        /// MUST set it; on other commands it is EINVAL unless the command defines a payload).
+        public static let payloadLength: UInt16 = 1 << 5
     }
 
     public enum ReplyType {

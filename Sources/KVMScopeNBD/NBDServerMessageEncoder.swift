@@ -66,9 +66,19 @@ public final class NBDServerMessageEncoder: ChannelOutboundHandler, RemovableCha
             writeChunkHeader(&out, type: NBD.replyTypeBlockStatus, cookie: cookie, length: UInt32(4 + 8 * descriptors.count))
             out.writeInteger(contextID)
             for d in descriptors {
-                out.writeInteger(d.length)
+                out.writeInteger(UInt32(d.length))   // ≤ the request's 32-bit length
                 out.writeInteger(d.flags)
             }
+
+        case .extendedChunk(let type, let cookie, let offset, var fields, let data):
+            out.writeInteger(NBD.extendedReplyMagic)
+            out.writeInteger(NBD.replyFlagDone)
+            out.writeInteger(type)
+            out.writeInteger(cookie)
+            out.writeInteger(offset)
+            out.writeInteger(UInt64(fields.readableBytes + (data?.readableBytes ?? 0)))
+            out.writeBuffer(&fields)
+            return data
         }
         return nil
     }

@@ -25,7 +25,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         var complete: Bool
         /// Bytes reserved for it (0: not yet).
         var reserved = 0
-        /// A WRITE over the maximum payload: its parts are dropped and it gets EINVAL.
+        /// A compact WRITE over the maximum payload, or (extended headers) a payload on a command
+        /// that takes none: its parts are dropped and it gets EINVAL.
         var discardPayload = false
     }
 
@@ -55,6 +56,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         self.session = session
         summary.reachedTransmission = true
         summary.tls = session.tls
+        summary.extendedHeaders = session.extendedHeaders
         if configuration.exports.count > 1 { summary.export = configuration.exports[session.exportIndex].name }
     }
 
@@ -185,10 +187,11 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         switch unwrapInboundIn(data) {
         case let .request(r):
             // proto.md: nothing may follow NBD_CMD_DISC; whatever does is ignored.
-            guard !disconnectRequested else { receivingPayload = r.type == NBD.Command.write.rawValue; return }
+            guard !disconnectRequested else { receivingPayload = r.hasPayload; return }
             summary.requests += 1
-            if r.type == NBD.Command.write.rawValue {
-                queue.append(Pending(request: r, payload: nil, complete: false, discardPayload: r.length > NBD.maximumPayload))
+            if r.hasPayload {
+                let unwanted = r.type != NBD.Command.write.rawValue || r.length > UInt64(NBD.maximumPayload)
+                queue.append(Pending(request: r, payload: nil, complete: false, discardPayload: unwanted))
                 receivingPayload = true
                 armRequestTimer(context, r)
             } else {
@@ -237,13 +240,15 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     private func cost(_ p: Pending) -> Int {
         let data: Int
         switch p.request.command {
-        case .read?: data = p.request.length <= NBD.maximumPayload ? Int(p.request.length) : 0
+        case .read?: data = p.request.length <= UInt64(NBD.maximumPayload) ? Int(p.request.length) : 0
         case .write?: data = p.discardPayload ? 0 : Int(p.request.length)
         case .blockStatus?:
             // The reply's descriptors, 8 bytes each: at most one per byte asked about, one with
             // REQ_ONE, never more than a chunk holds.
             let one = p.request.flags & NBD.CommandFlag.reqOne != 0
-            data = 8 * (one ? 1 : min(Int(p.request.length), NBD.maximumBlockStatusDescriptors))
+            // Extended descriptors are 16 bytes.
+            let size = session.extendedHeaders ? 16 : 8
+            data = size * (one ? 1 : min(Int(clamping: p.request.length), NBD.maximumBlockStatusDescriptors))
         default: data = 0
         }
         return data + NBDServerLimits.requestOverheadBytes
@@ -274,9 +279,12 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
                     guard reserved else { break }
                     reservedBytes += bytes
                     queue[head].reserved = bytes
-                    // In place (no second reference, so no copy of what already arrived).
-                    let length = Int(queue[head].request.length)
-                    queue[head].payload?.reserveCapacity(length)
+                    // In place (no second reference, so no copy of what already arrived). Only a
+                    // payload that is kept has a buffer, and its length is at most the maximum
+                    // payload; an effect length may be 64 bits.
+                    if queue[head].payload != nil {
+                        queue[head].payload!.reserveCapacity(Int(queue[head].request.length))
+                    }
                 }
                 guard queue[head].complete else { break }
                 let p = queue.removeFirst()
@@ -304,7 +312,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         // ignoring the bit)"; a READ, FLUSH or BLOCK_STATUS writes nothing, so it changes nothing.
         var allowed = NBD.CommandFlag.fua
         switch command {
-        case .read: if session.structuredReplies { allowed |= NBD.CommandFlag.dontFragment }
+        case .read: if session.replyStyle.hasChunks { allowed |= NBD.CommandFlag.dontFragment }
+        case .write: if session.extendedHeaders { allowed |= NBD.CommandFlag.payloadLength }
         case .writeZeroes: allowed |= NBD.CommandFlag.noHole
         case .blockStatus: allowed |= NBD.CommandFlag.reqOne
         default: break
@@ -315,7 +324,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         if command == .write && p.discardPayload {
             return sendError(context, p, .einval, "write of \(r.length) bytes exceeds the \(NBD.maximumPayload)-byte maximum")
         }
-        if command == .read && r.length > NBD.maximumPayload {
+        if command == .read && r.length > UInt64(NBD.maximumPayload) {
             return sendError(context, p, .einval, "read of \(r.length) bytes exceeds the \(NBD.maximumPayload)-byte maximum")
         }
         // proto.md, NBD_CMD_FLUSH: "length and offset are reserved, and MUST be set to all-zero";
@@ -333,7 +342,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             return sendError(context, p, .einval, "block status of 0 bytes")
         }
         let size = UInt64(backend.size)
-        let (end, overflow) = r.offset.addingReportingOverflow(UInt64(r.length))
+        let (end, overflow) = r.offset.addingReportingOverflow(r.length)
         if overflow || end > size {
             let e: NBD.WireError = (command == .write || command == .writeZeroes) ? .enospc : .einval
             return sendError(context, p, e, "\(command.name) at \(r.offset)+\(r.length) is beyond the end of the export (\(size) bytes)")
@@ -342,10 +351,9 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             return sendError(context, p, .eperm, "the export is read-only")
         }
         // In range of an Int64-sized export now: end <= size <= Int64.max.
-        guard let offset = Int64(exactly: r.offset) else {
-            return sendError(context, p, .einval, "\(command.name) at offset \(r.offset) is out of range")
+        guard let offset = Int64(exactly: r.offset), let length = Int64(exactly: r.length) else {
+            return sendError(context, p, .einval, "\(command.name) at \(r.offset)+\(r.length) is out of range")
         }
-        let length = Int64(r.length)
         let fua = r.flags & NBD.CommandFlag.fua != 0
         if command == .blockStatus {
             // An lseek per run, no data: inline on the loop, like page-cache reads. Nothing of
@@ -401,8 +409,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             }
         }
         let done = { [self] (completion: BlockCompletion, data: ByteBuffer?) in
-            if completion.succeeded && command == .read { summary.reads += 1; summary.bytesRead += UInt64(r.length) }
-            if completion.succeeded && command == .write { summary.writes += 1; summary.bytesWritten += UInt64(r.length) }
+            if completion.succeeded && command == .read { summary.reads += 1; summary.bytesRead += r.length }
+            if completion.succeeded && command == .write { summary.writes += 1; summary.bytesWritten += r.length }
             finish(context, p, command, completion, data: data)
         }
         // What reaches the disk (FLUSH, and FUA requests, which flush) runs off the
@@ -453,16 +461,12 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
                 message = errorMessage(r, .eio, "the backend reported no allocation for \(r.offset)+\(r.length)")
             } else {
                 summary.blockStatusQueries += 1
-                message = .structuredBlockStatus(cookie: r.cookie, contextID: session.allocationContextID ?? 0, descriptors: descriptors)
+                message = session.replyStyle.blockStatus(r, contextID: session.allocationContextID ?? 0, descriptors)
             }
-        } else if command == .read {
-            if session.structuredReplies {
-                message = r.length == 0 ? .structuredDone(cookie: r.cookie) : .structuredData(cookie: r.cookie, offset: r.offset, data: data!)
-            } else {
-                message = .simpleReply(error: 0, cookie: r.cookie, data: data)
-            }
+        } else if command == .read, let data {
+            message = session.replyStyle.read(r, data)
         } else {
-            message = .simpleReply(error: 0, cookie: r.cookie, data: nil)
+            message = session.replyStyle.done(r)
         }
         inFlight += 1
         if completion.delayNanoseconds > 0 || completion.stall != nil {
@@ -507,14 +511,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private func errorMessage(_ r: NBDRequest, _ error: NBD.WireError, _ text: String) -> NBDServerMessage {
-        // Once structured replies are negotiated, every READ reply must be structured (QEMU
-        // drops the connection on a simple one); other commands may use simple replies.
-        // Block status errors are structured too: they are answered only when a context was
-        // selected, which needs structured replies, and the chunk carries the message.
-        if session.structuredReplies && (r.type == NBD.Command.read.rawValue || r.type == NBD.Command.blockStatus.rawValue) {
-            return .structuredError(cookie: r.cookie, error: error.rawValue, message: text)
-        }
-        return .simpleReply(error: error.rawValue, cookie: r.cookie, data: nil)
+        session.replyStyle.error(r, error, text)
     }
 
     private func sendError(_ context: ChannelHandlerContext, _ p: Pending, _ error: NBD.WireError, _ text: String) {

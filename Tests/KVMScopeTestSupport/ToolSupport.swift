@@ -21,6 +21,23 @@ public enum QemuTools {
     }
 }
 
+/// QEMU 10's qemu-io, qemu-img and qemu-nbd from Debian's bookworm-backports, unpacked beside
+/// the system's QEMU 7.2 by lab/setup-qemu-backports (CI runs it): the NBD peers that speak
+/// NBD_OPT_EXTENDED_HEADERS, which QEMU 7.2 and libnbd 1.14 predate.
+public enum QemuBackportsTools {
+    public static var directory: String {
+        (ProcessInfo.processInfo.environment["KVMSCOPE_QEMU_BACKPORTS"] ?? "/opt/kvmscope-peers/qemu-backports") + "/usr/bin"
+    }
+
+    public static func require(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+        let p = directory + "/" + name
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+        Issue.record("\(p) not found: run lab/setup-qemu-backports (CI does) to unpack QEMU 10's qemu-utils from bookworm-backports",
+                     sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
 /// A temporary directory removed when the value goes away.
 public final class TempDir {
     public let path: String
