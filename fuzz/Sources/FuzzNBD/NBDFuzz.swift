@@ -35,8 +35,20 @@ public enum NBDFuzz {
         return b
     }()
 
-    /// What the server answers to `handshake` alone.
+    /// The same with NBD_OPT_EXTENDED_HEADERS instead of structured replies: 32-byte requests
+    /// and extended reply chunks in transmission.
+    public static let extendedHandshake: [UInt8] = {
+        var b: [UInt8] = []
+        func be<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.bigEndian) { b += $0 } }
+        be(UInt32(NBD.ClientFlag.fixedNewstyle | NBD.ClientFlag.noZeroes))
+        be(NBD.optionMagic); be(NBD.Option.extendedHeaders.rawValue); be(UInt32(0))
+        b += handshake.dropFirst(4 + 16)   // SET_META_CONTEXT and GO, as above
+        return b
+    }()
+
+    /// What the server answers to `handshake` (or `extendedHandshake`) alone.
     static let handshakeReplyBytes = converse([handshake[...]]).output.count
+    static let extendedHandshakeReplyBytes = converse([extendedHandshake[...]]).output.count
 
     /// Feeds `chunks` to a fresh connection; returns everything the server wrote and whether
     /// it closed the connection.
@@ -111,6 +123,7 @@ public enum NBDFuzz {
     /// cookie; requests are framed here independently of the decoder to check that.
     public static func runRequests(_ bytes: [UInt8]) {
         guard let sizes = bytes.first else { return }
+        if sizes & 0x80 != 0 { return runExtendedRequests(bytes) }
         let body = bytes.dropFirst()
         let setup = handshakeReplyBytes
         var pieces = [handshake[...]]
@@ -162,6 +175,99 @@ public enum NBDFuzz {
             FuzzNBDCheck.require(!(isRead && simple[k]), "NBD: a simple reply to a READ after structured replies were negotiated")
         }
         if expected.stopsConnection { FuzzNBDCheck.require(closed, "NBD: a bad magic or disconnect left the connection open") }
+    }
+
+    /// Requests target with extended headers (a first byte with bit 7 set; the rest of it sets
+    /// the chunking): every request gets exactly one extended chunk, DONE, in order, echoing
+    /// its cookie and offset; there are no simple or structured replies at all.
+    static func runExtendedRequests(_ bytes: [UInt8]) {
+        let body = bytes.dropFirst()
+        let setup = extendedHandshakeReplyBytes
+        var pieces = [extendedHandshake[...]]
+        pieces += chunks(body, sizes: bytes[0] & 0x7f)
+        let (output, closed) = converse(pieces)
+        let expected = expectedExtendedRequests(body)
+        var replies: [(cookie: UInt64, offset: UInt64)] = []
+        var i = setup
+        while i + 32 <= output.count {
+            let magic = be(UInt32.self, output, i)
+            FuzzNBDCheck.require(magic == NBD.extendedReplyMagic, "NBD extended: reply \(replies.count) has magic 0x\(String(magic, radix: 16))")
+            FuzzNBDCheck.require(be(UInt16.self, output, i + 4) == NBD.replyFlagDone, "NBD extended: reply chunk without DONE")
+            let type = be(UInt16.self, output, i + 6)
+            let length = be(UInt64.self, output, i + 24)
+            FuzzNBDCheck.require(length <= UInt64(output.count - i - 32), "NBD extended: chunk length \(length) past the output")
+            guard length <= UInt64(output.count - i - 32) else { return }
+            let k = replies.count
+            FuzzNBDCheck.require(type != NBD.replyTypeBlockStatus, "NBD extended: a compact block status chunk")
+            if type == NBD.replyTypeBlockStatusExtended {
+                FuzzNBDCheck.require(k < expected.requests.count && expected.requests[k].type == NBD.Command.blockStatus.rawValue,
+                                     "NBD extended: a block status chunk answers request \(k), which is not a block status query")
+                if k < expected.requests.count { checkExtendedBlockStatus(output, at: i + 32, length: Int(length), request: expected.requests[k]) }
+            }
+            replies.append((be(UInt64.self, output, i + 8), be(UInt64.self, output, i + 16)))
+            i += 32 + Int(length)
+        }
+        FuzzNBDCheck.require(i == output.count, "NBD extended: reply stream does not end on a chunk boundary: \(hex(output[setup...]))")
+        let got = replies.map(\.cookie), want = expected.requests.map(\.cookie)
+        if expected.closes {
+            FuzzNBDCheck.require(want.starts(with: got), "NBD extended: replies \(got.count) are not the first of \(want.count) requests")
+            FuzzNBDCheck.require(closed, "NBD extended: a violation or disconnect left the connection open")
+        } else {
+            FuzzNBDCheck.require(got == want, "NBD extended: replies \(got.count) for \(want.count) requests (or out of order)")
+        }
+        for (r, q) in zip(replies, expected.requests) {
+            FuzzNBDCheck.require(r.offset == q.offset, "NBD extended: reply offset \(r.offset) for a request at \(q.offset)")
+        }
+    }
+
+    /// Extended framing (proto.md extension-ext-header): 32-byte headers, a payload when
+    /// PAYLOAD_LEN is set or the request is a WRITE (as QEMU reads one), a payload over the
+    /// maximum or a compact header closes. Requests up to the first such or NBD_CMD_DISC.
+    static func expectedExtendedRequests(_ body: ArraySlice<UInt8>)
+        -> (requests: [(type: UInt16, flags: UInt16, cookie: UInt64, offset: UInt64, length: UInt64)], closes: Bool) {
+        let b = Array(body)
+        var requests: [(type: UInt16, flags: UInt16, cookie: UInt64, offset: UInt64, length: UInt64)] = []
+        var i = 0
+        while i + 4 <= b.count {
+            guard be(UInt32.self, b, i) == NBD.extendedRequestMagic else { return (requests, true) }
+            guard i + 32 <= b.count else { break }
+            let flags = be(UInt16.self, b, i + 4), type = be(UInt16.self, b, i + 6)
+            let cookie = be(UInt64.self, b, i + 8), offset = be(UInt64.self, b, i + 16), length = be(UInt64.self, b, i + 24)
+            if type == NBD.Command.disconnect.rawValue { return (requests, true) }
+            var payload = 0
+            if flags & NBD.CommandFlag.payloadLength != 0 || type == NBD.Command.write.rawValue {
+                if length > UInt64(NBD.maximumPayload) { return (requests, true) }
+                // Answered once its whole payload has arrived; replies go out in order.
+                guard UInt64(b.count - i - 32) >= length else { break }
+                payload = Int(length)
+            }
+            requests.append((type, flags, cookie, offset, length))
+            i += 32 + payload
+        }
+        return (requests, false)
+    }
+
+    /// NBD_REPLY_TYPE_BLOCK_STATUS_EXT: context id, a count that matches the chunk, descriptors
+    /// of nonzero 64-bit length with the status's high half zero (base:allocation), none past
+    /// the request, one with REQ_ONE.
+    static func checkExtendedBlockStatus(_ output: [UInt8], at start: Int, length: Int,
+                                         request: (type: UInt16, flags: UInt16, cookie: UInt64, offset: UInt64, length: UInt64)) {
+        FuzzNBDCheck.require(length >= 24 && (length - 8) % 16 == 0, "NBD extended: block status chunk of \(length) bytes")
+        guard length >= 24 else { return }
+        FuzzNBDCheck.require(be(UInt32.self, output, start) == NBD.MetaContext.allocationID, "NBD extended: block status with another context id")
+        let count = (length - 8) / 16
+        FuzzNBDCheck.require(Int(be(UInt32.self, output, start + 4)) == count, "NBD extended: descriptor count does not match the chunk")
+        if request.flags & NBD.CommandFlag.reqOne != 0 { FuzzNBDCheck.require(count == 1, "NBD extended: \(count) descriptors with REQ_ONE") }
+        var sum: UInt64 = 0
+        for d in 0..<count {
+            let n = be(UInt64.self, output, start + 8 + 16 * d), status = be(UInt64.self, output, start + 16 + 16 * d)
+            FuzzNBDCheck.require(n > 0, "NBD extended: a block status descriptor of length 0")
+            FuzzNBDCheck.require(status & ~3 == 0, "NBD extended: base:allocation status 0x\(String(status, radix: 16))")
+            let (s2, o) = sum.addingReportingOverflow(n)
+            FuzzNBDCheck.require(!o, "NBD extended: descriptor lengths overflow")
+            sum = s2
+        }
+        FuzzNBDCheck.require(sum <= request.length, "NBD extended: block status descriptors cover \(sum) of \(request.length) bytes")
     }
 
     /// proto.md, NBD_REPLY_TYPE_BLOCK_STATUS: the context id SET_META_CONTEXT gave, one or more
