@@ -153,6 +153,9 @@ let package = Package(
                 "KVMScopeNBD", "KVMScopeFaults", "KVMScopeTestSupport", "kvmscope",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                // A TLS client of its own for what no real client does (STARTTLS twice).
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swift5
         ),
