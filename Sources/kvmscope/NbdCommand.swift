@@ -39,7 +39,7 @@ struct NbdServeCommand: ParsableCommand {
           nbds://127.0.0.1:10809
           $ qemu-io --object tls-creds-x509,id=tls0,endpoint=client,dir=/etc/pki/qemu --image-opts driver=nbd,host=127.0.0.1,port=10809,tls-creds=tls0 -c 'read 0 4k'
 
-        Proxy mode: --upstream nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH forwards every request to that NBD server (qemu-nbd serving a qcow2, nbdkit, remote storage) with the rules applied on the way; the export has the upstream's size, read-only flag, block sizes, and only the commands the upstream offers. Flushes are forwarded and answered after the upstream's reply. When the upstream goes away, requests fail with EIO (one log line says why); nothing waits for ever.
+        Proxy mode: --upstream nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH forwards every request to that NBD server (qemu-nbd serving a qcow2, nbdkit, remote storage) with the rules applied on the way; the export has the upstream's size, read-only flag, block sizes, and only the commands the upstream offers. Flushes are forwarded and answered after the upstream's reply. When the upstream goes away, requests fail with EIO (one log line says why); nothing waits for ever. With --upstream-reconnect SECONDS (QEMU's reconnect-delay) kvmscope connects again in the background, and requests wait up to SECONDS for the new connection and are resent on it; an upstream that comes back with another size or other flags is not used.
           $ qemu-nbd -f qcow2 -k /tmp/q.sock disk.qcow2 &
           $ kvmscope nbd serve --upstream 'nbd+unix:///?socket=/tmp/q.sock' --rules write-eio.cfg
         Exit status: 0 stopped by a signal, 1 failure (rules, image, address), 2 usage error.
@@ -54,6 +54,9 @@ struct NbdServeCommand: ParsableCommand {
 
     @Option(help: "Seconds an upstream may take to answer a request (no byte received) before it is given up on.")
     var upstreamTimeout: Double = 30
+
+    @Option(help: ArgumentHelp("Reconnect to a lost upstream; requests wait up to this many seconds for it and are resent (0: fail at once, the default, as QEMU's reconnect-delay).", valueName: "seconds"))
+    var upstreamReconnect: Double = 0
 
     @Option(help: "blkdebug rules file (kvmscope blkdebug check explains problems).")
     var rules: String?
@@ -148,6 +151,7 @@ struct NbdServeCommand: ParsableCommand {
             // Every upstream request waits on the network: on an event loop it would stall the loop's other clients.
             if ioThreads == 0 { throw ValidationError("--io-threads 0 cannot be used with --upstream (every request waits on the upstream)") }
             if !(upstreamTimeout > 0 && upstreamTimeout <= 86_400) { throw ValidationError("--upstream-timeout must be a number of seconds above 0 and at most 86400") }
+            if !(upstreamReconnect >= 0 && upstreamReconnect <= 86_400) { throw ValidationError("--upstream-reconnect must be a number of seconds from 0 to 86400") }
         }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be 0...65535") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
@@ -209,12 +213,22 @@ struct NbdServeCommand: ParsableCommand {
     func run() throws {
         let file: any LowerDisk
         let served: String
-        var upstreamClient: NBDClient?
+        var upstreamDisk: NBDUpstreamDisk?
         if let upstream {
             let uri = try NBDURI.parse(upstream)
-            let client = try NBDClient(uri: uri, timeout: upstreamTimeout) { CLIOutput.error($0) }
-            upstreamClient = client
-            file = NBDUpstreamDisk(client: client, readOnly: readOnly)
+            let log: @Sendable (String) -> Void = { CLIOutput.error($0) }
+            let reconnect = upstreamReconnect
+            let afterDeath = reconnect > 0 ? "reconnecting; requests wait up to \(String(format: "%g", reconnect)) s for it"
+                : "every request to it now fails with EIO"
+            let timeout = upstreamTimeout
+            let client = try NBDClient(uri: uri, timeout: timeout, afterDeath: afterDeath, log: log)
+            let policy = reconnect > 0
+                ? NBDUpstreamReconnector.Policy(delay: reconnect, connect: { try NBDClient(uri: uri, timeout: timeout, afterDeath: afterDeath, log: log) },
+                                                log: log)
+                : nil
+            let disk = NBDUpstreamDisk(client: client, readOnly: readOnly, reconnect: policy)
+            upstreamDisk = disk
+            file = disk
             served = uri.text
         } else {
             // Probes the format and takes QEMU's image locks (an image kvmscope cannot lock is not
@@ -270,7 +284,7 @@ struct NbdServeCommand: ParsableCommand {
             return " with \(n) rule\(n == 1 ? "" : "s") from \(rules!)"
         } ?? " without rules"
         let tlsText = tlsCredentials.map { "; TLS \($0.mode == .require ? "required" : "allowed") (\($0.summary))" } ?? ""
-        CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamClient.map { " " + Self.describe($0.export) } ?? ""))\(ruleText)\(tlsText)")
+        CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamDisk.map { " " + Self.describe($0.client.export) } ?? ""))\(ruleText)\(tlsText)")
         CLIOutput.write(uris.joined(separator: "\n") + "\n")
         if let controlSocket {
             controlSocket.start()
@@ -294,7 +308,7 @@ struct NbdServeCommand: ParsableCommand {
         server.wait()
         server.shutdown()
         controlSocket?.stop()
-        upstreamClient?.close()
+        upstreamDisk?.close()
         CLIOutput.error("stopped; \(observer.faultCount) fault\(observer.faultCount == 1 ? "" : "s") injected")
         _ = sources
     }

@@ -38,6 +38,8 @@ public final class NBDClient: @unchecked Sendable {
     public let timeout: Double
     private let socket: NBDClientSocket
     private let log: @Sendable (String) -> Void
+    /// What the death line says happens next ("every request to it now fails with EIO").
+    private let afterDeath: String
     private let sendLock = NSLock()
     private let lock = NSLock()
     private var pending: [UInt64: Slot] = [:]
@@ -73,10 +75,13 @@ public final class NBDClient: @unchecked Sendable {
 
     /// Connects and negotiates (within `timeout` seconds); throws `NBDClientError` with one line.
     /// - maxInFlight: requests on the wire at once (callers beyond it wait their turn).
-    public init(uri: NBDURI, timeout: Double = 30, maxInFlight: Int = 64, log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+    /// - afterDeath: what the log line on losing the upstream says happens next.
+    public init(uri: NBDURI, timeout: Double = 30, maxInFlight: Int = 64, afterDeath: String = "every request to it now fails with EIO",
+                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.uri = uri
         self.timeout = timeout
         self.log = log
+        self.afterDeath = afterDeath
         self.slots = DispatchSemaphore(value: max(1, maxInFlight))
         // Every failure names the URI: "nbd+unix:///?socket=/s: cannot connect to /s: ...".
         do {
@@ -179,7 +184,7 @@ public final class NBDClient: @unchecked Sendable {
         let wasClosing = closing
         lock.unlock()
         if !quiet && !wasClosing {
-            log("upstream \(uri): \(reason); every request to it now fails with EIO")
+            log("upstream \(uri): \(reason); \(afterDeath)")
         }
         socket.shutdownBoth()
         for slot in woken { finish(slot, errno: EIO) }

@@ -7,18 +7,54 @@ import KVMScopeFaults
 /// larger than its maximum payload. One connection carries every caller's requests, pipelined
 /// (`NBDClient`), so a flush sent on it covers every write completed before it, whichever
 /// kvmscope client sent that write: the multi-conn promise holds for kvmscope's own export.
+///
+/// With a reconnect delay (QEMU's NBD client option `reconnect-delay`, block/nbd.c), losing the
+/// upstream is not the end: a thread reconnects (`NBDUpstreamReconnector`), and a request that
+/// failed because the connection died, or arrives while it is down, waits up to the delay for
+/// the new connection and is sent again there, as QEMU's client resends its in-flight requests
+/// (NBD requests are idempotent: a write sent twice writes the same bytes). Past the delay
+/// requests fail with EIO at once while the reconnecting goes on. An upstream that comes back
+/// with another size or other flags is another disk: it is not used.
 public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
-    public let client: NBDClient
+    /// The connection in use (a new one after each reconnection).
+    public var client: NBDClient { reconnector?.current ?? first }
     public let size: Int64
     public let isReadOnly: Bool
+    private let first: NBDClient
+    private let reconnector: NBDUpstreamReconnector?
+    /// What the upstream announced at the start; every later connection must announce the same.
+    private let export: NBDClient.Export
 
-    public init(client: NBDClient, readOnly: Bool = false) {
-        self.client = client
-        self.size = Int64(client.export.size)
-        self.isReadOnly = readOnly || client.export.has(NBD.TransmissionFlag.readOnly)
+    /// - reconnect: how to open a new connection and how long requests wait for one (nil: a lost
+    ///   upstream fails every request with EIO, for good).
+    public init(client: NBDClient, readOnly: Bool = false, reconnect: NBDUpstreamReconnector.Policy? = nil) {
+        first = client
+        export = client.export
+        size = Int64(client.export.size)
+        isReadOnly = readOnly || client.export.has(NBD.TransmissionFlag.readOnly)
+        reconnector = reconnect.map { NBDUpstreamReconnector(first: client, policy: $0) }
     }
 
-    private var export: NBDClient.Export { client.export }
+    /// Stops reconnecting and closes the connection in use.
+    public func close() {
+        if let reconnector { reconnector.close() } else { first.close() }
+    }
+
+    /// One upstream request; with a reconnect delay, sent again on a new connection when the
+    /// one it went out on died (at most three times, so a flapping upstream cannot hold it).
+    private func perform(_ command: NBD.Command, flags: UInt16 = 0, offset: UInt64, length: UInt32,
+                         payload: UnsafeRawBufferPointer? = nil, into buffer: UnsafeMutableRawBufferPointer? = nil)
+        -> (errno: Int32, extents: [BlockExtent]) {
+        var c = client
+        var r = c.perform(command, flags: flags, offset: offset, length: length, payload: payload, into: buffer)
+        guard let reconnector else { return r }
+        for _ in 0..<3 where r.errno == EIO && c.deadBecause != nil {
+            guard let next = reconnector.replacement(for: c) else { return r }
+            c = next
+            r = c.perform(command, flags: flags, offset: offset, length: length, payload: payload, into: buffer)
+        }
+        return r
+    }
 
     public var capabilities: DiskCapabilities {
         DiskCapabilities(flush: export.has(NBD.TransmissionFlag.sendFlush), fua: export.has(NBD.TransmissionFlag.sendFUA),
@@ -42,7 +78,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
 
     public func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int32 {
         inPieces(offset, buffer.count, piece: Int(export.maximumPayload)) { at, done, n in
-            client.perform(.read, offset: UInt64(at), length: UInt32(n),
+            perform(.read, offset: UInt64(at), length: UInt32(n),
                            into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n])).errno
         }
     }
@@ -50,7 +86,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
     public func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> Int32 {
         let flags = fua && capabilities.fua ? NBD.CommandFlag.fua : 0
         return inPieces(offset, buffer.count, piece: Int(export.maximumPayload)) { at, done, n in
-            client.perform(.write, flags: flags, offset: UInt64(at), length: UInt32(n),
+            perform(.write, flags: flags, offset: UInt64(at), length: UInt32(n),
                            payload: UnsafeRawBufferPointer(rebasing: buffer[done..<done + n])).errno
         }
     }
@@ -64,7 +100,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
             if fua && capabilities.fua { flags |= NBD.CommandFlag.fua }
             // The request length is 32 bits; 2 GiB pieces keep them whole multiples of any block size.
             return inPieces(offset, Int(length), piece: 1 << 31) { at, _, n in
-                client.perform(.writeZeroes, flags: flags, offset: UInt64(at), length: UInt32(n)).errno
+                perform(.writeZeroes, flags: flags, offset: UInt64(at), length: UInt32(n)).errno
             }
         }
         let piece = Int(min(Int64(export.maximumPayload), length, 1 << 20))
@@ -80,7 +116,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
     public func discard(offset: Int64, length: Int64) -> Int32 {
         guard length > 0, capabilities.trim else { return 0 }
         return inPieces(offset, Int(length), piece: 1 << 31) { at, _, n in
-            client.perform(.trim, offset: UInt64(at), length: UInt32(n)).errno
+            perform(.trim, offset: UInt64(at), length: UInt32(n)).errno
         }
     }
 
@@ -88,7 +124,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
     /// An upstream without NBD_FLAG_SEND_FLUSH has no cache to flush (proto.md).
     public func sync() -> Int32 {
         guard capabilities.flush else { return 0 }
-        return client.perform(.flush, offset: 0, length: 0).errno
+        return perform(.flush, offset: 0, length: 0).errno
     }
 
     /// NBD has no resize command. QEMU's NBD client (block/nbd.c `nbd_co_truncate`, called
@@ -104,7 +140,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
         guard length > 0 else { return (0, []) }
         guard export.allocationContext != nil else { return (0, [BlockExtent(length: length)]) }
         let n = UInt32(min(length, Int64(UInt32.max)))
-        let r = client.perform(.blockStatus, offset: UInt64(offset), length: n)
+        let r = perform(.blockStatus, offset: UInt64(offset), length: n)
         return (r.errno, r.errno == 0 ? r.extents : [])
     }
 }
