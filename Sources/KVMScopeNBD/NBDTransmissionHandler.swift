@@ -50,6 +50,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     private var writeTimer: Scheduled<Void>?
     private var requestTimer: Scheduled<Void>?
     private var summary = NBDConnectionSummary()
+    /// [rate] connection-rate: this connection's own pipes (the engine is shared by all).
+    private var connectionRates = ConnectionRatePipes()
 
     public init(configuration: NBDServerConfiguration, session: NBDSession) {
         self.configuration = configuration
@@ -442,6 +444,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     private func finish(_ context: ChannelHandlerContext, _ p: Pending, _ command: NBD.Command,
                         _ completion: BlockCompletion, data: ByteBuffer? = nil, extents: [BlockExtent] = []) {
         let r = p.request
+        let completion = connectionRates.apply(completion, now: FaultRuleEngine.monotonicSeconds())
         var wire: NBD.WireError?
         if completion.errno != 0 { wire = NBD.WireError(hostErrno: completion.errno) }
         for fault in completion.faults {

@@ -162,6 +162,25 @@ import KVMScope
         #expect(c.status == 1 && c.stdout.contains("\(bad):2: error: 'rate' must be bits per second above 0"))
     }
 
+    @Test func connectionRateIsTheSessionsOwnPipe() throws {
+        let dir = TempDir()
+        let img = dir.image("d.img", size: 1 << 20)
+        // An io session is one connection: 4 KiB at 1M takes 31.25 ms through its own pipe.
+        let rules = dir.file("r.cfg", "[rate]\nconnection-rate = \"1M\"\n")
+        let log = dir.path + "/f.jsonl"
+        let r = try io(rules, ["read -q 0 4k"], image: img, log: log)
+        #expect(r.status == 0 && r.stdout.isEmpty, "\(r.stderr)")
+        let recs = try records(log)
+        #expect(recs.map { "\($0["kind"]!):\($0["command"]!)" } == ["rate:read"])
+        #expect(abs((recs.first?["delayMs"] as? Double ?? 0) - 31.25) < 0.001)
+        let none = dir.file("none.cfg", "[rate]\n")
+        let c = try CLIRunner.run(["blkdebug", "check", "--for-kvmscope", none])
+        #expect(c.status == 1 && c.stdout.contains("[rate] has no 'rate' or 'connection-rate'"), "\(c.stdout)")
+        let bad = dir.file("bad.cfg", "[rate]\nconnection-rate = \"0\"\n")
+        let b = try CLIRunner.run(["blkdebug", "check", "--for-kvmscope", bad])
+        #expect(b.status == 1 && b.stdout.contains("'connection-rate' must be bits per second above 0"), "\(b.stdout)")
+    }
+
     @Test func delayAndStallAreLogged() throws {
         let dir = TempDir()
         let img = dir.image("d.img", size: 1 << 20)

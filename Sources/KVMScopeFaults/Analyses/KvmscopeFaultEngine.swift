@@ -147,6 +147,12 @@ public final class KvmscopeFaultEngine {
 
         if (kind == .read || kind == .write) && bytes > 0 {
             for (i, r) in sections.rates.enumerated() {
+                if let perConnection = r.connectionBitsPerSecond {
+                    var f = fault(.rate, .delay, r.location, r.id, op, requestOffset, length, errno: d.errno)
+                    f.connectionBitsPerSecond = perConnection
+                    d.faults.append(f)
+                }
+                guard r.bitsPerSecond > 0 else { continue }
                 let now = clock()
                 let start = max(now, rateFreeAt[i])
                 rateFreeAt[i] = start + Double(bytes) * 8 / Double(r.bitsPerSecond)

@@ -48,7 +48,7 @@ extension BlkdebugChecker {
         case "bad-blocks": return "reads of the listed sectors fail (dm-dust / null_blk bad blocks)"
         case "bit-flips": return "data read comes back with bits flipped; the image keeps the right data (nbdkit's evil filter)"
         case "flakey": return "the disk alternates between up and down intervals (dm-flakey)"
-        case "rate": return "the data of reads and writes of all clients together passes at that many bits per second (nbdkit's rate filter)"
+        case "rate": return "the data of reads and writes passes at that many bits per second: of all clients together (rate), of each connection (connection-rate) (nbdkit's rate filter)"
         default: return ""
         }
     }

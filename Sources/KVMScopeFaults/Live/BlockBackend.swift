@@ -36,6 +36,10 @@ public struct InjectedFault: Sendable {
     public var effect: FaultEffect = .error
     /// Bits a [bit-flips] section changed in the data read (0 otherwise).
     public var bitsFlipped: Int = 0
+    /// A [rate] section's `connection-rate`: the request's bytes go through the connection's own
+    /// pipe of this many bits per second, which the connection applies (`ConnectionRatePipes`)
+    /// before it waits or logs; 0 for every other fault.
+    public var connectionBitsPerSecond: UInt64 = 0
 }
 
 /// The section a fault came from.

@@ -14,6 +14,9 @@ public final class QemuIOSession {
     private let outputLock = NSLock()
     /// Called for every fault a rule injected (for `--log`); from request threads too.
     public var onFault: ((InjectedFault, String) -> Void)?
+    /// [rate] connection-rate pipes of this session (one connection); aio requests complete on threads.
+    var connectionRates = ConnectionRatePipes()
+    let connectionRateLock = NSLock()
     public private(set) var quitRequested = false
     public var formatName = "raw"
     /// Whether `info` has the driver's cluster size and VM state offset to print: a file has
@@ -287,6 +290,10 @@ public final class QemuIOSession {
 
     /// Waits out what a rule asked for (delay, stall) and logs its faults; returns the errno.
     func complete(_ c: BlockCompletion, _ command: String) -> Int32 {
+        // The session is one connection: [rate] connection-rate charges its own pipe.
+        connectionRateLock.lock()
+        let c = connectionRates.apply(c, now: now())
+        connectionRateLock.unlock()
         for f in c.faults { onFault?(f, command) }
         if c.delayNanoseconds > 0 { Thread.sleep(forTimeInterval: Double(c.delayNanoseconds) / 1e9) }
         c.stall?.wait()

@@ -202,15 +202,20 @@ public struct FlakeySection: Hashable, Sendable, Codable {
     public static let dropWritesConfirmation = "yes-i-understand"
 }
 
-/// `[rate]`: nbdkit's rate filter `rate=BITSPERSEC`, over all of the server's clients together:
+/// `[rate]`: nbdkit's rate filter. `rate=BITSPERSEC` over all of the server's clients together:
 /// the data of reads and writes goes through one pipe of that many bits per second, in the
 /// order requests arrive; a reply is sent when its data has passed (a delay, scheduled).
+/// `connection-rate=BITSPERSEC`: a pipe of its own for each connection (`ConnectionRatePipes`,
+/// kept by the connection: the engine does not know connections). Either or both.
 public struct RateSection: Hashable, Sendable, Codable {
+    /// The overall pipe; 0 when the section has only `connection-rate`.
     public var bitsPerSecond: UInt64
+    public var connectionBitsPerSecond: UInt64?
     public var location: RuleLocation
     public var id: String?
 
-    public init(bitsPerSecond: UInt64, location: RuleLocation, id: String? = nil) {
-        self.bitsPerSecond = bitsPerSecond; self.location = location; self.id = id
+    public init(bitsPerSecond: UInt64, connectionBitsPerSecond: UInt64? = nil, location: RuleLocation, id: String? = nil) {
+        self.bitsPerSecond = bitsPerSecond; self.connectionBitsPerSecond = connectionBitsPerSecond
+        self.location = location; self.id = id
     }
 }

@@ -10,7 +10,7 @@ extension BlkdebugConfigReader {
         "bad-blocks": ["sectors", "mode", "errno"],
         "bit-flips": ["mode", "probability", "stuck-probability", "seed"],
         "flakey": ["up", "down", "mode", "errno", "drop-writes"],
-        "rate": ["rate"],
+        "rate": ["rate", "connection-rate"],
     ]
 
     /// Ranges a `sectors` list may hold: a bad-block list is typed by hand, not generated.
@@ -196,15 +196,22 @@ extension BlkdebugConfigReader {
                                                  errno: errno, location: here, id: section.id))
             }
         case "rate":
-            if let e = map["rate"] {
+            var overall: UInt64?, perConnection: UInt64?
+            var failed = false
+            for key in ["rate", "connection-rate"] {
+                guard let e = map[key] else { continue }
                 if let bps = Self.parseBitRate(e.value) {
-                    out.rates.append(RateSection(bitsPerSecond: bps, location: here, id: section.id))
+                    if key == "rate" { overall = bps } else { perConnection = bps }
                 } else {
-                    bad(e, "'rate' must be bits per second above 0, with an optional k, M or G (powers of 1024, as nbdkit's rate filter): \"10M\", not '\(e.value)'")
+                    failed = true
+                    bad(e, "'\(key)' must be bits per second above 0, with an optional k, M or G (powers of 1024, as nbdkit's rate filter): \"10M\", not '\(e.value)'")
                 }
-            } else {
-                diags.append(RuleDiagnostic(.error, "missing-rate", at: here, "[rate] has no 'rate'",
-                    hint: "rate = \"100M\" (bits per second, like nbdkit's rate=100M)"))
+            }
+            if map["rate"] == nil && map["connection-rate"] == nil {
+                diags.append(RuleDiagnostic(.error, "missing-rate", at: here, "[rate] has no 'rate' or 'connection-rate'",
+                    hint: "rate = \"100M\" (bits per second for all clients together, like nbdkit's rate=100M) or connection-rate = \"10M\" (for each connection)"))
+            } else if !failed {
+                out.rates.append(RateSection(bitsPerSecond: overall ?? 0, connectionBitsPerSecond: perConnection, location: here, id: section.id))
             }
         default:
             break

@@ -1,0 +1,36 @@
+/// One connection's pipes for [rate] sections with `connection-rate` (nbdkit's rate filter
+/// `connection-rate=`, filters/rate/rate.c: a bucket per connection next to the global one).
+/// The engine marks such a request with `InjectedFault.connectionBitsPerSecond`; the connection
+/// (an NBD client's transmission handler, a `kvmscope io` session) passes each completion
+/// through `apply` before it waits or logs: the request's bytes go through its own pipe, in the
+/// order the connection's requests complete, and the reply waits until they have passed. A
+/// charge that costs no wait (the pipe was idle long enough) is dropped from the faults, as
+/// the overall pipe does. Not thread-safe: one per connection, used from one place at a time.
+public struct ConnectionRatePipes: Sendable {
+    /// When each section's pipe is free again (monotonic seconds), by the section's location.
+    private var freeAt: [String: Double] = [:]
+
+    public init() {}
+
+    public mutating func apply(_ c: BlockCompletion, now: Double) -> BlockCompletion {
+        guard c.faults.contains(where: { $0.connectionBitsPerSecond > 0 }) else { return c }
+        var out = c
+        out.faults = []
+        for var f in c.faults {
+            guard f.connectionBitsPerSecond > 0 else { out.faults.append(f); continue }
+            let key = "\(f.rule.location)"
+            let start = max(now, freeAt[key] ?? -Double.infinity)
+            let done = start + Double(max(f.length, 0)) * 8 / Double(f.connectionBitsPerSecond)
+            freeAt[key] = done
+            let wait = done - now
+            // As the overall pipe: over a second of backlog is a day-long wait, not an overflow.
+            let ns = wait >= 1e9 ? UInt64(1e18) : UInt64((wait * 1e9).rounded())
+            guard ns > 0 else { continue }
+            f.delayNanoseconds = ns
+            let (sum, overflow) = out.delayNanoseconds.addingReportingOverflow(ns)
+            out.delayNanoseconds = overflow ? .max : sum
+            out.faults.append(f)
+        }
+        return out
+    }
+}
