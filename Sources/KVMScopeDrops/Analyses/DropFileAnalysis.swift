@@ -28,49 +28,27 @@ public struct DropFileAnalysis {
         // A trace.dat is binary: its own reader, with the kallsyms stored in it unless --kallsyms gave one.
         var traceDat = format is TraceDatDropFormat ? try TraceDatDropReader(stream: peek, source: stream) : nil
         let symbolizer = LocationSymbolizer(table: symbols ?? traceDat?.symbols)
-        var aggregator = DropAggregator(filter: filter, keepComm: grouping == .comm)
-        var intervalStart: Double?
-        var first: Double?
-        var last: Double?
-        func each(_ raw: DropEvent) throws {
-            var e = raw
-            e.location = symbolizer.resolve(e.location)
-            if let t = e.time {
-                if first == nil { first = t }
-                last = t
-                if let interval {
-                    if intervalStart == nil { intervalStart = t; aggregator.begin(at: t) }
-                    while let s = intervalStart, t >= s + interval {
-                        let closed = aggregator.closeInterval(end: s + interval)
-                        if closed.total > 0 { try onInterval(closed) }
-                        // Empty intervals print nothing: go straight to the one holding t, so a
-                        // gap of days or a corrupt stamp (1e17 s) costs one step, not one per
-                        // interval. Where `interval` is below a Double's resolution at this
-                        // time, s + interval == s: start the next interval at t instead.
-                        let next = s + max(1, ((t - s) / interval).rounded(.down)) * interval
-                        guard next > s else { intervalStart = t; break }
-                        intervalStart = next
-                    }
-                }
-            }
-            aggregator.add(e)
-        }
+        var state = DropRunState(aggregator: DropAggregator(filter: filter, keepComm: grouping == .comm),
+                                 interval: interval, symbolizer: symbolizer)
         var perf: PerfDataDropReader?
         if traceDat != nil {
-            try traceDat!.read(each)
+            try traceDat!.read { try state.add($0, onInterval: onInterval) }
         } else if format is PerfDataDropFormat {
             var p = PerfDataDropReader(wantComm: grouping == .comm)
             defer { perf = p }
-            try p.read(peek, each)
+            let keepComm = grouping == .comm
+            try p.readDrops(peek, names: state.perfNames) { try state.add($0, keepComm: keepComm, onInterval: onInterval) }
+            state.addPerfCounts()
         } else {
-            try reader.read(peek, each)
+            try reader.read(peek) { try state.add($0, onInterval: onInterval) }
         }
-        if interval != nil, aggregator.current.total > 0 {
-            let end = intervalStart.map { $0 + interval! }
-            try onInterval(aggregator.closeInterval(end: end))
+        if interval != nil, state.aggregator.current.total > 0 {
+            let end = state.intervalStart.map { $0 + interval! }
+            try onInterval(state.aggregator.closeInterval(end: end))
         } else {
-            _ = aggregator.closeInterval(end: last)
+            _ = state.aggregator.closeInterval(end: state.last)
         }
+        let aggregator = state.aggregator, first = state.first, last = state.last
         var total = aggregator.total
         total.start = first
         total.end = last

@@ -58,6 +58,10 @@ final class PerfChunkReader {
         return buffered
     }
 
+    /// Every buffered byte, valid until the next `ensure`: lets the records loop walk the
+    /// records wholly in the buffer without a call into the reader per record.
+    var window: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[start..<end]) }
+
     /// The next `n` buffered bytes (call `ensure` first).
     func peek(_ n: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: buffer[start..<(start + n)])
@@ -177,6 +181,11 @@ final class PerfRandomAccessFile {
 
     /// A chunk reader over `[offset, offset+length)`.
     func region(_ offset: UInt64, _ length: UInt64, name: String) -> PerfChunkReader {
+        // Read front to back once: the kernel may read ahead further (advice only; an error
+        // changes nothing).
+        if offset <= UInt64(Int64.max), length <= UInt64(Int64.max) {
+            _ = posix_fadvise(fd, off_t(offset), off_t(length), POSIX_FADV_SEQUENTIAL)
+        }
         var pos = offset
         return PerfChunkReader(startingAt: offset, length: length) { [self] buf in
             let n = try read(at: pos, into: buf, name: name)

@@ -261,6 +261,24 @@ public struct PerfDataReader {
         while true {
             let have = try r.ensure(8)
             if have == 0 { return }
+            // The common case first: the records wholly in the buffer that need nothing from
+            // the reader (not the pipe's header records, not AUX data after the record), each
+            // handed to the session where it lies. Anything else — a record cut by the buffer's
+            // end, a bad size, those types — is left to the record-by-record path below.
+            let window = r.window
+            var done = 0
+            while window.count - done >= 8 {
+                let type = order.u32(window, done)
+                let size = Int(order.u16(window, done + 6))
+                guard size >= 8, size <= window.count - done, type != PerfSession.recordAuxtrace,
+                      !pipe || !Self.pipeHeaderTypes.contains(type) else { break }
+                try s.process(UnsafeRawBufferPointer(rebasing: window[done..<(done + size)]), type: type)
+                done += size
+            }
+            if done > 0 {
+                r.consume(done)
+                continue
+            }
             let at = r.position
             guard have >= 8 else { throw s.error("truncated: \(have) bytes at offset \(at), less than a record header") }
             let h = r.peek(8)
@@ -311,6 +329,10 @@ public struct PerfDataReader {
             }
         }
     }
+
+    /// The records a pipe carries its header in, which the records loop reads itself.
+    static let pipeHeaderTypes: [UInt32] = [PerfSession.recordHeaderAttr, PerfSession.recordHeaderTracingData,
+                                            PerfSession.recordHeaderFeature]
 
     /// PERF_RECORD_HEADER_ATTR: { header, perf_event_attr (attr.size bytes), u64 id[] }.
     static func headerAttr(_ rec: UnsafeRawBufferPointer, session s: PerfSession) throws -> PerfEventAttr {

@@ -31,6 +31,11 @@ public struct PerfDataStats: Equatable, Sendable {
 /// The state of one read: the attrs, their sample layouts, the tracepoint formats, the
 /// threads' names, and the reorder window. Records go in (file order), tracepoint samples
 /// come out (time order, as perf script prints them).
+///
+/// The properties touched for every record are `@exclusivity(unchecked)`: a session is used
+/// by the one read loop that made it and is never re-entered (the sample callback cannot
+/// reach it), so the run-time exclusivity check — a thread-local lookup per access, several
+/// per sample — could never fire.
 final class PerfSession {
     // perf_event_header.type values (include/uapi/linux/perf_event.h, tools/lib/perf/include/perf/event.h).
     static let recordLost: UInt32 = 2, recordComm: UInt32 = 3, recordFork: UInt32 = 7, recordSample: UInt32 = 9
@@ -44,23 +49,27 @@ final class PerfSession {
     let path: String
     let order: PerfByteOrder
     let bigEndianFile: Bool
-    private(set) var attrs: [PerfEventAttr] = []
-    private var layouts: [PerfSampleLayout] = []
-    private var idIndex: [UInt64: Int] = [:]
+    @exclusivity(unchecked) private(set) var attrs: [PerfEventAttr] = []
+    @exclusivity(unchecked) private var layouts: [PerfSampleLayout] = []
+    @exclusivity(unchecked) private var idIndex: [UInt64: Int] = [:]
     /// How a sample's attr is found: by IDENTIFIER (first word), by ID within a common layout, or the only attr.
-    private var allIdentifier = false
-    private var common: PerfSampleLayout?
+    @exclusivity(unchecked) private var allIdentifier = false
+    @exclusivity(unchecked) private var common: PerfSampleLayout?
     private(set) var tracing: PerfTracingData?
-    private var swappers: [Int: PerfPayloadSwapper] = [:]
+    @exclusivity(unchecked) private var swappers: [Int: PerfPayloadSwapper] = [:]
     /// Each attr's tracepoint (nil: not a tracepoint, or no format), resolved once.
-    private var attrEvents: [PerfTracepoint?] = []
-    private var lastCommTid: Int32 = .min
-    private var lastComm: String?
-    private var scratch: UnsafeMutableRawBufferPointer
-    private var comms: [Int32: String] = [:]
-    var orderer = PerfRecordOrderer()
-    var stats = PerfDataStats()
-    var arch: String?
+    @exclusivity(unchecked) private var attrEvents: [PerfTracepoint?] = [] {
+        didSet { attrFormatIDs = attrEvents.map { $0?.format.id } }
+    }
+    /// Their format ids, apart: read per sample without a reference to count.
+    @exclusivity(unchecked) private var attrFormatIDs: [Int?] = []
+    @exclusivity(unchecked) private var lastCommTid: Int32 = .min
+    @exclusivity(unchecked) private var lastComm: String?
+    private let scratch: UnsafeMutableRawBufferPointer
+    @exclusivity(unchecked) private var comms: [Int32: String] = [:]
+    @exclusivity(unchecked) var orderer = PerfRecordOrderer()
+    @exclusivity(unchecked) var stats = PerfDataStats()
+    @exclusivity(unchecked) var arch: String?
     let body: (PerfTracepointSample) throws -> Void
 
     init(path: String, order: PerfByteOrder, bigEndianFile: Bool, body: @escaping (PerfTracepointSample) throws -> Void) {
@@ -72,7 +81,10 @@ final class PerfSession {
         stats.byteSwapped = order.swapped
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        orderer.deallocate()
+    }
 
     func error(_ s: String) -> PerfDataError { PerfDataError(path: path, s) }
 
@@ -122,9 +134,17 @@ final class PerfSession {
         stats.records += 1
         switch type {
         case Self.recordSample:
-            if let t = sampleTime(record) { try orderer.queue(record, time: t, deliver: deliver) } else { try deliver(record) }
+            if let t = sampleTime(record) {
+                if orderer.queue(record, time: t) { try orderer.flushHalf(deliver: deliver) }
+            } else {
+                try deliver(record)
+            }
         case Self.recordComm, Self.recordFork:
-            if let t = trailerTime(record) { try orderer.queue(record, time: t, deliver: deliver) } else { try deliver(record) }
+            if let t = trailerTime(record) {
+                if orderer.queue(record, time: t) { try orderer.flushHalf(deliver: deliver) }
+            } else {
+                try deliver(record)
+            }
         case Self.recordFinishedRound:
             stats.finishedRounds += 1
             try orderer.finishedRound(deliver: deliver)
@@ -202,8 +222,7 @@ final class PerfSession {
     }
 
     /// The thread's name; consecutive samples are mostly of one thread.
-    @inline(__always)
-    private func comm(_ tid: Int32) -> String? {
+    func comm(_ tid: Int32) -> String? {
         if tid != lastCommTid {
             lastCommTid = tid
             lastComm = comms[tid]
@@ -211,11 +230,13 @@ final class PerfSession {
         return lastComm
     }
 
+    /// The tracepoint of an attr a sample was delivered for (one with a format).
+    func tracepoint(ofAttr i: Int) -> PerfTracepoint { attrEvents[i]! }
+
     private func deliverSample(_ r: UnsafeRawBufferPointer) throws {
         stats.samples += 1
         guard let (ai, l) = sampleAttr(r) else { stats.samplesOfUnknownID += 1; return }
-        let attr = attrs[ai]
-        guard attr.type == PerfEventAttr.typeTracepoint else { stats.otherSamples += 1; return }
+        guard attrs[ai].type == PerfEventAttr.typeTracepoint else { stats.otherSamples += 1; return }
         let b = UnsafeRawBufferPointer(rebasing: r[8...])
         guard b.count >= l.fixedSize else { stats.malformedSamples += 1; return }
         var at = l.fixedSize
@@ -239,8 +260,9 @@ final class PerfSession {
         let rawSize = Int(order.u32(b, at))
         guard rawSize <= b.count - at - 4 else { stats.malformedSamples += 1; return }
         var payload = UnsafeRawBufferPointer(rebasing: b[(at + 4)..<(at + 4 + rawSize)])
-        guard let event = attrEvents[ai] else { stats.samplesWithoutFormat += 1; return }
+        guard let formatID = attrFormatIDs[ai] else { stats.samplesWithoutFormat += 1; return }
         if order.swapped {
+            let event = attrEvents[ai]!
             let id = event.format.id
             let swapper = swappers[id] ?? PerfPayloadSwapper(format: event.format)
             if swappers[id] == nil { swappers[id] = swapper }
@@ -256,8 +278,8 @@ final class PerfSession {
             tid = Int32(bitPattern: order.u32(b, l.tidAt + 4))
         }
         try body(PerfTracepointSample(
-            event: event, cpu: l.cpuAt >= 0 ? order.u32(b, l.cpuAt) : nil, pid: pid, tid: tid,
-            timeNs: l.timeAt >= 0 ? order.u64(b, l.timeAt) : nil, payload: payload,
-            comm: tid.flatMap { comm($0) }, arch: arch))
+            session: self, attrIndex: ai, formatID: formatID,
+            cpu: l.cpuAt >= 0 ? order.u32(b, l.cpuAt) : nil, pid: pid, tid: tid,
+            timeNs: l.timeAt >= 0 ? order.u64(b, l.timeAt) : nil, payload: payload))
     }
 }

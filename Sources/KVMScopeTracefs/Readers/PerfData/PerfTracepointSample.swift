@@ -1,8 +1,16 @@
 /// One tracepoint sample read from a perf.data: who, where, when, and the tracepoint's own
 /// record (starting with `common_type`) in this host's byte order, ready for the decoders
 /// that read tracefs records (KfreeSkbRecordDecoder, the kvm field mapping).
+///
+/// Valid only during the callback it is handed to, like its payload: it refers to the
+/// reading session without holding it, so that handing on millions of samples costs no
+/// reference counting; the event, comm and arch are looked up when asked for.
 public struct PerfTracepointSample {
-    public let event: PerfTracepoint
+    unowned(unsafe) let session: PerfSession
+    let attrIndex: Int
+    /// The event's format id (`common_type`): tells events apart without touching `event`.
+    public let formatID: Int
+    public var event: PerfTracepoint { session.tracepoint(ofAttr: attrIndex) }
     /// PERF_SAMPLE_CPU; nil when the attr did not sample it.
     public let cpu: UInt32?
     /// PERF_SAMPLE_TID: process and thread id.
@@ -13,10 +21,10 @@ public struct PerfTracepointSample {
     /// The record; valid only during the callback.
     public let payload: UnsafeRawBufferPointer
     /// The thread's command name from the file's COMM/FORK records (what perf script prints).
-    public let comm: String?
+    public var comm: String? { tid.flatMap { session.comm($0) } }
     /// HEADER_ARCH of the file (`x86_64`), when it has one: what a domain names when the
     /// stored formats are not the ones it reads.
-    public let arch: String?
+    public var arch: String? { session.arch }
 
     /// A field's value as an unsigned number (sign-extended for signed fields), or nil when
     /// the field is not a 1/2/4/8-byte scalar or lies outside the payload.
