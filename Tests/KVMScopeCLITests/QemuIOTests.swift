@@ -151,5 +151,17 @@ extension QemuIOSideBySideTests {
         Case(name: "help-and-argument-errors", rules: "",
              commands: ["help map", "help f", "help length", "help zz", "length x", "sleep", "map x", "break A",
                         "read 0 0x100000000000000000", "read 0 99999999999999999999", "wait_break"], cache: "writeback"),
+        // qemuio_command_usage's line after an option or operand error carries qemu-io's own
+        // option letters; `help CMD` is qemu-io's extended help word for word.
+        Case(name: "usage-lines-and-extended-help", rules: "",
+             commands: ["read -Z 0 0", "read -r 0 4k", "read -a 0 4k", "read 0", "write -Z 0 0", "write 0 1 2", "readv -Z 0 0",
+                        "writev -Z 0 0", "aio_read -Z 0 0", "aio_write -Z 0 0", "discard -Z 0 0", "discard 0 1 2", "truncate -Z 0"]
+                 // Not bare `help`: it lists only the commands kvmscope has (no open, close, abort...).
+                 + QemuIOSideBySideTests.everyCommand.map { "help \($0)" }, cache: "writeback"),
     ]
+
+    /// Every command kvmscope io implements.
+    static let everyCommand = ["aio_flush", "aio_read", "aio_write", "alloc", "break", "discard", "flush", "help", "info", "length",
+                               "map", "quit", "read", "readv", "remove_break", "resume", "sleep", "truncate", "wait_break",
+                               "write", "writev"]
 }

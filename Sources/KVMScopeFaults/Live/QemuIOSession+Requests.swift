@@ -5,7 +5,8 @@ import Foundation
 /// same messages, same reports.
 extension QemuIOSession {
     func read(_ cmd: Command, _ args: [String]) -> Bool {
-        guard let (f, ops) = getopt(cmd, args, spec: "bCl:pP:qrs:v") else { return usage(cmd) }
+        // read_f's getopt string in 7.2 (-r, registered buffers, came in 8.0).
+        guard let (f, ops) = getopt(cmd, args, spec: "bCl:pP:qs:v") else { return usage(cmd) }
         guard ops.count == 2 else { return usage(cmd) }
         // -b reads the VM state, which a raw image does not have (bdrv_load_vmstate: ENOTSUP).
         if f["b"] != nil {

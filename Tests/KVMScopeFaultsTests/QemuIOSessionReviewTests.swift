@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import KVMScopeTestSupport
+import KVMScopeCore
+@testable import KVMScopeFaults
+
+/// What an admin's review found `kvmscope io` doing differently from qemu-io 7.2; each test
+/// holds without qemu-io installed (the side-by-side cases in QemuIOTests.swift compare the
+/// same scripts with the real one).
+@Suite struct QemuIOSessionReviewTests {
+    final class Captured: @unchecked Sendable {
+        private let lock = NSLock()
+        private var outText = "", errText = ""
+        var out: String { lock.lock(); defer { lock.unlock() }; return outText }
+        var err: String { lock.lock(); defer { lock.unlock() }; return errText }
+        func appendOut(_ s: String) { lock.lock(); outText += s; lock.unlock() }
+        func appendErr(_ s: String) { lock.lock(); errText += s; lock.unlock() }
+    }
+
+    private func session(_ img: String, rules: String? = nil, writethrough: Bool = false) throws -> (QemuIOSession, Captured) {
+        let file = try RawImageFile(path: img)
+        let config = rules.map { BlkdebugConfigReader().parse($0, file: "r.cfg").config }
+        let backend = FaultInjectingBackend(image: file, rules: config, writethrough: writethrough)
+        let c = Captured()
+        return (QemuIOSession(backend: backend, out: { c.appendOut($0) }, err: { c.appendErr($0) }), c)
+    }
+
+    /// qemuio_command_usage prints the cmdinfo_t's `args`: qemu-io's option letters.
+    @Test func usageLinesAreQemuIOs() throws {
+        let dir = TempDir()
+        let (s, c) = try session(dir.image("d.img", size: 1 << 20))
+        #expect(!s.run("read -Z 0 4k"))
+        #expect(!s.run("write -Z 0 4k"))
+        #expect(!s.run("read -r 0 4k"))                  // -r came in qemu-io 8.0
+        #expect(c.out == "read [-abCqv] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset\n"
+                + "write [-bcCfnquz] [-P pattern | -s source_file] off len -- writes a number of bytes at a specified offset\n"
+                + "read [-abCqv] [-P pattern [-s off] [-l len]] off len -- reads a number of bytes at a specified offset\n")
+        #expect(c.err == "read: invalid option -- 'Z'\nwrite: invalid option -- 'Z'\nread: invalid option -- 'r'\n")
+    }
+
+    @Test func extendedHelpIsQemuIOs() throws {
+        let dir = TempDir()
+        let (s, c) = try session(dir.image("d.img", size: 1 << 20))
+        #expect(s.run("help discard") && s.run("help truncate"))
+        #expect(c.out == """
+            discard [-Cq] off len -- discards a number of bytes at a specified offset
+
+             discards a range of bytes from the given offset
+
+             Example:
+             'discard 512 1k' - discards 1 kilobyte from 512 bytes into the file
+
+             Discards a segment of the currently open file.
+             -C, -- report statistics in a machine parsable format
+             -q, -- quiet mode, do not show I/O statistics
+
+            truncate [-m prealloc_mode] off -- truncates the current file at the given offset
+
+            """)
+    }
+}
