@@ -9,6 +9,8 @@ import KVMScope
         let rules: String
         let commands: [String]
         var cache: String = "writethrough"
+        /// Files written into the test's directory first; `{dir}` in a command is that directory.
+        var files: [String: String] = [:]
     }
 
     static let cases: [Case] = [
@@ -68,7 +70,8 @@ import KVMScope
         let dir = TempDir()
         let rules = dir.file("rules.cfg", c.rules.isEmpty ? "# no rules\n" : c.rules)
         let a = dir.image("qemu.img", size: 64 << 20), b = dir.image("kvmscope.img", size: 64 << 20)
-        let cmdArgs = c.commands.flatMap { ["-c", $0] }
+        for (name, text) in c.files { _ = dir.file(name, text) }
+        let cmdArgs = c.commands.flatMap { ["-c", $0.replacingOccurrences(of: "{dir}", with: dir.path)] }
         let qemu = try runProcess(qemuIO, ["-f", "raw", "-t", c.cache] + cmdArgs + ["blkdebug:\(rules):\(a)"])
         let mine = try runProcess(CLIRunner.binary.path, ["io", "-t", c.cache, "--rules", rules, b] + cmdArgs)
         #expect(Self.normalize(mine.stdout) == Self.normalize(qemu.stdout), "stdout differs for \(name)")
@@ -158,6 +161,20 @@ extension QemuIOSideBySideTests {
                         "writev -Z 0 0", "aio_read -Z 0 0", "aio_write -Z 0 0", "discard -Z 0 0", "discard 0 1 2", "truncate -Z 0"]
                  // Not bare `help`: it lists only the commands kvmscope has (no open, close, abort...).
                  + QemuIOSideBySideTests.everyCommand.map { "help \($0)" }, cache: "writeback"),
+        // write -n (no fallback: an ENOTSUP write-zeroes fails instead of writing zeroes; no
+        // length limit), -s (a file's bytes, repeated), -c (compressed: ENOTSUP on raw, after
+        // the range check), -b, and write_f's checks in their order.
+        Case(name: "write-no-fallback-source-file-compressed",
+             rules: "[inject-error]\nevent = \"none\"\niotype = \"write-zeroes\"\nsector = \"8\"\nerrno = \"95\"\n",
+             commands: ["write -P 0x55 0 16k", "write -n -z 4k 4k", "read -P 0x55 4k 4k", "write -z 4k 4k", "read -P 0 4k 4k",
+                        "write -nz -u 0 4k", "read -P 0 0 4k", "write -n 0 4k", "write -n -z 0 3G", "write -z 0 3G", "write -n -z 8k 0",
+                        "write -s {dir}/src.bin 8k 30", "read -v 8k 32", "write -s {dir}/src.bin -q 100 5", "read -v 96 16",
+                        "write -s {dir}/missing 0 12", "write -s {dir} 0 12", "write -s {dir}/src.bin 0 0", "write -s {dir}/empty 0 4",
+                        "write -s {dir}/src.bin -P 1 0 12", "write -z -s {dir}/src.bin 0 12", "write -P 1 -z 0 12",
+                        "write -c 0 4k", "write -c 0 0", "write -c 1 512", "write -c 512 511", "write -c 64M 4k", "write -c -z 12k 4k",
+                        "read -P 0 12k 4k", "write -c -f 0 4k", "write -b 0 512", "write -b -z 0 512", "write -b -c 0 512",
+                        "write -p -P 0x66 16k 512", "read -P 0x66 16k 512", "write -c 0 3G"],
+             cache: "writeback", files: ["src.bin": "hello world!", "empty": ""]),
     ]
 
     /// Every command kvmscope io implements.

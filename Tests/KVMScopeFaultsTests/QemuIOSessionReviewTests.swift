@@ -58,4 +58,29 @@ import KVMScopeCore
 
             """)
     }
+
+    /// write -n: an ENOTSUP write-zeroes is the answer (no buffer of zeroes written); without
+    /// -n it falls back. -s: the file's bytes, repeated. -c: ENOTSUP on a raw image.
+    @Test func writeNoFallbackSourceFileAndCompressed() throws {
+        let dir = TempDir()
+        let img = dir.image("d.img", size: 1 << 20)
+        let src = dir.file("src.bin", "abc")
+        let rules = "[inject-error]\nevent = \"none\"\niotype = \"write-zeroes\"\nerrno = \"95\"\n"
+        let (s, c) = try session(img, rules: rules)
+        #expect(s.run("write -q -P 0x55 0 8k"))
+        #expect(!s.run("write -n -z 0 4k"))
+        #expect(s.run("read -q -P 0x55 0 4k"))
+        #expect(s.run("write -q -z 4k 4k"))
+        #expect(s.run("read -q -P 0 4k 4k"))
+        #expect(!s.run("write -n 0 4k"))
+        #expect(s.run("write -q -s \(src) 8k 8"))
+        #expect(!s.run("write -c 0 4k"))
+        #expect(!s.run("write -c -f 0 4k"))
+        #expect(c.out == "write failed: Operation not supported\n-n requires -z to be specified\n"
+                + "write failed: Operation not supported\n-f and -b or -c cannot be specified at the same time\n")
+        #expect(c.err.isEmpty)
+        let bytes = try #require(FileManager.default.contents(atPath: img))
+        #expect(Array(bytes[8192..<8200]) == Array("abcabcab".utf8))
+        #expect(bytes[0..<4096].allSatisfy { $0 == 0x55 })
+    }
 }

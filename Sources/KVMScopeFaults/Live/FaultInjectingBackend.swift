@@ -171,11 +171,20 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     }
 
     public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion {
+        writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: fua, noFallback: false)
+    }
+
+    /// With `noFallback` (qemu-io's `write -z -n`, BDRV_REQ_NO_FALLBACK), an ENOTSUP, from a rule
+    /// or from the disk, is the answer: block/io.c bdrv_co_do_pwrite_zeroes falls back to
+    /// writing a zeroed buffer only without the flag.
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool, noFallback: Bool) -> BlockCompletion {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([.pwritevZero], .writeZeroes, offset: offset, length: length)
         let nativeFUA = (fua || writethrough) && image.capabilities.fua
         var result: BlockCompletion
-        if let fault, fault.errno == EOPNOTSUPP {
+        if let fault, fault.errno == EOPNOTSUPP, noFallback {
+            result = completion(fault)
+        } else if let fault, fault.errno == EOPNOTSUPP {
             // QEMU's block layer answers ENOTSUP from write-zeroes by writing a zeroed buffer,
             // which blkdebug then checks as a write.
             let again = decide([], .write, offset: offset, length: length)
@@ -190,7 +199,9 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
             if let d, d.errno != 0 || d.dropWrite {
                 result = with(completion(fault), d)
             } else {
-                result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA))
+                let e = noFallback ? image.writeZeroesWithoutFallback(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA)
+                    : image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA)
+                result = completion(fault, ioErrno: e)
                 if result.succeeded && d != nil { written(offset: offset, length: length) }
                 result = with(result, d)
             }

@@ -130,12 +130,13 @@ public final class RawImageFile: @unchecked Sendable {
         return 0
     }
 
-    /// Zeroes a range: hole punching (when allowed) or Falloc.zeroRange, else written zeroes.
-    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
+    /// Zeroes a range: hole punching (when allowed) or Falloc.zeroRange, else written zeroes;
+    /// `noFallback` (BDRV_REQ_NO_FALLBACK) never writes zeroes: EOPNOTSUPP when neither works.
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, noFallback: Bool = false) -> Int32 {
         guard length > 0 else { return 0 }
         return guardingHeader(offset: offset, length: Int(min(length, Int64(ImageFormatProbe.bufferSize))),
                               overlay: { zeroFirstSector($0, offset: offset, length: length) }) {
-            writeZeroesUnguarded(offset: offset, length: length, mayUnmap: mayUnmap)
+            writeZeroesUnguarded(offset: offset, length: length, mayUnmap: mayUnmap, noFallback: noFallback)
         }
     }
 
@@ -144,9 +145,10 @@ public final class RawImageFile: @unchecked Sendable {
         memset(sector.baseAddress! + Int(offset), 0, n)
     }
 
-    private func writeZeroesUnguarded(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
+    private func writeZeroesUnguarded(offset: Int64, length: Int64, mayUnmap: Bool, noFallback: Bool) -> Int32 {
         if mayUnmap && linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) == 0 { return 0 }
         if linuxFallocate(fd, Falloc.zeroRange, Int64(offset), Int64(length)) == 0 { return 0 }
+        if noFallback { return EOPNOTSUPP }
         let chunk = Int(min(length, 1 << 20))
         let zeroes = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { zeroes.deallocate() }
