@@ -164,6 +164,16 @@ extension QemuIOSideBySideTests {
         // write -n (no fallback: an ENOTSUP write-zeroes fails instead of writing zeroes; no
         // length limit), -s (a file's bytes, repeated), -c (compressed: ENOTSUP on raw, after
         // the range check), -b, and write_f's checks in their order.
+        // flush_to_disk fires from the raw format node's flush, which after a first FUA write
+        // (writethrough, write -f) finds nothing written yet: the event lags one write behind.
+        Case(name: "flush-to-disk-after-the-first-writethrough-write", rules: "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\n",
+             commands: ["write -P 0x11 0 4k", "write -P 0x12 4k 4k", "write 8k 4k", "read 0 4k"]),
+        Case(name: "flush-to-disk-first-write-then-flush", rules: "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\n",
+             commands: ["write -z 0 4k", "flush", "aio_write 8k 4k", "aio_flush", "read 0 4k"]),
+        Case(name: "flush-to-disk-fua-writes-writeback", rules: "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\n",
+             commands: ["write -f -P 0x21 0 4k", "write -P 0x22 4k 4k", "flush", "read 0 4k"], cache: "writeback"),
+        Case(name: "flush-rule-checked-on-the-first-writethrough-write", rules: "[inject-error]\nevent = \"none\"\niotype = \"flush\"\nerrno = \"28\"\n",
+             commands: ["write 0 4k", "discard 0 4k", "write 4k 4k", "read 0 4k"]),
         Case(name: "write-no-fallback-source-file-compressed",
              rules: "[inject-error]\nevent = \"none\"\niotype = \"write-zeroes\"\nsector = \"8\"\nerrno = \"95\"\n",
              commands: ["write -P 0x55 0 16k", "write -n -z 4k 4k", "read -P 0x55 4k 4k", "write -z 4k 4k", "read -P 0 4k 4k",

@@ -83,4 +83,57 @@ import KVMScopeCore
         #expect(Array(bytes[8192..<8200]) == Array("abcabcab".utf8))
         #expect(bytes[0..<4096].allSatisfy { $0 == 0x55 })
     }
+
+    /// A file that counts its fdatasyncs.
+    final class CountingDisk: LowerDisk, @unchecked Sendable {
+        let file: RawImageFile
+        private let lock = NSLock()
+        private var syncCount = 0
+        var syncs: Int { lock.lock(); defer { lock.unlock() }; return syncCount }
+        init(_ file: RawImageFile) { self.file = file }
+        var size: Int64 { file.size }
+        var isReadOnly: Bool { file.isReadOnly }
+        var capabilities: DiskCapabilities { file.capabilities }
+        func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int32 { file.read(offset: offset, into: buffer) }
+        func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> Int32 { file.write(offset: offset, from: buffer, fua: fua) }
+        func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> Int32 {
+            file.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: fua)
+        }
+        func discard(offset: Int64, length: Int64) -> Int32 { file.discard(offset: offset, length: length) }
+        func sync() -> Int32 { lock.lock(); syncCount += 1; lock.unlock(); return file.sync() }
+        func blockAllocation(offset: Int64, length: Int64) -> (errno: Int32, extents: [BlockExtent]) {
+            file.blockAllocation(offset: offset, length: length)
+        }
+    }
+
+    private let flushToDiskEIO = "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\n"
+
+    /// qemu-io (writethrough): the first write's flush fires no flush_to_disk, the second's does
+    /// and fails it; each write is still synced (blkdebug's node below had it to flush).
+    @Test func flushToDiskFiresFromTheSecondWritethroughWrite() throws {
+        let dir = TempDir()
+        let disk = CountingDisk(try RawImageFile(path: dir.image("d.img", size: 1 << 20)))
+        let rules = BlkdebugConfigReader().parse(flushToDiskEIO, file: "r.cfg").config
+        let backend = FaultInjectingBackend(image: disk, rules: rules, writethrough: true, formatNodeAbove: true)
+        let c = Captured()
+        let s = QemuIOSession(backend: backend, out: { c.appendOut($0) }, err: { c.appendErr($0) })
+        #expect(s.run("write -q 0 4k"))
+        #expect(disk.syncs == 1)
+        #expect(!s.run("write -q 4k 4k"))
+        #expect(c.out == "write failed: Input/output error\n")
+    }
+
+    /// The NBD server's backend (no format node): a FUA write is synced, the first one too,
+    /// and its flush fires flush_to_disk.
+    @Test func nbdBackendSyncsTheFirstFUAWrite() throws {
+        let dir = TempDir()
+        let disk = CountingDisk(try RawImageFile(path: dir.image("d.img", size: 1 << 20)))
+        let plain = FaultInjectingBackend(image: disk, rules: nil)
+        let data = [UInt8](repeating: 0x5a, count: 4096)
+        #expect(data.withUnsafeBytes { plain.write(offset: 0, from: $0, fua: true) }.succeeded)
+        #expect(disk.syncs == 1)
+        let rules = BlkdebugConfigReader().parse(flushToDiskEIO, file: "r.cfg").config
+        let armed = FaultInjectingBackend(image: disk, rules: rules)
+        #expect(data.withUnsafeBytes { armed.write(offset: 0, from: $0, fua: true) }.errno == EIO)
+    }
 }
