@@ -174,6 +174,13 @@ extension QemuIOSideBySideTests {
              commands: ["write -f -P 0x21 0 4k", "write -P 0x22 4k 4k", "flush", "read 0 4k"], cache: "writeback"),
         Case(name: "flush-rule-checked-on-the-first-writethrough-write", rules: "[inject-error]\nevent = \"none\"\niotype = \"flush\"\nerrno = \"28\"\n",
              commands: ["write 0 4k", "discard 0 4k", "write 4k 4k", "read 0 4k"]),
+        // A background write stopped past the end that a truncate set: once it completes, the
+        // size QEMU holds is its end again (length, map, and reads there succeed).
+        Case(name: "truncate-under-a-stopped-write", rules: "",
+             commands: ["break pwritev A", "aio_write -P 0x11 63M 64k", "wait_break A", "truncate 32M", "length", "read 62M 4k",
+                        "resume A", "aio_flush", "length", "map", "read -P 0x11 63M 64k", "read -P 0 62M 4k", "read 64M 512",
+                        "break pwritev_zero B", "aio_write -z 63M 64k", "wait_break B", "truncate 100k", "resume B", "aio_flush",
+                        "length", "alloc 63M 1M", "write -P 0x12 63M 512", "read -P 0x12 63M 512"], cache: "writeback"),
         Case(name: "write-no-fallback-source-file-compressed",
              rules: "[inject-error]\nevent = \"none\"\niotype = \"write-zeroes\"\nsector = \"8\"\nerrno = \"95\"\n",
              commands: ["write -P 0x55 0 16k", "write -n -z 4k 4k", "read -P 0x55 4k 4k", "write -z 4k 4k", "read -P 0 4k 4k",

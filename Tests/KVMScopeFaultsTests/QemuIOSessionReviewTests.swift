@@ -136,4 +136,20 @@ import KVMScopeCore
         let armed = FaultInjectingBackend(image: disk, rules: rules)
         #expect(data.withUnsafeBytes { armed.write(offset: 0, from: $0, fua: true) }.errno == EIO)
     }
+
+    /// A write stopped at a breakpoint past the end a truncate set grows the size back when it
+    /// completes, as QEMU's bdrv_co_write_req_finish does: length and range checks see it.
+    @Test func aWriteCompletingPastATruncatedEndGrowsTheSize() throws {
+        let dir = TempDir()
+        let (s, c) = try session(dir.image("d.img", size: 1 << 20))
+        #expect(s.run("break pwritev A"))
+        #expect(s.run("aio_write -q -P 0x11 960k 64k"))
+        #expect(s.run("wait_break A"))
+        #expect(s.run("truncate 512k"))
+        #expect(s.run("length"))
+        #expect(s.run("resume A") && s.run("aio_flush"))
+        #expect(s.run("length"))
+        #expect(s.run("read -q -P 0x11 960k 64k"))
+        #expect(c.out == "blkdebug: Suspended request 'A'\n512 KiB\nblkdebug: Resuming request 'A'\n1 MiB\n")
+    }
 }

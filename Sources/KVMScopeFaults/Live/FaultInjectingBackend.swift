@@ -189,6 +189,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         fire(.pwritevDone)
         if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
         countFormatNodeWrite()
+        if result.succeeded { (image as? RawImageFile)?.coverCompletedWrite(end: offset + Int64(buffer.count)) }
         return result
     }
 
@@ -231,6 +232,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         fire(.pwritevDone)
         if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
         countFormatNodeWrite()
+        if result.succeeded { (image as? RawImageFile)?.coverCompletedWrite(end: offset + length) }
         return result
     }
 
