@@ -93,7 +93,10 @@ struct IoCommand: ParsableCommand {
         }
         defer { upstream?.close() }
         let config = try rules.map { try RulesLoading.load($0, imageSize: file.size) }
-        let backend = FaultInjectingBackend(image: file, rules: config, seed: seed, writethrough: cache == "writethrough")
+        // qemu-io opens a raw format node over blkdebug: its write generations (and so when
+        // flush_to_disk fires) are modelled too.
+        let backend = FaultInjectingBackend(image: file, rules: config, seed: seed, writethrough: cache == "writethrough",
+                                            formatNodeAbove: true)
         let session = QemuIOSession(backend: backend, out: { CLIOutput.write($0) },
                                     err: { FileHandle.standardError.write(Data($0.utf8)) })
         let writer = try log.map { try FaultLogWriter(path: $0) }

@@ -9,6 +9,8 @@ import KVMScope
         let rules: String
         let commands: [String]
         var cache: String = "writethrough"
+        /// Files written into the test's directory first; `{dir}` in a command is that directory.
+        var files: [String: String] = [:]
     }
 
     static let cases: [Case] = [
@@ -68,7 +70,8 @@ import KVMScope
         let dir = TempDir()
         let rules = dir.file("rules.cfg", c.rules.isEmpty ? "# no rules\n" : c.rules)
         let a = dir.image("qemu.img", size: 64 << 20), b = dir.image("kvmscope.img", size: 64 << 20)
-        let cmdArgs = c.commands.flatMap { ["-c", $0] }
+        for (name, text) in c.files { _ = dir.file(name, text) }
+        let cmdArgs = c.commands.flatMap { ["-c", $0.replacingOccurrences(of: "{dir}", with: dir.path)] }
         let qemu = try runProcess(qemuIO, ["-f", "raw", "-t", c.cache] + cmdArgs + ["blkdebug:\(rules):\(a)"])
         let mine = try runProcess(CLIRunner.binary.path, ["io", "-t", c.cache, "--rules", rules, b] + cmdArgs)
         #expect(Self.normalize(mine.stdout) == Self.normalize(qemu.stdout), "stdout differs for \(name)")
@@ -151,5 +154,48 @@ extension QemuIOSideBySideTests {
         Case(name: "help-and-argument-errors", rules: "",
              commands: ["help map", "help f", "help length", "help zz", "length x", "sleep", "map x", "break A",
                         "read 0 0x100000000000000000", "read 0 99999999999999999999", "wait_break"], cache: "writeback"),
+        // qemuio_command_usage's line after an option or operand error carries qemu-io's own
+        // option letters; `help CMD` is qemu-io's extended help word for word.
+        Case(name: "usage-lines-and-extended-help", rules: "",
+             commands: ["read -Z 0 0", "read -r 0 4k", "read -a 0 4k", "read 0", "write -Z 0 0", "write 0 1 2", "readv -Z 0 0",
+                        "writev -Z 0 0", "aio_read -Z 0 0", "aio_write -Z 0 0", "discard -Z 0 0", "discard 0 1 2", "truncate -Z 0"]
+                 // Not bare `help`: it lists only the commands kvmscope has (no open, close, abort...).
+                 + QemuIOSideBySideTests.everyCommand.map { "help \($0)" }, cache: "writeback"),
+        // write -n (no fallback: an ENOTSUP write-zeroes fails instead of writing zeroes; no
+        // length limit), -s (a file's bytes, repeated), -c (compressed: ENOTSUP on raw, after
+        // the range check), -b, and write_f's checks in their order.
+        // flush_to_disk fires from the raw format node's flush, which after a first FUA write
+        // (writethrough, write -f) finds nothing written yet: the event lags one write behind.
+        Case(name: "flush-to-disk-after-the-first-writethrough-write", rules: "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\n",
+             commands: ["write -P 0x11 0 4k", "write -P 0x12 4k 4k", "write 8k 4k", "read 0 4k"]),
+        Case(name: "flush-to-disk-first-write-then-flush", rules: "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\n",
+             commands: ["write -z 0 4k", "flush", "aio_write 8k 4k", "aio_flush", "read 0 4k"]),
+        Case(name: "flush-to-disk-fua-writes-writeback", rules: "[inject-error]\nevent = \"flush_to_disk\"\nerrno = \"5\"\n",
+             commands: ["write -f -P 0x21 0 4k", "write -P 0x22 4k 4k", "flush", "read 0 4k"], cache: "writeback"),
+        Case(name: "flush-rule-checked-on-the-first-writethrough-write", rules: "[inject-error]\nevent = \"none\"\niotype = \"flush\"\nerrno = \"28\"\n",
+             commands: ["write 0 4k", "discard 0 4k", "write 4k 4k", "read 0 4k"]),
+        // A background write stopped past the end that a truncate set: once it completes, the
+        // size QEMU holds is its end again (length, map, and reads there succeed).
+        Case(name: "truncate-under-a-stopped-write", rules: "",
+             commands: ["break pwritev A", "aio_write -P 0x11 63M 64k", "wait_break A", "truncate 32M", "length", "read 62M 4k",
+                        "resume A", "aio_flush", "length", "map", "read -P 0x11 63M 64k", "read -P 0 62M 4k", "read 64M 512",
+                        "break pwritev_zero B", "aio_write -z 63M 64k", "wait_break B", "truncate 100k", "resume B", "aio_flush",
+                        "length", "alloc 63M 1M", "write -P 0x12 63M 512", "read -P 0x12 63M 512"], cache: "writeback"),
+        Case(name: "write-no-fallback-source-file-compressed",
+             rules: "[inject-error]\nevent = \"none\"\niotype = \"write-zeroes\"\nsector = \"8\"\nerrno = \"95\"\n",
+             commands: ["write -P 0x55 0 16k", "write -n -z 4k 4k", "read -P 0x55 4k 4k", "write -z 4k 4k", "read -P 0 4k 4k",
+                        "write -nz -u 0 4k", "read -P 0 0 4k", "write -n 0 4k", "write -n -z 0 3G", "write -z 0 3G", "write -n -z 8k 0",
+                        "write -s {dir}/src.bin 8k 30", "read -v 8k 32", "write -s {dir}/src.bin -q 100 5", "read -v 96 16",
+                        "write -s {dir}/missing 0 12", "write -s {dir} 0 12", "write -s {dir}/src.bin 0 0", "write -s {dir}/empty 0 4",
+                        "write -s {dir}/src.bin -P 1 0 12", "write -z -s {dir}/src.bin 0 12", "write -P 1 -z 0 12",
+                        "write -c 0 4k", "write -c 0 0", "write -c 1 512", "write -c 512 511", "write -c 64M 4k", "write -c -z 12k 4k",
+                        "read -P 0 12k 4k", "write -c -f 0 4k", "write -b 0 512", "write -b -z 0 512", "write -b -c 0 512",
+                        "write -p -P 0x66 16k 512", "read -P 0x66 16k 512", "write -c 0 3G"],
+             cache: "writeback", files: ["src.bin": "hello world!", "empty": ""]),
     ]
+
+    /// Every command kvmscope io implements.
+    static let everyCommand = ["aio_flush", "aio_read", "aio_write", "alloc", "break", "discard", "flush", "help", "info", "length",
+                               "map", "quit", "read", "readv", "remove_break", "resume", "sleep", "truncate", "wait_break",
+                               "write", "writev"]
 }

@@ -95,6 +95,9 @@ public protocol BlockBackend: AnyObject, Sendable {
     func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> BlockCompletion
     func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> BlockCompletion
     func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion
+    /// qemu-io's `write -z -n` (BDRV_REQ_NO_FALLBACK): zeroes only if the disk can do it
+    /// itself; ENOTSUP instead of writing a buffer of zeroes (block/io.c bdrv_co_do_pwrite_zeroes).
+    func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool, noFallback: Bool) -> BlockCompletion
     func discard(offset: Int64, length: Int64) -> BlockCompletion
     func flush() -> BlockCompletion
     /// The allocation of `offset ..< offset+length`, as runs in order from `offset` (NBD's
@@ -135,6 +138,11 @@ public struct BlockStatusResult: Sendable {
 }
 
 extension BlockBackend {
+    /// A backend that does not say otherwise cannot promise a write-zeroes without a fallback.
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool, noFallback: Bool) -> BlockCompletion {
+        noFallback ? BlockCompletion(errno: ENOTSUP) : writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: fua)
+    }
+
     /// A backend that cannot see its allocation says "data" for the whole range: never a hole it
     /// does not know of (a client would skip copying it).
     public func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult {

@@ -29,14 +29,29 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     /// QEMU's write_gen / flushed_gen: a flush only reaches the disk if something was written since.
     private var writeGeneration: UInt64 = 0
     private var flushedGeneration: UInt64 = 0
+    /// `kvmscope io` only: the raw format node above blkdebug that qemu-io opens
+    /// (`-f raw blkdebug:rules:img`), with write_gen / flushed_gen of its own. It emulates FUA
+    /// (writethrough, `write -f`) by flushing itself inside the write, before its
+    /// bdrv_co_write_req_finish counts the write (block/io.c: bdrv_driver_pwritev's emulated
+    /// flush, then write_gen++), while blkdebug's node below has already counted it. A node's
+    /// bdrv_co_flush fires flush_to_disk into its child only when its own generations differ,
+    /// so the raw node's flush after a first write fires no flush_to_disk; then it flushes its
+    /// children, and blkdebug's node, whose generations differ, checks the flush rules
+    /// (blkdebug_co_flush) and fdatasyncs. So a FUA write is still durable, the first one
+    /// too; only the event lags one write behind. The NBD server leaves this off and keeps one
+    /// pair of generations.
+    public let formatNodeAbove: Bool
+    private var formatWriteGeneration: UInt64 = 0
+    private var formatFlushedGeneration: UInt64 = 0
     /// qemu-io's `break` points (set before the first request; `kvmscope io` only): a request
     /// stops at an event before the event is fired into the rules, outside the lock.
     public var breakpoints: BlkdebugBreakpoints?
 
     public init(image: any LowerDisk, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
-                clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds) {
+                formatNodeAbove: Bool = false, clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds) {
         self.image = image
         self.writethrough = writethrough
+        self.formatNodeAbove = formatNodeAbove
         if let rules, !rules.isEmpty { engine = FaultRuleEngine(config: rules, seed: seed, clock: clock) }
         if let rules, !rules.kvmscope.isEmpty { extra = KvmscopeFaultEngine(sections: rules.kvmscope, clock: clock) }
     }
@@ -127,6 +142,12 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
                                faults: a.faults + b.faults, stall: a.stall ?? b.stall)
     }
 
+    /// The format node's bdrv_co_write_req_finish: write_gen++ once its request is done.
+    private func countFormatNodeWrite() {
+        guard formatNodeAbove else { return }
+        lock.lock(); formatWriteGeneration &+= 1; lock.unlock()
+    }
+
     private func flushedGenerationLocked() -> UInt64 {
         lock.lock(); defer { lock.unlock() }
         return flushedGeneration
@@ -167,15 +188,26 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         }
         fire(.pwritevDone)
         if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
+        countFormatNodeWrite()
+        if result.succeeded { (image as? RawImageFile)?.coverCompletedWrite(end: offset + Int64(buffer.count)) }
         return result
     }
 
     public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> BlockCompletion {
+        writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: fua, noFallback: false)
+    }
+
+    /// With `noFallback` (qemu-io's `write -z -n`, BDRV_REQ_NO_FALLBACK), an ENOTSUP, from a rule
+    /// or from the disk, is the answer: block/io.c bdrv_co_do_pwrite_zeroes falls back to
+    /// writing a zeroed buffer only without the flag.
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool, noFallback: Bool) -> BlockCompletion {
         if isReadOnly { return BlockCompletion(errno: EPERM) }
         let fault = decide([.pwritevZero], .writeZeroes, offset: offset, length: length)
         let nativeFUA = (fua || writethrough) && image.capabilities.fua
         var result: BlockCompletion
-        if let fault, fault.errno == EOPNOTSUPP {
+        if let fault, fault.errno == EOPNOTSUPP, noFallback {
+            result = completion(fault)
+        } else if let fault, fault.errno == EOPNOTSUPP {
             // QEMU's block layer answers ENOTSUP from write-zeroes by writing a zeroed buffer,
             // which blkdebug then checks as a write.
             let again = decide([], .write, offset: offset, length: length)
@@ -190,13 +222,17 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
             if let d, d.errno != 0 || d.dropWrite {
                 result = with(completion(fault), d)
             } else {
-                result = completion(fault, ioErrno: image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA))
+                let e = noFallback ? image.writeZeroesWithoutFallback(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA)
+                    : image.writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, fua: nativeFUA)
+                result = completion(fault, ioErrno: e)
                 if result.succeeded && d != nil { written(offset: offset, length: length) }
                 result = with(result, d)
             }
         }
         fire(.pwritevDone)
         if result.succeeded && (fua || writethrough) && !nativeFUA { result = merge(result, flush()) }
+        countFormatNodeWrite()
+        if result.succeeded { (image as? RawImageFile)?.coverCompletedWrite(end: offset + length) }
         return result
     }
 
@@ -220,6 +256,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         // could record this generation as synced before the punch, and the next flush (after
         // the trim's reply) would skip the fdatasync it needs.
         lock.lock(); writeGeneration &+= 1; lock.unlock()
+        countFormatNodeWrite()
         return result
     }
 
@@ -237,17 +274,41 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         lock.lock()
         engine?.fire(.flushToOS)
         let generation = writeGeneration
+        let formatGeneration = formatWriteGeneration
+        // Without a format node, blkdebug's own flush_to_disk stands for it (one node).
+        let formatDirty = formatNodeAbove ? formatGeneration != formatFlushedGeneration : generation != flushedGeneration
         lock.unlock()
-        guard generation != flushedGenerationLocked() else { return .ok }
-        let fault = decide([.flushToDisk], .flush, offset: 0, length: 0)
+        let dirty = generation != flushedGenerationLocked()
+        guard dirty || formatDirty else { return .ok }
+        let events: [BlkdebugEvent] = formatDirty ? [.flushToDisk] : []
+        guard dirty else {
+            // The format node fires flush_to_disk; blkdebug's node below has nothing to flush,
+            // so no flush rule is checked and nothing is synced (block/io.c bdrv_co_flush).
+            for e in events {
+                breakpoints?.reach(e)
+                lock.lock(); engine?.fire(e); lock.unlock()
+            }
+            markFormatNodeFlushed(formatGeneration)
+            return .ok
+        }
+        let fault = decide(events, .flush, offset: 0, length: 0)
         if let fault, fault.errno != 0 { return completion(fault) }
         let e = image.sync()
         if e == 0 {
             lock.lock()
             if generation > flushedGeneration { flushedGeneration = generation }
             lock.unlock()
+            markFormatNodeFlushed(formatGeneration)
         }
         return completion(fault, ioErrno: e)
+    }
+
+    /// bdrv_co_flush's `if (ret == 0) bs->flushed_gen = current_gen`, for the format node.
+    private func markFormatNodeFlushed(_ generation: UInt64) {
+        guard formatNodeAbove else { return }
+        lock.lock()
+        if generation > formatFlushedGeneration { formatFlushedGeneration = generation }
+        lock.unlock()
     }
 
     /// blkdebug forwards a truncate to its file without checking rules or firing events

@@ -55,6 +55,9 @@ public protocol LowerDisk: AnyObject, Sendable {
     /// `fua` is only set when `capabilities.fua` says the disk does it itself.
     func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> Int32
     func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> Int32
+    /// Zeroes without writing a buffer of zeroes (BDRV_REQ_NO_FALLBACK): EOPNOTSUPP when the
+    /// disk cannot.
+    func writeZeroesWithoutFallback(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> Int32
     /// Advisory: a disk that cannot discard keeps the data and returns 0.
     func discard(offset: Int64, length: Int64) -> Int32
     /// Makes every completed write durable (0 at once when the disk has no cache).
@@ -72,6 +75,9 @@ public enum Preallocation: String, Sendable, CaseIterable {
 }
 
 extension LowerDisk {
+    /// A disk that does not say otherwise cannot promise it, as QEMU refuses NO_FALLBACK to a
+    /// driver whose supported_zero_flags lack it (block/io.c bdrv_co_do_pwrite_zeroes).
+    public func writeZeroesWithoutFallback(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> Int32 { EOPNOTSUPP }
     public func resize(to size: Int64, preallocation: Preallocation) -> String? { "Cannot resize this disk" }
 }
 
@@ -85,6 +91,11 @@ extension RawImageFile: LowerDisk {
 
     public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> Int32 {
         let e = writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap)
+        return e == 0 && fua ? sync() : e
+    }
+
+    public func writeZeroesWithoutFallback(offset: Int64, length: Int64, mayUnmap: Bool, fua: Bool) -> Int32 {
+        let e = writeZeroes(offset: offset, length: length, mayUnmap: mayUnmap, noFallback: true)
         return e == 0 && fua ? sync() : e
     }
 

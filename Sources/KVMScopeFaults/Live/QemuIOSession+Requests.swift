@@ -5,7 +5,8 @@ import Foundation
 /// same messages, same reports.
 extension QemuIOSession {
     func read(_ cmd: Command, _ args: [String]) -> Bool {
-        guard let (f, ops) = getopt(cmd, args, spec: "bCl:pP:qrs:v") else { return usage(cmd) }
+        // read_f's getopt string in 7.2 (-r, registered buffers, came in 8.0).
+        guard let (f, ops) = getopt(cmd, args, spec: "bCl:pP:qs:v") else { return usage(cmd) }
         guard ops.count == 2 else { return usage(cmd) }
         // -b reads the VM state, which a raw image does not have (bdrv_load_vmstate: ENOTSUP).
         if f["b"] != nil {
@@ -97,32 +98,62 @@ extension QemuIOSession {
         return (text, ok)
     }
 
+    /// write_f (qemu-io-cmds.c 7.2), its checks in its order: -b writes the VM state (none on a
+    /// raw image: ENOTSUP, as bdrv_save_vmstate), -z wins over -c, -c (compressed) fails with
+    /// ENOTSUP after the range check (the raw driver has no bdrv_co_pwritev_compressed, so
+    /// bdrv_co_pwritev_part refuses it before any blkdebug event fires), -n (BDRV_REQ_NO_FALLBACK)
+    /// lifts the length limit and makes a write-zeroes that the disk cannot do itself fail
+    /// with ENOTSUP instead of writing a buffer of zeroes, -s fills the buffer from a file
+    /// (qemu_io_alloc_from_file: its bytes repeated).
     func write(_ cmd: Command, _ args: [String]) -> Bool {
-        guard let (f, ops) = getopt(cmd, args, spec: "CfpP:quz") else { return usage(cmd) }
+        guard let (f, ops) = getopt(cmd, args, spec: "bcCfnpP:qs:uz") else { return usage(cmd) }
         guard ops.count == 2 else { return usage(cmd) }
-        let zero = f["z"] != nil, fua = f["f"] != nil
+        let zero = f["z"] != nil, fua = f["f"] != nil, vmstate = f["b"] != nil, compressed = f["c"] != nil
+        let noFallback = f["n"] != nil
+        if vmstate && zero { out("-b and -z cannot be specified at the same time\n"); return false }
+        if fua && (vmstate || compressed) { out("-f and -b or -c cannot be specified at the same time\n"); return false }
+        if noFallback && !zero { out("-n requires -z to be specified\n"); return false }
         if f["u"] != nil && !zero { out("-u requires -z to be specified\n"); return false }
-        if zero && f["P"] != nil { out("Only one of -z, -P, and -s can be specified at the same time\n"); return false }
+        if [zero, f["P"] != nil, f["s"] != nil].filter({ $0 }).count > 1 {
+            out("Only one of -z, -P, and -s can be specified at the same time\n")
+            return false
+        }
         var fill: UInt8 = 0xcd
         if let p = f["P"] { guard let b = pattern(p) else { return false }; fill = b }
         guard let offset = number(ops[0]) else { return false }
         guard let count = number(ops[1]) else { return false }
-        if count > Self.maxRequestBytes {
+        if count > Self.maxRequestBytes && !noFallback {
             out("length cannot exceed \(Self.maxRequestBytes) without -n, given \(ops[1])\n")
             return false
         }
-        let t0: Double, e: Int32
-        if zero {
-            t0 = now()
+        if vmstate || compressed {
+            if offset % 512 != 0 { out("\(offset) is not a sector-aligned value for 'offset'\n"); return false }
+            if count % 512 != 0 { out("\(count) is not a sector-aligned value for 'count'\n"); return false }
+        }
+        var buffer: UnsafeMutableRawBufferPointer?
+        defer { buffer?.deallocate() }
+        if !zero {
+            let b = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(count), alignment: 4096)
+            buffer = b
+            if let source = f["s"] {
+                guard fillBuffer(b, fromFile: source) else { return false }
+            } else {
+                b.initializeMemory(as: UInt8.self, repeating: fill)
+            }
+        }
+        let t0 = now()
+        let e: Int32
+        if vmstate {
+            e = ENOTSUP
+        } else if zero {
             e = inRange(offset, count)
-                ? complete(backend.writeZeroes(offset: offset, length: count, mayUnmap: f["u"] != nil, fua: fua), "write")
+                ? complete(backend.writeZeroes(offset: offset, length: count, mayUnmap: f["u"] != nil, fua: fua,
+                                               noFallback: noFallback), "write")
                 : EIO
+        } else if compressed {
+            e = inRange(offset, count) ? ENOTSUP : EIO
         } else {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(count), alignment: 4096)
-            defer { buffer.deallocate() }
-            buffer.initializeMemory(as: UInt8.self, repeating: fill)
-            t0 = now()
-            e = inRange(offset, count) ? complete(backend.write(offset: offset, from: UnsafeRawBufferPointer(buffer), fua: fua), "write") : EIO
+            e = inRange(offset, count) ? complete(backend.write(offset: offset, from: UnsafeRawBufferPointer(buffer!), fua: fua), "write") : EIO
         }
         let t1 = now()
         if e != 0 {
@@ -131,6 +162,32 @@ extension QemuIOSession {
         }
         if f["q"] != nil { return true }
         out(QemuIOFormat.report("wrote", seconds: t1 - t0, offset: offset, count: count, total: count, ops: 1, machine: f["C"] != nil))
+        return true
+    }
+
+    /// qemu_io_alloc_from_file: the file's first bytes (up to the buffer's size), repeated to
+    /// fill it; perror(file) when it cannot be opened or read, and "file is empty".
+    private func fillBuffer(_ buffer: UnsafeMutableRawBufferPointer, fromFile path: String) -> Bool {
+        guard let file = fopen(path, "r") else {
+            err("\(path): \(strerror(errno))\n")
+            return false
+        }
+        defer { fclose(file) }
+        let n = fread(buffer.baseAddress, 1, buffer.count, file)
+        if ferror(file) != 0 {
+            err("\(path): \(strerror(errno))\n")
+            return false
+        }
+        if n == 0 {
+            err("\(path): file is empty\n")
+            return false
+        }
+        var at = n
+        while at < buffer.count {
+            let chunk = min(n, buffer.count - at)
+            (buffer.baseAddress! + at).copyMemory(from: buffer.baseAddress!, byteCount: chunk)
+            at += chunk
+        }
         return true
     }
 

@@ -59,19 +59,23 @@ public final class QemuIOSession {
     }
 
     /// qemu-io 7.2's commands that kvmscope implements, in qemu-io's (sorted) order, with its
-    /// argument counts, argument strings and one-line descriptions.
+    /// argument counts, argument strings, one-line descriptions and extended help, word for word
+    /// as qemu-io-cmds.c has them (its cmdinfo_t `args`, `oneline` and `help` functions, e.g.
+    /// read_help): qemuio_command_usage prints `name args -- oneline` after an argument error,
+    /// so the option letters there are qemu-io's own (`-a` in read's is qemu-io's too, though its
+    /// getopt string has none).
     static let commands: [Command] = [
         Command(name: "aio_flush", altName: nil, args: nil, oneline: "completes all outstanding aio requests", help: "", argmin: 0, argmax: 0),
         Command(name: "aio_read", altName: nil, args: "[-Ciqv] [-P pattern] off len [len..]", oneline: "asynchronously reads a number of bytes",
-                help: " Reads len bytes (the sum of the lengths) at off in the background; the report is printed when it completes, at the latest by aio_flush.\n -C, -- report statistics in a machine parsable format\n -P, -- use a pattern to verify read data\n -i, -- treat request as invalid, for exercising stats\n -v, -- dump buffer to standard output\n -q, -- quiet mode, do not show I/O statistics\n",
+                help: " asynchronously reads a range of bytes from the given offset\n\n Example:\n 'aio_read -v 512 1k 1k ' - dumps 2 kilobytes read from 512 bytes into the file\n\n Reads a segment of the currently open file, optionally dumping it to the\n standard output stream (with -v option) for subsequent inspection.\n The read is performed asynchronously and the aio_flush command must be\n used to ensure all outstanding aio requests have been completed.\n Note that due to its asynchronous nature, this command will be\n considered successful once the request is submitted, independently\n of potential I/O errors or pattern mismatches.\n -C, -- report statistics in a machine parsable format\n -P, -- use a pattern to verify read data\n -i, -- treat request as invalid, for exercising stats\n -v, -- dump buffer to standard output\n -q, -- quiet mode, do not show I/O statistics\n",
                 argmin: 2, argmax: -1),
         Command(name: "aio_write", altName: nil, args: "[-Cfiquz] [-P pattern] off len [len..]", oneline: "asynchronously writes a number of bytes",
-                help: " Writes len bytes (the sum of the lengths) at off in the background, filled with the pattern (default 0xcd).\n -P, -- use different pattern to fill file\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -i, -- treat request as invalid, for exercising stats\n -q, -- quiet mode, do not show I/O statistics\n -u, -- with -z, allow unmapping\n -z, -- write zeroes\n",
+                help: " asynchronously writes a range of bytes from the given offset source\n from multiple buffers\n\n Example:\n 'aio_write 512 1k 1k' - writes 2 kilobytes at 512 bytes into the open file\n\n Writes into a segment of the currently open file, using a buffer\n filled with a set pattern (0xcdcdcdcd).\n The write is performed asynchronously and the aio_flush command must be\n used to ensure all outstanding aio requests have been completed.\n Note that due to its asynchronous nature, this command will be\n considered successful once the request is submitted, independently\n of potential I/O errors or pattern mismatches.\n -P, -- use different pattern to fill file\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -i, -- treat request as invalid, for exercising stats\n -q, -- quiet mode, do not show I/O statistics\n -u, -- with -z, allow unmapping\n -z, -- write zeroes using blk_aio_pwrite_zeroes\n",
                 argmin: 2, argmax: -1),
         Command(name: "alloc", altName: "a", args: "offset [count]", oneline: "checks if offset is allocated in the file", help: "", argmin: 1, argmax: 2),
         Command(name: "break", altName: nil, args: "event tag", oneline: "sets a breakpoint on event and tags the stopped request as tag", help: "", argmin: 2, argmax: 2),
         Command(name: "discard", altName: "d", args: "[-Cq] off len", oneline: "discards a number of bytes at a specified offset",
-                help: " Discards (unmaps) a range of the image; reads of it may then return zeroes.\n -C, -- report statistics in a machine parsable format\n -q, -- quiet mode, do not show I/O statistics\n",
+                help: " discards a range of bytes from the given offset\n\n Example:\n 'discard 512 1k' - discards 1 kilobyte from 512 bytes into the file\n\n Discards a segment of the currently open file.\n -C, -- report statistics in a machine parsable format\n -q, -- quiet mode, do not show I/O statistics\n",
                 argmin: 2, argmax: -1),
         Command(name: "flush", altName: "f", args: nil, oneline: "flush all in-core file state to disk",
                 help: "", argmin: 0, argmax: 0),
@@ -80,25 +84,25 @@ public final class QemuIOSession {
         Command(name: "length", altName: "l", args: nil, oneline: "gets the length of the current file", help: "", argmin: 0, argmax: 0),
         Command(name: "map", altName: nil, args: "", oneline: "prints the allocated areas of a file", help: "", argmin: 0, argmax: 0),
         Command(name: "quit", altName: "q", args: nil, oneline: "exit the program", help: "", argmin: 0, argmax: -1),
-        Command(name: "read", altName: "r", args: "[-Cqv] [-P pattern [-s off] [-l len]] off len",
+        Command(name: "read", altName: "r", args: "[-abCqv] [-P pattern [-s off] [-l len]] off len",
                 oneline: "reads a number of bytes at a specified offset",
-                help: " Example: 'read -v 512 1k' dumps 1 KiB read at byte 512.\n -C, -- report statistics in a machine parsable format\n -l, -- length for pattern verification (only with -P)\n -P, -- use a pattern to verify read data\n -q, -- quiet mode, do not show I/O statistics\n -s, -- start offset for pattern verification (only with -P)\n -v, -- dump buffer to standard output\n",
+                help: " reads a range of bytes from the given offset\n\n Example:\n 'read -v 512 1k' - dumps 1 kilobyte read from 512 bytes into the file\n\n Reads a segment of the currently open file, optionally dumping it to the\n standard output stream (with -v option) for subsequent inspection.\n -b, -- read from the VM state rather than the virtual disk\n -C, -- report statistics in a machine parsable format\n -l, -- length for pattern verification (only with -P)\n -p, -- ignored for backwards compatibility\n -P, -- use a pattern to verify read data\n -q, -- quiet mode, do not show I/O statistics\n -s, -- start offset for pattern verification (only with -P)\n -v, -- dump buffer to standard output\n",
                 argmin: 2, argmax: -1),
         Command(name: "readv", altName: nil, args: "[-Cqv] [-P pattern] off len [len..]", oneline: "reads a number of bytes at a specified offset",
-                help: " Reads into one buffer per length, one after the other from off.\n -C, -- report statistics in a machine parsable format\n -P, -- use a pattern to verify read data\n -v, -- dump buffer to standard output\n -q, -- quiet mode, do not show I/O statistics\n",
+                help: " reads a range of bytes from the given offset into multiple buffers\n\n Example:\n 'readv -v 512 1k 1k ' - dumps 2 kilobytes read from 512 bytes into the file\n\n Reads a segment of the currently open file, optionally dumping it to the\n standard output stream (with -v option) for subsequent inspection.\n Uses multiple iovec buffers if more than one byte range is specified.\n -C, -- report statistics in a machine parsable format\n -P, -- use a pattern to verify read data\n -v, -- dump buffer to standard output\n -q, -- quiet mode, do not show I/O statistics\n",
                 argmin: 2, argmax: -1),
         Command(name: "remove_break", altName: nil, args: "tag", oneline: "remove a breakpoint by tag", help: "", argmin: 1, argmax: 1),
         Command(name: "resume", altName: nil, args: "tag", oneline: "resumes the request tagged as tag", help: "", argmin: 1, argmax: 1),
         Command(name: "sleep", altName: nil, args: nil, oneline: "waits for the given value in milliseconds", help: "", argmin: 1, argmax: 1),
         Command(name: "truncate", altName: "t", args: "[-m prealloc_mode] off", oneline: "truncates the current file at the given offset",
-                help: " Sets the image's size. -m off (default) cuts or extends the file; falloc allocates the new part; full writes it with zeroes.\n", argmin: 1, argmax: 3),
+                help: "", argmin: 1, argmax: 3),
         Command(name: "wait_break", altName: nil, args: "tag", oneline: "waits for the suspension of a request", help: "", argmin: 1, argmax: 1),
-        Command(name: "write", altName: "w", args: "[-Cfquz] [-P pattern] off len",
+        Command(name: "write", altName: "w", args: "[-bcCfnquz] [-P pattern | -s source_file] off len",
                 oneline: "writes a number of bytes at a specified offset",
-                help: " Example: 'write -P 0xab 0 4k' writes 4 KiB of 0xab at offset 0 (default pattern 0xcd).\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -P, -- use different pattern to fill file\n -q, -- quiet mode, do not show I/O statistics\n -u, -- with -z, allow unmapping\n -z, -- write zeroes\n",
+                help: " writes a range of bytes from the given offset\n\n Example:\n 'write 512 1k' - writes 1 kilobyte at 512 bytes into the open file\n\n Writes into a segment of the currently open file, using a buffer\n filled with a set pattern (0xcdcdcdcd).\n -b, -- write to the VM state rather than the virtual disk\n -c, -- write compressed data with blk_write_compressed\n -f, -- use Force Unit Access semantics\n -n, -- with -z, don't allow slow fallback\n -p, -- ignored for backwards compatibility\n -P, -- use different pattern to fill file\n -s, -- use a pattern file to fill the write buffer\n -C, -- report statistics in a machine parsable format\n -q, -- quiet mode, do not show I/O statistics\n -u, -- with -z, allow unmapping\n -z, -- write zeroes using blk_co_pwrite_zeroes\n",
                 argmin: 2, argmax: -1),
         Command(name: "writev", altName: nil, args: "[-Cfq] [-P pattern] off len [len..]", oneline: "writes a number of bytes at a specified offset",
-                help: " Writes one buffer per length, one after the other from off, filled with the pattern (default 0xcd).\n -P, -- use different pattern to fill file\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -q, -- quiet mode, do not show I/O statistics\n",
+                help: " writes a range of bytes from the given offset source from multiple buffers\n\n Example:\n 'writev 512 1k 1k' - writes 2 kilobytes at 512 bytes into the open file\n\n Writes into a segment of the currently open file, using a buffer\n filled with a set pattern (0xcdcdcdcd).\n -P, -- use different pattern to fill file\n -C, -- report statistics in a machine parsable format\n -f, -- use Force Unit Access semantics\n -q, -- quiet mode, do not show I/O statistics\n",
                 argmin: 2, argmax: -1),
     ]
 

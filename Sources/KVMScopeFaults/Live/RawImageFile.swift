@@ -4,7 +4,10 @@ import Foundation
 /// and returns an errno (0 = ok) instead of throwing, because errors are data for a block device.
 public final class RawImageFile: @unchecked Sendable {
     public let path: String
-    /// Changes only by `resize` (qemu-io's `truncate`).
+    /// The size QEMU holds for the file (bs->total_sectors, in bytes here): set at open and by
+    /// `resize` (qemu-io's `truncate`), and grown by a write that completed past it
+    /// (`coverCompletedWrite`). Not re-read from the file: QEMU's file driver has no
+    /// has_variable_length, so bdrv_getlength does not fstat a regular file again.
     public var size: Int64 {
         sizeLock.lock(); defer { sizeLock.unlock() }
         return currentSize
@@ -130,12 +133,13 @@ public final class RawImageFile: @unchecked Sendable {
         return 0
     }
 
-    /// Zeroes a range: hole punching (when allowed) or Falloc.zeroRange, else written zeroes.
-    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
+    /// Zeroes a range: hole punching (when allowed) or Falloc.zeroRange, else written zeroes;
+    /// `noFallback` (BDRV_REQ_NO_FALLBACK) never writes zeroes: EOPNOTSUPP when neither works.
+    public func writeZeroes(offset: Int64, length: Int64, mayUnmap: Bool, noFallback: Bool = false) -> Int32 {
         guard length > 0 else { return 0 }
         return guardingHeader(offset: offset, length: Int(min(length, Int64(ImageFormatProbe.bufferSize))),
                               overlay: { zeroFirstSector($0, offset: offset, length: length) }) {
-            writeZeroesUnguarded(offset: offset, length: length, mayUnmap: mayUnmap)
+            writeZeroesUnguarded(offset: offset, length: length, mayUnmap: mayUnmap, noFallback: noFallback)
         }
     }
 
@@ -144,9 +148,10 @@ public final class RawImageFile: @unchecked Sendable {
         memset(sector.baseAddress! + Int(offset), 0, n)
     }
 
-    private func writeZeroesUnguarded(offset: Int64, length: Int64, mayUnmap: Bool) -> Int32 {
+    private func writeZeroesUnguarded(offset: Int64, length: Int64, mayUnmap: Bool, noFallback: Bool) -> Int32 {
         if mayUnmap && linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) == 0 { return 0 }
         if linuxFallocate(fd, Falloc.zeroRange, Int64(offset), Int64(length)) == 0 { return 0 }
+        if noFallback { return EOPNOTSUPP }
         let chunk = Int(min(length, 1 << 20))
         let zeroes = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
         defer { zeroes.deallocate() }
@@ -219,6 +224,16 @@ public final class RawImageFile: @unchecked Sendable {
         }
         currentSize = newSize
         return nil
+    }
+
+    /// block/io.c bdrv_co_write_req_finish: a write that succeeded past the end grows the size
+    /// QEMU holds (`total_sectors = end_sector`). It can only happen to a request that passed
+    /// its range check before a `truncate` shrank the disk under it (a background request
+    /// stopped at a breakpoint meanwhile); without this, length, map and the range checks
+    /// would keep the truncated size while QEMU's grew back.
+    public func coverCompletedWrite(end: Int64) {
+        sizeLock.lock(); defer { sizeLock.unlock() }
+        if end > currentSize { currentSize = end }
     }
 
     public func sync() -> Int32 {
