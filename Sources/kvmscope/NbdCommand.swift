@@ -296,7 +296,10 @@ struct NbdServeCommand: ParsableCommand {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: signals)
-            s.setEventHandler { server.shutdown() }
+            // Requests waiting for a reconnection are let go first (they fail with EIO), or the
+            // I/O threads they hold would keep the shutdown waiting for the whole delay.
+            let disk = upstreamDisk
+            s.setEventHandler { disk?.stopReconnecting(); server.shutdown() }
             s.resume()
             sources.append(s)
         }

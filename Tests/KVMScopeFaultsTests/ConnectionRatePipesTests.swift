@@ -21,11 +21,12 @@ import Testing
         let a1 = a.apply(decision(engine, mib), now: now)
         let b1 = b.apply(decision(engine, mib), now: now)
         let a2 = a.apply(decision(engine, mib), now: now)
-        // A's first: 1 s of its own pipe + 0.5 s overall; B's first: its own idle pipe (1 s) and
-        // the overall pipe behind A (1 s); A's second: behind its first (2 s) + overall (1.5 s).
-        #expect(a1.delayNanoseconds == 1_500_000_000)
-        #expect(b1.delayNanoseconds == 2_000_000_000)
-        #expect(a2.delayNanoseconds == 3_500_000_000)
+        // Both pipes at once, the reply after the slower: A's first: its own pipe 1 s, overall
+        // 0.5 s → 1 s; B's first: its own idle pipe 1 s, the overall behind A 1 s → 1 s; A's
+        // second: behind its first on its own pipe 2 s, overall 1.5 s → 2 s.
+        #expect(a1.delayNanoseconds == 1_000_000_000)
+        #expect(b1.delayNanoseconds == 1_000_000_000)
+        #expect(a2.delayNanoseconds == 2_000_000_000)
         #expect(a1.faults.map(\.delayNanoseconds).sorted() == [500_000_000, 1_000_000_000])
         #expect(a1.faults.allSatisfy { $0.kind == .rate && $0.effect == .delay })
         // Once its data has passed, a pipe is idle again: a later small request waits only its share.

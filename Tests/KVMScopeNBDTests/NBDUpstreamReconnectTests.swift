@@ -93,6 +93,30 @@ import KVMScopeTestSupport
         #expect(Self.withoutRates(r.stdout) == ["write failed: Input/output error"], "\(r.stdout)\(r.stderr)")
         #expect(proxy.stderr.contains("came back with size 8388608 instead of 16777216 bytes: that is another disk, not used"), "\(proxy.stderr)")
         #expect(try #require(FileManager.default.contents(atPath: other)).prefix(4096).allSatisfy { $0 == 0 })   // nothing written to it
+        // The attempts go on: the right upstream, started later, is taken.
+        upstream.stop(signal: SIGKILL)
+        upstream = try startQemuNbd(qemuNbd, first)
+        // Past the delay requests fail at once until the upstream is back: wait for the log line.
+        let deadline = Date().addingTimeInterval(20)
+        while !proxy.stderr.contains("reconnected") && Date() < deadline { usleep(50_000) }
+        let again = try runProcess(qemuIO, ["-f", "raw", proxy.uri, "-c", "write -P 0x44 0 4k", "-c", "read -P 0x44 0 4k"])
+        #expect(Self.withoutRates(again.stdout) == ["wrote 4096/4096 bytes at offset 0", "read 4096/4096 bytes at offset 0"],
+                "\(again.stdout)\(again.stderr)\n\(proxy.stderr)")
         proxy.stop()
+        #expect(try #require(FileManager.default.contents(atPath: first)).prefix(4096).allSatisfy { $0 == 0x44 })
+    }
+
+    @Test func sigtermLetsRequestsWaitingForAReconnectionGo() throws {
+        guard let qemuNbd = QemuTools.require("qemu-nbd"), let qemuIO = QemuTools.require("qemu-io") else { return }
+        let upstream = try startQemuNbd(qemuNbd, image("d.img", size: 16 << 20))
+        let proxy = try startProxy(upstream, reconnect: "3600")
+        upstream.stop(signal: SIGKILL)
+        let session = Session(qemuIO, proxy.uri, ["read 0 4k"])
+        Thread.sleep(forTimeInterval: 1)   // the read is waiting for the upstream now
+        proxy.stop(signal: SIGTERM)        // stop() gives it 10 s before SIGKILL
+        #expect(!proxy.process.isRunning)
+        #expect(proxy.process.terminationReason == .exit, "killed instead of stopping: \(proxy.stderr)")
+        #expect(!proxy.stderr.contains("Cannot schedule tasks"), "\(proxy.stderr)")
+        _ = session.wait()
     }
 }

@@ -3,7 +3,10 @@
 /// The engine marks such a request with `InjectedFault.connectionBitsPerSecond`; the connection
 /// (an NBD client's transmission handler, a `kvmscope io` session) passes each completion
 /// through `apply` before it waits or logs: the request's bytes go through its own pipe, in the
-/// order the connection's requests complete, and the reply waits until they have passed. A
+/// order the connection's requests complete, and the reply waits until they have passed. With
+/// an overall `rate` too, the data goes through both pipes at once, so the reply waits for the
+/// slower one (the longer of the two waits), and the throughput is the lower limit's, as with
+/// nbdkit, whose per-connection bucket refills while a request sleeps on the global one. A
 /// charge that costs no wait (the pipe was idle long enough) is dropped from the faults, as
 /// the overall pipe does. Not thread-safe: one per connection, used from one place at a time.
 public struct ConnectionRatePipes: Sendable {
@@ -16,6 +19,11 @@ public struct ConnectionRatePipes: Sendable {
         guard c.faults.contains(where: { $0.connectionBitsPerSecond > 0 }) else { return c }
         var out = c
         out.faults = []
+        // The overall pipes' waits, already in the delay: the connection's own wait overlaps them.
+        let overall = c.faults.reduce(UInt64(0)) { sum, f in
+            f.kind == .rate && f.connectionBitsPerSecond == 0 ? sum &+ f.delayNanoseconds : sum
+        }
+        var own: UInt64 = 0
         for var f in c.faults {
             guard f.connectionBitsPerSecond > 0 else { out.faults.append(f); continue }
             let key = "\(f.rule.location)"
@@ -27,9 +35,12 @@ public struct ConnectionRatePipes: Sendable {
             let ns = wait >= 1e9 ? UInt64(1e18) : UInt64((wait * 1e9).rounded())
             guard ns > 0 else { continue }
             f.delayNanoseconds = ns
-            let (sum, overflow) = out.delayNanoseconds.addingReportingOverflow(ns)
-            out.delayNanoseconds = overflow ? .max : sum
+            own = max(own, ns)
             out.faults.append(f)
+        }
+        if own > overall {
+            let (sum, overflow) = out.delayNanoseconds.addingReportingOverflow(own - overall)
+            out.delayNanoseconds = overflow ? .max : sum
         }
         return out
     }

@@ -35,6 +35,9 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
         reconnector = reconnect.map { NBDUpstreamReconnector(first: client, policy: $0) }
     }
 
+    /// No more reconnecting: requests waiting for it fail now with EIO (the server is stopping).
+    public func stopReconnecting() { reconnector?.stop() }
+
     /// Stops reconnecting and closes the connection in use.
     public func close() {
         if let reconnector { reconnector.close() } else { first.close() }

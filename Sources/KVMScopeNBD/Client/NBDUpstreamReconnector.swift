@@ -7,7 +7,8 @@ import Foundation
 /// requests wait at most `reconnect-delay` seconds (`nbd_co_do_establish_connection` callers
 /// give up after the delay). A new connection is used only if its export is the one the
 /// first announced (same size, flags, block sizes, meta context available or not): anything
-/// else is another disk, and writing to it as if it were this one would corrupt it.
+/// else is another disk, and writing to it as if it were this one would corrupt it — it is
+/// closed and the attempts go on, so that the right upstream, started later, is taken.
 public final class NBDUpstreamReconnector: @unchecked Sendable {
     public struct Policy: Sendable {
         /// Seconds a request waits for a reconnection before it fails with EIO.
@@ -31,8 +32,6 @@ public final class NBDUpstreamReconnector: @unchecked Sendable {
     /// When the connection in use was found dead (nil while it works).
     private var lostAt: Date?
     private var reconnecting = false
-    /// The upstream came back as another disk: no more attempts.
-    private var refused = false
     private var closed = false
 
     init(first: NBDClient, policy: Policy) {
@@ -53,7 +52,7 @@ public final class NBDUpstreamReconnector: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if client !== dead { return client }
-        if closed || refused { return nil }
+        if closed { return nil }
         let since = lostAt ?? Date()
         lostAt = since
         if !reconnecting {
@@ -63,10 +62,17 @@ public final class NBDUpstreamReconnector: @unchecked Sendable {
             thread.start()
         }
         let deadline = since.addingTimeInterval(policy.delay)
-        while client === dead && !closed && !refused {
+        while client === dead && !closed {
             if !condition.wait(until: deadline) { break }
         }
         return client === dead ? nil : client
+    }
+
+    func stop() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        condition.unlock()
     }
 
     func close() {
@@ -82,6 +88,7 @@ public final class NBDUpstreamReconnector: @unchecked Sendable {
         var pause = 0.125
         var attempts = 0
         var lastError = ""
+        var lastDifference = ""
         while true {
             // At once first (the upstream may be back already), then 0.25 s, 0.5 s ... 2 s apart.
             if attempts > 0 { Thread.sleep(forTimeInterval: pause) }
@@ -102,13 +109,12 @@ public final class NBDUpstreamReconnector: @unchecked Sendable {
             }
             if let difference = Self.difference(expected, fresh.export) {
                 fresh.close()
-                policy.log("upstream \(uri) came back with \(difference): that is another disk, not used; every request to it now fails with EIO")
-                condition.lock()
-                refused = true
-                reconnecting = false
-                condition.broadcast()
-                condition.unlock()
-                return
+                if difference != lastDifference {
+                    policy.log("upstream \(uri) came back with \(difference): that is another disk, not used; still trying to reach the one served")
+                }
+                lastDifference = difference
+                lastError = ""
+                continue
             }
             condition.lock()
             let since = lostAt ?? Date()
