@@ -60,23 +60,10 @@ func sparseImage(_ dir: TempDir, _ name: String = "sparse.img", size: Int64, dat
         return try outbound(ch)
     }
 
-    func outbound(_ ch: EmbeddedChannel) throws -> [UInt8] {
-        var all: [UInt8] = []
-        while var b = try ch.readOutbound(as: ByteBuffer.self) { all += b.readBytes(length: b.readableBytes)! }
-        return all
-    }
+    func outbound(_ ch: EmbeddedChannel) throws -> [UInt8] { try NBDTestWire.outbound(ch) }
 
-    struct OptionReply: Equatable { var option: UInt32; var type: UInt32; var data: [UInt8] }
-    func optionReplies(_ bytes: [UInt8]) -> [OptionReply] {
-        var out: [OptionReply] = [], i = 0
-        while i + 20 <= bytes.count {
-            let len = Int(int(bytes[(i + 16)..<(i + 20)], as: UInt32.self))
-            out.append(OptionReply(option: int(bytes[(i + 8)..<(i + 12)], as: UInt32.self), type: int(bytes[(i + 12)..<(i + 16)], as: UInt32.self),
-                                   data: Array(bytes[(i + 20)..<min(bytes.count, i + 20 + len)])))
-            i += 20 + len
-        }
-        return out
-    }
+    typealias OptionReply = NBDTestWire.OptionReply
+    func optionReplies(_ bytes: [UInt8]) -> [OptionReply] { NBDTestWire.optionReplies(bytes) }
     func contextReply(_ option: UInt32, id: UInt32) -> OptionReply {
         OptionReply(option: option, type: 4, data: be(id) + Array("base:allocation".utf8))
     }

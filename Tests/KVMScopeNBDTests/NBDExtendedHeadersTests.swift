@@ -49,22 +49,10 @@ import KVMScopeTestSupport
         return try outbound(ch)
     }
 
-    func outbound(_ ch: EmbeddedChannel) throws -> [UInt8] {
-        var all: [UInt8] = []
-        while var b = try ch.readOutbound(as: ByteBuffer.self) { all += b.readBytes(length: b.readableBytes)! }
-        return all
-    }
+    func outbound(_ ch: EmbeddedChannel) throws -> [UInt8] { try NBDTestWire.outbound(ch) }
 
-    struct OptionReply: Equatable { var option: UInt32; var type: UInt32; var data: [UInt8] }
-    func optionReplies(_ b: [UInt8]) -> [OptionReply] {
-        var out: [OptionReply] = [], i = 0
-        while i + 20 <= b.count {
-            let n = Int(u32(b, i + 16))
-            out.append(OptionReply(option: u32(b, i + 8), type: u32(b, i + 12), data: Array(b[(i + 20)..<min(b.count, i + 20 + n)])))
-            i += 20 + n
-        }
-        return out
-    }
+    typealias OptionReply = NBDTestWire.OptionReply
+    func optionReplies(_ b: [UInt8]) -> [OptionReply] { NBDTestWire.optionReplies(b) }
 
     struct Chunk: Equatable { var flags: UInt16; var type: UInt16; var cookie: UInt64; var offset: UInt64; var payload: [UInt8] }
     /// Extended reply chunks; nil when anything else is on the wire (a simple or structured reply).
