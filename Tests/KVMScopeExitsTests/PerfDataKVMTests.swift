@@ -94,6 +94,50 @@ import KVMScopeTracefs
         #expect(try json(piped.byReason) == json(binary.byReason) && piped.pairing == binary.pairing)
     }
 
+    /// The slow exits' context lines, made from the samples only when shown, are the samples
+    /// perf script prints around them: line for line the same thread, CPU, time, event and RIP,
+    /// with the same lines marked.
+    @Test func slowExitContextIsTheSamplesAroundIt() throws {
+        var options = ExitAnalysisOptions()
+        options.top = 5
+        options.contextLines = 3
+        let binary = try KVMExitTraceReader.analyze(try FileByteSource(path: PerfFixtures.path("kvm-synthetic.data.xz")), options: options)
+        let text = try KVMExitTraceReader.analyze(try FileByteSource(path: PerfFixtures.path("kvm-synthetic.perf-script.txt")), options: options)
+        #expect(binary.slowest.count == 5)
+        for (b, t) in zip(binary.slowest, text.slowest) {
+            #expect(b.comm == t.comm && b.comm == "CPU \(b.vcpu)/KVM")
+            #expect(b.context.count == t.context.count && b.context.count >= 3)
+            #expect(b.context.map { Self.sampleKey($0) } == t.context.map { Self.sampleKey($0) })
+            #expect(b.context.allSatisfy { Self.sampleKey($0) != nil })
+        }
+    }
+
+    /// `--than` with `--top 0` still shows each exit's context (the lines are kept for it).
+    @Test func thresholdListHasContextWithoutTop() throws {
+        var options = ExitAnalysisOptions()
+        options.top = 0
+        options.thresholdNs = 50_000
+        let r = try KVMExitTraceReader.analyze(try FileByteSource(path: PerfFixtures.path("kvm-synthetic.data.xz")), options: options)
+        let listed = try #require(r.overThreshold?.exits)
+        #expect(!listed.isEmpty && r.slowest.isEmpty)
+        for e in listed {
+            #expect(e.context.filter { $0.hasPrefix("> ") }.count == 2)
+            #expect(e.context.contains { $0.hasPrefix("> ") && $0.contains("kvm:kvm_exit: vcpu \(e.vcpu) reason \(e.reason) rip 0x\(String(e.rip, radix: 16))") })
+        }
+    }
+
+    /// What identifies a sample in a context line, whoever printed it: marker, tid, CPU, time
+    /// (ns), event, vCPU and RIP.
+    static func sampleKey(_ line: String) -> String? {
+        let marker = line.prefix(2)
+        let fields = line.dropFirst(2).split(separator: " ")
+        guard let t = fields.firstIndex(where: { $0.hasSuffix(":") && $0.contains(".") }), t >= 2,
+              let ev = fields.dropFirst(t + 1).first, let rip = fields.firstIndex(of: "rip"), rip + 1 < fields.count,
+              let vcpu = fields.firstIndex(of: "vcpu"), vcpu + 1 < fields.count else { return nil }
+        return [String(marker), String(fields[t - 2]), String(fields[t - 1]), String(fields[t]), String(ev),
+                String(fields[vcpu + 1].filter { $0 != "," }), String(fields[rip + 1])].joined(separator: "|")
+    }
+
     func json<T: Encodable>(_ v: T) throws -> String {
         let e = JSONEncoder()
         e.outputFormatting = .sortedKeys

@@ -99,6 +99,25 @@ import KVMScopeTracefs
         #expect(binary.slowest.map(\.tid) == text.slowest.map(\.tid))
     }
 
+    /// `--than` with `--top 0`: each listed exit comes with its context (this used to trap:
+    /// the lines were not kept unless --top asked for them).
+    @Test func thresholdListHasContextWithoutTop() throws {
+        var options = ExitAnalysisOptions()
+        options.top = 0
+        options.thresholdNs = 1_000_000
+        let r = try KVMExitTraceReader.analyze(FileByteSource(path: Self.fixture("synthetic-kvm-v6.dat")), options: options)
+        let listed = try #require(r.overThreshold?.exits)
+        #expect(listed.count == 9 && r.slowest.isEmpty)
+        for e in listed {
+            #expect(e.context.count >= 2)
+            #expect(e.context.allSatisfy { $0.count > 2 && $0.contains("KVM-\(e.tid) [") })
+            #expect(e.context.contains { $0.hasPrefix("> ") && $0.contains("kvm_exit: vcpu \(e.vcpu) reason \(e.reason) rip 0x\(String(e.rip, radix: 16))") })
+        }
+        options.top = 9
+        let withTop = try KVMExitTraceReader.analyze(FileByteSource(path: Self.fixture("synthetic-kvm-v6.dat")), options: options)
+        #expect(withTop.overThreshold?.exits.map(\.context) == listed.map(\.context))
+    }
+
     @Test func bigEndianFileReadsTheSame() throws {
         let little = try Self.synthetic()
         var analyses: [ExitsReport] = []

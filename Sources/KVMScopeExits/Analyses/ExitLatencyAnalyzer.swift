@@ -26,6 +26,12 @@ public struct ExitAnalysisOptions: Sendable {
 /// latencies per reason, per vCPU and per reason×vCPU, into a heatmap, and into the log of the
 /// slowest. Pure and streaming: feed records in input order, then `report()`. Memory is fixed
 /// by the number of threads, reasons and vCPUs, never by the number of lines.
+///
+/// The properties touched for every record are `@exclusivity(unchecked)`: an analyzer is fed
+/// by one reader at a time and its methods never hold one property while another method
+/// reaches it (the slow-exit entry is made before `offer` takes `slow`), so the run-time
+/// check — a thread-local lookup per access, several per record, a fifth of the time on a
+/// perf.data — could never fire.
 final class ExitLatencyAnalyzer {
     struct ThreadState {
         var pending = false
@@ -36,6 +42,9 @@ final class ExitLatencyAnalyzer {
         var rip: UInt64 = 0, info1: UInt64 = 0, info2: UInt64 = 0
         var intrInfo: UInt32 = 0, errorCode: UInt32 = 0
         var exitSeq: UInt64 = 0
+        var tid: Int32 = -1
+        /// The vCPU last put in `seenVCPUs` for this thread: one insert per change, not per pair.
+        var seenVCPU: Int32 = .min
         // Accumulator indices cached per thread, so a pair costs no dictionary lookup.
         var vcpuSlot = -1, slotVCPU: Int32 = .min
         var pairSlots: [Int32] = []        // reason id → pairAccumulators index, for slotVCPU
@@ -43,38 +52,51 @@ final class ExitLatencyAnalyzer {
 
     public let options: ExitAnalysisOptions
     public let reasons: ExitReasonInterner
-    private var threadIndex: [Int32: Int] = [:]
-    private var threadStates: [ThreadState] = []
-    private var lastTid: Int32 = .min, lastIndex = 0
-    private var total = LatencyAccumulator(digits: .three)
-    private var byReason: [LatencyAccumulator] = []
-    private var byVCPU: [Int32: Int] = [:]
-    private var vcpuAccumulators: [LatencyAccumulator] = []
-    private var vcpuThreads: [Int32: Set<Int32>] = [:]
-    private var byPair: [Int64: Int] = [:]
-    private var pairAccumulators: [LatencyAccumulator] = []
-    private var heatmap: LatencyHeatmap
-    private var reasonHeatmapsByID: [Int32: LatencyHeatmap] = [:]
-    private var slow: SlowExitTracker
-    private var seq: UInt64 = 0
+    @exclusivity(unchecked) private var threadIndex: [Int32: Int] = [:]
+    @exclusivity(unchecked) private var threadStates: [ThreadState] = []
+    @exclusivity(unchecked) private var lastTid: Int32 = .min, lastIndex = 0
+    /// threadStates index + 1 by the tid's low bits (0: none): vCPU threads take turns, so the
+    /// last thread alone misses on most records, and a Dictionary lookup hashes the tid.
+    @exclusivity(unchecked) private var recentThreads = [Int](repeating: 0, count: 256)
+    @exclusivity(unchecked) private var total = LatencyAccumulator(digits: .three)
+    @exclusivity(unchecked) private var byReason: [LatencyAccumulator] = []
+    @exclusivity(unchecked) private var byVCPU: [Int32: Int] = [:]
+    @exclusivity(unchecked) private var vcpuAccumulators: [LatencyAccumulator] = []
+    @exclusivity(unchecked) private var vcpuThreads: [Int32: Set<Int32>] = [:]
+    @exclusivity(unchecked) private var byPair: [Int64: Int] = [:]
+    @exclusivity(unchecked) private var pairAccumulators: [LatencyAccumulator] = []
+    @exclusivity(unchecked) private var heatmap: LatencyHeatmap
+    @exclusivity(unchecked) private var reasonHeatmapsByID: [Int32: LatencyHeatmap] = [:]
+    @exclusivity(unchecked) private var slow: SlowExitTracker
+    @exclusivity(unchecked) private var seq: UInt64 = 0
     private var comms: [Int32: String] = [:]    // tid → comm, only for threads in the slow log
-    private var overThreshold: [SlowExit] = []
-    private var overThresholdCount: UInt64 = 0
+    @exclusivity(unchecked) private var overThreshold: [SlowExit] = []
+    @exclusivity(unchecked) private var overThresholdCount: UInt64 = 0
     /// The per-CPU line rings are kept when a slow exit may be shown with its context.
-    private var keepsContext: Bool { slow.limit > 0 || options.thresholdNs != nil }
+    var keepsContext: Bool { slow.limit > 0 || options.thresholdNs != nil }
+    /// The line of a record fed with `consume(_:deferredTag:)`, made only when a slow exit
+    /// shows it: its bytes and where its task name is in them.
+    var deferredLineRenderer: ((KVMTraceRecord, UInt64) -> (bytes: [UInt8], commRange: Range<Int>))?
 
-    public private(set) var pairing = PairingAccounting()
-    public private(set) var lost = LostEvents()
-    public private(set) var firstNs: UInt64?
-    public private(set) var lastNs: UInt64?
-    public private(set) var otherEvents = 0
+    /// Where the slow-exit context finds a record's line.
+    private enum ContextLine {
+        case text(LineBytes)
+        case deferred(tag: UInt64)
+    }
+
+    @exclusivity(unchecked) public private(set) var pairing = PairingAccounting()
+    @exclusivity(unchecked) public private(set) var lost = LostEvents()
+    @exclusivity(unchecked) public private(set) var firstNs: UInt64?
+    @exclusivity(unchecked) public private(set) var lastNs: UInt64?
+    @exclusivity(unchecked) public private(set) var otherEvents = 0
     /// 1000 until a timestamp that is not a whole µs is seen, then 100, 10, 1.
-    public private(set) var resolutionNs: UInt64 = 1000
-    private var seenVCPUs = Set<Int32>()
-    private var seenReasons = Set<Int32>()
+    @exclusivity(unchecked) public private(set) var resolutionNs: UInt64 = 1000
+    @exclusivity(unchecked) private var seenVCPUs = Set<Int32>()
+    /// By reason id: whether a pair of that reason was seen.
+    @exclusivity(unchecked) private var seenReasons: [Bool] = []
     /// --reason, upper-cased; and per reason id whether it is wanted (filled as ids appear).
     private lazy var wantedReasons = Set(options.reasons.map { $0.uppercased() })
-    private var reasonWantedByID: [Bool] = []
+    @exclusivity(unchecked) private var reasonWantedByID: [Bool] = []
 
     private func reasonWanted(_ id: Int32) -> Bool {
         guard id >= 0 else { return false }
@@ -94,7 +116,15 @@ final class ExitLatencyAnalyzer {
 
     /// Feeds one decoded line (`line` is only read for the slow-exit context).
     @inline(__always)
-    public func consume(_ r: KVMTraceRecord, line: LineBytes) {
+    public func consume(_ r: KVMTraceRecord, line: LineBytes) { consume(r, context: .text(line)) }
+
+    /// Feeds one record that has no text: its line, if a slow exit shows it, is what
+    /// `deferredLineRenderer` makes of the record and `tag`.
+    @inline(__always)
+    func consume(_ r: KVMTraceRecord, deferredTag tag: UInt64) { consume(r, context: .deferred(tag: tag)) }
+
+    @inline(__always)
+    private func consume(_ r: KVMTraceRecord, context line: ContextLine) {
         seq += 1
         if r.kind == .lostEvents {
             lost.markerLines += 1
@@ -105,7 +135,12 @@ final class ExitLatencyAnalyzer {
         while resolutionNs > 1 && r.timestampNs % resolutionNs != 0 { resolutionNs /= 10 }
         if firstNs == nil { firstNs = r.timestampNs }
         if r.timestampNs > lastNs ?? 0 { lastNs = r.timestampNs }
-        if keepsContext { slow.rings.append(cpu: Int(r.cpu), seq: seq, line: line) }
+        if keepsContext {
+            switch line {
+            case let .text(bytes): slow.rings.append(cpu: Int(r.cpu), seq: seq, line: bytes)
+            case let .deferred(tag): slow.rings.appendDeferred(cpu: Int(r.cpu), seq: seq, record: r, tag: tag)
+            }
+        }
         switch r.kind {
         case .exit: exit(r)
         case .entry: entry(r, line: line)
@@ -116,12 +151,20 @@ final class ExitLatencyAnalyzer {
     @inline(__always)
     private func threadSlot(_ tid: Int32) -> Int {
         if tid == lastTid { return lastIndex }
+        let hint = Int(UInt32(bitPattern: tid) & 255)
         let i: Int
-        if let known = threadIndex[tid] { i = known } else {
+        if recentThreads[hint] > 0, threadStates[recentThreads[hint] - 1].tid == tid {
+            i = recentThreads[hint] - 1
+        } else if let known = threadIndex[tid] {
+            i = known
+        } else {
             i = threadStates.count
-            threadStates.append(ThreadState())
+            var state = ThreadState()
+            state.tid = tid
+            threadStates.append(state)
             threadIndex[tid] = i
         }
+        recentThreads[hint] = i + 1
         lastTid = tid; lastIndex = i
         return i
     }
@@ -141,7 +184,7 @@ final class ExitLatencyAnalyzer {
     }
 
     @inline(__always)
-    private func entry(_ r: KVMTraceRecord, line: LineBytes) {
+    private func entry(_ r: KVMTraceRecord, line: ContextLine) {
         let i = threadSlot(r.tid)
         if r.vcpu >= 0 { threadStates[i].vcpu = r.vcpu }
         guard threadStates[i].pending else { pairing.entriesWithoutExit += 1; return }
@@ -150,8 +193,15 @@ final class ExitLatencyAnalyzer {
         guard r.timestampNs >= exitNs else { pairing.outOfOrder += 1; return }
         let vcpu = threadStates[i].vcpu
         // What the filters could have matched, for naming it when they match nothing.
-        if vcpu >= 0 { seenVCPUs.insert(vcpu) }
-        seenReasons.insert(threadStates[i].reason)
+        if vcpu >= 0, threadStates[i].seenVCPU != vcpu {
+            seenVCPUs.insert(vcpu)
+            threadStates[i].seenVCPU = vcpu
+        }
+        let reason = Int(threadStates[i].reason)
+        if reason >= 0 {
+            while seenReasons.count <= reason { seenReasons.append(false) }
+            seenReasons[reason] = true
+        }
         if let only = options.vcpu, only != vcpu { pairing.filteredOut += 1; return }
         if !wantedReasons.isEmpty, !reasonWanted(threadStates[i].reason) { pairing.filteredOut += 1; return }
         let ns = r.timestampNs - exitNs
@@ -214,14 +264,25 @@ final class ExitLatencyAnalyzer {
     }
 
     /// A slow exit with the lines around it on its CPU, made only for one that is shown.
-    private func slowExit(_ ns: UInt64, _ t: ThreadState, _ r: KVMTraceRecord, line: LineBytes) -> SlowExit {
-        let comm = line.string(r.commRange)
+    private func slowExit(_ ns: UInt64, _ t: ThreadState, _ r: KVMTraceRecord, line: ContextLine) -> SlowExit {
+        let render = deferredLineRenderer ?? { _, _ in ([], 0..<0) }
+        let comm: String, text: String
+        switch line {
+        case let .text(bytes):
+            comm = bytes.string(r.commRange)
+            text = bytes.string
+        case let .deferred(tag):
+            let made = render(r, tag)
+            comm = String(decoding: made.bytes[made.commRange], as: UTF8.self)
+            text = String(decoding: made.bytes, as: UTF8.self)
+        }
         let k = UInt64(slow.contextLines)
-        let before = slow.rings.lines(cpu: Int(t.cpu), in: (t.exitSeq > k ? t.exitSeq - k : 1)...t.exitSeq)
-        let after = t.exitSeq < seq ? slow.rings.lines(cpu: Int(t.cpu), in: (t.exitSeq + 1)...seq).prefix(slow.contextLines) : []
+        let renderBytes = { (r: KVMTraceRecord, tag: UInt64) in render(r, tag).bytes }
+        let before = slow.rings.lines(cpu: Int(t.cpu), in: (t.exitSeq > k ? t.exitSeq - k : 1)...t.exitSeq, render: renderBytes)
+        let after = t.exitSeq < seq ? slow.rings.lines(cpu: Int(t.cpu), in: (t.exitSeq + 1)...seq, render: renderBytes).prefix(slow.contextLines) : []
         var context = before.map { ($0.seq == t.exitSeq ? "> " : "  ") + Self.trimmed($0.text) }
         context += after.map { ($0.seq == seq ? "> " : "  ") + Self.trimmed($0.text) }
-        if !after.contains(where: { $0.seq == seq }) { context.append("> " + Self.trimmed(line.string)) }
+        if !after.contains(where: { $0.seq == seq }) { context.append("> " + Self.trimmed(text)) }
         let reasonName = t.reason >= 0 ? reasons.names[Int(t.reason)] : "?"
         return SlowExit(latencyNs: ns, exitTimestampNs: t.exitNs, entryTimestampNs: r.timestampNs, reason: reasonName,
                         vcpu: t.vcpu, tid: r.tid, comm: comm, cpu: t.cpu, rip: t.rip, info1: t.info1, info2: t.info2,
@@ -284,6 +345,6 @@ final class ExitLatencyAnalyzer {
                            reasonHeatmaps: reasonMaps, recording: nil,
                            overThreshold: options.thresholdNs.map { ThresholdLog(thresholdNs: $0, count: overThresholdCount, exits: overThreshold) },
                            vcpusSeen: seenVCPUs.sorted(),
-                           reasonsSeen: seenReasons.compactMap { $0 >= 0 && Int($0) < reasons.names.count ? reasons.names[Int($0)] : nil }.sorted())
+                           reasonsSeen: seenReasons.indices.compactMap { seenReasons[$0] && $0 < reasons.names.count ? reasons.names[$0] : nil }.sorted())
     }
 }

@@ -21,20 +21,25 @@ public struct SlowExit: Codable, Sendable, Equatable {
 }
 
 /// The last lines seen on each CPU, in fixed memory, so the lines before a slow exit can be
-/// shown once its entry proves it slow. Lines are copied as bytes (truncated to 240).
+/// shown once its entry proves it slow. Lines are copied as bytes (truncated to 240), or kept
+/// as the record itself with a tag (`appendDeferred`) and rendered only when shown: the
+/// perf.data reader has no text, and rendering every sample cost more than reading it.
 struct CPULineRings {
     static let slotBytes = 240
+    /// `lengths` of a slot that holds a deferred record (a line is at most `slotBytes`).
+    private static let deferredLength: UInt8 = 255
     let depth: Int
     private var storage: [UInt8]      // [cpu][slot][bytes]
     private var lengths: [UInt8]
     private var seqs: [UInt64]        // global line sequence of each slot (0 = empty)
     private var heads: [Int]          // next slot per cpu
+    private var deferred: [(record: KVMTraceRecord, tag: UInt64)]   // [cpu][slot], when deferred
     let maxCPUs: Int
 
     init(depth: Int, maxCPUs: Int = 1024) {
         self.depth = max(1, depth)
         self.maxCPUs = maxCPUs
-        storage = []; lengths = []; seqs = []; heads = []
+        storage = []; lengths = []; seqs = []; heads = []; deferred = []
     }
 
     private mutating func ensure(_ cpu: Int) -> Bool {
@@ -44,6 +49,7 @@ struct CPULineRings {
             storage += [UInt8](repeating: 0, count: (n - heads.count) * depth * Self.slotBytes)
             lengths += [UInt8](repeating: 0, count: (n - heads.count) * depth)
             seqs += [UInt64](repeating: 0, count: (n - heads.count) * depth)
+            deferred += Array(repeating: (KVMTraceRecord(), 0), count: (n - heads.count) * depth)
             heads += [Int](repeating: 0, count: n - heads.count)
         }
         return true
@@ -54,24 +60,44 @@ struct CPULineRings {
         guard ensure(cpu) else { return }
         let slot = cpu * depth + heads[cpu]
         let n = min(line.count, Self.slotBytes)
-        storage.withUnsafeMutableBufferPointer { dst in
-            _ = memcpy(dst.baseAddress! + slot * Self.slotBytes, line.bytes.baseAddress!, n)
+        if n > 0 {
+            storage.withUnsafeMutableBufferPointer { dst in
+                _ = memcpy(dst.baseAddress! + slot * Self.slotBytes, line.bytes.baseAddress!, n)
+            }
         }
         lengths[slot] = UInt8(n)
         seqs[slot] = seq
         heads[cpu] = (heads[cpu] + 1) % depth
     }
 
-    /// Lines of `cpu` with sequence numbers in `range`, oldest first.
-    func lines(cpu: Int, in range: ClosedRange<UInt64>) -> [(seq: UInt64, text: String)] {
+    /// Keeps `record` and the reader's `tag` in place of its line.
+    @inline(__always)
+    mutating func appendDeferred(cpu: Int, seq: UInt64, record: KVMTraceRecord, tag: UInt64) {
+        guard ensure(cpu) else { return }
+        let slot = cpu * depth + heads[cpu]
+        deferred[slot] = (record, tag)
+        lengths[slot] = Self.deferredLength
+        seqs[slot] = seq
+        heads[cpu] = (heads[cpu] + 1) % depth
+    }
+
+    /// Lines of `cpu` with sequence numbers in `range`, oldest first; a deferred record's line
+    /// is what `render` makes of it, truncated as a copied line is.
+    func lines(cpu: Int, in range: ClosedRange<UInt64>,
+               render: (KVMTraceRecord, UInt64) -> [UInt8] = { _, _ in [] }) -> [(seq: UInt64, text: String)] {
         guard cpu >= 0, cpu < heads.count else { return [] }
         var out: [(UInt64, String)] = []
         for k in 0..<depth {
             let slot = cpu * depth + (heads[cpu] + k) % depth
             let s = seqs[slot]
             guard s != 0, range.contains(s) else { continue }
-            let start = slot * Self.slotBytes
-            let text = String(decoding: storage[start..<start + Int(lengths[slot])], as: UTF8.self)
+            let text: String
+            if lengths[slot] == Self.deferredLength {
+                text = String(decoding: render(deferred[slot].record, deferred[slot].tag).prefix(Self.slotBytes), as: UTF8.self)
+            } else {
+                let start = slot * Self.slotBytes
+                text = String(decoding: storage[start..<start + Int(lengths[slot])], as: UTF8.self)
+            }
             out.append((s, text))
         }
         return out

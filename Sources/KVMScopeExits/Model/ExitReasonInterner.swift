@@ -17,6 +17,9 @@ final class ExitReasonInterner {
     private var spellingID: [Int32] = []       // spelling entry → reason id
     private var byName: [String: Int32] = [:]  // display name → id (distinct spellings, one reason)
     private var byNumber: [UInt64: Int32] = [:]
+    /// `byNumber`'s entries by the key's low bits (id -1: none): the binary readers look a
+    /// number up for every exit, and the Dictionary hashes it each time.
+    @exclusivity(unchecked) private var recentNumbers = [(key: UInt64, id: Int32)](repeating: (0, -1), count: 256)
 
     /// Kernel name → ISA, for telling Intel from AMD traces.
     private static let isaOfName: [String: ExitISA] = {
@@ -52,9 +55,14 @@ final class ExitReasonInterner {
     /// Id for a raw exit_reason number of `isa` (trace-cmd report -R, or a plugin's `UNKNOWN (n)`).
     public func id(isa: ExitISA, exitReason: UInt32) -> Int32 {
         let key = (isa == .vmx ? UInt64(1) << 32 : UInt64(2) << 32) | UInt64(exitReason)
-        if let id = byNumber[key] { return id }
-        let id = reason(named: ExitReasonTable.name(isa: isa, exitReason: exitReason), isa: isa)
-        byNumber[key] = id
+        let slot = Int(truncatingIfNeeded: (key ^ key >> 24) & 255)
+        if recentNumbers[slot].id >= 0, recentNumbers[slot].key == key { return recentNumbers[slot].id }
+        let id: Int32
+        if let known = byNumber[key] { id = known } else {
+            id = reason(named: ExitReasonTable.name(isa: isa, exitReason: exitReason), isa: isa)
+            byNumber[key] = id
+        }
+        recentNumbers[slot] = (key, id)
         return id
     }
 

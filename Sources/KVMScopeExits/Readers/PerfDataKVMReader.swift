@@ -59,18 +59,17 @@ struct ExitsPerfDataError: KVMScopeFailure, Equatable {
 }
 
 /// Reads the kvm samples of a perf.data into the same analysis the text readers feed: each
-/// kvm_exit / kvm_entry sample becomes a KVMTraceRecord, and a `perf script`-like line of it
-/// is kept for the slow-exit context. Other kvm events (kvm_mmio, kvm_pio, ...) are context.
+/// kvm_exit / kvm_entry sample becomes a KVMTraceRecord. Other kvm events (kvm_mmio,
+/// kvm_pio, ...) are context.
 enum PerfDataKVMReader {
     static func analyze(_ stream: ByteStream, options: ExitAnalysisOptions) throws -> ExitsReport {
         let reasons = ExitReasonInterner()
         let analyzer = ExitLatencyAnalyzer(options: options, reasons: reasons)
         var reader = PerfDataReader()
-        let state = State()
+        let state = PerfKVMSampleState(reasons: reasons, keepsContext: analyzer.keepsContext)
+        analyzer.deferredLineRenderer = { [state] r, tag in state.line(of: r, tag: tag) }
         do {
-            try reader.read(stream) { sample in
-                try state.consume(sample, arch: sample.arch, analyzer: analyzer, reasons: reasons)
-            }
+            try reader.read(stream) { sample in try state.consume(sample, analyzer: analyzer) }
         } catch var e as ExitsPerfDataError {
             e.path = stream.name
             throw e
@@ -81,76 +80,184 @@ enum PerfDataKVMReader {
         report.lost.events += reader.stats.lostEvents + reader.stats.lostSamples
         return report
     }
+}
 
-    final class State {
-        var accounting = LineAccounting()
-        var exits: [Int: KVMPerfFieldMap.Exit] = [:]
-        var entries: [Int: KVMPerfFieldMap.Entry] = [:]
-        var record = KVMTraceRecord()
-        var line = PerfScriptLine()
+/// The per-sample side of `PerfDataKVMReader`: what each event is (decided once per format id,
+/// samples of one event come in runs), the field layouts as plain offsets, and the names a
+/// deferred context line needs. Samples are not rendered as text: a kvm_exit/kvm_entry goes
+/// to the analysis with a tag (its event and task name by number) and its `perf script` line
+/// is made only if a slow exit shows it; only other events, rare, are rendered as they come
+/// (their fields are in the sample's payload, gone after the callback).
+/// `@exclusivity(unchecked)`: only `consume` and `line(of:tag:)` touch the fields, never
+/// overlapping (the analysis calls `line` between samples), so the run-time check could never fire.
+final class PerfKVMSampleState {
+    /// kvm_exit's fields as plain offsets (nil: the kernel has no such field).
+    struct ExitLayout {
+        let exitReason: KVMRecordFieldMap.Field, guestRIP: KVMRecordFieldMap.Field
+        let isa: KVMRecordFieldMap.Field?, info1: KVMRecordFieldMap.Field?, info2: KVMRecordFieldMap.Field?
+        let intrInfo: KVMRecordFieldMap.Field?, errorCode: KVMRecordFieldMap.Field?, vcpuID: KVMRecordFieldMap.Field?
+    }
 
-        func consume(_ s: PerfTracepointSample, arch: String?, analyzer: ExitLatencyAnalyzer, reasons: ExitReasonInterner) throws {
-            accounting.total += 1
-            let f = s.event.format
-            var r = KVMTraceRecord()
-            r.tid = s.tid ?? -1
-            r.cpu = s.cpu.map { Int32(bitPattern: $0) } ?? -1
-            r.timestampNs = s.timeNs ?? 0
-            let isKVM = s.event.system == "kvm"
-            if isKVM, f.name == "kvm_exit" {
-                let m: KVMPerfFieldMap.Exit
-                if let known = exits[f.id] { m = known } else { m = try KVMPerfFieldMap.exit(f, arch: arch); exits[f.id] = m }
-                guard let code = s.value(m.exitReason), let rip = s.value(m.guestRIP) else { accounting.malformedKVM += 1; return }
-                let isa: ExitISA = m.isa.flatMap { s.value($0) } == 2 ? .svm : .vmx
-                r.kind = .exit
-                r.reason = reasons.id(isa: isa, exitReason: UInt32(truncatingIfNeeded: code))
-                r.rip = rip
-                r.info1 = m.info1.flatMap { s.value($0) } ?? 0
-                r.info2 = m.info2.flatMap { s.value($0) } ?? 0
-                r.intrInfo = UInt32(truncatingIfNeeded: m.intrInfo.flatMap { s.value($0) } ?? 0)
-                r.errorCode = UInt32(truncatingIfNeeded: m.errorCode.flatMap { s.value($0) } ?? 0)
-                r.vcpu = m.vcpuID.flatMap { s.value($0) }.map { Int32(truncatingIfNeeded: $0) } ?? -1
-                accounting.kvmExit += 1
-            } else if isKVM, f.name == "kvm_entry" {
-                let m: KVMPerfFieldMap.Entry
-                if let known = entries[f.id] { m = known } else { m = try KVMPerfFieldMap.entry(f, arch: arch); entries[f.id] = m }
-                guard let v = s.value(m.vcpuID) else { accounting.malformedKVM += 1; return }
-                r.kind = .entry
-                r.vcpu = Int32(truncatingIfNeeded: v)
-                r.rip = m.rip.flatMap { s.value($0) } ?? 0
-                accounting.kvmEntry += 1
-            } else {
-                r.kind = .otherEvent
-                accounting.otherEvents += 1
-            }
-            line.render(s, r, reasonName: r.kind == .exit ? reasons.names[Int(r.reason)] : nil)
-            r.commRange = line.commRange
-            r.eventRange = line.eventRange
-            line.withLine { analyzer.consume(r, line: $0) }
+    struct EntryLayout {
+        let vcpuID: KVMRecordFieldMap.Field
+        let rip: KVMRecordFieldMap.Field?
+    }
+
+    enum Kind {
+        case exit(ExitLayout)
+        case entry(EntryLayout)
+        case other
+    }
+
+    /// Tag bits: the task name's number + 1 (0: none), the event's number, whether the sample had a CPU.
+    private static let eventShift: UInt64 = 32, cpuPresent: UInt64 = 1 << 63
+
+    let reasons: ExitReasonInterner
+    let keepsContext: Bool
+    @exclusivity(unchecked) var accounting = LineAccounting()
+    /// By format id (`common_type`, a u16 in every kernel): kvm_exit and kvm_entry alternate,
+    /// so a one-entry cache would miss on every sample.
+    @exclusivity(unchecked) private var kinds: [(kind: Kind, event: UInt64)?] = []
+    @exclusivity(unchecked) private var otherKinds: [Int: (kind: Kind, event: UInt64)] = [:]
+    /// `system:name` of each event seen, by number.
+    @exclusivity(unchecked) private var events: [(system: String, name: String)] = []
+    @exclusivity(unchecked) private var comms: [String] = []
+    @exclusivity(unchecked) private var commIDs: [String: Int] = [:]
+    /// The last task name and its number per thread, by the tid's low bits: vCPU threads take
+    /// turns, and a Dictionary lookup hashes the name.
+    @exclusivity(unchecked) private var recentComms = [(tid: Int32, comm: String?, tag: UInt64)](repeating: (.min, nil, 0), count: 256)
+    @exclusivity(unchecked) private var text = PerfScriptLine()
+    /// Apart from `text`: a slow exit's lines are made while the analysis holds `text`'s bytes.
+    @exclusivity(unchecked) private var deferredText = PerfScriptLine()
+
+    init(reasons: ExitReasonInterner, keepsContext: Bool) {
+        self.reasons = reasons
+        self.keepsContext = keepsContext
+    }
+
+    func consume(_ s: PerfTracepointSample, analyzer: ExitLatencyAnalyzer) throws {
+        accounting.total += 1
+        let (kind, event) = try self.kind(of: s)
+        var r = KVMTraceRecord()
+        r.tid = s.tid ?? -1
+        r.cpu = s.cpu.map { Int32(bitPattern: $0) } ?? -1
+        r.timestampNs = s.timeNs ?? 0
+        let p = s.payload
+        switch kind {
+        case let .exit(m):
+            guard let code = m.exitReason.read(p), let rip = m.guestRIP.read(p) else { accounting.malformedKVM += 1; return }
+            let isa: ExitISA = m.isa.flatMap { $0.read(p) } == 2 ? .svm : .vmx
+            r.kind = .exit
+            r.reason = reasons.id(isa: isa, exitReason: UInt32(truncatingIfNeeded: code))
+            r.rip = rip
+            r.info1 = m.info1.flatMap { $0.read(p) } ?? 0
+            r.info2 = m.info2.flatMap { $0.read(p) } ?? 0
+            r.intrInfo = UInt32(truncatingIfNeeded: m.intrInfo.flatMap { $0.read(p) } ?? 0)
+            r.errorCode = UInt32(truncatingIfNeeded: m.errorCode.flatMap { $0.read(p) } ?? 0)
+            r.vcpu = m.vcpuID.flatMap { $0.read(p) }.map { Int32(truncatingIfNeeded: $0) } ?? -1
+            accounting.kvmExit += 1
+        case let .entry(m):
+            guard let v = m.vcpuID.read(p) else { accounting.malformedKVM += 1; return }
+            r.kind = .entry
+            r.vcpu = Int32(truncatingIfNeeded: v)
+            r.rip = m.rip.flatMap { $0.read(p) } ?? 0
+            accounting.kvmEntry += 1
+        case .other:
+            r.kind = .otherEvent
+            accounting.otherEvents += 1
+            // Its fields are only in this payload: rendered now, when the context may show it.
+            guard keepsContext else { return analyzer.consume(r, deferredTag: 0) }
+            text.render(comm: s.comm, tid: r.tid, cpu: s.cpu, timeNs: r.timestampNs,
+                        event: events[Int(event)], r, reasonName: nil, fields: s.fields())
+            return text.withLine { analyzer.consume(r, line: $0) }
         }
+        guard keepsContext else { return analyzer.consume(r, deferredTag: 0) }
+        analyzer.consume(r, deferredTag: commTag(s.comm, tid: r.tid) | event << Self.eventShift | (s.cpu == nil ? 0 : Self.cpuPresent))
+    }
+
+    /// The `perf script` line of a record fed with a tag.
+    func line(of r: KVMTraceRecord, tag: UInt64) -> (bytes: [UInt8], commRange: Range<Int>) {
+        let commNumber = Int(tag & 0xFFFF_FFFF)
+        let event = events[Int((tag & ~Self.cpuPresent) >> Self.eventShift)]
+        deferredText.render(comm: commNumber == 0 ? nil : comms[commNumber - 1], tid: r.tid,
+                    cpu: tag & Self.cpuPresent == 0 ? nil : UInt32(bitPattern: r.cpu), timeNs: r.timestampNs,
+                    event: event, r, reasonName: r.kind == .exit ? reasons.names[Int(r.reason)] : nil, fields: [])
+        return (deferredText.bytes, deferredText.commRange)
+    }
+
+    /// The task name's number + 1 (0: none). The name of a thread can change (COMM records),
+    /// so the cache is checked against the name, not the tid alone.
+    @inline(__always)
+    private func commTag(_ comm: String?, tid: Int32) -> UInt64 {
+        let slot = Int(UInt32(bitPattern: tid) & 255)
+        if recentComms[slot].tid == tid, recentComms[slot].comm == comm { return recentComms[slot].tag }
+        var tag: UInt64 = 0
+        if let comm {
+            let id: Int
+            if let known = commIDs[comm] { id = known } else {
+                id = comms.count
+                comms.append(comm)
+                commIDs[comm] = id
+            }
+            tag = UInt64(id + 1)
+        }
+        recentComms[slot] = (tid, comm, tag)
+        return tag
+    }
+
+    @inline(__always)
+    private func kind(of s: PerfTracepointSample) throws -> (kind: Kind, event: UInt64) {
+        let id = s.formatID
+        if id >= 0, id < kinds.count, let known = kinds[id] { return known }
+        if let known = otherKinds[id] { return known }
+        let made = try newKind(of: s)
+        if id >= 0, id <= Int(UInt16.max) {
+            if id >= kinds.count { kinds += Array(repeating: nil, count: id + 1 - kinds.count) }
+            kinds[id] = made
+        } else {
+            otherKinds[id] = made
+        }
+        return made
+    }
+
+    private func newKind(of s: PerfTracepointSample) throws -> (kind: Kind, event: UInt64) {
+        let e = s.event, f = e.format
+        events.append((e.system, e.name))
+        let number = UInt64(events.count - 1)
+        func at(_ field: TracepointFormat.Field?) -> KVMRecordFieldMap.Field? { KVMRecordFieldMap.Field(field, keepingSign: true) }
+        guard e.system == "kvm" else { return (.other, number) }
+        if f.name == "kvm_exit" {
+            let m = try KVMPerfFieldMap.exit(f, arch: s.arch)
+            return (.exit(ExitLayout(exitReason: at(m.exitReason)!, guestRIP: at(m.guestRIP)!, isa: at(m.isa), info1: at(m.info1),
+                                     info2: at(m.info2), intrInfo: at(m.intrInfo), errorCode: at(m.errorCode), vcpuID: at(m.vcpuID))), number)
+        }
+        if f.name == "kvm_entry" {
+            let m = try KVMPerfFieldMap.entry(f, arch: s.arch)
+            return (.entry(EntryLayout(vcpuID: at(m.vcpuID)!, rip: at(m.rip))), number)
+        }
+        return (.other, number)
     }
 }
 
 /// A `perf script`-shaped line of a sample (`comm tid [cpu] secs.ns: kvm:kvm_exit: fields`),
-/// built into one reused buffer with no formatting calls: the analysis keeps lines only as
-/// the slow-exit context, but every sample gets one.
+/// built into one reused buffer with no formatting calls, for the slow-exit context.
 struct PerfScriptLine {
     private(set) var bytes: [UInt8] = []
     private(set) var commRange = 0..<0
     private(set) var eventRange = 0..<0
 
-    mutating func render(_ s: PerfTracepointSample, _ r: KVMTraceRecord, reasonName: String?) {
+    mutating func render(comm: String?, tid: Int32, cpu: UInt32?, timeNs t: UInt64, event: (system: String, name: String),
+                         _ r: KVMTraceRecord, reasonName: String?, fields: [(name: String, value: TracepointFieldReader.Value)]) {
         bytes.removeAll(keepingCapacity: true)
-        if let comm = s.comm { append(comm) } else { append(":"); decimal(Int64(s.tid ?? -1)) }
+        if let comm { append(comm) } else { append(":"); decimal(Int64(tid)) }
         commRange = 0..<bytes.count
-        append(" "); decimal(Int64(s.tid ?? -1)); append(" [")
-        if let cpu = s.cpu { padded(UInt64(cpu), width: 3) } else { append("-") }
+        append(" "); decimal(Int64(tid)); append(" [")
+        if let cpu { padded(UInt64(cpu), width: 3) } else { append("-") }
         append("] ")
-        let t = s.timeNs ?? 0
         decimal(Int64(t / 1_000_000_000)); append("."); padded(t % 1_000_000_000, width: 9); append(": ")
-        append(s.event.system); append(":")
+        append(event.system); append(":")
         let start = bytes.count
-        append(s.event.name)
+        append(event.name)
         eventRange = start..<bytes.count
         append(": ")
         switch r.kind {
@@ -162,7 +269,7 @@ struct PerfScriptLine {
         case .entry:
             append("vcpu "); decimal(Int64(r.vcpu)); append(", rip 0x"); hex(r.rip, width: 1)
         default:
-            for (name, value) in s.fields() where !name.hasPrefix("common_") {
+            for (name, value) in fields where !name.hasPrefix("common_") {
                 append(name); append("=")
                 switch value {
                 case let .number(n): append("0x"); hex(n, width: 1)

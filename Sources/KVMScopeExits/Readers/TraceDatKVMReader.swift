@@ -16,22 +16,35 @@ struct TraceDatKVMFormat: InputFormat {
 /// `info1`, `info2`, `intr_info`, `error_code`, and since linux 5.10 `vcpu_id`; kvm_entry:
 /// `vcpu_id`, `rip`). Only exit_reason is required: the rest is read when the kernel has it.
 public struct KVMRecordFieldMap: Sendable {
+    /// A scalar field as plain integers, read per record without touching the format's
+    /// Strings; 8 bytes, so that a layout of several is cheap to copy.
     public struct Field: Sendable {
-        let offset: Int
-        let size: Int
-        init?(_ f: TracepointFormat.Field?) {
-            guard let f, [1, 2, 4, 8].contains(f.size) else { return nil }
-            offset = f.offset
-            size = f.size
+        let offset: Int32
+        let size: UInt8
+        /// Signed fields sign-extended, as perf reads them (TracepointFieldReader.value);
+        /// trace.dat's reader has always read them as unsigned.
+        let signExtends: Bool
+        init?(_ f: TracepointFormat.Field?, keepingSign: Bool = false) {
+            guard let f, f.offset >= 0, f.offset <= Int(Int32.max), [1, 2, 4, 8].contains(f.size) else { return nil }
+            offset = Int32(f.offset)
+            size = UInt8(f.size)
+            signExtends = keepingSign && f.isSigned
         }
         @inline(__always)
         func read(_ p: UnsafeRawBufferPointer) -> UInt64? {
-            guard offset + size <= p.count else { return nil }
+            let offset = Int(offset)
+            guard offset <= p.count - Int(size) else { return nil }
             switch size {
             case 8: return p.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            case 4: return UInt64(p.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-            case 2: return UInt64(p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            default: return UInt64(p.load(fromByteOffset: offset, as: UInt8.self))
+            case 4:
+                let v = p.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+                return signExtends ? UInt64(bitPattern: Int64(Int32(bitPattern: v))) : UInt64(v)
+            case 2:
+                let v = p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
+                return signExtends ? UInt64(bitPattern: Int64(Int16(bitPattern: v))) : UInt64(v)
+            default:
+                let v = p.load(fromByteOffset: offset, as: UInt8.self)
+                return signExtends ? UInt64(bitPattern: Int64(Int8(bitPattern: v))) : UInt64(v)
             }
         }
     }
@@ -112,9 +125,15 @@ enum TraceDatKVMReader {
         let analyzer = ExitLatencyAnalyzer(options: options, reasons: reasons)
         var accounting = LineAccounting()
         var record = KVMTraceRecord()
+        // A record's line is made only when a slow exit shows it, from the record and its
+        // event type (the tag): its comm comes from the file's saved cmdlines, which do not change.
         var line = TraceDatContextLine()
+        analyzer.deferredLineRenderer = { r, type in
+            line.render(r, event: file.formats[Int(truncatingIfNeeded: type)]?.name ?? "event \(type)", comm: file.comms[r.tid],
+                        reasons: reasons)
+            return (line.bytes, line.commRange)
+        }
         let events = TraceDatEventReader(file: file, input: input)
-        let wantLines = options.top > 0
         do {
             try events.forEach { e in
                 accounting.total += 1
@@ -131,15 +150,7 @@ enum TraceDatKVMReader {
                     record.tid = e.payload.count >= 8 ? e.payload.loadUnaligned(fromByteOffset: 4, as: Int32.self) : -1
                     accounting.otherEvents += 1
                 }
-                if wantLines {
-                    line.render(record, event: file.formats[e.type]?.name ?? "event \(e.type)", comm: file.comms[record.tid],
-                                reasons: reasons)
-                    record.commRange = line.commRange
-                    record.eventRange = line.eventRange
-                    line.withLine { analyzer.consume(record, line: $0) }
-                } else {
-                    analyzer.consume(record, line: LineBytes(UnsafeBufferPointer(start: nil, count: 0)))
-                }
+                analyzer.consume(record, deferredTag: UInt64(truncatingIfNeeded: e.type))
             }
         } catch let e as TraceDatError {
             throw KVMScopeError.unsupportedFormat(path: source.name, detail: e.description)
@@ -157,9 +168,9 @@ enum TraceDatKVMReader {
 
 /// The text a slow exit's context shows for one binary record, in the kernel's own ≥5.10
 /// layout (`comm-tid [cpu] secs: kvm_exit: vcpu 0 reason HLT rip 0x...`), rendered only when
-/// the slow-exit log is wanted.
+/// a slow exit shows it.
 struct TraceDatContextLine {
-    private var bytes: [UInt8] = []
+    private(set) var bytes: [UInt8] = []
     private(set) var commRange = 0..<0
     private(set) var eventRange = 0..<0
 
@@ -186,9 +197,5 @@ struct TraceDatContextLine {
         bytes = Array(s.utf8)
         commRange = 0..<commEnd
         eventRange = eventStart..<eventEnd
-    }
-
-    func withLine(_ body: (LineBytes) -> Void) {
-        bytes.withUnsafeBufferPointer { body(LineBytes($0)) }
     }
 }

@@ -52,6 +52,10 @@ final class PerfSession {
     @exclusivity(unchecked) private(set) var attrs: [PerfEventAttr] = []
     @exclusivity(unchecked) private var layouts: [PerfSampleLayout] = []
     @exclusivity(unchecked) private var idIndex: [UInt64: Int] = [:]
+    /// `idIndex`'s entries by the id's low bits (index -1: none). Every sample of a file with
+    /// several events is looked up by its id, twice (its time for the ordering, then its
+    /// attr), and the Dictionary hashes the id each time; an id's attr never changes once set.
+    @exclusivity(unchecked) private var recentIDs = [(id: UInt64, index: Int)](repeating: (0, -1), count: 64)
     /// How a sample's attr is found: by IDENTIFIER (first word), by ID within a common layout, or the only attr.
     @exclusivity(unchecked) private var allIdentifier = false
     @exclusivity(unchecked) private var common: PerfSampleLayout?
@@ -63,8 +67,11 @@ final class PerfSession {
     }
     /// Their format ids, apart: read per sample without a reference to count.
     @exclusivity(unchecked) private var attrFormatIDs: [Int?] = []
-    @exclusivity(unchecked) private var lastCommTid: Int32 = .min
-    @exclusivity(unchecked) private var lastComm: String?
+    /// Names looked up lately, by the tid's low bits, valid while `commGeneration` is theirs
+    /// (a COMM or FORK record moves it on): vCPU threads take turns sample by sample, and
+    /// a Dictionary lookup hashes the tid each time.
+    @exclusivity(unchecked) private var recentComms = [(tid: Int32, generation: UInt64, name: String?)](repeating: (.min, 0, nil), count: 64)
+    @exclusivity(unchecked) private var commGeneration: UInt64 = 1
     private let scratch: UnsafeMutableRawBufferPointer
     @exclusivity(unchecked) private var comms: [Int32: String] = [:]
     @exclusivity(unchecked) var orderer = PerfRecordOrderer()
@@ -171,8 +178,17 @@ final class PerfSession {
         guard !attrs.isEmpty else { return nil }
         let idAt: Int
         if allIdentifier { idAt = 0 } else if let c = common, c.idAt >= 0 { idAt = c.idAt } else { return (0, layouts[0]) }
-        guard r.count >= 8 + idAt + 8, let i = idIndex[order.u64(r, 8 + idAt)] else { return nil }
+        guard r.count >= 8 + idAt + 8, let i = attrIndex(ofID: order.u64(r, 8 + idAt)) else { return nil }
         return (i, layouts[i])
+    }
+
+    @inline(__always)
+    private func attrIndex(ofID id: UInt64) -> Int? {
+        let slot = Int(truncatingIfNeeded: id & 63)
+        if recentIDs[slot].index >= 0, recentIDs[slot].id == id { return recentIDs[slot].index }
+        guard let i = idIndex[id] else { return nil }
+        recentIDs[slot] = (id, i)
+        return i
     }
 
     private func sampleTime(_ r: UnsafeRawBufferPointer) -> UInt64? {
@@ -191,7 +207,7 @@ final class PerfSession {
         guard !attrs.isEmpty else { return nil }
         var i = 0
         if allIdentifier, attrs.count > 1 {
-            guard r.count >= 16, let k = idIndex[order.u64(r, r.count - 8)] else { return nil }
+            guard r.count >= 16, let k = attrIndex(ofID: order.u64(r, r.count - 8)) else { return nil }
             i = k
         }
         guard attrs[i].sampleIDAll, r.count >= 8 + layouts[i].trailerSize else { return nil }
@@ -218,16 +234,17 @@ final class PerfSession {
 
     private func setComm(_ tid: Int32, _ name: String) {
         if comms[tid] != nil || comms.count < Self.maxComms { comms[tid] = name }
-        lastCommTid = .min
+        commGeneration += 1
     }
 
-    /// The thread's name; consecutive samples are mostly of one thread.
+    /// The thread's name.
+    @inline(__always)
     func comm(_ tid: Int32) -> String? {
-        if tid != lastCommTid {
-            lastCommTid = tid
-            lastComm = comms[tid]
-        }
-        return lastComm
+        let slot = Int(UInt32(bitPattern: tid) & 63)
+        if recentComms[slot].tid == tid, recentComms[slot].generation == commGeneration { return recentComms[slot].name }
+        let name = comms[tid]
+        recentComms[slot] = (tid, commGeneration, name)
+        return name
     }
 
     /// The tracepoint of an attr a sample was delivered for (one with a format).
