@@ -400,6 +400,12 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         CLIOutput.warning("client \(client): \(message); connection closed")
     }
 
+    /// Every wait in one format, milliseconds to the microsecond ("20.000 ms", "3.906 ms"): a
+    /// Double's own description gave "20.0", "3.90625" and "1e+12" for the same kind of number.
+    static func milliseconds(_ nanoseconds: UInt64) -> String {
+        String(format: "%.3f ms", Double(nanoseconds) / 1e6)
+    }
+
     func faultInjected(_ fault: InjectedFault, client: String, command: String, wireError: NBD.WireError?) {
         lock.lock(); faultCount += 1; lock.unlock()
         writer?.write(FaultLogRecord(fault: fault, client: client, command: command, nbdError: wireError?.name))
@@ -409,7 +415,7 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         switch fault.effect {
         case .error, .delay:
             what = fault.errno == 0
-                ? "delayed \(command) \(fault.offset)+\(fault.length) by \(Double(fault.delayNanoseconds) / 1e6) ms"
+                ? "delayed \(command) \(fault.offset)+\(fault.length) by \(Self.milliseconds(fault.delayNanoseconds))"
                 : "failed \(command) \(fault.offset)+\(fault.length) with \(ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")"
         case .stall: what = "stalled the reply to \(command) \(fault.offset)+\(fault.length)"
         case .dropWrite: what = "dropped \(command) \(fault.offset)+\(fault.length) (acknowledged, not written)"
