@@ -24,6 +24,27 @@ struct NbdServeCommand: ParsableCommand {
 
         The format is probed as qemu-nbd probes it when -f is not given; images that are not raw are refused (serve them with qemu-nbd -f FORMAT), -f raw serves any file's bytes. QEMU's image locks are taken: an image a running guest or qemu-io writes is not served, and while kvmscope serves it they cannot open it for writing; --read-only -U serves it anyway.
 
+        Rules (--rules FILE; kvmscope blkdebug check --for-kvmscope FILE checks one, docs/faults.md has every key): QEMU's blkdebug sections [inject-error] and [set-state] (with kvmscope's keys probability, delay, after, up, down), and kvmscope's own sections, which QEMU's blkdebug refuses: [error-rate] (errors at a seeded rate, while a file exists: nbdkit's error filter), [delay] (per operation: nbdkit's delay filter), [rate] (bandwidth, overall and per connection: nbdkit's rate filter), [stall] (a reply held until a file is gone or a timeout), [bad-blocks] (unreadable sectors until written: dm-dust, null_blk), [bit-flips] (nbdkit's evil filter), [flakey] (up and down intervals: dm-flakey). kvmscope nbd control changes them while the server runs.
+          $ cat slow-writes.cfg
+          [delay]
+          read = "20ms"
+
+          [error-rate]
+          write-rate = "50%"
+          errno = "ENOSPC"
+          seed = "7"
+          $ kvmscope nbd serve disk.img -f raw --rules slow-writes.cfg
+          kvmscope: serving disk.img (64 MiB) with 2 rules from slow-writes.cfg
+          nbd://127.0.0.1:10809
+          kvmscope: client 127.0.0.1:41444 connected
+          kvmscope: slow-writes.cfg:1 (delay) delayed read 0+4096 by 20.000 ms from 127.0.0.1:41444
+          kvmscope: slow-writes.cfg:4 (error-rate) failed write 0+4096 with ENOSPC from 127.0.0.1:41444
+          kvmscope: slow-writes.cfg:4 (error-rate) failed write 4096+4096 with ENOSPC from 127.0.0.1:41444
+          $ qemu-io -f raw nbd://127.0.0.1:10809 -c 'read 0 4k' -c 'write 0 4k' -c 'write 4k 4k'
+          read 4096/4096 bytes at offset 0
+          4 KiB, 1 ops; 00.02 sec (187.169 KiB/sec and 46.7923 ops/sec)
+          write failed: No space left on device
+          write failed: No space left on device
         Examples:
           $ kvmscope nbd serve disk.img --rules write-eio.cfg --log faults.jsonl
           kvmscope: serving disk.img (64 MiB) with 1 rule from write-eio.cfg
