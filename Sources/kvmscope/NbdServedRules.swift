@@ -38,7 +38,7 @@ final class NbdServedRules: @unchecked Sendable {
         case "remove" where !argument.isEmpty: return remove(argument)
         case "clear" where argument.isEmpty: return apply({ _, _ in nil }, what: "cleared")
         default:
-            return (["error: commands: list | load FILE | add FILE | remove FILE:LINE | clear | reload"], false)
+            return (["error: commands: list | load FILE | add FILE | remove #N|ID|FILE:LINE | clear | reload"], false)
         }
     }
 
@@ -52,8 +52,9 @@ final class NbdServedRules: @unchecked Sendable {
         guard let first = served.first else { return ([], true) }
         let rules = first.rules ?? BlkdebugConfig()
         let hits = first.backend.ruleHits()
+        // Numbered as `remove N` takes them.
         var lines = rules.ruleLines().enumerated().map { i, line in
-            i < rules.injectErrors.count && i < hits.count ? line + " (hits \(hits[i]))" : line
+            "#\(i + 1) " + (i < rules.injectErrors.count && i < hits.count ? line + " (hits \(hits[i]))" : line)
         }
         if lines.isEmpty { lines = ["no rules"] }
         lines.append("state \(first.backend.currentState); \(rules.ruleCount) rule\(rules.ruleCount == 1 ? "" : "s")"
@@ -80,13 +81,31 @@ final class NbdServedRules: @unchecked Sendable {
         return (Array(Set(problems)).sorted() + reply.lines, reply.ok)
     }
 
+    /// `remove #N` or `remove N` (the number `list` prints), `remove ID` (a section's
+    /// `[name "ID"]`), or `remove FILE:LINE` (where its section starts, as `list` prints it).
     private func remove(_ argument: String) -> Reply {
-        guard let colon = argument.lastIndex(of: ":"), let line = Int(argument[argument.index(after: colon)...]), line > 0 else {
-            return (["error: remove takes FILE:LINE, where a rule's section starts (as list prints it)"], false)
-        }
-        let location = RuleLocation(file: String(argument[..<colon]), line: line)
-        guard let first = snapshot().first, (first.rules?.removing(at: location).removed ?? 0) > 0 else {
-            return (["error: no rule starts at \(location) (list shows where each does)"], false)
+        let usage = "error: remove takes #N (the number list prints), a rule's id, or FILE:LINE (where its section starts)"
+        guard let entries = snapshot().first.map({ ($0.rules ?? BlkdebugConfig()).ruleEntries() }) else { return ([usage], false) }
+        let location: RuleLocation
+        let digits = argument.hasPrefix("#") ? String(argument.dropFirst()) : argument
+        if !digits.isEmpty, digits.allSatisfy(\.isASCII), let n = Int(digits) {
+            guard n >= 1 && n <= entries.count else {
+                return (["error: no rule #\(n): \(entries.count) rule\(entries.count == 1 ? "" : "s") in force (list numbers them)"], false)
+            }
+            location = entries[n - 1].location
+        } else if case let named = entries.filter({ $0.id == argument }), !named.isEmpty {
+            guard Set(named.map(\.location)).count == 1 else {
+                return (["error: \(named.count) rules have the id '\(argument)' (\(named.map { "\($0.location)" }.joined(separator: ", "))); remove one by its number or FILE:LINE"], false)
+            }
+            location = named[0].location
+        } else {
+            guard let colon = argument.lastIndex(of: ":"), let line = Int(argument[argument.index(after: colon)...]), line > 0 else {
+                return (["error: no rule has the id '\(argument)'", usage], false)
+            }
+            location = RuleLocation(file: String(argument[..<colon]), line: line)
+            guard entries.contains(where: { $0.location == location }) else {
+                return (["error: no rule starts at \(location) (list shows where each does)"], false)
+            }
         }
         return apply({ _, current in current?.removing(at: location).config }, what: "removed \(location)")
     }

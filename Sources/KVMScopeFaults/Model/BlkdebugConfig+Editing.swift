@@ -35,10 +35,19 @@ extension BlkdebugConfig {
 
     public var ruleCount: Int { injectErrors.count + setStates.count + kvmscope.count }
 
-    /// One line per rule, in the order the engine applies them: where it is, its section, and
-    /// for [inject-error] what it matches and does.
-    public func ruleLines() -> [String] {
-        var lines: [String] = []
+    /// One rule as `nbd control list` shows it: where its section starts, the section (with its
+    /// `[name "id"]` id), and for [inject-error] what it matches and does.
+    public struct RuleEntry: Sendable, Equatable {
+        public var location: RuleLocation
+        public var id: String?
+        public var text: String
+    }
+
+    /// Every rule, in the order the engine applies them ([inject-error], [set-state], then
+    /// kvmscope's sections in file order): `list` numbers them 1, 2, ... in this order.
+    public func ruleEntries() -> [RuleEntry] {
+        func section(_ name: String, _ id: String?) -> String { id.map { "[\(name) \"\($0)\"]" } ?? "[\(name)]" }
+        var entries: [RuleEntry] = []
         for r in injectErrors {
             var parts = ["event=\(r.event.rawValue)"]
             if r.state != 0 { parts.append("state=\(r.state)") }
@@ -48,12 +57,19 @@ extension BlkdebugConfig {
             if let s = r.sector { parts.append("sector=\(s)") }
             parts.append("errno=\(r.errno)")
             if r.once { parts.append("once=on") }
-            lines.append("\(r.location) [inject-error] " + parts.joined(separator: " "))
+            entries.append(RuleEntry(location: r.location, id: r.id,
+                                     text: "\(r.location) \(section("inject-error", r.id)) " + parts.joined(separator: " ")))
         }
         for r in setStates {
-            lines.append("\(r.location) [set-state] event=\(r.event.rawValue) state=\(r.state) new_state=\(r.newState)")
+            entries.append(RuleEntry(location: r.location, id: r.id,
+                                     text: "\(r.location) \(section("set-state", r.id)) event=\(r.event.rawValue) state=\(r.state) new_state=\(r.newState)"))
         }
-        for (section, location) in kvmscope.locations { lines.append("\(location) [\(section)]") }
-        return lines
+        for e in kvmscope.entries {
+            entries.append(RuleEntry(location: e.location, id: e.id, text: "\(e.location) \(section(e.section, e.id))"))
+        }
+        return entries
     }
+
+    /// One line per rule (`ruleEntries`' texts).
+    public func ruleLines() -> [String] { ruleEntries().map(\.text) }
 }
