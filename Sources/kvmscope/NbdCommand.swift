@@ -20,7 +20,7 @@ struct NbdServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve a raw image, or another NBD server's export, over NBD with blkdebug rules in front of it.",
         discussion: """
-        Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies, extended headers with 64-bit lengths, base:allocation block status); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
+        Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies, extended headers with 64-bit lengths, base:allocation block status); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1; rules added with kvmscope nbd control add are kept); SIGINT/SIGTERM stop the server.
 
         The format is probed as qemu-nbd probes it when -f is not given; images that are not raw are refused (serve them with qemu-nbd -f FORMAT), -f raw serves any file's bytes. QEMU's image locks are taken: an image a running guest or qemu-io writes is not served, and while kvmscope serves it they cannot open it for writing; --read-only -U serves it anyway.
 

@@ -8,7 +8,7 @@ struct NbdControlCommand: ParsableCommand {
         commandName: "control",
         abstract: "List or change the rules of a running nbd serve (its --control socket), without signals.",
         discussion: """
-        Commands: list (the rules in force, where each starts, [inject-error] hits, the state); load FILE (FILE's rules replace them); add FILE (appended after them); remove #N, ID or FILE:LINE (the rule list numbers N, the section [name "ID"], or the rule whose section starts at FILE:LINE; a number is always list's number); clear (no rules); reload (re-read the last file, as SIGHUP does). Every change restarts the rules' state machine at state 1, as SIGHUP does; clients stay connected. FILE is read by the server, so give a path it can open.
+        Commands: list (the rules in force, where each starts, [inject-error] hits, the state); load FILE (FILE's rules replace them); add FILE (appended after them); remove #N, ID or FILE:LINE (the rule list numbers N, the section [name "ID"], or the rule whose section starts at FILE:LINE; a number is always list's number); clear (no rules); reload (re-read the last file, as SIGHUP does, and keep the rules added since: the reply names them; load FILE replaces everything). Every change restarts the rules' state machine at state 1, as SIGHUP does; clients stay connected. FILE is read by the server, so give a path it can open.
 
         Examples:
           $ kvmscope nbd serve disk.img --rules write-eio.cfg --control /run/kvmscope-nbd.ctl

@@ -5,7 +5,8 @@ import KVMScopeNBD
 /// The rules `nbd serve` applies, one set per export (each checked against its image's size),
 /// changed by SIGHUP (re-read the file) and by the control socket (list, load, add, remove,
 /// clear, reload). Every change is a fresh engine per export, as SIGHUP always was: the state
-/// machine restarts at state 1 and `once` rules are armed again.
+/// machine restarts at state 1 and `once` rules are armed again. A re-read of the file (reload,
+/// SIGHUP) keeps the rules `add` added since.
 final class NbdServedRules: @unchecked Sendable {
     struct Served { let backend: FaultInjectingBackend; let size: Int64; var rules: BlkdebugConfig? }
 
@@ -32,7 +33,7 @@ final class NbdServedRules: @unchecked Sendable {
         case "list" where argument.isEmpty: return list()
         case "reload" where argument.isEmpty:
             guard let file = currentFile() else { return (["error: no rules file to re-read (the server started without --rules; use load FILE)"], false) }
-            return replace(from: file, adding: false)
+            return reload(file, logPrefix: "control: ")
         case "load" where !argument.isEmpty: return replace(from: argument, adding: false)
         case "add" where !argument.isEmpty: return replace(from: argument, adding: true)
         case "remove" where !argument.isEmpty: return remove(argument)
@@ -63,22 +64,53 @@ final class NbdServedRules: @unchecked Sendable {
     }
 
     /// `load FILE` (the file's rules replace the current ones) and `add FILE` (appended).
-    private func replace(from path: String, adding: Bool, logPrefix: String = "control: ") -> Reply {
+    private func replace(from path: String, adding: Bool) -> Reply {
+        let loaded: Loaded
+        switch load(path) {
+        case let .success(l): loaded = l
+        case let .failure(refused): return refused.reply
+        }
+        let reply = apply({ i, current in adding ? (current ?? BlkdebugConfig()).adding(loaded.rules[i]) : loaded.rules[i] },
+                          what: adding ? "added \(path)" : "loaded \(path)")
+        if !adding { lock.lock(); file = path; lock.unlock() }
+        return (loaded.problems + reply.lines, reply.ok)
+    }
+
+    /// `reload` and SIGHUP: the last file read again, with the rules added since (`add`: every
+    /// rule whose section is in another file) kept after its own, so that a re-read of the file
+    /// does not lose an operator's live additions; the reply names them. `load FILE` replaces
+    /// everything, `remove` and `clear` drop added rules for good.
+    private func reload(_ path: String, logPrefix: String) -> Reply {
+        let loaded: Loaded
+        switch load(path) {
+        case let .success(l): loaded = l
+        case let .failure(refused): return refused.reply
+        }
+        let added = snapshot().first.map { ($0.rules ?? BlkdebugConfig()).keeping { $0.file != path }.ruleEntries() } ?? []
+        let fromFile = loaded.rules.first?.ruleCount ?? 0
+        let kept = added.isEmpty ? "kept no added rules"
+            : "kept \(added.count) added rule\(added.count == 1 ? "" : "s") (\(added.map { "\($0.location)" }.joined(separator: ", ")))"
+        let reply = apply({ i, current in loaded.rules[i].adding((current ?? BlkdebugConfig()).keeping { $0.file != path }) },
+                          what: "reloaded \(path) (\(fromFile) rule\(fromFile == 1 ? "" : "s")); \(kept)", logPrefix: logPrefix)
+        return (loaded.problems + reply.lines, reply.ok)
+    }
+
+    private struct Loaded { var rules: [BlkdebugConfig]; var problems: [String] }
+    private struct Refused: Error { var reply: Reply }
+
+    /// FILE's rules for every export (each checked against its size), or the reply refusing it.
+    private func load(_ path: String) -> Result<Loaded, Refused> {
         var problems: [String] = []
         var loaded: [BlkdebugConfig] = []
         for s in snapshot() {
             do {
                 loaded.append(try RulesLoading.load(path, imageSize: s.size, report: { problems.append($0.trimmingCharacters(in: .newlines)) }))
             } catch {
-                return (Array(Set(problems)).sorted() + ["error: \(error); the rules in force stay"], false)
+                return .failure(Refused(reply: (Array(Set(problems)).sorted() + ["error: \(error); the rules in force stay"], false)))
             }
         }
         if let first = loaded.first { observer.warnUnmappable(first) }
-        let reply = apply({ i, current in adding ? (current ?? BlkdebugConfig()).adding(loaded[i]) : loaded[i] },
-                          what: adding ? "added \(path)" : logPrefix == "control: " ? "loaded \(path)" : "re-read \(path)",
-                          logPrefix: logPrefix)
-        if !adding { lock.lock(); file = path; lock.unlock() }
-        return (Array(Set(problems)).sorted() + reply.lines, reply.ok)
+        return .success(Loaded(rules: loaded, problems: Array(Set(problems)).sorted()))
     }
 
     /// `remove #N` or `remove N` (the number `list` prints), `remove ID` (a section's
@@ -135,7 +167,7 @@ final class NbdServedRules: @unchecked Sendable {
             CLIOutput.warning("SIGHUP: no --rules file to re-read")
             return
         }
-        let reply = replace(from: file, adding: false, logPrefix: "SIGHUP: ")
+        let reply = reload(file, logPrefix: "SIGHUP: ")
         if !reply.ok { CLIOutput.error("SIGHUP: " + (reply.lines.last ?? "failed")) }
     }
 }

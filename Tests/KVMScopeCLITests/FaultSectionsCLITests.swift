@@ -262,7 +262,7 @@ import KVMScope
         p.waitUntilExit()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(stderr.contains("\(rules):5 (bit-flips) flipped "))
-        #expect(stderr.contains("SIGHUP: re-read \(rules): 1 rule in force"))
+        #expect(stderr.contains("SIGHUP: reloaded \(rules) (1 rule); kept no added rules: 1 rule in force"))
     }
 
     /// A stalled reply holds only its own request: another client on the same event loop is

@@ -40,7 +40,7 @@ import KVMScopeCore
         #expect(try Self.control(socket, ["clear"]).status == 0)
         #expect(try io(["read 0 4k"]) == ["read 4096/4096 bytes at offset 0"])
         let reload = try Self.control(socket, ["reload"])      // the last file loaded: --rules
-        #expect(reload.status == 0 && reload.stdout.hasPrefix("loaded \(rules): 1 rule in force"), "\(reload.stdout)")
+        #expect(reload.status == 0 && reload.stdout.hasPrefix("reloaded \(rules) (1 rule); kept no added rules: 1 rule in force"), "\(reload.stdout)")
         #expect(try io(["write 1M 4k"]) == ["write failed: Input/output error"])
 
         // Refused, and nothing changes.
@@ -84,6 +84,36 @@ import KVMScopeCore
         #expect(gone.status == 1 && gone.stdout.hasPrefix("error: no rule #1: 0 rules in force"), "\(gone.stdout)")
         let unknown = try Self.control(socket, ["remove", "fast"])
         #expect(unknown.status == 1 && unknown.stdout.hasPrefix("error: no rule has the id 'fast'"), "\(unknown.stdout)")
+        #expect(s.stop() != nil)
+    }
+
+    /// `reload` (and SIGHUP) re-read the file and keep what `add` added since, and say so;
+    /// `load` replaces everything.
+    @Test func reloadKeepsTheRulesAddedSince() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let rules = dir.file("write-eio.cfg", Self.writeEIO)
+        let more = dir.file("read-enospc.cfg", Self.readENOSPC)
+        let socket = dir.path + "/ctl.sock"
+        let s = try NBDServerProcess(size: 4 << 20, arguments: ["-f", "raw", "--rules", rules, "--control", socket])
+        func io(_ cmds: [String]) throws -> [Substring] {
+            let r = try runProcess(qemuIO, ["-f", "raw", s.uri] + cmds.flatMap { ["-c", $0] })
+            return r.stdout.split(separator: "\n").filter { !$0.contains("ops/sec") }
+        }
+        let both: [Substring] = ["read failed: No space left on device", "write failed: Input/output error"]
+        #expect(try Self.control(socket, ["add", more]).status == 0)
+        let reload = try Self.control(socket, ["reload"])
+        #expect(reload.status == 0 && reload.stdout == "reloaded \(rules) (1 rule); kept 1 added rule (\(more):1): 2 rules in force, state machine back to state 1\nok\n",
+                "\(reload.stdout)")
+        #expect(try io(["read 0 4k", "write 1M 4k"]) == both)
+        kill(s.pid, SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        while s.stderrLines(containing: "SIGHUP: reloaded").isEmpty && Date() < deadline { usleep(20_000) }
+        #expect(s.stderrLines(containing: "SIGHUP: reloaded \(rules) (1 rule); kept 1 added rule (\(more):1): 2 rules in force").count == 1, "\(s.stderr)")
+        #expect(try io(["read 0 4k", "write 1M 4k"]) == both)
+        let load = try Self.control(socket, ["load", rules])
+        #expect(load.status == 0 && load.stdout.hasPrefix("loaded \(rules): 1 rule in force"), "\(load.stdout)")
+        #expect(try io(["read 0 4k"]) == ["read 4096/4096 bytes at offset 0"])
         #expect(s.stop() != nil)
     }
 

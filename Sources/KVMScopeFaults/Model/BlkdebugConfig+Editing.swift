@@ -1,5 +1,6 @@
 /// Rule sets edited while a server runs (`nbd serve --control`): another file's rules added, the
-/// rules one file line defines removed, and a one-line description of each rule in force.
+/// rules one file line defines removed, those of other files kept, and a one-line description
+/// of each rule in force.
 extension BlkdebugConfig {
     /// These rules followed by `other`'s, in that order (blkdebug checks rules in file order, so
     /// added rules come last).
@@ -19,18 +20,24 @@ extension BlkdebugConfig {
 
     /// Without the rules that start at `location`; also how many went.
     public func removing(at location: RuleLocation) -> (config: BlkdebugConfig, removed: Int) {
+        let c = keeping { $0 != location }
+        return (c, ruleCount - c.ruleCount)
+    }
+
+    /// Only the rules whose section starts where `keep` says (`reload` keeps those not from
+    /// the file it re-reads).
+    public func keeping(_ keep: (RuleLocation) -> Bool) -> BlkdebugConfig {
         var c = self
-        let before = ruleCount
-        c.injectErrors.removeAll { $0.location == location }
-        c.setStates.removeAll { $0.location == location }
-        c.kvmscope.errorRates.removeAll { $0.location == location }
-        c.kvmscope.delays.removeAll { $0.location == location }
-        c.kvmscope.stalls.removeAll { $0.location == location }
-        c.kvmscope.badBlocks.removeAll { $0.location == location }
-        c.kvmscope.bitFlips.removeAll { $0.location == location }
-        c.kvmscope.flakeys.removeAll { $0.location == location }
-        c.kvmscope.rates.removeAll { $0.location == location }
-        return (c, before - c.ruleCount)
+        c.injectErrors.removeAll { !keep($0.location) }
+        c.setStates.removeAll { !keep($0.location) }
+        c.kvmscope.errorRates.removeAll { !keep($0.location) }
+        c.kvmscope.delays.removeAll { !keep($0.location) }
+        c.kvmscope.stalls.removeAll { !keep($0.location) }
+        c.kvmscope.badBlocks.removeAll { !keep($0.location) }
+        c.kvmscope.bitFlips.removeAll { !keep($0.location) }
+        c.kvmscope.flakeys.removeAll { !keep($0.location) }
+        c.kvmscope.rates.removeAll { !keep($0.location) }
+        return c
     }
 
     public var ruleCount: Int { injectErrors.count + setStates.count + kvmscope.count }
