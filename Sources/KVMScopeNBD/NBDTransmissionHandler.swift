@@ -39,6 +39,9 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     private var inFlight = 0
     private var reservedBytes = 0
     private var delayed: [Int: (task: Scheduled<Void>, reserved: Int)] = [:]
+    /// What a reply counts for in `summary`, counted once it is written (a reply held back when
+    /// the connection closes was never an answer).
+    private enum ReplyTally { case nothing, read(UInt64), write(UInt64), blockStatus, error }
     private var nextDelayID = 0
     private var readPending = false
     private var pumping = false
@@ -97,6 +100,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         var bytes = 0
         while let p = queue.popFirst() { bytes += p.reserved }
         for (_, d) in delayed { d.task.cancel(); bytes += d.reserved; inFlight -= 1 }
+        summary.unsentReplies += delayed.count
         delayed.removeAll()
         release(bytes)
     }
@@ -411,8 +415,6 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             }
         }
         let done = { [self] (completion: BlockCompletion, data: ByteBuffer?) in
-            if completion.succeeded && command == .read { summary.reads += 1; summary.bytesRead += r.length }
-            if completion.succeeded && command == .write { summary.writes += 1; summary.bytesWritten += r.length }
             finish(context, p, command, completion, data: data)
         }
         // What reaches the disk (FLUSH, and FUA requests, which flush) runs off the
@@ -452,33 +454,36 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
                                     wireError: fault.errno == 0 ? nil : NBD.WireError(hostErrno: fault.errno))
         }
         let message: NBDServerMessage
+        var tally = ReplyTally.nothing
         if let wire {
-            summary.errorReplies += 1
+            tally = .error
             let why = completion.faults.first.map { "injected by \($0.rule.location)" } ?? "I/O error on the image"
             message = errorMessage(r, wire, why)
         } else if command == .blockStatus {
             let descriptors = NBDBlockDescriptor.descriptors(for: extents, requested: r.length,
                                                              one: r.flags & NBD.CommandFlag.reqOne != 0)
             if descriptors.isEmpty {
-                summary.errorReplies += 1
+                tally = .error
                 message = errorMessage(r, .eio, "the backend reported no allocation for \(r.offset)+\(r.length)")
             } else {
-                summary.blockStatusQueries += 1
+                tally = .blockStatus
                 message = session.replyStyle.blockStatus(r, contextID: session.allocationContextID ?? 0, descriptors)
             }
         } else if command == .read, let data {
+            tally = .read(r.length)
             message = session.replyStyle.read(r, data)
         } else {
+            if command == .write { tally = .write(r.length) }
             message = session.replyStyle.done(r)
         }
         inFlight += 1
         if completion.delayNanoseconds > 0 || completion.stall != nil {
             let id = nextDelayID
             nextDelayID += 1
-            holdReply(context, message, reserved: p.reserved, id: id,
+            holdReply(context, message, reserved: p.reserved, tally: tally, id: id,
                       after: completion.delayNanoseconds, stall: completion.stall)
         } else {
-            writeReply(context, message, reserved: p.reserved)
+            writeReply(context, message, reserved: p.reserved, tally: tally)
         }
     }
 
@@ -486,28 +491,37 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     /// loop looks again every `FaultStall.pollNanoseconds` (a scheduled task, never a wait, so
     /// the loop's other connections and this one's other requests go on). Tracked in `delayed`
     /// so that closing the connection cancels it and gives its bytes back.
-    private func holdReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int, id: Int,
+    private func holdReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int, tally: ReplyTally, id: Int,
                            after nanoseconds: UInt64, stall: FaultStall?) {
         let wait = TimeAmount.nanoseconds(Int64(min(nanoseconds, UInt64(Int64.max))))
         let task = context.eventLoop.scheduleTask(in: wait) { [self] in
             guard delayed[id] != nil else { return }
             if let stall, !stall.isReleased() {
-                holdReply(context, message, reserved: reserved, id: id, after: FaultStall.pollNanoseconds, stall: stall)
+                holdReply(context, message, reserved: reserved, tally: tally, id: id, after: FaultStall.pollNanoseconds, stall: stall)
                 return
             }
             delayed.removeValue(forKey: id)
-            writeReply(context, message, reserved: reserved)
+            writeReply(context, message, reserved: reserved, tally: tally)
             context.flush()
         }
         delayed[id] = (task, reserved)
     }
 
-    /// Writes a reply; its bytes stay reserved until they are on the wire (or the write failed).
-    private func writeReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int) {
+    /// Writes a reply; its bytes stay reserved until they are on the wire (or the write failed),
+    /// and only then does it count in the summary.
+    private func writeReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int, tally: ReplyTally) {
         let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { [self] _ in
+        promise.futureResult.whenComplete { [self] result in
             inFlight -= 1
             release(reserved)
+            switch (result, tally) {
+            case (.failure, _): summary.unsentReplies += 1
+            case (.success, .nothing): break
+            case let (.success, .read(bytes)): summary.reads += 1; summary.bytesRead += bytes
+            case let (.success, .write(bytes)): summary.writes += 1; summary.bytesWritten += bytes
+            case (.success, .blockStatus): summary.blockStatusQueries += 1
+            case (.success, .error): summary.errorReplies += 1
+            }
             pump()
         }
         context.write(wrapOutboundOut(message), promise: promise)
@@ -518,9 +532,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private func sendError(_ context: ChannelHandlerContext, _ p: Pending, _ error: NBD.WireError, _ text: String) {
-        summary.errorReplies += 1
         inFlight += 1
-        writeReply(context, errorMessage(p.request, error, text), reserved: p.reserved)
+        writeReply(context, errorMessage(p.request, error, text), reserved: p.reserved, tally: .error)
     }
 }
 

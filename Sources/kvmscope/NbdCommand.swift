@@ -403,6 +403,9 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         } else {
             line += " without choosing an export"
         }
+        if s.unsentReplies > 0 {
+            line += "; \(plural(s.unsentReplies, "reply", "replies")) not sent (held back or being written when the connection closed)"
+        }
         if let why = s.closedBecause { line += "; closed by the server: \(why)" }
         if let cut = s.truncated { line += "; \(cut)" }
         CLIOutput.error(line)

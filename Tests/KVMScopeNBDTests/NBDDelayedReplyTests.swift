@@ -71,4 +71,20 @@ import KVMScopeTestSupport
         #expect(amounts.allSatisfy(Self.isMilliseconds), "\(amounts)")
         #expect(amounts.first == "3.906 ms" && amounts.contains("1.500 ms") && amounts.contains("20.000 ms"), "\(amounts)")
     }
+
+    /// The connection's end line counts replies written: a read whose reply a delay still holds
+    /// when the server stops was not answered, and the line says so.
+    @Test func aReplyStillHeldAtTheEndIsNotCountedAsAnswered() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let rules = dir.file("r.cfg", "[delay]\nread = \"60s\"\n")
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--rules", rules])
+        let client = BackgroundClient(qemuIO, s.uri, ["write 0 4k", "read 0 4k"])
+        #expect(Self.waitFor(s, "delayed read 0+4096"), "\(s.stderr)")
+        #expect(s.stop() != nil)
+        _ = client.wait(30)
+        let end = s.stderrLines(containing: " disconnected after ")
+        #expect(end.count == 1 && end[0].contains("(0 reads 0 bytes, 1 write 4 KiB, 0 error replies); 1 reply not sent (held back or being written when the connection closed)"),
+                "\(s.stderr)")
+    }
 }
