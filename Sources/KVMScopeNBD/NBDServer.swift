@@ -134,6 +134,12 @@ public final class NBDServer: @unchecked Sendable {
         return "/" + (exportName.addingPercentEncoding(withAllowedCharacters: allowed) ?? exportName)
     }
 
+    /// Tells every connection that the exports' rules changed, so that replies held back by
+    /// rules that are gone (or shorter now) go out (`NBDRulesChanged`). Any thread.
+    public func rulesChanged() {
+        registry.forEach { $0.pipeline.fireUserInboundEventTriggered(NBDRulesChanged()) }
+    }
+
     /// The bound TCP port of the first TCP listener (tests bind port 0).
     public var tcpPort: Int? {
         lock.lock(); defer { lock.unlock() }
@@ -174,3 +180,8 @@ public final class NBDServer: @unchecked Sendable {
         stoppedSignal.signal()
     }
 }
+
+/// Sent down every connection's pipeline when the exports' rules changed
+/// (`NBDServer.rulesChanged`): the transmission handler lets go of the replies held back by
+/// rules that are gone.
+public struct NBDRulesChanged: Sendable {}

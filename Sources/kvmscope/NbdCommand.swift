@@ -299,6 +299,7 @@ struct NbdServeCommand: ParsableCommand {
         let controlSocket = try control.map { path in try NBDControlSocket(path: path) { servedRules.handle($0) } }
         let server = NBDServer(exports: exports, listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                limits: limits, ioThreads: ioThreads, tls: tlsCredentials)
+        servedRules.onChange = { server.rulesChanged() }
         let uris = try server.start()
         let ruleText = config.map { c -> String in
             let n = c.injectErrors.count + c.setStates.count + c.kvmscope.count

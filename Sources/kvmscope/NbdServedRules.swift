@@ -15,6 +15,9 @@ final class NbdServedRules: @unchecked Sendable {
     private var file: String?
     private let seed: UInt64
     private let observer: ServeObserver
+    /// Called after every change (the server tells its connections: replies held back by rules
+    /// that are gone go out). Set once, before the control socket and SIGHUP are handled.
+    var onChange: (@Sendable () -> Void)?
 
     init(served: [Served], file: String?, seed: UInt64, observer: ServeObserver) {
         self.served = served
@@ -156,6 +159,7 @@ final class NbdServedRules: @unchecked Sendable {
         }
         let n = served.first?.rules?.ruleCount ?? 0
         lock.unlock()
+        onChange?()
         let line = "\(what): \(n) rule\(n == 1 ? "" : "s") in force, state machine back to state 1"
         CLIOutput.error(logPrefix + line)
         return ([line], true)

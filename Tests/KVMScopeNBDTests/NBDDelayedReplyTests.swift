@@ -87,4 +87,45 @@ import KVMScopeTestSupport
         #expect(end.count == 1 && end[0].contains("(0 reads 0 bytes, 1 write 4 KiB, 0 error replies); 1 reply not sent (held back or being written when the connection closed)"),
                 "\(s.stderr)")
     }
+
+    /// A change of rules reaches replies already waiting: removing the [delay] or the [rate]
+    /// lets them go at once, a shorter delay shortens their wait, and a rule left as it was
+    /// keeps it.
+    @Test func aChangeOfRulesReachesRepliesAlreadyWaiting() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let socket = dir.path + "/ctl.sock"
+        // 8k = 8 Ki bits/s: a 1 MiB read would wait 1024 s.
+        let cases: [(rules: String, change: (String) throws -> [String], within: Double)] = [
+            ("[delay]\nread = \"60s\"\n", { _ in ["clear"] }, 5),
+            ("[rate]\nrate = \"8k\"\n", { _ in ["clear"] }, 5),
+            ("[delay]\nread = \"60s\"\n", { file in
+                FileManager.default.createFile(atPath: file, contents: Data("[delay]\nread = \"200ms\"\n".utf8))
+                return ["reload"]
+            }, 5),
+        ]
+        for (rules, change, within) in cases {
+            let file = dir.file("r.cfg", rules)
+            let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--rules", file, "--control", socket])
+            let client = BackgroundClient(qemuIO, s.uri, ["read 0 1M"])
+            #expect(Self.waitFor(s, "delayed read 0+1048576"), "\(s.stderr)")
+            let changed = Date()
+            let reply = try Self.control(socket, try change(file))
+            #expect(reply.status == 0, "\(reply.stdout)")
+            let r = client.wait(within)
+            #expect(r?.stdout.contains("read 1048576/1048576 bytes at offset 0") == true, "\(rules): \(r?.stdout ?? "still waiting")\(s.stderr)")
+            #expect(Date().timeIntervalSince(changed) < within)
+            _ = s.stop()
+        }
+        // A rule the change leaves alone keeps its waiters waiting.
+        let file = dir.file("r.cfg", "[delay]\nread = \"3s\"\n")
+        let other = dir.file("other.cfg", "[delay]\nwrite = \"1ms\"\n")
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--rules", file, "--control", socket])
+        let client = BackgroundClient(qemuIO, s.uri, ["read 0 4k"])
+        #expect(Self.waitFor(s, "delayed read 0+4096"), "\(s.stderr)")
+        #expect(try Self.control(socket, ["add", other]).status == 0)
+        let r = client.wait(20)
+        #expect(r?.status == 0 && (client.seconds ?? 0) >= 2.9, "\(client.seconds ?? -1) s")
+        _ = s.stop()
+    }
 }
