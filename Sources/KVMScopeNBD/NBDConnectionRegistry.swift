@@ -39,6 +39,14 @@ final class NBDConnectionRegistry: @unchecked Sendable {
 
     var count: Int { lock.lock(); defer { lock.unlock() }; return channels.count }
 
+    /// Calls `body` with each open connection (outside the lock).
+    func forEach(_ body: (Channel) -> Void) {
+        lock.lock()
+        let open = Array(channels.values)
+        lock.unlock()
+        open.forEach(body)
+    }
+
     /// Stops admitting and closes every connection; the futures complete when they are closed.
     func closeAll(on eventLoop: EventLoop) -> EventLoopFuture<Void> {
         lock.lock()

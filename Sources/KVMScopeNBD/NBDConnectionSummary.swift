@@ -2,7 +2,8 @@ import Foundation
 
 /// What one connection did, reported when it closes (the CLI prints it on one line).
 public struct NBDConnectionSummary: Sendable, Equatable {
-    /// Requests received (DISC included), and how many got an error reply.
+    /// Requests received (DISC included). The counts below are of replies written to the
+    /// client: a read whose reply a delay still held when the connection closed is not a read.
     public var requests = 0
     public var errorReplies = 0
     public var reads = 0
@@ -11,6 +12,9 @@ public struct NBDConnectionSummary: Sendable, Equatable {
     public var bytesWritten: UInt64 = 0
     /// NBD_CMD_BLOCK_STATUS queries answered with descriptors.
     public var blockStatusQueries = 0
+    /// Replies never written: held back (a delay, a [stall]) or still being written when the
+    /// connection closed.
+    public var unsentReplies = 0
     /// False when the client left (or was closed) before choosing an export.
     public var reachedTransmission = false
     /// Why the server closed it (timeout, protocol violation), nil when the client left.

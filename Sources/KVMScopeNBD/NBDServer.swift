@@ -51,8 +51,9 @@ public final class NBDServer: @unchecked Sendable {
         pool?.start()
     }
 
-    /// Binds every address. Returns them as NBD URIs (`nbd://127.0.0.1:10809`, `nbd+unix:///?socket=...`),
-    /// with the real port when 0 was asked for.
+    /// Binds every address. Returns them as NBD URIs of the default export (`nbd://127.0.0.1:10809`,
+    /// `nbd://127.0.0.1:10809/disk` when it has a name, `nbd+unix:///disk?socket=...`), with the
+    /// real port when 0 was asked for.
     @discardableResult
     public func start() throws -> [String] {
         if let problem = limits.problem { throw NBDServerError.invalidLimits(problem) }
@@ -107,16 +108,36 @@ public final class NBDServer: @unchecked Sendable {
                 throw NBDServerError.cannotListen(address: what, reason: "\(error)")
             }
             lock.lock(); channels.append(channel); lock.unlock()
+            // uri.md "NBD URI export name": the path, less its leading `/`, is the export name,
+            // so a client given the URI asks for the default export by its name.
+            let exportPath = Self.uriPath(exportName: configuration.export.name)
             switch l {
             case .tcp:
                 let a = channel.localAddress!
                 let host = a.ipAddress ?? "?"
-                uris.append(a.protocol == .inet6 ? "\(scheme)://[\(host)]:\(a.port ?? 0)" : "\(scheme)://\(host):\(a.port ?? 0)")
+                let authority = a.protocol == .inet6 ? "[\(host)]:\(a.port ?? 0)" : "\(host):\(a.port ?? 0)"
+                uris.append("\(scheme)://\(authority)\(exportPath)")
             case let .unix(path):
-                uris.append("\(scheme)+unix:///?socket=\(path)")
+                uris.append("\(scheme)+unix://\(Self.uriPath(exportName: configuration.export.name, always: true))?socket=\(path)")
             }
         }
         return uris
+    }
+
+    /// `/NAME` with NAME percent-encoded as a URI path (RFC 3986: a space is `%20`, a `?` or `#`
+    /// would end the path); nothing for the empty name unless `always` (`nbd+unix:///?socket=`
+    /// keeps its slash).
+    static func uriPath(exportName: String, always: Bool = false) -> String {
+        guard !exportName.isEmpty else { return always ? "/" : "" }
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: ";")
+        return "/" + (exportName.addingPercentEncoding(withAllowedCharacters: allowed) ?? exportName)
+    }
+
+    /// Tells every connection that the exports' rules changed, so that replies held back by
+    /// rules that are gone (or shorter now) go out (`NBDRulesChanged`). Any thread.
+    public func rulesChanged() {
+        registry.forEach { $0.pipeline.fireUserInboundEventTriggered(NBDRulesChanged()) }
     }
 
     /// The bound TCP port of the first TCP listener (tests bind port 0).
@@ -159,3 +180,8 @@ public final class NBDServer: @unchecked Sendable {
         stoppedSignal.signal()
     }
 }
+
+/// Sent down every connection's pipeline when the exports' rules changed
+/// (`NBDServer.rulesChanged`): the transmission handler lets go of the replies held back by
+/// rules that are gone.
+public struct NBDRulesChanged: Sendable {}

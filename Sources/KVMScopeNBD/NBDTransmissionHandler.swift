@@ -38,7 +38,22 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     private var receivingPayload = false
     private var inFlight = 0
     private var reservedBytes = 0
-    private var delayed: [Int: (task: Scheduled<Void>, reserved: Int)] = [:]
+    /// A reply held back by a delay or a [stall], with what it waits for, so that a change of
+    /// rules (`NBDRulesChanged`) can let it go sooner.
+    private struct HeldReply {
+        var task: Scheduled<Void>
+        var message: NBDServerMessage
+        var reserved: Int
+        var tally: ReplyTally
+        var faults: [InjectedFault]
+        var heldAt: NIODeadline
+        var sendAt: NIODeadline
+        var stall: FaultStall?
+    }
+    private var delayed: [Int: HeldReply] = [:]
+    /// What a reply counts for in `summary`, counted once it is written (a reply held back when
+    /// the connection closes was never an answer).
+    private enum ReplyTally { case nothing, read(UInt64), write(UInt64), blockStatus, error }
     private var nextDelayID = 0
     private var readPending = false
     private var pumping = false
@@ -97,6 +112,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
         var bytes = 0
         while let p = queue.popFirst() { bytes += p.reserved }
         for (_, d) in delayed { d.task.cancel(); bytes += d.reserved; inFlight -= 1 }
+        summary.unsentReplies += delayed.count
         delayed.removeAll()
         release(bytes)
     }
@@ -131,6 +147,10 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if (event as? IdleStateHandler.IdleStateEvent) == .all, let idle = limits.idleTimeout, inFlight == 0, queue.isEmpty {
             close(context, because: "idle for \(NBDPeer.seconds(idle))")
+            return
+        }
+        if event is NBDRulesChanged {
+            rulesChanged(context)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -411,8 +431,6 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             }
         }
         let done = { [self] (completion: BlockCompletion, data: ByteBuffer?) in
-            if completion.succeeded && command == .read { summary.reads += 1; summary.bytesRead += r.length }
-            if completion.succeeded && command == .write { summary.writes += 1; summary.bytesWritten += r.length }
             finish(context, p, command, completion, data: data)
         }
         // What reaches the disk (FLUSH, and FUA requests, which flush) runs off the
@@ -452,62 +470,100 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
                                     wireError: fault.errno == 0 ? nil : NBD.WireError(hostErrno: fault.errno))
         }
         let message: NBDServerMessage
+        var tally = ReplyTally.nothing
         if let wire {
-            summary.errorReplies += 1
+            tally = .error
             let why = completion.faults.first.map { "injected by \($0.rule.location)" } ?? "I/O error on the image"
             message = errorMessage(r, wire, why)
         } else if command == .blockStatus {
             let descriptors = NBDBlockDescriptor.descriptors(for: extents, requested: r.length,
                                                              one: r.flags & NBD.CommandFlag.reqOne != 0)
             if descriptors.isEmpty {
-                summary.errorReplies += 1
+                tally = .error
                 message = errorMessage(r, .eio, "the backend reported no allocation for \(r.offset)+\(r.length)")
             } else {
-                summary.blockStatusQueries += 1
+                tally = .blockStatus
                 message = session.replyStyle.blockStatus(r, contextID: session.allocationContextID ?? 0, descriptors)
             }
         } else if command == .read, let data {
+            tally = .read(r.length)
             message = session.replyStyle.read(r, data)
         } else {
+            if command == .write { tally = .write(r.length) }
             message = session.replyStyle.done(r)
         }
         inFlight += 1
         if completion.delayNanoseconds > 0 || completion.stall != nil {
-            let id = nextDelayID
-            nextDelayID += 1
-            holdReply(context, message, reserved: p.reserved, id: id,
-                      after: completion.delayNanoseconds, stall: completion.stall)
+            holdReply(context, message, reserved: p.reserved, tally: tally, completion: completion)
         } else {
-            writeReply(context, message, reserved: p.reserved)
+            writeReply(context, message, reserved: p.reserved, tally: tally)
         }
     }
 
-    /// Sends `message` after `nanoseconds`, then, for a [stall], once it is released: the event
-    /// loop looks again every `FaultStall.pollNanoseconds` (a scheduled task, never a wait, so
-    /// the loop's other connections and this one's other requests go on). Tracked in `delayed`
-    /// so that closing the connection cancels it and gives its bytes back.
-    private func holdReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int, id: Int,
-                           after nanoseconds: UInt64, stall: FaultStall?) {
-        let wait = TimeAmount.nanoseconds(Int64(min(nanoseconds, UInt64(Int64.max))))
-        let task = context.eventLoop.scheduleTask(in: wait) { [self] in
-            guard delayed[id] != nil else { return }
-            if let stall, !stall.isReleased() {
-                holdReply(context, message, reserved: reserved, id: id, after: FaultStall.pollNanoseconds, stall: stall)
+    /// Sends `message` after the completion's delay, then, for a [stall], once it is released:
+    /// the event loop looks again every `FaultStall.pollNanoseconds` (a scheduled task, never a
+    /// wait, so the loop's other connections and this one's other requests go on). Tracked in
+    /// `delayed` so that closing the connection cancels it and gives its bytes back, and a change
+    /// of rules shortens it.
+    private func holdReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int, tally: ReplyTally,
+                           completion: BlockCompletion) {
+        let id = nextDelayID
+        nextDelayID += 1
+        let now = NIODeadline.now()
+        let wait = TimeAmount.nanoseconds(Int64(min(completion.delayNanoseconds, UInt64(Int64.max))))
+        delayed[id] = HeldReply(task: sendHeld(context, id, after: wait), message: message, reserved: reserved, tally: tally,
+                                faults: completion.faults, heldAt: now, sendAt: now + wait, stall: completion.stall)
+    }
+
+    /// Scheduled `after` from now on the loop's own clock (`heldAt`/`sendAt` are only for
+    /// working out by how much a change of rules shortens a wait).
+    private func sendHeld(_ context: ChannelHandlerContext, _ id: Int, after wait: TimeAmount) -> Scheduled<Void> {
+        context.eventLoop.scheduleTask(in: wait) { [self] in
+            guard let held = delayed[id] else { return }
+            if let stall = held.stall, !stall.isReleased() {
+                delayed[id]?.task = sendHeld(context, id, after: .nanoseconds(Int64(FaultStall.pollNanoseconds)))
                 return
             }
             delayed.removeValue(forKey: id)
-            writeReply(context, message, reserved: reserved)
+            writeReply(context, held.message, reserved: held.reserved, tally: held.tally)
             context.flush()
         }
-        delayed[id] = (task, reserved)
     }
 
-    /// Writes a reply; its bytes stay reserved until they are on the wire (or the write failed).
-    private func writeReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int) {
+    /// The rules changed (`nbd control`, SIGHUP): each held reply now waits, from when it was
+    /// held, only for what the rules in force still ask of it (`BlockBackend.owedDelay`), so a
+    /// removed [rate] or [delay] lets its waiters go at once and a shortened delay shortens
+    /// their wait; a removed [stall] lets its reply go. No wait gets longer.
+    private func rulesChanged(_ context: ChannelHandlerContext) {
+        let backend = self.backend
+        let now = NIODeadline.now()
+        for (id, held) in delayed {
+            var next = held
+            if let stall = held.stall, !backend.holdsStall(stall) { next.stall = nil }
+            let owed = ConnectionRatePipes.delay(of: held.faults) { backend.owedDelay($0) }
+            next.sendAt = min(held.sendAt, held.heldAt + .nanoseconds(Int64(min(owed, UInt64(Int64.max)))))
+            guard next.sendAt < held.sendAt || (held.stall != nil && next.stall == nil) else { continue }
+            held.task.cancel()
+            next.task = sendHeld(context, id, after: next.sendAt > now ? next.sendAt - now : .zero)
+            delayed[id] = next
+        }
+    }
+
+    /// Writes a reply; its bytes stay reserved until they are on the wire (or the write failed),
+    /// and only then does it count in the summary.
+    private func writeReply(_ context: ChannelHandlerContext, _ message: NBDServerMessage, reserved: Int, tally: ReplyTally) {
         let promise = context.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { [self] _ in
+        promise.futureResult.whenComplete { [self] result in
             inFlight -= 1
             release(reserved)
+            switch (result, tally) {
+            case (.failure, _): summary.unsentReplies += 1
+            case (.success, .nothing): break
+            case let (.success, .read(bytes)): summary.reads += 1; summary.bytesRead += bytes
+            case let (.success, .write(bytes)): summary.writes += 1; summary.bytesWritten += bytes
+            case (.success, .blockStatus): summary.blockStatusQueries += 1
+            case (.success, .error): summary.errorReplies += 1
+            }
             pump()
         }
         context.write(wrapOutboundOut(message), promise: promise)
@@ -518,9 +574,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private func sendError(_ context: ChannelHandlerContext, _ p: Pending, _ error: NBD.WireError, _ text: String) {
-        summary.errorReplies += 1
         inFlight += 1
-        writeReply(context, errorMessage(p.request, error, text), reserved: p.reserved)
+        writeReply(context, errorMessage(p.request, error, text), reserved: p.reserved, tally: .error)
     }
 }
 

@@ -20,10 +20,31 @@ struct NbdServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve a raw image, or another NBD server's export, over NBD with blkdebug rules in front of it.",
         discussion: """
-        Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies, extended headers with 64-bit lengths, base:allocation block status); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1); SIGINT/SIGTERM stop the server.
+        Fixed-newstyle NBD (NBD_OPT_GO/INFO/EXPORT_NAME/LIST/ABORT, structured replies, extended headers with 64-bit lengths, base:allocation block status); READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, BLOCK_STATUS, DISC. Flushes and FUA writes fsync the image. Injected errnos the NBD wire cannot carry are sent as EIO (EDQUOT/EFBIG as ENOSPC). Send SIGHUP to re-read the rules (the state machine restarts at state 1; rules added with kvmscope nbd control add are kept); SIGINT/SIGTERM stop the server.
 
         The format is probed as qemu-nbd probes it when -f is not given; images that are not raw are refused (serve them with qemu-nbd -f FORMAT), -f raw serves any file's bytes. QEMU's image locks are taken: an image a running guest or qemu-io writes is not served, and while kvmscope serves it they cannot open it for writing; --read-only -U serves it anyway.
 
+        Rules (--rules FILE; kvmscope blkdebug check --for-kvmscope FILE checks one, docs/faults.md has every key): QEMU's blkdebug sections [inject-error] and [set-state] (with kvmscope's keys probability, delay, after, up, down), and kvmscope's own sections, which QEMU's blkdebug refuses: [error-rate] (errors at a seeded rate, while a file exists: nbdkit's error filter), [delay] (per operation: nbdkit's delay filter), [rate] (bandwidth, overall and per connection: nbdkit's rate filter), [stall] (a reply held until a file is gone or a timeout), [bad-blocks] (unreadable sectors until written: dm-dust, null_blk), [bit-flips] (nbdkit's evil filter), [flakey] (up and down intervals: dm-flakey). kvmscope nbd control changes them while the server runs.
+          $ cat slow-writes.cfg
+          [delay]
+          read = "20ms"
+
+          [error-rate]
+          write-rate = "50%"
+          errno = "ENOSPC"
+          seed = "7"
+          $ kvmscope nbd serve disk.img -f raw --rules slow-writes.cfg
+          kvmscope: serving disk.img (64 MiB) with 2 rules from slow-writes.cfg
+          nbd://127.0.0.1:10809
+          kvmscope: client 127.0.0.1:41444 connected
+          kvmscope: slow-writes.cfg:1 (delay) delayed read 0+4096 by 20.000 ms from 127.0.0.1:41444
+          kvmscope: slow-writes.cfg:4 (error-rate) failed write 0+4096 with ENOSPC from 127.0.0.1:41444
+          kvmscope: slow-writes.cfg:4 (error-rate) failed write 4096+4096 with ENOSPC from 127.0.0.1:41444
+          $ qemu-io -f raw nbd://127.0.0.1:10809 -c 'read 0 4k' -c 'write 0 4k' -c 'write 4k 4k'
+          read 4096/4096 bytes at offset 0
+          4 KiB, 1 ops; 00.02 sec (187.169 KiB/sec and 46.7923 ops/sec)
+          write failed: No space left on device
+          write failed: No space left on device
         Examples:
           $ kvmscope nbd serve disk.img --rules write-eio.cfg --log faults.jsonl
           kvmscope: serving disk.img (64 MiB) with 1 rule from write-eio.cfg
@@ -278,6 +299,7 @@ struct NbdServeCommand: ParsableCommand {
         let controlSocket = try control.map { path in try NBDControlSocket(path: path) { servedRules.handle($0) } }
         let server = NBDServer(exports: exports, listen: addresses, observer: observer, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                limits: limits, ioThreads: ioThreads, tls: tlsCredentials)
+        servedRules.onChange = { server.rulesChanged() }
         let uris = try server.start()
         let ruleText = config.map { c -> String in
             let n = c.injectErrors.count + c.setStates.count + c.kvmscope.count
@@ -382,6 +404,9 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         } else {
             line += " without choosing an export"
         }
+        if s.unsentReplies > 0 {
+            line += "; \(plural(s.unsentReplies, "reply", "replies")) not sent (held back or being written when the connection closed)"
+        }
         if let why = s.closedBecause { line += "; closed by the server: \(why)" }
         if let cut = s.truncated { line += "; \(cut)" }
         CLIOutput.error(line)
@@ -400,6 +425,12 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         CLIOutput.warning("client \(client): \(message); connection closed")
     }
 
+    /// Every wait in one format, milliseconds to the microsecond ("20.000 ms", "3.906 ms"): a
+    /// Double's own description gave "20.0", "3.90625" and "1e+12" for the same kind of number.
+    static func milliseconds(_ nanoseconds: UInt64) -> String {
+        String(format: "%.3f ms", Double(nanoseconds) / 1e6)
+    }
+
     func faultInjected(_ fault: InjectedFault, client: String, command: String, wireError: NBD.WireError?) {
         lock.lock(); faultCount += 1; lock.unlock()
         writer?.write(FaultLogRecord(fault: fault, client: client, command: command, nbdError: wireError?.name))
@@ -409,7 +440,7 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         switch fault.effect {
         case .error, .delay:
             what = fault.errno == 0
-                ? "delayed \(command) \(fault.offset)+\(fault.length) by \(Double(fault.delayNanoseconds) / 1e6) ms"
+                ? "delayed \(command) \(fault.offset)+\(fault.length) by \(Self.milliseconds(fault.delayNanoseconds))"
                 : "failed \(command) \(fault.offset)+\(fault.length) with \(ErrnoTable.standard.entry(number: Int64(fault.errno))?.name ?? "errno \(fault.errno)")"
         case .stall: what = "stalled the reply to \(command) \(fault.offset)+\(fault.length)"
         case .dropWrite: what = "dropped \(command) \(fault.offset)+\(fault.length) (acknowledged, not written)"

@@ -8,15 +8,15 @@ struct NbdControlCommand: ParsableCommand {
         commandName: "control",
         abstract: "List or change the rules of a running nbd serve (its --control socket), without signals.",
         discussion: """
-        Commands: list (the rules in force, where each starts, [inject-error] hits, the state); load FILE (FILE's rules replace them); add FILE (appended after them); remove FILE:LINE (the rule whose section starts there, as list prints it); clear (no rules); reload (re-read the last file, as SIGHUP does). Every change restarts the rules' state machine at state 1, as SIGHUP does; clients stay connected. FILE is read by the server, so give a path it can open.
+        Commands: list (the rules in force, where each starts, [inject-error] hits, the state); load FILE (FILE's rules replace them); add FILE (appended after them); remove #N, ID or FILE:LINE (the rule list numbers N, the section [name "ID"], or the rule whose section starts at FILE:LINE; a number is always list's number); clear (no rules); reload (re-read the last file, as SIGHUP does, and keep the rules added since: the reply names them; load FILE replaces everything). Every change restarts the rules' state machine at state 1, as SIGHUP does; clients stay connected. FILE is read by the server, so give a path it can open.
 
         Examples:
           $ kvmscope nbd serve disk.img --rules write-eio.cfg --control /run/kvmscope-nbd.ctl
           $ kvmscope nbd control /run/kvmscope-nbd.ctl list
-          write-eio.cfg:1 [inject-error] event=none iotype=write sector=2048 errno=5 (hits 1)
+          #1 write-eio.cfg:1 [inject-error] event=none iotype=write sector=2048 errno=5 (hits 1)
           state 1; 1 rule (last file: write-eio.cfg)
           ok
-          $ kvmscope nbd control /run/kvmscope-nbd.ctl remove write-eio.cfg:1
+          $ kvmscope nbd control /run/kvmscope-nbd.ctl remove 1
           removed write-eio.cfg:1: 0 rules in force, state machine back to state 1
           ok
         Exit status: 0 done, 1 the server refused the command (or cannot be reached), 2 usage error.
@@ -26,11 +26,11 @@ struct NbdControlCommand: ParsableCommand {
     @Argument(help: "The server's --control socket.")
     var socket: String
 
-    @Argument(parsing: .captureForPassthrough, help: "list | load FILE | add FILE | remove FILE:LINE | clear | reload")
+    @Argument(parsing: .captureForPassthrough, help: "list | load FILE | add FILE | remove #N|ID|FILE:LINE | clear | reload")
     var command: [String] = []
 
     func validate() throws {
-        guard !command.isEmpty else { throw ValidationError("give a command: list, load FILE, add FILE, remove FILE:LINE, clear or reload") }
+        guard !command.isEmpty else { throw ValidationError("give a command: list, load FILE, add FILE, remove #N|ID|FILE:LINE, clear or reload") }
     }
 
     func run() throws {

@@ -5,7 +5,8 @@ import KVMScopeNBD
 /// The rules `nbd serve` applies, one set per export (each checked against its image's size),
 /// changed by SIGHUP (re-read the file) and by the control socket (list, load, add, remove,
 /// clear, reload). Every change is a fresh engine per export, as SIGHUP always was: the state
-/// machine restarts at state 1 and `once` rules are armed again.
+/// machine restarts at state 1 and `once` rules are armed again. A re-read of the file (reload,
+/// SIGHUP) keeps the rules `add` added since.
 final class NbdServedRules: @unchecked Sendable {
     struct Served { let backend: FaultInjectingBackend; let size: Int64; var rules: BlkdebugConfig? }
 
@@ -14,6 +15,9 @@ final class NbdServedRules: @unchecked Sendable {
     private var file: String?
     private let seed: UInt64
     private let observer: ServeObserver
+    /// Called after every change (the server tells its connections: replies held back by rules
+    /// that are gone go out). Set once, before the control socket and SIGHUP are handled.
+    var onChange: (@Sendable () -> Void)?
 
     init(served: [Served], file: String?, seed: UInt64, observer: ServeObserver) {
         self.served = served
@@ -32,13 +36,13 @@ final class NbdServedRules: @unchecked Sendable {
         case "list" where argument.isEmpty: return list()
         case "reload" where argument.isEmpty:
             guard let file = currentFile() else { return (["error: no rules file to re-read (the server started without --rules; use load FILE)"], false) }
-            return replace(from: file, adding: false)
+            return reload(file, logPrefix: "control: ")
         case "load" where !argument.isEmpty: return replace(from: argument, adding: false)
         case "add" where !argument.isEmpty: return replace(from: argument, adding: true)
         case "remove" where !argument.isEmpty: return remove(argument)
         case "clear" where argument.isEmpty: return apply({ _, _ in nil }, what: "cleared")
         default:
-            return (["error: commands: list | load FILE | add FILE | remove FILE:LINE | clear | reload"], false)
+            return (["error: commands: list | load FILE | add FILE | remove #N|ID|FILE:LINE | clear | reload"], false)
         }
     }
 
@@ -52,8 +56,9 @@ final class NbdServedRules: @unchecked Sendable {
         guard let first = served.first else { return ([], true) }
         let rules = first.rules ?? BlkdebugConfig()
         let hits = first.backend.ruleHits()
+        // Numbered as `remove N` takes them.
         var lines = rules.ruleLines().enumerated().map { i, line in
-            i < rules.injectErrors.count && i < hits.count ? line + " (hits \(hits[i]))" : line
+            "#\(i + 1) " + (i < rules.injectErrors.count && i < hits.count ? line + " (hits \(hits[i]))" : line)
         }
         if lines.isEmpty { lines = ["no rules"] }
         lines.append("state \(first.backend.currentState); \(rules.ruleCount) rule\(rules.ruleCount == 1 ? "" : "s")"
@@ -62,31 +67,80 @@ final class NbdServedRules: @unchecked Sendable {
     }
 
     /// `load FILE` (the file's rules replace the current ones) and `add FILE` (appended).
-    private func replace(from path: String, adding: Bool, logPrefix: String = "control: ") -> Reply {
+    private func replace(from path: String, adding: Bool) -> Reply {
+        let loaded: Loaded
+        switch load(path) {
+        case let .success(l): loaded = l
+        case let .failure(refused): return refused.reply
+        }
+        let reply = apply({ i, current in adding ? (current ?? BlkdebugConfig()).adding(loaded.rules[i]) : loaded.rules[i] },
+                          what: adding ? "added \(path)" : "loaded \(path)")
+        if !adding { lock.lock(); file = path; lock.unlock() }
+        return (loaded.problems + reply.lines, reply.ok)
+    }
+
+    /// `reload` and SIGHUP: the last file read again, with the rules added since (`add`: every
+    /// rule whose section is in another file) kept after its own, so that a re-read of the file
+    /// does not lose an operator's live additions; the reply names them. `load FILE` replaces
+    /// everything, `remove` and `clear` drop added rules for good.
+    private func reload(_ path: String, logPrefix: String) -> Reply {
+        let loaded: Loaded
+        switch load(path) {
+        case let .success(l): loaded = l
+        case let .failure(refused): return refused.reply
+        }
+        let added = snapshot().first.map { ($0.rules ?? BlkdebugConfig()).keeping { $0.file != path }.ruleEntries() } ?? []
+        let fromFile = loaded.rules.first?.ruleCount ?? 0
+        let kept = added.isEmpty ? "kept no added rules"
+            : "kept \(added.count) added rule\(added.count == 1 ? "" : "s") (\(added.map { "\($0.location)" }.joined(separator: ", ")))"
+        let reply = apply({ i, current in loaded.rules[i].adding((current ?? BlkdebugConfig()).keeping { $0.file != path }) },
+                          what: "reloaded \(path) (\(fromFile) rule\(fromFile == 1 ? "" : "s")); \(kept)", logPrefix: logPrefix)
+        return (loaded.problems + reply.lines, reply.ok)
+    }
+
+    private struct Loaded { var rules: [BlkdebugConfig]; var problems: [String] }
+    private struct Refused: Error { var reply: Reply }
+
+    /// FILE's rules for every export (each checked against its size), or the reply refusing it.
+    private func load(_ path: String) -> Result<Loaded, Refused> {
         var problems: [String] = []
         var loaded: [BlkdebugConfig] = []
         for s in snapshot() {
             do {
                 loaded.append(try RulesLoading.load(path, imageSize: s.size, report: { problems.append($0.trimmingCharacters(in: .newlines)) }))
             } catch {
-                return (Array(Set(problems)).sorted() + ["error: \(error); the rules in force stay"], false)
+                return .failure(Refused(reply: (Array(Set(problems)).sorted() + ["error: \(error); the rules in force stay"], false)))
             }
         }
         if let first = loaded.first { observer.warnUnmappable(first) }
-        let reply = apply({ i, current in adding ? (current ?? BlkdebugConfig()).adding(loaded[i]) : loaded[i] },
-                          what: adding ? "added \(path)" : logPrefix == "control: " ? "loaded \(path)" : "re-read \(path)",
-                          logPrefix: logPrefix)
-        if !adding { lock.lock(); file = path; lock.unlock() }
-        return (Array(Set(problems)).sorted() + reply.lines, reply.ok)
+        return .success(Loaded(rules: loaded, problems: Array(Set(problems)).sorted()))
     }
 
+    /// `remove #N` or `remove N` (the number `list` prints), `remove ID` (a section's
+    /// `[name "ID"]`), or `remove FILE:LINE` (where its section starts, as `list` prints it).
     private func remove(_ argument: String) -> Reply {
-        guard let colon = argument.lastIndex(of: ":"), let line = Int(argument[argument.index(after: colon)...]), line > 0 else {
-            return (["error: remove takes FILE:LINE, where a rule's section starts (as list prints it)"], false)
-        }
-        let location = RuleLocation(file: String(argument[..<colon]), line: line)
-        guard let first = snapshot().first, (first.rules?.removing(at: location).removed ?? 0) > 0 else {
-            return (["error: no rule starts at \(location) (list shows where each does)"], false)
+        let usage = "error: remove takes #N (the number list prints), a rule's id, or FILE:LINE (where its section starts)"
+        guard let entries = snapshot().first.map({ ($0.rules ?? BlkdebugConfig()).ruleEntries() }) else { return ([usage], false) }
+        let location: RuleLocation
+        let digits = argument.hasPrefix("#") ? String(argument.dropFirst()) : argument
+        if !digits.isEmpty, digits.allSatisfy(\.isASCII), let n = Int(digits) {
+            guard n >= 1 && n <= entries.count else {
+                return (["error: no rule #\(n): \(entries.count) rule\(entries.count == 1 ? "" : "s") in force (list numbers them)"], false)
+            }
+            location = entries[n - 1].location
+        } else if case let named = entries.filter({ $0.id == argument }), !named.isEmpty {
+            guard Set(named.map(\.location)).count == 1 else {
+                return (["error: \(named.count) rules have the id '\(argument)' (\(named.map { "\($0.location)" }.joined(separator: ", "))); remove one by its number or FILE:LINE"], false)
+            }
+            location = named[0].location
+        } else {
+            guard let colon = argument.lastIndex(of: ":"), let line = Int(argument[argument.index(after: colon)...]), line > 0 else {
+                return (["error: no rule has the id '\(argument)'", usage], false)
+            }
+            location = RuleLocation(file: String(argument[..<colon]), line: line)
+            guard entries.contains(where: { $0.location == location }) else {
+                return (["error: no rule starts at \(location) (list shows where each does)"], false)
+            }
         }
         return apply({ _, current in current?.removing(at: location).config }, what: "removed \(location)")
     }
@@ -105,6 +159,7 @@ final class NbdServedRules: @unchecked Sendable {
         }
         let n = served.first?.rules?.ruleCount ?? 0
         lock.unlock()
+        onChange?()
         let line = "\(what): \(n) rule\(n == 1 ? "" : "s") in force, state machine back to state 1"
         CLIOutput.error(logPrefix + line)
         return ([line], true)
@@ -116,7 +171,7 @@ final class NbdServedRules: @unchecked Sendable {
             CLIOutput.warning("SIGHUP: no --rules file to re-read")
             return
         }
-        let reply = replace(from: file, adding: false, logPrefix: "SIGHUP: ")
+        let reply = reload(file, logPrefix: "SIGHUP: ")
         if !reply.ok { CLIOutput.error("SIGHUP: " + (reply.lines.last ?? "failed")) }
     }
 }

@@ -87,7 +87,7 @@ import KVMScope
         p.waitUntilExit()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(stderr.contains("has no NBD error value; clients get ENOSPC"))
-        #expect(stderr.contains("SIGHUP: re-read \(rules): 1 rule in force, state machine back to state 1"))
+        #expect(stderr.contains("SIGHUP: reloaded \(rules) (1 rule); kept no added rules: 1 rule in force, state machine back to state 1"))
         #expect(stderr.contains("stopped; 2 faults injected"))
         #expect(p.terminationStatus == 0)
     }

@@ -69,6 +69,25 @@ import KVMScope
         #expect(codes == ["warning:drop-writes", "note:kvmscope-section"])
         #expect(((obj["diagnostics"] as? [[String: Any]])?.first?["message"] as? String)?.contains("for 2 s of every 12 s writes are acknowledged and thrown away") == true)
     }
+
+    /// `nbd serve --help` names every rule section a rules file may hold, and its example file is
+    /// one that `blkdebug check --for-kvmscope` accepts.
+    @Test func serveHelpNamesEverySectionWithAnExampleThatChecks() throws {
+        let help = try CLIRunner.run(["nbd", "serve", "--help"], environment: ["COLUMNS": "100"])
+        #expect(help.status == 0)
+        for name in ["inject-error", "set-state"] + KvmscopeFaultSections.names {
+            #expect(help.stdout.contains("[\(name)]"), "nbd serve --help does not name [\(name)]")
+        }
+        let lines = help.stdout.components(separatedBy: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let cat = lines.firstIndex(where: { $0.hasPrefix("$ cat ") && $0.hasSuffix(".cfg") }) else {
+            Issue.record("nbd serve --help shows no rules file (\"$ cat FILE.cfg\")")
+            return
+        }
+        let body = lines[(cat + 1)...].prefix { !$0.hasPrefix("$ ") }.joined(separator: "\n") + "\n"
+        let dir = TempDir()
+        let check = try CLIRunner.run(["blkdebug", "check", "--for-kvmscope", dir.file("example.cfg", body)])
+        #expect(check.status == 0 && check.stdout.contains(": 0 errors, 0 warnings"), "\(body)\n\(check.stdout)")
+    }
 }
 
 @Suite struct FaultSectionsIoCLITests {
@@ -243,7 +262,7 @@ import KVMScope
         p.waitUntilExit()
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(stderr.contains("\(rules):5 (bit-flips) flipped "))
-        #expect(stderr.contains("SIGHUP: re-read \(rules): 1 rule in force"))
+        #expect(stderr.contains("SIGHUP: reloaded \(rules) (1 rule); kept no added rules: 1 rule in force"))
     }
 
     /// A stalled reply holds only its own request: another client on the same event loop is

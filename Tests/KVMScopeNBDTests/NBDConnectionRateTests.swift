@@ -31,7 +31,7 @@ import KVMScopeTestSupport
     @Test func eachConnectionGetsItsOwnPipe() throws {
         // 8M = 8 Mi bits/s: 1 MiB takes exactly 1 s through an idle pipe, on each connection.
         guard let s = try twoClientsAtOnce("connection-rate = \"8M\"") else { return }
-        #expect(Self.delays(s) == ["1000.0 ms", "1000.0 ms"], "\(s.stderr)")
+        #expect(Self.delays(s) == ["1000.000 ms", "1000.000 ms"], "\(s.stderr)")
     }
 
     @Test func theOverallRateIsShared() throws {

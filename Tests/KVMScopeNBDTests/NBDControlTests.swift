@@ -30,7 +30,7 @@ import KVMScopeCore
         #expect(stat(socket, &st) == 0 && st.st_mode & 0o077 == 0)
         #expect(try io(["write 1M 4k"]) == ["write failed: Input/output error"])
         let list = try Self.control(socket, ["list"])
-        #expect(list.status == 0 && list.stdout == "\(rules):1 [inject-error] event=none iotype=write sector=2048 errno=5 (hits 1)\nstate 1; 1 rule (last file: \(rules))\nok\n", "\(list.stdout)")
+        #expect(list.status == 0 && list.stdout == "#1 \(rules):1 [inject-error] event=none iotype=write sector=2048 errno=5 (hits 1)\nstate 1; 1 rule (last file: \(rules))\nok\n", "\(list.stdout)")
         let add = try Self.control(socket, ["add", more])
         #expect(add.status == 0 && add.stdout.hasPrefix("added \(more): 2 rules in force"), "\(add.stdout)")
         #expect(try io(["read 0 4k", "write 1M 4k"]) == ["read failed: No space left on device", "write failed: Input/output error"])
@@ -40,7 +40,7 @@ import KVMScopeCore
         #expect(try Self.control(socket, ["clear"]).status == 0)
         #expect(try io(["read 0 4k"]) == ["read 4096/4096 bytes at offset 0"])
         let reload = try Self.control(socket, ["reload"])      // the last file loaded: --rules
-        #expect(reload.status == 0 && reload.stdout.hasPrefix("loaded \(rules): 1 rule in force"), "\(reload.stdout)")
+        #expect(reload.status == 0 && reload.stdout.hasPrefix("reloaded \(rules) (1 rule); kept no added rules: 1 rule in force"), "\(reload.stdout)")
         #expect(try io(["write 1M 4k"]) == ["write failed: Input/output error"])
 
         // Refused, and nothing changes.
@@ -56,6 +56,65 @@ import KVMScopeCore
         #expect(s.stop() != nil)
         #expect(!FileManager.default.fileExists(atPath: socket))       // removed at exit
         #expect(s.stderrLines(containing: "control: removed \(rules):1").count == 1, "\(s.stderr)")
+    }
+
+    /// `remove` takes what `list` shows: the number in front of each rule, the id of a
+    /// `[section "id"]`, or FILE:LINE.
+    @Test func removeTakesTheNumberOrTheIdThatListShows() throws {
+        let dir = TempDir()
+        let rules = dir.file("r.cfg", "[inject-error \"eio\"]\nevent = \"none\"\niotype = \"write\"\nerrno = \"5\"\n\n[delay \"slow\"]\nread = \"1ms\"\n\n[rate]\nrate = \"1G\"\n")
+        let socket = dir.path + "/ctl.sock"
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--rules", rules, "--control", socket])
+        let list = try Self.control(socket, ["list"])
+        #expect(list.status == 0 && list.stdout == """
+            #1 \(rules):1 [inject-error "eio"] event=none iotype=write errno=5 (hits 0)
+            #2 \(rules):6 [delay "slow"]
+            #3 \(rules):9 [rate]
+            state 1; 3 rules (last file: \(rules))
+            ok
+
+            """, "\(list.stdout)")
+        let byNumber = try Self.control(socket, ["remove", "#3"])
+        #expect(byNumber.status == 0 && byNumber.stdout.hasPrefix("removed \(rules):9: 2 rules in force"), "\(byNumber.stdout)")
+        let byID = try Self.control(socket, ["remove", "slow"])
+        #expect(byID.status == 0 && byID.stdout.hasPrefix("removed \(rules):6: 1 rule in force"), "\(byID.stdout)")
+        let bare = try Self.control(socket, ["remove", "1"])
+        #expect(bare.status == 0 && bare.stdout.hasPrefix("removed \(rules):1: 0 rules in force"), "\(bare.stdout)")
+        let gone = try Self.control(socket, ["remove", "1"])
+        #expect(gone.status == 1 && gone.stdout.hasPrefix("error: no rule #1: 0 rules in force"), "\(gone.stdout)")
+        let unknown = try Self.control(socket, ["remove", "fast"])
+        #expect(unknown.status == 1 && unknown.stdout.hasPrefix("error: no rule has the id 'fast'"), "\(unknown.stdout)")
+        #expect(s.stop() != nil)
+    }
+
+    /// `reload` (and SIGHUP) re-read the file and keep what `add` added since, and say so;
+    /// `load` replaces everything.
+    @Test func reloadKeepsTheRulesAddedSince() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let rules = dir.file("write-eio.cfg", Self.writeEIO)
+        let more = dir.file("read-enospc.cfg", Self.readENOSPC)
+        let socket = dir.path + "/ctl.sock"
+        let s = try NBDServerProcess(size: 4 << 20, arguments: ["-f", "raw", "--rules", rules, "--control", socket])
+        func io(_ cmds: [String]) throws -> [Substring] {
+            let r = try runProcess(qemuIO, ["-f", "raw", s.uri] + cmds.flatMap { ["-c", $0] })
+            return r.stdout.split(separator: "\n").filter { !$0.contains("ops/sec") }
+        }
+        let both: [Substring] = ["read failed: No space left on device", "write failed: Input/output error"]
+        #expect(try Self.control(socket, ["add", more]).status == 0)
+        let reload = try Self.control(socket, ["reload"])
+        #expect(reload.status == 0 && reload.stdout == "reloaded \(rules) (1 rule); kept 1 added rule (\(more):1): 2 rules in force, state machine back to state 1\nok\n",
+                "\(reload.stdout)")
+        #expect(try io(["read 0 4k", "write 1M 4k"]) == both)
+        kill(s.pid, SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        while s.stderrLines(containing: "SIGHUP: reloaded").isEmpty && Date() < deadline { usleep(20_000) }
+        #expect(s.stderrLines(containing: "SIGHUP: reloaded \(rules) (1 rule); kept 1 added rule (\(more):1): 2 rules in force").count == 1, "\(s.stderr)")
+        #expect(try io(["read 0 4k", "write 1M 4k"]) == both)
+        let load = try Self.control(socket, ["load", rules])
+        #expect(load.status == 0 && load.stdout.hasPrefix("loaded \(rules): 1 rule in force"), "\(load.stdout)")
+        #expect(try io(["read 0 4k"]) == ["read 4096/4096 bytes at offset 0"])
+        #expect(s.stop() != nil)
     }
 
     @Test func theControlPathIsCheckedBeforeServing() throws {

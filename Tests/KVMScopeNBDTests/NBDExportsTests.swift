@@ -40,6 +40,26 @@ import KVMScopeCore
         #expect(s.stderrLines(containing: "export 'second': \(second) (8 MiB)").count == 1)
     }
 
+    /// uri.md "NBD URI export name": the printed URIs carry --export-name (percent-encoded), so
+    /// a client given one of them opens the export the server was told to serve.
+    @Test func theStartupURIsNameTheExport() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let socket = dir.path + "/nbd.sock"
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--export-name", "my disk", "--socket", socket])
+        #expect(s.uris == ["nbd://127.0.0.1:\(s.port)/my%20disk", "nbd+unix:///my%20disk?socket=\(socket)"], "\(s.uris)")
+        for uri in s.uris {
+            let r = try runProcess(qemuIO, ["-f", "raw", uri, "-c", "length"])
+            #expect(r.status == 0 && r.stdout == "1 MiB\n", "\(uri): \(r.stdout)\(r.stderr)")
+        }
+        #expect(s.stop() != nil)
+        let unnamed = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--socket", dir.path + "/plain.sock"])
+        #expect(unnamed.uris == ["nbd://127.0.0.1:\(unnamed.port)", "nbd+unix:///?socket=\(dir.path)/plain.sock"], "\(unnamed.uris)")
+        let r = try runProcess(qemuIO, ["-f", "raw", unnamed.uri, "-c", "length"])
+        #expect(r.stdout == "1 MiB\n", "\(r.stdout)\(r.stderr)")
+        #expect(unnamed.stop() != nil)
+    }
+
     @Test func anImageServedTwiceOrABadExportIsRefused() throws {
         let dir = TempDir()
         let img = dir.image("a.img", size: 1 << 20)

@@ -12,6 +12,10 @@ final class NBDServerProcess {
     let image: String
     let process = Process()
     let port: Int
+    /// The first URI the server printed on stdout.
+    let uri: String
+    /// Every URI it printed at start-up (TCP, then the UNIX socket), as read with the first.
+    let uris: [String]
     private let stderrPath: String
     private var stopped = false
 
@@ -47,11 +51,15 @@ final class NBDServerProcess {
             line.append(chunk)
         }
         let uri = String(decoding: line, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
-        guard let p = uri.split(separator: ":").last.flatMap({ Int($0) }), uri.hasPrefix("nbd://") || uri.hasPrefix("nbds://") else {
+        // nbd://HOST:PORT, then /EXPORT when the default export has a name.
+        let authority = uri.split(separator: "/", omittingEmptySubsequences: false).dropFirst(2).first ?? ""
+        guard let p = authority.split(separator: ":").last.flatMap({ Int($0) }), uri.hasPrefix("nbd://") || uri.hasPrefix("nbds://") else {
             process.terminate()
             throw KVMScopeError.cannotOpen(path: "nbd server", reason: "server did not start: '\(uri)' \(String(decoding: FileManager.default.contents(atPath: stderrPath) ?? Data(), as: UTF8.self))")
         }
         port = p
+        self.uri = uri
+        uris = String(decoding: line, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
     deinit { if !stopped { _ = stop() } }

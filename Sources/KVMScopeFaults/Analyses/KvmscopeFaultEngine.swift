@@ -160,7 +160,9 @@ public final class KvmscopeFaultEngine {
                 let ns = wait >= 1e9 ? UInt64(1e18) : UInt64((wait * 1e9).rounded())
                 guard ns > 0 else { continue }
                 d.delayNanoseconds = d.delayNanoseconds.addingReportingOverflow(ns).overflow ? UInt64.max : d.delayNanoseconds + ns
-                d.faults.append(fault(.rate, .delay, r.location, r.id, op, requestOffset, length, errno: d.errno, delay: ns))
+                var f = fault(.rate, .delay, r.location, r.id, op, requestOffset, length, errno: d.errno, delay: ns)
+                f.bitsPerSecond = r.bitsPerSecond
+                d.faults.append(f)
             }
         }
 

@@ -40,6 +40,9 @@ public struct InjectedFault: Sendable {
     /// pipe of this many bits per second, which the connection applies (`ConnectionRatePipes`)
     /// before it waits or logs; 0 for every other fault.
     public var connectionBitsPerSecond: UInt64 = 0
+    /// A [rate] section's overall `rate`, that the wait was measured at (0 for other faults): a
+    /// change of rules lets the wait go unless the section still has that rate.
+    public var bitsPerSecond: UInt64 = 0
 }
 
 /// The section a fault came from.
@@ -107,6 +110,17 @@ public protocol BlockBackend: AnyObject, Sendable {
     func blockStatus(offset: Int64, length: Int64) -> BlockStatusResult
     /// qemu-io's `truncate`: nil when done, else QEMU's message for why not.
     func resize(to size: Int64, preallocation: Preallocation) -> String?
+    /// For a reply still held back when the rules changed: how much of `fault`'s wait the rules
+    /// in force now ask for (default: all of it).
+    func owedDelay(_ fault: InjectedFault) -> UInt64
+    /// For a reply held by a [stall] when the rules changed: whether the rules in force still
+    /// have that section (default: yes).
+    func holdsStall(_ stall: FaultStall) -> Bool
+}
+
+extension BlockBackend {
+    public func owedDelay(_ fault: InjectedFault) -> UInt64 { fault.delayNanoseconds }
+    public func holdsStall(_ stall: FaultStall) -> Bool { true }
 }
 
 /// One run of a disk's allocation map. The flags are NBD's `base:allocation` bits: a hole has

@@ -15,6 +15,21 @@ public struct ConnectionRatePipes: Sendable {
 
     public init() {}
 
+    /// The wait `faults` add up to, each counted as `owed` says (a held reply's faults after a
+    /// change of rules): the overall [rate] pipes and the connection's own overlap (the slower
+    /// one counts, as in `apply`), everything else adds up.
+    public static func delay(of faults: [InjectedFault], owed: (InjectedFault) -> UInt64) -> UInt64 {
+        var others: UInt64 = 0, overall: UInt64 = 0, own: UInt64 = 0
+        func add(_ a: UInt64, _ b: UInt64) -> UInt64 { let (sum, overflow) = a.addingReportingOverflow(b); return overflow ? .max : sum }
+        for f in faults {
+            let d = owed(f)
+            if f.kind == .rate && f.connectionBitsPerSecond > 0 { own = max(own, d) }
+            else if f.kind == .rate { overall = add(overall, d) }
+            else { others = add(others, d) }
+        }
+        return add(others, max(overall, own))
+    }
+
     public mutating func apply(_ c: BlockCompletion, now: Double) -> BlockCompletion {
         guard c.faults.contains(where: { $0.connectionBitsPerSecond > 0 }) else { return c }
         var out = c

@@ -25,6 +25,8 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     private var engine: FaultRuleEngine?
     /// kvmscope's own sections ([error-rate], [bad-blocks], ...), applied after blkdebug's rules.
     private var extra: KvmscopeFaultEngine?
+    /// The rules in force (nil: none), for what a reply held back before a change still owes.
+    private var rules: BlkdebugConfig?
     private let lock = NSLock()
     /// QEMU's write_gen / flushed_gen: a flush only reaches the disk if something was written since.
     private var writeGeneration: UInt64 = 0
@@ -52,6 +54,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         self.image = image
         self.writethrough = writethrough
         self.formatNodeAbove = formatNodeAbove
+        self.rules = rules
         if let rules, !rules.isEmpty { engine = FaultRuleEngine(config: rules, seed: seed, clock: clock) }
         if let rules, !rules.kvmscope.isEmpty { extra = KvmscopeFaultEngine(sections: rules.kvmscope, clock: clock) }
     }
@@ -72,7 +75,41 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     public func replaceRules(_ rules: BlkdebugConfig?, seed: UInt64 = 1) {
         let fresh = (rules?.isEmpty ?? true) ? nil : FaultRuleEngine(config: rules!, seed: seed)
         let freshExtra = (rules?.kvmscope.isEmpty ?? true) ? nil : KvmscopeFaultEngine(sections: rules!.kvmscope)
-        lock.lock(); engine = fresh; extra = freshExtra; lock.unlock()
+        lock.lock(); engine = fresh; extra = freshExtra; self.rules = rules; lock.unlock()
+    }
+
+    /// A reply held back when the rules changed waits only for what the rules now in force ask
+    /// of it: nothing for a rule that is gone (a removed [rate] or [delay] lets its waiters go),
+    /// at most what the [delay] or `delay =` at the same place asks for now (a shorter delay
+    /// shortens the waits already running; a longer one applies to new requests only), all of
+    /// it for a [rate] with the same speed (another speed: the wait ends, new requests use the
+    /// new pipe).
+    public func owedDelay(_ fault: InjectedFault) -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        guard fault.delayNanoseconds > 0, let rules else { return 0 }
+        let at = fault.rule.location
+        switch fault.kind {
+        case .injectError:
+            guard let r = rules.injectErrors.first(where: { $0.location == at }) else { return 0 }
+            return min(fault.delayNanoseconds, r.extensions.delayNanoseconds ?? 0)
+        case .delay:
+            guard let kind = FaultOperationKind(fault.operation),
+                  let s = rules.kvmscope.delays.first(where: { $0.location == at }) else { return 0 }
+            return min(fault.delayNanoseconds, s.delays[kind.rawValue])
+        case .rate:
+            guard let s = rules.kvmscope.rates.first(where: { $0.location == at }) else { return 0 }
+            let same = fault.connectionBitsPerSecond > 0 ? s.connectionBitsPerSecond == fault.connectionBitsPerSecond
+                : s.bitsPerSecond == fault.bitsPerSecond
+            return same ? fault.delayNanoseconds : 0
+        default:
+            return fault.delayNanoseconds
+        }
+    }
+
+    /// A reply held by a [stall] whose section a change removed is let go.
+    public func holdsStall(_ stall: FaultStall) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return rules?.kvmscope.stalls.contains { $0.location == stall.location } ?? false
     }
 
     /// The engine's hit counters (copy), for reports.

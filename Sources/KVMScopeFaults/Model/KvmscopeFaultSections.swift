@@ -27,11 +27,18 @@ public struct KvmscopeFaultSections: Hashable, Sendable, Codable {
 
     /// Every section's name and where it starts, in file order.
     public var locations: [(section: String, location: RuleLocation)] {
-        (errorRates.map { ("error-rate", $0.location) } + delays.map { ("delay", $0.location) }
-            + stalls.map { ("stall", $0.location) } + badBlocks.map { ("bad-blocks", $0.location) }
-            + bitFlips.map { ("bit-flips", $0.location) } + flakeys.map { ("flakey", $0.location) }
-            + rates.map { ("rate", $0.location) })
-            .sorted { $0.1.line < $1.1.line }
+        entries.map { ($0.section, $0.location) }
+    }
+
+    /// Every section's name, where it starts and its `[name "id"]` id, in file order (by line;
+    /// sections of the same line, from files added later, in the order they were added).
+    public var entries: [(section: String, location: RuleLocation, id: String?)] {
+        let all: [(section: String, location: RuleLocation, id: String?)] =
+            errorRates.map { ("error-rate", $0.location, $0.id) } + delays.map { ("delay", $0.location, $0.id) }
+            + stalls.map { ("stall", $0.location, $0.id) } + badBlocks.map { ("bad-blocks", $0.location, $0.id) }
+            + bitFlips.map { ("bit-flips", $0.location, $0.id) } + flakeys.map { ("flakey", $0.location, $0.id) }
+            + rates.map { ("rate", $0.location, $0.id) }
+        return all.enumerated().sorted { ($0.element.location.line, $0.offset) < ($1.element.location.line, $1.offset) }.map(\.element)
     }
 }
 
