@@ -301,18 +301,8 @@ struct NbdServeCommand: ParsableCommand {
                                limits: limits, ioThreads: ioThreads, tls: tlsCredentials)
         servedRules.onChange = { server.rulesChanged() }
         let uris = try server.start()
-        let ruleText = config.map { c -> String in
-            let n = c.injectErrors.count + c.setStates.count + c.kvmscope.count
-            return " with \(n) rule\(n == 1 ? "" : "s") from \(rules!)"
-        } ?? " without rules"
-        let tlsText = tlsCredentials.map { "; TLS \($0.mode == .require ? "required" : "allowed") (\($0.summary))" } ?? ""
-        CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamDisk.map { " " + Self.describe($0.client.export) } ?? ""))\(ruleText)\(tlsText)")
-        CLIOutput.write(uris.joined(separator: "\n") + "\n")
-        if let controlSocket {
-            controlSocket.start()
-            CLIOutput.error("control socket \(controlSocket.path) (kvmscope nbd control \(controlSocket.path) list)")
-        }
-
+        // The signals are taken before the URIs are printed: a client (or a script) that
+        // starts the server, reads its URI and stops it must find SIGTERM handled.
         let signals = DispatchQueue(label: "kvmscope.signals")
         var sources: [DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM] {
@@ -330,6 +320,18 @@ struct NbdServeCommand: ParsableCommand {
         hup.setEventHandler { servedRules.reloadOnSignal() }
         hup.resume()
         sources.append(hup)
+        let ruleText = config.map { c -> String in
+            let n = c.injectErrors.count + c.setStates.count + c.kvmscope.count
+            return " with \(n) rule\(n == 1 ? "" : "s") from \(rules!)"
+        } ?? " without rules"
+        let tlsText = tlsCredentials.map { "; TLS \($0.mode == .require ? "required" : "allowed") (\($0.summary))" } ?? ""
+        CLIOutput.error("serving \(served) (\(QemuIOFormat.size(Double(file.size)))\(upstreamDisk.map { " " + Self.describe($0.client.export) } ?? ""))\(ruleText)\(tlsText)")
+        CLIOutput.write(uris.joined(separator: "\n") + "\n")
+        if let controlSocket {
+            controlSocket.start()
+            CLIOutput.error("control socket \(controlSocket.path) (kvmscope nbd control \(controlSocket.path) list)")
+        }
+
         server.wait()
         server.shutdown()
         controlSocket?.stop()

@@ -60,6 +60,21 @@ import KVMScopeCore
         #expect(unnamed.stop() != nil)
     }
 
+    /// A script that starts the server, reads its URI and stops it at once finds SIGTERM
+    /// handled: the server stops cleanly (status 0, its last line), every time. The signals
+    /// used to be taken after the URI was printed: a SIGTERM in between killed it (143) or was
+    /// lost, and the server then never stopped.
+    @Test func aSigtermRightAfterTheURIStopsTheServer() throws {
+        for round in 0..<20 {
+            let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw"])
+            let seconds = s.stop(timeout: 5)
+            #expect(seconds != nil, "round \(round): no exit within 5 s of SIGTERM")
+            #expect(s.process.terminationStatus == 0 && s.process.terminationReason == .exit,
+                    "round \(round): status \(s.process.terminationStatus) \(s.stderr)")
+            #expect(s.stderr.contains("stopped; 0 faults injected"), "round \(round): \(s.stderr)")
+        }
+    }
+
     @Test func anImageServedTwiceOrABadExportIsRefused() throws {
         let dir = TempDir()
         let img = dir.image("a.img", size: 1 << 20)
