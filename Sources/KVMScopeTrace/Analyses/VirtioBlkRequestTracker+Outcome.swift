@@ -216,11 +216,7 @@ extension VirtioBlkRequestTracker {
         // awaiting a fill are done, in the order they completed.
         if !fillsSeen {
             fillNotTraced = true
-            let done = requests.filter { $0.value.status != nil }
-            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0, $0.key) < ($1.value.statusNs ?? 0, $1.key) }) {
-                requests.removeValue(forKey: key)
-                finalize(r, at: r.statusNs)
-            }
+            finalizeCompletedAwaitingFill()
         }
         // Whether the trace can show a request's end at all: a request with no end is only in
         // flight (or leaked) when the events that would have ended it were in the trace.
@@ -229,7 +225,7 @@ extension VirtioBlkRequestTracker {
         var inFlight: [VirtioBlkInFlightRequest] = []
         var inFlightTotal = 0, leaked = 0
         var perDeviceInFlight: [String: Int] = [:]
-        let open = requests.values.sorted { ($0.popNs ?? $0.firstSeenNs ?? 0, $0.elem) < ($1.popNs ?? $1.firstSeenNs ?? 0, $1.elem) }
+        let open = requests.states.sorted { ($0.popNs ?? $0.firstSeenNs ?? 0, $0.elem) < ($1.popNs ?? $1.firstSeenNs ?? 0, $1.elem) }
         for r in open where r.isBlock || blockQueues.contains(r.vq) {
             guard completionTraced else {
                 endUntraced(r)

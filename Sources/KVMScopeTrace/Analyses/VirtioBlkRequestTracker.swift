@@ -56,7 +56,7 @@ public struct VirtioBlkRequestTracker {
     public var onNotice: ((Notice) -> Void)?
 
     let bindings: [Binding?]
-    var requests: [UInt64: VirtioBlkRequestState] = [:]
+    var requests = VirtioBlkRequestTable()
     var vqToVdev: [UInt64: UInt64] = [:]
     /// Queues and devices named by virtio_blk events (other virtio devices share pop/fill).
     var blockQueues: Set<UInt64> = []
