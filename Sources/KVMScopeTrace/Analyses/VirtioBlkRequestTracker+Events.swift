@@ -169,7 +169,7 @@ extension VirtioBlkRequestTracker {
         }
         let request = requests[i]
         if let h = request.lastHandleNs, let t, request.handled != nil || request.legacyUnhandledRead {
-            latencies[request.operation, default: OperationAccumulator()].handleToComplete.add(UInt64(max(t - h, 0)))
+            updateLatency(request.operation) { $0.handleToComplete.add(UInt64(max(t - h, 0))) }
         }
         requests.update(at: i) { r in
             r.lastHandleNs = nil
