@@ -1,6 +1,6 @@
 /// The requests in flight, keyed by element pointer: an open-addressing hash table in place of
 /// `[UInt64: VirtioBlkRequestState]`, which hashed the pointer with SipHash about twice per
-/// event and copied the ~250-byte state out and back on every update.
+/// event and copied the whole state out and back on every update.
 ///
 /// The states sit densely in `states` (so an update is in place, through the position `find`
 /// returns); `slots` is a power-of-two array of positions + 1 (0: empty), probed linearly from
@@ -10,8 +10,8 @@
 /// every caller that lists requests sorts them.
 ///
 /// The hash mixes the pointer with a per-table random seed (splitmix64's finaliser): a trace is
-/// untrusted input, and a fixed hash would let one crafted pointers all on one probe run,
-/// which is what SipHash's seeding prevented.
+/// untrusted input, and with a fixed hash a crafted trace could put all its pointers on one
+/// probe run, which is what SipHash's seeding prevented.
 struct VirtioBlkRequestTable {
     private(set) var states: [VirtioBlkRequestState] = []
     private var slots: [Int32]
@@ -99,7 +99,7 @@ struct VirtioBlkRequestTable {
         find(key).map { remove(at: $0) }
     }
 
-    /// Keeps only the requests `keep` accepts.
+    /// Removes every request `remove` accepts.
     mutating func removeAll(where remove: (VirtioBlkRequestState) -> Bool) {
         let kept = states.filter { !remove($0) }
         guard kept.count != states.count else { return }
