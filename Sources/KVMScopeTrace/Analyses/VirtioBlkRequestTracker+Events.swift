@@ -1,16 +1,18 @@
 /// How each event changes the requests in flight.
 extension VirtioBlkRequestTracker {
-    /// A virtio_blk event named this request: it, its queue and its device are block ones.
-    mutating func markBlock(_ r: inout VirtioBlkRequestState, vdev: UInt64) {
-        if vdev != 0 && r.vdev != vdev {
-            r.vdev = vdev
-            learn(vq: r.vq, vdev: vdev)
+    /// A virtio_blk event named the request at `i`: it, its queue and its device are block
+    /// ones. (By position, not `inout`: the sets it updates belong to `self` too.)
+    mutating func markBlock(at i: Int, vdev: UInt64) {
+        if vdev != 0 && requests[i].vdev != vdev {
+            requests[i].vdev = vdev
+            learn(vq: requests[i].vq, vdev: vdev)
             blockDevices.insert(vdev)
         }
-        if !r.isBlock {
-            r.isBlock = true
-            if r.vq != 0 { blockQueues.insert(r.vq) }
-            if r.vdev == 0, let known = vqToVdev[r.vq] { r.vdev = known; blockDevices.insert(known) }
+        if !requests[i].isBlock {
+            requests[i].isBlock = true
+            let vq = requests[i].vq
+            if vq != 0 { blockQueues.insert(vq) }
+            if requests[i].vdev == 0, let known = vqToVdev[vq] { requests[i].vdev = known; blockDevices.insert(known) }
         }
     }
 
@@ -43,36 +45,35 @@ extension VirtioBlkRequestTracker {
     }
 
     /// The request `req` names: itself, or (old qemu-kvm) the element 8 bytes further.
-    mutating func index(ofRequest req: UInt64, legacy: Bool) -> Dictionary<UInt64, VirtioBlkRequestState>.Index? {
-        if legacyOffset == 0, let i = requests.index(forKey: req) { return i }
+    mutating func index(ofRequest req: UInt64, legacy: Bool) -> Int? {
+        if legacyOffset == 0, let i = requests.find(req) { return i }
         if legacy {
-            if let i = requests.index(forKey: req &+ 8) { legacyOffset = 8; return i }
-            if legacyOffset != 0, let i = requests.index(forKey: req) { return i }
+            if let i = requests.find(req &+ 8) { legacyOffset = 8; return i }
+            if legacyOffset != 0, let i = requests.find(req) { return i }
         }
         return nil
     }
 
     /// The request `req` names, created when the trace shows it for the first time here
     /// (pop not traced, or the trace started mid-request).
-    mutating func requestIndex(_ req: UInt64, legacy: Bool, at t: Int64?) -> Dictionary<UInt64, VirtioBlkRequestState>.Index {
+    mutating func requestIndex(_ req: UInt64, legacy: Bool, at t: Int64?) -> Int {
         if let i = index(ofRequest: req, legacy: legacy) {
             // A request that already has its status is over: an event on its pointer belongs to
             // the next request QEMU put there. Without virtqueue_fill in the trace nothing else
             // ends it, and overwriting it would lose a completion.
-            guard requests.values[i].status != nil else { return i }
-            let done = requests.remove(at: i).value
+            guard requests[i].status != nil else { return i }
+            let done = requests.remove(at: i)
             finalize(done, at: done.statusNs)
             return requestIndex(req, legacy: legacy, at: t)
         }
         let key = legacy ? req &+ legacyOffset : req
-        requests[key] = VirtioBlkRequestState(elem: key, at: t)
-        return requests.index(forKey: key)!
+        return requests.insert(VirtioBlkRequestState(elem: key, at: t))
     }
 
     mutating func pop(vq: UInt64, elem: UInt64, inNum: UInt32, outNum: UInt32, at t: Int64?) {
-        if let i = requests.index(forKey: elem) {
+        if let i = requests.find(elem) {
             // The pointer is back while we still hold it: its completion was not traced.
-            finalize(requests.remove(at: i).value, at: t)
+            finalize(requests.remove(at: i), at: t)
         }
         // Shedding walks every open element; when they are all block requests it frees
         // nothing, and doing it on every pop at the limit made a trace with 100 000 requests
@@ -90,7 +91,7 @@ extension VirtioBlkRequestTracker {
         r.popNs = t
         r.inNum = inNum
         r.outNum = outNum
-        requests[elem] = r
+        requests.insert(r)
     }
 
     /// A virtqueue holds at most 1024 elements, so this many open elements means fills are
@@ -101,20 +102,21 @@ extension VirtioBlkRequestTracker {
     mutating func shedUntrackableElements() {
         let before = requests.count
         shedPasses += 1
-        requests = requests.filter { $0.value.isBlock || blockQueues.contains($0.value.vq) }
+        let blockQueues = blockQueues
+        requests.removeAll { !($0.isBlock || blockQueues.contains($0.vq)) }
         notes.otherVirtioElements += before - requests.count
     }
 
     mutating func handle(_ op: VirtioBlkOperation, vdev: UInt64, req: UInt64, legacy: Bool,
                          sector: UInt64, sectors: UInt64, at t: Int64?) {
         var i = requestIndex(req, legacy: legacy, at: t)
-        if requests.values[i].status != nil {
+        if requests[i].status != nil {
             // Completed and not filled, now handled again: a new request on a reused pointer.
-            let old = requests.remove(at: i).value
+            let old = requests.remove(at: i)
             finalize(old, at: t)
             i = requestIndex(req, legacy: legacy, at: t)
         }
-        if requests.values[i].status == nil, let ret = requests.values[i].lastRet, requests.values[i].lastHandleNs == nil,
+        if requests[i].status == nil, let ret = requests[i].lastRet, requests[i].lastHandleNs == nil,
            notes.pops == 0, ret >= 0 || !(notes.reqCompletes > 0 || fillsSeen || pausesTotal > 0) {
             // Storage answered and the pointer is submitted again with no status in between
             // (and no virtqueue_pop traced, which would have shown a new request):
@@ -122,30 +124,30 @@ extension VirtioBlkRequestTracker {
             // virtio_blk_handle_rw_error() in hw/block/virtio-blk.c), which shows in a trace
             // with completions or runstate_set. Here the old request ended untraced (its
             // virtio_blk_req_complete is not in the trace) and this is a new one.
-            let old = requests.remove(at: i).value
+            let old = requests.remove(at: i)
             endUntraced(old)
             i = requestIndex(req, legacy: legacy, at: t)
         }
-        var r = requests.values[i]
-        markBlock(&r, vdev: vdev)
-        if r.isWaitingForRetry {
-            r.retries += 1
-            // Timestamps are valid (non-negative), so the difference fits; the sum of a hostile
-            // trace's jumps might not: it stops at Int64.max ns (292 years) instead of trapping.
-            if let failedAt = r.lastRwNs, let t, t > failedAt {
-                let (sum, overflow) = r.waitedNs.addingReportingOverflow(t - failedAt)
-                r.waitedNs = overflow ? .max : sum
+        markBlock(at: i, vdev: vdev)
+        requests.update(at: i) { r in
+            if r.isWaitingForRetry {
+                r.retries += 1
+                // Timestamps are valid (non-negative), so the difference fits; the sum of a hostile
+                // trace's jumps might not: it stops at Int64.max ns (292 years) instead of trapping.
+                if let failedAt = r.lastRwNs, let t, t > failedAt {
+                    let (sum, overflow) = r.waitedNs.addingReportingOverflow(t - failedAt)
+                    r.waitedNs = overflow ? .max : sum
+                }
             }
+            r.attempts += 1
+            r.handled = op
+            r.sector = sector
+            // QEMU traces nsectors = qiov.size >> BDRV_SECTOR_BITS (virtio_blk_handle_read/write,
+            // hw/block/virtio-blk.c) with a size_t size: more than 2^55 - 1 sectors is no request
+            // size, and the byte count must not wrap. Such a count is unknown.
+            r.sectors = sectors <= UInt64.max >> 9 ? sectors : nil
+            r.lastHandleNs = t
         }
-        r.attempts += 1
-        r.handled = op
-        r.sector = sector
-        // QEMU traces nsectors = qiov.size >> BDRV_SECTOR_BITS (virtio_blk_handle_read/write,
-        // hw/block/virtio-blk.c) with a size_t size: more than 2^55 - 1 sectors is no request
-        // size, and the byte count must not wrap. Such a count is unknown.
-        r.sectors = sectors <= UInt64.max >> 9 ? sectors : nil
-        r.lastHandleNs = t
-        requests.values[i] = r
     }
 
     /// A request whose end is not in the trace (no req_complete or fill traced): neither
@@ -160,51 +162,57 @@ extension VirtioBlkRequestTracker {
 
     mutating func rwComplete(vdev: UInt64, req: UInt64, legacy: Bool, ret: Int64, at t: Int64?) {
         let i = requestIndex(req, legacy: legacy, at: t)
-        var r = requests.values[i]
-        markBlock(&r, vdev: vdev)
-        if r.handled == nil && r.attempts == 0 {
-            r.attempts = 1
-            r.legacyUnhandledRead = legacy
+        markBlock(at: i, vdev: vdev)
+        if requests[i].handled == nil && requests[i].attempts == 0 {
+            requests[i].attempts = 1
+            requests[i].legacyUnhandledRead = legacy
         }
-        if let h = r.lastHandleNs, let t, r.handled != nil || r.legacyUnhandledRead {
-            latencies[r.operation, default: OperationAccumulator()].handleToComplete.add(UInt64(max(t - h, 0)))
+        let request = requests[i]
+        if let h = request.lastHandleNs, let t, request.handled != nil || request.legacyUnhandledRead {
+            updateLatency(request.operation) { $0.handleToComplete.add(UInt64(max(t - h, 0))) }
         }
-        r.lastHandleNs = nil
-        r.lastRet = ret
-        r.lastRwNs = t
-        if ret < 0 && r.firstErrorRet == nil {
-            r.firstErrorRet = ret
-            r.firstErrorNs = t
+        requests.update(at: i) { r in
+            r.lastHandleNs = nil
+            r.lastRet = ret
+            r.lastRwNs = t
+            if ret < 0 && r.firstErrorRet == nil {
+                r.firstErrorRet = ret
+                r.firstErrorNs = t
+            }
         }
-        requests.values[i] = r
     }
 
     mutating func reqComplete(vdev: UInt64, req: UInt64, legacy: Bool, status: Int64, at t: Int64?) {
         let i = requestIndex(req, legacy: legacy, at: t)
-        var r = requests.values[i]
-        markBlock(&r, vdev: vdev)
-        r.status = status
-        r.statusNs = t
+        markBlock(at: i, vdev: vdev)
+        requests.update(at: i) { r in
+            r.status = status
+            r.statusNs = t
+        }
         notes.reqCompletes += 1
         if fillNotTraced {
-            requests.remove(at: i)
-            finalize(r, at: t)
+            finalize(requests.remove(at: i), at: t)
             return
         }
-        if !r.awaitingFill {
-            r.awaitingFill = true
+        if !requests[i].awaitingFill {
+            requests[i].awaitingFill = true
             completedAwaitingFill += 1
         }
-        requests.values[i] = r
         // Without virtqueue_fill in the trace, completed requests would wait forever: after
         // enough of them and no fill at all, complete requests at req_complete instead.
         if !fillsSeen && completedAwaitingFill > 4096 {
             fillNotTraced = true
-            let done = requests.filter { $0.value.status != nil }
-            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0, $0.key) < ($1.value.statusNs ?? 0, $1.key) }) {
-                requests.removeValue(forKey: key)
-                finalize(r, at: r.statusNs)
-            }
+            finalizeCompletedAwaitingFill()
+        }
+    }
+
+    /// Finalizes every request that has its status, in the order they completed (then by
+    /// pointer): what a trace without virtqueue_fill shows as their end.
+    mutating func finalizeCompletedAwaitingFill() {
+        let done = requests.states.filter { $0.status != nil }
+        for r in done.sorted(by: { ($0.statusNs ?? 0, $0.elem) < ($1.statusNs ?? 0, $1.elem) }) {
+            requests.removeValue(forKey: r.elem)
+            finalize(r, at: r.statusNs)
         }
     }
 
@@ -215,8 +223,8 @@ extension VirtioBlkRequestTracker {
 
     mutating func fill(elem: UInt64, at t: Int64?) {
         fillsSeen = true
-        guard let i = requests.index(forKey: elem) else { notes.fillsWithoutPop += 1; return }
-        var r = requests.remove(at: i).value
+        guard let i = requests.find(elem) else { notes.fillsWithoutPop += 1; return }
+        var r = requests.remove(at: i)
         r.fillNs = t
         finalize(r, at: t)
     }
@@ -225,11 +233,11 @@ extension VirtioBlkRequestTracker {
         notes.resets += 1
         // In pop order, not the Dictionary's: its order changes from one instance to the
         // next, and the failures recorded here must come out the same on every run.
-        let outstanding = requests.filter { _, r in
+        let outstanding = requests.states.filter { r in
             r.vdev == vdev || (r.vq != 0 && vqToVdev[r.vq] == vdev)
-        }.sorted { Self.popOrder($0.value, $0.key) < Self.popOrder($1.value, $1.key) }
-        for (key, r) in outstanding {
-            requests.removeValue(forKey: key)
+        }.sorted { Self.popOrder($0, $0.elem) < Self.popOrder($1, $1.elem) }
+        for r in outstanding {
+            requests.removeValue(forKey: r.elem)
             guard r.isBlock || blockQueues.contains(r.vq) else {
                 notes.otherVirtioElements += 1          // another virtio device's buffer
                 continue
@@ -257,9 +265,9 @@ extension VirtioBlkRequestTracker {
                 pauses.append(VMPause(start: seconds(t), end: nil, seconds: nil, reason: "io-error"))
             }
             if onNotice != nil {
-                let waiting = requests.filter { $0.value.isWaitingForRetry }
-                    .sorted { Self.popOrder($0.value, $0.key) < Self.popOrder($1.value, $1.key) }
-                    .map { inFlightRecord($0.value, endNs: t) }
+                let waiting = requests.states.filter { $0.isWaitingForRetry }
+                    .sorted { Self.popOrder($0, $0.elem) < Self.popOrder($1, $1.elem) }
+                    .map { inFlightRecord($0, endNs: t) }
                 onNotice?(.vmPaused(at: t.map(seconds), waiting: waiting))
             }
         } else if let since = pausedSinceNs, name != "paused", name != "io-error" {

@@ -8,9 +8,13 @@ extension VirtioBlkRequestTracker {
             if !blockQueues.contains(r.vq) { notes.otherVirtioElements += 1 }
             return
         }
-        if r.vq != 0 { blockQueues.insert(r.vq) }
+        if r.vq != 0, r.vq != lastBlockQueue {
+            blockQueues.insert(r.vq)
+            lastBlockQueue = r.vq
+        }
         let vdev = deviceKey(r)
-        if vdev != 0 {
+        if vdev != 0, vdev != lastBlockDevice {
+            lastBlockDevice = vdev
             if blockDevices.insert(vdev).inserted, vdev & Self.queueKeyFlag != 0 {
                 self[device: vdev].queues = [r.vq]
             }
@@ -31,7 +35,7 @@ extension VirtioBlkRequestTracker {
         if let p = r.popNs, let end = r.fillNs ?? r.statusNs { waited = end - p }
         let bytes: UInt64 = status == .ok && (op == .read || op == .write) ? (r.sectors ?? 0) * 512 : 0   // sectors < 2^55
         // In place: copying an accumulator out would copy its histograms on every request.
-        latencies[op, default: OperationAccumulator()].note(popToFill: waited, bytes: bytes)
+        updateLatency(op) { $0.note(popToFill: waited, bytes: bytes) }
         if status == .ok {
             counts.completed += 1
             updateDevice(vdev) { $0.completed += 1 }
@@ -59,6 +63,13 @@ extension VirtioBlkRequestTracker {
             recordFailure(r, cause: cause, guestStatus: status.name,
                           retrySucceeded: cause == .pausedRetried ? false : nil)
         }
+    }
+
+    /// The accumulator of `op`'s latencies, changed in place (made on first use).
+    mutating func updateLatency(_ op: VirtioBlkOperation, _ change: (inout OperationAccumulator) -> Void) {
+        let slot = op.latencySlot
+        if latencies[slot] == nil { latencies[slot] = OperationAccumulator() }
+        change(&latencies[slot]!)
     }
 
     /// Devices are keyed by vdev; without one (QEMU before 2.10 traced no vdev) by their
@@ -216,11 +227,7 @@ extension VirtioBlkRequestTracker {
         // awaiting a fill are done, in the order they completed.
         if !fillsSeen {
             fillNotTraced = true
-            let done = requests.filter { $0.value.status != nil }
-            for (key, r) in done.sorted(by: { ($0.value.statusNs ?? 0, $0.key) < ($1.value.statusNs ?? 0, $1.key) }) {
-                requests.removeValue(forKey: key)
-                finalize(r, at: r.statusNs)
-            }
+            finalizeCompletedAwaitingFill()
         }
         // Whether the trace can show a request's end at all: a request with no end is only in
         // flight (or leaked) when the events that would have ended it were in the trace.
@@ -229,7 +236,7 @@ extension VirtioBlkRequestTracker {
         var inFlight: [VirtioBlkInFlightRequest] = []
         var inFlightTotal = 0, leaked = 0
         var perDeviceInFlight: [String: Int] = [:]
-        let open = requests.values.sorted { ($0.popNs ?? $0.firstSeenNs ?? 0, $0.elem) < ($1.popNs ?? $1.firstSeenNs ?? 0, $1.elem) }
+        let open = requests.states.sorted { ($0.popNs ?? $0.firstSeenNs ?? 0, $0.elem) < ($1.popNs ?? $1.firstSeenNs ?? 0, $1.elem) }
         for r in open where r.isBlock || blockQueues.contains(r.vq) {
             guard completionTraced else {
                 endUntraced(r)
@@ -260,7 +267,8 @@ extension VirtioBlkRequestTracker {
 
         var latency: [String: OperationLatency] = [:]
         var totalBytes: UInt64 = 0
-        for (op, acc) in latencies where acc.requests > 0 || acc.handleToComplete.count > 0 {
+        for op in VirtioBlkOperation.allCases {
+            guard let acc = latencies[op.latencySlot], acc.requests > 0 || acc.handleToComplete.count > 0 else { continue }
             latency[op.rawValue] = OperationLatency(requests: acc.requests, popToFill: acc.popToFill.latencySummary,
                                                     handleToComplete: acc.handleToComplete.latencySummary, bytes: acc.bytes)
             totalBytes = VirtioBlkRequestTracker.cappedSum(totalBytes, acc.bytes)
@@ -330,5 +338,20 @@ extension VirtioBlkRequestTracker {
             w.append("\(stats.malformedEvents) events did not match their definition (\(names.joined(separator: ", "))): wrong --events file for this QEMU?")
         }
         return w
+    }
+}
+
+extension VirtioBlkOperation {
+    /// Its place in `VirtioBlkRequestTracker.latencies` (its place in `allCases`).
+    var latencySlot: Int {
+        switch self {
+        case .read: 0
+        case .write: 1
+        case .flush: 2
+        case .discardOrWriteZeroes: 3
+        case .other: 4
+        case .flushOrOther: 5
+        case .readOrWrite: 6
+        }
     }
 }

@@ -56,11 +56,14 @@ public struct VirtioBlkRequestTracker {
     public var onNotice: ((Notice) -> Void)?
 
     let bindings: [Binding?]
-    var requests: [UInt64: VirtioBlkRequestState] = [:]
+    var requests = VirtioBlkRequestTable()
     var vqToVdev: [UInt64: UInt64] = [:]
     /// Queues and devices named by virtio_blk events (other virtio devices share pop/fill).
     var blockQueues: Set<UInt64> = []
     var blockDevices: Set<UInt64> = []
+    /// The last members `finalize` added to those sets: most requests are on the queue and
+    /// device of the one before, and a compare is cheaper than hashing them into the set again.
+    var lastBlockQueue: UInt64 = 0, lastBlockDevice: UInt64 = 0
     var devices: [UInt64: DeviceCounters] = [:]
     var deviceOrder: [UInt64] = []
     var firstNs: Int64?
@@ -80,7 +83,9 @@ public struct VirtioBlkRequestTracker {
     var pauses: [VMPause] = []
     var pausesTotal = 0
     var pausedSinceNs: Int64?
-    var latencies: [VirtioBlkOperation: OperationAccumulator] = [:]
+    /// By `latencySlot`; nil until a request of that operation is timed (each accumulator
+    /// holds histograms: made only for operations the trace has).
+    var latencies = [OperationAccumulator?](repeating: nil, count: VirtioBlkOperation.allCases.count)
     var notes = Notes()
     /// Pops since the open elements were last searched for ones to shed (see `pop`).
     var popsSinceShed = VirtioBlkRequestTracker.maxTrackedElements / 8

@@ -23,6 +23,13 @@ enum TraceLinePrefix {
 
     @inline(__always)
     static func parse(_ p: UnsafePointer<UInt8>, _ n: Int) -> Parsed {
+        if let parsed = parseLogTimestamp(p, n) { return parsed }
+        return parseGeneral(p, n)
+    }
+
+    /// Every style, byte by byte (`parseLogTimestamp` reads the commonest one faster).
+    @inline(__always)
+    static func parseGeneral(_ p: UnsafePointer<UInt8>, _ n: Int) -> Parsed {
         guard n > 0, p[0] &- 0x30 < 10 else { return Parsed(style: .none, nameStart: 0) }
         var i = 0
         var a: UInt64 = 0
