@@ -15,17 +15,26 @@ import KVMScopeCore
         try CLIRunner.run(["nbd", "control", socket] + words)
     }
 
-    @Test func rulesChangeWhileTheServerRuns() throws {
-        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+    /// A server of a 4 MiB image with the write-EIO rules file and a control socket.
+    static func serverWithControl() throws -> (dir: TempDir, rules: String, more: String, socket: String, server: NBDServerProcess) {
         let dir = TempDir()
         let rules = dir.file("write-eio.cfg", Self.writeEIO)
         let more = dir.file("read-enospc.cfg", Self.readENOSPC)
         let socket = dir.path + "/ctl.sock"
         let s = try NBDServerProcess(size: 4 << 20, arguments: ["-f", "raw", "--rules", rules, "--control", socket])
-        func io(_ cmds: [String]) throws -> [Substring] {
-            let r = try runProcess(qemuIO, ["-f", "raw", "nbd://127.0.0.1:\(s.port)"] + cmds.flatMap { ["-c", $0] })
-            return r.stdout.split(separator: "\n").filter { !$0.contains("ops/sec") }
-        }
+        return (dir, rules, more, socket, s)
+    }
+
+    /// qemu-io's answers to `cmds` on the server, without its timing lines.
+    static func io(_ qemuIO: String, _ s: NBDServerProcess, _ cmds: [String]) throws -> [Substring] {
+        let r = try runProcess(qemuIO, ["-f", "raw", s.uri] + cmds.flatMap { ["-c", $0] })
+        return r.stdout.split(separator: "\n").filter { !$0.contains("ops/sec") }
+    }
+
+    @Test func rulesChangeWhileTheServerRuns() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let (dir, rules, more, socket, s) = try Self.serverWithControl()
+        func io(_ cmds: [String]) throws -> [Substring] { try Self.io(qemuIO, s, cmds) }
         var st = stat()
         #expect(stat(socket, &st) == 0 && st.st_mode & 0o077 == 0)
         #expect(try io(["write 1M 4k"]) == ["write failed: Input/output error"])
@@ -91,15 +100,8 @@ import KVMScopeCore
     /// `load` replaces everything.
     @Test func reloadKeepsTheRulesAddedSince() throws {
         guard let qemuIO = QemuTools.require("qemu-io") else { return }
-        let dir = TempDir()
-        let rules = dir.file("write-eio.cfg", Self.writeEIO)
-        let more = dir.file("read-enospc.cfg", Self.readENOSPC)
-        let socket = dir.path + "/ctl.sock"
-        let s = try NBDServerProcess(size: 4 << 20, arguments: ["-f", "raw", "--rules", rules, "--control", socket])
-        func io(_ cmds: [String]) throws -> [Substring] {
-            let r = try runProcess(qemuIO, ["-f", "raw", s.uri] + cmds.flatMap { ["-c", $0] })
-            return r.stdout.split(separator: "\n").filter { !$0.contains("ops/sec") }
-        }
+        let (dir, rules, more, socket, s) = try Self.serverWithControl()
+        func io(_ cmds: [String]) throws -> [Substring] { try Self.io(qemuIO, s, cmds) }
         let both: [Substring] = ["read failed: No space left on device", "write failed: Input/output error"]
         #expect(try Self.control(socket, ["add", more]).status == 0)
         let reload = try Self.control(socket, ["reload"])
