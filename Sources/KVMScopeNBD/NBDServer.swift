@@ -118,7 +118,7 @@ public final class NBDServer: @unchecked Sendable {
                 let authority = a.protocol == .inet6 ? "[\(host)]:\(a.port ?? 0)" : "\(host):\(a.port ?? 0)"
                 uris.append("\(scheme)://\(authority)\(exportPath)")
             case let .unix(path):
-                uris.append("\(scheme)+unix://\(Self.uriPath(exportName: configuration.export.name, always: true))?socket=\(path)")
+                uris.append("\(scheme)+unix://\(Self.uriPath(exportName: configuration.export.name, always: true))?socket=\(Self.uriQueryValue(path))")
             }
         }
         return uris
@@ -132,6 +132,15 @@ public final class NBDServer: @unchecked Sendable {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: ";")
         return "/" + (exportName.addingPercentEncoding(withAllowedCharacters: allowed) ?? exportName)
+    }
+
+    /// A query parameter's value percent-encoded (uri.md: query values are; RFC 3986 3.4): a
+    /// space is `%20`; `&`, `=`, `+`, `#`, `;` and `%` are escaped so that no client reads them
+    /// as a separator, a space or an escape. `/` stays (RFC 3986 allows it in a query).
+    static func uriQueryValue(_ value: String) -> String {
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+#;%")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
     }
 
     /// Tells every connection that the exports' rules changed, so that replies held back by

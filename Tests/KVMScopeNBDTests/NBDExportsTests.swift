@@ -60,6 +60,27 @@ import KVMScopeCore
         #expect(unnamed.stop() != nil)
     }
 
+    /// The socket path in the printed URI is percent-encoded as a query value (uri.md), so a
+    /// path with a space, `+`, `&` or `%` in it still names the socket: qemu-io and nbdinfo open
+    /// the URI, and kvmscope's own parser reads the path back.
+    @Test func theSocketPathInTheURIIsPercentEncoded() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let socket = dir.path + "/a b+c&d%e.sock"
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--export-name", "my disk", "--socket", socket])
+        let encoded = dir.path + "/a%20b%2Bc%26d%25e.sock"
+        #expect(s.uris.last == "nbd+unix:///my%20disk?socket=\(encoded)", "\(s.uris)")
+        let unix = s.uris.last ?? ""
+        #expect(try NBDURI.parse(unix).transport == .unix(path: socket))
+        let r = try runProcess(qemuIO, ["-f", "raw", unix, "-c", "length"])
+        #expect(r.status == 0 && r.stdout == "1 MiB\n", "\(unix): \(r.stdout)\(r.stderr)")
+        if let nbdinfo = QemuTools.require("nbdinfo") {
+            let info = try runProcess(nbdinfo, ["--size", unix])
+            #expect(info.status == 0 && info.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1048576", "\(unix): \(info.stdout)\(info.stderr)")
+        }
+        #expect(s.stop() != nil)
+    }
+
     /// A script that starts the server, reads its URI and stops it at once finds SIGTERM
     /// handled: the server stops cleanly (status 0, its last line), every time. The signals
     /// used to be taken after the URI was printed: a SIGTERM in between killed it (143) or was
