@@ -89,13 +89,33 @@ final class NbdServedRules: @unchecked Sendable {
         case let .success(l): loaded = l
         case let .failure(refused): return refused.reply
         }
-        let added = snapshot().first.map { ($0.rules ?? BlkdebugConfig()).keeping { $0.file != path }.ruleEntries() } ?? []
+        let fromOtherFiles = Self.rulesFromOtherFiles(than: path)
+        let added = snapshot().first.map { ($0.rules ?? BlkdebugConfig()).keeping(fromOtherFiles).ruleEntries() } ?? []
         let fromFile = loaded.rules.first?.ruleCount ?? 0
         let kept = added.isEmpty ? "kept no added rules"
             : "kept \(added.count) added rule\(added.count == 1 ? "" : "s") (\(added.map { "\($0.location)" }.joined(separator: ", ")))"
-        let reply = apply({ i, current in loaded.rules[i].adding((current ?? BlkdebugConfig()).keeping { $0.file != path }) },
+        let reply = apply({ i, current in loaded.rules[i].adding((current ?? BlkdebugConfig()).keeping(fromOtherFiles)) },
                           what: "reloaded \(path) (\(fromFile) rule\(fromFile == 1 ? "" : "s")); \(kept)", logPrefix: logPrefix)
         return (loaded.problems + reply.lines, reply.ok)
+    }
+
+    /// Which rules `add` added from another file than `path`, told by the files' identity
+    /// (device and inode, looked up now), not by their path strings: `--rules x.cfg` and
+    /// `nbd control add x.cfg` (which the control client makes absolute) are one file, so a
+    /// reload must not keep the second copy as an added rule. A path that cannot be looked up
+    /// (a file deleted since) is compared as a string.
+    private static func rulesFromOtherFiles(than path: String) -> (RuleLocation) -> Bool {
+        func identity(_ p: String) -> (dev_t, ino_t)? {
+            var st = stat()
+            return stat(p, &st) == 0 ? (st.st_dev, st.st_ino) : nil
+        }
+        let reloaded = identity(path)
+        var identities: [String: (dev_t, ino_t)?] = [:]
+        return { location in
+            if identities[location.file] == nil { identities[location.file] = .some(identity(location.file)) }
+            guard let reloaded, let other = identities[location.file]! else { return location.file != path }
+            return other != reloaded
+        }
     }
 
     private struct Loaded { var rules: [BlkdebugConfig]; var problems: [String] }

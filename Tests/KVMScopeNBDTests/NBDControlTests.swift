@@ -119,6 +119,29 @@ import KVMScopeCore
         #expect(s.stop() != nil)
     }
 
+    /// Which rules a reload keeps as added is told by the file, not by how its path is
+    /// spelled: `--rules write-eio.cfg` (relative to the server's directory) and `add` of the
+    /// same file by its absolute path, or by a symlink to it, are the rules file itself, so a
+    /// reload re-reads it once and keeps only the rules from other files.
+    @Test func reloadTellsTheRulesFileByItsIdentityNotItsPath() throws {
+        let dir = TempDir()
+        let rules = dir.file("write-eio.cfg", Self.writeEIO)
+        let more = dir.file("read-enospc.cfg", Self.readENOSPC)
+        let link = dir.path + "/link.cfg"
+        #expect(symlink(rules, link) == 0)
+        let socket = dir.path + "/ctl.sock"
+        let s = try NBDServerProcess(size: 4 << 20, arguments: ["-f", "raw", "--rules", "write-eio.cfg", "--control", socket],
+                                     directory: dir.path)
+        for file in [rules, link, more] { #expect(try Self.control(socket, ["add", file]).status == 0) }
+        let reload = try Self.control(socket, ["reload"])
+        #expect(reload.status == 0 && reload.stdout == "reloaded write-eio.cfg (1 rule); kept 1 added rule (\(more):1): 2 rules in force, state machine back to state 1\nok\n",
+                "\(reload.stdout)")
+        let list = try Self.control(socket, ["list"])
+        #expect(list.stdout.hasPrefix("#1 write-eio.cfg:1 [inject-error]") && list.stdout.contains("#2 \(more):1 [inject-error]")
+                && list.stdout.contains("; 2 rules"), "\(list.stdout)")
+        #expect(s.stop() != nil)
+    }
+
     @Test func theControlPathIsCheckedBeforeServing() throws {
         let dir = TempDir()
         let img = dir.image("d.img", size: 1 << 20)

@@ -24,7 +24,8 @@ final class NBDServerProcess {
     }
 
     /// - fileLimit: RLIMIT_NOFILE for the server (`ulimit -n`), to reach EMFILE on purpose.
-    init(size: Int = 64 << 20, arguments: [String] = [], fileLimit: Int? = nil) throws {
+    /// - directory: the server's working directory (relative paths in `arguments` are its).
+    init(size: Int = 64 << 20, arguments: [String] = [], fileLimit: Int? = nil, directory: String? = nil) throws {
         image = dir.image("disk.img", size: size, fill: true)
         stderrPath = dir.path + "/server.stderr"
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
@@ -36,6 +37,7 @@ final class NBDServerProcess {
             process.executableURL = URL(fileURLWithPath: serve[0])
             process.arguments = Array(serve.dropFirst())
         }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         let out = Pipe()
         process.standardOutput = out
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
