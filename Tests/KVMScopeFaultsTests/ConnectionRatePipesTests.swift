@@ -35,6 +35,22 @@ import Testing
         #expect(a3.faults.first { $0.connectionBitsPerSecond > 0 }?.delayNanoseconds == 976_563)   // 8192 bits at 8 Mi/s
     }
 
+    /// A change of rules keeps a connection's pipe for a connection-rate it left as it was
+    /// (the data sent still has to pass) and starts an empty one for a new speed (the replies
+    /// waiting at the old speed are let go, so nothing is left to wait behind).
+    @Test func aChangedConnectionRateStartsWithAnEmptyPipe() {
+        let now = 100.0
+        let here = RuleLocation(file: "r.cfg", line: 1)
+        var sections = KvmscopeFaultSections()
+        sections.rates = [RateSection(bitsPerSecond: 0, connectionBitsPerSecond: 8 << 20, location: here)]
+        var pipes = ConnectionRatePipes()
+        let mib: Int64 = 1 << 20
+        #expect(pipes.apply(decision(KvmscopeFaultEngine(sections: sections, clock: { now }), mib), now: now).delayNanoseconds == 1_000_000_000)
+        #expect(pipes.apply(decision(KvmscopeFaultEngine(sections: sections, clock: { now }), mib), now: now).delayNanoseconds == 2_000_000_000)
+        sections.rates[0].connectionBitsPerSecond = 16 << 20
+        #expect(pipes.apply(decision(KvmscopeFaultEngine(sections: sections, clock: { now }), mib), now: now).delayNanoseconds == 500_000_000)
+    }
+
     @Test func aCompletionWithoutConnectionRateIsUnchanged() {
         var p = ConnectionRatePipes()
         let c = BlockCompletion(errno: 5, delayNanoseconds: 7, faults: [])

@@ -26,8 +26,12 @@ public final class KvmscopeFaultEngine {
     /// Per [rate] section: when the pipe is free again (clock seconds).
     private var rateFreeAt: [Double]
 
+    /// - previous: the engine this one replaces (a change of rules): each [rate] pipe it had for
+    ///   a section that is still there at the same speed is kept, backlog and all, so that new
+    ///   requests wait behind the data already sent through it (`RateSection.sharesOverallPipe`).
+    ///   Everything else starts afresh, as if blkdebug were reopened.
     public init(sections: KvmscopeFaultSections, clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds,
-                fileExists: @escaping (String) -> Bool = FaultStall.fileExists) {
+                fileExists: @escaping (String) -> Bool = FaultStall.fileExists, previous: KvmscopeFaultEngine? = nil) {
         self.sections = sections
         self.clock = clock
         self.fileExists = fileExists
@@ -37,7 +41,10 @@ public final class KvmscopeFaultEngine {
         badSectors = sections.badBlocks.map { SectorRangeSet($0.sectors) }
         stallMatches = Array(repeating: 0, count: sections.stalls.count)
         stallSpent = Array(repeating: false, count: sections.stalls.count)
-        rateFreeAt = Array(repeating: -Double.infinity, count: sections.rates.count)
+        rateFreeAt = sections.rates.map { r in
+            guard let previous, let i = previous.sections.rates.firstIndex(where: r.sharesOverallPipe(with:)) else { return -Double.infinity }
+            return previous.rateFreeAt[i]
+        }
     }
 
     public struct Decision {

@@ -10,7 +10,10 @@
 /// charge that costs no wait (the pipe was idle long enough) is dropped from the faults, as
 /// the overall pipe does. Not thread-safe: one per connection, used from one place at a time.
 public struct ConnectionRatePipes: Sendable {
-    /// When each section's pipe is free again (monotonic seconds), by the section's location.
+    /// When each section's pipe is free again (monotonic seconds), by the section's location and
+    /// speed: a change of rules that keeps the section as it was keeps its backlog (its waiters
+    /// keep their wait too), one that changes the speed starts an empty pipe (its waiters are
+    /// let go: nothing is left to wait behind).
     private var freeAt: [String: Double] = [:]
 
     public init() {}
@@ -41,7 +44,7 @@ public struct ConnectionRatePipes: Sendable {
         var own: UInt64 = 0
         for var f in c.faults {
             guard f.connectionBitsPerSecond > 0 else { out.faults.append(f); continue }
-            let key = "\(f.rule.location)"
+            let key = "\(f.rule.location)@\(f.connectionBitsPerSecond)"
             let start = max(now, freeAt[key] ?? -Double.infinity)
             let done = start + Double(max(f.length, 0)) * 8 / Double(f.connectionBitsPerSecond)
             freeAt[key] = done

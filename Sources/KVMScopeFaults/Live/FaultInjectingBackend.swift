@@ -48,6 +48,9 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
     /// qemu-io's `break` points (set before the first request; `kvmscope io` only): a request
     /// stops at an event before the event is fired into the rules, outside the lock.
     public var breakpoints: BlkdebugBreakpoints?
+    /// The rules' clock, for the engines a change of rules builds too: a [rate] pipe kept across
+    /// a change holds times on it.
+    private let clock: () -> Double
 
     public init(image: any LowerDisk, rules: BlkdebugConfig?, seed: UInt64 = 1, writethrough: Bool = false,
                 formatNodeAbove: Bool = false, clock: @escaping () -> Double = FaultRuleEngine.monotonicSeconds) {
@@ -55,6 +58,7 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         self.writethrough = writethrough
         self.formatNodeAbove = formatNodeAbove
         self.rules = rules
+        self.clock = clock
         if let rules, !rules.isEmpty { engine = FaultRuleEngine(config: rules, seed: seed, clock: clock) }
         if let rules, !rules.kvmscope.isEmpty { extra = KvmscopeFaultEngine(sections: rules.kvmscope, clock: clock) }
     }
@@ -71,11 +75,16 @@ public final class FaultInjectingBackend: BlockBackend, @unchecked Sendable {
         return c
     }
 
-    /// Swaps in new rules (SIGHUP): a fresh engine, as if blkdebug were reopened (state 1, `none` fired).
+    /// Swaps in new rules (SIGHUP, `nbd control`): a fresh engine, as if blkdebug were reopened
+    /// (state 1, `none` fired), except that a [rate] the change left as it was keeps its pipe:
+    /// with an empty one, new requests would pass at full speed beside the backlog still
+    /// waiting, and the server would exceed the rate until it drained.
     public func replaceRules(_ rules: BlkdebugConfig?, seed: UInt64 = 1) {
-        let fresh = (rules?.isEmpty ?? true) ? nil : FaultRuleEngine(config: rules!, seed: seed)
-        let freshExtra = (rules?.kvmscope.isEmpty ?? true) ? nil : KvmscopeFaultEngine(sections: rules!.kvmscope)
-        lock.lock(); engine = fresh; extra = freshExtra; self.rules = rules; lock.unlock()
+        let fresh = (rules?.isEmpty ?? true) ? nil : FaultRuleEngine(config: rules!, seed: seed, clock: clock)
+        lock.lock(); defer { lock.unlock() }
+        extra = (rules?.kvmscope.isEmpty ?? true) ? nil : KvmscopeFaultEngine(sections: rules!.kvmscope, clock: clock, previous: extra)
+        engine = fresh
+        self.rules = rules
     }
 
     /// A reply held back when the rules changed waits only for what the rules now in force ask

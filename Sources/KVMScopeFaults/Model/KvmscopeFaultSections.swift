@@ -225,4 +225,11 @@ public struct RateSection: Hashable, Sendable, Codable {
         self.bitsPerSecond = bitsPerSecond; self.connectionBitsPerSecond = connectionBitsPerSecond
         self.location = location; self.id = id
     }
+
+    /// Whether `other`, from before a change of rules, is this section's overall pipe: the same
+    /// section (where it starts) at the same overall speed. Its backlog then carries over, as
+    /// its waiters keep their wait (`FaultInjectingBackend.owedDelay`); another speed starts empty.
+    public func sharesOverallPipe(with other: RateSection) -> Bool {
+        bitsPerSecond > 0 && bitsPerSecond == other.bitsPerSecond && location == other.location
+    }
 }
