@@ -144,9 +144,18 @@ public final class NBDServer: @unchecked Sendable {
     }
 
     /// Tells every connection that the exports' rules changed, so that replies held back by
-    /// rules that are gone (or shorter now) go out (`NBDRulesChanged`). Any thread.
-    public func rulesChanged() {
-        registry.forEach { $0.pipeline.fireUserInboundEventTriggered(NBDRulesChanged()) }
+    /// rules that are gone (or shorter now) go out (`NBDRulesChanged`), and returns, once every
+    /// connection has looked, how many held replies the change let go or shortened. Any thread
+    /// but an event loop's (it waits for them).
+    @discardableResult
+    public func rulesChanged() -> NBDHeldRepliesChanged {
+        let tally = NBDRulesChanged.Tally()
+        var looked: [EventLoopFuture<Void>] = []
+        registry.forEach { channel in
+            looked.append(channel.eventLoop.submit { channel.pipeline.fireUserInboundEventTriggered(NBDRulesChanged(tally: tally)) })
+        }
+        for f in looked { try? f.wait() }      // a loop shutting down: its connections are closing anyway
+        return tally.counts
     }
 
     /// The bound TCP port of the first TCP listener (tests bind port 0).
@@ -192,5 +201,25 @@ public final class NBDServer: @unchecked Sendable {
 
 /// Sent down every connection's pipeline when the exports' rules changed
 /// (`NBDServer.rulesChanged`): the transmission handler lets go of the replies held back by
-/// rules that are gone.
-public struct NBDRulesChanged: Sendable {}
+/// rules that are gone, and counts them in `tally`.
+public struct NBDRulesChanged: Sendable {
+    /// Shared by every connection's handler, on their own event loops.
+    final class Tally: @unchecked Sendable {
+        private let lock = NSLock()
+        private var total = NBDHeldRepliesChanged()
+        func add(released: Int, shortened: Int) {
+            lock.lock(); total.released += released; total.shortened += shortened; lock.unlock()
+        }
+        var counts: NBDHeldRepliesChanged { lock.lock(); defer { lock.unlock() }; return total }
+    }
+    let tally: Tally
+}
+
+/// What a change of rules did to the replies held back when it came: `released` go out now
+/// (their rule is gone, or what it still asks of them has passed), `shortened` still wait, less.
+public struct NBDHeldRepliesChanged: Sendable, Equatable {
+    public var released = 0
+    public var shortened = 0
+    public init(released: Int = 0, shortened: Int = 0) { self.released = released; self.shortened = shortened }
+    public var isEmpty: Bool { released == 0 && shortened == 0 }
+}

@@ -149,8 +149,8 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             close(context, because: "idle for \(NBDPeer.seconds(idle))")
             return
         }
-        if event is NBDRulesChanged {
-            rulesChanged(context)
+        if let change = event as? NBDRulesChanged {
+            rulesChanged(context, change.tally)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -533,10 +533,13 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
     /// The rules changed (`nbd control`, SIGHUP): each held reply now waits, from when it was
     /// held, only for what the rules in force still ask of it (`BlockBackend.owedDelay`), so a
     /// removed [rate] or [delay] lets its waiters go at once and a shortened delay shortens
-    /// their wait; a removed [stall] lets its reply go. No wait gets longer.
-    private func rulesChanged(_ context: ChannelHandlerContext) {
+    /// their wait; a removed [stall] lets its reply go. No wait gets longer. `tally` counts the
+    /// replies let go now and those that still wait, less.
+    private func rulesChanged(_ context: ChannelHandlerContext, _ tally: NBDRulesChanged.Tally) {
         let backend = self.backend
         let now = NIODeadline.now()
+        var released = 0, shortened = 0
+        defer { tally.add(released: released, shortened: shortened) }
         for (id, held) in delayed {
             var next = held
             if let stall = held.stall, !backend.holdsStall(stall) { next.stall = nil }
@@ -544,6 +547,7 @@ public final class NBDTransmissionHandler: ChannelDuplexHandler, RemovableChanne
             next.sendAt = min(held.sendAt, held.heldAt + .nanoseconds(Int64(min(owed, UInt64(Int64.max)))))
             guard next.sendAt < held.sendAt || (held.stall != nil && next.stall == nil) else { continue }
             held.task.cancel()
+            if next.stall == nil && next.sendAt <= now { released += 1 } else { shortened += 1 }
             next.task = sendHeld(context, id, after: next.sendAt > now ? next.sendAt - now : .zero)
             delayed[id] = next
         }

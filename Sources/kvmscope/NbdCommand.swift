@@ -106,7 +106,7 @@ struct NbdServeCommand: ParsableCommand {
     @Flag(name: [.customShort("U"), .customLong("force-share")], help: "With --read-only: serve the image even while another process (a guest, qemu-io) writes it, as qemu-io -U (qemu-nbd has no such option).")
     var forceShare = false
 
-    @Option(help: "Append one JSON line per injected fault to this file.")
+    @Option(help: "Append one JSON line per injected fault to this file (and one per change of rules that let waiting replies go or shortened their wait).")
     var log: String?
 
     @Option(help: "Seed for the rules' probability key.")
@@ -385,6 +385,15 @@ final class ServeObserver: NBDServerObserver, @unchecked Sendable {
         guard fresh else { return }
         let name = ErrnoTable.standard.entry(number: Int64(r.errno))?.name ?? "errno \(r.errno)"
         CLIOutput.warning("\(r.location): errno \(r.errno) (\(name)) has no NBD error value; clients get \(wire.name) (NBD carries only EPERM, EIO, ENOMEM, EINVAL, ENOSPC, EOVERFLOW, ENOTSUP, ESHUTDOWN)")
+    }
+
+    /// A change of rules let held replies go or shortened their wait: one line on stderr (also
+    /// with --quiet, as the change's own line) and a `rules-change` record in the --log file.
+    func heldRepliesChanged(_ counts: NBDHeldRepliesChanged, by change: String, via: String) {
+        guard !counts.isEmpty else { return }
+        writer?.write(RulesChangeLogRecord(change: change, via: via, released: counts.released, shortened: counts.shortened))
+        let replies = counts.released == 1 ? "reply" : "replies"
+        CLIOutput.error("\(via): \(change): \(counts.released) waiting \(replies) released, \(counts.shortened) shortened")
     }
 
     func clientConnected(_ client: String) {

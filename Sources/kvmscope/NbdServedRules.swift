@@ -16,8 +16,9 @@ final class NbdServedRules: @unchecked Sendable {
     private let seed: UInt64
     private let observer: ServeObserver
     /// Called after every change (the server tells its connections: replies held back by rules
-    /// that are gone go out). Set once, before the control socket and SIGHUP are handled.
-    var onChange: (@Sendable () -> Void)?
+    /// that are gone go out) and says how many held replies it let go or shortened. Set once,
+    /// before the control socket and SIGHUP are handled.
+    var onChange: (@Sendable () -> NBDHeldRepliesChanged)?
 
     init(served: [Served], file: String?, seed: UInt64, observer: ServeObserver) {
         self.served = served
@@ -36,7 +37,7 @@ final class NbdServedRules: @unchecked Sendable {
         case "list" where argument.isEmpty: return list()
         case "reload" where argument.isEmpty:
             guard let file = currentFile() else { return (["error: no rules file to re-read (the server started without --rules; use load FILE)"], false) }
-            return reload(file, logPrefix: "control: ")
+            return reload(file, via: "control")
         case "load" where !argument.isEmpty: return replace(from: argument, adding: false)
         case "add" where !argument.isEmpty: return replace(from: argument, adding: true)
         case "remove" where !argument.isEmpty: return remove(argument)
@@ -83,7 +84,7 @@ final class NbdServedRules: @unchecked Sendable {
     /// rule whose section is in another file) kept after its own, so that a re-read of the file
     /// does not lose an operator's live additions; the reply names them. `load FILE` replaces
     /// everything, `remove` and `clear` drop added rules for good.
-    private func reload(_ path: String, logPrefix: String) -> Reply {
+    private func reload(_ path: String, via: String) -> Reply {
         let loaded: Loaded
         switch load(path) {
         case let .success(l): loaded = l
@@ -95,7 +96,7 @@ final class NbdServedRules: @unchecked Sendable {
         let kept = added.isEmpty ? "kept no added rules"
             : "kept \(added.count) added rule\(added.count == 1 ? "" : "s") (\(added.map { "\($0.location)" }.joined(separator: ", ")))"
         let reply = apply({ i, current in loaded.rules[i].adding((current ?? BlkdebugConfig()).keeping(fromOtherFiles)) },
-                          what: "reloaded \(path) (\(fromFile) rule\(fromFile == 1 ? "" : "s")); \(kept)", logPrefix: logPrefix)
+                          what: "reloaded \(path) (\(fromFile) rule\(fromFile == 1 ? "" : "s")); \(kept)", via: via)
         return (loaded.problems + reply.lines, reply.ok)
     }
 
@@ -170,7 +171,7 @@ final class NbdServedRules: @unchecked Sendable {
         return served
     }
 
-    private func apply(_ change: (Int, BlkdebugConfig?) -> BlkdebugConfig?, what: String, logPrefix: String = "control: ") -> Reply {
+    private func apply(_ change: (Int, BlkdebugConfig?) -> BlkdebugConfig?, what: String, via: String = "control") -> Reply {
         lock.lock()
         for i in served.indices {
             let next = change(i, served[i].rules)
@@ -179,9 +180,10 @@ final class NbdServedRules: @unchecked Sendable {
         }
         let n = served.first?.rules?.ruleCount ?? 0
         lock.unlock()
-        onChange?()
+        let held = onChange?() ?? NBDHeldRepliesChanged()
         let line = "\(what): \(n) rule\(n == 1 ? "" : "s") in force, state machine back to state 1"
-        CLIOutput.error(logPrefix + line)
+        CLIOutput.error("\(via): " + line)
+        observer.heldRepliesChanged(held, by: what, via: via)
         return ([line], true)
     }
 
@@ -191,7 +193,7 @@ final class NbdServedRules: @unchecked Sendable {
             CLIOutput.warning("SIGHUP: no --rules file to re-read")
             return
         }
-        let reply = reload(file, logPrefix: "SIGHUP: ")
+        let reply = reload(file, via: "SIGHUP")
         if !reply.ok { CLIOutput.error("SIGHUP: " + (reply.lines.last ?? "failed")) }
     }
 }

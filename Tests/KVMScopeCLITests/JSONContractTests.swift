@@ -178,6 +178,9 @@ import KVMScopeWatch
                                   client: "127.0.0.1:5000", command: "write", nbdError: "NBD_EIO").jsonLine()
         let doc = try JSONSerialization.jsonObject(with: Data(line.utf8))
         Self.check("nbd serve --log", documents: [doc], lines: true, documented: try Self.documentedKeys())
+        let change = RulesChangeLogRecord(change: "removed rules.cfg:1", via: "control", released: 2, shortened: 1).jsonLine()
+        Self.check("nbd serve --log rules-change", documents: [try JSONSerialization.jsonObject(with: Data(change.utf8))], lines: true,
+                   documented: try Self.documentedKeys())
     }
 
     /// `record --json` (JSON Lines) and capture.json: failures and VM pauses from real lab traces

@@ -128,4 +128,35 @@ import KVMScopeTestSupport
         #expect(r?.status == 0 && (client.seconds ?? 0) >= 2.9, "\(client.seconds ?? -1) s")
         _ = s.stop()
     }
+    /// A change that lets waiting replies go, or shortens their wait, says so: one line on
+    /// stderr naming the change, and a `rules-change` record in the --log file. A change that
+    /// leaves them waiting as they were adds neither.
+    @Test func aChangeThatReleasesOrShortensWaitingRepliesSaysSo() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let socket = dir.path + "/ctl.sock"
+        let log = dir.path + "/faults.jsonl"
+        let file = dir.file("r.cfg", "[delay]\nread = \"60s\"\n")
+        let other = dir.file("other.cfg", "[delay]\nwrite = \"1ms\"\n")
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--rules", file, "--control", socket, "--log", log])
+        let client = BackgroundClient(qemuIO, s.uri, ["read 0 4k"])
+        #expect(Self.waitFor(s, "delayed read 0+4096"), "\(s.stderr)")
+        #expect(try Self.control(socket, ["add", other]).status == 0)           // the read's [delay] stays as it was
+        FileManager.default.createFile(atPath: file, contents: Data("[delay]\nread = \"30s\"\n".utf8))
+        #expect(try Self.control(socket, ["reload"]).status == 0)               // 60 s to 30 s: it waits, less
+        #expect(try Self.control(socket, ["clear"]).status == 0)                // no [delay]: it goes
+        let r = client.wait(10)
+        #expect(r?.stdout.contains("read 4096/4096 bytes at offset 0") == true, "\(r?.stdout ?? "still waiting")")
+        #expect(s.stop() != nil)
+        let lines = s.stderrLines(containing: " waiting repl")
+        #expect(lines.count == 2, "\(s.stderr)")
+        #expect(lines.first?.hasSuffix("control: reloaded \(file) (1 rule); kept 1 added rule (\(other):1): 0 waiting replies released, 1 shortened") == true,
+                "\(lines)")
+        #expect(lines.last?.hasSuffix("control: cleared: 1 waiting reply released, 0 shortened") == true, "\(lines)")
+        let records = (try String(contentsOfFile: log, encoding: .utf8)).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "rules-change" }
+        #expect(records.map { "\($0["via"] ?? "") \($0["change"] ?? "") \($0["released"] ?? "") \($0["shortened"] ?? "")" }
+                == ["control reloaded \(file) (1 rule); kept 1 added rule (\(other):1) 0 1", "control cleared 1 0"], "\(records)")
+    }
 }

@@ -120,6 +120,31 @@ public struct FaultLogRecord: Encodable, Sendable {
     }
 }
 
+/// `nbd serve --log`: a change of rules (nbd control, SIGHUP) that let replies held back by a
+/// delay, a rate or a stall go at once (`released`) or wait less (`shortened`). Written only
+/// when it did either, next to the fault records (`type` tells them apart).
+public struct RulesChangeLogRecord: Encodable, Sendable {
+    public let type = "rules-change"
+    public var time: Double
+    /// What changed, as the server's stderr line says it ("removed r.cfg:1", "cleared", ...).
+    public var change: String
+    /// "control" or "SIGHUP".
+    public var via: String
+    public var released: Int
+    public var shortened: Int
+
+    enum CodingKeys: String, CodingKey { case type, time, change, via, released, shortened }
+
+    public init(change: String, via: String, released: Int, shortened: Int, date: Date = Date()) {
+        time = date.timeIntervalSince1970
+        self.change = change; self.via = via; self.released = released; self.shortened = shortened
+    }
+
+    public func jsonLine() -> String {
+        (try? JSONReport.encode(self, pretty: false)) ?? "{}\n"
+    }
+}
+
 /// Appends fault records to a file, one line each, flushed as they happen (thread-safe).
 public final class FaultLogWriter: @unchecked Sendable {
     private let handle: FileHandle
@@ -138,8 +163,12 @@ public final class FaultLogWriter: @unchecked Sendable {
         handle = h
     }
 
-    public func write(_ record: FaultLogRecord) {
-        let data = Data(record.jsonLine().utf8)
+    public func write(_ record: FaultLogRecord) { write(line: record.jsonLine()) }
+
+    public func write(_ record: RulesChangeLogRecord) { write(line: record.jsonLine()) }
+
+    private func write(line: String) {
+        let data = Data(line.utf8)
         lock.lock(); defer { lock.unlock() }
         handle.write(data)
     }
