@@ -52,12 +52,12 @@ import KVMScopeCore
             let r = try runProcess(qemuIO, ["-f", "raw", uri, "-c", "length"])
             #expect(r.status == 0 && r.stdout == "1 MiB\n", "\(uri): \(r.stdout)\(r.stderr)")
         }
-        #expect(s.stop() != nil)
+        #expect(s.stop() != nil, "no exit within 10 s of SIGTERM: \(s.stderr)")
         let unnamed = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--socket", dir.path + "/plain.sock"])
         #expect(unnamed.uris == ["nbd://127.0.0.1:\(unnamed.port)", "nbd+unix:///?socket=\(dir.path)/plain.sock"], "\(unnamed.uris)")
         let r = try runProcess(qemuIO, ["-f", "raw", unnamed.uri, "-c", "length"])
         #expect(r.stdout == "1 MiB\n", "\(r.stdout)\(r.stderr)")
-        #expect(unnamed.stop() != nil)
+        #expect(unnamed.stop() != nil, "no exit within 10 s of SIGTERM: \(unnamed.stderr)")
     }
 
     /// The socket path in the printed URI is percent-encoded as a query value (uri.md), so a
