@@ -41,8 +41,9 @@ public enum QemuBackportsTools {
 /// A temporary directory removed when the value goes away.
 public final class TempDir {
     public let path: String
-    public init() {
-        path = NSTemporaryDirectory() + "kvmscope-test-" + UUID().uuidString
+    /// `under`: another parent than $TMPDIR (a test that needs tmpfs uses /dev/shm).
+    public init(under parent: String? = nil) {
+        path = (parent.map { $0 + "/" } ?? NSTemporaryDirectory()) + "kvmscope-test-" + UUID().uuidString
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }

@@ -148,9 +148,34 @@ public final class RawImageFile: @unchecked Sendable {
         memset(sector.baseAddress! + Int(offset), 0, n)
     }
 
+    /// The order of block/file-posix.c: `handle_aiocb_write_zeroes_unmap` (with MAY_UNMAP, a
+    /// punched hole first; ENOTSUP, EINVAL and EBUSY move on, any other error is the answer),
+    /// then `handle_aiocb_write_zeroes` (ZERO_RANGE; where it is unsupported — tmpfs — or
+    /// refuses the range with EINVAL, a punched hole re-allocated by fallocate(0), which reads
+    /// as zeroes and keeps the blocks allocated as ZERO_RANGE would). Only an ENOTSUP from all of
+    /// them falls back to written zeroes, as block/io.c `bdrv_co_do_pwrite_zeroes` does, and
+    /// never with `noFallback`. QEMU's last resort, fallocate(0) past the end of the file, cannot
+    /// apply: requests past the end are refused before they reach the file.
     private func writeZeroesUnguarded(offset: Int64, length: Int64, mayUnmap: Bool, noFallback: Bool) -> Int32 {
-        if mayUnmap && linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) == 0 { return 0 }
-        if linuxFallocate(fd, Falloc.zeroRange, Int64(offset), Int64(length)) == 0 { return 0 }
+        if mayUnmap {
+            switch fallocateError(Falloc.punchHole | Falloc.keepSize, offset, length) {
+            case 0: return 0
+            case EOPNOTSUPP, EINVAL, EBUSY: break
+            case let e: return e
+            }
+        }
+        switch fallocateError(Falloc.zeroRange, offset, length) {
+        case 0: return 0
+        case EOPNOTSUPP, EINVAL: break
+        case let e: return e
+        }
+        switch fallocateError(Falloc.punchHole | Falloc.keepSize, offset, length) {
+        case 0:
+            let e = fallocateError(0, offset, length)
+            if e != EOPNOTSUPP { return e }
+        case EOPNOTSUPP, EINVAL: break
+        case let e: return e
+        }
         if noFallback { return EOPNOTSUPP }
         let chunk = Int(min(length, 1 << 20))
         let zeroes = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
@@ -166,6 +191,20 @@ public final class RawImageFile: @unchecked Sendable {
         return 0
     }
 
+    /// fallocate(2)'s errno (0 on success), the "not supported" family folded into EOPNOTSUPP
+    /// as file-posix.c `translate_err` folds ENODEV, ENOSYS, EOPNOTSUPP and ENOTTY into ENOTSUP
+    /// (the same number on Linux).
+    private func fallocateError(_ mode: Int32, _ offset: Int64, _ length: Int64) -> Int32 {
+        while linuxFallocate(fd, mode, offset, length) != 0 {
+            switch errno {
+            case EINTR: continue
+            case ENODEV, ENOSYS, EOPNOTSUPP, ENOTTY: return EOPNOTSUPP
+            case let e: return e
+            }
+        }
+        return 0
+    }
+
     /// Discard is advisory: a file system without hole punching simply keeps the data.
     public func discard(offset: Int64, length: Int64) -> Int32 {
         guard length > 0 else { return 0 }
@@ -176,12 +215,8 @@ public final class RawImageFile: @unchecked Sendable {
     }
 
     private func discardUnguarded(offset: Int64, length: Int64) -> Int32 {
-        if linuxFallocate(fd, Falloc.punchHole | Falloc.keepSize, Int64(offset), Int64(length)) != 0 {
-            let e = errno
-            if e == EOPNOTSUPP || e == ENOSYS || e == EINVAL { return 0 }
-            return e
-        }
-        return 0
+        let e = fallocateError(Falloc.punchHole | Falloc.keepSize, offset, length)
+        return e == EOPNOTSUPP || e == EINVAL ? 0 : e
     }
 
     /// qemu-io's `truncate` on a raw file (block/file-posix.c `handle_aiocb_truncate`): `off`
