@@ -106,14 +106,10 @@ final class NbdServedRules: @unchecked Sendable {
     /// reload must not keep the second copy as an added rule. A path that cannot be looked up
     /// (a file deleted since) is compared as a string.
     private static func rulesFromOtherFiles(than path: String) -> (RuleLocation) -> Bool {
-        func identity(_ p: String) -> (dev_t, ino_t)? {
-            var st = stat()
-            return stat(p, &st) == 0 ? (st.st_dev, st.st_ino) : nil
-        }
-        let reloaded = identity(path)
+        let reloaded = fileIdentity(path)
         var identities: [String: (dev_t, ino_t)?] = [:]
         return { location in
-            if identities[location.file] == nil { identities[location.file] = .some(identity(location.file)) }
+            if identities[location.file] == nil { identities[location.file] = .some(fileIdentity(location.file)) }
             guard let reloaded, let other = identities[location.file]! else { return location.file != path }
             return other != reloaded
         }
@@ -137,33 +133,55 @@ final class NbdServedRules: @unchecked Sendable {
         return .success(Loaded(rules: loaded, problems: Array(Set(problems)).sorted()))
     }
 
-    /// `remove #N` or `remove N` (the number `list` prints), `remove ID` (a section's
-    /// `[name "ID"]`), or `remove FILE:LINE` (where its section starts, as `list` prints it).
+    /// `remove #N` (the number `list` prints), `remove ID` (a section's `[name "ID"]`), `remove N`
+    /// (the number, or an all-digit id: refused when it names two different rules), or
+    /// `remove FILE:LINE` (where its section starts: FILE as `list` prints it, or any path to
+    /// the same file).
     private func remove(_ argument: String) -> Reply {
         let usage = "error: remove takes #N (the number list prints), a rule's id, or FILE:LINE (where its section starts)"
         guard let entries = snapshot().first.map({ ($0.rules ?? BlkdebugConfig()).ruleEntries() }) else { return ([usage], false) }
+        let named = entries.filter { $0.id == argument }
+        guard Set(named.map(\.location)).count <= 1 else {
+            return (["error: \(named.count) rules have the id '\(argument)' (\(named.map { "\($0.location)" }.joined(separator: ", "))); remove one by its number or FILE:LINE"], false)
+        }
+        let numbered = argument.hasPrefix("#") ? String(argument.dropFirst()) : argument
+        let number = numbered.allSatisfy(\.isASCII) ? Int(numbered) : nil
         let location: RuleLocation
-        let digits = argument.hasPrefix("#") ? String(argument.dropFirst()) : argument
-        if !digits.isEmpty, digits.allSatisfy(\.isASCII), let n = Int(digits) {
+        if let n = number, argument.hasPrefix("#") || named.isEmpty {
             guard n >= 1 && n <= entries.count else {
                 return (["error: no rule #\(n): \(entries.count) rule\(entries.count == 1 ? "" : "s") in force (list numbers them)"], false)
             }
             location = entries[n - 1].location
-        } else if case let named = entries.filter({ $0.id == argument }), !named.isEmpty {
-            guard Set(named.map(\.location)).count == 1 else {
-                return (["error: \(named.count) rules have the id '\(argument)' (\(named.map { "\($0.location)" }.joined(separator: ", "))); remove one by its number or FILE:LINE"], false)
+        } else if let id = named.first {
+            if let n = number, n >= 1, n <= entries.count, entries[n - 1].location != id.location {
+                return (["error: '\(argument)' is both rule #\(n) (\(entries[n - 1].location)) and the id of the rule at \(id.location); say #\(n) for the number, or \(id.location)"], false)
             }
-            location = named[0].location
+            location = id.location
         } else {
             guard let colon = argument.lastIndex(of: ":"), let line = Int(argument[argument.index(after: colon)...]), line > 0 else {
                 return (["error: no rule has the id '\(argument)'", usage], false)
             }
-            location = RuleLocation(file: String(argument[..<colon]), line: line)
-            guard entries.contains(where: { $0.location == location }) else {
-                return (["error: no rule starts at \(location) (list shows where each does)"], false)
+            let given = RuleLocation(file: String(argument[..<colon]), line: line)
+            let sameFile = Self.sameFile(as: given.file)
+            guard let found = entries.first(where: { $0.location == given })
+                    ?? entries.first(where: { $0.location.line == line && sameFile($0.location.file) }) else {
+                return (["error: no rule starts at \(given) (list shows where each does)"], false)
             }
+            location = found.location
         }
         return apply({ _, current in current?.removing(at: location).config }, what: "removed \(location)")
+    }
+
+    /// Whether a path names the same file as `path` (device and inode); false when either
+    /// cannot be looked up.
+    private static func sameFile(as path: String) -> (String) -> Bool {
+        guard let wanted = fileIdentity(path) else { return { _ in false } }
+        return { fileIdentity($0).map { $0 == wanted } ?? false }
+    }
+
+    private static func fileIdentity(_ p: String) -> (dev_t, ino_t)? {
+        var st = stat()
+        return stat(p, &st) == 0 ? (st.st_dev, st.st_ino) : nil
     }
 
     private func snapshot() -> [Served] {

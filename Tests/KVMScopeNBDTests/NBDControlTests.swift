@@ -96,6 +96,38 @@ import KVMScopeCore
         #expect(s.stop() != nil)
     }
 
+    /// An all-digit id is an id: `remove 7` with four rules removes the rule named "7"; a bare
+    /// `2` that is rule #2's number and another rule's id is refused, not guessed (`#2` is
+    /// always the number). FILE:LINE takes any path to the file, not only list's spelling.
+    @Test func removeTellsNumbersFromAllDigitIdsAndFilesByIdentity() throws {
+        let dir = TempDir()
+        func section(_ name: String, _ sector: Int) -> String {
+            "[inject-error\(name.isEmpty ? "" : " \"\(name)\"")]\nevent = \"none\"\niotype = \"read\"\nsector = \"\(sector)\"\n\n"
+        }
+        // Sections start at lines 1 ("7"), 6, 11 ("2") and 16 ("x").
+        _ = dir.file("r.cfg", section("7", 0) + section("", 8) + section("2", 16) + section("x", 24))
+        let link = dir.path + "/link.cfg"
+        #expect(symlink(dir.path + "/r.cfg", link) == 0)
+        let socket = dir.path + "/ctl.sock"
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--rules", "r.cfg", "--control", socket], directory: dir.path)
+        func remove(_ what: String) throws -> ProcessResult { try Self.control(socket, ["remove", what]) }
+        let byID = try remove("7")                                      // no rule #7: the id
+        #expect(byID.status == 0 && byID.stdout.hasPrefix("removed r.cfg:1: 3 rules in force"), "\(byID.stdout)")
+        let same = try remove("2")                                      // #2 is the rule named "2"
+        #expect(same.status == 0 && same.stdout.hasPrefix("removed r.cfg:11: 2 rules in force"), "\(same.stdout)")
+        #expect(try Self.control(socket, ["reload"]).status == 0)       // the four rules again
+        let clash = try remove("2")                                     // #2 is r.cfg:6, "2" names r.cfg:11
+        #expect(clash.status == 1 && clash.stdout.hasPrefix("error: '2' is both rule #2 (r.cfg:6) and the id of the rule at r.cfg:11"),
+                "\(clash.stdout)")
+        let number = try remove("#2")
+        #expect(number.status == 0 && number.stdout.hasPrefix("removed r.cfg:6: 3 rules in force"), "\(number.stdout)")
+        let byLink = try remove(link + ":11")
+        #expect(byLink.status == 0 && byLink.stdout.hasPrefix("removed r.cfg:11: 2 rules in force"), "\(byLink.stdout)")
+        let nowhere = try remove(link + ":12")
+        #expect(nowhere.status == 1 && nowhere.stdout.hasPrefix("error: no rule starts at \(link):12"), "\(nowhere.stdout)")
+        #expect(s.stop() != nil)
+    }
+
     /// `reload` (and SIGHUP) re-read the file and keep what `add` added since, and say so;
     /// `load` replaces everything.
     @Test func reloadKeepsTheRulesAddedSince() throws {
