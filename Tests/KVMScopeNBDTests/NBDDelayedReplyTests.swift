@@ -159,4 +159,29 @@ import KVMScopeTestSupport
         #expect(records.map { "\($0["via"] ?? "") \($0["change"] ?? "") \($0["released"] ?? "") \($0["shortened"] ?? "")" }
                 == ["control reloaded \(file) (1 rule); kept 1 added rule (\(other):1) 0 1", "control cleared 1 0"], "\(records)")
     }
+
+    /// SIGHUP is a change like the control socket's: a re-read file without the [delay] lets
+    /// the waiting read go, and says so on stderr and in the --log file (via "SIGHUP").
+    @Test func aSighupThatReleasesAWaitingReplySaysSo() throws {
+        guard let qemuIO = QemuTools.require("qemu-io") else { return }
+        let dir = TempDir()
+        let log = dir.path + "/faults.jsonl"
+        let file = dir.file("r.cfg", "[delay]\nread = \"60s\"\n")
+        let s = try NBDServerProcess(size: 1 << 20, arguments: ["-f", "raw", "--rules", file, "--log", log])
+        let client = BackgroundClient(qemuIO, s.uri, ["read 0 4k"])
+        #expect(Self.waitFor(s, "delayed read 0+4096"), "\(s.stderr)")
+        FileManager.default.createFile(atPath: file, contents: Data("[delay]\nwrite = \"1ms\"\n".utf8))
+        kill(s.pid, SIGHUP)
+        let r = client.wait(10)
+        #expect(r?.stdout.contains("read 4096/4096 bytes at offset 0") == true, "\(r?.stdout ?? "still waiting")")
+        #expect(s.stop() != nil)
+        let lines = s.stderrLines(containing: " waiting repl")
+        #expect(lines.count == 1 && lines[0].hasSuffix("SIGHUP: reloaded \(file) (1 rule); kept no added rules: 1 waiting reply released, 0 shortened"),
+                "\(s.stderr)")
+        let records = (try String(contentsOfFile: log, encoding: .utf8)).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["type"] as? String == "rules-change" }
+        #expect(records.map { "\($0["via"] ?? "") \($0["change"] ?? "") \($0["released"] ?? "") \($0["shortened"] ?? "")" }
+                == ["SIGHUP reloaded \(file) (1 rule); kept no added rules 1 0"], "\(records)")
+    }
 }
