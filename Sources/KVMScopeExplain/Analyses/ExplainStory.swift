@@ -142,6 +142,10 @@ struct ExplainStory {
     mutating func account() {
         let traceSpan = host?.timeSpan
         let guestTimes = sortedGuestTimes
+        // Computed once: as properties they are rebuilt on every use, which inside these loops
+        // made explain quadratic in the number of errors.
+        let matchedGuest = matchedGuest, matchedHost = matchedHost
+        let guestStampsPrecise = guestStampsPrecise, suppressed = suppressed
         for (i, g) in guestErrors.enumerated() where !matchedGuest.contains(i) {
             let reason: String
             if host == nil && qmp == nil {
