@@ -41,11 +41,7 @@ extension ExplainStory {
     /// The UTC day of a host-clock time, "2026-11-22" (nil past what a Date holds).
     static func day(_ t: Double) -> String? {
         guard t.isFinite, abs(t) < 2.5e11 else { return nil }
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd"
-        return f.string(from: Date(timeIntervalSince1970: t))
+        return UTCDateFormat.string(.day, Date(timeIntervalSince1970: t))
     }
 
     /// A span of host-clock times with its date, for a reader who compares it with other logs:
@@ -59,10 +55,6 @@ extension ExplainStory {
     }
 
     static func clock(_ t: Double) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "HH:mm:ss"
         // Round to the microsecond the trace printed (a Double can hold 0.754735999...).
         // Readers keep times within year 9999, but a guest uptime plus a clock offset is
         // computed: anything no Int64 of microseconds holds is printed as plain seconds.
@@ -70,7 +62,7 @@ extension ExplainStory {
         guard micros.isFinite, abs(micros) < 9.2e18 else { return String(format: "%.6f s", t) }
         let totalMicros = Int64(micros)
         let seconds = Double(totalMicros / 1_000_000)
-        return f.string(from: Date(timeIntervalSince1970: seconds)) + String(format: ".%06lld", totalMicros % 1_000_000)
+        return UTCDateFormat.string(.time, Date(timeIntervalSince1970: seconds)) + String(format: ".%06lld", totalMicros % 1_000_000)
     }
 
     /// What to look at next, most useful first.

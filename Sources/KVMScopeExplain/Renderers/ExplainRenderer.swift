@@ -52,6 +52,7 @@ public enum ExplainRenderer {
         if !r.unmatched.isEmpty {
             section("NOT MATCHED ONE-TO-ONE")
             var seen: [String: Int] = [:]
+            var reasons: [String] = []
             for u in r.unmatched {
                 let what: String
                 if u.side == .guest {
@@ -62,10 +63,12 @@ public enum ExplainRenderer {
                 } else if u.side == .qmp, let e = r.qmp?.ioErrors[u.index] {
                     what = "QMP line \(e.line) BLOCK_IO_ERROR \(e.operation) \(e.action)" + (e.device.isEmpty ? "" : " on \(e.device)")
                 } else { continue }
+                if seen[u.reason] == nil { reasons.append(u.reason) }
                 seen[u.reason, default: 0] += 1
                 if seen[u.reason]! <= 5 { bullet("\(what): \(u.reason)") }
             }
-            for (reason, n) in seen where n > 5 { bullet("... and \(n - 5) more: \(reason)") }
+            // In the order the reasons first appear: a Dictionary's order changes from run to run.
+            for reason in reasons where seen[reason]! > 5 { bullet("... and \(seen[reason]! - 5) more: \(reason)") }
         }
         if !r.coverage.isEmpty {
             section("COVERAGE (what the host inputs can see of each guest disk with trouble)")
@@ -149,11 +152,7 @@ public enum ExplainRenderer {
     }
 
     static func wallClock(_ t: Double) -> String {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
-        return f.string(from: Date(timeIntervalSince1970: t))
+        UTCDateFormat.string(.wallClock, Date(timeIntervalSince1970: t))
     }
 
     /// Greedy word wrap; words longer than the width stay whole.
