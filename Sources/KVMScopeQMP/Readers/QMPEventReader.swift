@@ -148,11 +148,12 @@ public struct QMPEventReader {
     }
 
     static func decode(_ json: String) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
+        JSONValueParser.parse(json)
     }
 
+    /// Bytes that are not UTF-8 are no JSON (RFC 8259 section 8.1), as JSONDecoder said.
     static func decode(_ json: [UInt8]) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(json))
+        String(validating: json, as: UTF8.self).flatMap(JSONValueParser.parse)
     }
 
     enum RawLine { case event(QMPEvent), badTimestamp, notEvent }
