@@ -52,4 +52,34 @@ import KVMScopeCore
         Self.check([UInt64](repeating: 3_000_000, count: 70_000) + [2_999_000, 3_001_000], digits: digits)
         Self.check([7] + [UInt64](repeating: 9_999_999, count: 200_000) + [9_999_000], digits: digits)
     }
+
+    /// A total kept unbinned gets the histogram of every sample from the bins of parts that
+    /// hold its samples between them (exits: the total from its reasons), bins that overflow
+    /// in the sum included.
+    @Test func unbinnedTotalFromItsParts() {
+        // 150 000 of one value, spread: no part's bin fills, their sum does (twice).
+        let samples = Self.samples(600_000, seed: 21) + [UInt64](repeating: 1_000, count: 150_000)
+        var random = SplitMix64(seed: 22)
+        var total = LatencyAccumulator(digits: .three, binned: false)
+        var parts = [LatencyAccumulator](repeating: LatencyAccumulator(digits: .three), count: 5)
+        var reference = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: LatencyAccumulator.histogramMaxNs,
+                                          numberOfSignificantValueDigits: .three)
+        for ns in samples {
+            total.add(ns)
+            parts[Int(random.below(5))].add(ns)
+            reference.record(Swift.min(ns, LatencyAccumulator.histogramMaxNs))
+        }
+        // A bin that spills inside one part too.
+        for _ in 0..<70_000 {
+            total.add(2_000_000)
+            parts[0].add(2_000_000)
+            reference.record(2_000_000)
+        }
+        let summed = total.addingBins(of: parts)
+        let h = summed.histogram
+        #expect(h == reference)
+        #expect(h.maxRecorded == reference.maxRecorded && h.min == reference.min && h.minNonZero == reference.minNonZero)
+        #expect(summed.percentilesNs(Self.percentiles) == Self.percentiles.map { reference.valueAtPercentile($0) })
+        #expect(summed.count == total.count && summed.stddevNs == total.stddevNs && summed.maxNs == total.maxNs)
+    }
 }

@@ -58,7 +58,8 @@ final class ExitLatencyAnalyzer {
     /// threadStates index + 1 by the tid's low bits (0: none): vCPU threads take turns, so the
     /// last thread alone misses on most records, and a Dictionary lookup hashes the tid.
     @exclusivity(unchecked) private var recentThreads = [Int](repeating: 0, count: 256)
-    @exclusivity(unchecked) private var total = LatencyAccumulator(digits: .three)
+    /// Unbinned: every pair it counts is in one `byReason`, whose bins make its percentiles.
+    @exclusivity(unchecked) private var total = LatencyAccumulator(digits: .three, binned: false)
     @exclusivity(unchecked) private var byReason: [LatencyAccumulator] = []
     @exclusivity(unchecked) private var byVCPU: [Int32: Int] = [:]
     @exclusivity(unchecked) private var vcpuAccumulators: [LatencyAccumulator] = []
@@ -302,6 +303,7 @@ final class ExitLatencyAnalyzer {
         var pairing = self.pairing
         pairing.exitsWithoutEntryAtEnd = UInt64(threadStates.filter(\.pending).count)
         let totalTime = total.sumNs
+        let total = self.total.addingBins(of: byReason)
         func stats(_ a: LatencyAccumulator, precision: Double) -> ExitStats {
             let p = a.percentilesNs([50, 90, 99, 99.9])
             return ExitStats(count: a.count,
