@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/out/drops-1g.txt}
 size_mb=${2:-1000}
-mkdir -p "$(dirname "$out")"
+mkdir -p "$(dirname "$out")" bench/out   # the 50 MB block is made in bench/out
 block=bench/out/.drops-block
 python3 - "$block" <<'PY'
 import re, sys

@@ -6,7 +6,11 @@ import KVMScopeCore
 /// against a byte-by-byte one, on random input (seeded).
 @Suite struct TraceLinePrefixFastPathTests {
     /// Bytes around the digit range, where an off-by-one would show, plus any byte.
-    static func byte(_ random: inout SplitMix64) -> UInt8 { TraceArgumentScannerHexRunTests.byte(&random) }
+    static func byte(_ random: inout SplitMix64) -> UInt8 {
+        let near: [UInt8] = Array(0x2F...0x3A) + Array(0x40...0x47) + Array(0x60...0x67)
+            + [0x10, 0x19, 0x20, 0x2E, 0x3A, 0x40, 0x7F, 0x80, 0xB0, 0xBA, 0xC6, 0xE1, 0xFF]
+        return random.below(4) == 0 ? UInt8(truncatingIfNeeded: random.next()) : near[Int(random.below(UInt64(near.count)))]
+    }
 
     static func words(seed: UInt64, count: Int, digitBias: ClosedRange<UInt8>) -> [[UInt8]] {
         var random = SplitMix64(seed: seed)

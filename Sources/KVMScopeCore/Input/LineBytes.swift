@@ -93,31 +93,17 @@ public struct LineBytes {
         return (negative ? -Int64(u) : Int64(u), end)
     }
 
-    /// A hexadecimal number at `at`, with or without `0x`. Up to 16 digits.
+    /// A hexadecimal number at `at`, with or without `0x`. Up to 16 digits; nil when there is
+    /// none or more than 16 follow (more than 64 bits). Eight digits a load (ByteParsing.hex):
+    /// kvm_exit prints five 16- and 8-digit fields a line, which the byte loop read one by one.
     @inlinable
     public func hex(at: Int) -> (value: UInt64, end: Int)? {
+        guard at >= 0, let base = bytes.baseAddress else { return nil }
         var i = at
         if matches("0x", at: i) || matches("0X", at: i) { i += 2 }
-        let start = i
-        var v: UInt64 = 0
-        while i < count, i - start < 16 {
-            let c = bytes[i]
-            let d: UInt8
-            switch c {
-            case 0x30...0x39: d = c - 0x30
-            case 0x61...0x66: d = c - 0x61 + 10
-            case 0x41...0x46: d = c - 0x41 + 10
-            default: return i == start ? nil : (v, i)
-            }
-            v = v << 4 | UInt64(d)
-            i += 1
-        }
-        if i < count, isHexDigit(bytes[i]) { return nil }   // more than 64 bits
-        return i == start ? nil : (v, i)
-    }
-
-    @inlinable func isHexDigit(_ c: UInt8) -> Bool {
-        (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
+        guard i < count else { return nil }
+        guard let (v, end) = ByteParsing.hex(base, i, count) else { return nil }
+        return (v, end)
     }
 
     /// A decimal with a fractional part (`439.490934`) as seconds, at `at`.
@@ -257,11 +243,30 @@ public struct LineBytes {
     }
 
     /// True when the line contains bytes no text log has (NUL, most control bytes):
-    /// binary junk is skipped and counted by readers, not parsed.
+    /// binary junk is skipped and counted by readers, not parsed. Eight bytes a test (the
+    /// `hasless` word trick, Bit Twiddling Hacks: exact about whether a byte below 0x20 is
+    /// there): every guest, host and drops line is asked, and text has none, or a tab or ESC,
+    /// which the byte check of that word lets pass.
     public var looksBinary: Bool {
-        for c in bytes where c < 0x20 && c != 0x09 && c != 0x1B { return true }
+        guard let base = bytes.baseAddress else { return false }
+        let n = bytes.count
+        var i = 0
+        while n - i >= 8 {
+            let w = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            if (w &- 0x2020_2020_2020_2020) & ~w & 0x8080_8080_8080_8080 != 0 {
+                for k in i..<i + 8 where Self.isBinaryByte(base[k]) { return true }
+            }
+            i += 8
+        }
+        while i < n {
+            if Self.isBinaryByte(base[i]) { return true }
+            i += 1
+        }
         return false
     }
+
+    @inline(__always)
+    static func isBinaryByte(_ c: UInt8) -> Bool { c < 0x20 && c != 0x09 && c != 0x1B }
 }
 
 /// First occurrence of `needle` in `hay`: memchr to the needle's first byte, memcmp for the
@@ -280,26 +285,4 @@ public func byteSearch(_ hay: UnsafePointer<UInt8>, _ hayCount: Int,
         p = q + 1
     }
     return nil
-}
-
-/// Number parsing over raw bytes, shared by `LineBytes` and the readers that scan pointers
-/// directly on their hot path (the trace argument scanner).
-public enum ByteParsing {
-    /// An unsigned decimal in `p[start..<end]`: value and the index after it; nil when there
-    /// is no digit or it overflows 64 bits.
-    @inlinable @inline(__always)
-    public static func decimal(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, Int)? {
-        var i = start
-        var v: UInt64 = 0
-        while i < end {
-            let d = p[i] &- 0x30
-            if d > 9 { break }
-            let (m, o1) = v.multipliedReportingOverflow(by: 10)
-            let (a, o2) = m.addingReportingOverflow(UInt64(d))
-            if o1 || o2 { return nil }
-            v = a
-            i += 1
-        }
-        return i == start ? nil : (v, i)
-    }
 }

@@ -58,7 +58,8 @@ final class ExitLatencyAnalyzer {
     /// threadStates index + 1 by the tid's low bits (0: none): vCPU threads take turns, so the
     /// last thread alone misses on most records, and a Dictionary lookup hashes the tid.
     @exclusivity(unchecked) private var recentThreads = [Int](repeating: 0, count: 256)
-    @exclusivity(unchecked) private var total = LatencyAccumulator(digits: .three)
+    /// Unbinned: every pair it counts is in one `byReason`, whose bins make its percentiles.
+    @exclusivity(unchecked) private var total = LatencyAccumulator(digits: .three, binned: false)
     @exclusivity(unchecked) private var byReason: [LatencyAccumulator] = []
     @exclusivity(unchecked) private var byVCPU: [Int32: Int] = [:]
     @exclusivity(unchecked) private var vcpuAccumulators: [LatencyAccumulator] = []
@@ -302,15 +303,16 @@ final class ExitLatencyAnalyzer {
         var pairing = self.pairing
         pairing.exitsWithoutEntryAtEnd = UInt64(threadStates.filter(\.pending).count)
         let totalTime = total.sumNs
+        let total = self.total.addingBins(of: byReason)
         func stats(_ a: LatencyAccumulator, precision: Double) -> ExitStats {
-            ExitStats(count: a.count,
+            let p = a.percentilesNs([50, 90, 99, 99.9])
+            return ExitStats(count: a.count,
                       samplesPercent: total.count == 0 ? 0 : Double(a.count) / Double(total.count) * 100,
                       timePercent: totalTime == 0 ? 0 : Double(a.sumNs) / Double(totalTime) * 100,
                       totalNs: a.sumNs, minNs: a.count == 0 ? 0 : a.minNs, maxNs: a.maxNs,
                       meanNs: a.meanNs, stddevNs: a.stddevNs,
                       relativeStandardErrorPercent: a.relativeStandardErrorPercent,
-                      p50Ns: a.percentileNs(50), p90Ns: a.percentileNs(90),
-                      p99Ns: a.percentileNs(99), p999Ns: a.percentileNs(99.9),
+                      p50Ns: p[0], p90Ns: p[1], p99Ns: p[2], p999Ns: p[3],
                       percentilePrecision: precision)
         }
         var reasonRows: [ReasonRow] = []

@@ -185,62 +185,12 @@ final class TraceArgumentScanner {
         return TraceEventNameTable.equal(line, literal, n)
     }
 
+    /// Hex digits eight a load (KVMScopeCore's ByteParsing, shared with LineBytes.hex).
     @inline(__always)
-    static func isHex(_ c: UInt8) -> Bool {
-        (c &- 0x30) < 10 || ((c | 0x20) &- 0x61) < 6
-    }
+    static func isHex(_ c: UInt8) -> Bool { ByteParsing.isHex(c) }
 
     @inline(__always)
     static func hex(_ p: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> (UInt64, Int)? {
-        // Eight digits at a time while 16 bytes of the line are left: a pointer QEMU prints
-        // (`0x55e95ec4f2c0`, 12 digits) is two loads instead of a loop with a branch per digit.
-        if end - start >= 16 {
-            let raw = UnsafeRawPointer(p + start)
-            let high = hexRun(raw)
-            if high.count < 8 { return high.count == 0 ? nil : (high.value, start + high.count) }
-            let low = hexRun(raw + 8)
-            if low.count < 8 { return (high.value << UInt64(low.count << 2) | low.value, start + 8 + low.count) }
-            // 16 digits: whether a 17th follows (more than 64 bits) is the loop's to say.
-        }
-        var i = start
-        var v: UInt64 = 0
-        while i < end {
-            let c = p[i]
-            var d = c &- 0x30
-            if d > 9 {
-                d = (c | 0x20) &- 0x61
-                if d > 5 { break }
-                d += 10
-            }
-            v = v << 4 | UInt64(d)
-            i += 1
-        }
-        // More than 16 digits is more than 64 bits (checked once, after the run of digits).
-        return i == start || i - start > 16 ? nil : (v, i)
-    }
-
-    /// The run of hex digits (either case) at the start of the 8 bytes at `p`, 0 to 8 of them,
-    /// and its value, without a branch per byte.
-    @inline(__always)
-    static func hexRun(_ p: UnsafeRawPointer) -> (count: Int, value: UInt64) {
-        let word = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
-        let high: UInt64 = 0x8080_8080_8080_8080
-        let lower = word | 0x2020_2020_2020_2020
-        // Per byte, bit 7: '0'...'9' in `word`, 'a'...'f' in `lower` (so 'A'...'F' too). Sums
-        // carry into the next byte only from a byte of 0x80 or more, itself no digit: the
-        // first byte that is not a digit is always found right.
-        let digit = (word &+ 0x5050_5050_5050_5050) & ~(word &+ 0x4646_4646_4646_4646)
-        let letter = (lower &+ 0x1F1F_1F1F_1F1F_1F1F) & ~(lower &+ 0x1919_1919_1919_1919)
-        let notHex = (~(digit | letter) | word) & high
-        let count = notHex.trailingZeroBitCount >> 3
-        guard count > 0 else { return (0, 0) }
-        // A digit's value is its low nibble, plus 9 for a letter (bit 6 set); the digits
-        // move to the top bytes, the bytes shifted in are leading zeros.
-        let nibbles = ((lower & 0x0F0F_0F0F_0F0F_0F0F) &+ ((lower >> 6) & 0x0101_0101_0101_0101) &* 9)
-            << UInt64((8 - count) << 3)
-        // The first digit is the low byte: pairs of nibbles into bytes, bytes into 16 bits, into 32.
-        let bytes = ((nibbles << 4) | (nibbles >> 8)) & 0x00FF_00FF_00FF_00FF
-        let halves = ((bytes << 8) | (bytes >> 16)) & 0x0000_FFFF_0000_FFFF
-        return (count, ((halves << 16) | (halves >> 32)) & 0xFFFF_FFFF)
+        ByteParsing.hex(p, start, end)
     }
 }
