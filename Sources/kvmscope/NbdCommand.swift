@@ -348,6 +348,7 @@ struct NbdServeCommand: ParsableCommand {
         for (flag, name) in [(F.sendFlush, "flush"), (F.sendFUA, "fua"), (F.sendTrim, "trim"), (F.sendWriteZeroes, "write-zeroes")]
         where e.has(flag) { parts.append(name) }
         if e.allocationContext != nil { parts.append("base:allocation") }
+        if e.extendedHeaders { parts.append("extended-headers") }
         parts.append("blocks \(e.minimumBlockSize)/\(e.preferredBlockSize)/\(e.maximumPayload)")
         return "upstream: " + parts.joined(separator: " ")
     }

@@ -1,9 +1,9 @@
 import Foundation
 
 /// The client side of the fixed-newstyle handshake (proto.md "Fixed newstyle negotiation"):
-/// NBD_OPT_STRUCTURED_REPLY, NBD_OPT_SET_META_CONTEXT for `base:allocation` (when structured
-/// replies are on), then NBD_OPT_GO with NBD_INFO_BLOCK_SIZE — or, from a server that does not
-/// know NBD_OPT_GO, NBD_OPT_EXPORT_NAME.
+/// NBD_OPT_EXTENDED_HEADERS, else NBD_OPT_STRUCTURED_REPLY; NBD_OPT_SET_META_CONTEXT for
+/// `base:allocation` (when either is on), then NBD_OPT_GO with NBD_INFO_BLOCK_SIZE — or, from a
+/// server that does not know NBD_OPT_GO (and so not extended headers), NBD_OPT_EXPORT_NAME.
 struct NBDClientHandshake {
     let socket: NBDClientSocket
     let exportName: String
@@ -87,10 +87,22 @@ struct NBDClientHandshake {
         try send(clientFlags)
 
         var export = NBDClient.Export(size: 0, transmissionFlags: 0)
-        try sendOption(.structuredReply, [])
-        let sr = try receiveReply(for: .structuredReply)
-        export.structuredReplies = sr.type == NBD.Reply.ack
-        if export.structuredReplies { export.allocationContext = try negotiateAllocation() }
+        // Extended headers first, as QEMU's client does (nbd/client.c nbd_start_negotiate): they
+        // take precedence over structured replies (proto.md "NBD_OPT_EXTENDED_HEADERS"). A server
+        // from before them (qemu-nbd < 8.2, nbdkit < 1.36) answers NBD_REP_ERR_UNSUP; any error
+        // reply means compact headers, and structured replies are asked for instead.
+        try sendOption(.extendedHeaders, [])
+        let eh = try receiveReply(for: .extendedHeaders)
+        guard eh.type == NBD.Reply.ack || eh.type & NBD.Reply.errorBit != 0 else {
+            throw NBDClientError("protocol error: reply type \(eh.type) to NBD_OPT_EXTENDED_HEADERS")
+        }
+        export.extendedHeaders = eh.type == NBD.Reply.ack
+        if !export.extendedHeaders {
+            try sendOption(.structuredReply, [])
+            let sr = try receiveReply(for: .structuredReply)
+            export.structuredReplies = sr.type == NBD.Reply.ack
+        }
+        if export.structuredReplies || export.extendedHeaders { export.allocationContext = try negotiateAllocation() }
 
         var go: [UInt8] = []
         BigEndian.append(UInt32(exportName.utf8.count), to: &go)
@@ -120,6 +132,11 @@ struct NBDClientHandshake {
                 guard haveExport else { throw NBDClientError("protocol error: NBD_OPT_GO acknowledged without NBD_INFO_EXPORT") }
                 return try export.validated()
             case NBD.Reply.errUnsup:
+                // proto.md: a server that acknowledges extended headers "MUST also support
+                // NBD_OPT_GO", and the client "MUST NOT use NBD_OPT_EXPORT_NAME" after them.
+                if export.extendedHeaders {
+                    throw NBDClientError("protocol error: NBD_OPT_GO refused after NBD_OPT_EXTENDED_HEADERS was acknowledged")
+                }
                 // A server from before NBD_OPT_GO (proto.md: fall back to NBD_OPT_EXPORT_NAME).
                 return try exportName(export)
             case NBD.Reply.errUnknown:
