@@ -39,7 +39,7 @@ public final class NBDClient: @unchecked Sendable {
     public let uri: NBDURI
     public let export: Export
     public let timeout: Double
-    private let socket: NBDClientSocket
+    private let socket: NBDClientTransport
     private let log: @Sendable (String) -> Void
     /// What the death line says happens next ("every request to it now fails with EIO").
     private let afterDeath: String
@@ -88,10 +88,12 @@ public final class NBDClient: @unchecked Sendable {
         self.slots = DispatchSemaphore(value: max(1, maxInFlight))
         // Every failure names the URI: "nbd+unix:///?socket=/s: cannot connect to /s: ...".
         do {
-            let socket = try NBDClientSocket.connect(uri.transport, timeout: timeout)
-            self.socket = socket
-            var handshake = NBDClientHandshake(socket: socket, exportName: uri.exportName, deadline: Date().addingTimeInterval(timeout))
+            let tls = try uri.tls.map { _ in try NBDClientTLS.make(uri) }
+            let plain = try NBDClientSocket.connect(uri.transport, timeout: timeout)
+            var handshake = NBDClientHandshake(socket: plain, exportName: uri.exportName, deadline: Date().addingTimeInterval(timeout),
+                                               tls: tls)
             export = try handshake.run()
+            socket = handshake.socket
         } catch let e as NBDClientError {
             throw NBDClientError("\(uri): \(e.message)")
         }
