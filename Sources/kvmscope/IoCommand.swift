@@ -25,7 +25,7 @@ struct IoCommand: ParsableCommand {
           blkdebug: Resuming request 'A'
           wrote 4096/4096 bytes at offset 0
           4 KiB, 1 ops; 00.00 sec (3.688 MiB/sec and 944.1631 ops/sec)
-        IMAGE may also be an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH), as for qemu-io: the same commands and rules, on the upstream's export (its size, read-only flag and commands; flushes forwarded). Its format is probed like a file's and anything but raw is refused; with -f raw the bytes are taken as they are.
+        IMAGE may also be an NBD URI (nbd://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, or through TLS nbds://… and nbds+unix://… with ?tls-certificates=DIR holding ca-cert.pem and, for servers that check clients, client-cert.pem and client-key.pem), as for qemu-io: the same commands and rules, on the upstream's export (its size, read-only flag and commands; flushes forwarded). Its format is probed like a file's and anything but raw is refused; with -f raw the bytes are taken as they are.
           $ kvmscope io 'nbd+unix:///?socket=/tmp/q.sock' -c 'read -P 0 0 64k'
         Exit status: 0 every command succeeded, 1 a command failed (or the image or rules were refused: not raw, locked, bad rules), 2 usage error.
         """

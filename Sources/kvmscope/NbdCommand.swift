@@ -60,7 +60,7 @@ struct NbdServeCommand: ParsableCommand {
           nbds://127.0.0.1:10809
           $ qemu-io --object tls-creds-x509,id=tls0,endpoint=client,dir=/etc/pki/qemu --image-opts driver=nbd,host=127.0.0.1,port=10809,tls-creds=tls0 -c 'read 0 4k'
 
-        Proxy mode: --upstream nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH forwards every request to that NBD server (qemu-nbd serving a qcow2, nbdkit, remote storage) with the rules applied on the way; the export has the upstream's size, read-only flag, block sizes, and only the commands the upstream offers. Flushes are forwarded and answered after the upstream's reply. When the upstream goes away, requests fail with EIO (one log line says why); nothing waits for ever. With --upstream-reconnect SECONDS (QEMU's reconnect-delay) kvmscope connects again in the background, and requests wait up to SECONDS for the new connection and are resent on it; an upstream that comes back with another size or other flags is not used.
+        Proxy mode: --upstream nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH (through TLS: nbds://… or nbds+unix://… with ?tls-certificates=DIR, QEMU's layout: ca-cert.pem, client-cert.pem, client-key.pem) forwards every request to that NBD server (qemu-nbd serving a qcow2, nbdkit, remote storage) with the rules applied on the way; the export has the upstream's size, read-only flag, block sizes, and only the commands the upstream offers. Flushes are forwarded and answered after the upstream's reply. When the upstream goes away, requests fail with EIO (one log line says why); nothing waits for ever. With --upstream-reconnect SECONDS (QEMU's reconnect-delay) kvmscope connects again in the background, and requests wait up to SECONDS for the new connection and are resent on it; an upstream that comes back with another size or other flags is not used.
           $ qemu-nbd -f qcow2 -k /tmp/q.sock disk.qcow2 &
           $ kvmscope nbd serve --upstream 'nbd+unix:///?socket=/tmp/q.sock' --rules write-eio.cfg
         Exit status: 0 stopped by a signal, 1 failure (rules, image, address), 2 usage error.
@@ -70,7 +70,7 @@ struct NbdServeCommand: ParsableCommand {
     @Argument(help: "Raw disk image to serve (or --upstream).")
     var image: String?
 
-    @Option(help: "Serve this NBD server's export instead of an image: nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH.")
+    @Option(help: "Serve this NBD server's export instead of an image: nbd://HOST[:PORT]/EXPORT or nbd+unix:///EXPORT?socket=PATH (nbds://, nbds+unix:// for TLS).")
     var upstream: String?
 
     @Option(help: "Seconds an upstream may take to answer a request (no byte received) before it is given up on.")
@@ -348,6 +348,7 @@ struct NbdServeCommand: ParsableCommand {
         for (flag, name) in [(F.sendFlush, "flush"), (F.sendFUA, "fua"), (F.sendTrim, "trim"), (F.sendWriteZeroes, "write-zeroes")]
         where e.has(flag) { parts.append(name) }
         if e.allocationContext != nil { parts.append("base:allocation") }
+        if e.extendedHeaders { parts.append("extended-headers") }
         parts.append("blocks \(e.minimumBlockSize)/\(e.preferredBlockSize)/\(e.maximumPayload)")
         return "upstream: " + parts.joined(separator: " ")
     }

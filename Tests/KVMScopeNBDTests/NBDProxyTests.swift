@@ -233,7 +233,7 @@ final class BackgroundPeer {
     }
 
     @Test func refusesUnsupportedUpstreamURIsWithOneLineAndExit2() throws {
-        for uri in ["nbds://127.0.0.1/", "nbd+unix:///", "nbd://h/?tls-type=x509"] {
+        for uri in ["nbds://127.0.0.1/?tls-type=psk", "nbd+unix:///", "nbd://h/?tls-type=x509"] {
             let r = try CLIRunner.run(["nbd", "serve", "--upstream", uri])
             #expect(r.status == 2, "\(uri)")
             #expect(r.stderr.split(separator: "\n").count == 1, "\(uri): \(r.stderr)")

@@ -26,10 +26,19 @@ import Testing
 
     @Test func refusesWhatTheClientDoesNotDoWithOneUsageLine() {
         let refused: [(String, String)] = [
-            ("nbds://example.com/", "TLS"),
-            ("nbds+unix:///?socket=s", "TLS"),
             ("nbd+vsock://1:10809/", "vsock"),
-            ("nbd://example.com/?tls-type=x509", "TLS"),
+            ("nbds+vsock://1:10809/", "vsock"),
+            // tls-* without nbds would be met in the clear; PSK and anonymous TLS are not done.
+            ("nbd://example.com/?tls-type=x509", "tls-type is for nbds:// or nbds+unix://"),
+            ("nbd+unix:///?socket=s&tls-certificates=/d", "tls-certificates is for nbds://"),
+            ("nbds://h/?tls-type=psk", "X.509 only"),
+            ("nbds://h/?tls-type=anon", "X.509 only"),
+            ("nbds://h/?tls-psk-file=keys.psk", "TLS-PSK"),
+            ("nbds://h/?tls-verify-peer=maybe", "0 or 1"),
+            ("nbds://h/?tls-certificates=", "needs a directory"),
+            ("nbds://h/?tls-frobnicate=1", "unknown query parameter tls-frobnicate"),
+            ("nbds+unix:///", "needs ?socket=PATH"),
+            ("nbds://alice@h/", "TLS-PSK"),
             ("nbd://example.com/?x-foo=1", "unknown query parameter x-foo"),
             ("nbd+unix:///", "needs ?socket=PATH"),
             ("nbd+unix://host/?socket=s", "takes no host"),
@@ -61,6 +70,16 @@ import Testing
                 Issue.record("\(text): \(error)")
             }
         }
+    }
+
+    @Test func parsesTheTLSForms() throws {
+        let a = try NBDURI.parse("nbds://example.com:10810/disk?tls-certificates=/etc/pki/qemu&tls-verify-peer=1")
+        #expect(a.transport == .tcp(host: "example.com", port: 10810) && a.exportName == "disk")
+        #expect(a.tls == NBDURI.TLS(certificates: "/etc/pki/qemu", verifyPeer: true, hostname: nil))
+        let b = try NBDURI.parse("NBDS+UNIX:///x?socket=/run/q.sock&tls-hostname=store1&tls-verify-peer=0&tls-type=x509")
+        #expect(b.transport == .unix(path: "/run/q.sock") && b.exportName == "x")
+        #expect(b.tls == NBDURI.TLS(certificates: nil, verifyPeer: false, hostname: "store1"))
+        #expect(try NBDURI.parse("nbd://example.com/").tls == nil)
     }
 
     @Test func tellsURIsFromFileNames() {

@@ -27,6 +27,9 @@ public final class NBDClient: @unchecked Sendable {
         /// The largest payload to send or ask for (the upstream's maximum, at most 32 MiB).
         public var maximumPayload: UInt32 = NBD.maximumPayload
         public var structuredReplies = false
+        /// NBD_OPT_EXTENDED_HEADERS was acknowledged: 32-byte request and reply headers with
+        /// 64-bit lengths both ways (proto.md "Request message", "Extended reply chunk message").
+        public var extendedHeaders = false
         /// The id of `base:allocation` when the upstream agreed to it.
         public var allocationContext: UInt32?
 
@@ -36,7 +39,7 @@ public final class NBDClient: @unchecked Sendable {
     public let uri: NBDURI
     public let export: Export
     public let timeout: Double
-    private let socket: NBDClientSocket
+    private let socket: NBDClientTransport
     private let log: @Sendable (String) -> Void
     /// What the death line says happens next ("every request to it now fails with EIO").
     private let afterDeath: String
@@ -56,7 +59,7 @@ public final class NBDClient: @unchecked Sendable {
     final class Slot {
         let command: NBD.Command
         let offset: UInt64
-        let length: UInt32
+        let length: UInt64
         let buffer: UnsafeMutableRawBufferPointer?
         let done = DispatchSemaphore(value: 0)
         var errno: Int32 = 0
@@ -65,7 +68,7 @@ public final class NBDClient: @unchecked Sendable {
         var receiving = false
         var finished = false
 
-        init(command: NBD.Command, offset: UInt64, length: UInt32, buffer: UnsafeMutableRawBufferPointer?) {
+        init(command: NBD.Command, offset: UInt64, length: UInt64, buffer: UnsafeMutableRawBufferPointer?) {
             self.command = command
             self.offset = offset
             self.length = length
@@ -85,10 +88,12 @@ public final class NBDClient: @unchecked Sendable {
         self.slots = DispatchSemaphore(value: max(1, maxInFlight))
         // Every failure names the URI: "nbd+unix:///?socket=/s: cannot connect to /s: ...".
         do {
-            let socket = try NBDClientSocket.connect(uri.transport, timeout: timeout)
-            self.socket = socket
-            var handshake = NBDClientHandshake(socket: socket, exportName: uri.exportName, deadline: Date().addingTimeInterval(timeout))
+            let tls = try uri.tls.map { _ in try NBDClientTLS.make(uri) }
+            let plain = try NBDClientSocket.connect(uri.transport, timeout: timeout)
+            var handshake = NBDClientHandshake(socket: plain, exportName: uri.exportName, deadline: Date().addingTimeInterval(timeout),
+                                               tls: tls)
             export = try handshake.run()
+            socket = handshake.socket
         } catch let e as NBDClientError {
             throw NBDClientError("\(uri): \(e.message)")
         }
@@ -113,7 +118,7 @@ public final class NBDClient: @unchecked Sendable {
         lock.unlock()
         guard alive else { return }
         var header: [UInt8] = []
-        Self.appendRequest(&header, flags: 0, command: .disconnect, cookie: 0, offset: 0, length: 0)
+        Self.appendRequest(&header, extended: export.extendedHeaders, flags: 0, command: .disconnect, cookie: 0, offset: 0, length: 0)
         sendLock.lock()
         _ = header.withUnsafeBytes { socket.sendAll($0, stillWaiting: { false }) }
         sendLock.unlock()
@@ -126,10 +131,26 @@ public final class NBDClient: @unchecked Sendable {
 
     /// Sends one request and waits for its reply: errno 0 or the upstream's error as a host
     /// errno; EIO when the connection is (or goes) dead. `payload` for WRITE, `into` for READ
-    /// (exactly `length` bytes), extents for BLOCK_STATUS.
-    public func perform(_ command: NBD.Command, flags: UInt16 = 0, offset: UInt64, length: UInt32,
+    /// (exactly `length` bytes), extents for BLOCK_STATUS. A length above 32 bits goes out only
+    /// with extended headers; without them a BLOCK_STATUS length (a hint, proto.md) is cut to
+    /// below 2 GiB, and any other is EINVAL.
+    public func perform(_ command: NBD.Command, flags: UInt16 = 0, offset: UInt64, length: UInt64,
                         payload: UnsafeRawBufferPointer? = nil, into buffer: UnsafeMutableRawBufferPointer? = nil)
         -> (errno: Int32, extents: [BlockExtent]) {
+        var length = length
+        // QEMU's client asks at most INT_MAX aligned down to the block size in a compact block
+        // status request (block/nbd.c nbd_client_co_block_status), not 4 GiB - 1: nbdkit 1.32
+        // aborts on a count near 2^32 (protocol.c extents_to_block_descriptors: "Assertion
+        // `e.length <= length' failed", seen with the memory plugin on an 8 GiB export).
+        let compactStatusLength = UInt64(1 << 31) - UInt64(export.minimumBlockSize)   // a power of two, setBlockSizes checked
+        if !export.extendedHeaders && command == .blockStatus && length > compactStatusLength {
+            length = compactStatusLength
+        }
+        if !export.extendedHeaders && length > UInt64(UInt32.max) { return (EINVAL, []) }
+        // The reader fills `buffer` from replies and reports runs as Int64: the sizes must hold.
+        guard length <= UInt64(Int64.max),
+              command != .read || buffer.map({ UInt64($0.count) == length }) == true,
+              command != .write || UInt64(payload?.count ?? 0) == length else { return (EINVAL, []) }
         slots.wait()
         defer { slots.signal() }
         let slot = Slot(command: command, offset: offset, length: length, buffer: buffer)
@@ -142,8 +163,9 @@ public final class NBDClient: @unchecked Sendable {
         lock.unlock()
 
         var header: [UInt8] = []
-        header.reserveCapacity(28)
-        Self.appendRequest(&header, flags: flags, command: command, cookie: cookie, offset: offset, length: length)
+        header.reserveCapacity(32)
+        Self.appendRequest(&header, extended: export.extendedHeaders, flags: flags, command: command, cookie: cookie,
+                           offset: offset, length: length)
         sendLock.lock()
         var e = header.withUnsafeBytes { socket.sendAll($0, stillWaiting: sendMayWait) }
         if e == 0, let payload, payload.count > 0 { e = socket.sendAll(payload, stillWaiting: sendMayWait) }
@@ -161,13 +183,18 @@ public final class NBDClient: @unchecked Sendable {
         return failure == nil && Date().timeIntervalSince(lastProgress) < timeout
     }
 
-    static func appendRequest(_ b: inout [UInt8], flags: UInt16, command: NBD.Command, cookie: UInt64, offset: UInt64, length: UInt32) {
-        BigEndian.append(NBD.requestMagic, to: &b)
-        BigEndian.append(flags, to: &b)
+    /// A request header (proto.md "Request message"): 28 bytes compact, 32 extended. With
+    /// extended headers a WRITE "MUST use the flag NBD_CMD_FLAG_PAYLOAD_LEN" (its length is then
+    /// the payload's); no other command here sends a payload. `length` fits 32 bits when compact
+    /// (`perform` saw to it).
+    static func appendRequest(_ b: inout [UInt8], extended: Bool, flags: UInt16, command: NBD.Command, cookie: UInt64,
+                              offset: UInt64, length: UInt64) {
+        BigEndian.append(extended ? NBD.extendedRequestMagic : NBD.requestMagic, to: &b)
+        BigEndian.append(extended && command == .write ? flags | NBD.CommandFlag.payloadLength : flags, to: &b)
         BigEndian.append(command.rawValue, to: &b)
         BigEndian.append(cookie, to: &b)
         BigEndian.append(offset, to: &b)
-        BigEndian.append(length, to: &b)
+        if extended { BigEndian.append(length, to: &b) } else { BigEndian.append(UInt32(truncatingIfNeeded: length), to: &b) }
     }
 
     /// Declares the connection dead: every request not being received into fails with EIO, the
@@ -271,6 +298,7 @@ public final class NBDClient: @unchecked Sendable {
     }
 
     private func readReply() throws {
+        if export.extendedHeaders { return try readExtendedReply() }
         let magicBytes = try receive(4)
         let magic = BigEndian.read(UInt32.self, magicBytes, at: 0)
         if magic == NBD.simpleReplyMagic {
@@ -286,23 +314,55 @@ public final class NBDClient: @unchecked Sendable {
             }
             return complete(cookie, s, errno: Self.hostErrno(error))
         }
+        if magic == NBD.extendedReplyMagic {
+            throw Violation(message: "an extended reply header, but NBD_OPT_EXTENDED_HEADERS was not negotiated")
+        }
         guard magic == NBD.structuredReplyMagic else {
             throw Violation(message: "reply magic 0x\(String(magic, radix: 16))")
         }
         let h = try receive(16)
-        let flags = BigEndian.read(UInt16.self, h, at: 0)
-        let type = BigEndian.read(UInt16.self, h, at: 2)
         let cookie = BigEndian.read(UInt64.self, h, at: 4)
-        let length = BigEndian.read(UInt32.self, h, at: 12)
+        try chunk(flags: BigEndian.read(UInt16.self, h, at: 0), type: BigEndian.read(UInt16.self, h, at: 2), cookie: cookie,
+                  slot: try slot(cookie), length: UInt64(BigEndian.read(UInt32.self, h, at: 12)))
+    }
+
+    /// proto.md "Extended reply chunk message": every reply is a 32-byte chunk header ("the
+    /// server MUST NOT use simple replies"), whose offset "MUST match the offset of the client's
+    /// request" and whose length is 64 bits (checked per chunk type before anything is read).
+    private func readExtendedReply() throws {
+        // The magic first: a shorter simple reply must be named at once, not waited on for the
+        // 32 bytes an extended header has.
+        let magic = BigEndian.read(UInt32.self, try receive(4), at: 0)
+        guard magic == NBD.extendedReplyMagic else {
+            let what = magic == NBD.simpleReplyMagic ? "a simple reply" : magic == NBD.structuredReplyMagic ? "a structured reply"
+                : "reply magic 0x\(String(magic, radix: 16))"
+            throw Violation(message: "\(what) after extended headers were negotiated")
+        }
+        let h = try receive(28)
+        let cookie = BigEndian.read(UInt64.self, h, at: 4)
         let s = try slot(cookie)
+        let offset = BigEndian.read(UInt64.self, h, at: 12)
+        guard offset == s.offset else {
+            throw Violation(message: "a reply for cookie \(cookie) at offset \(offset), but its \(s.command.name) request was at \(s.offset)")
+        }
+        try chunk(flags: BigEndian.read(UInt16.self, h, at: 0), type: BigEndian.read(UInt16.self, h, at: 2), cookie: cookie,
+                  slot: s, length: BigEndian.read(UInt64.self, h, at: 20))
+    }
+
+    /// One structured or extended reply chunk (proto.md "Structured reply types"); `length` is
+    /// the header's, bounded here for each type before any byte of the payload is read.
+    private func chunk(flags: UInt16, type: UInt16, cookie: UInt64, slot s: Slot, length: UInt64) throws {
+        let extended = export.extendedHeaders
         switch type {
         case NBD.ReplyType.none:
             guard length == 0 else { throw Violation(message: "NBD_REPLY_TYPE_NONE with \(length) bytes") }
         case NBD.ReplyType.offsetData:
-            guard s.command == .read, length > 8 else { throw Violation(message: "NBD_REPLY_TYPE_OFFSET_DATA of \(length) bytes for \(s.command.name)") }
+            guard s.command == .read, length > 8, length - 8 <= s.length else {
+                throw Violation(message: "NBD_REPLY_TYPE_OFFSET_DATA of \(length) bytes for \(s.command.name) of \(s.length)")
+            }
             let offset = BigEndian.read(UInt64.self, try receive(8), at: 0)
-            let count = UInt64(length - 8)
-            guard offset >= s.offset, offset - s.offset <= UInt64(s.length), count <= UInt64(s.length) - (offset - s.offset) else {
+            let count = length - 8
+            guard offset >= s.offset, offset - s.offset <= s.length, count <= s.length - (offset - s.offset) else {
                 throw Violation(message: "read data at \(offset)+\(count) outside the request \(s.offset)+\(s.length)")
             }
             try receiveData(s, at: Int(offset - s.offset), count: Int(count))
@@ -312,20 +372,39 @@ public final class NBDClient: @unchecked Sendable {
             let b = try receive(12)
             let offset = BigEndian.read(UInt64.self, b, at: 0)
             let count = UInt64(BigEndian.read(UInt32.self, b, at: 8))
-            guard offset >= s.offset, offset - s.offset <= UInt64(s.length), count <= UInt64(s.length) - (offset - s.offset) else {
+            guard offset >= s.offset, offset - s.offset <= s.length, count <= s.length - (offset - s.offset) else {
                 throw Violation(message: "hole at \(offset)+\(count) outside the request \(s.offset)+\(s.length)")
             }
             let at = Int(offset - s.offset)
             memset(s.buffer!.baseAddress! + at, 0, Int(count))
             s.covered += count
         case NBDClient.replyTypeBlockStatus:
+            // proto.md: "a server may only use this type if extended headers were not negotiated".
+            guard !extended else { throw Violation(message: "NBD_REPLY_TYPE_BLOCK_STATUS after extended headers were negotiated") }
             guard s.command == .blockStatus, length >= 12, (length - 4) % 8 == 0, length <= NBDClient.maximumStatusReply else {
                 throw Violation(message: "NBD_REPLY_TYPE_BLOCK_STATUS of \(length) bytes for \(s.command.name)")
             }
             let b = try receive(Int(length))
             let context = BigEndian.read(UInt32.self, b, at: 0)
             if context == export.allocationContext && s.extents.isEmpty {
-                s.extents = Self.extents(b, requested: UInt64(s.length))
+                s.extents = Self.extents(b, requested: s.length)
+                if s.extents.isEmpty { s.errno = EIO }
+            }
+        case NBDClient.replyTypeBlockStatusExtended:
+            // proto.md: "MUST NOT be used unless extended headers were negotiated"; *length* is
+            // 8 + 16 per descriptor, and the descriptor count field says how many.
+            guard extended else { throw Violation(message: "NBD_REPLY_TYPE_BLOCK_STATUS_EXT without extended headers") }
+            guard s.command == .blockStatus, length >= 24, (length - 8) % 16 == 0, length <= NBDClient.maximumStatusReplyExtended else {
+                throw Violation(message: "NBD_REPLY_TYPE_BLOCK_STATUS_EXT of \(length) bytes for \(s.command.name)")
+            }
+            let b = try receive(Int(length))
+            let context = BigEndian.read(UInt32.self, b, at: 0)
+            let count = BigEndian.read(UInt32.self, b, at: 4)
+            guard UInt64(count) == (length - 8) / 16 else {
+                throw Violation(message: "NBD_REPLY_TYPE_BLOCK_STATUS_EXT of \(length) bytes says \(count) descriptors")
+            }
+            if context == export.allocationContext && s.extents.isEmpty {
+                s.extents = try Self.extendedExtents(b, requested: s.length)
                 if s.extents.isEmpty { s.errno = EIO }
             }
         default:
@@ -334,7 +413,7 @@ public final class NBDClient: @unchecked Sendable {
             }
             // NBD_REPLY_TYPE_ERROR, _ERROR_OFFSET and error types this client does not know:
             // all begin with the error value (proto.md "Structured reply types").
-            guard length >= 4, length <= NBDClient.maximumErrorReply else { throw Violation(message: "error chunk of \(length) bytes") }
+            guard length >= 4, length <= UInt64(NBDClient.maximumErrorReply) else { throw Violation(message: "error chunk of \(length) bytes") }
             let b = try receive(Int(length))
             let error = BigEndian.read(UInt32.self, b, at: 0)
             if s.errno == 0 { s.errno = error == 0 ? EIO : Self.hostErrno(error) }
@@ -343,7 +422,7 @@ public final class NBDClient: @unchecked Sendable {
             lock.lock(); s.receiving = false; lock.unlock()
             return
         }
-        if s.errno == 0 && s.command == .read && s.covered != UInt64(s.length) {
+        if s.errno == 0 && s.command == .read && s.covered != s.length {
             s.errno = EIO   // proto.md: a successful read reply covers the whole request
         }
         if s.errno == 0 && s.command == .blockStatus && s.extents.isEmpty { s.errno = EIO }
@@ -352,8 +431,12 @@ public final class NBDClient: @unchecked Sendable {
 
     static let replyTypeOffsetHole: UInt16 = 2
     static let replyTypeBlockStatus: UInt16 = 5
-    /// A block-status chunk for one context: 4 + 8 bytes per run; more than 128 Ki runs is not a real server.
-    static let maximumStatusReply: UInt32 = 4 + 8 * (128 << 10)
+    static let replyTypeBlockStatusExtended: UInt16 = 6
+    /// A block-status chunk for one context: 4 + 8 bytes per run; more than 128 Ki runs is not a
+    /// real server (QEMU's sends at most 128 Ki, nbd/server.c NBD_MAX_BLOCK_STATUS_EXTENTS).
+    static let maximumStatusReply: UInt64 = 4 + 8 * (128 << 10)
+    /// The same 128 Ki runs as NBD_REPLY_TYPE_BLOCK_STATUS_EXT: 8 + 16 bytes per run.
+    static let maximumStatusReplyExtended: UInt64 = 8 + 16 * (128 << 10)
     static let maximumErrorReply: UInt32 = 64 << 10
 
     /// base:allocation descriptors as runs, cut at the requested length (the last one may go
@@ -369,6 +452,29 @@ public final class NBDClient: @unchecked Sendable {
             guard length > 0 else { break }
             let run = min(length, requested - total)
             out.append(BlockExtent(length: Int64(run), isHole: flags & 1 != 0, readsAsZeroes: flags & 2 != 0))
+            total += run
+        }
+        return out
+    }
+
+    /// NBD_REPLY_TYPE_BLOCK_STATUS_EXT's 64-bit (length, status) descriptors after the context
+    /// id and count, as `extents` does. base:allocation is a 32-bit context: proto.md says the
+    /// high half of its status "MUST be all zeroes", so other bits are a broken server.
+    /// `requested` is at most Int64.max (`perform`), so every run fits an Int64.
+    static func extendedExtents(_ b: [UInt8], requested: UInt64) throws -> [BlockExtent] {
+        var out: [BlockExtent] = []
+        var total: UInt64 = 0
+        var at = 8
+        while at + 16 <= b.count && total < requested {
+            let length = BigEndian.read(UInt64.self, b, at: at)
+            let status = BigEndian.read(UInt64.self, b, at: at + 8)
+            at += 16
+            guard status >> 32 == 0 else {
+                throw Violation(message: "base:allocation status 0x\(String(status, radix: 16)) has bits above 32")
+            }
+            guard length > 0 else { break }
+            let run = min(length, requested - total)
+            out.append(BlockExtent(length: Int64(run), isHole: status & 1 != 0, readsAsZeroes: status & 2 != 0))
             total += run
         }
         return out

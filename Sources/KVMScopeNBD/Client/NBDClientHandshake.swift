@@ -1,13 +1,17 @@
 import Foundation
 
 /// The client side of the fixed-newstyle handshake (proto.md "Fixed newstyle negotiation"):
-/// NBD_OPT_STRUCTURED_REPLY, NBD_OPT_SET_META_CONTEXT for `base:allocation` (when structured
-/// replies are on), then NBD_OPT_GO with NBD_INFO_BLOCK_SIZE — or, from a server that does not
-/// know NBD_OPT_GO, NBD_OPT_EXPORT_NAME.
+/// NBD_OPT_EXTENDED_HEADERS, else NBD_OPT_STRUCTURED_REPLY; NBD_OPT_SET_META_CONTEXT for
+/// `base:allocation` (when either is on), then NBD_OPT_GO with NBD_INFO_BLOCK_SIZE — or, from a
+/// server that does not know NBD_OPT_GO (and so not extended headers), NBD_OPT_EXPORT_NAME.
 struct NBDClientHandshake {
-    let socket: NBDClientSocket
+    /// The plain socket until NBD_OPT_STARTTLS is acknowledged, then TLS over it.
+    private(set) var socket: NBDClientTransport
+    private let plain: NBDClientSocket
     let exportName: String
     let deadline: Date
+    /// From an `nbds` URI: TLS first, or no connection at all.
+    let tls: NBDClientTLS?
     private var noZeroes = false
 
     /// Option replies are small (an info block, a context name); a longer one is not a real server.
@@ -17,10 +21,12 @@ struct NBDClientHandshake {
     static let oldstyleMagic: UInt64 = 0x0000_4202_8186_1253
     static let repMetaContext: UInt32 = 4
 
-    init(socket: NBDClientSocket, exportName: String, deadline: Date) {
+    init(socket: NBDClientSocket, exportName: String, deadline: Date, tls: NBDClientTLS? = nil) {
         self.socket = socket
+        plain = socket
         self.exportName = exportName
         self.deadline = deadline
+        self.tls = tls
     }
 
     private func stillWaiting() -> Bool { Date() < deadline }
@@ -85,12 +91,25 @@ struct NBDClientHandshake {
         var clientFlags: [UInt8] = []
         BigEndian.append(NBD.ClientFlag.fixedNewstyle | (noZeroes ? NBD.ClientFlag.noZeroes : 0), to: &clientFlags)
         try send(clientFlags)
+        if let tls { try startTLS(tls) }
 
         var export = NBDClient.Export(size: 0, transmissionFlags: 0)
-        try sendOption(.structuredReply, [])
-        let sr = try receiveReply(for: .structuredReply)
-        export.structuredReplies = sr.type == NBD.Reply.ack
-        if export.structuredReplies { export.allocationContext = try negotiateAllocation() }
+        // Extended headers first, as QEMU's client does (nbd/client.c nbd_start_negotiate): they
+        // take precedence over structured replies (proto.md "NBD_OPT_EXTENDED_HEADERS"). A server
+        // from before them (qemu-nbd < 8.2, nbdkit < 1.36) answers NBD_REP_ERR_UNSUP; any error
+        // reply means compact headers, and structured replies are asked for instead.
+        try sendOption(.extendedHeaders, [])
+        let eh = try receiveReply(for: .extendedHeaders)
+        guard eh.type == NBD.Reply.ack || eh.type & NBD.Reply.errorBit != 0 else {
+            throw NBDClientError("protocol error: reply type \(eh.type) to NBD_OPT_EXTENDED_HEADERS")
+        }
+        export.extendedHeaders = eh.type == NBD.Reply.ack
+        if !export.extendedHeaders {
+            try sendOption(.structuredReply, [])
+            let sr = try receiveReply(for: .structuredReply)
+            export.structuredReplies = sr.type == NBD.Reply.ack
+        }
+        if export.structuredReplies || export.extendedHeaders { export.allocationContext = try negotiateAllocation() }
 
         var go: [UInt8] = []
         BigEndian.append(UInt32(exportName.utf8.count), to: &go)
@@ -120,12 +139,17 @@ struct NBDClientHandshake {
                 guard haveExport else { throw NBDClientError("protocol error: NBD_OPT_GO acknowledged without NBD_INFO_EXPORT") }
                 return try export.validated()
             case NBD.Reply.errUnsup:
+                // proto.md: a server that acknowledges extended headers "MUST also support
+                // NBD_OPT_GO", and the client "MUST NOT use NBD_OPT_EXPORT_NAME" after them.
+                if export.extendedHeaders {
+                    throw NBDClientError("protocol error: NBD_OPT_GO refused after NBD_OPT_EXTENDED_HEADERS was acknowledged")
+                }
                 // A server from before NBD_OPT_GO (proto.md: fall back to NBD_OPT_EXPORT_NAME).
                 return try exportName(export)
             case NBD.Reply.errUnknown:
                 throw NBDClientError("has no export named '\(exportName)'\(Self.text(r.data))")
             case NBD.Reply.errTLSReqd:
-                throw NBDClientError("requires TLS, which kvmscope's NBD client does not do\(Self.text(r.data))")
+                throw NBDClientError("requires TLS\(Self.text(r.data)): use nbds:// or nbds+unix:// (tls-certificates=DIR for its CA)")
             case NBD.Reply.errPolicy:
                 throw NBDClientError("refused the export by policy\(Self.text(r.data))")
             default:
@@ -136,6 +160,23 @@ struct NBDClientHandshake {
             }
         }
         throw NBDClientError("protocol error: more than \(Self.maximumReplies) replies to NBD_OPT_GO")
+    }
+
+    /// NBD_OPT_STARTTLS as the first option (proto.md "Client-side requirements": a client that
+    /// wants TLS "SHOULD send NBD_OPT_STARTTLS as the first option", so that no option is haggled
+    /// in the clear, and "SHOULD terminate the session if the NBD_OPT_STARTTLS replies with an
+    /// error": an `nbds` URI never goes on in the clear). After the ACK every byte is TLS.
+    private mutating func startTLS(_ tls: NBDClientTLS) throws {
+        try sendOption(.startTLS, [])
+        let r = try receiveReply(for: .startTLS)
+        guard r.type == NBD.Reply.ack else {
+            let what = r.type == NBD.Reply.errUnsup ? "does not offer TLS (NBD_REP_ERR_UNSUP to NBD_OPT_STARTTLS)"
+                : r.type == NBD.Reply.errPolicy ? "refused NBD_OPT_STARTTLS by policy"
+                : "refused NBD_OPT_STARTTLS (reply 0x\(String(r.type, radix: 16)))"
+            throw NBDClientError("\(what)\(Self.text(r.data)); the URI asks for TLS, so kvmscope does not go on in the clear")
+        }
+        guard r.data.isEmpty else { throw NBDClientError("protocol error: NBD_OPT_STARTTLS acknowledged with \(r.data.count) bytes of data") }
+        socket = try NBDClientTLSTransport.start(over: plain, tls: tls, deadline: deadline)
     }
 
     /// NBD_OPT_SET_META_CONTEXT with one query: the id of base:allocation, nil if refused.

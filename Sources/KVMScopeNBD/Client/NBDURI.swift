@@ -16,10 +16,13 @@ public struct NBDClientError: KVMScopeFailure, Equatable {
 }
 
 /// An NBD URI as NetworkBlockDevice/nbd doc/uri.md defines it (RFC 3986 syntax), limited to
-/// what kvmscope's client does: `nbd://HOST[:PORT][/EXPORT]` and
-/// `nbd+unix:///[EXPORT]?socket=PATH`. Everything else — TLS (`nbds`, `nbds+unix`, `tls-*`
-/// parameters, which uri.md says a client without TLS must refuse), vsock, userinfo, abstract
-/// sockets, unknown query parameters (uri.md: "SHOULD be diagnosed") — is refused with one line.
+/// what kvmscope's client does: `nbd://HOST[:PORT][/EXPORT]`, `nbd+unix:///[EXPORT]?socket=PATH`,
+/// and their TLS forms `nbds://` and `nbds+unix://` (X.509; uri.md: "If encryption cannot be
+/// negotiated then the connection MUST fail") with libnbd's `tls-certificates=DIR` and uri.md's
+/// `tls-verify-peer`, `tls-hostname` and `tls-type=x509`. Everything else — PSK and anonymous
+/// TLS, `tls-*` on a scheme without TLS (which would connect in the clear), vsock, userinfo,
+/// abstract sockets, unknown query parameters (uri.md: "SHOULD be diagnosed") — is refused with
+/// one line.
 public struct NBDURI: Sendable, Equatable, CustomStringConvertible {
     public enum Transport: Sendable, Equatable {
         case tcp(host: String, port: Int)
@@ -27,6 +30,18 @@ public struct NBDURI: Sendable, Equatable, CustomStringConvertible {
     }
 
     public let transport: Transport
+    /// For `nbds`/`nbds+unix`: how to check the server (nil: no TLS).
+    public let tls: TLS?
+
+    public struct TLS: Sendable, Equatable {
+        /// `tls-certificates=DIR`: ca-cert.pem, and client-cert.pem/client-key.pem when present
+        /// (nil: the system's trusted CAs).
+        public var certificates: String?
+        /// `tls-verify-peer` (default 1, as uri.md says a client SHOULD).
+        public var verifyPeer = true
+        /// `tls-hostname`: the name the server's certificate must carry, instead of the URI's host.
+        public var hostname: String?
+    }
     /// The path without its leading `/`, percent-decoded (uri.md "NBD URI export name").
     public let exportName: String
     /// The URI as given, for messages.
@@ -53,14 +68,13 @@ public struct NBDURI: Sendable, Equatable, CustomStringConvertible {
         }
         let scheme = text[..<sep.lowerBound].lowercased()
         switch scheme {
-        case "nbd", "nbd+unix": break
-        case "nbds", "nbds+unix", "nbds+vsock":
-            throw refuse("TLS (\(scheme)://) is not supported by kvmscope's NBD client; use nbd:// or nbd+unix://")
-        case "nbd+vsock":
-            throw refuse("vsock is not supported by kvmscope's NBD client; use nbd:// or nbd+unix://")
+        case "nbd", "nbd+unix", "nbds", "nbds+unix": break
+        case "nbd+vsock", "nbds+vsock":
+            throw refuse("vsock is not supported by kvmscope's NBD client; use nbd:// or nbd+unix:// (nbds:// or nbds+unix:// for TLS)")
         default:
-            throw refuse("scheme \(scheme) is not an NBD scheme kvmscope takes (nbd, nbd+unix)")
+            throw refuse("scheme \(scheme) is not an NBD scheme kvmscope takes (nbd, nbd+unix, nbds, nbds+unix)")
         }
+        let wantsTLS = scheme.hasPrefix("nbds")
         var rest = text[sep.upperBound...]
         if rest.contains("#") { throw refuse("an NBD URI has no fragment (#...)") }
         var query: Substring = ""
@@ -87,26 +101,50 @@ public struct NBDURI: Sendable, Equatable, CustomStringConvertible {
             if params.contains(where: { $0.0 == key }) { throw refuse("query parameter \(key) is given twice") }
             params.append((key, value))
         }
-        for (key, _) in params where key != "socket" {
-            if key.hasPrefix("tls-") {
-                throw refuse("\(key): TLS is not supported by kvmscope's NBD client")
+        var tls = TLS()
+        for (key, value) in params where key != "socket" {
+            guard key.hasPrefix("tls-") else {
+                throw refuse("unknown query parameter \(key) (kvmscope takes socket=, and tls-certificates=, tls-verify-peer=, tls-hostname=, tls-type=x509 with nbds)")
             }
-            throw refuse("unknown query parameter \(key) (kvmscope takes only socket=, for nbd+unix)")
+            // tls-* with nbd:// would be a TLS wish silently met in the clear.
+            guard wantsTLS else { throw refuse("\(key) is for nbds:// or nbds+unix:// (\(scheme):// does not use TLS)") }
+            switch key {
+            case "tls-certificates":
+                guard !value.isEmpty, !value.utf8.contains(0) else { throw refuse("tls-certificates needs a directory") }
+                tls.certificates = value
+            case "tls-verify-peer":
+                switch value.lowercased() {
+                case "1", "true", "on", "yes": tls.verifyPeer = true
+                case "0", "false", "off", "no": tls.verifyPeer = false
+                default: throw refuse("tls-verify-peer must be 0 or 1")
+                }
+            case "tls-hostname":
+                guard !value.isEmpty, !value.utf8.contains(0) else { throw refuse("tls-hostname needs a name") }
+                tls.hostname = value
+            case "tls-type":
+                guard value.lowercased() == "x509" else {
+                    throw refuse("tls-type=\(value) is not supported by kvmscope's NBD client (X.509 only: tls-type=x509)")
+                }
+            case "tls-psk-file", "tls-username":
+                throw refuse("\(key): TLS-PSK is not supported by kvmscope's NBD client (X.509 only: tls-certificates=DIR)")
+            default:
+                throw refuse("unknown query parameter \(key) (kvmscope takes tls-certificates=, tls-verify-peer=, tls-hostname=, tls-type=x509)")
+            }
         }
         let socket = params.first { $0.0 == "socket" }?.1
-        if scheme == "nbd+unix" {
+        if scheme.hasSuffix("+unix") {
             guard authority.isEmpty else {
-                throw refuse("nbd+unix:// takes no host (write nbd+unix:///EXPORT?socket=PATH)")
+                throw refuse("\(scheme):// takes no host (write \(scheme):///EXPORT?socket=PATH)")
             }
-            guard let socket, !socket.isEmpty else { throw refuse("nbd+unix:// needs ?socket=PATH") }
+            guard let socket, !socket.isEmpty else { throw refuse("\(scheme):// needs ?socket=PATH") }
             if socket.utf8.first == 0 { throw refuse("abstract UNIX sockets are not supported") }
             if socket.utf8.contains(0) { throw refuse("the socket path cannot contain NUL") }
             // sockaddr_un.sun_path holds 108 bytes with the terminating NUL.
             if socket.utf8.count > 107 { throw refuse("the socket path is longer than 107 bytes (sockaddr_un's limit)") }
-            return NBDURI(transport: .unix(path: socket), exportName: exportName, text: text)
+            return NBDURI(transport: .unix(path: socket), tls: wantsTLS ? tls : nil, exportName: exportName, text: text)
         }
-        if socket != nil { throw refuse("socket= is for nbd+unix://, not nbd://") }
-        if authority.contains("@") { throw refuse("user names (user@host) are only for TLS, which kvmscope's client does not do") }
+        if socket != nil { throw refuse("socket= is for nbd+unix:// and nbds+unix://, not \(scheme)://") }
+        if authority.contains("@") { throw refuse("user names (user@host) are for TLS-PSK, which kvmscope's client does not do") }
         var host: Substring
         var portText: Substring?
         if authority.hasPrefix("[") {
@@ -124,7 +162,7 @@ public struct NBDURI: Sendable, Equatable, CustomStringConvertible {
             host = authority
         }
         guard !host.isEmpty, let hostName = percentDecode(host), !hostName.utf8.contains(0) else {
-            throw refuse("nbd:// needs a host (nbd://HOST[:PORT]/EXPORT)")
+            throw refuse("\(scheme):// needs a host (\(scheme)://HOST[:PORT]/EXPORT)")
         }
         var port = defaultPort
         if let portText, !portText.isEmpty {
@@ -133,7 +171,7 @@ public struct NBDURI: Sendable, Equatable, CustomStringConvertible {
             }
             port = p
         }
-        return NBDURI(transport: .tcp(host: hostName, port: port), exportName: exportName, text: text)
+        return NBDURI(transport: .tcp(host: hostName, port: port), tls: wantsTLS ? tls : nil, exportName: exportName, text: text)
     }
 
     /// RFC 3986 percent-decoding to UTF-8; nil for a bad escape or bytes that are not UTF-8.

@@ -45,7 +45,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
 
     /// One upstream request; with a reconnect delay, sent again on a new connection when the
     /// one it went out on died (at most three times, so a flapping upstream cannot hold it).
-    private func perform(_ command: NBD.Command, flags: UInt16 = 0, offset: UInt64, length: UInt32,
+    private func perform(_ command: NBD.Command, flags: UInt16 = 0, offset: UInt64, length: UInt64,
                          payload: UnsafeRawBufferPointer? = nil, into buffer: UnsafeMutableRawBufferPointer? = nil)
         -> (errno: Int32, extents: [BlockExtent]) {
         var c = client
@@ -81,7 +81,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
 
     public func read(offset: Int64, into buffer: UnsafeMutableRawBufferPointer) -> Int32 {
         inPieces(offset, buffer.count, piece: Int(export.maximumPayload)) { at, done, n in
-            perform(.read, offset: UInt64(at), length: UInt32(n),
+            perform(.read, offset: UInt64(at), length: UInt64(n),
                            into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<done + n])).errno
         }
     }
@@ -89,7 +89,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
     public func write(offset: Int64, from buffer: UnsafeRawBufferPointer, fua: Bool) -> Int32 {
         let flags = fua && capabilities.fua ? NBD.CommandFlag.fua : 0
         return inPieces(offset, buffer.count, piece: Int(export.maximumPayload)) { at, done, n in
-            perform(.write, flags: flags, offset: UInt64(at), length: UInt32(n),
+            perform(.write, flags: flags, offset: UInt64(at), length: UInt64(n),
                            payload: UnsafeRawBufferPointer(rebasing: buffer[done..<done + n])).errno
         }
     }
@@ -103,7 +103,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
             if fua && capabilities.fua { flags |= NBD.CommandFlag.fua }
             // The request length is 32 bits; 2 GiB pieces keep them whole multiples of any block size.
             return inPieces(offset, Int(length), piece: 1 << 31) { at, _, n in
-                perform(.writeZeroes, flags: flags, offset: UInt64(at), length: UInt32(n)).errno
+                perform(.writeZeroes, flags: flags, offset: UInt64(at), length: UInt64(n)).errno
             }
         }
         let piece = Int(min(Int64(export.maximumPayload), length, 1 << 20))
@@ -119,7 +119,7 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
     public func discard(offset: Int64, length: Int64) -> Int32 {
         guard length > 0, capabilities.trim else { return 0 }
         return inPieces(offset, Int(length), piece: 1 << 31) { at, _, n in
-            perform(.trim, offset: UInt64(at), length: UInt32(n)).errno
+            perform(.trim, offset: UInt64(at), length: UInt64(n)).errno
         }
     }
 
@@ -138,12 +138,15 @@ public final class NBDUpstreamDisk: LowerDisk, @unchecked Sendable {
         return newSize > size ? "Cannot grow NBD nodes" : nil
     }
 
-    /// The upstream's base:allocation, or "data" for all when it has none.
+    /// The upstream's base:allocation, or "data" for all when it has none. The whole range in
+    /// one query with extended headers (a 64-bit effect length, answered with
+    /// NBD_REPLY_TYPE_BLOCK_STATUS_EXT); without them the client cuts it to 32 bits. Either
+    /// answer may cover less than asked (proto.md allows it; the NBD client of `nbd serve`
+    /// that asked goes on from where the runs end).
     public func blockAllocation(offset: Int64, length: Int64) -> (errno: Int32, extents: [BlockExtent]) {
         guard length > 0 else { return (0, []) }
         guard export.allocationContext != nil else { return (0, [BlockExtent(length: length)]) }
-        let n = UInt32(min(length, Int64(UInt32.max)))
-        let r = perform(.blockStatus, offset: UInt64(offset), length: n)
+        let r = perform(.blockStatus, offset: UInt64(offset), length: UInt64(length))
         return (r.errno, r.errno == 0 ? r.extents : [])
     }
 }
