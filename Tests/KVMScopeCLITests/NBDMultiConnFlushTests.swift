@@ -34,16 +34,8 @@ private final class Connection {
     deinit { close(fd) }
 
     func be<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
-    func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-    func recv(_ n: Int) -> [UInt8]? {
-        var out = [UInt8](repeating: 0, count: n), got = 0
-        while got < n {
-            let r = out.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress! + got, n - got, 0) }
-            if r <= 0 { return nil }
-            got += r
-        }
-        return out
-    }
+    func send(_ bytes: [UInt8]) { SocketBytes.send(fd, bytes) }
+    func recv(_ n: Int) -> [UInt8]? { SocketBytes.recv(fd, n) }
     /// Sends one request and returns the simple reply's error (nil: no reply, or another cookie).
     func request(_ type: UInt16, cookie: UInt64, offset: UInt64 = 0, payload: [UInt8] = [], length: UInt32 = 0) -> UInt32? {
         send(be(UInt32(0x2560_9513)) + be(UInt16(0)) + be(type) + be(cookie) + be(offset) + be(payload.isEmpty ? length : UInt32(payload.count)) + payload)

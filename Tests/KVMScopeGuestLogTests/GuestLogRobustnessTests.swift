@@ -56,7 +56,7 @@ import KVMScopeCore
     }
 
     @Test func randomEditsOfRealLines() throws {
-        var rng = GuestFuzzRandom(seed: 0x6b766d73636f7065)
+        var rng = SeededRandom(seed: 0x6b766d73636f7065)
         let interesting: [UInt8] = Array("[]():,;.- 0123456789xX<>".utf8) + [0, 0x0D, 0xFF, 0x1B]
         for line in try Self.seedLines() where !line.isEmpty {
             for _ in 0..<60 {
@@ -89,18 +89,5 @@ import KVMScopeCore
                                   resized: false, location: GuestLogLocation(line: 1))
         #expect(e.bytes == nil)
         #expect(e.sectors == nil)
-    }
-}
-
-/// A small deterministic generator, so failures reproduce.
-struct GuestFuzzRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E3779B97F4A7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-        return z ^ (z >> 31)
     }
 }

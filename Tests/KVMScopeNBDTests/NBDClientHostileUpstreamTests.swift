@@ -41,16 +41,8 @@ import KVMScopeFaults
                 defer { close(fd) }
                 var tv = timeval(tv_sec: 10, tv_usec: 0)
                 setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                func send(_ b: [UInt8]) { _ = b.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-                func recv(_ n: Int) -> [UInt8]? {
-                    var out = [UInt8](repeating: 0, count: n), got = 0
-                    while got < n {
-                        let r = out.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress! + got, n - got, 0) }
-                        if r <= 0 { return nil }
-                        got += r
-                    }
-                    return out
-                }
+                func send(_ b: [UInt8]) { SocketBytes.send(fd, b) }
+                func recv(_ n: Int) -> [UInt8]? { SocketBytes.recv(fd, n) }
                 func optionReply(_ option: UInt32, _ type: UInt32, _ data: [UInt8] = []) {
                     send(W.be(NBD.optionReplyMagic) + W.be(option) + W.be(type) + W.be(UInt32(data.count)) + data)
                 }

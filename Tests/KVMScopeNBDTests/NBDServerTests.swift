@@ -187,17 +187,9 @@ final class TestServer {
             fd = -1
         }
         deinit { close() }
-        func send(_ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+        func send(_ bytes: [UInt8]) { SocketBytes.send(fd, bytes) }
         /// Exactly n bytes, or nil on EOF/timeout.
-        func recv(_ n: Int) -> [UInt8]? {
-            var out = [UInt8](repeating: 0, count: n), got = 0
-            while got < n {
-                let r = out.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress! + got, n - got, 0) }
-                if r <= 0 { return nil }
-                got += r
-            }
-            return out
-        }
+        func recv(_ n: Int) -> [UInt8]? { SocketBytes.recv(fd, n) }
         /// True when the server closed the connection (EOF within the timeout).
         func closedByServer() -> Bool {
             var b: UInt8 = 0

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KVMScopeTestSupport
 @testable import KVMScopeQMP
 
 /// The QMP reader's own JSON parser against the JSONDecoder it replaced: the same value, or
@@ -54,19 +55,7 @@ import Testing
         text.range(of: "(^|[^-0-9.])0[eE][1-9]($|[^0-9])", options: .regularExpression) != nil
     }
 
-    /// splitmix64: a reproducible stream for the generated documents.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
-    static func document(_ g: inout Seeded, depth: Int = 0) -> String {
+    static func document(_ g: inout SeededRandom, depth: Int = 0) -> String {
         func ws() -> String { ["", "", " ", "\n", "\t ", "\r\n"][Int.random(in: 0..<6, using: &g)] }
         func str() -> String {
             let pieces = ["a", "Z", " ", "é", "😀", "\\n", "\\\"", "\\\\", "\\/", "\\u0041", "\\u00e9", "\\ud83d\\ude00", "\\t", "device", "event"]
@@ -95,7 +84,7 @@ import Testing
 
     @Test(arguments: [1, 2, 3] as [UInt64])
     func randomDocumentsAndTheirMutationsAsJSONDecoder(seed: UInt64) {
-        var g = Seeded(state: seed)
+        var g = SeededRandom(seed: seed)
         let significant = Array("{}[],:\"\\-+.eE0123456789 tnfu\t".utf8)
         var accepted = 0
         for _ in 0..<1500 {
