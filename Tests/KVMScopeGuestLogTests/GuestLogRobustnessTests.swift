@@ -56,7 +56,7 @@ import KVMScopeCore
     }
 
     @Test func randomEditsOfRealLines() throws {
-        var rng = SeededRandom(seed: 0x6b766d73636f7065)
+        var rng = SplitMix64(seed: 0x6b766d73636f7065)
         let interesting: [UInt8] = Array("[]():,;.- 0123456789xX<>".utf8) + [0, 0x0D, 0xFF, 0x1B]
         for line in try Self.seedLines() where !line.isEmpty {
             for _ in 0..<60 {

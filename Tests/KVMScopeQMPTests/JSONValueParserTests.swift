@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import KVMScopeTestSupport
+import KVMScopeCore
 @testable import KVMScopeQMP
 
 /// The QMP reader's own JSON parser against the JSONDecoder it replaced: the same value, or
@@ -55,7 +56,7 @@ import KVMScopeTestSupport
         text.range(of: "(^|[^-0-9.])0[eE][1-9]($|[^0-9])", options: .regularExpression) != nil
     }
 
-    static func document(_ g: inout SeededRandom, depth: Int = 0) -> String {
+    static func document(_ g: inout SplitMix64, depth: Int = 0) -> String {
         func ws() -> String { ["", "", " ", "\n", "\t ", "\r\n"][Int.random(in: 0..<6, using: &g)] }
         func str() -> String {
             let pieces = ["a", "Z", " ", "é", "😀", "\\n", "\\\"", "\\\\", "\\/", "\\u0041", "\\u00e9", "\\ud83d\\ude00", "\\t", "device", "event"]
@@ -84,7 +85,7 @@ import KVMScopeTestSupport
 
     @Test(arguments: [1, 2, 3] as [UInt64])
     func randomDocumentsAndTheirMutationsAsJSONDecoder(seed: UInt64) {
-        var g = SeededRandom(seed: seed)
+        var g = SplitMix64(seed: seed)
         let significant = Array("{}[],:\"\\-+.eE0123456789 tnfu\t".utf8)
         var accepted = 0
         for _ in 0..<1500 {
