@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from trace_speed import run  # noqa: E402  (wall, CPU, status of one run)
+from trace_speed import timed_rounds  # noqa: E402  (interleaved rounds, medians table)
 
 
 def output(binary, command, path, *options):
@@ -26,22 +26,9 @@ def main():
         print(f"text and --json output identical between {new} and {old} on every input")
     print(f"load average before: {os.getloadavg()[0]:.2f}  rounds: {rounds}  cores: {os.cpu_count()}")
     for command, path in inputs:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:        # into the page cache before the first round
-            while f.read(1 << 24):
-                pass
-        samples = {name: [] for name, _ in builds}
-        for _ in range(rounds):
-            for name, binary in builds:
-                samples[name].append(run([binary, command, path]))
-        print(f"\n{command} {os.path.basename(path)}: {size / 1e6:.1f} MB")
-        print(f"  {'build':<6} {'CPU s':>8} {'wall s':>8} {'MB/s CPU':>9} {'MB/s wall':>9}")
-        medians = {}
-        for name, _ in builds:
-            cpu = statistics.median(s[1] for s in samples[name])
-            wall = statistics.median(s[0] for s in samples[name])
-            medians[name] = cpu
-            print(f"  {name:<6} {cpu:8.3f} {wall:8.3f} {size / 1e6 / cpu:9.0f} {size / 1e6 / wall:9.0f}")
+        tools = [(name, lambda f, b=binary: [b, command, f]) for name, binary in builds]
+        medians = {name: cpu for name, (cpu, _) in
+                   timed_rounds(path, f"{command} {os.path.basename(path)}", tools, rounds, "build", 6).items()}
         if old:
             print(f"  old / new CPU: {medians['old'] / medians['new']:.2f}x")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")

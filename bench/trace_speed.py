@@ -19,6 +19,29 @@ def run(argv, stdout=subprocess.DEVNULL):
     return wall, usage.ru_utime + usage.ru_stime, proc.returncode
 
 
+def timed_rounds(path, title, tools, rounds, column, width):
+    """Times every tool on `path` in interleaved rounds (each round runs every tool once, the
+    file in the page cache first) and prints a table of the medians; returns
+    {name: (CPU, wall)}. `tools` is [(name, argv_for_path)]."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:        # into the page cache before the first round
+        while f.read(1 << 24):
+            pass
+    samples = {name: [] for name, _ in tools}
+    for _ in range(rounds):
+        for name, argv in tools:
+            samples[name].append(run(argv(path)))
+    print(f"\n{title}: {size / 1e6:.1f} MB")
+    print(f"  {column:<{width}} {'CPU s':>8} {'wall s':>8} {'MB/s CPU':>9} {'MB/s wall':>9}")
+    medians = {}
+    for name, _ in tools:
+        cpu = statistics.median(s[1] for s in samples[name])
+        wall = statistics.median(s[0] for s in samples[name])
+        medians[name] = (cpu, wall)
+        print(f"  {name:<{width}} {cpu:8.3f} {wall:8.3f} {size / 1e6 / cpu:9.0f} {size / 1e6 / wall:9.0f}")
+    return medians
+
+
 def json_of(binary, path):
     return subprocess.run([binary, "trace", "--json", path], capture_output=True).stdout
 
@@ -46,22 +69,7 @@ def main():
     for name, cpu in startup.items():
         print(f"start-up, {name} trace --json of one line: {statistics.median(cpu) * 1000:.1f} ms CPU (median)")
     for path in inputs:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:        # into the page cache before the first round
-            while f.read(1 << 24):
-                pass
-        samples = {name: [] for name, _ in tools}
-        for _ in range(rounds):
-            for name, argv in tools:
-                samples[name].append(run(argv(path)))
-        print(f"\n{os.path.basename(path)}: {size / 1e6:.1f} MB")
-        print(f"  {'tool':<18} {'CPU s':>8} {'wall s':>8} {'MB/s CPU':>9} {'MB/s wall':>9}")
-        medians = {}
-        for name, _ in tools:
-            cpu = statistics.median(s[1] for s in samples[name])
-            wall = statistics.median(s[0] for s in samples[name])
-            medians[name] = (cpu, wall)
-            print(f"  {name:<18} {cpu:8.3f} {wall:8.3f} {size / 1e6 / cpu:9.0f} {size / 1e6 / wall:9.0f}")
+        medians = timed_rounds(path, os.path.basename(path), tools, rounds, "tool", 18)
         k_cpu, k_wall = medians["kvmscope"]
         for name, (cpu, wall) in medians.items():
             if name == "kvmscope":
